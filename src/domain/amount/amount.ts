@@ -1,0 +1,156 @@
+/**
+ * Exact decimal amounts of credits.
+ *
+ * Credits never touch binary floating point: an {@link Amount} is a signed integer count of
+ * 10^-12 credit units held in a `bigint`, so addition and comparison are exact and any number of
+ * integer digits is representable. Rounding happens only in {@link Amount.mulRatio}, and only
+ * where a caller names the rounding rule.
+ */
+
+/** Number of fractional decimal digits an amount carries exactly. */
+export const AMOUNT_SCALE = 12;
+const SCALE_FACTOR = 10n ** BigInt(AMOUNT_SCALE);
+/** Largest number of integer digits accepted from clients (the contract promises at least 15). */
+export const MAX_INTEGER_DIGITS = 20;
+
+const DECIMAL_PATTERN = /^(-)?(\d+)(?:\.(\d+))?$/;
+
+/** Why a string was refused as an amount; stable so callers can map it to an error message. */
+export type AmountParseFailure = 'not_a_decimal_string' | 'too_many_decimals' | 'too_large';
+
+/** An immutable exact decimal. Construct with {@link Amount.parse} or {@link Amount.fromUnits}. */
+export class Amount {
+  /** The zero amount, shared because amounts are immutable. */
+  static readonly ZERO = new Amount(0n);
+
+  private constructor(
+    /** Signed count of 10^-12 units. */
+    readonly units: bigint,
+  ) {}
+
+  /** Wraps a raw unit count (10^-12 credits), as stored by the storage adapters. */
+  static fromUnits(units: bigint): Amount {
+    return units === 0n ? Amount.ZERO : new Amount(units);
+  }
+
+  /** Parses a decimal string such as `"1500"` or `"-0.000125"`; returns a failure reason instead of throwing. */
+  static tryParse(text: string): Amount | AmountParseFailure {
+    const match = DECIMAL_PATTERN.exec(text);
+    if (!match) return 'not_a_decimal_string';
+    const [, sign, integerPart = '0', fractionPart = ''] = match;
+    if (fractionPart.length > AMOUNT_SCALE) {
+      // Trailing zeros beyond the scale carry no value; anything else would need rounding.
+      if (/[1-9]/.test(fractionPart.slice(AMOUNT_SCALE))) return 'too_many_decimals';
+    }
+    const significantInteger = integerPart.replace(/^0+(?=\d)/, '');
+    if (significantInteger.length > MAX_INTEGER_DIGITS) return 'too_large';
+    const fraction = fractionPart.slice(0, AMOUNT_SCALE).padEnd(AMOUNT_SCALE, '0');
+    const units = BigInt(significantInteger) * SCALE_FACTOR + BigInt(fraction);
+    return Amount.fromUnits(sign ? -units : units);
+  }
+
+  /** Parses a decimal string, throwing on malformed input; for trusted text such as stored values and literals. */
+  static parse(text: string): Amount {
+    const parsed = Amount.tryParse(text);
+    if (typeof parsed === 'string') throw new RangeError(`invalid amount "${text}": ${parsed}`);
+    return parsed;
+  }
+
+  /** Whole credits as an amount; for tests and literals. */
+  static of(value: bigint | string): Amount {
+    return typeof value === 'bigint' ? Amount.fromUnits(value * SCALE_FACTOR) : Amount.parse(value);
+  }
+
+  plus(other: Amount): Amount {
+    return Amount.fromUnits(this.units + other.units);
+  }
+
+  minus(other: Amount): Amount {
+    return Amount.fromUnits(this.units - other.units);
+  }
+
+  negated(): Amount {
+    return Amount.fromUnits(-this.units);
+  }
+
+  /** -1, 0 or 1, as for a sort comparator. */
+  compare(other: Amount): -1 | 0 | 1 {
+    return this.units < other.units ? -1 : this.units > other.units ? 1 : 0;
+  }
+
+  equals(other: Amount): boolean {
+    return this.units === other.units;
+  }
+
+  lessThan(other: Amount): boolean {
+    return this.units < other.units;
+  }
+
+  greaterThan(other: Amount): boolean {
+    return this.units > other.units;
+  }
+
+  isZero(): boolean {
+    return this.units === 0n;
+  }
+
+  isPositive(): boolean {
+    return this.units > 0n;
+  }
+
+  isNegative(): boolean {
+    return this.units < 0n;
+  }
+
+  /** The smaller of two amounts. */
+  static min(a: Amount, b: Amount): Amount {
+    return a.units <= b.units ? a : b;
+  }
+
+  /** The larger of two amounts. */
+  static max(a: Amount, b: Amount): Amount {
+    return a.units >= b.units ? a : b;
+  }
+
+  /** Sum of many amounts. */
+  static sum(amounts: Iterable<Amount>): Amount {
+    let total = 0n;
+    for (const amount of amounts) total += amount.units;
+    return Amount.fromUnits(total);
+  }
+
+  /**
+   * `this × numerator ÷ denominator`, rounded at the 12th decimal by the named rule. Used for
+   * shares (cost basis per credit, percentages); `half_even` is banker's rounding.
+   */
+  mulRatio(numerator: bigint, denominator: bigint, rounding: 'down' | 'up' | 'half_even'): Amount {
+    if (denominator === 0n) throw new RangeError('division by zero');
+    const product = this.units * numerator;
+    let quotient = product / denominator;
+    const remainder = product % denominator;
+    if (remainder !== 0n) {
+      const positive = product < 0n === denominator < 0n;
+      const away = positive ? 1n : -1n;
+      if (rounding === 'up' && positive) quotient += away;
+      else if (rounding === 'half_even') {
+        const twice = (remainder < 0n ? -remainder : remainder) * 2n;
+        const absDenominator = denominator < 0n ? -denominator : denominator;
+        if (twice > absDenominator || (twice === absDenominator && quotient % 2n !== 0n)) quotient += away;
+      }
+    }
+    return Amount.fromUnits(quotient);
+  }
+
+  /** Canonical decimal text: no exponent, no trailing fractional zeros (`"2.5"`, `"1500"`, `"-0.000125"`). */
+  toString(): string {
+    const negative = this.units < 0n;
+    const magnitude = negative ? -this.units : this.units;
+    const integer = magnitude / SCALE_FACTOR;
+    const fraction = (magnitude % SCALE_FACTOR).toString().padStart(AMOUNT_SCALE, '0').replace(/0+$/, '');
+    return `${negative ? '-' : ''}${integer}${fraction ? `.${fraction}` : ''}`;
+  }
+
+  toJSON(): string {
+    return this.toString();
+  }
+}

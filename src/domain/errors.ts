@@ -1,0 +1,56 @@
+/**
+ * The closed set of error codes Burndown answers with. The codes are part of the public contract
+ * (API.md): clients branch on them, so they are never renamed. The HTTP status of each code lives
+ * in the transport (`http/error-status.ts`), which must map every one of them.
+ */
+export const ErrorCode = {
+  unauthorized: 'unauthorized',
+  forbidden: 'forbidden',
+  notFound: 'not_found',
+  alreadyExists: 'already_exists',
+  invalidRequest: 'invalid_request',
+  invalidAmount: 'invalid_amount',
+  insufficientCredits: 'insufficient_credits',
+  grantNotActive: 'grant_not_active',
+  holdNotActive: 'hold_not_active',
+  idempotencyKeyReused: 'idempotency_key_reused',
+  requestInProgress: 'request_in_progress',
+  payloadTooLarge: 'payload_too_large',
+  unsupportedMediaType: 'unsupported_media_type',
+  methodNotAllowed: 'method_not_allowed',
+  internalError: 'internal_error',
+  serviceUnavailable: 'service_unavailable',
+} as const;
+
+/** One of the contract's error codes. */
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** Structured details that travel with an error to the client (`error.details`). */
+export type ErrorDetails = Readonly<Record<string, unknown>>;
+
+/**
+ * A refusal the client can act on (bad input, unknown id, not enough credits). Thrown across
+ * layers and turned into the error envelope by the transport; anything else thrown is a bug (500).
+ */
+export class BurndownError extends Error {
+  override readonly name = 'BurndownError';
+
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details: ErrorDetails = {},
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** Shorthand for the most common refusal: a named resource that does not exist (in this workspace). */
+export function notFound(kind: string, id: string): BurndownError {
+  return new BurndownError(ErrorCode.notFound, `${kind} "${id}" not found`, { kind, id });
+}
+
+/** Shorthand for a field that failed validation. */
+export function invalidRequest(message: string, details: ErrorDetails = {}): BurndownError {
+  return new BurndownError(ErrorCode.invalidRequest, message, details);
+}

@@ -1,0 +1,525 @@
+import { Amount } from '../amount/amount.js';
+import type { Instant } from '../time/instant.js';
+import { compareBurnDownOrder, isGrantUsableAt } from './burn-down.js';
+import type {
+  AccountName,
+  BalanceView,
+  CostBasis,
+  CustomerAccounts,
+  Drawdown,
+  EntryType,
+  GrantCategory,
+  GrantState,
+  HoldState,
+  LedgerEntry,
+} from './types.js';
+
+/** Makes the opaque ids the ledger hands out; injected so tests are deterministic. */
+export interface IdSource {
+  newId(prefix: 'ent' | 'dbt' | 'hld' | 'grt'): string;
+}
+
+/** What the engine needs loaded to act for one customer and credit type: O(open grants + active holds). */
+export interface CreditLedgerSnapshot {
+  readonly customerId: string;
+  readonly creditType: string;
+  readonly accounts: CustomerAccounts;
+  /** Grants with something left (available or held), including pending and closed-but-held ones. */
+  readonly grants: readonly GrantState[];
+  /** Holds still active (as stored; some may be past their expiry, which {@link CreditLedger.advanceTo} applies). */
+  readonly holds: readonly HoldState[];
+}
+
+/** The input of a new grant, already validated by the caller. */
+export interface NewGrant {
+  readonly amount: Amount;
+  readonly category: GrantCategory;
+  readonly priority: number;
+  readonly effectiveAt: Instant;
+  readonly expiresAt: Instant | null;
+  readonly costBasis: CostBasis | null;
+  readonly appliesTo: readonly string[] | null;
+  readonly description: string | null;
+  readonly metadata: Readonly<Record<string, unknown>>;
+}
+
+/** A completed debit or capture. */
+export interface DebitRecord {
+  readonly id: string;
+  readonly customerId: string;
+  readonly creditType: string;
+  readonly amount: Amount;
+  readonly drawdowns: readonly Drawdown[];
+  readonly overage: Amount;
+  readonly holdId: string | null;
+  readonly createdAt: Instant;
+  readonly description: string | null;
+  readonly metadata: Readonly<Record<string, unknown>>;
+}
+
+/** The business refusal "not enough credits": a value, not an exception, so callers must handle it. */
+export interface InsufficientCredits {
+  readonly refused: 'insufficient_credits';
+  readonly available: Amount;
+  readonly requested: Amount;
+}
+
+/** The business refusal for capturing or releasing a hold that is no longer active. */
+export interface HoldNotActive {
+  readonly refused: 'hold_not_active';
+  readonly status: HoldState['status'];
+}
+
+/** The business refusal for voiding a grant that already left (expired or voided). */
+export interface GrantNotActive {
+  readonly refused: 'grant_not_active';
+  readonly status: 'expired' | 'voided';
+}
+
+/** Options shared by operations that consume credits. */
+export interface ConsumeOptions {
+  readonly description?: string | null;
+  readonly metadata?: Readonly<Record<string, unknown>>;
+}
+
+type DueEvent =
+  | { readonly at: Instant; readonly order: 0; readonly hold: HoldState }
+  | { readonly at: Instant; readonly order: 1; readonly grant: GrantState; readonly kind: 'expiry' }
+  | { readonly at: Instant; readonly order: 2; readonly grant: GrantState; readonly kind: 'activation' };
+
+/**
+ * The credit ledger of one customer in one credit type: a pure state machine over the loaded
+ * snapshot. Every operation first checks that it can succeed and only then records entries, so a
+ * refusal changes nothing. New entries and changed grants/holds are collected for the storage
+ * adapter to persist in the same transaction as the cached balances.
+ */
+export class CreditLedger {
+  readonly customerId: string;
+  readonly creditType: string;
+  readonly accounts: CustomerAccounts;
+  /** Open grants by id. */
+  readonly grants = new Map<string, GrantState>();
+  /** Active holds by id. */
+  readonly holds = new Map<string, HoldState>();
+  /** Entries recorded since the snapshot was loaded, in recording order. */
+  readonly newEntries: LedgerEntry[] = [];
+  readonly changedGrants = new Set<GrantState>();
+  readonly changedHolds = new Set<HoldState>();
+  readonly newDebits: DebitRecord[] = [];
+
+  constructor(
+    snapshot: CreditLedgerSnapshot,
+    private readonly ids: IdSource,
+  ) {
+    this.customerId = snapshot.customerId;
+    this.creditType = snapshot.creditType;
+    this.accounts = { ...snapshot.accounts };
+    for (const grant of snapshot.grants) this.grants.set(grant.id, grant);
+    for (const hold of snapshot.holds) this.holds.set(hold.id, hold);
+  }
+
+  /** Whether anything was recorded since loading (so the caller knows whether to persist). */
+  get isDirty(): boolean {
+    return this.newEntries.length > 0 || this.changedGrants.size > 0 || this.changedHolds.size > 0;
+  }
+
+  /**
+   * Applies, in time order, everything that became due up to `now`: hold expiries, grant expiries
+   * and grant activations (which pay overage debt). Each entry is dated at the instant it became
+   * due, not when it was noticed, so reads never depend on a background job having run.
+   */
+  advanceTo(now: Instant): void {
+    const due: DueEvent[] = [];
+    for (const hold of this.holds.values()) {
+      if (hold.status === 'active' && hold.expiresAt <= now) due.push({ at: hold.expiresAt, order: 0, hold });
+    }
+    for (const grant of this.grants.values()) {
+      if (grant.closedReason !== null) continue;
+      if (grant.expiresAt !== null && grant.expiresAt <= now) {
+        due.push({ at: grant.expiresAt, order: 1, grant, kind: 'expiry' });
+      }
+      const activationAt = Math.max(grant.effectiveAt, grant.createdAt);
+      if (!grant.activated && activationAt <= now) {
+        due.push({ at: activationAt, order: 2, grant, kind: 'activation' });
+      }
+    }
+    if (due.length === 0) return;
+    due.sort(
+      (a, b) => a.at - b.at || a.order - b.order || (dueId(a) < dueId(b) ? -1 : dueId(a) > dueId(b) ? 1 : 0),
+    );
+    for (const event of due) {
+      if (event.order === 0) this.endHold(event.hold, 'expired', event.at);
+      else if (event.kind === 'expiry') this.closeGrant(event.grant, 'expired', event.at);
+      else if (event.grant.closedReason === null) {
+        event.grant.activated = true;
+        this.changedGrants.add(event.grant);
+        this.settleOverage(event.at);
+      }
+    }
+  }
+
+  /** Adds a grant. Its entry is dated `effective_at`; if it is already effective it pays overage debt first. */
+  grant(input: NewGrant, now: Instant): GrantState {
+    const grant: GrantState = {
+      id: this.ids.newId('grt'),
+      customerId: this.customerId,
+      creditType: this.creditType,
+      category: input.category,
+      amount: input.amount,
+      priority: input.priority,
+      effectiveAt: input.effectiveAt,
+      expiresAt: input.expiresAt,
+      createdAt: now,
+      costBasis: input.costBasis,
+      appliesTo: input.appliesTo,
+      description: input.description,
+      metadata: input.metadata,
+      available: Amount.ZERO,
+      held: Amount.ZERO,
+      closedReason: null,
+      closedAt: null,
+      activated: false,
+    };
+    this.grants.set(grant.id, grant);
+    this.changedGrants.add(grant);
+    this.record(
+      'grant',
+      input.amount,
+      'issued',
+      `grant:${grant.id}`,
+      grant.id,
+      grant.id,
+      input.effectiveAt,
+      now,
+    );
+    this.advanceTo(now);
+    return grant;
+  }
+
+  /** Draws `amount` in burn-down order; all of it or nothing, unless overage is allowed for the shortfall. */
+  debit(
+    input: { readonly amount: Amount; readonly allowOverage: boolean } & ConsumeOptions,
+    now: Instant,
+  ): DebitRecord | InsufficientCredits {
+    const usable = this.drawableGrants(now);
+    const drawable = Amount.sum(usable.map((g) => g.available));
+    if (drawable.lessThan(input.amount) && !input.allowOverage) {
+      return { refused: 'insufficient_credits', available: this.availableAt(now), requested: input.amount };
+    }
+    const debitId = this.ids.newId('dbt');
+    const { drawdowns, shortfall } = this.draw(usable, input.amount, 'debit', debitId, now);
+    if (shortfall.isPositive())
+      this.record('overage', shortfall, 'overage', 'consumed', null, debitId, now, now);
+    const debit: DebitRecord = {
+      id: debitId,
+      customerId: this.customerId,
+      creditType: this.creditType,
+      amount: input.amount,
+      drawdowns,
+      overage: shortfall,
+      holdId: null,
+      createdAt: now,
+      description: input.description ?? null,
+      metadata: input.metadata ?? {},
+    };
+    this.newDebits.push(debit);
+    return debit;
+  }
+
+  /** Pins `amount` of grant portions (burn-down order) until captured, released or `expiresAt`. */
+  placeHold(
+    input: { readonly amount: Amount; readonly expiresAt: Instant } & ConsumeOptions,
+    now: Instant,
+  ): HoldState | InsufficientCredits {
+    const usable = this.drawableGrants(now);
+    const drawable = Amount.sum(usable.map((g) => g.available));
+    if (drawable.lessThan(input.amount)) {
+      return { refused: 'insufficient_credits', available: this.availableAt(now), requested: input.amount };
+    }
+    const holdId = this.ids.newId('hld');
+    const { drawdowns } = this.draw(usable, input.amount, 'hold', holdId, now);
+    const hold: HoldState = {
+      id: holdId,
+      customerId: this.customerId,
+      creditType: this.creditType,
+      amount: input.amount,
+      createdAt: now,
+      expiresAt: input.expiresAt,
+      description: input.description ?? null,
+      metadata: input.metadata ?? {},
+      status: 'active',
+      portions: drawdowns.map((d) => ({ grantId: d.grantId, amount: d.amount })),
+      drawdowns,
+      capturedAmount: null,
+      closedAt: null,
+    };
+    this.holds.set(hold.id, hold);
+    this.changedHolds.add(hold);
+    return hold;
+  }
+
+  /**
+   * Captures `amount` (default: all) of an active hold from its pinned portions, releases the rest,
+   * and draws any excess like a debit. Up to the held amount it always succeeds, even from grants
+   * that expired or were voided meanwhile.
+   */
+  capture(
+    input: {
+      readonly holdId: string;
+      readonly amount: Amount | null;
+      readonly allowOverage: boolean;
+    } & ConsumeOptions,
+    now: Instant,
+  ): DebitRecord | InsufficientCredits | HoldNotActive {
+    const hold = this.holds.get(input.holdId);
+    if (!hold || hold.status !== 'active')
+      return { refused: 'hold_not_active', status: hold?.status ?? 'expired' };
+    const amount = input.amount ?? hold.amount;
+    const fromHold = Amount.min(amount, hold.amount);
+    const excess = amount.minus(fromHold);
+    const usable = this.drawableGrants(now);
+    if (excess.isPositive() && !input.allowOverage) {
+      const drawable = Amount.sum(usable.map((g) => g.available));
+      if (drawable.lessThan(excess)) {
+        return { refused: 'insufficient_credits', available: this.availableAt(now), requested: excess };
+      }
+    }
+    const debitId = this.ids.newId('dbt');
+    const byGrant = new Map<string, Amount>();
+    let left = fromHold;
+    for (const portion of hold.portions) {
+      const take = Amount.min(portion.amount, left);
+      if (!take.isPositive()) continue;
+      const grant = this.requireGrant(portion.grantId);
+      portion.amount = portion.amount.minus(take);
+      this.record('capture', take, `held:${grant.id}`, 'consumed', grant.id, debitId, now, now);
+      byGrant.set(grant.id, (byGrant.get(grant.id) ?? Amount.ZERO).plus(take));
+      left = left.minus(take);
+    }
+    hold.status = 'captured';
+    hold.capturedAmount = amount;
+    hold.closedAt = now;
+    this.releasePortions(hold, now);
+    let shortfall = Amount.ZERO;
+    if (excess.isPositive()) {
+      const drawn = this.draw(this.drawableGrants(now), excess, 'capture', debitId, now);
+      for (const d of drawn.drawdowns)
+        byGrant.set(d.grantId, (byGrant.get(d.grantId) ?? Amount.ZERO).plus(d.amount));
+      shortfall = drawn.shortfall;
+      if (shortfall.isPositive())
+        this.record('overage', shortfall, 'overage', 'consumed', null, debitId, now, now);
+    }
+    const debit: DebitRecord = {
+      id: debitId,
+      customerId: this.customerId,
+      creditType: this.creditType,
+      amount,
+      drawdowns: [...byGrant].map(([grantId, drawn]) => ({ grantId, amount: drawn })),
+      overage: shortfall,
+      holdId: hold.id,
+      createdAt: now,
+      description: input.description ?? hold.description,
+      metadata: input.metadata ?? hold.metadata,
+    };
+    this.newDebits.push(debit);
+    return debit;
+  }
+
+  /** Releases an active hold: its portions return to their grants (or leave, if those grants already did). */
+  release(holdId: string, now: Instant): HoldState | HoldNotActive {
+    const hold = this.holds.get(holdId);
+    if (!hold || hold.status !== 'active')
+      return { refused: 'hold_not_active', status: hold?.status ?? 'expired' };
+    this.endHold(hold, 'released', now);
+    return hold;
+  }
+
+  /** Voids a grant: what is left unpinned leaves now; pinned portions stay capturable. */
+  voidGrant(grantId: string, now: Instant): GrantState | GrantNotActive {
+    const grant = this.requireGrant(grantId);
+    if (grant.closedReason !== null) return { refused: 'grant_not_active', status: grant.closedReason };
+    this.closeGrant(grant, 'voided', now);
+    return grant;
+  }
+
+  /** Σ drawable remaining − overage at `at`, as the contract defines `available`. */
+  availableAt(at: Instant): Amount {
+    let total = this.accounts.overage.units;
+    for (const grant of this.grants.values()) {
+      if (isGrantUsableAt(grant, at)) total += grant.available.units;
+    }
+    return Amount.fromUnits(total);
+  }
+
+  /** The balance at `now`; call {@link advanceTo} with the same instant first. */
+  balance(now: Instant): BalanceView {
+    const listed = [...this.grants.values()]
+      .filter((g) => isGrantUsableAt(g, now) && (g.available.isPositive() || g.held.isPositive()))
+      .sort(compareBurnDownOrder);
+    let held = Amount.ZERO;
+    for (const grant of this.grants.values()) held = held.plus(grant.held);
+    let nextExpiry: BalanceView['nextExpiry'] = null;
+    for (const grant of listed) {
+      if (grant.expiresAt === null || !grant.available.isPositive()) continue;
+      if (nextExpiry === null || grant.expiresAt < nextExpiry.at) {
+        nextExpiry = { at: grant.expiresAt, amount: grant.available };
+      } else if (grant.expiresAt === nextExpiry.at) {
+        nextExpiry = { at: nextExpiry.at, amount: nextExpiry.amount.plus(grant.available) };
+      }
+    }
+    return {
+      customerId: this.customerId,
+      creditType: this.creditType,
+      at: now,
+      available: this.availableAt(now),
+      held,
+      overage: this.accounts.overage.negated(),
+      grants: listed.map((g) => ({
+        grantId: g.id,
+        remaining: g.available.plus(g.held),
+        expiresAt: g.expiresAt,
+        priority: g.priority,
+        category: g.category,
+      })),
+      nextExpiry,
+    };
+  }
+
+  private drawableGrants(now: Instant): GrantState[] {
+    const usable: GrantState[] = [];
+    for (const grant of this.grants.values()) {
+      if (isGrantUsableAt(grant, now) && grant.available.isPositive()) usable.push(grant);
+    }
+    return usable.sort(compareBurnDownOrder);
+  }
+
+  /** Takes up to `amount` from `usable` (already in burn-down order); what cannot be taken is the shortfall. */
+  private draw(
+    usable: readonly GrantState[],
+    amount: Amount,
+    type: 'debit' | 'hold' | 'capture',
+    ref: string,
+    now: Instant,
+  ): { drawdowns: Drawdown[]; shortfall: Amount } {
+    const drawdowns: Drawdown[] = [];
+    let left = amount;
+    for (const grant of usable) {
+      if (!left.isPositive()) break;
+      const take = Amount.min(grant.available, left);
+      const to: AccountName = type === 'hold' ? `held:${grant.id}` : 'consumed';
+      this.record(type, take, `grant:${grant.id}`, to, grant.id, ref, now, now);
+      drawdowns.push({ grantId: grant.id, amount: take });
+      left = left.minus(take);
+    }
+    return { drawdowns, shortfall: left };
+  }
+
+  private endHold(hold: HoldState, status: 'released' | 'expired', at: Instant): void {
+    hold.status = status;
+    hold.closedAt = at;
+    this.releasePortions(hold, at);
+  }
+
+  /** Returns a hold's still-pinned portions to their grants; a grant that already left takes them with it. */
+  private releasePortions(hold: HoldState, at: Instant): void {
+    this.changedHolds.add(hold);
+    let returned = false;
+    for (const portion of hold.portions) {
+      if (!portion.amount.isPositive()) continue;
+      const grant = this.requireGrant(portion.grantId);
+      const amount = portion.amount;
+      portion.amount = Amount.ZERO;
+      this.record('release', amount, `held:${grant.id}`, `grant:${grant.id}`, grant.id, hold.id, at, at);
+      if (grant.closedReason !== null) {
+        const type = grant.closedReason === 'expired' ? 'expiry' : 'void';
+        this.record(type, amount, `grant:${grant.id}`, grant.closedReason, grant.id, hold.id, at, at);
+      } else {
+        returned = true;
+      }
+    }
+    if (returned) this.settleOverage(at);
+  }
+
+  private closeGrant(grant: GrantState, reason: 'expired' | 'voided', at: Instant): void {
+    this.record(
+      reason === 'expired' ? 'expiry' : 'void',
+      grant.available,
+      `grant:${grant.id}`,
+      reason,
+      grant.id,
+      grant.id,
+      at,
+      at,
+    );
+    grant.closedReason = reason;
+    grant.closedAt = at;
+    this.changedGrants.add(grant);
+  }
+
+  /** Pays overage debt from drawable grants in burn-down order (a new grant, or credits a hold returned). */
+  private settleOverage(at: Instant): void {
+    let debt = this.accounts.overage.negated();
+    if (!debt.isPositive()) return;
+    for (const grant of this.drawableGrants(at)) {
+      const take = Amount.min(grant.available, debt);
+      this.record('overage_settled', take, `grant:${grant.id}`, 'overage', grant.id, grant.id, at, at);
+      debt = debt.minus(take);
+      if (!debt.isPositive()) break;
+    }
+  }
+
+  /**
+   * Appends one entry and applies it to the cached balances of both accounts. This is the only
+   * place balances change, so every cache equals the sum of its entries by construction.
+   */
+  private record(
+    type: EntryType,
+    amount: Amount,
+    fromAccount: AccountName,
+    toAccount: AccountName,
+    grantId: string | null,
+    ref: string | null,
+    at: Instant,
+    recordedAt: Instant,
+  ): void {
+    if (!amount.isPositive()) return;
+    this.applyToAccount(fromAccount, amount.negated());
+    this.applyToAccount(toAccount, amount);
+    this.newEntries.push({
+      id: this.ids.newId('ent'),
+      customerId: this.customerId,
+      creditType: this.creditType,
+      type,
+      amount,
+      fromAccount,
+      toAccount,
+      grantId,
+      ref,
+      at,
+      balanceAfter: this.availableAt(recordedAt),
+    });
+  }
+
+  private applyToAccount(account: AccountName, delta: Amount): void {
+    if (account.startsWith('grant:') || account.startsWith('held:')) {
+      const isHeld = account.startsWith('held:');
+      const grant = this.requireGrant(account.slice(isHeld ? 5 : 6));
+      if (isHeld) grant.held = grant.held.plus(delta);
+      else grant.available = grant.available.plus(delta);
+      this.changedGrants.add(grant);
+      return;
+    }
+    const name = account as keyof CustomerAccounts;
+    this.accounts[name] = this.accounts[name].plus(delta);
+  }
+
+  private requireGrant(grantId: string): GrantState {
+    const grant = this.grants.get(grantId);
+    if (!grant) throw new Error(`ledger invariant: grant ${grantId} is not loaded`);
+    return grant;
+  }
+}
+
+function dueId(event: DueEvent): string {
+  return event.order === 0 ? event.hold.id : event.grant.id;
+}

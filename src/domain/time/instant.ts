@@ -1,0 +1,39 @@
+/**
+ * Instants are integer milliseconds since the Unix epoch, the precision the API promises
+ * ("UTC with Z and millisecond precision"). Parsing accepts RFC 3339 with any offset.
+ */
+
+/** Milliseconds since 1970-01-01T00:00:00Z. */
+export type Instant = number;
+
+const RFC3339 =
+  /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/;
+
+/** Parses an RFC 3339 timestamp, or returns null when it is not one (or names an impossible date). */
+export function parseInstant(text: string): Instant | null {
+  const m = RFC3339.exec(text);
+  if (!m) return null;
+  const [, y, mo, d, h, mi, s, frac = '', , sign, oh, om] = m;
+  const year = Number(y);
+  const month = Number(mo);
+  const day = Number(d);
+  const hour = Number(h);
+  const minute = Number(mi);
+  const second = Number(s);
+  if (month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59) return null;
+  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
+  if (day > daysInMonth) return null;
+  const millis = Number(frac.padEnd(3, '0').slice(0, 3));
+  let instant = Date.UTC(year, month - 1, day, hour, minute, second, millis);
+  if (sign) {
+    const offset = (Number(oh) * 60 + Number(om)) * 60_000;
+    if (Number(oh) > 23 || Number(om) > 59) return null;
+    instant += sign === '+' ? -offset : offset;
+  }
+  return Number.isFinite(instant) ? instant : null;
+}
+
+/** Formats an instant as the API does: UTC, `Z`, millisecond precision. */
+export function formatInstant(instant: Instant): string {
+  return new Date(instant).toISOString();
+}
