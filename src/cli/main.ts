@@ -1,0 +1,97 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { loadConfig } from '../config/config.js';
+import { DEFAULT_CREDIT_TYPE, DEFAULT_WORKSPACE } from '../services/context.js';
+import { readBalance } from '../services/ledger.js';
+import { reconcileLedger } from '../services/reconcile.js';
+import { parseInstant } from '../domain/time/instant.js';
+import { presentBalance } from '../http/presenters.js';
+import { createContext, openStorage, startServer } from '../main.js';
+
+/** The `burndown` command: thin over the services, never over HTTP internals. */
+const program = new Command()
+  .name('burndown')
+  .description('Burndown: credit ledger for credit-based and usage-based pricing');
+
+program
+  .command('serve')
+  .description('run the HTTP server (migrates the database first)')
+  .action(async () => {
+    const config = loadConfig();
+    const server = await startServer(config);
+    if (server.generatedKey) {
+      process.stdout.write(
+        `\nNo BURNDOWN_API_KEY was set, so an admin key was generated. It is shown only this once:\n\n  ${server.generatedKey}\n\n` +
+          'Store it now (only its hash is kept). Use it as: Authorization: Bearer <key>\n\n',
+      );
+    }
+    process.stdout.write(`burndown listening on ${server.url} (database ${config.databaseUrl})\n`);
+    const stop = async () => {
+      await server.stop();
+      process.exit(0);
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+
+program
+  .command('migrate')
+  .description('apply pending database migrations and exit')
+  .action(async () => {
+    const config = loadConfig();
+    const storage = await openStorage(config.databaseUrl);
+    await storage.migrate();
+    await storage.close();
+    process.stdout.write('migrations applied\n');
+  });
+
+program
+  .command('reconcile')
+  .description('replay the ledger and prove its invariants; exits 1 naming each failing account')
+  .option('--json', 'print the report as JSON')
+  .action(async (options: { json?: boolean }) => {
+    const config = loadConfig();
+    const storage = await openStorage(config.databaseUrl);
+    const report = await reconcileLedger(storage);
+    await storage.close();
+    if (options.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    else {
+      process.stdout.write(
+        `reconcile: ${report.entries} entries, ${report.accounts} accounts, ${report.grants} grants: ${report.ok ? 'OK' : 'FAILED'}\n`,
+      );
+      for (const f of report.failures) {
+        process.stdout.write(
+          `  [${f.check}] workspace=${f.workspaceId} customer=${f.customerId ?? '-'} credit_type=${f.creditType ?? '-'} account=${f.account ?? '-'}: ${f.message}\n`,
+        );
+      }
+    }
+    process.exitCode = report.ok ? 0 : 1;
+  });
+
+program
+  .command('balance')
+  .description("print a customer's balance")
+  .argument('<customer>', 'customer id')
+  .option('--credit-type <id>', 'credit type', DEFAULT_CREDIT_TYPE)
+  .option('--workspace <id>', 'workspace', DEFAULT_WORKSPACE)
+  .option('--at <time>', 'an instant in the past (RFC 3339)')
+  .action(async (customer: string, options: { creditType: string; workspace: string; at?: string }) => {
+    const config = loadConfig();
+    const storage = await openStorage(config.databaseUrl);
+    try {
+      const at = options.at === undefined ? null : parseInstant(options.at);
+      if (options.at !== undefined && at === null) throw new Error('--at must be an RFC 3339 timestamp');
+      const balance = await readBalance(createContext(storage), {
+        key: { workspaceId: options.workspace, customerId: customer, creditType: options.creditType },
+        at,
+      });
+      process.stdout.write(`${JSON.stringify(presentBalance(balance), null, 2)}\n`);
+    } finally {
+      await storage.close();
+    }
+  });
+
+program.parseAsync(process.argv).catch((error: unknown) => {
+  process.stderr.write(`burndown: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

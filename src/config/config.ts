@@ -1,0 +1,49 @@
+import { BurndownError, ErrorCode } from '../domain/errors.js';
+
+/** The service's configuration, parsed and validated once from the environment, then frozen. */
+export interface Config {
+  /** TCP port of the HTTP server. `PORT`, default 7420. */
+  readonly port: number;
+  /** Interface to bind. `HOST`, default 127.0.0.1 (not exposed until you say so). */
+  readonly host: string;
+  /** Admin key of the default workspace. `BURNDOWN_API_KEY`; when unset, one is generated at first start. */
+  readonly apiKey: string | null;
+  /** `sqlite:<path>` (default `sqlite:./data/burndown.db`) or `postgres://…`. `BURNDOWN_DATABASE_URL`. */
+  readonly databaseUrl: string;
+  /** How often expired grants and holds are swept into the ledger, in ms. `BURNDOWN_SWEEP_INTERVAL_MS`, default 1000. */
+  readonly sweepIntervalMs: number;
+  /** Largest accepted request body in bytes. `BURNDOWN_BODY_LIMIT`, default 1 MiB. */
+  readonly bodyLimit: number;
+  /** Log level: `BURNDOWN_LOG_LEVEL` (fatal…trace, silent), default `info`. */
+  readonly logLevel: string;
+}
+
+function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+    throw new BurndownError(ErrorCode.invalidRequest, `${name} must be an integer between ${min} and ${max}`, { name });
+  }
+  return Number(raw);
+}
+
+/** Reads the configuration; throws a clear error naming the variable that is wrong. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const apiKey = env['BURNDOWN_API_KEY'];
+  if (apiKey !== undefined && apiKey !== '' && apiKey.length < 16) {
+    throw new BurndownError(ErrorCode.invalidRequest, 'BURNDOWN_API_KEY must be at least 16 characters', {});
+  }
+  const databaseUrl = env['BURNDOWN_DATABASE_URL'] || 'sqlite:./data/burndown.db';
+  if (!/^(sqlite:|postgres(ql)?:\/\/)/.test(databaseUrl)) {
+    throw new BurndownError(ErrorCode.invalidRequest, 'BURNDOWN_DATABASE_URL must start with sqlite: or postgres://', {});
+  }
+  return Object.freeze({
+    port: integer(env, 'PORT', 7420, 0, 65535),
+    host: env['HOST'] || '127.0.0.1',
+    apiKey: apiKey ? apiKey : null,
+    databaseUrl,
+    sweepIntervalMs: integer(env, 'BURNDOWN_SWEEP_INTERVAL_MS', 1000, 10, 3_600_000),
+    bodyLimit: integer(env, 'BURNDOWN_BODY_LIMIT', 1024 * 1024, 1024, 256 * 1024 * 1024),
+    logLevel: env['BURNDOWN_LOG_LEVEL'] || 'info',
+  });
+}

@@ -1,0 +1,65 @@
+import { Amount } from '../amount/amount.js';
+import type { Instant } from '../time/instant.js';
+import { compareBurnDownOrder } from './burn-down.js';
+import type { BalanceView, GrantState, LedgerEntry } from './types.js';
+
+/**
+ * The balance as the ledger records it at a past instant `at`: every account summed over the
+ * entries dated at or before `at`. Correct as long as everything due up to `at` has been
+ * recorded (callers advance the ledger to now first): expiries and hold releases are dated at
+ * the instant they were due, so the sum over time already reflects them.
+ */
+export function balanceFromEntries(input: {
+  readonly customerId: string;
+  readonly creditType: string;
+  readonly at: Instant;
+  readonly entries: Iterable<LedgerEntry>;
+  readonly grants: ReadonlyMap<string, GrantState>;
+}): BalanceView {
+  const balances = new Map<string, bigint>();
+  const move = (account: string, units: bigint) => balances.set(account, (balances.get(account) ?? 0n) + units);
+  for (const entry of input.entries) {
+    if (entry.at > input.at) continue;
+    move(entry.fromAccount, -entry.amount.units);
+    move(entry.toAccount, entry.amount.units);
+  }
+  const overageUnits = balances.get('overage') ?? 0n;
+  let freeUnits = 0n;
+  let heldUnits = 0n;
+  const listed: { grant: GrantState; free: bigint; held: bigint }[] = [];
+  for (const grant of input.grants.values()) {
+    const free = balances.get(`grant:${grant.id}`) ?? 0n;
+    const held = balances.get(`held:${grant.id}`) ?? 0n;
+    freeUnits += free;
+    heldUnits += held;
+    const leftBy = grant.closedAt !== null && grant.closedAt <= input.at;
+    const usable =
+      !leftBy && grant.effectiveAt <= input.at && (grant.expiresAt === null || input.at < grant.expiresAt);
+    if (usable && free + held > 0n) listed.push({ grant, free, held });
+  }
+  listed.sort((a, b) => compareBurnDownOrder(a.grant, b.grant));
+  let nextExpiry: BalanceView['nextExpiry'] = null;
+  for (const { grant, free } of listed) {
+    if (grant.expiresAt === null || free <= 0n) continue;
+    if (nextExpiry === null || grant.expiresAt < nextExpiry.at) nextExpiry = { at: grant.expiresAt, amount: Amount.fromUnits(free) };
+    else if (grant.expiresAt === nextExpiry.at) {
+      nextExpiry = { at: nextExpiry.at, amount: nextExpiry.amount.plus(Amount.fromUnits(free)) };
+    }
+  }
+  return {
+    customerId: input.customerId,
+    creditType: input.creditType,
+    at: input.at,
+    available: Amount.fromUnits(freeUnits + overageUnits),
+    held: Amount.fromUnits(heldUnits),
+    overage: Amount.fromUnits(-overageUnits),
+    grants: listed.map(({ grant, free, held }) => ({
+      grantId: grant.id,
+      remaining: Amount.fromUnits(free + held),
+      expiresAt: grant.expiresAt,
+      priority: grant.priority,
+      category: grant.category,
+    })),
+    nextExpiry,
+  };
+}

@@ -1,0 +1,35 @@
+import type { ErrorCode } from '../domain/errors.js';
+
+/** The HTTP status of every error code; exhaustive, so a new code cannot ship without one. */
+export function statusOfErrorCode(code: ErrorCode): number {
+  switch (code) {
+    case 'invalid_request':
+    case 'invalid_amount':
+      return 400;
+    case 'unauthorized':
+      return 401;
+    case 'insufficient_credits':
+      return 402;
+    case 'forbidden':
+      return 403;
+    case 'not_found':
+      return 404;
+    case 'method_not_allowed':
+      return 405;
+    case 'already_exists':
+    case 'grant_not_active':
+    case 'hold_not_active':
+    case 'request_in_progress':
+      return 409;
+    case 'payload_too_large':
+      return 413;
+    case 'unsupported_media_type':
+      return 415;
+    case 'idempotency_key_reused':
+      return 422;
+    case 'internal_error':
+      return 500;
+    case 'service_unavailable':
+      return 503;
+  }
+}

@@ -1,0 +1,107 @@
+import { createHash } from 'node:crypto';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { BurndownError, ErrorCode, invalidRequest } from '../domain/errors.js';
+import type { Instant } from '../domain/time/instant.js';
+import type { WriteOperations } from '../ports/storage.js';
+import type { ServiceContext } from '../services/context.js';
+import { statusOfErrorCode } from './error-status.js';
+
+/** What a write route answers: a status and a JSON body (success or a business refusal). */
+export interface WriteResult {
+  readonly status: number;
+  readonly body: unknown;
+}
+
+/** Keys of the Idempotency-Key draft: 1–255 visible characters. */
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+/** How long stored responses are kept; the contract promises at least 24 h. */
+export const IDEMPOTENCY_RETENTION_MS = 72 * 3600 * 1000;
+
+/** The error envelope body of the contract. */
+export function errorBody(error: BurndownError) {
+  return { error: { code: error.code, message: error.message, details: error.details } };
+}
+
+/** Business refusals are answered again on replay; validation errors and 5xx are not stored. */
+function isStoredRefusal(error: BurndownError): boolean {
+  const status = statusOfErrorCode(error.code);
+  return status === 402 || (status === 409 && error.code !== ErrorCode.requestInProgress);
+}
+
+/**
+ * Runs a write route with the contract's Idempotency-Key semantics: the first answer (success
+ * or business refusal) is stored in the same transaction as the write, so a retry can never
+ * write twice or see an answer that was not committed. Same key and same request: the stored
+ * answer with `Idempotent-Replayed: true`. Same key, different request: 422. Same key while
+ * the first is still running (in this process): 409.
+ */
+export class IdempotentWriter {
+  private readonly inFlight = new Set<string>();
+
+  constructor(private readonly ctx: ServiceContext) {}
+
+  async run(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    lockKey: string,
+    work: (tx: WriteOperations, now: Instant) => Promise<WriteResult>,
+  ): Promise<FastifyReply> {
+    const header = request.headers['idempotency-key'];
+    const workspaceId = request.auth.workspaceId;
+    if (header === undefined) {
+      const result = await this.ctx.storage.write(lockKey, (tx) => work(tx, this.ctx.clock.now()));
+      return send(reply, result.status, JSON.stringify(result.body), false);
+    }
+    if (typeof header !== 'string' || !IDEMPOTENCY_KEY.test(header)) {
+      throw invalidRequest('Idempotency-Key must be 1 to 255 visible ASCII characters', { field: 'Idempotency-Key' });
+    }
+    const fingerprint = createHash('sha256')
+      .update(`${request.method} ${request.url}\n`)
+      .update(request.rawBody ?? '')
+      .digest('hex');
+    const flightKey = `${workspaceId}\u0000${header}`;
+    if (this.inFlight.has(flightKey)) {
+      throw new BurndownError(ErrorCode.requestInProgress, 'a request with this Idempotency-Key is still in progress', {});
+    }
+    this.inFlight.add(flightKey);
+    try {
+      const outcome = await this.ctx.storage.write(lockKey, async (tx) => {
+        const stored = await tx.getIdempotency(workspaceId, header);
+        if (stored) {
+          if (stored.fingerprint !== fingerprint) {
+            throw new BurndownError(
+              ErrorCode.idempotencyKeyReused,
+              'this Idempotency-Key was used for a different request',
+              {},
+            );
+          }
+          return { status: stored.statusCode, text: stored.responseBody, replayed: true };
+        }
+        const now = this.ctx.clock.now();
+        let result: WriteResult;
+        try {
+          result = await work(tx, now);
+        } catch (error) {
+          if (!(error instanceof BurndownError) || !isStoredRefusal(error)) throw error;
+          result = { status: statusOfErrorCode(error.code), body: errorBody(error) };
+        }
+        const text = JSON.stringify(result.body);
+        await tx.putIdempotency(workspaceId, header, {
+          fingerprint,
+          statusCode: result.status,
+          responseBody: text,
+          createdAt: now,
+        });
+        return { status: result.status, text, replayed: false };
+      });
+      return send(reply, outcome.status, outcome.text, outcome.replayed);
+    } finally {
+      this.inFlight.delete(flightKey);
+    }
+  }
+}
+
+function send(reply: FastifyReply, status: number, text: string, replayed: boolean): FastifyReply {
+  if (replayed) reply.header('idempotent-replayed', 'true');
+  return reply.code(status).type('application/json; charset=utf-8').send(text);
+}

@@ -1,0 +1,70 @@
+import type { Static } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { DEFAULT_CREDIT_TYPE } from '../../services/context.js';
+import { readBalance, settleDue } from '../../services/ledger.js';
+import { requireCreditType, requireCustomer } from '../../services/lookups.js';
+import type { RouteDeps } from '../app.js';
+import { presentPage, readPageRequest } from '../pagination.js';
+import { presentBalance, presentEntry } from '../presenters.js';
+import { readTime } from '../route-helpers.js';
+import { BalanceBody, BalanceQuery, EntryBody, errorResponses, IdParams, LedgerQuery, ListOf } from '../schemas.js';
+
+/** Balances now or at a past instant, and the ledger entries behind them. */
+export function registerBalanceRoutes(app: FastifyInstance, { ctx }: RouteDeps): void {
+  app.get<{ Params: Static<typeof IdParams>; Querystring: Static<typeof BalanceQuery> }>(
+    '/v1/customers/:id/balance',
+    {
+      config: { scope: 'check' },
+      schema: {
+        tags: ['balances'],
+        summary: 'Balance now, or as it was at a past instant (`at`)',
+        params: IdParams,
+        querystring: BalanceQuery,
+        response: { 200: BalanceBody, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const at = request.query.at === undefined ? null : readTime(request.query.at, 'at');
+      const balance = await readBalance(ctx, {
+        key: {
+          workspaceId: request.auth.workspaceId,
+          customerId: request.params.id,
+          creditType: request.query.credit_type ?? DEFAULT_CREDIT_TYPE,
+        },
+        at,
+      });
+      return presentBalance(balance);
+    },
+  );
+
+  app.get<{ Params: Static<typeof IdParams>; Querystring: Static<typeof LedgerQuery> }>(
+    '/v1/customers/:id/ledger',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags: ['balances'],
+        summary: 'Ledger entries, oldest first (by effective instant, then recording order)',
+        params: IdParams,
+        querystring: LedgerQuery,
+        response: { 200: ListOf(EntryBody), ...errorResponses },
+      },
+    },
+    async (request) => {
+      const { query } = request;
+      const pageRequest = readPageRequest(query);
+      const from = query.from === undefined ? null : readTime(query.from, 'from');
+      const to = query.to === undefined ? null : readTime(query.to, 'to');
+      const key = {
+        workspaceId: request.auth.workspaceId,
+        customerId: request.params.id,
+        creditType: query.credit_type ?? DEFAULT_CREDIT_TYPE,
+      };
+      await requireCustomer(ctx.storage.read, key.workspaceId, key.customerId);
+      await requireCreditType(ctx.storage.read, key.workspaceId, key.creditType);
+      // Record what is due first, so the listing shows expiries that happened without traffic.
+      if (pageRequest.after === null) await settleDue(ctx, key);
+      const page = await ctx.storage.read.listEntries(key, { from, to }, pageRequest);
+      return presentPage(page, presentEntry);
+    },
+  );
+}

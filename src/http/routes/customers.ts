@@ -1,0 +1,60 @@
+import type { Static } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { createCustomer } from '../../services/customers.js';
+import { requireCustomer } from '../../services/lookups.js';
+import type { RouteDeps } from '../app.js';
+import { presentPage, readPageRequest } from '../pagination.js';
+import { presentCustomer } from '../presenters.js';
+import { readMetadata } from '../route-helpers.js';
+import { CreateCustomerBody, CustomerBody, errorResponses, IdParams, ListOf, ListQuery } from '../schemas.js';
+
+/** Customers: create, read, list. */
+export function registerCustomerRoutes(app: FastifyInstance, { ctx, writer }: RouteDeps): void {
+  app.post<{ Body: Static<typeof CreateCustomerBody> }>(
+    '/v1/customers',
+    {
+      config: { scope: 'write' },
+      schema: {
+        tags: ['customers'],
+        summary: 'Create a customer',
+        body: CreateCustomerBody,
+        response: { 201: CustomerBody, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const { id, name = null, metadata } = request.body;
+      const meta = readMetadata(metadata);
+      return writer.run(request, reply, `${request.auth.workspaceId}\u0000${id}`, async (tx, now) => {
+        const customer = await createCustomer(tx, {
+          workspaceId: request.auth.workspaceId,
+          id,
+          name,
+          metadata: meta,
+          now,
+        });
+        return { status: 201, body: presentCustomer(customer) };
+      });
+    },
+  );
+
+  app.get<{ Params: Static<typeof IdParams> }>(
+    '/v1/customers/:id',
+    {
+      config: { scope: 'read' },
+      schema: { tags: ['customers'], summary: 'Get a customer', params: IdParams, response: { 200: CustomerBody, ...errorResponses } },
+    },
+    async (request) => presentCustomer(await requireCustomer(ctx.storage.read, request.auth.workspaceId, request.params.id)),
+  );
+
+  app.get<{ Querystring: Static<typeof ListQuery> }>(
+    '/v1/customers',
+    {
+      config: { scope: 'read' },
+      schema: { tags: ['customers'], summary: 'List customers', querystring: ListQuery, response: { 200: ListOf(CustomerBody), ...errorResponses } },
+    },
+    async (request) => {
+      const page = await ctx.storage.read.listCustomers(request.auth.workspaceId, readPageRequest(request.query));
+      return presentPage(page, presentCustomer);
+    },
+  );
+}

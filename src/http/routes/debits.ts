@@ -1,0 +1,43 @@
+import type { Static } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { DEFAULT_CREDIT_TYPE } from '../../services/context.js';
+import { customerLockKey, debitCredits, requirePositiveAmount } from '../../services/ledger.js';
+import type { RouteDeps } from '../app.js';
+import { presentDebit } from '../presenters.js';
+import { readMetadata, refusalResult } from '../route-helpers.js';
+import { CreateDebitBody, DebitBody, ErrorBody, errorResponses, IdParams } from '../schemas.js';
+
+/** Debits: credits out, in burn-down order, never partially. */
+export function registerDebitRoutes(app: FastifyInstance, { ctx, writer }: RouteDeps): void {
+  app.post<{ Params: Static<typeof IdParams>; Body: Static<typeof CreateDebitBody> }>(
+    '/v1/customers/:id/debits',
+    {
+      config: { scope: 'write' },
+      schema: {
+        tags: ['debits'],
+        summary: 'Debit credits in burn-down order (all or nothing; overage when allowed)',
+        params: IdParams,
+        body: CreateDebitBody,
+        response: { 201: DebitBody, 402: ErrorBody, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const body = request.body;
+      const amount = requirePositiveAmount(body.amount, 'amount');
+      const metadata = readMetadata(body.metadata);
+      const workspaceId = request.auth.workspaceId;
+      return writer.run(request, reply, customerLockKey(workspaceId, request.params.id), async (tx, now) => {
+        const outcome = await debitCredits(ctx, tx, {
+          key: { workspaceId, customerId: request.params.id, creditType: body.credit_type ?? DEFAULT_CREDIT_TYPE },
+          amount,
+          allowOverage: body.allow_overage ?? false,
+          description: body.description ?? null,
+          metadata,
+          now,
+        });
+        if ('refused' in outcome) return refusalResult(outcome);
+        return { status: 201, body: presentDebit(outcome.debit, outcome.balance) };
+      });
+    },
+  );
+}

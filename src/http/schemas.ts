@@ -1,0 +1,259 @@
+import { type TSchema, Type } from '@sinclair/typebox';
+import { GRANT_CATEGORIES, GRANT_STATUSES } from '../domain/ledger/types.js';
+
+/**
+ * The JSON Schemas that validate requests and, through @fastify/swagger, make /openapi.json. One
+ * source for both, so the published contract cannot drift from what the server accepts.
+ */
+
+/** Marks a schema as a credit amount so a validation failure maps to `invalid_amount`. */
+const AMOUNT_MARK = { 'x-amount': true } as const;
+
+/** A client-chosen id. */
+export const Id = Type.String({ pattern: '^[A-Za-z0-9._:-]{1,128}$', description: 'Client-chosen id' });
+/** A server-made opaque id, as it appears in paths. */
+export const OpaqueId = Type.String({ pattern: '^[A-Za-z0-9_]{1,64}$' });
+/** An amount of credits: a decimal string, at most 12 decimals; JSON numbers are refused. */
+export const AmountText = Type.String({
+  pattern: '^-?[0-9]+(\\.[0-9]+)?$',
+  maxLength: 64,
+  description: 'Exact decimal string, e.g. "1500" or "0.000125" (at most 12 decimals)',
+  ...AMOUNT_MARK,
+});
+/** A decimal money value (cost basis, prices). */
+export const MoneyText = Type.String({ pattern: '^[0-9]+(\\.[0-9]+)?$', maxLength: 40, ...AMOUNT_MARK });
+export const Currency = Type.String({ pattern: '^[A-Z]{3}$', description: 'ISO 4217 code' });
+export const Time = Type.String({ format: 'date-time', description: 'RFC 3339 timestamp' });
+export const Metadata = Type.Record(Type.String({ maxLength: 128 }), Type.Unknown(), {
+  maxProperties: 50,
+  description: 'Free-form key/value pairs (at most 50 keys, 16 KiB serialised)',
+});
+const Description = Type.String({ maxLength: 1000 });
+const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
+
+export const ErrorBody = Type.Object(
+  {
+    error: Type.Object({
+      code: Type.String(),
+      message: Type.String(),
+      details: Type.Record(Type.String(), Type.Unknown()),
+    }),
+  },
+  { $id: 'Error' },
+);
+
+// ---- requests ----
+
+export const CreateCustomerBody = Type.Object(
+  { id: Id, name: Type.Optional(Nullable(Type.String({ maxLength: 256 }))), metadata: Type.Optional(Metadata) },
+  { additionalProperties: false },
+);
+
+export const CreateCreditTypeBody = Type.Object(
+  { id: Id, name: Type.Optional(Nullable(Type.String({ maxLength: 256 }))) },
+  { additionalProperties: false },
+);
+
+export const CreateGrantBody = Type.Object(
+  {
+    amount: AmountText,
+    credit_type: Type.Optional(Id),
+    category: Type.Optional(Type.Union(GRANT_CATEGORIES.map((c) => Type.Literal(c)))),
+    priority: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
+    effective_at: Type.Optional(Time),
+    expires_at: Type.Optional(Nullable(Time)),
+    cost_basis: Type.Optional(
+      Nullable(Type.Object({ amount: MoneyText, currency: Currency }, { additionalProperties: false })),
+    ),
+    applies_to: Type.Optional(Nullable(Type.Array(Id, { maxItems: 100 }))),
+    description: Type.Optional(Nullable(Description)),
+    metadata: Type.Optional(Metadata),
+  },
+  { additionalProperties: false },
+);
+
+export const VoidGrantBody = Type.Object(
+  { reason: Type.Optional(Nullable(Description)) },
+  { additionalProperties: false },
+);
+
+export const CreateDebitBody = Type.Object(
+  {
+    amount: AmountText,
+    credit_type: Type.Optional(Id),
+    description: Type.Optional(Nullable(Description)),
+    metadata: Type.Optional(Metadata),
+    allow_overage: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+
+export const CreateHoldBody = Type.Object(
+  {
+    amount: AmountText,
+    credit_type: Type.Optional(Id),
+    ttl_seconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 30 * 24 * 3600, description: 'Default 300' })),
+    description: Type.Optional(Nullable(Description)),
+    metadata: Type.Optional(Metadata),
+  },
+  { additionalProperties: false },
+);
+
+export const CaptureHoldBody = Type.Object(
+  {
+    amount: Type.Optional(AmountText),
+    allow_overage: Type.Optional(Type.Boolean()),
+    description: Type.Optional(Nullable(Description)),
+    metadata: Type.Optional(Metadata),
+  },
+  { additionalProperties: false },
+);
+
+export const EmptyBody = Type.Object({}, { additionalProperties: false });
+
+export const ListQuery = Type.Object(
+  {
+    limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$', description: '1–1000, default 100' })),
+    cursor: Type.Optional(Type.String({ maxLength: 512 })),
+  },
+  { additionalProperties: false },
+);
+
+export const ListGrantsQuery = Type.Object(
+  {
+    ...ListQuery.properties,
+    status: Type.Optional(Type.Union(GRANT_STATUSES.map((s) => Type.Literal(s)))),
+    credit_type: Type.Optional(Id),
+  },
+  { additionalProperties: false },
+);
+
+export const BalanceQuery = Type.Object(
+  { credit_type: Type.Optional(Id), at: Type.Optional(Time) },
+  { additionalProperties: false },
+);
+
+export const LedgerQuery = Type.Object(
+  {
+    ...ListQuery.properties,
+    credit_type: Type.Optional(Id),
+    from: Type.Optional(Time),
+    to: Type.Optional(Time),
+  },
+  { additionalProperties: false },
+);
+
+export const IdParams = Type.Object({ id: Id });
+export const GrantIdParams = Type.Object({ grant_id: OpaqueId });
+export const HoldIdParams = Type.Object({ hold_id: OpaqueId });
+
+// ---- responses ----
+
+export const CustomerBody = Type.Object({
+  id: Type.String(),
+  name: Nullable(Type.String()),
+  metadata: Metadata,
+  created_at: Time,
+});
+
+export const CreditTypeBody = Type.Object({ id: Type.String(), name: Nullable(Type.String()), created_at: Time });
+
+const DrawdownBody = Type.Object({ grant_id: Type.String(), amount: AmountText });
+
+export const GrantBody = Type.Object({
+  id: Type.String(),
+  customer_id: Type.String(),
+  credit_type: Type.String(),
+  category: Type.String(),
+  amount: AmountText,
+  remaining: AmountText,
+  held: AmountText,
+  priority: Type.Integer(),
+  effective_at: Time,
+  expires_at: Nullable(Time),
+  status: Type.Union(GRANT_STATUSES.map((s) => Type.Literal(s))),
+  cost_basis: Nullable(Type.Object({ amount: MoneyText, currency: Currency })),
+  applies_to: Nullable(Type.Array(Type.String())),
+  description: Nullable(Type.String()),
+  metadata: Metadata,
+  created_at: Time,
+  voided_at: Nullable(Time),
+  expired_at: Nullable(Time),
+});
+
+export const BalanceBody = Type.Object({
+  customer_id: Type.String(),
+  credit_type: Type.String(),
+  at: Time,
+  available: AmountText,
+  held: AmountText,
+  overage: AmountText,
+  grants: Type.Array(
+    Type.Object({
+      grant_id: Type.String(),
+      remaining: AmountText,
+      expires_at: Nullable(Time),
+      priority: Type.Integer(),
+      category: Type.String(),
+    }),
+  ),
+  next_expiry: Nullable(Type.Object({ at: Time, amount: AmountText })),
+});
+
+export const DebitBody = Type.Object({
+  id: Type.String(),
+  customer_id: Type.String(),
+  credit_type: Type.String(),
+  amount: AmountText,
+  drawdowns: Type.Array(DrawdownBody),
+  overage: AmountText,
+  hold_id: Nullable(Type.String()),
+  balance_after: BalanceBody,
+  description: Nullable(Type.String()),
+  metadata: Metadata,
+  created_at: Time,
+});
+
+export const HoldBody = Type.Object({
+  id: Type.String(),
+  customer_id: Type.String(),
+  credit_type: Type.String(),
+  amount: AmountText,
+  status: Type.Union(['active', 'captured', 'released', 'expired'].map((s) => Type.Literal(s))),
+  expires_at: Time,
+  drawdowns: Type.Array(DrawdownBody),
+  captured_amount: Nullable(AmountText),
+  closed_at: Nullable(Time),
+  description: Nullable(Type.String()),
+  metadata: Metadata,
+  created_at: Time,
+});
+
+export const EntryBody = Type.Object({
+  id: Type.String(),
+  type: Type.String(),
+  amount: AmountText,
+  credit_type: Type.String(),
+  grant_id: Nullable(Type.String()),
+  ref: Nullable(Type.String()),
+  at: Time,
+  balance_after: AmountText,
+  from_account: Type.String(),
+  to_account: Type.String(),
+  recorded_at: Time,
+});
+
+/** The list envelope of the contract. */
+export const ListOf = <T extends TSchema>(item: T) =>
+  Type.Object({ data: Type.Array(item), next_cursor: Nullable(Type.String()) });
+
+/** Standard error responses, referenced by every route so OpenAPI lists them. */
+export const errorResponses = {
+  400: ErrorBody,
+  401: ErrorBody,
+  403: ErrorBody,
+  404: ErrorBody,
+  409: ErrorBody,
+  413: ErrorBody,
+  422: ErrorBody,
+} as const;

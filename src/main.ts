@@ -1,0 +1,87 @@
+import type { FastifyInstance } from 'fastify';
+import type { Config } from './config/config.js';
+import { BurndownError, ErrorCode } from './domain/errors.js';
+import { buildApp } from './http/app.js';
+import { IDEMPOTENCY_RETENTION_MS } from './http/idempotent-write.js';
+import { Metrics } from './http/metrics.js';
+import { TimeOrderedIds } from './infra/ids.js';
+import { systemClock } from './infra/system-clock.js';
+import type { Storage } from './ports/storage.js';
+import { ensureAdminKey } from './services/api-keys.js';
+import type { ServiceContext } from './services/context.js';
+import { sweepDueLedgers } from './services/ledger.js';
+import { SqliteStorage } from './storage/sqlite/sqlite-storage.js';
+
+/**
+ * The composition root: the only place that picks a storage adapter and wires the real clock,
+ * ids and transports together.
+ */
+
+/** Opens the storage named by a database URL (`sqlite:<path>`; PostgreSQL is not implemented yet). */
+export async function openStorage(databaseUrl: string, metrics?: Metrics): Promise<Storage> {
+  if (databaseUrl.startsWith('sqlite:')) {
+    const path = databaseUrl.slice('sqlite:'.length) || './data/burndown.db';
+    return SqliteStorage.open({ path, onBatch: (size) => metrics?.commitBatch.observe(size) });
+  }
+  throw new BurndownError(
+    ErrorCode.invalidRequest,
+    'this build supports sqlite: database URLs only; the PostgreSQL adapter is not implemented yet',
+    {},
+  );
+}
+
+/** The real-time service context for a storage. */
+export function createContext(storage: Storage): ServiceContext {
+  return { storage, clock: systemClock, ids: new TimeOrderedIds(() => systemClock.now()) };
+}
+
+/** A running server and how to stop it. */
+export interface RunningServer {
+  readonly app: FastifyInstance;
+  readonly url: string;
+  /** The admin key generated at first start, if one was (shown once). */
+  readonly generatedKey: string | null;
+  stop(): Promise<void>;
+}
+
+/** Starts the HTTP server with a background sweeper for due expiries and old idempotency records. */
+export async function startServer(config: Config): Promise<RunningServer> {
+  const metrics = new Metrics();
+  const storage = await openStorage(config.databaseUrl, metrics);
+  const ctx = createContext(storage);
+  const generatedKey = await ensureAdminKey(ctx, config.apiKey);
+  const app = await buildApp(ctx, { bodyLimit: config.bodyLimit, logLevel: config.logLevel, metrics });
+  const url = await app.listen({ port: config.port, host: config.host });
+  let sweeping = false;
+  let lastCleanup = 0;
+  const sweeper = setInterval(() => {
+    if (sweeping) return;
+    sweeping = true;
+    void (async () => {
+      try {
+        const swept = await sweepDueLedgers(ctx);
+        if (swept > 0) metrics.sweeps.inc({}, swept);
+        const now = ctx.clock.now();
+        if (now - lastCleanup > 60_000) {
+          lastCleanup = now;
+          await storage.write('idempotency-cleanup', async (tx) => tx.deleteIdempotencyBefore(now - IDEMPOTENCY_RETENTION_MS));
+        }
+      } catch (error) {
+        app.log.error({ err: error }, 'sweeper failed');
+      } finally {
+        sweeping = false;
+      }
+    })();
+  }, config.sweepIntervalMs);
+  sweeper.unref();
+  return {
+    app,
+    url,
+    generatedKey,
+    async stop() {
+      clearInterval(sweeper);
+      await app.close();
+      await storage.close();
+    },
+  };
+}

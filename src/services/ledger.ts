@@ -1,0 +1,250 @@
+import { Amount } from '../domain/amount/amount.js';
+import { BurndownError, ErrorCode, invalidRequest, notFound } from '../domain/errors.js';
+import { grantStatusAt } from '../domain/ledger/burn-down.js';
+import {
+  CreditLedger,
+  type DebitRecord,
+  type GrantNotActive,
+  type HoldNotActive,
+  type InsufficientCredits,
+  type NewGrant,
+} from '../domain/ledger/credit-ledger.js';
+import { balanceFromEntries } from '../domain/ledger/point-in-time.js';
+import type { BalanceView, GrantState, HoldState } from '../domain/ledger/types.js';
+import type { Instant } from '../domain/time/instant.js';
+import type { LedgerKey, ReadOperations, WriteOperations } from '../ports/storage.js';
+import type { ServiceContext } from './context.js';
+import { requireCreditType, requireCustomer } from './lookups.js';
+
+/** A refusal the client can act on, returned as a value (and stored for idempotent replay). */
+export type Refusal = InsufficientCredits | HoldNotActive | GrantNotActive;
+
+/** Turns a refusal value into the error the transport sends. */
+export function refusalError(refusal: Refusal): BurndownError {
+  switch (refusal.refused) {
+    case 'insufficient_credits':
+      return new BurndownError(ErrorCode.insufficientCredits, 'not enough credits available', {
+        available: refusal.available.toString(),
+        requested: refusal.requested.toString(),
+      });
+    case 'hold_not_active':
+      return new BurndownError(ErrorCode.holdNotActive, `hold is ${refusal.status}, not active`, {
+        status: refusal.status,
+      });
+    case 'grant_not_active':
+      return new BurndownError(ErrorCode.grantNotActive, `grant is ${refusal.status}, not active`, {
+        status: refusal.status,
+      });
+  }
+}
+
+/** The serialisation key of a customer: writes to one customer are ordered, others run independently. */
+export function customerLockKey(workspaceId: string, customerId: string): string {
+  return `${workspaceId}\u0000${customerId}`;
+}
+
+/** Loads a ledger for writing and applies everything due up to `now` (expiries, activations). */
+async function openLedger(ctx: ServiceContext, tx: WriteOperations, key: LedgerKey, now: Instant): Promise<CreditLedger> {
+  const ledger = new CreditLedger(await tx.loadLedgerForUpdate(key), ctx.ids);
+  ledger.advanceTo(now);
+  return ledger;
+}
+
+/** Grants credits to a customer; a grant pays outstanding overage debt first. */
+export async function grantCredits(
+  ctx: ServiceContext,
+  tx: WriteOperations,
+  input: { key: LedgerKey; grant: NewGrant; now: Instant },
+): Promise<{ grant: GrantState; balance: BalanceView }> {
+  const { key, now } = input;
+  await requireCustomer(tx, key.workspaceId, key.customerId);
+  await requireCreditType(tx, key.workspaceId, key.creditType);
+  if (input.grant.expiresAt !== null && input.grant.expiresAt <= input.grant.effectiveAt) {
+    throw invalidRequest('expires_at must be after effective_at', { field: 'expires_at' });
+  }
+  const ledger = await openLedger(ctx, tx, key, now);
+  const grant = ledger.grant(input.grant, now);
+  await tx.saveLedger(key.workspaceId, ledger, now);
+  return { grant, balance: ledger.balance(now) };
+}
+
+/** Debits credits in burn-down order, all or nothing (or with overage when allowed). */
+export async function debitCredits(
+  ctx: ServiceContext,
+  tx: WriteOperations,
+  input: {
+    key: LedgerKey;
+    amount: Amount;
+    allowOverage: boolean;
+    description: string | null;
+    metadata: Record<string, unknown>;
+    now: Instant;
+  },
+): Promise<{ debit: DebitRecord; balance: BalanceView } | InsufficientCredits> {
+  const { key, now } = input;
+  await requireCustomer(tx, key.workspaceId, key.customerId);
+  await requireCreditType(tx, key.workspaceId, key.creditType);
+  const ledger = await openLedger(ctx, tx, key, now);
+  const outcome = ledger.debit(input, now);
+  if ('refused' in outcome) return outcome;
+  await tx.saveLedger(key.workspaceId, ledger, now);
+  return { debit: outcome, balance: ledger.balance(now) };
+}
+
+/** Places a hold that pins grant portions until captured, released or expired. */
+export async function placeHold(
+  ctx: ServiceContext,
+  tx: WriteOperations,
+  input: {
+    key: LedgerKey;
+    amount: Amount;
+    ttlMs: number;
+    description: string | null;
+    metadata: Record<string, unknown>;
+    now: Instant;
+  },
+): Promise<{ hold: HoldState; balance: BalanceView } | InsufficientCredits> {
+  const { key, now } = input;
+  await requireCustomer(tx, key.workspaceId, key.customerId);
+  await requireCreditType(tx, key.workspaceId, key.creditType);
+  const ledger = await openLedger(ctx, tx, key, now);
+  const outcome = ledger.placeHold({ ...input, expiresAt: now + input.ttlMs }, now);
+  if ('refused' in outcome) return outcome;
+  await tx.saveLedger(key.workspaceId, ledger, now);
+  return { hold: outcome, balance: ledger.balance(now) };
+}
+
+async function requireHold(reads: ReadOperations, workspaceId: string, holdId: string): Promise<HoldState> {
+  const hold = await reads.getHold(workspaceId, holdId);
+  if (!hold) throw notFound('hold', holdId);
+  return hold;
+}
+
+/** Captures (part of) a hold; see {@link CreditLedger.capture}. */
+export async function captureHold(
+  ctx: ServiceContext,
+  tx: WriteOperations,
+  input: {
+    workspaceId: string;
+    holdId: string;
+    amount: Amount | null;
+    allowOverage: boolean;
+    description: string | null;
+    metadata: Record<string, unknown> | null;
+    now: Instant;
+  },
+): Promise<{ debit: DebitRecord; balance: BalanceView } | InsufficientCredits | HoldNotActive> {
+  const stored = await requireHold(tx, input.workspaceId, input.holdId);
+  const key = { workspaceId: input.workspaceId, customerId: stored.customerId, creditType: stored.creditType };
+  const ledger = await openLedger(ctx, tx, key, input.now);
+  const outcome = ledger.capture(
+    {
+      holdId: input.holdId,
+      amount: input.amount,
+      allowOverage: input.allowOverage,
+      description: input.description,
+      ...(input.metadata ? { metadata: input.metadata } : {}),
+    },
+    input.now,
+  );
+  if ('refused' in outcome) {
+    // An expired hold is reported as such; persisting its release is left to the next write.
+    return outcome.refused === 'hold_not_active' ? { refused: outcome.refused, status: statusOf(ledger, stored) } : outcome;
+  }
+  await tx.saveLedger(input.workspaceId, ledger, input.now);
+  return { debit: outcome, balance: ledger.balance(input.now) };
+}
+
+/** Releases an active hold. */
+export async function releaseHold(
+  ctx: ServiceContext,
+  tx: WriteOperations,
+  input: { workspaceId: string; holdId: string; now: Instant },
+): Promise<HoldState | HoldNotActive> {
+  const stored = await requireHold(tx, input.workspaceId, input.holdId);
+  const key = { workspaceId: input.workspaceId, customerId: stored.customerId, creditType: stored.creditType };
+  const ledger = await openLedger(ctx, tx, key, input.now);
+  const outcome = ledger.release(input.holdId, input.now);
+  if ('refused' in outcome) return { refused: outcome.refused, status: statusOf(ledger, stored) };
+  await tx.saveLedger(input.workspaceId, ledger, input.now);
+  return outcome;
+}
+
+function statusOf(ledger: CreditLedger, stored: HoldState): HoldState['status'] {
+  return ledger.holds.get(stored.id)?.status ?? stored.status;
+}
+
+/** Voids a grant: its free remainder leaves now; pinned portions stay capturable. */
+export async function voidGrant(
+  ctx: ServiceContext,
+  tx: WriteOperations,
+  input: { workspaceId: string; grantId: string; reason: string | null; now: Instant },
+): Promise<GrantState | GrantNotActive> {
+  const stored = await tx.getGrant(input.workspaceId, input.grantId);
+  if (!stored) throw notFound('grant', input.grantId);
+  const status = grantStatusAt(stored, input.now);
+  if (status === 'expired' || status === 'voided') return { refused: 'grant_not_active', status };
+  const key = { workspaceId: input.workspaceId, customerId: stored.customerId, creditType: stored.creditType };
+  const ledger = await openLedger(ctx, tx, key, input.now);
+  // A depleted grant is not loaded with the ledger (nothing left); it can still be voided.
+  if (!ledger.grants.has(stored.id)) ledger.grants.set(stored.id, stored);
+  const outcome = ledger.voidGrant(input.grantId, input.now);
+  if ('refused' in outcome) return outcome;
+  await tx.saveLedger(input.workspaceId, ledger, input.now);
+  return outcome;
+}
+
+/** Writes everything due up to now for one ledger (expiries, hold releases, activations). */
+export async function settleDue(ctx: ServiceContext, key: LedgerKey): Promise<void> {
+  await ctx.storage.write(customerLockKey(key.workspaceId, key.customerId), async (tx) => {
+    const now = ctx.clock.now();
+    const ledger = await openLedger(ctx, tx, key, now);
+    if (ledger.isDirty) await tx.saveLedger(key.workspaceId, ledger, now);
+  });
+}
+
+/**
+ * The balance now, or as it was at a past instant. "Now" is computed from the cached state with
+ * due expiries applied in memory (no write needed); a past instant first records what is due,
+ * then sums that customer's entries up to the instant.
+ */
+export async function readBalance(
+  ctx: ServiceContext,
+  input: { key: LedgerKey; at: Instant | null },
+): Promise<BalanceView> {
+  const { key } = input;
+  const reads = ctx.storage.read;
+  await requireCustomer(reads, key.workspaceId, key.customerId);
+  await requireCreditType(reads, key.workspaceId, key.creditType);
+  const now = ctx.clock.now();
+  if (input.at === null || input.at >= now) {
+    if (input.at !== null && input.at > now) throw invalidRequest('at must not be in the future', { field: 'at' });
+    const ledger = new CreditLedger(await reads.loadLedger(key), ctx.ids);
+    ledger.advanceTo(now);
+    return ledger.balance(now);
+  }
+  await settleDue(ctx, key);
+  const entries = await ctx.storage.read.entriesUpTo(key, input.at);
+  const grantIds = [...new Set(entries.flatMap((e) => (e.grantId ? [e.grantId] : [])))];
+  const grants = new Map((await reads.getGrantsByIds(key.workspaceId, grantIds)).map((g) => [g.id, g]));
+  return balanceFromEntries({ customerId: key.customerId, creditType: key.creditType, at: input.at, entries, grants });
+}
+
+/** Sweeps ledgers with something due, so expiries appear in the ledger even without traffic. */
+export async function sweepDueLedgers(ctx: ServiceContext, limit = 500): Promise<number> {
+  const due = await ctx.storage.findDueLedgers(ctx.clock.now(), limit);
+  for (const key of due) await settleDue(ctx, key);
+  return due.length;
+}
+
+/** Checks an amount from a client: positive, at most 12 decimals. */
+export function requirePositiveAmount(text: string, field: string): Amount {
+  const parsed = Amount.tryParse(text);
+  if (typeof parsed === 'string') {
+    const why =
+      parsed === 'too_many_decimals' ? 'has more than 12 decimal places' : parsed === 'too_large' ? 'is too large' : 'is not a decimal string';
+    throw new BurndownError(ErrorCode.invalidAmount, `${field} ${why}`, { field });
+  }
+  if (!parsed.isPositive()) throw new BurndownError(ErrorCode.invalidAmount, `${field} must be greater than 0`, { field });
+  return parsed;
+}

@@ -1,0 +1,130 @@
+import type { Storage } from '../ports/storage.js';
+
+/** One failed check, naming the account or grant so an operator can find it. */
+export interface ReconciliationFailure {
+  readonly check: 'account_balance' | 'entries_sum' | 'grant_bounds';
+  readonly workspaceId: string;
+  readonly customerId: string | null;
+  readonly creditType: string | null;
+  readonly account: string | null;
+  readonly message: string;
+}
+
+/** The outcome of replaying the whole ledger. */
+export interface ReconciliationReport {
+  readonly ok: boolean;
+  readonly entries: number;
+  readonly accounts: number;
+  readonly grants: number;
+  readonly failures: readonly ReconciliationFailure[];
+}
+
+const key = (...parts: string[]) => parts.join('\u0000');
+
+/**
+ * Replays every entry and proves DESIGN.md's invariants: (a) every cached account balance equals
+ * the sum of its entries, (b) all entries sum to zero, (c) no grant's remaining is below zero
+ * or above its amount. Streams the ledger; memory grows with the number of accounts only.
+ */
+export async function reconcileLedger(storage: Storage): Promise<ReconciliationReport> {
+  const sums = new Map<string, bigint>();
+  let entryCount = 0;
+  let malformed = 0;
+  for await (const e of storage.allEntries()) {
+    entryCount += 1;
+    const from = key(e.workspaceId, e.customerId, e.creditType, e.fromAccount);
+    const to = key(e.workspaceId, e.customerId, e.creditType, e.toAccount);
+    sums.set(from, (sums.get(from) ?? 0n) - e.amount.units);
+    sums.set(to, (sums.get(to) ?? 0n) + e.amount.units);
+    if (!e.amount.isPositive()) malformed += 1; // a movement must be positive to have a direction
+  }
+  const failures: ReconciliationFailure[] = [];
+  const checked = new Set<string>();
+  /** Σ of the cached balances per ledger: zero when the caches are themselves double-entry. */
+  const cachedTotals = new Map<string, bigint>();
+  const compare = (
+    workspaceId: string,
+    customerId: string,
+    creditType: string,
+    account: string,
+    cachedUnits: bigint,
+  ) => {
+    const k = key(workspaceId, customerId, creditType, account);
+    checked.add(k);
+    const ledgerKey = key(workspaceId, customerId, creditType);
+    cachedTotals.set(ledgerKey, (cachedTotals.get(ledgerKey) ?? 0n) + cachedUnits);
+    const fromEntries = sums.get(k) ?? 0n;
+    if (fromEntries !== cachedUnits) {
+      failures.push({
+        check: 'account_balance',
+        workspaceId,
+        customerId,
+        creditType,
+        account,
+        message: `cached balance ${cachedUnits} units differs from the entries' sum ${fromEntries} units`,
+      });
+    }
+  };
+  let accountCount = 0;
+  for await (const row of storage.allCustomerAccounts()) {
+    for (const [name, amount] of Object.entries(row.accounts)) {
+      accountCount += 1;
+      compare(row.workspaceId, row.customerId, row.creditType, name, amount.units);
+    }
+  }
+  let grantCount = 0;
+  for await (const g of storage.allGrants()) {
+    grantCount += 1;
+    accountCount += 2;
+    compare(g.workspaceId, g.customerId, g.creditType, `grant:${g.id}`, g.available.units);
+    compare(g.workspaceId, g.customerId, g.creditType, `held:${g.id}`, g.held.units);
+    const remaining = g.available.plus(g.held);
+    if (g.available.isNegative() || g.held.isNegative() || remaining.isNegative() || remaining.greaterThan(g.amount)) {
+      failures.push({
+        check: 'grant_bounds',
+        workspaceId: g.workspaceId,
+        customerId: g.customerId,
+        creditType: g.creditType,
+        account: `grant:${g.id}`,
+        message: `grant ${g.id} has available ${g.available}, held ${g.held}, amount ${g.amount}`,
+      });
+    }
+  }
+  for (const [k, units] of sums) {
+    if (checked.has(k) || units === 0n) continue;
+    const [workspaceId = '', customerId = '', creditType = '', account = ''] = k.split('\u0000');
+    failures.push({
+      check: 'account_balance',
+      workspaceId,
+      customerId,
+      creditType,
+      account,
+      message: `entries move ${units} units into an account with no cached balance`,
+    });
+  }
+  for (const [k, units] of cachedTotals) {
+    if (units === 0n) continue;
+    const [workspaceId = '', customerId = '', creditType = ''] = k.split('\u0000');
+    failures.push({
+      check: 'entries_sum',
+      workspaceId,
+      customerId,
+      creditType,
+      account: null,
+      message: `cached balances of this ledger sum to ${units} units instead of zero`,
+    });
+  }
+  let grandTotal = 0n;
+  for (const units of sums.values()) grandTotal += units;
+  if (grandTotal !== 0n || malformed > 0) {
+    failures.push({
+      check: 'entries_sum',
+      workspaceId: '*',
+      customerId: null,
+      creditType: null,
+      account: null,
+      message: `entries do not sum to zero (off by ${grandTotal} units; ${malformed} entries with a non-positive amount)`,
+    });
+  }
+  return { ok: failures.length === 0, entries: entryCount, accounts: accountCount, grants: grantCount, failures };
+}

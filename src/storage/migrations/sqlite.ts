@@ -1,0 +1,143 @@
+/**
+ * SQLite schema, as an ordered list of migrations. Applied in order at start (and by
+ * `burndown migrate`); each runs once, inside the transaction that records it.
+ * Amounts are canonical decimal TEXT (64-bit integers cannot hold 15 integer + 12 fractional
+ * digits); instants are INTEGER milliseconds.
+ */
+export const SQLITE_MIGRATIONS: readonly { readonly version: number; readonly name: string; readonly sql: string }[] = [
+  {
+    version: 1,
+    name: 'ledger',
+    sql: `
+CREATE TABLE workspaces (
+  id TEXT PRIMARY KEY,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE api_keys (
+  id TEXT PRIMARY KEY,
+  workspace_id TEXT NOT NULL,
+  key_hash TEXT NOT NULL UNIQUE,
+  scope TEXT NOT NULL,
+  name TEXT,
+  created_at INTEGER NOT NULL,
+  revoked_at INTEGER
+);
+CREATE TABLE customers (
+  workspace_id TEXT NOT NULL,
+  id TEXT NOT NULL,
+  name TEXT,
+  metadata TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (workspace_id, id)
+) WITHOUT ROWID;
+CREATE TABLE credit_types (
+  workspace_id TEXT NOT NULL,
+  id TEXT NOT NULL,
+  name TEXT,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (workspace_id, id)
+) WITHOUT ROWID;
+CREATE TABLE balances (
+  workspace_id TEXT NOT NULL,
+  customer_id TEXT NOT NULL,
+  credit_type TEXT NOT NULL,
+  issued TEXT NOT NULL,
+  consumed TEXT NOT NULL,
+  expired TEXT NOT NULL,
+  voided TEXT NOT NULL,
+  overage TEXT NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (workspace_id, customer_id, credit_type)
+) WITHOUT ROWID;
+CREATE TABLE grants (
+  id TEXT PRIMARY KEY,
+  workspace_id TEXT NOT NULL,
+  customer_id TEXT NOT NULL,
+  credit_type TEXT NOT NULL,
+  category TEXT NOT NULL,
+  amount TEXT NOT NULL,
+  priority INTEGER NOT NULL,
+  effective_at INTEGER NOT NULL,
+  expires_at INTEGER,
+  created_at INTEGER NOT NULL,
+  cost_basis_amount TEXT,
+  cost_basis_currency TEXT,
+  applies_to TEXT,
+  description TEXT,
+  metadata TEXT NOT NULL,
+  available TEXT NOT NULL,
+  held TEXT NOT NULL,
+  closed_reason TEXT,
+  closed_at INTEGER,
+  activated INTEGER NOT NULL,
+  is_open INTEGER NOT NULL
+);
+CREATE INDEX grants_open ON grants (workspace_id, customer_id, credit_type) WHERE is_open = 1;
+CREATE INDEX grants_by_customer ON grants (workspace_id, customer_id, created_at, id);
+CREATE INDEX grants_due_expiry ON grants (expires_at) WHERE is_open = 1 AND closed_reason IS NULL AND expires_at IS NOT NULL;
+CREATE INDEX grants_due_activation ON grants (effective_at) WHERE activated = 0 AND is_open = 1;
+CREATE TABLE holds (
+  id TEXT PRIMARY KEY,
+  workspace_id TEXT NOT NULL,
+  customer_id TEXT NOT NULL,
+  credit_type TEXT NOT NULL,
+  amount TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  portions TEXT NOT NULL,
+  drawdowns TEXT NOT NULL,
+  captured_amount TEXT,
+  closed_at INTEGER,
+  description TEXT,
+  metadata TEXT NOT NULL
+);
+CREATE INDEX holds_active ON holds (workspace_id, customer_id, credit_type) WHERE status = 'active';
+CREATE INDEX holds_due ON holds (expires_at) WHERE status = 'active';
+CREATE TABLE debits (
+  id TEXT PRIMARY KEY,
+  workspace_id TEXT NOT NULL,
+  customer_id TEXT NOT NULL,
+  credit_type TEXT NOT NULL,
+  amount TEXT NOT NULL,
+  drawdowns TEXT NOT NULL,
+  overage TEXT NOT NULL,
+  hold_id TEXT,
+  created_at INTEGER NOT NULL,
+  description TEXT,
+  metadata TEXT NOT NULL
+);
+CREATE TABLE entries (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE,
+  workspace_id TEXT NOT NULL,
+  customer_id TEXT NOT NULL,
+  credit_type TEXT NOT NULL,
+  type TEXT NOT NULL,
+  amount TEXT NOT NULL,
+  from_account TEXT NOT NULL,
+  to_account TEXT NOT NULL,
+  grant_id TEXT,
+  ref TEXT,
+  at INTEGER NOT NULL,
+  balance_after TEXT NOT NULL,
+  recorded_at INTEGER NOT NULL
+);
+CREATE INDEX entries_by_ledger ON entries (workspace_id, customer_id, credit_type, at, seq);
+CREATE TRIGGER entries_are_append_only_update BEFORE UPDATE ON entries
+  BEGIN SELECT RAISE(ABORT, 'ledger entries are immutable'); END;
+CREATE TRIGGER entries_are_append_only_delete BEFORE DELETE ON entries
+  BEGIN SELECT RAISE(ABORT, 'ledger entries are immutable'); END;
+CREATE TABLE idempotency_keys (
+  workspace_id TEXT NOT NULL,
+  key TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  status_code INTEGER NOT NULL,
+  response_body TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (workspace_id, key)
+) WITHOUT ROWID;
+CREATE INDEX idempotency_keys_age ON idempotency_keys (created_at);
+`,
+  },
+];

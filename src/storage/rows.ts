@@ -1,0 +1,366 @@
+import { Amount } from '../domain/amount/amount.js';
+import type { DebitRecord } from '../domain/ledger/credit-ledger.js';
+import type {
+  AccountName,
+  CustomerAccounts,
+  Drawdown,
+  EntryType,
+  GrantCategory,
+  GrantState,
+  HoldState,
+  HoldStatus,
+} from '../domain/ledger/types.js';
+import type { Customer, CreditType, StoredEntry } from '../ports/storage.js';
+
+/**
+ * Row shapes shared by both SQL adapters, and the mapping between them and domain objects.
+ * Amounts travel as canonical decimal strings (SQLite TEXT, PostgreSQL NUMERIC read as text),
+ * instants as integer milliseconds, structured fields as JSON text.
+ */
+
+export interface GrantRow {
+  id: string;
+  workspace_id: string;
+  customer_id: string;
+  credit_type: string;
+  category: string;
+  amount: string;
+  priority: number;
+  effective_at: number | string;
+  expires_at: number | string | null;
+  created_at: number | string;
+  cost_basis_amount: string | null;
+  cost_basis_currency: string | null;
+  applies_to: string | null;
+  description: string | null;
+  metadata: string;
+  available: string;
+  held: string;
+  closed_reason: string | null;
+  closed_at: number | string | null;
+  activated: number | boolean;
+  is_open: number | boolean;
+}
+
+export function grantFromRow(row: GrantRow): GrantState {
+  return {
+    id: row.id,
+    customerId: row.customer_id,
+    creditType: row.credit_type,
+    category: row.category as GrantCategory,
+    amount: Amount.parse(String(row.amount)),
+    priority: Number(row.priority),
+    effectiveAt: Number(row.effective_at),
+    expiresAt: row.expires_at === null ? null : Number(row.expires_at),
+    createdAt: Number(row.created_at),
+    costBasis:
+      row.cost_basis_amount === null || row.cost_basis_currency === null
+        ? null
+        : { amount: Amount.parse(String(row.cost_basis_amount)), currency: row.cost_basis_currency },
+    appliesTo: row.applies_to === null ? null : (JSON.parse(row.applies_to) as string[]),
+    description: row.description,
+    metadata: JSON.parse(row.metadata) as Record<string, unknown>,
+    available: Amount.parse(String(row.available)),
+    held: Amount.parse(String(row.held)),
+    closedReason: row.closed_reason as GrantState['closedReason'],
+    closedAt: row.closed_at === null ? null : Number(row.closed_at),
+    activated: Boolean(row.activated),
+  };
+}
+
+/** Column values of a grant in the order of {@link GRANT_COLUMNS}. */
+export function grantToParams(workspaceId: string, g: GrantState): unknown[] {
+  return [
+    g.id,
+    workspaceId,
+    g.customerId,
+    g.creditType,
+    g.category,
+    g.amount.toString(),
+    g.priority,
+    g.effectiveAt,
+    g.expiresAt,
+    g.createdAt,
+    g.costBasis?.amount.toString() ?? null,
+    g.costBasis?.currency ?? null,
+    g.appliesTo === null ? null : JSON.stringify(g.appliesTo),
+    g.description,
+    JSON.stringify(g.metadata),
+    g.available.toString(),
+    g.held.toString(),
+    g.closedReason,
+    g.closedAt,
+    g.activated ? 1 : 0,
+    isGrantOpen(g) ? 1 : 0,
+  ];
+}
+
+export const GRANT_COLUMNS = [
+  'id',
+  'workspace_id',
+  'customer_id',
+  'credit_type',
+  'category',
+  'amount',
+  'priority',
+  'effective_at',
+  'expires_at',
+  'created_at',
+  'cost_basis_amount',
+  'cost_basis_currency',
+  'applies_to',
+  'description',
+  'metadata',
+  'available',
+  'held',
+  'closed_reason',
+  'closed_at',
+  'activated',
+  'is_open',
+] as const;
+
+/** A grant is loaded with its ledger while it still has credits (free or pinned). */
+export function isGrantOpen(g: GrantState): boolean {
+  return g.available.isPositive() || g.held.isPositive();
+}
+
+export interface HoldRow {
+  id: string;
+  workspace_id: string;
+  customer_id: string;
+  credit_type: string;
+  amount: string;
+  created_at: number | string;
+  expires_at: number | string;
+  status: string;
+  portions: string;
+  drawdowns: string;
+  captured_amount: string | null;
+  closed_at: number | string | null;
+  description: string | null;
+  metadata: string;
+}
+
+export const HOLD_COLUMNS = [
+  'id',
+  'workspace_id',
+  'customer_id',
+  'credit_type',
+  'amount',
+  'created_at',
+  'expires_at',
+  'status',
+  'portions',
+  'drawdowns',
+  'captured_amount',
+  'closed_at',
+  'description',
+  'metadata',
+] as const;
+
+export function holdFromRow(row: HoldRow): HoldState {
+  return {
+    id: row.id,
+    customerId: row.customer_id,
+    creditType: row.credit_type,
+    amount: Amount.parse(String(row.amount)),
+    createdAt: Number(row.created_at),
+    expiresAt: Number(row.expires_at),
+    status: row.status as HoldStatus,
+    portions: drawdownsFromJson(row.portions).map((d) => ({ grantId: d.grantId, amount: d.amount })),
+    drawdowns: drawdownsFromJson(row.drawdowns),
+    capturedAmount: row.captured_amount === null ? null : Amount.parse(String(row.captured_amount)),
+    closedAt: row.closed_at === null ? null : Number(row.closed_at),
+    description: row.description,
+    metadata: JSON.parse(row.metadata) as Record<string, unknown>,
+  };
+}
+
+export function holdToParams(workspaceId: string, h: HoldState): unknown[] {
+  return [
+    h.id,
+    workspaceId,
+    h.customerId,
+    h.creditType,
+    h.amount.toString(),
+    h.createdAt,
+    h.expiresAt,
+    h.status,
+    drawdownsToJson(h.portions.filter((p) => p.amount.isPositive())),
+    drawdownsToJson(h.drawdowns),
+    h.capturedAmount?.toString() ?? null,
+    h.closedAt,
+    h.description,
+    JSON.stringify(h.metadata),
+  ];
+}
+
+export function drawdownsToJson(drawdowns: readonly Drawdown[]): string {
+  return JSON.stringify(drawdowns.map((d) => [d.grantId, d.amount.toString()]));
+}
+
+export function drawdownsFromJson(text: string): Drawdown[] {
+  return (JSON.parse(text) as [string, string][]).map(([grantId, amount]) => ({
+    grantId,
+    amount: Amount.parse(amount),
+  }));
+}
+
+export const DEBIT_COLUMNS = [
+  'id',
+  'workspace_id',
+  'customer_id',
+  'credit_type',
+  'amount',
+  'drawdowns',
+  'overage',
+  'hold_id',
+  'created_at',
+  'description',
+  'metadata',
+] as const;
+
+export function debitToParams(workspaceId: string, d: DebitRecord): unknown[] {
+  return [
+    d.id,
+    workspaceId,
+    d.customerId,
+    d.creditType,
+    d.amount.toString(),
+    drawdownsToJson(d.drawdowns),
+    d.overage.toString(),
+    d.holdId,
+    d.createdAt,
+    d.description,
+    JSON.stringify(d.metadata),
+  ];
+}
+
+export interface EntryRow {
+  seq: number | string;
+  id: string;
+  workspace_id: string;
+  customer_id: string;
+  credit_type: string;
+  type: string;
+  amount: string;
+  from_account: string;
+  to_account: string;
+  grant_id: string | null;
+  ref: string | null;
+  at: number | string;
+  balance_after: string;
+  recorded_at: number | string;
+}
+
+export const ENTRY_COLUMNS = [
+  'id',
+  'workspace_id',
+  'customer_id',
+  'credit_type',
+  'type',
+  'amount',
+  'from_account',
+  'to_account',
+  'grant_id',
+  'ref',
+  'at',
+  'balance_after',
+  'recorded_at',
+] as const;
+
+export function entryFromRow(row: EntryRow): StoredEntry {
+  return {
+    seq: String(row.seq),
+    id: row.id,
+    customerId: row.customer_id,
+    creditType: row.credit_type,
+    type: row.type as EntryType,
+    amount: Amount.parse(String(row.amount)),
+    fromAccount: row.from_account as AccountName,
+    toAccount: row.to_account as AccountName,
+    grantId: row.grant_id,
+    ref: row.ref,
+    at: Number(row.at),
+    balanceAfter: Amount.parse(String(row.balance_after)),
+    recordedAt: Number(row.recorded_at),
+  };
+}
+
+export interface AccountsRow {
+  issued: string;
+  consumed: string;
+  expired: string;
+  voided: string;
+  overage: string;
+}
+
+export function accountsFromRow(row: AccountsRow | undefined | null): CustomerAccounts {
+  if (!row) {
+    return { issued: Amount.ZERO, consumed: Amount.ZERO, expired: Amount.ZERO, voided: Amount.ZERO, overage: Amount.ZERO };
+  }
+  return {
+    issued: Amount.parse(String(row.issued)),
+    consumed: Amount.parse(String(row.consumed)),
+    expired: Amount.parse(String(row.expired)),
+    voided: Amount.parse(String(row.voided)),
+    overage: Amount.parse(String(row.overage)),
+  };
+}
+
+export interface CustomerRow {
+  workspace_id: string;
+  id: string;
+  name: string | null;
+  metadata: string;
+  created_at: number | string;
+}
+
+export function customerFromRow(row: CustomerRow): Customer {
+  return {
+    workspaceId: row.workspace_id,
+    id: row.id,
+    name: row.name,
+    metadata: JSON.parse(row.metadata) as Record<string, unknown>,
+    createdAt: Number(row.created_at),
+  };
+}
+
+export interface CreditTypeRow {
+  workspace_id: string;
+  id: string;
+  name: string | null;
+  created_at: number | string;
+}
+
+export function creditTypeFromRow(row: CreditTypeRow): CreditType {
+  return { workspaceId: row.workspace_id, id: row.id, name: row.name, createdAt: Number(row.created_at) };
+}
+
+/**
+ * SQL for the grant-status filter at a given instant (parameter `?` = now, used as often as
+ * returned in `params`). Mirrors `grantStatusAt` in the domain.
+ */
+export function grantStatusCondition(status: string, now: number): { sql: string; params: unknown[] } {
+  switch (status) {
+    case 'voided':
+      return { sql: `closed_reason = 'voided'`, params: [] };
+    case 'expired':
+      return {
+        sql: `(closed_reason = 'expired' OR (closed_reason IS NULL AND expires_at IS NOT NULL AND expires_at <= ?))`,
+        params: [now],
+      };
+    case 'pending':
+      return { sql: `(closed_reason IS NULL AND effective_at > ? AND (expires_at IS NULL OR expires_at > ?))`, params: [now, now] };
+    case 'depleted':
+      return {
+        sql: `(closed_reason IS NULL AND effective_at <= ? AND (expires_at IS NULL OR expires_at > ?) AND is_open = 0)`,
+        params: [now, now],
+      };
+    default:
+      return {
+        sql: `(closed_reason IS NULL AND effective_at <= ? AND (expires_at IS NULL OR expires_at > ?) AND is_open = 1)`,
+        params: [now, now],
+      };
+  }
+}
