@@ -64,7 +64,9 @@ export async function startServer(config: Config): Promise<RunningServer> {
         const now = ctx.clock.now();
         if (now - lastCleanup > 60_000) {
           lastCleanup = now;
-          await storage.write('idempotency-cleanup', async (tx) => tx.deleteIdempotencyBefore(now - IDEMPOTENCY_RETENTION_MS));
+          await storage.write('idempotency-cleanup', async (tx) =>
+            tx.deleteIdempotencyBefore(now - IDEMPOTENCY_RETENTION_MS),
+          );
         }
       } catch (error) {
         app.log.error({ err: error }, 'sweeper failed');

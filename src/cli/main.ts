@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { loadConfig } from '../config/config.js';
-import { DEFAULT_CREDIT_TYPE, DEFAULT_WORKSPACE } from '../services/context.js';
-import { readBalance } from '../services/ledger.js';
-import { reconcileLedger } from '../services/reconcile.js';
 import { parseInstant } from '../domain/time/instant.js';
 import { presentBalance } from '../http/presenters.js';
 import { createContext, openStorage, startServer } from '../main.js';
+import { DEFAULT_CREDIT_TYPE, DEFAULT_WORKSPACE } from '../services/context.js';
+import { readBalance } from '../services/ledger.js';
+import { reconcileLedger } from '../services/reconcile.js';
 
 /** The `burndown` command: thin over the services, never over HTTP internals. */
 const program = new Command()

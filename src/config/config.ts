@@ -22,7 +22,11 @@ function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: nu
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
   if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
-    throw new BurndownError(ErrorCode.invalidRequest, `${name} must be an integer between ${min} and ${max}`, { name });
+    throw new BurndownError(
+      ErrorCode.invalidRequest,
+      `${name} must be an integer between ${min} and ${max}`,
+      { name },
+    );
   }
   return Number(raw);
 }
@@ -35,7 +39,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const databaseUrl = env['BURNDOWN_DATABASE_URL'] || 'sqlite:./data/burndown.db';
   if (!/^(sqlite:|postgres(ql)?:\/\/)/.test(databaseUrl)) {
-    throw new BurndownError(ErrorCode.invalidRequest, 'BURNDOWN_DATABASE_URL must start with sqlite: or postgres://', {});
+    throw new BurndownError(
+      ErrorCode.invalidRequest,
+      'BURNDOWN_DATABASE_URL must start with sqlite: or postgres://',
+      {},
+    );
   }
   return Object.freeze({
     port: integer(env, 'PORT', 7420, 0, 65535),

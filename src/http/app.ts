@@ -14,6 +14,7 @@ import { registerDebitRoutes } from './routes/debits.js';
 import { registerGrantRoutes } from './routes/grants.js';
 import { registerHoldRoutes } from './routes/holds.js';
 import { registerOperationRoutes } from './routes/operations.js';
+import { registerReconciliationRoutes } from './routes/reconciliation.js';
 import { ErrorBody } from './schemas.js';
 
 declare module 'fastify' {
@@ -48,17 +49,42 @@ export interface AppOptions {
 /** Maps anything thrown while handling a request to the contract's error envelope. */
 export function toBurndownError(error: unknown): BurndownError {
   if (error instanceof BurndownError) return error;
-  const e = error as Omit<FastifyError, 'validation'> & { validation?: { instancePath?: string; message?: string; params?: Record<string, unknown>; parentSchema?: Record<string, unknown>; keyword?: string }[]; validationContext?: string };
+  const e = error as Omit<FastifyError, 'validation'> & {
+    validation?: {
+      instancePath?: string;
+      message?: string;
+      params?: Record<string, unknown>;
+      parentSchema?: Record<string, unknown>;
+      keyword?: string;
+    }[];
+    validationContext?: string;
+  };
   if (e.validation && e.validation.length > 0) {
     const first = e.validation[0]!;
-    const amountError = e.validation.find((v) => v.parentSchema?.['x-amount'] === true && v.keyword !== 'required');
+    const amountError = e.validation.find(
+      (v) => v.parentSchema?.['x-amount'] === true && v.keyword !== 'required',
+    );
     const missing = first.params?.['missingProperty'];
     const extra = first.params?.['additionalProperty'];
     const path = (amountError ?? first).instancePath?.replace(/^\//, '').replace(/\//g, '.') ?? '';
-    const field = typeof missing === 'string' ? [path, missing].filter(Boolean).join('.') : typeof extra === 'string' ? [path, extra].filter(Boolean).join('.') : path;
-    const where = e.validationContext === 'querystring' ? 'query parameter' : e.validationContext === 'params' ? 'path parameter' : 'field';
+    const field =
+      typeof missing === 'string'
+        ? [path, missing].filter(Boolean).join('.')
+        : typeof extra === 'string'
+          ? [path, extra].filter(Boolean).join('.')
+          : path;
+    const where =
+      e.validationContext === 'querystring'
+        ? 'query parameter'
+        : e.validationContext === 'params'
+          ? 'path parameter'
+          : 'field';
     if (amountError) {
-      return new BurndownError(ErrorCode.invalidAmount, `${field || 'amount'} must be a decimal string such as "25" or "0.5"`, { field });
+      return new BurndownError(
+        ErrorCode.invalidAmount,
+        `${field || 'amount'} must be a decimal string such as "25" or "0.5"`,
+        { field },
+      );
     }
     const message =
       typeof missing === 'string'
@@ -66,7 +92,10 @@ export function toBurndownError(error: unknown): BurndownError {
         : typeof extra === 'string'
           ? `unknown ${where} ${field}`
           : `${where} ${field || '(body)'} ${first.message ?? 'is invalid'}`;
-    return new BurndownError(ErrorCode.invalidRequest, message, { field, location: e.validationContext ?? 'body' });
+    return new BurndownError(ErrorCode.invalidRequest, message, {
+      field,
+      location: e.validationContext ?? 'body',
+    });
   }
   switch (e.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
@@ -79,7 +108,8 @@ export function toBurndownError(error: unknown): BurndownError {
       return new BurndownError(ErrorCode.invalidRequest, 'request body is not valid JSON', {});
   }
   if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
-    if (e.statusCode === 413) return new BurndownError(ErrorCode.payloadTooLarge, 'request body is too large', {});
+    if (e.statusCode === 413)
+      return new BurndownError(ErrorCode.payloadTooLarge, 'request body is too large', {});
     return new BurndownError(ErrorCode.invalidRequest, e.message, {});
   }
   return new BurndownError(ErrorCode.internalError, 'internal error', {}, { cause: error });
@@ -93,7 +123,13 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
     bodyLimit: options.bodyLimit,
     return503OnClosing: true,
     ajv: {
-      customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false, verbose: true },
+      customOptions: {
+        coerceTypes: false,
+        removeAdditional: false,
+        useDefaults: false,
+        allErrors: false,
+        verbose: true,
+      },
       plugins: [markAmountKeyword as never],
     },
   });
@@ -122,9 +158,13 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
     const record = match ? await keys.resolve(match[1]!) : null;
     if (!record) throw new BurndownError(ErrorCode.unauthorized, 'missing or unknown API key', {});
     if (!scopeAllows(record.scope, scope)) {
-      throw new BurndownError(ErrorCode.forbidden, `this key's scope (${record.scope}) does not allow this call`, {
-        required: scope,
-      });
+      throw new BurndownError(
+        ErrorCode.forbidden,
+        `this key's scope (${record.scope}) does not allow this call`,
+        {
+          required: scope,
+        },
+      );
     }
     request.auth = { workspaceId: record.workspaceId, scope: record.scope };
   });
@@ -139,10 +179,15 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
     const mapped = toBurndownError(error);
     const status = statusOfErrorCode(mapped.code);
     if (status >= 500) request.log.error({ err: error }, 'request failed');
-    return reply.code(status).type('application/json; charset=utf-8').send(JSON.stringify(errorBody(mapped)));
+    return reply
+      .code(status)
+      .type('application/json; charset=utf-8')
+      .send(JSON.stringify(errorBody(mapped)));
   });
   app.setNotFoundHandler((request, reply) => {
-    const body = errorBody(new BurndownError(ErrorCode.notFound, `no route ${request.method} ${request.url.split('?')[0]}`, {}));
+    const body = errorBody(
+      new BurndownError(ErrorCode.notFound, `no route ${request.method} ${request.url.split('?')[0]}`, {}),
+    );
     return reply.code(404).type('application/json; charset=utf-8').send(JSON.stringify(body));
   });
 
@@ -167,12 +212,15 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
   registerDebitRoutes(app, deps);
   registerHoldRoutes(app, deps);
   registerBalanceRoutes(app, deps);
+  registerReconciliationRoutes(app, deps);
   await app.ready();
   return app;
 }
 
 /** Teaches ajv the `x-amount` marker keyword (annotation only; it validates nothing). */
-function markAmountKeyword(ajv: { addKeyword(definition: { keyword: string; schemaType: string }): unknown }) {
+function markAmountKeyword(ajv: {
+  addKeyword(definition: { keyword: string; schemaType: string }): unknown;
+}) {
   ajv.addKeyword({ keyword: 'x-amount', schemaType: 'boolean' });
   return ajv;
 }

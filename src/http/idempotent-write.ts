@@ -53,7 +53,9 @@ export class IdempotentWriter {
       return send(reply, result.status, JSON.stringify(result.body), false);
     }
     if (typeof header !== 'string' || !IDEMPOTENCY_KEY.test(header)) {
-      throw invalidRequest('Idempotency-Key must be 1 to 255 visible ASCII characters', { field: 'Idempotency-Key' });
+      throw invalidRequest('Idempotency-Key must be 1 to 255 visible ASCII characters', {
+        field: 'Idempotency-Key',
+      });
     }
     const fingerprint = createHash('sha256')
       .update(`${request.method} ${request.url}\n`)
@@ -61,7 +63,11 @@ export class IdempotentWriter {
       .digest('hex');
     const flightKey = `${workspaceId}\u0000${header}`;
     if (this.inFlight.has(flightKey)) {
-      throw new BurndownError(ErrorCode.requestInProgress, 'a request with this Idempotency-Key is still in progress', {});
+      throw new BurndownError(
+        ErrorCode.requestInProgress,
+        'a request with this Idempotency-Key is still in progress',
+        {},
+      );
     }
     this.inFlight.add(flightKey);
     try {

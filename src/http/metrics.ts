@@ -5,7 +5,9 @@
 const DEFAULT_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
 function labelText(labels: Record<string, string>): string {
-  const parts = Object.entries(labels).map(([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`);
+  const parts = Object.entries(labels).map(
+    ([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`,
+  );
   return parts.length ? `{${parts.join(',')}}` : '';
 }
 
@@ -29,7 +31,10 @@ class Counter {
 }
 
 class Histogram {
-  private readonly series = new Map<string, { counts: number[]; sum: number; count: number; labels: Record<string, string> }>();
+  private readonly series = new Map<
+    string,
+    { counts: number[]; sum: number; count: number; labels: Record<string, string> }
+  >();
   constructor(
     readonly name: string,
     readonly help: string,
@@ -65,13 +70,19 @@ class Histogram {
 /** The metrics Burndown exports at /metrics. */
 export class Metrics {
   readonly httpRequests = new Counter('burndown_http_requests_total', 'HTTP requests by route and status');
-  readonly httpDuration = new Histogram('burndown_http_request_duration_seconds', 'HTTP request latency by route');
+  readonly httpDuration = new Histogram(
+    'burndown_http_request_duration_seconds',
+    'HTTP request latency by route',
+  );
   readonly commitBatch = new Histogram(
     'burndown_commit_batch_size',
     'Writes sharing one transaction and fsync (group commit)',
     [1, 2, 5, 10, 20, 50, 100, 200, 500],
   );
-  readonly sweeps = new Counter('burndown_sweeper_ledgers_total', 'Ledgers whose due expiries the sweeper recorded');
+  readonly sweeps = new Counter(
+    'burndown_sweeper_ledgers_total',
+    'Ledgers whose due expiries the sweeper recorded',
+  );
 
   render(): string {
     const memory = process.memoryUsage();

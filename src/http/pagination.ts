@@ -2,7 +2,10 @@ import { invalidRequest } from '../domain/errors.js';
 import type { Page, PageRequest } from '../ports/storage.js';
 
 /** Turns `limit` and `cursor` query parameters into a page request (limit 1–1000, default 100). */
-export function readPageRequest(query: { limit?: string | undefined; cursor?: string | undefined }): PageRequest {
+export function readPageRequest(query: {
+  limit?: string | undefined;
+  cursor?: string | undefined;
+}): PageRequest {
   const limit = query.limit === undefined ? 100 : Number(query.limit);
   if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
     throw invalidRequest('limit must be an integer from 1 to 1000', { field: 'limit' });

@@ -32,7 +32,9 @@ export function presentGrant(g: GrantState, now: Instant) {
     effective_at: formatInstant(g.effectiveAt),
     expires_at: time(g.expiresAt),
     status,
-    cost_basis: g.costBasis ? { amount: g.costBasis.amount.toString(), currency: g.costBasis.currency } : null,
+    cost_basis: g.costBasis
+      ? { amount: g.costBasis.amount.toString(), currency: g.costBasis.currency }
+      : null,
     applies_to: g.appliesTo,
     description: g.description,
     metadata: g.metadata,
@@ -61,7 +63,9 @@ export function presentBalance(b: BalanceView) {
       priority: g.priority,
       category: g.category,
     })),
-    next_expiry: b.nextExpiry ? { at: formatInstant(b.nextExpiry.at), amount: b.nextExpiry.amount.toString() } : null,
+    next_expiry: b.nextExpiry
+      ? { at: formatInstant(b.nextExpiry.at), amount: b.nextExpiry.amount.toString() }
+      : null,
   };
 }
 

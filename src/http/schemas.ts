@@ -45,7 +45,11 @@ export const ErrorBody = Type.Object(
 // ---- requests ----
 
 export const CreateCustomerBody = Type.Object(
-  { id: Id, name: Type.Optional(Nullable(Type.String({ maxLength: 256 }))), metadata: Type.Optional(Metadata) },
+  {
+    id: Id,
+    name: Type.Optional(Nullable(Type.String({ maxLength: 256 }))),
+    metadata: Type.Optional(Metadata),
+  },
   { additionalProperties: false },
 );
 
@@ -92,7 +96,9 @@ export const CreateHoldBody = Type.Object(
   {
     amount: AmountText,
     credit_type: Type.Optional(Id),
-    ttl_seconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 30 * 24 * 3600, description: 'Default 300' })),
+    ttl_seconds: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 30 * 24 * 3600, description: 'Default 300' }),
+    ),
     description: Type.Optional(Nullable(Description)),
     metadata: Type.Optional(Metadata),
   },
@@ -156,7 +162,11 @@ export const CustomerBody = Type.Object({
   created_at: Time,
 });
 
-export const CreditTypeBody = Type.Object({ id: Type.String(), name: Nullable(Type.String()), created_at: Time });
+export const CreditTypeBody = Type.Object({
+  id: Type.String(),
+  name: Nullable(Type.String()),
+  created_at: Time,
+});
 
 const DrawdownBody = Type.Object({ grant_id: Type.String(), amount: AmountText });
 

@@ -77,7 +77,11 @@ export interface ReadOperations {
   listGrants(
     workspaceId: string,
     customerId: string,
-    filter: { readonly status: GrantStatus | null; readonly creditType: string | null; readonly now: Instant },
+    filter: {
+      readonly status: GrantStatus | null;
+      readonly creditType: string | null;
+      readonly now: Instant;
+    },
     page: PageRequest,
   ): Awaitable<Page<GrantState>>;
   getHold(workspaceId: string, holdId: string): Awaitable<HoldState | null>;
@@ -118,11 +122,15 @@ export interface DueLedgerQuery {
 /** Everything reconciliation reads, streamed so memory stays flat however long the ledger is. */
 export interface ReconciliationSource {
   /** All entries, in any order. */
-  allEntries(): AsyncIterable<LedgerEntry & { readonly workspaceId: string }> | Iterable<LedgerEntry & { readonly workspaceId: string }>;
-  allGrants(): AsyncIterable<GrantState & { readonly workspaceId: string }> | Iterable<GrantState & { readonly workspaceId: string }>;
-  allCustomerAccounts(): AsyncIterable<
-    LedgerKey & { readonly accounts: CreditLedgerSnapshot['accounts'] }
-  > | Iterable<LedgerKey & { readonly accounts: CreditLedgerSnapshot['accounts'] }>;
+  allEntries():
+    | AsyncIterable<LedgerEntry & { readonly workspaceId: string }>
+    | Iterable<LedgerEntry & { readonly workspaceId: string }>;
+  allGrants():
+    | AsyncIterable<GrantState & { readonly workspaceId: string }>
+    | Iterable<GrantState & { readonly workspaceId: string }>;
+  allCustomerAccounts():
+    | AsyncIterable<LedgerKey & { readonly accounts: CreditLedgerSnapshot['accounts'] }>
+    | Iterable<LedgerKey & { readonly accounts: CreditLedgerSnapshot['accounts'] }>;
 }
 
 /**

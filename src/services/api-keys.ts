@@ -17,7 +17,10 @@ export function generateApiKey(): string {
  * BURNDOWN_API_KEY) that key is registered; without one, a key is generated the first time
  * only and returned so the caller can print it once. Returns null when nothing new was created.
  */
-export async function ensureAdminKey(ctx: ServiceContext, configuredKey: string | null): Promise<string | null> {
+export async function ensureAdminKey(
+  ctx: ServiceContext,
+  configuredKey: string | null,
+): Promise<string | null> {
   return ctx.storage.write('api-keys', async (tx) => {
     const now = ctx.clock.now();
     await tx.ensureWorkspace(DEFAULT_WORKSPACE, now);

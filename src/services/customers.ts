@@ -1,12 +1,18 @@
 import { BurndownError, ErrorCode } from '../domain/errors.js';
 import type { Instant } from '../domain/time/instant.js';
-import type { Customer, CreditType, WriteOperations } from '../ports/storage.js';
+import type { CreditType, Customer, WriteOperations } from '../ports/storage.js';
 import { DEFAULT_CREDIT_TYPE } from './context.js';
 
 /** Creates a customer; an existing id is a 409 `already_exists` (never an overwrite). */
 export async function createCustomer(
   tx: WriteOperations,
-  input: { workspaceId: string; id: string; name: string | null; metadata: Record<string, unknown>; now: Instant },
+  input: {
+    workspaceId: string;
+    id: string;
+    name: string | null;
+    metadata: Record<string, unknown>;
+    now: Instant;
+  },
 ): Promise<Customer> {
   const customer: Customer = {
     workspaceId: input.workspaceId,
@@ -16,7 +22,9 @@ export async function createCustomer(
     createdAt: input.now,
   };
   if (!(await tx.insertCustomer(customer))) {
-    throw new BurndownError(ErrorCode.alreadyExists, `customer "${input.id}" already exists`, { id: input.id });
+    throw new BurndownError(ErrorCode.alreadyExists, `customer "${input.id}" already exists`, {
+      id: input.id,
+    });
   }
   return customer;
 }
@@ -26,9 +34,16 @@ export async function createCreditType(
   tx: WriteOperations,
   input: { workspaceId: string; id: string; name: string | null; now: Instant },
 ): Promise<CreditType> {
-  const creditType: CreditType = { workspaceId: input.workspaceId, id: input.id, name: input.name, createdAt: input.now };
+  const creditType: CreditType = {
+    workspaceId: input.workspaceId,
+    id: input.id,
+    name: input.name,
+    createdAt: input.now,
+  };
   if (input.id === DEFAULT_CREDIT_TYPE || !(await tx.insertCreditType(creditType))) {
-    throw new BurndownError(ErrorCode.alreadyExists, `credit type "${input.id}" already exists`, { id: input.id });
+    throw new BurndownError(ErrorCode.alreadyExists, `credit type "${input.id}" already exists`, {
+      id: input.id,
+    });
   }
   return creditType;
 }

@@ -44,7 +44,12 @@ export function customerLockKey(workspaceId: string, customerId: string): string
 }
 
 /** Loads a ledger for writing and applies everything due up to `now` (expiries, activations). */
-async function openLedger(ctx: ServiceContext, tx: WriteOperations, key: LedgerKey, now: Instant): Promise<CreditLedger> {
+async function openLedger(
+  ctx: ServiceContext,
+  tx: WriteOperations,
+  key: LedgerKey,
+  now: Instant,
+): Promise<CreditLedger> {
   const ledger = new CreditLedger(await tx.loadLedgerForUpdate(key), ctx.ids);
   ledger.advanceTo(now);
   return ledger;
@@ -135,7 +140,11 @@ export async function captureHold(
   },
 ): Promise<{ debit: DebitRecord; balance: BalanceView } | InsufficientCredits | HoldNotActive> {
   const stored = await requireHold(tx, input.workspaceId, input.holdId);
-  const key = { workspaceId: input.workspaceId, customerId: stored.customerId, creditType: stored.creditType };
+  const key = {
+    workspaceId: input.workspaceId,
+    customerId: stored.customerId,
+    creditType: stored.creditType,
+  };
   const ledger = await openLedger(ctx, tx, key, input.now);
   const outcome = ledger.capture(
     {
@@ -149,7 +158,9 @@ export async function captureHold(
   );
   if ('refused' in outcome) {
     // An expired hold is reported as such; persisting its release is left to the next write.
-    return outcome.refused === 'hold_not_active' ? { refused: outcome.refused, status: statusOf(ledger, stored) } : outcome;
+    return outcome.refused === 'hold_not_active'
+      ? { refused: outcome.refused, status: statusOf(ledger, stored) }
+      : outcome;
   }
   await tx.saveLedger(input.workspaceId, ledger, input.now);
   return { debit: outcome, balance: ledger.balance(input.now) };
@@ -162,7 +173,11 @@ export async function releaseHold(
   input: { workspaceId: string; holdId: string; now: Instant },
 ): Promise<HoldState | HoldNotActive> {
   const stored = await requireHold(tx, input.workspaceId, input.holdId);
-  const key = { workspaceId: input.workspaceId, customerId: stored.customerId, creditType: stored.creditType };
+  const key = {
+    workspaceId: input.workspaceId,
+    customerId: stored.customerId,
+    creditType: stored.creditType,
+  };
   const ledger = await openLedger(ctx, tx, key, input.now);
   const outcome = ledger.release(input.holdId, input.now);
   if ('refused' in outcome) return { refused: outcome.refused, status: statusOf(ledger, stored) };
@@ -184,7 +199,11 @@ export async function voidGrant(
   if (!stored) throw notFound('grant', input.grantId);
   const status = grantStatusAt(stored, input.now);
   if (status === 'expired' || status === 'voided') return { refused: 'grant_not_active', status };
-  const key = { workspaceId: input.workspaceId, customerId: stored.customerId, creditType: stored.creditType };
+  const key = {
+    workspaceId: input.workspaceId,
+    customerId: stored.customerId,
+    creditType: stored.creditType,
+  };
   const ledger = await openLedger(ctx, tx, key, input.now);
   // A depleted grant is not loaded with the ledger (nothing left); it can still be voided.
   if (!ledger.grants.has(stored.id)) ledger.grants.set(stored.id, stored);
@@ -218,7 +237,8 @@ export async function readBalance(
   await requireCreditType(reads, key.workspaceId, key.creditType);
   const now = ctx.clock.now();
   if (input.at === null || input.at >= now) {
-    if (input.at !== null && input.at > now) throw invalidRequest('at must not be in the future', { field: 'at' });
+    if (input.at !== null && input.at > now)
+      throw invalidRequest('at must not be in the future', { field: 'at' });
     const ledger = new CreditLedger(await reads.loadLedger(key), ctx.ids);
     ledger.advanceTo(now);
     return ledger.balance(now);
@@ -227,7 +247,13 @@ export async function readBalance(
   const entries = await ctx.storage.read.entriesUpTo(key, input.at);
   const grantIds = [...new Set(entries.flatMap((e) => (e.grantId ? [e.grantId] : [])))];
   const grants = new Map((await reads.getGrantsByIds(key.workspaceId, grantIds)).map((g) => [g.id, g]));
-  return balanceFromEntries({ customerId: key.customerId, creditType: key.creditType, at: input.at, entries, grants });
+  return balanceFromEntries({
+    customerId: key.customerId,
+    creditType: key.creditType,
+    at: input.at,
+    entries,
+    grants,
+  });
 }
 
 /** Sweeps ledgers with something due, so expiries appear in the ledger even without traffic. */
@@ -242,9 +268,14 @@ export function requirePositiveAmount(text: string, field: string): Amount {
   const parsed = Amount.tryParse(text);
   if (typeof parsed === 'string') {
     const why =
-      parsed === 'too_many_decimals' ? 'has more than 12 decimal places' : parsed === 'too_large' ? 'is too large' : 'is not a decimal string';
+      parsed === 'too_many_decimals'
+        ? 'has more than 12 decimal places'
+        : parsed === 'too_large'
+          ? 'is too large'
+          : 'is not a decimal string';
     throw new BurndownError(ErrorCode.invalidAmount, `${field} ${why}`, { field });
   }
-  if (!parsed.isPositive()) throw new BurndownError(ErrorCode.invalidAmount, `${field} must be greater than 0`, { field });
+  if (!parsed.isPositive())
+    throw new BurndownError(ErrorCode.invalidAmount, `${field} must be greater than 0`, { field });
   return parsed;
 }

@@ -26,11 +26,17 @@ const key = (...parts: string[]) => parts.join('\u0000');
  * the sum of its entries, (b) all entries sum to zero, (c) no grant's remaining is below zero
  * or above its amount. Streams the ledger; memory grows with the number of accounts only.
  */
-export async function reconcileLedger(storage: Storage): Promise<ReconciliationReport> {
+export async function reconcileLedger(
+  storage: Storage,
+  options: { readonly workspaceId?: string } = {},
+): Promise<ReconciliationReport> {
+  const inScope = (workspaceId: string) =>
+    options.workspaceId === undefined || options.workspaceId === workspaceId;
   const sums = new Map<string, bigint>();
   let entryCount = 0;
   let malformed = 0;
   for await (const e of storage.allEntries()) {
+    if (!inScope(e.workspaceId)) continue;
     entryCount += 1;
     const from = key(e.workspaceId, e.customerId, e.creditType, e.fromAccount);
     const to = key(e.workspaceId, e.customerId, e.creditType, e.toAccount);
@@ -67,6 +73,7 @@ export async function reconcileLedger(storage: Storage): Promise<ReconciliationR
   };
   let accountCount = 0;
   for await (const row of storage.allCustomerAccounts()) {
+    if (!inScope(row.workspaceId)) continue;
     for (const [name, amount] of Object.entries(row.accounts)) {
       accountCount += 1;
       compare(row.workspaceId, row.customerId, row.creditType, name, amount.units);
@@ -74,12 +81,18 @@ export async function reconcileLedger(storage: Storage): Promise<ReconciliationR
   }
   let grantCount = 0;
   for await (const g of storage.allGrants()) {
+    if (!inScope(g.workspaceId)) continue;
     grantCount += 1;
     accountCount += 2;
     compare(g.workspaceId, g.customerId, g.creditType, `grant:${g.id}`, g.available.units);
     compare(g.workspaceId, g.customerId, g.creditType, `held:${g.id}`, g.held.units);
     const remaining = g.available.plus(g.held);
-    if (g.available.isNegative() || g.held.isNegative() || remaining.isNegative() || remaining.greaterThan(g.amount)) {
+    if (
+      g.available.isNegative() ||
+      g.held.isNegative() ||
+      remaining.isNegative() ||
+      remaining.greaterThan(g.amount)
+    ) {
       failures.push({
         check: 'grant_bounds',
         workspaceId: g.workspaceId,
@@ -126,5 +139,11 @@ export async function reconcileLedger(storage: Storage): Promise<ReconciliationR
       message: `entries do not sum to zero (off by ${grandTotal} units; ${malformed} entries with a non-positive amount)`,
     });
   }
-  return { ok: failures.length === 0, entries: entryCount, accounts: accountCount, grants: grantCount, failures };
+  return {
+    ok: failures.length === 0,
+    entries: entryCount,
+    accounts: accountCount,
+    grants: grantCount,
+    failures,
+  };
 }

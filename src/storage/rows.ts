@@ -10,7 +10,7 @@ import type {
   HoldState,
   HoldStatus,
 } from '../domain/ledger/types.js';
-import type { Customer, CreditType, StoredEntry } from '../ports/storage.js';
+import type { CreditType, Customer, StoredEntry } from '../ports/storage.js';
 
 /**
  * Row shapes shared by both SQL adapters, and the mapping between them and domain objects.
@@ -297,7 +297,13 @@ export interface AccountsRow {
 
 export function accountsFromRow(row: AccountsRow | undefined | null): CustomerAccounts {
   if (!row) {
-    return { issued: Amount.ZERO, consumed: Amount.ZERO, expired: Amount.ZERO, voided: Amount.ZERO, overage: Amount.ZERO };
+    return {
+      issued: Amount.ZERO,
+      consumed: Amount.ZERO,
+      expired: Amount.ZERO,
+      voided: Amount.ZERO,
+      overage: Amount.ZERO,
+    };
   }
   return {
     issued: Amount.parse(String(row.issued)),
@@ -351,7 +357,10 @@ export function grantStatusCondition(status: string, now: number): { sql: string
         params: [now],
       };
     case 'pending':
-      return { sql: `(closed_reason IS NULL AND effective_at > ? AND (expires_at IS NULL OR expires_at > ?))`, params: [now, now] };
+      return {
+        sql: `(closed_reason IS NULL AND effective_at > ? AND (expires_at IS NULL OR expires_at > ?))`,
+        params: [now, now],
+      };
     case 'depleted':
       return {
         sql: `(closed_reason IS NULL AND effective_at <= ? AND (expires_at IS NULL OR expires_at > ?) AND is_open = 0)`,

@@ -52,8 +52,12 @@ export function describeStorageContract(dialect: string, open: () => Promise<Sto
       });
 
     it('round-trips a ledger: grants, holds, balances and entries survive save and load', async () => {
-      const grant = await act(T0, (l) => l.grant(grantInput('100.000000000001', { expiresAt: T0 + 10 * HOUR }), T0));
-      const hold = await act(T0 + 1, (l) => l.placeHold({ amount: Amount.parse('30'), expiresAt: T0 + HOUR }, T0 + 1));
+      const grant = await act(T0, (l) =>
+        l.grant(grantInput('100.000000000001', { expiresAt: T0 + 10 * HOUR }), T0),
+      );
+      const hold = await act(T0 + 1, (l) =>
+        l.placeHold({ amount: Amount.parse('30'), expiresAt: T0 + HOUR }, T0 + 1),
+      );
       const snapshot = await storage.read.loadLedger(key);
       expect(snapshot.grants.map((g) => [g.id, g.available.toString(), g.held.toString()])).toEqual([
         [grant.id, '70.000000000001', '30'],
@@ -93,7 +97,9 @@ export function describeStorageContract(dialect: string, open: () => Promise<Sto
     it('serialises concurrent writers to one customer: no lost update', async () => {
       await act(T0, (l) => l.grant(grantInput('1000'), T0));
       await Promise.all(
-        Array.from({ length: 200 }, () => act(T0, (l) => l.debit({ amount: Amount.parse('1.5'), allowOverage: false }, T0))),
+        Array.from({ length: 200 }, () =>
+          act(T0, (l) => l.debit({ amount: Amount.parse('1.5'), allowOverage: false }, T0)),
+        ),
       );
       const snapshot = await storage.read.loadLedger(key);
       expect(snapshot.grants[0]!.available.toString()).toBe('700');
@@ -106,9 +112,14 @@ export function describeStorageContract(dialect: string, open: () => Promise<Sto
       await act(T0, (l) => l.debit({ amount: Amount.parse('10'), allowOverage: false }, T0));
       expect((await storage.read.loadLedger(key)).grants.map((x) => x.amount.toString())).toEqual(['5']);
       const list = async (status: 'active' | 'depleted' | 'pending' | null) =>
-        (await storage.read.listGrants('ws1', 'acme', { status, creditType: null, now: T0 }, { after: null, limit: 10 })).items.map(
-          (x) => x.amount.toString(),
-        );
+        (
+          await storage.read.listGrants(
+            'ws1',
+            'acme',
+            { status, creditType: null, now: T0 },
+            { after: null, limit: 10 },
+          )
+        ).items.map((x) => x.amount.toString());
       expect(await list('depleted')).toEqual(['10']);
       expect(await list('pending')).toEqual(['5']);
       expect(await list('active')).toEqual([]);
@@ -129,7 +140,11 @@ export function describeStorageContract(dialect: string, open: () => Promise<Sto
         after = page.nextAfter;
       } while (after !== null);
       expect(seen).toEqual(['1', '2', '3', '4', '5', '6', '7']);
-      const ranged = await storage.read.listEntries(key, { from: T0 + 2, to: T0 + 4 }, { after: null, limit: 10 });
+      const ranged = await storage.read.listEntries(
+        key,
+        { from: T0 + 2, to: T0 + 4 },
+        { after: null, limit: 10 },
+      );
       expect(ranged.items.map((e) => e.amount.toString())).toEqual(['3', '4']);
     });
 
@@ -145,7 +160,12 @@ export function describeStorageContract(dialect: string, open: () => Promise<Sto
 
     it('stores idempotency records per workspace and expires old ones', async () => {
       await storage.write('k', async (tx) => {
-        await tx.putIdempotency('ws1', 'key-1', { fingerprint: 'f', statusCode: 201, responseBody: '{}', createdAt: T0 });
+        await tx.putIdempotency('ws1', 'key-1', {
+          fingerprint: 'f',
+          statusCode: 201,
+          responseBody: '{}',
+          createdAt: T0,
+        });
       });
       await storage.write('k', async (tx) => {
         expect(await tx.getIdempotency('ws1', 'key-1')).toMatchObject({ fingerprint: 'f', statusCode: 201 });
@@ -174,7 +194,10 @@ export function describeStorageContract(dialect: string, open: () => Promise<Sto
       });
       const report = await reconcileLedger(storage);
       expect(report.ok).toBe(false);
-      expect(report.failures.map((f) => [f.check, f.account])).toContainEqual(['account_balance', `grant:${grant.id}`]);
+      expect(report.failures.map((f) => [f.check, f.account])).toContainEqual([
+        'account_balance',
+        `grant:${grant.id}`,
+      ]);
       expect(report.failures.map((f) => f.check)).toContain('grant_bounds');
     });
   });

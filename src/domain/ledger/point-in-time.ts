@@ -17,7 +17,8 @@ export function balanceFromEntries(input: {
   readonly grants: ReadonlyMap<string, GrantState>;
 }): BalanceView {
   const balances = new Map<string, bigint>();
-  const move = (account: string, units: bigint) => balances.set(account, (balances.get(account) ?? 0n) + units);
+  const move = (account: string, units: bigint) =>
+    balances.set(account, (balances.get(account) ?? 0n) + units);
   for (const entry of input.entries) {
     if (entry.at > input.at) continue;
     move(entry.fromAccount, -entry.amount.units);
@@ -41,7 +42,8 @@ export function balanceFromEntries(input: {
   let nextExpiry: BalanceView['nextExpiry'] = null;
   for (const { grant, free } of listed) {
     if (grant.expiresAt === null || free <= 0n) continue;
-    if (nextExpiry === null || grant.expiresAt < nextExpiry.at) nextExpiry = { at: grant.expiresAt, amount: Amount.fromUnits(free) };
+    if (nextExpiry === null || grant.expiresAt < nextExpiry.at)
+      nextExpiry = { at: grant.expiresAt, amount: Amount.fromUnits(free) };
     else if (grant.expiresAt === nextExpiry.at) {
       nextExpiry = { at: nextExpiry.at, amount: nextExpiry.amount.plus(Amount.fromUnits(free)) };
     }

@@ -7,7 +7,15 @@ import type { RouteDeps } from '../app.js';
 import { presentPage, readPageRequest } from '../pagination.js';
 import { presentBalance, presentEntry } from '../presenters.js';
 import { readTime } from '../route-helpers.js';
-import { BalanceBody, BalanceQuery, EntryBody, errorResponses, IdParams, LedgerQuery, ListOf } from '../schemas.js';
+import {
+  BalanceBody,
+  BalanceQuery,
+  EntryBody,
+  errorResponses,
+  IdParams,
+  LedgerQuery,
+  ListOf,
+} from '../schemas.js';
 
 /** Balances now or at a past instant, and the ledger entries behind them. */
 export function registerBalanceRoutes(app: FastifyInstance, { ctx }: RouteDeps): void {

@@ -48,7 +48,11 @@ export function registerCreditTypeRoutes(app: FastifyInstance, { ctx, writer }: 
       const page = await ctx.storage.read.listCreditTypes(request.auth.workspaceId, pageRequest);
       const body = presentPage(page, presentCreditType);
       if (pageRequest.after === null) {
-        body.data.unshift({ id: DEFAULT_CREDIT_TYPE, name: 'Credits', created_at: new Date(0).toISOString() });
+        body.data.unshift({
+          id: DEFAULT_CREDIT_TYPE,
+          name: 'Credits',
+          created_at: new Date(0).toISOString(),
+        });
       }
       return body;
     },

@@ -41,19 +41,33 @@ export function registerCustomerRoutes(app: FastifyInstance, { ctx, writer }: Ro
     '/v1/customers/:id',
     {
       config: { scope: 'read' },
-      schema: { tags: ['customers'], summary: 'Get a customer', params: IdParams, response: { 200: CustomerBody, ...errorResponses } },
+      schema: {
+        tags: ['customers'],
+        summary: 'Get a customer',
+        params: IdParams,
+        response: { 200: CustomerBody, ...errorResponses },
+      },
     },
-    async (request) => presentCustomer(await requireCustomer(ctx.storage.read, request.auth.workspaceId, request.params.id)),
+    async (request) =>
+      presentCustomer(await requireCustomer(ctx.storage.read, request.auth.workspaceId, request.params.id)),
   );
 
   app.get<{ Querystring: Static<typeof ListQuery> }>(
     '/v1/customers',
     {
       config: { scope: 'read' },
-      schema: { tags: ['customers'], summary: 'List customers', querystring: ListQuery, response: { 200: ListOf(CustomerBody), ...errorResponses } },
+      schema: {
+        tags: ['customers'],
+        summary: 'List customers',
+        querystring: ListQuery,
+        response: { 200: ListOf(CustomerBody), ...errorResponses },
+      },
     },
     async (request) => {
-      const page = await ctx.storage.read.listCustomers(request.auth.workspaceId, readPageRequest(request.query));
+      const page = await ctx.storage.read.listCustomers(
+        request.auth.workspaceId,
+        readPageRequest(request.query),
+      );
       return presentPage(page, presentCustomer);
     },
   );

@@ -28,7 +28,11 @@ export function registerDebitRoutes(app: FastifyInstance, { ctx, writer }: Route
       const workspaceId = request.auth.workspaceId;
       return writer.run(request, reply, customerLockKey(workspaceId, request.params.id), async (tx, now) => {
         const outcome = await debitCredits(ctx, tx, {
-          key: { workspaceId, customerId: request.params.id, creditType: body.credit_type ?? DEFAULT_CREDIT_TYPE },
+          key: {
+            workspaceId,
+            customerId: request.params.id,
+            creditType: body.credit_type ?? DEFAULT_CREDIT_TYPE,
+          },
           amount,
           allowOverage: body.allow_overage ?? false,
           description: body.description ?? null,

@@ -1,6 +1,7 @@
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { notFound } from '../../domain/errors.js';
+import { Amount } from '../../domain/amount/amount.js';
+import { BurndownError, ErrorCode, notFound } from '../../domain/errors.js';
 import { DEFAULT_CREDIT_TYPE } from '../../services/context.js';
 import { customerLockKey, grantCredits, requirePositiveAmount, voidGrant } from '../../services/ledger.js';
 import { requireCustomer } from '../../services/lookups.js';
@@ -18,8 +19,6 @@ import {
   ListOf,
   VoidGrantBody,
 } from '../schemas.js';
-import { Amount } from '../../domain/amount/amount.js';
-import { BurndownError, ErrorCode } from '../../domain/errors.js';
 
 /** Default priority of a grant when the client gives none. */
 export const DEFAULT_GRANT_PRIORITY = 10;
@@ -41,15 +40,20 @@ export function registerGrantRoutes(app: FastifyInstance, { ctx, writer }: Route
     async (request, reply) => {
       const body = request.body;
       const amount = requirePositiveAmount(body.amount, 'amount');
-      const effectiveAt = body.effective_at === undefined ? null : readTime(body.effective_at, 'effective_at');
+      const effectiveAt =
+        body.effective_at === undefined ? null : readTime(body.effective_at, 'effective_at');
       const expiresAt = body.expires_at == null ? null : readTime(body.expires_at, 'expires_at');
       let costBasis = null;
       if (body.cost_basis) {
         const parsed = Amount.tryParse(body.cost_basis.amount);
         if (typeof parsed === 'string' || parsed.isNegative()) {
-          throw new BurndownError(ErrorCode.invalidAmount, 'cost_basis.amount must be a non-negative decimal string', {
-            field: 'cost_basis.amount',
-          });
+          throw new BurndownError(
+            ErrorCode.invalidAmount,
+            'cost_basis.amount must be a non-negative decimal string',
+            {
+              field: 'cost_basis.amount',
+            },
+          );
         }
         costBasis = { amount: parsed, currency: body.cost_basis.currency };
       }
@@ -57,7 +61,11 @@ export function registerGrantRoutes(app: FastifyInstance, { ctx, writer }: Route
       const workspaceId = request.auth.workspaceId;
       return writer.run(request, reply, customerLockKey(workspaceId, request.params.id), async (tx, now) => {
         const { grant } = await grantCredits(ctx, tx, {
-          key: { workspaceId, customerId: request.params.id, creditType: body.credit_type ?? DEFAULT_CREDIT_TYPE },
+          key: {
+            workspaceId,
+            customerId: request.params.id,
+            creditType: body.credit_type ?? DEFAULT_CREDIT_TYPE,
+          },
           grant: {
             amount,
             category: body.category ?? 'paid',
@@ -107,7 +115,12 @@ export function registerGrantRoutes(app: FastifyInstance, { ctx, writer }: Route
     '/v1/grants/:grant_id',
     {
       config: { scope: 'read' },
-      schema: { tags: ['grants'], summary: 'Get a grant', params: GrantIdParams, response: { 200: GrantBody, ...errorResponses } },
+      schema: {
+        tags: ['grants'],
+        summary: 'Get a grant',
+        params: GrantIdParams,
+        response: { 200: GrantBody, ...errorResponses },
+      },
     },
     async (request) => {
       const grant = await ctx.storage.read.getGrant(request.auth.workspaceId, request.params.grant_id);

@@ -2,7 +2,13 @@ import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { notFound } from '../../domain/errors.js';
 import { DEFAULT_CREDIT_TYPE } from '../../services/context.js';
-import { captureHold, customerLockKey, placeHold, releaseHold, requirePositiveAmount } from '../../services/ledger.js';
+import {
+  captureHold,
+  customerLockKey,
+  placeHold,
+  releaseHold,
+  requirePositiveAmount,
+} from '../../services/ledger.js';
 import type { RouteDeps } from '../app.js';
 import { presentDebit, presentHold } from '../presenters.js';
 import { readMetadata, refusalResult } from '../route-helpers.js';
@@ -42,7 +48,11 @@ export function registerHoldRoutes(app: FastifyInstance, { ctx, writer }: RouteD
       const workspaceId = request.auth.workspaceId;
       return writer.run(request, reply, customerLockKey(workspaceId, request.params.id), async (tx, now) => {
         const outcome = await placeHold(ctx, tx, {
-          key: { workspaceId, customerId: request.params.id, creditType: body.credit_type ?? DEFAULT_CREDIT_TYPE },
+          key: {
+            workspaceId,
+            customerId: request.params.id,
+            creditType: body.credit_type ?? DEFAULT_CREDIT_TYPE,
+          },
           amount,
           ttlMs: (body.ttl_seconds ?? DEFAULT_HOLD_TTL_SECONDS) * 1000,
           description: body.description ?? null,
@@ -59,7 +69,12 @@ export function registerHoldRoutes(app: FastifyInstance, { ctx, writer }: RouteD
     '/v1/holds/:hold_id',
     {
       config: { scope: 'read' },
-      schema: { tags: ['holds'], summary: 'Get a hold', params: HoldIdParams, response: { 200: HoldBody, ...errorResponses } },
+      schema: {
+        tags: ['holds'],
+        summary: 'Get a hold',
+        params: HoldIdParams,
+        response: { 200: HoldBody, ...errorResponses },
+      },
     },
     async (request) => {
       const hold = await ctx.storage.read.getHold(request.auth.workspaceId, request.params.hold_id);

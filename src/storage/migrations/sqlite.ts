@@ -4,7 +4,11 @@
  * Amounts are canonical decimal TEXT (64-bit integers cannot hold 15 integer + 12 fractional
  * digits); instants are INTEGER milliseconds.
  */
-export const SQLITE_MIGRATIONS: readonly { readonly version: number; readonly name: string; readonly sql: string }[] = [
+export const SQLITE_MIGRATIONS: readonly {
+  readonly version: number;
+  readonly name: string;
+  readonly sql: string;
+}[] = [
   {
     version: 1,
     name: 'ledger',

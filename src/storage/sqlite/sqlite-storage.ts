@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
+import { invalidRequest } from '../../domain/errors.js';
 import type { CreditLedger, CreditLedgerSnapshot } from '../../domain/ledger/credit-ledger.js';
 import type { GrantState, GrantStatus, HoldState, LedgerEntry } from '../../domain/ledger/types.js';
 import type { Instant } from '../../domain/time/instant.js';
@@ -17,7 +18,6 @@ import type {
   StoredEntry,
   WriteOperations,
 } from '../../ports/storage.js';
-import { invalidRequest } from '../../domain/errors.js';
 import { SQLITE_MIGRATIONS } from '../migrations/sqlite.js';
 import {
   type AccountsRow,
@@ -41,7 +41,7 @@ import {
   holdFromRow,
   holdToParams,
 } from '../rows.js';
-import { GroupCommitter, type GroupCommitOptions } from './group-commit.js';
+import { type GroupCommitOptions, GroupCommitter } from './group-commit.js';
 
 /** Options of the SQLite adapter. */
 export interface SqliteStorageOptions extends GroupCommitOptions {
@@ -92,7 +92,9 @@ class Statements {
 
   constructor(db: Database) {
     this.getCustomer = db.prepare('SELECT * FROM customers WHERE workspace_id = ? AND id = ?');
-    this.listCustomers = db.prepare('SELECT * FROM customers WHERE workspace_id = ? AND id > ? ORDER BY id LIMIT ?');
+    this.listCustomers = db.prepare(
+      'SELECT * FROM customers WHERE workspace_id = ? AND id > ? ORDER BY id LIMIT ?',
+    );
     this.insertCustomer = db.prepare(
       'INSERT INTO customers (workspace_id, id, name, metadata, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING',
     );
@@ -149,8 +151,12 @@ class Statements {
       `INSERT INTO api_keys (id, workspace_id, key_hash, scope, name, created_at, revoked_at)
        VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key_hash) DO NOTHING`,
     );
-    this.countApiKeys = db.prepare('SELECT COUNT(*) AS n FROM api_keys WHERE workspace_id = ? AND revoked_at IS NULL');
-    this.ensureWorkspace = db.prepare('INSERT INTO workspaces (id, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING');
+    this.countApiKeys = db.prepare(
+      'SELECT COUNT(*) AS n FROM api_keys WHERE workspace_id = ? AND revoked_at IS NULL',
+    );
+    this.ensureWorkspace = db.prepare(
+      'INSERT INTO workspaces (id, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING',
+    );
     this.dueGrants = db.prepare(
       `SELECT DISTINCT workspace_id, customer_id, credit_type FROM grants
        WHERE (is_open = 1 AND closed_reason IS NULL AND expires_at IS NOT NULL AND expires_at <= ?)
@@ -246,7 +252,9 @@ class SqliteReads implements ReadOperations {
     return {
       customerId,
       creditType,
-      accounts: accountsFromRow(this.s.getBalances.get(workspaceId, customerId, creditType) as AccountsRow | undefined),
+      accounts: accountsFromRow(
+        this.s.getBalances.get(workspaceId, customerId, creditType) as AccountsRow | undefined,
+      ),
       grants: (this.s.openGrants.all(workspaceId, customerId, creditType) as GrantRow[]).map(grantFromRow),
       holds: (this.s.activeHolds.all(workspaceId, customerId, creditType) as HoldRow[]).map(holdFromRow),
     };
@@ -278,12 +286,21 @@ class SqliteReads implements ReadOperations {
   }
 
   entriesUpTo(key: LedgerKey, at: Instant): StoredEntry[] {
-    return (this.s.entriesUpTo.all(key.workspaceId, key.customerId, key.creditType, at) as EntryRow[]).map(entryFromRow);
+    return (this.s.entriesUpTo.all(key.workspaceId, key.customerId, key.creditType, at) as EntryRow[]).map(
+      entryFromRow,
+    );
   }
 
   findApiKeyByHash(keyHash: string): ApiKeyRecord | null {
     const row = this.s.findApiKey.get(keyHash) as
-      | { id: string; workspace_id: string; scope: string; name: string | null; created_at: number; revoked_at: number | null }
+      | {
+          id: string;
+          workspace_id: string;
+          scope: string;
+          name: string | null;
+          created_at: number;
+          revoked_at: number | null;
+        }
       | undefined;
     if (!row) return null;
     return {
@@ -340,7 +357,10 @@ class SqliteWrites extends SqliteReads implements WriteOperations {
   }
 
   insertCustomer(c: Customer): boolean {
-    return this.s.insertCustomer.run(c.workspaceId, c.id, c.name, JSON.stringify(c.metadata), c.createdAt).changes === 1;
+    return (
+      this.s.insertCustomer.run(c.workspaceId, c.id, c.name, JSON.stringify(c.metadata), c.createdAt)
+        .changes === 1
+    );
   }
 
   insertCreditType(c: CreditType): boolean {
@@ -463,7 +483,9 @@ export class SqliteStorage implements Storage {
   }
 
   *allEntries(): Iterable<LedgerEntry & { workspaceId: string }> {
-    for (const row of this.reader.prepare('SELECT * FROM entries ORDER BY seq').iterate() as Iterable<EntryRow>) {
+    for (const row of this.reader
+      .prepare('SELECT * FROM entries ORDER BY seq')
+      .iterate() as Iterable<EntryRow>) {
       yield { ...entryFromRow(row), workspaceId: row.workspace_id };
     }
   }
@@ -499,7 +521,9 @@ function migrateSqlite(db: Database): void {
     'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)',
   );
   const applied = new Set(
-    (db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map((r) => r.version),
+    (db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map(
+      (r) => r.version,
+    ),
   );
   for (const migration of SQLITE_MIGRATIONS) {
     if (applied.has(migration.version)) continue;

@@ -1,0 +1,650 @@
+// Debit throughput/latency benchmark: Burndown's POST /v1/customers/{id}/debits against the
+// framework-independent ceiling (a bare node:http server that reads + JSON.parses the body).
+//
+//   npm run bench                 (builds, then runs this file)
+//   node bench/debits.mjs         (uses the existing dist/)
+//
+// Environment knobs (all optional):
+//   BENCH_SECONDS=10          measured duration per target (after warm-up)
+//   BENCH_WARMUP_SECONDS=2    warm-up per target (discarded)
+//   BENCH_CONNECTIONS=50      concurrent keep-alive connections (pipelining is always 1)
+//   BENCH_CUSTOMERS=1000      customers seeded in Burndown
+//   BENCH_GRANTS=12           active grants per customer (varied priority / expiry / category)
+//   BENCH_PROFILE=1           run Burndown under `node --cpu-prof` and print its top self-time
+//                             functions (profiling slows it down: do not compare those figures)
+//   BENCH_KEEP_DB=1           keep the temporary database directory
+//
+// Writes bench/results/latest-debits.json (or latest-debits-profile.json with BENCH_PROFILE=1).
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import autocannon from 'autocannon';
+import Database from 'better-sqlite3';
+import { summariseProfile } from './cpuprofile-top.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..');
+const cli = join(root, 'dist', 'cli', 'main.js');
+
+const num = (name, fallback) => {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number`);
+  return n;
+};
+const SECONDS = num('BENCH_SECONDS', 10);
+const WARMUP = num('BENCH_WARMUP_SECONDS', 2);
+const CONNECTIONS = num('BENCH_CONNECTIONS', 50);
+const CUSTOMERS = num('BENCH_CUSTOMERS', 1000);
+const GRANTS = num('BENCH_GRANTS', 12);
+const PROFILE = process.env.BENCH_PROFILE === '1';
+const KEEP_DB = process.env.BENCH_KEEP_DB === '1';
+const API_KEY = 'bench_0123456789abcdef0123456789abcdef';
+const DEBIT_AMOUNT = '1.5';
+const GRANT_AMOUNT = '1000000';
+const TARGETS = { throughputRatioMin: 0.5, p99RatioMax: 2 };
+const DEBIT_ROUTE = '/v1/customers/:id/debits';
+
+const log = (line = '') => process.stdout.write(`${line}\n`);
+
+// ---------------------------------------------------------------------------------------------
+// child processes
+
+/** Starts `node <args>` and resolves once it prints "... listening on http://host:port". */
+function startChild(name, args, env) {
+  const child = spawn(process.execPath, args, {
+    cwd: root,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const url = new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name} did not start in 20 s\n${out}${err}`)), 20_000);
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = /listening on (http:\/\/[^\s]+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    child.stderr.on('data', (d) => {
+      err += d;
+    });
+    exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited early (code ${code}, signal ${signal})\n${out}${err}`));
+    });
+  });
+  return {
+    name,
+    child,
+    url,
+    exited,
+    stderr: () => err,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return exited;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      const result = await exited;
+      clearTimeout(timer);
+      return result;
+    },
+  };
+}
+
+const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** CPU seconds (user + system) a process has used so far, from /proc. */
+function cpuSecondsOf(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime, stime (fields 14, 15)
+  } catch {
+    return Number.NaN;
+  }
+}
+const selfCpuSeconds = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+};
+
+// ---------------------------------------------------------------------------------------------
+// HTTP helpers (seeding and scraping; the load itself is autocannon's)
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+
+function request(baseUrl, method, path, body) {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const req = http.request(
+      new URL(path, baseUrl),
+      {
+        method,
+        agent,
+        headers: {
+          authorization: `Bearer ${API_KEY}`,
+          ...(payload === undefined
+            ? {}
+            : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }),
+        },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => {
+          text += d;
+        });
+        res.on('end', () => resolve({ status: res.statusCode, text }));
+      },
+    );
+    req.on('error', reject);
+    if (payload !== undefined) req.write(payload);
+    req.end();
+  });
+}
+
+async function pool(items, concurrency, fn) {
+  let next = 0;
+  const workers = Array.from({ length: Math.min(concurrency, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      await fn(items[i], i);
+    }
+  });
+  await Promise.all(workers);
+}
+
+const customerId = (i) => `bench-cust-${String(i).padStart(5, '0')}`;
+
+/** Seeds CUSTOMERS customers, each with GRANTS active grants of varied priority, expiry and category. */
+async function seed(baseUrl) {
+  const now = Date.now();
+  const day = 86_400_000;
+  const categories = ['paid', 'promotional', 'allowance'];
+  const ids = Array.from({ length: CUSTOMERS }, (_, i) => customerId(i));
+  let grants = 0;
+  const fail = (what, r) => {
+    throw new Error(`seeding failed: ${what} → ${r.status} ${r.text.slice(0, 300)}`);
+  };
+  await pool(ids, 32, async (id, c) => {
+    const r = await request(baseUrl, 'POST', '/v1/customers', { id });
+    if (r.status !== 201) fail(`customer ${id}`, r);
+    for (let g = 0; g < GRANTS; g++) {
+      const k = c * 31 + g * 17;
+      const body = {
+        amount: GRANT_AMOUNT,
+        priority: (k * 7) % 100,
+        category: categories[k % categories.length],
+        // a quarter never expire; the rest expire between 2 and ~180 days from now
+        expires_at:
+          g % 4 === 0 ? null : new Date(now + (2 + (k % 179)) * day + (k % 3600) * 1000).toISOString(),
+      };
+      const rg = await request(baseUrl, 'POST', `/v1/customers/${id}/grants`, body);
+      if (rg.status !== 201) fail(`grant ${g} of ${id}`, rg);
+      grants += 1;
+    }
+  });
+  return { customers: ids, grants };
+}
+
+// ---------------------------------------------------------------------------------------------
+// /metrics
+
+function parseHistogram(text, name, labelFilter = '') {
+  const buckets = [];
+  let sum = 0;
+  let count = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    if (labelFilter && !line.includes(labelFilter)) continue;
+    const [series, value] = [
+      line.slice(0, line.lastIndexOf(' ')),
+      Number(line.slice(line.lastIndexOf(' ') + 1)),
+    ];
+    if (series.startsWith(`${name}_bucket`)) {
+      const le = /le="([^"]+)"/.exec(series)[1];
+      buckets.push({ le: le === '+Inf' ? Number.POSITIVE_INFINITY : Number(le), cumulative: value });
+    } else if (series.startsWith(`${name}_sum`)) sum = value;
+    else if (series.startsWith(`${name}_count`)) count = value;
+  }
+  return { buckets, sum, count };
+}
+
+async function scrape(baseUrl) {
+  const r = await request(baseUrl, 'GET', '/metrics');
+  if (r.status !== 200) throw new Error(`GET /metrics → ${r.status}`);
+  return {
+    batch: parseHistogram(r.text, 'burndown_commit_batch_size'),
+    debitDuration: parseHistogram(r.text, 'burndown_http_request_duration_seconds', `route="${DEBIT_ROUTE}"`),
+  };
+}
+
+/** The histogram observed between two scrapes, as non-cumulative buckets. */
+function histogramDelta(before, after) {
+  const prevByLe = new Map(before.buckets.map((b) => [b.le, b.cumulative]));
+  let prevCum = 0;
+  let prevLe = 0;
+  const buckets = [];
+  for (const b of after.buckets) {
+    const cum = b.cumulative - (prevByLe.get(b.le) ?? 0);
+    buckets.push({ range: [prevLe, b.le], count: cum - prevCum, cumulative: cum });
+    prevCum = cum;
+    prevLe = b.le;
+  }
+  const count = after.count - before.count;
+  const sum = after.sum - before.sum;
+  const quantile = (q) => {
+    const target = q * count;
+    for (const b of buckets) if (b.cumulative >= target && b.count > 0) return b.range[1];
+    return null;
+  };
+  return {
+    count,
+    sum,
+    mean: count ? sum / count : null,
+    p50UpperBound: quantile(0.5),
+    p99UpperBound: quantile(0.99),
+    buckets,
+  };
+}
+
+const batchLabel = ([lo, hi]) => {
+  if (hi === Number.POSITIVE_INFINITY) return `>${lo}`;
+  const from = Math.floor(lo) + 1;
+  return from === hi ? `${hi}` : `${from}-${hi}`;
+};
+
+// ---------------------------------------------------------------------------------------------
+// load
+
+function runCannon(url, duration, customers) {
+  const n = customers.length;
+  const paths = customers.map((id) => `/v1/customers/${encodeURIComponent(id)}/debits`);
+  return autocannon({
+    url,
+    connections: CONNECTIONS,
+    pipelining: 1,
+    duration,
+    timeout: 10,
+    headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
+    requests: [
+      {
+        method: 'POST',
+        body: JSON.stringify({ amount: DEBIT_AMOUNT }),
+        // every request goes to a uniformly random customer
+        setupRequest: (req) => ({ ...req, path: paths[(Math.random() * n) | 0] }),
+      },
+    ],
+  });
+}
+
+/** Warm-up (discarded), then the measured run, with CPU time of the server and of this process. */
+async function measure(label, url, pid, customers) {
+  log(`  ${label}: warm-up ${WARMUP} s …`);
+  const warm = await runCannon(url, WARMUP, customers);
+  const serverCpu0 = cpuSecondsOf(pid);
+  const selfCpu0 = selfCpuSeconds();
+  const before = label === 'burndown' ? await scrape(url) : null;
+  log(`  ${label}: measuring ${SECONDS} s with ${CONNECTIONS} connections …`);
+  const windowStart = Date.now();
+  const t0 = process.hrtime.bigint();
+  const result = await runCannon(url, SECONDS, customers);
+  const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+  const serverCpu = cpuSecondsOf(pid) - serverCpu0;
+  const loadCpu = selfCpuSeconds() - selfCpu0;
+  const after = label === 'burndown' ? await scrape(url) : null;
+  return {
+    figures: {
+      reqPerSecMean: result.requests.mean,
+      reqPerSecStddev: result.requests.stddev,
+      latencyMs: {
+        mean: result.latency.mean,
+        p50: result.latency.p50,
+        p90: result.latency.p90,
+        p99: result.latency.p99,
+        max: result.latency.max,
+      },
+      requests: result.requests.total,
+      ok2xx: result['2xx'],
+      non2xx: result.non2xx,
+      errors: result.errors,
+      timeouts: result.timeouts,
+      durationSec: result.duration,
+      warmup: { requests: warm.requests.total, ok2xx: warm['2xx'], non2xx: warm.non2xx, errors: warm.errors },
+      cpu: {
+        wallSec: wall,
+        serverCpuSec: serverCpu,
+        loadGeneratorCpuSec: loadCpu,
+        serverCores: serverCpu / wall,
+        loadGeneratorCores: loadCpu / wall,
+      },
+    },
+    metrics: before && after ? { before, after } : null,
+    windowStart,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// output
+
+function table(rows) {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => String(r[c]).length)));
+  return rows
+    .map((r, i) => {
+      const line = r
+        .map((cell, c) => (c === 0 ? String(cell).padEnd(widths[c]) : String(cell).padStart(widths[c])))
+        .join('  ');
+      return i === 0 ? `${line}\n${widths.map((w) => '-'.repeat(w)).join('  ')}` : line;
+    })
+    .join('\n');
+}
+
+const fmt = (n, digits = 0) =>
+  n === null || n === undefined || Number.isNaN(n)
+    ? '-'
+    : n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+function machine() {
+  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+  const model = /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? os.cpus()[0]?.model ?? 'unknown';
+  return {
+    nproc: Number(execFileSync('nproc').toString().trim()),
+    cpuModel: model,
+    node: process.version,
+    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+    memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// main
+
+async function main() {
+  const startedAt = new Date();
+  const mach = machine();
+  log(`Burndown debit benchmark — ${startedAt.toISOString()}`);
+  log(`machine: ${mach.nproc} CPU(s), ${mach.cpuModel}, Node ${mach.node}, ${mach.platform}`);
+  log(
+    `load: ${CONNECTIONS} connections, pipelining 1, keep-alive, ${WARMUP} s warm-up + ${SECONDS} s measured per target`,
+  );
+  log("note: autocannon and the server under test share this machine's CPUs.");
+  if (PROFILE) log('PROFILE MODE: Burndown runs under --cpu-prof; its figures are slowed by the profiler.');
+  log();
+
+  const tmp = mkdtempSync(join(os.tmpdir(), 'burndown-bench-'));
+  const dbPath = join(tmp, 'bench.db');
+  const profileDir = join(here, 'results', 'profile');
+  const children = [];
+  const cleanup = async () => {
+    await Promise.allSettled(children.map((c) => c.stop()));
+  };
+  process.once('SIGINT', () => {
+    cleanup().finally(() => process.exit(130));
+  });
+
+  try {
+    // 1. the ceiling
+    log('[1/4] bare node:http ceiling');
+    const bare = startChild('bare-server', [join(here, 'bare-server.mjs')], { PORT: '0' });
+    children.push(bare);
+    const bareUrl = await bare.url;
+    const bareCustomers = Array.from({ length: CUSTOMERS }, (_, i) => customerId(i));
+    const bareRun = await measure('bare', bareUrl, bare.child.pid, bareCustomers);
+    await bare.stop();
+    log();
+
+    // 2. Burndown, durable defaults (WAL + synchronous=FULL + group commit), fresh database
+    log(`[2/4] Burndown (sqlite:${dbPath})`);
+    const args = [];
+    if (PROFILE) {
+      rmSync(profileDir, { recursive: true, force: true });
+      mkdirSync(profileDir, { recursive: true });
+      args.push('--cpu-prof', '--cpu-prof-dir', profileDir);
+    }
+    const bdSpawnedAt = Date.now();
+    const bd = startChild('burndown', [...args, cli, 'serve'], {
+      PORT: '0',
+      BURNDOWN_API_KEY: API_KEY,
+      BURNDOWN_DATABASE_URL: `sqlite:${dbPath}`,
+      BURNDOWN_LOG_LEVEL: 'warn',
+    });
+    children.push(bd);
+    const bdUrl = await bd.url;
+    const t0 = Date.now();
+    const seeded = await seed(bdUrl);
+    const seedSec = (Date.now() - t0) / 1000;
+    log(
+      `  seeded ${fmt(seeded.customers.length)} customers × ${GRANTS} grants = ${fmt(seeded.grants)} grants in ${fmt(seedSec, 1)} s`,
+    );
+    agent.destroy();
+    const bdRun = await measure('burndown', bdUrl, bd.child.pid, seeded.customers);
+    const exit = await bd.stop();
+    if (exit.code !== 0)
+      log(`  warning: Burndown exited with code ${exit.code} signal ${exit.signal}\n${bd.stderr()}`);
+    else if (bd.stderr().trim()) log(`  Burndown stderr:\n${bd.stderr().trim()}`);
+    log();
+
+    // 3. the ledger after the run
+    log('[3/4] ledger verification');
+    const reconcile = await promisify(execFile)(process.execPath, [cli, 'reconcile'], {
+      cwd: root,
+      env: { ...process.env, BURNDOWN_DATABASE_URL: `sqlite:${dbPath}` },
+    }).then(
+      (r) => ({ exitCode: 0, stdout: r.stdout, stderr: r.stderr }),
+      (e) => ({ exitCode: e.code ?? 1, stdout: e.stdout ?? '', stderr: e.stderr ?? String(e) }),
+    );
+    log(`  $ burndown reconcile  (exit ${reconcile.exitCode})`);
+    for (const line of `${reconcile.stdout}${reconcile.stderr}`.trim().split('\n')) log(`  ${line}`);
+    const m = /reconcile: (\d+) entries, (\d+) accounts, (\d+) grants: (\w+)/.exec(reconcile.stdout);
+    const db = new Database(dbPath, { readonly: true });
+    const debitRows = db.prepare('SELECT COUNT(*) AS n FROM debits').get().n;
+    const entryRows = db.prepare('SELECT COUNT(*) AS n FROM entries').get().n;
+    db.close();
+    const acknowledged = bdRun.figures.ok2xx + bdRun.figures.warmup.ok2xx;
+    log(
+      `  debits stored: ${fmt(debitRows)}; debits acknowledged 2xx (warm-up + measured): ${fmt(acknowledged)} → ${debitRows === acknowledged ? 'match' : 'MISMATCH'}`,
+    );
+    log();
+
+    // 4. report
+    log('[4/4] results');
+    const b = bareRun.figures;
+    const d = bdRun.figures;
+    const throughputRatio = d.reqPerSecMean / b.reqPerSecMean;
+    const p99Ratio = d.latencyMs.p99 / b.latencyMs.p99;
+    const met = {
+      throughput: throughputRatio >= TARGETS.throughputRatioMin,
+      p99: p99Ratio <= TARGETS.p99RatioMax,
+    };
+    log(
+      table([
+        ['', 'bare node:http', 'Burndown debits', 'Burndown ÷ bare', 'target', 'met'],
+        [
+          'req/s (mean)',
+          fmt(b.reqPerSecMean),
+          fmt(d.reqPerSecMean),
+          `${fmt(throughputRatio * 100, 1)} %`,
+          '≥ 50 %',
+          met.throughput ? 'yes' : 'NO',
+        ],
+        [
+          'latency p50 (ms)',
+          fmt(b.latencyMs.p50, 1),
+          fmt(d.latencyMs.p50, 1),
+          `${fmt(d.latencyMs.p50 / b.latencyMs.p50, 2)}×`,
+          '',
+          '',
+        ],
+        [
+          'latency p99 (ms)',
+          fmt(b.latencyMs.p99, 1),
+          fmt(d.latencyMs.p99, 1),
+          `${fmt(p99Ratio, 2)}×`,
+          '≤ 2×',
+          met.p99 ? 'yes' : 'NO',
+        ],
+        ['latency max (ms)', fmt(b.latencyMs.max, 1), fmt(d.latencyMs.max, 1), '', '', ''],
+        ['requests', fmt(b.requests), fmt(d.requests), '', '', ''],
+        ['non-2xx', fmt(b.non2xx), fmt(d.non2xx), '', '0', b.non2xx === 0 && d.non2xx === 0 ? 'yes' : 'NO'],
+        [
+          'errors / timeouts',
+          `${b.errors} / ${b.timeouts}`,
+          `${d.errors} / ${d.timeouts}`,
+          '',
+          '0',
+          b.errors + b.timeouts + d.errors + d.timeouts === 0 ? 'yes' : 'NO',
+        ],
+        ['server CPU (cores)', fmt(b.cpu.serverCores, 2), fmt(d.cpu.serverCores, 2), '', '', ''],
+        [
+          'autocannon CPU (cores)',
+          fmt(b.cpu.loadGeneratorCores, 2),
+          fmt(d.cpu.loadGeneratorCores, 2),
+          '',
+          '',
+          '',
+        ],
+      ]),
+    );
+    log();
+
+    const batch = histogramDelta(bdRun.metrics.before.batch, bdRun.metrics.after.batch);
+    const serverSide = histogramDelta(bdRun.metrics.before.debitDuration, bdRun.metrics.after.debitDuration);
+    log(
+      `group commit during the measured run: ${fmt(batch.count)} commits (${fmt(batch.count / d.durationSec)} fsync'd commits/s), ` +
+        `mean batch ${fmt(batch.mean, 1)}, p50 ≤ ${batch.p50UpperBound}, p99 ≤ ${batch.p99UpperBound}`,
+    );
+    log(
+      table([
+        ['batch size', 'commits', 'share', 'writes', ''],
+        ...batch.buckets
+          .filter((x) => x.count > 0 || x.range[1] !== Number.POSITIVE_INFINITY)
+          .map((x) => [
+            batchLabel(x.range),
+            fmt(x.count),
+            `${fmt((x.count / Math.max(1, batch.count)) * 100, 1)} %`,
+            '',
+            '#'.repeat(Math.round((x.count / Math.max(1, batch.count)) * 40)),
+          ]),
+      ]),
+    );
+    log(
+      `server-side mean debit handling time (Fastify onResponse): ${fmt((serverSide.mean ?? 0) * 1000, 2)} ms`,
+    );
+    log();
+    log(
+      `reconcile: ${m ? `${m[1]} entries, ${m[2]} accounts, ${m[3]} grants: ${m[4]}` : 'unparsed'} (exit ${reconcile.exitCode})`,
+    );
+    log(
+      `verdict: throughput ${fmt(throughputRatio * 100, 1)} % of ceiling (target ≥ 50 %: ${met.throughput ? 'met' : 'NOT met'}); ` +
+        `p99 ${fmt(p99Ratio, 2)}× ceiling (target ≤ 2×: ${met.p99 ? 'met' : 'NOT met'})`,
+    );
+
+    let profile = null;
+    if (PROFILE) {
+      const files = readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile'));
+      const newest = files
+        .map((f) => join(profileDir, f))
+        .sort((x, y) => statSync(y).mtimeMs - statSync(x).mtimeMs)[0];
+      if (newest) {
+        // only the measured window: skip start-up, seeding and warm-up
+        const onlyAfterMs = bdRun.windowStart - bdSpawnedAt;
+        profile = summariseProfile(JSON.parse(readFileSync(newest, 'utf8')), { top: 30, onlyAfterMs });
+        profile.file = newest;
+        log();
+        log(`CPU profile of Burndown, measured window only (from ${onlyAfterMs} ms after spawn): ${newest}`);
+        log(profile.text);
+      } else log('no .cpuprofile was written');
+    }
+
+    const results = {
+      benchmark: 'debits',
+      date: startedAt.toISOString(),
+      machine: mach,
+      sharedMachine:
+        'autocannon, the bare server and Burndown all run on this machine; the bare server and Burndown run one after the other',
+      profiled: PROFILE,
+      config: {
+        connections: CONNECTIONS,
+        pipelining: 1,
+        keepAlive: true,
+        warmupSec: WARMUP,
+        durationSec: SECONDS,
+        customers: CUSTOMERS,
+        grantsPerCustomer: GRANTS,
+        debitAmount: DEBIT_AMOUNT,
+        durability: 'SQLite WAL, synchronous=FULL (defaults), group commit',
+        database: 'fresh file under os.tmpdir()',
+      },
+      seeding: { customers: seeded.customers.length, grants: seeded.grants, seconds: seedSec },
+      bare: b,
+      burndown: d,
+      ratios: { throughput: throughputRatio, p50: d.latencyMs.p50 / b.latencyMs.p50, p99: p99Ratio },
+      targets: TARGETS,
+      met,
+      groupCommit: {
+        commits: batch.count,
+        commitsPerSec: batch.count / d.durationSec,
+        writes: batch.sum,
+        meanBatch: batch.mean,
+        p50BatchUpperBound: batch.p50UpperBound,
+        p99BatchUpperBound: batch.p99UpperBound,
+        distribution: batch.buckets.map((x) => ({ size: batchLabel(x.range), commits: x.count })),
+      },
+      serverSideDebitMeanMs: serverSide.mean === null ? null : serverSide.mean * 1000,
+      ledger: {
+        reconcileExitCode: reconcile.exitCode,
+        reconcileOutput: reconcile.stdout.trim(),
+        ok: reconcile.exitCode === 0 && m?.[4] === 'OK',
+        entries: m ? Number(m[1]) : null,
+        accounts: m ? Number(m[2]) : null,
+        grants: m ? Number(m[3]) : null,
+        debitRows,
+        entryRows,
+        acknowledgedDebits: acknowledged,
+        debitsMatchAcknowledged: debitRows === acknowledged,
+      },
+      ...(profile
+        ? {
+            profile: {
+              file: profile.file,
+              totalMs: profile.totalMs,
+              busyMs: profile.busyMs,
+              byArea: profile.byArea,
+              top: profile.top,
+              topInclusive: profile.topInclusive,
+            },
+          }
+        : {}),
+    };
+    const out = join(here, 'results', PROFILE ? 'latest-debits-profile.json' : 'latest-debits.json');
+    mkdirSync(dirname(out), { recursive: true });
+    writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
+    log();
+    log(`wrote ${out}`);
+    if (!results.ledger.ok || !results.ledger.debitsMatchAcknowledged) process.exitCode = 1;
+  } finally {
+    await cleanup();
+    if (KEEP_DB) log(`database kept in ${tmp}`);
+    else rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+main().catch((error) => {
+  process.stderr.write(`bench failed: ${error?.stack ?? error}\n`);
+  process.exit(1);
+});
