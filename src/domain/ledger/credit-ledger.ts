@@ -136,7 +136,8 @@ export class CreditLedger {
     for (const grant of this.grants.values()) {
       if (grant.closedReason !== null) continue;
       if (grant.expiresAt !== null && grant.expiresAt <= now) {
-        due.push({ at: grant.expiresAt, order: 1, grant, kind: 'expiry' });
+        // A grant recorded after its own expiry (a backfill) leaves at the instant it was recorded.
+        due.push({ at: Math.max(grant.expiresAt, grant.createdAt), order: 1, grant, kind: 'expiry' });
       }
       const activationAt = Math.max(grant.effectiveAt, grant.createdAt);
       if (!grant.activated && activationAt <= now) {
@@ -182,16 +183,9 @@ export class CreditLedger {
     };
     this.grants.set(grant.id, grant);
     this.changedGrants.add(grant);
-    this.record(
-      'grant',
-      input.amount,
-      'issued',
-      `grant:${grant.id}`,
-      grant.id,
-      grant.id,
-      input.effectiveAt,
-      now,
-    );
+    // Issued when recorded, usable from effective_at. No entry of a grant predates this one, so a
+    // balance read for any past instant never sees a grant's later movements without its issue.
+    this.record('grant', input.amount, 'issued', `grant:${grant.id}`, grant.id, grant.id, now, now);
     this.advanceTo(now);
     return grant;
   }

@@ -31,8 +31,9 @@ export function balanceFromEntries(input: {
   for (const grant of input.grants.values()) {
     const free = balances.get(`grant:${grant.id}`) ?? 0n;
     const held = balances.get(`held:${grant.id}`) ?? 0n;
-    freeUnits += free;
     heldUnits += held;
+    // A grant not yet effective at `at` holds its credits but does not make them available.
+    if (grant.effectiveAt <= input.at) freeUnits += free;
     const leftBy = grant.closedAt !== null && grant.closedAt <= input.at;
     const usable =
       !leftBy && grant.effectiveAt <= input.at && (grant.expiresAt === null || input.at < grant.expiresAt);

@@ -1,0 +1,166 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { Amount } from '../../src/domain/amount/amount.js';
+import { ManualClock } from '../../src/domain/time/clock.js';
+import { SequentialIds } from '../../src/infra/ids.js';
+import type { ServiceContext } from '../../src/services/context.js';
+import {
+  captureHold,
+  debitCredits,
+  grantCredits,
+  placeHold,
+  readBalance,
+  voidGrant,
+} from '../../src/services/ledger.js';
+import { reconcileLedger } from '../../src/services/reconcile.js';
+import { SqliteStorage } from '../../src/storage/sqlite/sqlite-storage.js';
+
+const T0 = Date.parse('2026-03-01T00:00:00Z');
+const key = { workspaceId: 'ws', customerId: 'c1', creditType: 'credits' };
+
+type Op =
+  | { kind: 'grant'; amount: number; priority: number; ttl: number | null; delay: number }
+  | { kind: 'debit'; amount: number; overage: boolean }
+  | { kind: 'hold'; amount: number; ttl: number }
+  | { kind: 'capture'; index: number; amount: number | null }
+  | { kind: 'void'; index: number }
+  | { kind: 'wait'; ms: number };
+
+const op: fc.Arbitrary<Op> = fc.oneof(
+  fc.record({
+    kind: fc.constant('grant' as const),
+    amount: fc.integer({ min: 1, max: 500 }),
+    priority: fc.integer({ min: 0, max: 2 }),
+    ttl: fc.option(fc.integer({ min: 1, max: 5000 }), { nil: null }),
+    delay: fc.constantFrom(0, 0, 0, 700),
+  }),
+  fc.record({
+    kind: fc.constant('debit' as const),
+    amount: fc.integer({ min: 1, max: 300 }),
+    overage: fc.boolean(),
+  }),
+  fc.record({
+    kind: fc.constant('hold' as const),
+    amount: fc.integer({ min: 1, max: 200 }),
+    ttl: fc.integer({ min: 1, max: 4 }),
+  }),
+  fc.record({
+    kind: fc.constant('capture' as const),
+    index: fc.nat(20),
+    amount: fc.option(fc.integer({ min: 1, max: 250 }), { nil: null }),
+  }),
+  fc.record({ kind: fc.constant('void' as const), index: fc.nat(20) }),
+  fc.record({ kind: fc.constant('wait' as const), ms: fc.integer({ min: 1, max: 3000 }) }),
+);
+
+/**
+ * Point-in-time balances: after any history of grants, debits, holds, captures, voids, expiries
+ * and hold timeouts, the balance read for a past instant equals the balance that was read live at
+ * that instant. Amounts are tenths so decimals are exercised.
+ */
+describe('balance at a past instant', () => {
+  it('equals the live balance observed at that instant', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 40 }), async (ops) => {
+        const storage = await SqliteStorage.open({ path: ':memory:' });
+        const clock = new ManualClock(T0);
+        const ctx: ServiceContext = { storage, clock, ids: new SequentialIds() };
+        await storage.write('c', async (tx) => {
+          await tx.insertCustomer({ workspaceId: 'ws', id: 'c1', name: null, metadata: {}, createdAt: T0 });
+        });
+        const tenth = (n: number) => Amount.parse((n / 10).toFixed(1));
+        const grants: string[] = [];
+        const holds: string[] = [];
+        const observed = new Map<number, unknown>();
+        const write = <T>(fn: Parameters<typeof storage.write<T>>[1]) => storage.write('c', fn);
+        for (const o of ops) {
+          const now = clock.now();
+          switch (o.kind) {
+            case 'grant': {
+              const effectiveAt = now + o.delay;
+              const { grant } = await write((tx) =>
+                grantCredits(ctx, tx, {
+                  key,
+                  now,
+                  grant: {
+                    amount: tenth(o.amount),
+                    category: 'paid',
+                    priority: o.priority,
+                    effectiveAt,
+                    expiresAt: o.ttl === null ? null : effectiveAt + o.ttl,
+                    costBasis: null,
+                    appliesTo: null,
+                    description: null,
+                    metadata: {},
+                  },
+                }),
+              );
+              grants.push(grant.id);
+              break;
+            }
+            case 'debit':
+              await write((tx) =>
+                debitCredits(ctx, tx, {
+                  key,
+                  now,
+                  amount: tenth(o.amount),
+                  allowOverage: o.overage,
+                  description: null,
+                  metadata: {},
+                }),
+              );
+              break;
+            case 'hold': {
+              const placed = await write((tx) =>
+                placeHold(ctx, tx, {
+                  key,
+                  now,
+                  amount: tenth(o.amount),
+                  ttlMs: o.ttl * 1000,
+                  description: null,
+                  metadata: {},
+                }),
+              );
+              if ('hold' in placed) holds.push(placed.hold.id);
+              break;
+            }
+            case 'capture': {
+              const holdId = holds[o.index % Math.max(holds.length, 1)];
+              if (holdId === undefined) break;
+              await write((tx) =>
+                captureHold(ctx, tx, {
+                  workspaceId: 'ws',
+                  holdId,
+                  now,
+                  amount: o.amount === null ? null : tenth(o.amount),
+                  allowOverage: true,
+                  description: null,
+                  metadata: null,
+                }),
+              );
+              break;
+            }
+            case 'void': {
+              const grantId = grants[o.index % Math.max(grants.length, 1)];
+              if (grantId === undefined) break;
+              await write((tx) => voidGrant(ctx, tx, { workspaceId: 'ws', grantId, reason: null, now }));
+              break;
+            }
+            case 'wait':
+              clock.advance(o.ms);
+              break;
+          }
+          observed.set(clock.now(), await readBalance(ctx, { key, at: null }));
+          clock.advance(1);
+        }
+        for (const [at, live] of observed) {
+          const past = await readBalance(ctx, { key, at });
+          expect(JSON.stringify(past)).toBe(JSON.stringify(live));
+        }
+        expect((await reconcileLedger(storage)).failures).toEqual([]);
+        await storage.close();
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
