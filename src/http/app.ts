@@ -7,6 +7,7 @@ import type { ServiceContext } from '../services/context.js';
 import { statusOfErrorCode } from './error-status.js';
 import { errorBody, IdempotentWriter } from './idempotent-write.js';
 import { Metrics } from './metrics.js';
+import { registerApiKeyRoutes } from './routes/api-keys.js';
 import { registerBalanceRoutes } from './routes/balances.js';
 import { registerCreditTypeRoutes } from './routes/credit-types.js';
 import { registerCustomerRoutes } from './routes/customers.js';
@@ -213,6 +214,7 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
   registerHoldRoutes(app, deps);
   registerBalanceRoutes(app, deps);
   registerReconciliationRoutes(app, deps);
+  registerApiKeyRoutes(app, deps);
   await app.ready();
   return app;
 }

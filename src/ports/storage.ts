@@ -96,6 +96,7 @@ export interface ReadOperations {
   entriesUpTo(key: LedgerKey, at: Instant): Awaitable<readonly StoredEntry[]>;
   getGrantsByIds(workspaceId: string, ids: readonly string[]): Awaitable<readonly GrantState[]>;
   findApiKeyByHash(keyHash: string): Awaitable<ApiKeyRecord | null>;
+  listApiKeysOf(workspaceId: string): Awaitable<readonly ApiKeyRecord[]>;
 }
 
 /** Writes, available only inside {@link Storage.write}; all of one call commit or none do. */
@@ -110,6 +111,8 @@ export interface WriteOperations extends ReadOperations {
   putIdempotency(workspaceId: string, key: string, record: IdempotencyRecord): Awaitable<void>;
   insertApiKey(key: ApiKeyRecord & { readonly keyHash: string }): Awaitable<void>;
   countApiKeys(workspaceId: string): Awaitable<number>;
+  /** Marks a key revoked; false when the workspace has no such active key. */
+  revokeApiKey(workspaceId: string, keyId: string, at: Instant): Awaitable<boolean>;
   ensureWorkspace(workspaceId: string, now: Instant): Awaitable<void>;
   deleteIdempotencyBefore(cutoff: Instant): Awaitable<number>;
 }

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { ApiKeyRecord, ApiKeyScope, Storage } from '../ports/storage.js';
+import type { ApiKeyRecord, ApiKeyScope, Storage, WriteOperations } from '../ports/storage.js';
 import { DEFAULT_WORKSPACE, type ServiceContext } from './context.js';
 
 /** Keys are stored as SHA-256 digests: a leaked database does not leak usable keys. */
@@ -90,4 +90,23 @@ export class ApiKeyResolver {
     this.cache.set(key, { record: usable, until: now + this.ttlMs });
     return usable;
   }
+}
+
+/** Creates a key for the caller's workspace; the plain key is returned this once and never stored. */
+export async function createApiKey(
+  ctx: ServiceContext,
+  tx: WriteOperations,
+  input: { workspaceId: string; scope: ApiKeyScope; name: string | null; now: number },
+): Promise<{ record: ApiKeyRecord; key: string }> {
+  const key = generateApiKey();
+  const record: ApiKeyRecord = {
+    id: ctx.ids.newId('ent').replace(/^ent_/, 'key_'),
+    workspaceId: input.workspaceId,
+    scope: input.scope,
+    name: input.name,
+    createdAt: input.now,
+    revokedAt: null,
+  };
+  await tx.insertApiKey({ ...record, keyHash: hashApiKey(key) });
+  return { record, key };
 }

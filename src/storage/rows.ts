@@ -10,7 +10,7 @@ import type {
   HoldState,
   HoldStatus,
 } from '../domain/ledger/types.js';
-import type { CreditType, Customer, StoredEntry } from '../ports/storage.js';
+import type { ApiKeyRecord, CreditType, Customer, StoredEntry } from '../ports/storage.js';
 
 /**
  * Row shapes shared by both SQL adapters, and the mapping between them and domain objects.
@@ -372,4 +372,24 @@ export function grantStatusCondition(status: string, now: number): { sql: string
         params: [now, now],
       };
   }
+}
+
+export interface ApiKeyRow {
+  id: string;
+  workspace_id: string;
+  scope: string;
+  name: string | null;
+  created_at: number | string;
+  revoked_at: number | string | null;
+}
+
+export function apiKeyFromRow(row: ApiKeyRow): ApiKeyRecord {
+  return {
+    id: row.id,
+    workspaceId: row.workspace_id,
+    scope: row.scope as ApiKeyRecord['scope'],
+    name: row.name,
+    createdAt: Number(row.created_at),
+    revokedAt: row.revoked_at === null ? null : Number(row.revoked_at),
+  };
 }

@@ -21,7 +21,9 @@ import type {
 import { SQLITE_MIGRATIONS } from '../migrations/sqlite.js';
 import {
   type AccountsRow,
+  type ApiKeyRow,
   accountsFromRow,
+  apiKeyFromRow,
   type CreditTypeRow,
   type CustomerRow,
   creditTypeFromRow,
@@ -86,6 +88,8 @@ class Statements {
   readonly findApiKey: Statement;
   readonly insertApiKey: Statement;
   readonly countApiKeys: Statement;
+  readonly listApiKeys: Statement;
+  readonly revokeApiKey: Statement;
   readonly ensureWorkspace: Statement;
   readonly dueGrants: Statement;
   readonly dueHolds: Statement;
@@ -153,6 +157,10 @@ class Statements {
     );
     this.countApiKeys = db.prepare(
       'SELECT COUNT(*) AS n FROM api_keys WHERE workspace_id = ? AND revoked_at IS NULL',
+    );
+    this.listApiKeys = db.prepare('SELECT * FROM api_keys WHERE workspace_id = ? ORDER BY created_at, id');
+    this.revokeApiKey = db.prepare(
+      'UPDATE api_keys SET revoked_at = ? WHERE workspace_id = ? AND id = ? AND revoked_at IS NULL',
     );
     this.ensureWorkspace = db.prepare(
       'INSERT INTO workspaces (id, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING',
@@ -292,25 +300,12 @@ class SqliteReads implements ReadOperations {
   }
 
   findApiKeyByHash(keyHash: string): ApiKeyRecord | null {
-    const row = this.s.findApiKey.get(keyHash) as
-      | {
-          id: string;
-          workspace_id: string;
-          scope: string;
-          name: string | null;
-          created_at: number;
-          revoked_at: number | null;
-        }
-      | undefined;
-    if (!row) return null;
-    return {
-      id: row.id,
-      workspaceId: row.workspace_id,
-      scope: row.scope as ApiKeyRecord['scope'],
-      name: row.name,
-      createdAt: row.created_at,
-      revokedAt: row.revoked_at,
-    };
+    const row = this.s.findApiKey.get(keyHash) as ApiKeyRow | undefined;
+    return row ? apiKeyFromRow(row) : null;
+  }
+
+  listApiKeysOf(workspaceId: string): ApiKeyRecord[] {
+    return (this.s.listApiKeys.all(workspaceId) as ApiKeyRow[]).map(apiKeyFromRow);
   }
 }
 
@@ -395,6 +390,10 @@ class SqliteWrites extends SqliteReads implements WriteOperations {
 
   countApiKeys(workspaceId: string): number {
     return (this.s.countApiKeys.get(workspaceId) as { n: number }).n;
+  }
+
+  revokeApiKey(workspaceId: string, keyId: string, at: Instant): boolean {
+    return this.s.revokeApiKey.run(at, workspaceId, keyId).changes === 1;
   }
 
   ensureWorkspace(workspaceId: string, now: Instant): void {
