@@ -1,0 +1,66 @@
+import { DEBIT_COLUMNS, ENTRY_COLUMNS, GRANT_COLUMNS, HOLD_COLUMNS } from '../rows.js';
+
+/**
+ * SQL shared by every dialect, written in the subset SQLite and PostgreSQL agree on (`?`
+ * parameters, `ON CONFLICT … DO UPDATE SET … = excluded.…`, row-value comparisons).
+ */
+const placeholders = (n: number) => Array.from({ length: n }, () => '?').join(', ');
+const upsertSet = (columns: readonly string[]) =>
+  columns
+    .filter((c) => c !== 'id')
+    .map((c) => `${c} = excluded.${c}`)
+    .join(', ');
+
+export const Q = {
+  getCustomer: 'SELECT * FROM customers WHERE workspace_id = ? AND id = ?',
+  listCustomers: 'SELECT * FROM customers WHERE workspace_id = ? AND id > ? ORDER BY id LIMIT ?',
+  insertCustomer:
+    'INSERT INTO customers (workspace_id, id, name, metadata, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING',
+  getCreditType: 'SELECT * FROM credit_types WHERE workspace_id = ? AND id = ?',
+  listCreditTypes: 'SELECT * FROM credit_types WHERE workspace_id = ? AND id > ? ORDER BY id LIMIT ?',
+  insertCreditType:
+    'INSERT INTO credit_types (workspace_id, id, name, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING',
+  getBalances:
+    'SELECT issued, consumed, expired, voided, overage FROM balances WHERE workspace_id = ? AND customer_id = ? AND credit_type = ?',
+  upsertBalances: `INSERT INTO balances (workspace_id, customer_id, credit_type, issued, consumed, expired, voided, overage, updated_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (workspace_id, customer_id, credit_type) DO UPDATE SET issued = excluded.issued,
+       consumed = excluded.consumed, expired = excluded.expired, voided = excluded.voided,
+       overage = excluded.overage, updated_at = excluded.updated_at`,
+  openGrants:
+    'SELECT * FROM grants WHERE workspace_id = ? AND customer_id = ? AND credit_type = ? AND is_open = 1',
+  activeHolds: `SELECT * FROM holds WHERE workspace_id = ? AND customer_id = ? AND credit_type = ? AND status = 'active'`,
+  getGrant: 'SELECT * FROM grants WHERE workspace_id = ? AND id = ?',
+  upsertGrant: `INSERT INTO grants (${GRANT_COLUMNS.join(', ')}) VALUES (${placeholders(GRANT_COLUMNS.length)})
+     ON CONFLICT (id) DO UPDATE SET ${upsertSet(GRANT_COLUMNS)}`,
+  getHold: 'SELECT * FROM holds WHERE workspace_id = ? AND id = ?',
+  upsertHold: `INSERT INTO holds (${HOLD_COLUMNS.join(', ')}) VALUES (${placeholders(HOLD_COLUMNS.length)})
+     ON CONFLICT (id) DO UPDATE SET ${upsertSet(HOLD_COLUMNS)}`,
+  insertDebit: `INSERT INTO debits (${DEBIT_COLUMNS.join(', ')}) VALUES (${placeholders(DEBIT_COLUMNS.length)})`,
+  insertEntry: `INSERT INTO entries (${ENTRY_COLUMNS.join(', ')}) VALUES (${placeholders(ENTRY_COLUMNS.length)})`,
+  entriesUpTo:
+    'SELECT * FROM entries WHERE workspace_id = ? AND customer_id = ? AND credit_type = ? AND at <= ? ORDER BY at, seq',
+  getIdempotency: 'SELECT * FROM idempotency_keys WHERE workspace_id = ? AND key = ?',
+  putIdempotency: `INSERT INTO idempotency_keys (workspace_id, key, fingerprint, status_code, response_body, created_at)
+     VALUES (?, ?, ?, ?, ?, ?)`,
+  deleteIdempotency: 'DELETE FROM idempotency_keys WHERE created_at < ?',
+  findApiKey: 'SELECT * FROM api_keys WHERE key_hash = ?',
+  listApiKeys: 'SELECT * FROM api_keys WHERE workspace_id = ? ORDER BY created_at, id',
+  insertApiKey: `INSERT INTO api_keys (id, workspace_id, key_hash, scope, name, created_at, revoked_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key_hash) DO NOTHING`,
+  revokeApiKey: 'UPDATE api_keys SET revoked_at = ? WHERE workspace_id = ? AND id = ? AND revoked_at IS NULL',
+  countApiKeys: 'SELECT COUNT(*) AS n FROM api_keys WHERE workspace_id = ? AND revoked_at IS NULL',
+  ensureWorkspace: 'INSERT INTO workspaces (id, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING',
+  dueGrants: `SELECT DISTINCT workspace_id, customer_id, credit_type FROM grants
+     WHERE (is_open = 1 AND closed_reason IS NULL AND expires_at IS NOT NULL AND expires_at <= ?)
+        OR (activated = 0 AND is_open = 1 AND effective_at <= ?)
+     LIMIT ?`,
+  dueHolds: `SELECT DISTINCT workspace_id, customer_id, credit_type FROM holds WHERE status = 'active' AND expires_at <= ? LIMIT ?`,
+  entriesAfterSeq: 'SELECT * FROM entries WHERE seq > ? ORDER BY seq LIMIT ?',
+  grantsAfterId: 'SELECT * FROM grants WHERE id > ? ORDER BY id LIMIT ?',
+  balancesAfter: `SELECT * FROM balances WHERE (workspace_id, customer_id, credit_type) > (?, ?, ?)
+     ORDER BY workspace_id, customer_id, credit_type LIMIT ?`,
+} as const;
+
+/** A shared query's name. */
+export type QueryName = keyof typeof Q;

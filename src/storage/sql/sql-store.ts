@@ -1,0 +1,395 @@
+import { invalidRequest } from '../../domain/errors.js';
+import type { CreditLedger, CreditLedgerSnapshot } from '../../domain/ledger/credit-ledger.js';
+import type { GrantState, GrantStatus, HoldState, LedgerEntry } from '../../domain/ledger/types.js';
+import type { Instant } from '../../domain/time/instant.js';
+import type {
+  ApiKeyRecord,
+  CreditType,
+  Customer,
+  IdempotencyRecord,
+  LedgerKey,
+  Page,
+  PageRequest,
+  ReadOperations,
+  StoredEntry,
+  WriteOperations,
+} from '../../ports/storage.js';
+import {
+  type AccountsRow,
+  type ApiKeyRow,
+  accountsFromRow,
+  apiKeyFromRow,
+  type CreditTypeRow,
+  type CustomerRow,
+  creditTypeFromRow,
+  customerFromRow,
+  debitToParams,
+  type EntryRow,
+  entryFromRow,
+  type GrantRow,
+  grantFromRow,
+  grantStatusCondition,
+  grantToParams,
+  type HoldRow,
+  holdFromRow,
+  holdToParams,
+} from '../rows.js';
+import type { SqlExecutor } from './executor.js';
+import { Q } from './queries.js';
+
+/** Cursor keys made of several parts (e.g. `at` and `seq`), joined unambiguously. */
+export function encodeCompositeKey(...parts: string[]): string {
+  return JSON.stringify(parts);
+}
+
+/** Reads a cursor key back; a key this server did not make is a 400, never a 500. */
+export function decodeCompositeKey(key: string, arity: number): string[] {
+  let parts: unknown;
+  try {
+    parts = JSON.parse(key);
+  } catch {
+    parts = null;
+  }
+  if (
+    !Array.isArray(parts) ||
+    parts.length !== arity ||
+    parts.some((p) => typeof p !== 'string' || p.length > 256)
+  ) {
+    throw invalidRequest('cursor is not one this server issued', { field: 'cursor' });
+  }
+  return parts as string[];
+}
+
+function page<T>(rows: readonly T[], limit: number, keyOf: (row: T) => string): Page<T> {
+  if (rows.length > limit) {
+    const items = rows.slice(0, limit);
+    return { items, nextAfter: keyOf(items[items.length - 1]!) };
+  }
+  return { items: rows, nextAfter: null };
+}
+
+function numericPart(text: string): number {
+  if (!/^\d{1,16}$/.test(text))
+    throw invalidRequest('cursor is not one this server issued', { field: 'cursor' });
+  return Number(text);
+}
+
+/** Reads shared by every SQL dialect. */
+export class SqlReads implements ReadOperations {
+  constructor(protected readonly db: SqlExecutor) {}
+
+  async getCustomer(workspaceId: string, customerId: string): Promise<Customer | null> {
+    const row = await this.db.get<CustomerRow>(Q.getCustomer, [workspaceId, customerId]);
+    return row ? customerFromRow(row) : null;
+  }
+
+  async listCustomers(workspaceId: string, req: PageRequest): Promise<Page<Customer>> {
+    const rows = await this.db.all<CustomerRow>(Q.listCustomers, [
+      workspaceId,
+      req.after ?? '',
+      req.limit + 1,
+    ]);
+    return page(rows.map(customerFromRow), req.limit, (c) => c.id);
+  }
+
+  async getCreditType(workspaceId: string, id: string): Promise<CreditType | null> {
+    const row = await this.db.get<CreditTypeRow>(Q.getCreditType, [workspaceId, id]);
+    return row ? creditTypeFromRow(row) : null;
+  }
+
+  async listCreditTypes(workspaceId: string, req: PageRequest): Promise<Page<CreditType>> {
+    const rows = await this.db.all<CreditTypeRow>(Q.listCreditTypes, [
+      workspaceId,
+      req.after ?? '',
+      req.limit + 1,
+    ]);
+    return page(rows.map(creditTypeFromRow), req.limit, (c) => c.id);
+  }
+
+  async getGrant(workspaceId: string, grantId: string): Promise<GrantState | null> {
+    const row = await this.db.get<GrantRow>(Q.getGrant, [workspaceId, grantId]);
+    return row ? grantFromRow(row) : null;
+  }
+
+  async getGrantsByIds(workspaceId: string, ids: readonly string[]): Promise<GrantState[]> {
+    const grants: GrantState[] = [];
+    for (const id of ids) {
+      const grant = await this.getGrant(workspaceId, id);
+      if (grant) grants.push(grant);
+    }
+    return grants;
+  }
+
+  async listGrants(
+    workspaceId: string,
+    customerId: string,
+    filter: { status: GrantStatus | null; creditType: string | null; now: Instant },
+    req: PageRequest,
+  ): Promise<Page<GrantState>> {
+    const conditions = ['workspace_id = ?', 'customer_id = ?'];
+    const params: unknown[] = [workspaceId, customerId];
+    if (filter.creditType !== null) {
+      conditions.push('credit_type = ?');
+      params.push(filter.creditType);
+    }
+    if (filter.status !== null) {
+      const status = grantStatusCondition(filter.status, filter.now);
+      conditions.push(status.sql);
+      params.push(...status.params);
+    }
+    if (req.after !== null) {
+      const [createdAt = '', id = ''] = decodeCompositeKey(req.after, 2);
+      const at = numericPart(createdAt);
+      conditions.push('(created_at > ? OR (created_at = ? AND id > ?))');
+      params.push(at, at, id);
+    }
+    const sql = `SELECT * FROM grants WHERE ${conditions.join(' AND ')} ORDER BY created_at, id LIMIT ?`;
+    const rows = await this.db.all<GrantRow>(sql, [...params, req.limit + 1]);
+    return page(rows.map(grantFromRow), req.limit, (g) => encodeCompositeKey(String(g.createdAt), g.id));
+  }
+
+  async getHold(workspaceId: string, holdId: string): Promise<HoldState | null> {
+    const row = await this.db.get<HoldRow>(Q.getHold, [workspaceId, holdId]);
+    return row ? holdFromRow(row) : null;
+  }
+
+  async loadLedger(key: LedgerKey): Promise<CreditLedgerSnapshot> {
+    const params = [key.workspaceId, key.customerId, key.creditType];
+    const accounts = await this.db.get<AccountsRow>(Q.getBalances, params);
+    const grants = await this.db.all<GrantRow>(Q.openGrants, params);
+    const holds = await this.db.all<HoldRow>(Q.activeHolds, params);
+    return {
+      customerId: key.customerId,
+      creditType: key.creditType,
+      accounts: accountsFromRow(accounts),
+      grants: grants.map(grantFromRow),
+      holds: holds.map(holdFromRow),
+    };
+  }
+
+  async listEntries(
+    key: LedgerKey,
+    range: { from: Instant | null; to: Instant | null },
+    req: PageRequest,
+  ): Promise<Page<StoredEntry>> {
+    const conditions = ['workspace_id = ?', 'customer_id = ?', 'credit_type = ?'];
+    const params: unknown[] = [key.workspaceId, key.customerId, key.creditType];
+    if (range.from !== null) {
+      conditions.push('at >= ?');
+      params.push(range.from);
+    }
+    if (range.to !== null) {
+      conditions.push('at < ?');
+      params.push(range.to);
+    }
+    if (req.after !== null) {
+      const [atText = '', seqText = ''] = decodeCompositeKey(req.after, 2);
+      const at = numericPart(atText);
+      conditions.push('(at > ? OR (at = ? AND seq > ?))');
+      params.push(at, at, numericPart(seqText));
+    }
+    const sql = `SELECT * FROM entries WHERE ${conditions.join(' AND ')} ORDER BY at, seq LIMIT ?`;
+    const rows = await this.db.all<EntryRow>(sql, [...params, req.limit + 1]);
+    return page(rows.map(entryFromRow), req.limit, (e) => encodeCompositeKey(String(e.at), e.seq));
+  }
+
+  async entriesUpTo(key: LedgerKey, at: Instant): Promise<StoredEntry[]> {
+    const rows = await this.db.all<EntryRow>(Q.entriesUpTo, [
+      key.workspaceId,
+      key.customerId,
+      key.creditType,
+      at,
+    ]);
+    return rows.map(entryFromRow);
+  }
+
+  async findApiKeyByHash(keyHash: string): Promise<ApiKeyRecord | null> {
+    const row = await this.db.get<ApiKeyRow>(Q.findApiKey, [keyHash]);
+    return row ? apiKeyFromRow(row) : null;
+  }
+
+  async listApiKeysOf(workspaceId: string): Promise<ApiKeyRecord[]> {
+    return (await this.db.all<ApiKeyRow>(Q.listApiKeys, [workspaceId])).map(apiKeyFromRow);
+  }
+}
+
+/** Writes shared by every SQL dialect; the adapter decides how transactions and locks work. */
+export class SqlWrites extends SqlReads implements WriteOperations {
+  /** Adapters serialise per customer before handing out this object, so loading needs no lock here. */
+  loadLedgerForUpdate(key: LedgerKey): Promise<CreditLedgerSnapshot> {
+    return this.loadLedger(key);
+  }
+
+  async saveLedger(workspaceId: string, ledger: CreditLedger, now: Instant): Promise<void> {
+    const a = ledger.accounts;
+    await this.db.run(Q.upsertBalances, [
+      workspaceId,
+      ledger.customerId,
+      ledger.creditType,
+      a.issued.toString(),
+      a.consumed.toString(),
+      a.expired.toString(),
+      a.voided.toString(),
+      a.overage.toString(),
+      now,
+    ]);
+    for (const grant of ledger.changedGrants)
+      await this.db.run(Q.upsertGrant, grantToParams(workspaceId, grant));
+    for (const hold of ledger.changedHolds) await this.db.run(Q.upsertHold, holdToParams(workspaceId, hold));
+    for (const debit of ledger.newDebits) await this.db.run(Q.insertDebit, debitToParams(workspaceId, debit));
+    for (const e of ledger.newEntries) {
+      await this.db.run(Q.insertEntry, [
+        e.id,
+        workspaceId,
+        e.customerId,
+        e.creditType,
+        e.type,
+        e.amount.toString(),
+        e.fromAccount,
+        e.toAccount,
+        e.grantId,
+        e.ref,
+        e.at,
+        e.balanceAfter.toString(),
+        now,
+      ]);
+    }
+  }
+
+  async insertCustomer(c: Customer): Promise<boolean> {
+    return (
+      (await this.db.run(Q.insertCustomer, [
+        c.workspaceId,
+        c.id,
+        c.name,
+        JSON.stringify(c.metadata),
+        c.createdAt,
+      ])) === 1
+    );
+  }
+
+  async insertCreditType(c: CreditType): Promise<boolean> {
+    return (await this.db.run(Q.insertCreditType, [c.workspaceId, c.id, c.name, c.createdAt])) === 1;
+  }
+
+  async getIdempotency(workspaceId: string, key: string): Promise<IdempotencyRecord | null> {
+    const row = await this.db.get<{
+      fingerprint: string;
+      status_code: number | string;
+      response_body: string;
+      created_at: number | string;
+    }>(Q.getIdempotency, [workspaceId, key]);
+    return row
+      ? {
+          fingerprint: row.fingerprint,
+          statusCode: Number(row.status_code),
+          responseBody: row.response_body,
+          createdAt: Number(row.created_at),
+        }
+      : null;
+  }
+
+  async putIdempotency(workspaceId: string, key: string, r: IdempotencyRecord): Promise<void> {
+    await this.db.run(Q.putIdempotency, [
+      workspaceId,
+      key,
+      r.fingerprint,
+      r.statusCode,
+      r.responseBody,
+      r.createdAt,
+    ]);
+  }
+
+  async deleteIdempotencyBefore(cutoff: Instant): Promise<number> {
+    return this.db.run(Q.deleteIdempotency, [cutoff]);
+  }
+
+  async insertApiKey(k: ApiKeyRecord & { keyHash: string }): Promise<void> {
+    await this.db.run(Q.insertApiKey, [
+      k.id,
+      k.workspaceId,
+      k.keyHash,
+      k.scope,
+      k.name,
+      k.createdAt,
+      k.revokedAt,
+    ]);
+  }
+
+  async countApiKeys(workspaceId: string): Promise<number> {
+    return Number((await this.db.get<{ n: number | string }>(Q.countApiKeys, [workspaceId]))?.n ?? 0);
+  }
+
+  async revokeApiKey(workspaceId: string, keyId: string, at: Instant): Promise<boolean> {
+    return (await this.db.run(Q.revokeApiKey, [at, workspaceId, keyId])) === 1;
+  }
+
+  async ensureWorkspace(workspaceId: string, now: Instant): Promise<void> {
+    await this.db.run(Q.ensureWorkspace, [workspaceId, now]);
+  }
+}
+
+const SCAN_BATCH = 2000;
+
+/** Ledgers with something due, deduplicated; shared by the adapters' sweepers. */
+export async function findDueLedgers(db: SqlExecutor, now: Instant, limit: number): Promise<LedgerKey[]> {
+  type Row = { workspace_id: string; customer_id: string; credit_type: string };
+  const rows = [
+    ...(await db.all<Row>(Q.dueGrants, [now, now, limit])),
+    ...(await db.all<Row>(Q.dueHolds, [now, limit])),
+  ];
+  const seen = new Map<string, LedgerKey>();
+  for (const r of rows) {
+    seen.set(JSON.stringify([r.workspace_id, r.customer_id, r.credit_type]), {
+      workspaceId: r.workspace_id,
+      customerId: r.customer_id,
+      creditType: r.credit_type,
+    });
+  }
+  return [...seen.values()].slice(0, limit);
+}
+
+/** Every entry, streamed in keyset batches so memory stays flat however long the ledger is. */
+export async function* scanEntries(db: SqlExecutor): AsyncIterable<LedgerEntry & { workspaceId: string }> {
+  let after = 0;
+  for (;;) {
+    const rows = await db.all<EntryRow>(Q.entriesAfterSeq, [after, SCAN_BATCH]);
+    for (const row of rows) yield { ...entryFromRow(row), workspaceId: row.workspace_id };
+    if (rows.length < SCAN_BATCH) return;
+    after = Number(rows[rows.length - 1]!.seq);
+  }
+}
+
+/** Every grant, streamed in keyset batches. */
+export async function* scanGrants(db: SqlExecutor): AsyncIterable<GrantState & { workspaceId: string }> {
+  let after = '';
+  for (;;) {
+    const rows = await db.all<GrantRow>(Q.grantsAfterId, [after, SCAN_BATCH]);
+    for (const row of rows) yield { ...grantFromRow(row), workspaceId: row.workspace_id };
+    if (rows.length < SCAN_BATCH) return;
+    after = rows[rows.length - 1]!.id;
+  }
+}
+
+/** Every customer-level balance row, streamed in keyset batches. */
+export async function* scanCustomerAccounts(
+  db: SqlExecutor,
+): AsyncIterable<LedgerKey & { accounts: CreditLedgerSnapshot['accounts'] }> {
+  let after: [string, string, string] = ['', '', ''];
+  for (;;) {
+    const rows = await db.all<
+      AccountsRow & { workspace_id: string; customer_id: string; credit_type: string }
+    >(Q.balancesAfter, [...after, SCAN_BATCH]);
+    for (const row of rows) {
+      yield {
+        workspaceId: row.workspace_id,
+        customerId: row.customer_id,
+        creditType: row.credit_type,
+        accounts: accountsFromRow(row),
+      };
+    }
+    if (rows.length < SCAN_BATCH) return;
+    const last = rows[rows.length - 1]!;
+    after = [last.workspace_id, last.customer_id, last.credit_type];
+  }
+}
