@@ -10,6 +10,7 @@ import type { Storage } from './ports/storage.js';
 import { ensureAdminKey } from './services/api-keys.js';
 import type { ServiceContext } from './services/context.js';
 import { sweepDueLedgers } from './services/ledger.js';
+import { PostgresStorage } from './storage/postgres/postgres-storage.js';
 import { SqliteStorage } from './storage/sqlite/sqlite-storage.js';
 
 /**
@@ -17,15 +18,24 @@ import { SqliteStorage } from './storage/sqlite/sqlite-storage.js';
  * ids and transports together.
  */
 
-/** Opens the storage named by a database URL (`sqlite:<path>`; PostgreSQL is not implemented yet). */
-export async function openStorage(databaseUrl: string, metrics?: Metrics): Promise<Storage> {
+/** Opens the storage named by a database URL: `sqlite:<path>` or `postgres://…`. */
+export async function openStorage(
+  databaseUrl: string,
+  options: { metrics?: Metrics; poolSize?: number } = {},
+): Promise<Storage> {
   if (databaseUrl.startsWith('sqlite:')) {
     const path = databaseUrl.slice('sqlite:'.length) || './data/burndown.db';
-    return SqliteStorage.open({ path, onBatch: (size) => metrics?.commitBatch.observe(size) });
+    return SqliteStorage.open({ path, onBatch: (size) => options.metrics?.commitBatch.observe(size) });
+  }
+  if (/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    return PostgresStorage.open({
+      connectionString: databaseUrl,
+      ...(options.poolSize ? { poolSize: options.poolSize } : {}),
+    });
   }
   throw new BurndownError(
     ErrorCode.invalidRequest,
-    'this build supports sqlite: database URLs only; the PostgreSQL adapter is not implemented yet',
+    'BURNDOWN_DATABASE_URL must start with sqlite: or postgres://',
     {},
   );
 }
@@ -47,7 +57,7 @@ export interface RunningServer {
 /** Starts the HTTP server with a background sweeper for due expiries and old idempotency records. */
 export async function startServer(config: Config): Promise<RunningServer> {
   const metrics = new Metrics();
-  const storage = await openStorage(config.databaseUrl, metrics);
+  const storage = await openStorage(config.databaseUrl, { metrics, poolSize: config.pgPoolSize });
   const ctx = createContext(storage);
   const generatedKey = await ensureAdminKey(ctx, config.apiKey);
   const app = await buildApp(ctx, { bodyLimit: config.bodyLimit, logLevel: config.logLevel, metrics });

@@ -39,7 +39,7 @@ program
   .description('apply pending database migrations and exit')
   .action(async () => {
     const config = loadConfig();
-    const storage = await openStorage(config.databaseUrl);
+    const storage = await openStorage(config.databaseUrl, { poolSize: config.pgPoolSize });
     await storage.migrate();
     await storage.close();
     process.stdout.write('migrations applied\n');
@@ -51,7 +51,7 @@ program
   .option('--json', 'print the report as JSON')
   .action(async (options: { json?: boolean }) => {
     const config = loadConfig();
-    const storage = await openStorage(config.databaseUrl);
+    const storage = await openStorage(config.databaseUrl, { poolSize: config.pgPoolSize });
     const report = await reconcileLedger(storage);
     await storage.close();
     if (options.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
@@ -77,7 +77,7 @@ program
   .option('--at <time>', 'an instant in the past (RFC 3339)')
   .action(async (customer: string, options: { creditType: string; workspace: string; at?: string }) => {
     const config = loadConfig();
-    const storage = await openStorage(config.databaseUrl);
+    const storage = await openStorage(config.databaseUrl, { poolSize: config.pgPoolSize });
     try {
       const at = options.at === undefined ? null : parseInstant(options.at);
       if (options.at !== undefined && at === null) throw new Error('--at must be an RFC 3339 timestamp');

@@ -14,6 +14,8 @@ export interface Config {
   readonly sweepIntervalMs: number;
   /** Largest accepted request body in bytes. `BURNDOWN_BODY_LIMIT`, default 1 MiB. */
   readonly bodyLimit: number;
+  /** Connections per process to PostgreSQL. `BURNDOWN_PG_POOL_SIZE`, default 10. */
+  readonly pgPoolSize: number;
   /** Log level: `BURNDOWN_LOG_LEVEL` (fatal…trace, silent), default `info`. */
   readonly logLevel: string;
 }
@@ -52,6 +54,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl,
     sweepIntervalMs: integer(env, 'BURNDOWN_SWEEP_INTERVAL_MS', 1000, 10, 3_600_000),
     bodyLimit: integer(env, 'BURNDOWN_BODY_LIMIT', 1024 * 1024, 1024, 256 * 1024 * 1024),
+    pgPoolSize: integer(env, 'BURNDOWN_PG_POOL_SIZE', 10, 1, 1000),
     logLevel: env['BURNDOWN_LOG_LEVEL'] || 'info',
   });
 }

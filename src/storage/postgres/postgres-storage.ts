@@ -1,0 +1,217 @@
+import pg from 'pg';
+import type { CreditLedgerSnapshot } from '../../domain/ledger/credit-ledger.js';
+import type { GrantState, LedgerEntry } from '../../domain/ledger/types.js';
+import type { Instant } from '../../domain/time/instant.js';
+import type { LedgerKey, ReadOperations, Storage, WriteOperations } from '../../ports/storage.js';
+import { POSTGRES_MIGRATIONS } from '../migrations/postgres.js';
+import type { SqlExecutor } from '../sql/executor.js';
+import {
+  findDueLedgers,
+  SqlReads,
+  SqlWrites,
+  scanCustomerAccounts,
+  scanEntries,
+  scanGrants,
+} from '../sql/sql-store.js';
+
+/** Options of the PostgreSQL adapter. */
+export interface PostgresStorageOptions {
+  /** `postgres://user@host:port/database`. */
+  readonly connectionString: string;
+  /** Connections in this process's pool (`BURNDOWN_PG_POOL_SIZE`, default 10). */
+  readonly poolSize?: number;
+  /** Schema to use instead of `public` (tests use one schema each). */
+  readonly schema?: string;
+  /** Attempts of a transaction that hit a deadlock, serialization failure or lost connection. Default 5. */
+  readonly maxAttempts?: number;
+}
+
+/** Shared SQL is written with `?`; PostgreSQL wants `$1, $2, …`. Converted once per statement text. */
+const converted = new Map<string, { name: string; text: string }>();
+function toPostgres(sql: string): { name: string; text: string } {
+  let statement = converted.get(sql);
+  if (!statement) {
+    let n = 0;
+    statement = { name: `bd_${converted.size}`, text: sql.replace(/\?/g, () => `$${++n}`) };
+    converted.set(sql, statement);
+  }
+  return statement;
+}
+
+/** Runs shared SQL on a pool or one client, as named prepared statements (parsed once per connection). */
+class PgExecutor implements SqlExecutor {
+  constructor(private readonly target: pg.Pool | pg.PoolClient) {}
+
+  async all<T>(sql: string, params: readonly unknown[]): Promise<T[]> {
+    const { name, text } = toPostgres(sql);
+    return (await this.target.query({ name, text, values: params as unknown[] })).rows as T[];
+  }
+
+  async get<T>(sql: string, params: readonly unknown[]): Promise<T | undefined> {
+    return (await this.all<T>(sql, params))[0];
+  }
+
+  async run(sql: string, params: readonly unknown[]): Promise<number> {
+    const { name, text } = toPostgres(sql);
+    return (await this.target.query({ name, text, values: params as unknown[] })).rowCount ?? 0;
+  }
+}
+
+/** SQLSTATEs after which the whole transaction can safely run again. */
+const RETRYABLE = new Set([
+  '40001', // serialization_failure
+  '40P01', // deadlock_detected
+  '57P01', // admin_shutdown (backend terminated)
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now
+  '08000', // connection_exception
+  '08003', // connection_does_not_exist
+  '08006', // connection_failure
+]);
+
+function isRetryable(error: unknown): boolean {
+  const e = error as { code?: string; message?: string; constraint?: string };
+  if (e.code && RETRYABLE.has(e.code)) return true;
+  // Two requests with one Idempotency-Key for different customers raced: the rerun sees the winner.
+  if (e.code === '23505' && e.constraint === 'idempotency_keys_pkey') return true;
+  return /Connection terminated|ECONNRESET|ECONNREFUSED|Client has encountered a connection error/.test(
+    e.message ?? '',
+  );
+}
+
+/**
+ * The PostgreSQL adapter: any number of stateless server processes may share one database.
+ *
+ * Concurrency: every write transaction first takes a transaction-scoped advisory lock on its
+ * customer (`pg_advisory_xact_lock(hashtextextended(lockKey))`), so writes to one customer are
+ * serialised across all processes while different customers proceed in parallel (no global lock,
+ * no hot row). Each transaction takes exactly one such lock, so lock ordering cannot deadlock.
+ * READ COMMITTED is then enough: everything a write reads about its customer is read under the
+ * lock, after the previous holder committed. A transaction that fails before COMMIT is sent
+ * (lost connection, terminated backend, deadlock) is rolled back by PostgreSQL and retried a
+ * bounded number of times; a failure during COMMIT is reported, never retried blindly (the
+ * client's Idempotency-Key makes its own retry safe).
+ */
+export class PostgresStorage implements Storage {
+  readonly dialect = 'postgres' as const;
+  readonly read: ReadOperations;
+  private readonly reads: PgExecutor;
+  private readonly maxAttempts: number;
+
+  private constructor(
+    private readonly pool: pg.Pool,
+    options: PostgresStorageOptions,
+  ) {
+    this.reads = new PgExecutor(pool);
+    this.read = new SqlReads(this.reads);
+    this.maxAttempts = options.maxAttempts ?? 5;
+  }
+
+  /** Connects, then applies pending migrations (safe when several processes start at once). */
+  static async open(options: PostgresStorageOptions): Promise<PostgresStorage> {
+    const pool = new pg.Pool({
+      connectionString: options.connectionString,
+      max: options.poolSize ?? 10,
+      ...(options.schema ? { options: `-c search_path=${options.schema}` } : {}),
+    });
+    // An idle client losing its backend must not crash the process; the pool replaces it.
+    pool.on('error', () => undefined);
+    const storage = new PostgresStorage(pool, options);
+    await storage.migrate();
+    return storage;
+  }
+
+  async write<T>(lockKey: string, work: (tx: WriteOperations) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const client = await this.pool.connect();
+      let committing = false;
+      let broken = false;
+      try {
+        await client.query('BEGIN');
+        await client.query({
+          name: 'bd_lock',
+          text: 'SELECT pg_advisory_xact_lock(hashtextextended($1, 0))',
+          values: [lockKey],
+        });
+        const result = await work(new SqlWrites(new PgExecutor(client)));
+        committing = true;
+        await client.query('COMMIT');
+        return result;
+      } catch (error) {
+        if (!committing) {
+          try {
+            await client.query('ROLLBACK');
+          } catch {
+            broken = true;
+          }
+        } else {
+          broken = true;
+        }
+        if (!committing && isRetryable(error) && attempt < this.maxAttempts) {
+          await new Promise((resolve) => setTimeout(resolve, 2 ** attempt + Math.random() * 10));
+          continue;
+        }
+        throw error;
+      } finally {
+        client.release(broken);
+      }
+    }
+  }
+
+  async migrate(): Promise<void> {
+    const client = await this.pool.connect();
+    try {
+      // One process migrates at a time; the others wait, then find nothing left to do.
+      await client.query("SELECT pg_advisory_lock(hashtextextended('burndown:migrations', 0))");
+      try {
+        await client.query(
+          'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)',
+        );
+        const applied = new Set(
+          (await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map(
+            (r) => r.version,
+          ),
+        );
+        for (const migration of POSTGRES_MIGRATIONS) {
+          if (applied.has(migration.version)) continue;
+          await client.query('BEGIN');
+          try {
+            await client.query(migration.sql);
+            await client.query(
+              'INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)',
+              [migration.version, migration.name, Date.now()],
+            );
+            await client.query('COMMIT');
+          } catch (error) {
+            await client.query('ROLLBACK');
+            throw error;
+          }
+        }
+      } finally {
+        await client.query("SELECT pg_advisory_unlock(hashtextextended('burndown:migrations', 0))");
+      }
+    } finally {
+      client.release();
+    }
+  }
+
+  findDueLedgers(now: Instant, limit: number): Promise<LedgerKey[]> {
+    return findDueLedgers(this.reads, now, limit);
+  }
+
+  allEntries(): AsyncIterable<LedgerEntry & { workspaceId: string }> {
+    return scanEntries(this.reads);
+  }
+
+  allGrants(): AsyncIterable<GrantState & { workspaceId: string }> {
+    return scanGrants(this.reads);
+  }
+
+  allCustomerAccounts(): AsyncIterable<LedgerKey & { accounts: CreditLedgerSnapshot['accounts'] }> {
+    return scanCustomerAccounts(this.reads);
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
