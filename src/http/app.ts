@@ -1,8 +1,8 @@
 import swagger from '@fastify/swagger';
-import Fastify, { type FastifyError, type FastifyInstance, LogController } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, LogController } from 'fastify';
 import { BurndownError, ErrorCode } from '../domain/errors.js';
 import type { ApiKeyScope } from '../ports/storage.js';
-import { ApiKeyResolver, scopeAllows } from '../services/api-keys.js';
+import { ApiKeyResolver, type RouteScope, scopeAllows } from '../services/api-keys.js';
 import type { ServiceContext } from '../services/context.js';
 import { statusOfErrorCode } from './error-status.js';
 import { errorBody, IdempotentWriter } from './idempotent-write.js';
@@ -27,7 +27,7 @@ declare module 'fastify' {
   }
   interface FastifyContextConfig {
     /** Scope the route needs; routes without one are public (health, OpenAPI, metrics). */
-    scope?: ApiKeyScope;
+    scope?: RouteScope;
   }
 }
 
@@ -119,6 +119,16 @@ export function toBurndownError(error: unknown): BurndownError {
 /** Builds the HTTP app: auth, errors, OpenAPI and the routes of API.md. Does not listen. */
 export async function buildApp(ctx: ServiceContext, options: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
+    // Ids may be 128 characters (API.md); the router's default limit is 100.
+    routerOptions: { maxParamLength: 512 },
+    // Errors the router raises before any hook (bad percent-encoding, …) get the envelope too.
+    frameworkErrors: (error, _request, reply) => {
+      const mapped = toBurndownError(error);
+      (reply as FastifyReply)
+        .code(statusOfErrorCode(mapped.code))
+        .type('application/json; charset=utf-8')
+        .send(JSON.stringify(errorBody(mapped)));
+    },
     logger: { level: options.logLevel ?? 'info' },
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.bodyLimit,

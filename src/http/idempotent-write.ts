@@ -12,8 +12,8 @@ export interface WriteResult {
   readonly body: unknown;
 }
 
-/** Keys of the Idempotency-Key draft: 1–255 visible characters. */
-const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+/** Idempotency keys: 1–255 printable ASCII characters (spaces inside allowed). */
+const IDEMPOTENCY_KEY = /^[\x20-\x7e]{1,255}$/;
 /** How long stored responses are kept; the contract promises at least 24 h. */
 export const IDEMPOTENCY_RETENTION_MS = 72 * 3600 * 1000;
 
@@ -53,7 +53,7 @@ export class IdempotentWriter {
       return send(reply, result.status, JSON.stringify(result.body), false);
     }
     if (typeof header !== 'string' || !IDEMPOTENCY_KEY.test(header)) {
-      throw invalidRequest('Idempotency-Key must be 1 to 255 visible ASCII characters', {
+      throw invalidRequest('Idempotency-Key must be 1 to 255 printable ASCII characters', {
         field: 'Idempotency-Key',
       });
     }

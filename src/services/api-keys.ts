@@ -53,8 +53,14 @@ export async function ensureAdminKey(
   });
 }
 
-/** Which scopes may call an operation that needs `required`. */
-export function scopeAllows(scope: ApiKeyScope, required: ApiKeyScope): boolean {
+/**
+ * What a route needs: a key scope, or `balance` (any key: a `check` key, meant for the product's
+ * enforcement path, may read balances but nothing else).
+ */
+export type RouteScope = ApiKeyScope | 'balance';
+
+/** Whether a key's scope may call a route: admin ⊇ write ⊇ read; check may check and read balances. */
+export function scopeAllows(scope: ApiKeyScope, required: RouteScope): boolean {
   switch (required) {
     case 'admin':
       return scope === 'admin';
@@ -63,6 +69,8 @@ export function scopeAllows(scope: ApiKeyScope, required: ApiKeyScope): boolean 
     case 'check':
       return scope !== 'read';
     case 'read':
+      return scope !== 'check';
+    case 'balance':
       return true;
   }
 }

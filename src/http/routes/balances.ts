@@ -22,7 +22,7 @@ export function registerBalanceRoutes(app: FastifyInstance, { ctx }: RouteDeps):
   app.get<{ Params: Static<typeof IdParams>; Querystring: Static<typeof BalanceQuery> }>(
     '/v1/customers/:id/balance',
     {
-      config: { scope: 'check' },
+      config: { scope: 'balance' },
       schema: {
         tags: ['balances'],
         summary: 'Balance now, or as it was at a past instant (`at`)',

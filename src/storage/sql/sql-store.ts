@@ -84,12 +84,9 @@ export class SqlReads implements ReadOperations {
   }
 
   async listCustomers(workspaceId: string, req: PageRequest): Promise<Page<Customer>> {
-    const rows = await this.db.all<CustomerRow>(Q.listCustomers, [
-      workspaceId,
-      req.after ?? '',
-      req.limit + 1,
-    ]);
-    return page(rows.map(customerFromRow), req.limit, (c) => c.id);
+    const after = req.after === null ? '' : (decodeCompositeKey(req.after, 1)[0] ?? '');
+    const rows = await this.db.all<CustomerRow>(Q.listCustomers, [workspaceId, after, req.limit + 1]);
+    return page(rows.map(customerFromRow), req.limit, (c) => encodeCompositeKey(c.id));
   }
 
   async getCreditType(workspaceId: string, id: string): Promise<CreditType | null> {
@@ -98,12 +95,9 @@ export class SqlReads implements ReadOperations {
   }
 
   async listCreditTypes(workspaceId: string, req: PageRequest): Promise<Page<CreditType>> {
-    const rows = await this.db.all<CreditTypeRow>(Q.listCreditTypes, [
-      workspaceId,
-      req.after ?? '',
-      req.limit + 1,
-    ]);
-    return page(rows.map(creditTypeFromRow), req.limit, (c) => c.id);
+    const after = req.after === null ? '' : (decodeCompositeKey(req.after, 1)[0] ?? '');
+    const rows = await this.db.all<CreditTypeRow>(Q.listCreditTypes, [workspaceId, after, req.limit + 1]);
+    return page(rows.map(creditTypeFromRow), req.limit, (c) => encodeCompositeKey(c.id));
   }
 
   async getGrant(workspaceId: string, grantId: string): Promise<GrantState | null> {
