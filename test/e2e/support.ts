@@ -1,5 +1,5 @@
 import { expect } from 'vitest';
-import type { ServerProcess } from './server-process.js';
+import type { HttpResponse, ServerProcess } from './server-process.js';
 
 /**
  * Small helpers shared by the e2e tests: exact decimal arithmetic on the API's amount strings
@@ -96,8 +96,8 @@ export async function readLedger(server: ServerProcess, customerId: string): Pro
   const entries: Entry[] = [];
   let cursor: string | null = null;
   for (let pages = 0; pages < 10_000; pages++) {
-    const query = `limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
-    const res = await server.get(`/v1/customers/${customerId}/ledger?${query}`);
+    const query: string = `limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+    const res: HttpResponse = await server.get(`/v1/customers/${customerId}/ledger?${query}`);
     expect(res.status, res.text).toBe(200);
     entries.push(...(res.body.data as Entry[]));
     cursor = res.body.next_cursor;

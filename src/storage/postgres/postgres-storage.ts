@@ -1,18 +1,15 @@
 import pg from 'pg';
-import type { CreditLedgerSnapshot } from '../../domain/ledger/credit-ledger.js';
-import type { GrantState, LedgerEntry } from '../../domain/ledger/types.js';
 import type { Instant } from '../../domain/time/instant.js';
-import type { LedgerKey, ReadOperations, Storage, WriteOperations } from '../../ports/storage.js';
+import type {
+  LedgerKey,
+  ReadOperations,
+  ReconciliationSource,
+  Storage,
+  WriteOperations,
+} from '../../ports/storage.js';
 import { POSTGRES_MIGRATIONS } from '../migrations/postgres.js';
 import type { SqlExecutor } from '../sql/executor.js';
-import {
-  findDueLedgers,
-  SqlReads,
-  SqlWrites,
-  scanCustomerAccounts,
-  scanEntries,
-  scanGrants,
-} from '../sql/sql-store.js';
+import { findDueLedgers, SqlReads, SqlWrites, snapshotSource } from '../sql/sql-store.js';
 
 /** Options of the PostgreSQL adapter. */
 export interface PostgresStorageOptions {
@@ -199,16 +196,19 @@ export class PostgresStorage implements Storage {
     return findDueLedgers(this.reads, now, limit);
   }
 
-  allEntries(): AsyncIterable<LedgerEntry & { workspaceId: string }> {
-    return scanEntries(this.reads);
-  }
-
-  allGrants(): AsyncIterable<GrantState & { workspaceId: string }> {
-    return scanGrants(this.reads);
-  }
-
-  allCustomerAccounts(): AsyncIterable<LedgerKey & { accounts: CreditLedgerSnapshot['accounts'] }> {
-    return scanCustomerAccounts(this.reads);
+  async readSnapshot<T>(work: (source: ReconciliationSource) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const result = await work(snapshotSource(new PgExecutor(client)));
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
   }
 
   async close(): Promise<void> {

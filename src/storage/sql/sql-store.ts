@@ -11,6 +11,7 @@ import type {
   Page,
   PageRequest,
   ReadOperations,
+  ReconciliationSource,
   StoredEntry,
   WriteOperations,
 } from '../../ports/storage.js';
@@ -386,4 +387,13 @@ export async function* scanCustomerAccounts(
     const last = rows[rows.length - 1]!;
     after = [last.workspace_id, last.customer_id, last.credit_type];
   }
+}
+
+/** The three scans of reconciliation over one executor (which the adapter pins to one snapshot). */
+export function snapshotSource(db: SqlExecutor): ReconciliationSource {
+  return {
+    allEntries: () => scanEntries(db),
+    allGrants: () => scanGrants(db),
+    allCustomerAccounts: () => scanCustomerAccounts(db),
+  };
 }

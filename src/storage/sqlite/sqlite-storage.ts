@@ -1,20 +1,17 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
-import type { CreditLedgerSnapshot } from '../../domain/ledger/credit-ledger.js';
-import type { GrantState, LedgerEntry } from '../../domain/ledger/types.js';
 import type { Instant } from '../../domain/time/instant.js';
-import type { LedgerKey, ReadOperations, Storage, WriteOperations } from '../../ports/storage.js';
+import type {
+  LedgerKey,
+  ReadOperations,
+  ReconciliationSource,
+  Storage,
+  WriteOperations,
+} from '../../ports/storage.js';
 import { SQLITE_MIGRATIONS } from '../migrations/sqlite.js';
 import type { SqlExecutor } from '../sql/executor.js';
-import {
-  findDueLedgers,
-  SqlReads,
-  SqlWrites,
-  scanCustomerAccounts,
-  scanEntries,
-  scanGrants,
-} from '../sql/sql-store.js';
+import { findDueLedgers, SqlReads, SqlWrites, snapshotSource } from '../sql/sql-store.js';
 import { type GroupCommitOptions, GroupCommitter } from './group-commit.js';
 
 /** Options of the SQLite adapter. */
@@ -71,11 +68,14 @@ export class SqliteStorage implements Storage {
   private readonly readerExecutor: SqliteExecutor;
   private readonly committer: GroupCommitter;
 
+  private readonly path: string;
+
   private constructor(
     private readonly writer: Database,
     private readonly reader: Database,
     options: SqliteStorageOptions,
   ) {
+    this.path = options.path;
     const writerExecutor = new SqliteExecutor(writer);
     this.writes = new SqlWrites(writerExecutor);
     this.readerExecutor = reader === writer ? writerExecutor : new SqliteExecutor(reader);
@@ -109,16 +109,23 @@ export class SqliteStorage implements Storage {
     return findDueLedgers(this.readerExecutor, now, limit);
   }
 
-  allEntries(): AsyncIterable<LedgerEntry & { workspaceId: string }> {
-    return scanEntries(this.readerExecutor);
-  }
-
-  allGrants(): AsyncIterable<GrantState & { workspaceId: string }> {
-    return scanGrants(this.readerExecutor);
-  }
-
-  allCustomerAccounts(): AsyncIterable<LedgerKey & { accounts: CreditLedgerSnapshot['accounts'] }> {
-    return scanCustomerAccounts(this.readerExecutor);
+  async readSnapshot<T>(work: (source: ReconciliationSource) => Promise<T>): Promise<T> {
+    if (this.reader === this.writer) {
+      // In memory there is one connection: run between write batches, which is a snapshot too.
+      return this.committer.submit(() => work(snapshotSource(this.readerExecutor)));
+    }
+    // A connection of its own, so other reads do not stay frozen on this snapshot.
+    const connection = new BetterSqlite3(this.path, { readonly: true });
+    try {
+      connection.pragma('busy_timeout = 10000');
+      connection.exec('BEGIN');
+      // The snapshot starts at the first read inside the transaction.
+      connection.prepare('SELECT 1 FROM schema_migrations LIMIT 1').get();
+      return await work(snapshotSource(new SqliteExecutor(connection)));
+    } finally {
+      if (connection.inTransaction) connection.exec('COMMIT');
+      connection.close();
+    }
   }
 
   async close(): Promise<void> {
