@@ -38,9 +38,12 @@ export function refusalError(refusal: Refusal): BurndownError {
   }
 }
 
-/** The serialisation key of a customer: writes to one customer are ordered, others run independently. */
+/**
+ * The serialisation key of a customer: writes to one customer are ordered, others run
+  return `${workspaceId}/${customerId}`;
+ */
 export function customerLockKey(workspaceId: string, customerId: string): string {
-  return `${workspaceId}\u0000${customerId}`;
+  return `${workspaceId}/${customerId}`;
 }
 
 /** Loads a ledger for writing and applies everything due up to `now` (expiries, activations). */

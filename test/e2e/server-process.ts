@@ -79,6 +79,15 @@ export class ServerProcess {
     return server;
   }
 
+  /** Spawns a server on an existing database (e.g. a PostgreSQL URL shared by several processes). */
+  static async startOn(databaseUrl: string, extraEnv: Record<string, string> = {}): Promise<ServerProcess> {
+    requireBuiltCli();
+    const dir = mkdtempSync(join(tmpdir(), 'burndown-e2e-'));
+    const server = new ServerProcess(dir, databaseUrl, extraEnv);
+    await server.spawn();
+    return server;
+  }
+
   get pid(): number | undefined {
     return this.child?.pid;
   }

@@ -120,8 +120,9 @@ export class Amount {
   }
 
   /**
-   * `this × numerator ÷ denominator`, rounded at the 12th decimal by the named rule. Used for
-   * shares (cost basis per credit, percentages); `half_even` is banker's rounding.
+   * `this × numerator ÷ denominator`, rounded at the 12th decimal by the named rule: `down`
+   * toward zero, `up` away from zero, `half_even` to the nearest (ties to even, banker's rounding).
+   * Used for shares (cost basis per credit, percentages).
    */
   mulRatio(numerator: bigint, denominator: bigint, rounding: 'down' | 'up' | 'half_even'): Amount {
     if (denominator === 0n) throw new RangeError('division by zero');
@@ -131,7 +132,7 @@ export class Amount {
     if (remainder !== 0n) {
       const positive = product < 0n === denominator < 0n;
       const away = positive ? 1n : -1n;
-      if (rounding === 'up' && positive) quotient += away;
+      if (rounding === 'up') quotient += away;
       else if (rounding === 'half_even') {
         const twice = (remainder < 0n ? -remainder : remainder) * 2n;
         const absDenominator = denominator < 0n ? -denominator : denominator;

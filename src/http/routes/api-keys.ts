@@ -54,7 +54,7 @@ export function registerApiKeyRoutes(app: FastifyInstance, { ctx, writer }: Rout
       },
     },
     async (request, reply) =>
-      writer.run(request, reply, `${request.auth.workspaceId}\u0000api-keys`, async (tx, now) => {
+      writer.run(request, reply, `${request.auth.workspaceId}/api-keys`, async (tx, now) => {
         const { record, key } = await createApiKey(ctx, tx, {
           workspaceId: request.auth.workspaceId,
           scope: request.body.scope,
@@ -100,7 +100,7 @@ export function registerApiKeyRoutes(app: FastifyInstance, { ctx, writer }: Rout
       },
     },
     async (request, reply) =>
-      writer.run(request, reply, `${request.auth.workspaceId}\u0000api-keys`, async (tx, now) => {
+      writer.run(request, reply, `${request.auth.workspaceId}/api-keys`, async (tx, now) => {
         const workspaceId = request.auth.workspaceId;
         if (!(await tx.revokeApiKey(workspaceId, request.params.key_id, now))) {
           throw notFound('active API key', request.params.key_id);

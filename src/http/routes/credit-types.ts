@@ -21,7 +21,7 @@ export function registerCreditTypeRoutes(app: FastifyInstance, { ctx, writer }: 
       },
     },
     async (request, reply) =>
-      writer.run(request, reply, `${request.auth.workspaceId}\u0000credit-types`, async (tx, now) => {
+      writer.run(request, reply, `${request.auth.workspaceId}/credit-types`, async (tx, now) => {
         const creditType = await createCreditType(tx, {
           workspaceId: request.auth.workspaceId,
           id: request.body.id,

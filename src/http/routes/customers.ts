@@ -1,6 +1,7 @@
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { createCustomer } from '../../services/customers.js';
+import { customerLockKey } from '../../services/ledger.js';
 import { requireCustomer } from '../../services/lookups.js';
 import type { RouteDeps } from '../app.js';
 import { presentPage, readPageRequest } from '../pagination.js';
@@ -24,7 +25,7 @@ export function registerCustomerRoutes(app: FastifyInstance, { ctx, writer }: Ro
     async (request, reply) => {
       const { id, name = null, metadata } = request.body;
       const meta = readMetadata(metadata);
-      return writer.run(request, reply, `${request.auth.workspaceId}\u0000${id}`, async (tx, now) => {
+      return writer.run(request, reply, customerLockKey(request.auth.workspaceId, id), async (tx, now) => {
         const customer = await createCustomer(tx, {
           workspaceId: request.auth.workspaceId,
           id,
