@@ -54,6 +54,8 @@ class PgExecutor implements SqlExecutor {
   }
 }
 
+const guarded = new WeakSet<pg.PoolClient>();
+
 /** SQLSTATEs after which the whole transaction can safely run again. */
 const RETRYABLE = new Set([
   '40001', // serialization_failure
@@ -120,7 +122,7 @@ export class PostgresStorage implements Storage {
 
   async write<T>(lockKey: string, work: (tx: WriteOperations) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      const client = await this.pool.connect();
+      const client = await this.checkout();
       let committing = false;
       let broken = false;
       try {
@@ -155,8 +157,22 @@ export class PostgresStorage implements Storage {
     }
   }
 
-  async migrate(): Promise<void> {
+  /**
+   * A pooled client with an error listener: a backend terminated while the client is checked
+   * out emits 'error', which would otherwise crash the process. The failing query rejects too,
+   * and that is what the transaction loop acts on.
+   */
+  private async checkout(): Promise<pg.PoolClient> {
     const client = await this.pool.connect();
+    if (!guarded.has(client)) {
+      guarded.add(client);
+      client.on('error', () => undefined);
+    }
+    return client;
+  }
+
+  async migrate(): Promise<void> {
+    const client = await this.checkout();
     try {
       // One process migrates at a time; the others wait, then find nothing left to do.
       await client.query("SELECT pg_advisory_lock(hashtextextended('burndown:migrations', 0))");
@@ -197,7 +213,7 @@ export class PostgresStorage implements Storage {
   }
 
   async readSnapshot<T>(work: (source: ReconciliationSource) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
+    const client = await this.checkout();
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       const result = await work(snapshotSource(new PgExecutor(client)));

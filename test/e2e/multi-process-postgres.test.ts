@@ -1,0 +1,253 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type HttpResponse, ServerProcess } from './server-process.js';
+import {
+  type Entry,
+  expectReconcileOk,
+  prng,
+  randomAmount,
+  readLedger,
+  runPool,
+  seedFromEnv,
+  sum,
+  units,
+} from './support.js';
+
+/**
+ * Several stateless server processes on one PostgreSQL database: thousands of concurrent debits,
+ * holds and captures over hot and cold customers, with grants expiring mid-load, then faults
+ * (terminated backends, a killed server). Runs when BURNDOWN_TEST_POSTGRES_URL is set (CI sets
+ * it); locally: BURNDOWN_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test npm test
+ */
+const POSTGRES_URL = process.env['BURNDOWN_TEST_POSTGRES_URL'];
+const PROCESSES = 4;
+
+async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: POSTGRES_URL });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+interface Outcome {
+  readonly customer: string;
+  readonly debitId: string;
+  readonly amount: string;
+}
+
+/** Account balances (units) of one customer, summed from its ledger entries as the API lists them. */
+function accountsFromEntries(entries: readonly Entry[]): Map<string, bigint> {
+  const accounts = new Map<string, bigint>();
+  for (const e of entries as (Entry & { from_account: string; to_account: string })[]) {
+    accounts.set(e.from_account, (accounts.get(e.from_account) ?? 0n) - units(e.amount));
+    accounts.set(e.to_account, (accounts.get(e.to_account) ?? 0n) + units(e.amount));
+  }
+  return accounts;
+}
+
+describe.skipIf(!POSTGRES_URL)(`PostgreSQL: ${PROCESSES} server processes on one database`, () => {
+  let databaseUrl = '';
+  let databaseName = '';
+  let servers: ServerProcess[] = [];
+  const rand = prng(seedFromEnv());
+
+  beforeAll(async () => {
+    databaseName = `bd_mp_${randomBytes(5).toString('hex')}`;
+    await admin((c) => c.query(`CREATE DATABASE ${databaseName}`));
+    const url = new URL(POSTGRES_URL!);
+    url.pathname = `/${databaseName}`;
+    databaseUrl = url.toString();
+    // All start at once: migrations must be safe under concurrent starts.
+    servers = await Promise.all(
+      Array.from({ length: PROCESSES }, () =>
+        ServerProcess.startOn(databaseUrl, { BURNDOWN_PG_POOL_SIZE: '6' }),
+      ),
+    );
+  }, 60_000);
+
+  afterAll(async () => {
+    await Promise.all(servers.map((s) => s.cleanup()));
+    if (databaseName) await admin((c) => c.query(`DROP DATABASE IF EXISTS ${databaseName} WITH (FORCE)`));
+  });
+
+  const server = (i: number) => servers[i % servers.length]!;
+
+  /** Sends a mix of debits and holds (captured or released) to all processes; returns what succeeded. */
+  async function load(options: {
+    customers: readonly { id: string; overage: boolean }[];
+    operations: number;
+    pick: () => number;
+    alive: () => ServerProcess[];
+  }): Promise<{ outcomes: Outcome[]; sent: number; failures: number; lost: number }> {
+    const outcomes: Outcome[] = [];
+    let failures = 0;
+    const run = randomBytes(4).toString('hex');
+    /** Debits sent whose answer never came back; re-sent below with the same key. */
+    const lost = new Map<string, { customer: string; body: unknown }>();
+    const ops = Array.from({ length: options.operations }, (_, i) => i);
+    await runPool(ops, 64, async (i) => {
+      const customer = options.customers[options.pick()]!;
+      const alive = options.alive();
+      const target = alive[i % alive.length]!;
+      const key = `op-${run}-${i}`;
+      const amount = randomAmount(rand, 0, 15, 3);
+      if (units(amount) === 0n) return;
+      const body = { amount, allow_overage: customer.overage };
+      try {
+        if (rand() < 0.7) {
+          lost.set(key, { customer: customer.id, body });
+          const res: HttpResponse = await target.post(`/v1/customers/${customer.id}/debits`, body, {
+            'idempotency-key': key,
+          });
+          lost.delete(key);
+          if (res.status === 201) outcomes.push({ customer: customer.id, debitId: res.body.id, amount });
+          else if (res.status !== 402) failures += 1;
+          return;
+        }
+        const hold: HttpResponse = await target.post(`/v1/customers/${customer.id}/holds`, {
+          amount,
+          ttl_seconds: 30,
+        });
+        if (hold.status !== 201) {
+          if (hold.status !== 402) failures += 1;
+          return;
+        }
+        const other = alive[(i + 1) % alive.length]!;
+        if (rand() < 0.3) {
+          const res = await other.post(`/v1/holds/${hold.body.id}/release`);
+          if (res.status !== 200) failures += 1;
+          return;
+        }
+        const captureAmount = rand() < 0.5 ? amount : randomAmount(rand, 0, 10, 2);
+        const res: HttpResponse = await other.post(
+          `/v1/holds/${hold.body.id}/capture`,
+          units(captureAmount) === 0n ? {} : { amount: captureAmount, allow_overage: customer.overage },
+        );
+        if (res.status === 201)
+          outcomes.push({ customer: customer.id, debitId: res.body.id, amount: res.body.amount });
+        else if (res.status !== 402) failures += 1;
+      } catch {
+        failures += 1; // the connection died (a killed process): the outcome is unknown to the client
+      }
+    });
+    // A debit whose answer was lost is re-sent with its key: it either replays what was written, or runs once now.
+    for (const [key, l] of lost) {
+      const res: HttpResponse = await options.alive()[0]!.post(`/v1/customers/${l.customer}/debits`, l.body, {
+        'idempotency-key': key,
+      });
+      if (res.status === 201)
+        outcomes.push({ customer: l.customer, debitId: res.body.id, amount: res.body.amount });
+    }
+    return { outcomes, sent: ops.length, failures, lost: lost.size };
+  }
+
+  /** Every acknowledged debit is in its ledger exactly once, and the balances equal the entries. */
+  async function verify(
+    customers: readonly { id: string; overage: boolean }[],
+    outcomes: readonly Outcome[],
+  ) {
+    const reader = servers.find((s) => s.running)!;
+    for (const customer of customers) {
+      const entries = await readLedger(reader, customer.id);
+      const consumed = new Map<string, bigint>();
+      for (const e of entries) {
+        if (e.type === 'debit' || e.type === 'capture' || e.type === 'overage') {
+          consumed.set(e.ref!, (consumed.get(e.ref!) ?? 0n) + units(e.amount));
+        }
+      }
+      const acknowledged = outcomes.filter((o) => o.customer === customer.id);
+      for (const o of acknowledged)
+        expect(consumed.get(o.debitId), `debit ${o.debitId}`).toBe(units(o.amount));
+      expect(new Set(acknowledged.map((o) => o.debitId)).size).toBe(acknowledged.length);
+      const accounts = accountsFromEntries(entries);
+      const free = sum([...accounts].filter(([a]) => a.startsWith('grant:')).map(([, v]) => v));
+      const held = sum([...accounts].filter(([a]) => a.startsWith('held:')).map(([, v]) => v));
+      const balance: HttpResponse = await reader.get(`/v1/customers/${customer.id}/balance`);
+      expect(units(balance.body.available)).toBe(free + (accounts.get('overage') ?? 0n));
+      expect(units(balance.body.held)).toBe(held);
+      if (!customer.overage) {
+        expect(units(balance.body.available) >= 0n).toBe(true);
+        for (const e of entries) expect(units(e.balance_after) >= 0n, `balance_after of ${e.id}`).toBe(true);
+        expect(accounts.get('overage') ?? 0n).toBe(0n);
+      }
+      for (const [account, value] of accounts) {
+        if (account.startsWith('grant:') || account.startsWith('held:'))
+          expect(value >= 0n, account).toBe(true);
+      }
+    }
+    await expectReconcileOk(reader);
+  }
+
+  it('serves thousands of concurrent operations over hot and cold customers without double spending', async () => {
+    const hot = ['hot-1', 'hot-2', 'hot-3'].map((id, i) => ({ id, overage: i === 2 }));
+    const cold = Array.from({ length: 60 }, (_, i) => ({ id: `cold-${i}`, overage: false }));
+    const customers = [...hot, ...cold];
+    await runPool(customers, 16, async (c) => {
+      expect((await server(0).post('/v1/customers', { id: c.id })).status).toBe(201);
+    });
+    const soon = new Date(Date.now() + 1500).toISOString();
+    await runPool(customers, 16, async (c) => {
+      const isHot = c.id.startsWith('hot');
+      const grants = isHot
+        ? [
+            { amount: '300', priority: 1, expires_at: soon },
+            { amount: '2500', priority: 5 },
+          ]
+        : [{ amount: '60', expires_at: soon }, { amount: '20' }];
+      for (const g of grants)
+        expect((await server(1).post(`/v1/customers/${c.id}/grants`, g)).status).toBe(201);
+    });
+    const { outcomes, failures } = await load({
+      customers,
+      operations: 3000,
+      pick: () =>
+        rand() < 0.6 ? Math.floor(rand() * hot.length) : hot.length + Math.floor(rand() * cold.length),
+      alive: () => servers,
+    });
+    expect(failures).toBe(0);
+    expect(outcomes.length).toBeGreaterThan(1000);
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, Date.parse(soon) - Date.now() + 50)));
+    await verify(customers, outcomes);
+  }, 120_000);
+
+  it('keeps every acknowledged write when backends are terminated and a server is killed mid-load', async () => {
+    const customers = [
+      { id: 'fault-hot', overage: false },
+      ...Array.from({ length: 10 }, (_, i) => ({ id: `fault-${i}`, overage: i % 2 === 1 })),
+    ];
+    for (const c of customers) {
+      expect((await server(0).post('/v1/customers', { id: c.id })).status).toBe(201);
+      expect((await server(0).post(`/v1/customers/${c.id}/grants`, { amount: '500' })).status).toBe(201);
+    }
+    const victim = servers[PROCESSES - 1]!;
+    let killed = false;
+    const faults = (async () => {
+      for (let round = 0; round < 4; round++) {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        await admin((c) =>
+          c.query(
+            'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+            [databaseName],
+          ),
+        );
+        if (round === 1) {
+          await victim.kill('SIGKILL');
+          killed = true;
+        }
+      }
+    })();
+    const { outcomes } = await load({
+      customers,
+      operations: 2000,
+      pick: () => (rand() < 0.5 ? 0 : Math.floor(rand() * customers.length)),
+      alive: () => (killed ? servers.filter((s) => s !== victim) : servers),
+    });
+    await faults;
+    expect(outcomes.length).toBeGreaterThan(500);
+    await verify(customers, outcomes);
+  }, 120_000);
+});
