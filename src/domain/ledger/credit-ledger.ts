@@ -266,8 +266,7 @@ export class CreditLedger {
     now: Instant,
   ): DebitRecord | InsufficientCredits | HoldNotActive {
     const hold = this.holds.get(input.holdId);
-    if (!hold || hold.status !== 'active')
-      return { refused: 'hold_not_active', status: hold?.status ?? 'expired' };
+    if (hold?.status !== 'active') return { refused: 'hold_not_active', status: hold?.status ?? 'expired' };
     const amount = input.amount ?? hold.amount;
     const fromHold = Amount.min(amount, hold.amount);
     const excess = amount.minus(fromHold);
@@ -322,8 +321,7 @@ export class CreditLedger {
   /** Releases an active hold: its portions return to their grants (or leave, if those grants already did). */
   release(holdId: string, now: Instant): HoldState | HoldNotActive {
     const hold = this.holds.get(holdId);
-    if (!hold || hold.status !== 'active')
-      return { refused: 'hold_not_active', status: hold?.status ?? 'expired' };
+    if (hold?.status !== 'active') return { refused: 'hold_not_active', status: hold?.status ?? 'expired' };
     this.endHold(hold, 'released', now);
     return hold;
   }
