@@ -58,6 +58,18 @@ async function openLedger(
   return ledger;
 }
 
+/** {@link openLedger} for a request that names its customer and credit type: both must exist (404). */
+async function openCustomerLedger(
+  ctx: ServiceContext,
+  tx: WriteOperations,
+  key: LedgerKey,
+  now: Instant,
+): Promise<CreditLedger> {
+  await requireCustomer(tx, key.workspaceId, key.customerId);
+  await requireCreditType(tx, key.workspaceId, key.creditType);
+  return openLedger(ctx, tx, key, now);
+}
+
 /** Grants credits to a customer; a grant pays outstanding overage debt first. */
 export async function grantCredits(
   ctx: ServiceContext,
@@ -65,12 +77,10 @@ export async function grantCredits(
   input: { key: LedgerKey; grant: NewGrant; now: Instant },
 ): Promise<{ grant: GrantState; balance: BalanceView }> {
   const { key, now } = input;
-  await requireCustomer(tx, key.workspaceId, key.customerId);
-  await requireCreditType(tx, key.workspaceId, key.creditType);
   if (input.grant.expiresAt !== null && input.grant.expiresAt <= input.grant.effectiveAt) {
     throw invalidRequest('expires_at must be after effective_at', { field: 'expires_at' });
   }
-  const ledger = await openLedger(ctx, tx, key, now);
+  const ledger = await openCustomerLedger(ctx, tx, key, now);
   const grant = ledger.grant(input.grant, now);
   await tx.saveLedger(key.workspaceId, ledger, now);
   return { grant, balance: ledger.balance(now) };
@@ -90,9 +100,7 @@ export async function debitCredits(
   },
 ): Promise<{ debit: DebitRecord; balance: BalanceView } | InsufficientCredits> {
   const { key, now } = input;
-  await requireCustomer(tx, key.workspaceId, key.customerId);
-  await requireCreditType(tx, key.workspaceId, key.creditType);
-  const ledger = await openLedger(ctx, tx, key, now);
+  const ledger = await openCustomerLedger(ctx, tx, key, now);
   const outcome = ledger.debit(input, now);
   if ('refused' in outcome) return outcome;
   await tx.saveLedger(key.workspaceId, ledger, now);
@@ -113,9 +121,7 @@ export async function placeHold(
   },
 ): Promise<{ hold: HoldState; balance: BalanceView } | InsufficientCredits> {
   const { key, now } = input;
-  await requireCustomer(tx, key.workspaceId, key.customerId);
-  await requireCreditType(tx, key.workspaceId, key.creditType);
-  const ledger = await openLedger(ctx, tx, key, now);
+  const ledger = await openCustomerLedger(ctx, tx, key, now);
   const outcome = ledger.placeHold({ ...input, expiresAt: now + input.ttlMs }, now);
   if ('refused' in outcome) return outcome;
   await tx.saveLedger(key.workspaceId, ledger, now);
