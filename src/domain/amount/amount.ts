@@ -23,6 +23,9 @@ export class Amount {
   /** The zero amount, shared because amounts are immutable. */
   static readonly ZERO = new Amount(0n);
 
+  /** The formatted text, computed once (amounts are immutable; responses format the same ones often). */
+  private text: string | undefined = undefined;
+
   private constructor(
     /** Signed count of 10^-12 units. */
     readonly units: bigint,
@@ -144,11 +147,16 @@ export class Amount {
 
   /** Canonical decimal text: no exponent, no trailing fractional zeros (`"2.5"`, `"1500"`, `"-0.000125"`). */
   toString(): string {
+    if (this.text !== undefined) return this.text;
     const negative = this.units < 0n;
-    const magnitude = negative ? -this.units : this.units;
-    const integer = magnitude / SCALE_FACTOR;
-    const fraction = (magnitude % SCALE_FACTOR).toString().padStart(AMOUNT_SCALE, '0').replace(/0+$/, '');
-    return `${negative ? '-' : ''}${integer}${fraction ? `.${fraction}` : ''}`;
+    let digits = (negative ? -this.units : this.units).toString();
+    if (digits.length <= AMOUNT_SCALE) digits = digits.padStart(AMOUNT_SCALE + 1, '0');
+    const integer = digits.slice(0, digits.length - AMOUNT_SCALE);
+    let end = digits.length;
+    while (end > integer.length && digits.charCodeAt(end - 1) === 48) end -= 1;
+    const fraction = digits.slice(integer.length, end);
+    this.text = `${negative ? '-' : ''}${integer}${fraction ? `.${fraction}` : ''}`;
+    return this.text;
   }
 
   toJSON(): string {

@@ -103,7 +103,15 @@ export class CreditLedger {
   readonly holds = new Map<string, HoldState>();
   /** Entries recorded since the snapshot was loaded, in recording order. */
   readonly newEntries: LedgerEntry[] = [];
+  /** Grants whose balances (or anything else) changed since loading. */
   readonly changedGrants = new Set<GrantState>();
+  /** Grants created since loading (a subset of {@link changedGrants}). */
+  readonly newGrants = new Set<GrantState>();
+  /**
+   * Grants whose lifecycle changed since loading, beyond their balances: closed, activated, or
+   * emptied/refilled. The others only moved credits, which lets storage write just two columns.
+   */
+  readonly reshapedGrants = new Set<GrantState>();
   readonly changedHolds = new Set<HoldState>();
   readonly newDebits: DebitRecord[] = [];
 
@@ -154,6 +162,7 @@ export class CreditLedger {
       else if (event.grant.closedReason === null) {
         event.grant.activated = true;
         this.changedGrants.add(event.grant);
+        this.reshapedGrants.add(event.grant);
         this.settleOverage(event.at);
       }
     }
@@ -183,6 +192,7 @@ export class CreditLedger {
     };
     this.grants.set(grant.id, grant);
     this.changedGrants.add(grant);
+    this.newGrants.add(grant);
     // Issued when recorded, usable from effective_at. No entry of a grant predates this one, so a
     // balance read for any past instant never sees a grant's later movements without its issue.
     this.record('grant', input.amount, 'issued', `grant:${grant.id}`, grant.id, grant.id, now, now);
@@ -446,6 +456,7 @@ export class CreditLedger {
     grant.closedReason = reason;
     grant.closedAt = at;
     this.changedGrants.add(grant);
+    this.reshapedGrants.add(grant);
   }
 
   /** Pays overage debt from drawable grants in burn-down order (a new grant, or credits a hold returned). */
@@ -496,9 +507,12 @@ export class CreditLedger {
     if (account.startsWith('grant:') || account.startsWith('held:')) {
       const isHeld = account.startsWith('held:');
       const grant = this.requireGrant(account.slice(isHeld ? 5 : 6));
+      const hadCredits = grant.available.isPositive() || grant.held.isPositive();
       if (isHeld) grant.held = grant.held.plus(delta);
       else grant.available = grant.available.plus(delta);
       this.changedGrants.add(grant);
+      if (hadCredits !== (grant.available.isPositive() || grant.held.isPositive()))
+        this.reshapedGrants.add(grant);
       return;
     }
     const name = account as keyof CustomerAccounts;

@@ -33,7 +33,34 @@ export function parseInstant(text: string): Instant | null {
   return Number.isFinite(instant) ? instant : null;
 }
 
-/** Formats an instant as the API does: UTC, `Z`, millisecond precision. */
+const pad2 = (n: number) => (n < 10 ? `0${n}` : `${n}`);
+const pad3 = (n: number) => (n < 10 ? `00${n}` : n < 100 ? `0${n}` : `${n}`);
+
+/**
+ * Formats an instant as the API does: UTC, `Z`, millisecond precision (`toISOString`'s shape for
+ * years 0–9999). Computed with integer arithmetic (days → civil date), since responses format
+ * many instants and `Date#toISOString` dominated their cost.
+ */
 export function formatInstant(instant: Instant): string {
-  return new Date(instant).toISOString();
+  if (!Number.isSafeInteger(instant) || instant < -62_167_219_200_000 || instant > 253_402_300_799_999) {
+    return new Date(instant).toISOString();
+  }
+  const ms = ((instant % 86_400_000) + 86_400_000) % 86_400_000;
+  const days = (instant - ms) / 86_400_000;
+  // Howard Hinnant's days-from-civil, inverted.
+  const z = days + 719_468;
+  const era = Math.floor(z / 146_097);
+  const doe = z - era * 146_097;
+  const yoe = Math.floor(
+    (doe - Math.floor(doe / 1460) + Math.floor(doe / 36_524) - Math.floor(doe / 146_096)) / 365,
+  );
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+  const mp = Math.floor((5 * doy + 2) / 153);
+  const day = doy - Math.floor((153 * mp + 2) / 5) + 1;
+  const month = mp < 10 ? mp + 3 : mp - 9;
+  const year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+  const seconds = Math.floor(ms / 1000);
+  return `${String(year).padStart(4, '0')}-${pad2(month)}-${pad2(day)}T${pad2(Math.floor(seconds / 3600))}:${pad2(
+    Math.floor(seconds / 60) % 60,
+  )}:${pad2(seconds % 60)}.${pad3(ms % 1000)}Z`;
 }

@@ -33,6 +33,10 @@ export const Q = {
   getGrant: 'SELECT * FROM grants WHERE workspace_id = ? AND id = ?',
   upsertGrant: `INSERT INTO grants (${GRANT_COLUMNS.join(', ')}) VALUES (${placeholders(GRANT_COLUMNS.length)})
      ON CONFLICT (id) DO UPDATE SET ${upsertSet(GRANT_COLUMNS)}`,
+  /** The common case: a grant's balances moved, its state did not (touches no index). */
+  updateGrantAmounts: 'UPDATE grants SET available = ?, held = ? WHERE id = ?',
+  updateGrantState: `UPDATE grants SET available = ?, held = ?, closed_reason = ?, closed_at = ?, activated = ?, is_open = ?
+     WHERE id = ?`,
   getHold: 'SELECT * FROM holds WHERE workspace_id = ? AND id = ?',
   upsertHold: `INSERT INTO holds (${HOLD_COLUMNS.join(', ')}) VALUES (${placeholders(HOLD_COLUMNS.length)})
      ON CONFLICT (id) DO UPDATE SET ${upsertSet(HOLD_COLUMNS)}`,

@@ -34,6 +34,7 @@ import {
   type HoldRow,
   holdFromRow,
   holdToParams,
+  isGrantOpen,
 } from '../rows.js';
 import type { SqlExecutor } from './executor.js';
 import { Q } from './queries.js';
@@ -215,6 +216,26 @@ export class SqlWrites extends SqlReads implements WriteOperations {
     return this.loadLedger(key);
   }
 
+  /** Writes only what changed: most debits move a grant's two balances and touch no index. */
+  private async saveGrant(workspaceId: string, ledger: CreditLedger, grant: GrantState): Promise<void> {
+    const available = grant.available.toString();
+    const held = grant.held.toString();
+    if (ledger.newGrants.has(grant)) await this.db.run(Q.upsertGrant, grantToParams(workspaceId, grant));
+    else if (!ledger.reshapedGrants.has(grant))
+      await this.db.run(Q.updateGrantAmounts, [available, held, grant.id]);
+    else {
+      await this.db.run(Q.updateGrantState, [
+        available,
+        held,
+        grant.closedReason,
+        grant.closedAt,
+        grant.activated ? 1 : 0,
+        isGrantOpen(grant) ? 1 : 0,
+        grant.id,
+      ]);
+    }
+  }
+
   async saveLedger(workspaceId: string, ledger: CreditLedger, now: Instant): Promise<void> {
     const a = ledger.accounts;
     await this.db.run(Q.upsertBalances, [
@@ -228,8 +249,7 @@ export class SqlWrites extends SqlReads implements WriteOperations {
       a.overage.toString(),
       now,
     ]);
-    for (const grant of ledger.changedGrants)
-      await this.db.run(Q.upsertGrant, grantToParams(workspaceId, grant));
+    for (const grant of ledger.changedGrants) await this.saveGrant(workspaceId, ledger, grant);
     for (const hold of ledger.changedHolds) await this.db.run(Q.upsertHold, holdToParams(workspaceId, hold));
     for (const debit of ledger.newDebits) await this.db.run(Q.insertDebit, debitToParams(workspaceId, debit));
     for (const e of ledger.newEntries) {

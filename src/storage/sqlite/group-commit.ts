@@ -1,4 +1,21 @@
-import type { Database } from 'better-sqlite3';
+import type { Database, Statement } from 'better-sqlite3';
+
+/**
+ * Follows the transaction structure of group commit, so state kept beside the database (a cache)
+ * can stage changes per job and make them visible only once they are durable.
+ */
+export interface CommitObserver {
+  /** Before BEGIN of a batch. */
+  beforeBatch(): void;
+  /** The job's savepoint was released: keep what it staged for the batch. */
+  jobSucceeded(): void;
+  /** The job's savepoint was rolled back: forget what it staged. */
+  jobFailed(): void;
+  /** COMMIT succeeded: the batch's changes are durable. */
+  batchCommitted(): void;
+  /** COMMIT (or BEGIN) failed: nothing of the batch happened. */
+  batchFailed(): void;
+}
 
 /** Tuning of the group committer. */
 export interface GroupCommitOptions {
@@ -27,12 +44,22 @@ export class GroupCommitter {
   private scheduled = false;
   private running = false;
   private readonly maxBatch: number;
+  /** Transaction control, prepared once (exec would parse the SQL on every call). */
+  private readonly sql: Record<'begin' | 'savepoint' | 'release' | 'rollbackTo' | 'commit', Statement>;
 
   constructor(
     private readonly db: Database,
     private readonly options: GroupCommitOptions = {},
+    private readonly observer: CommitObserver | null = null,
   ) {
     this.maxBatch = options.maxBatch ?? 500;
+    this.sql = {
+      begin: db.prepare('BEGIN IMMEDIATE'),
+      savepoint: db.prepare('SAVEPOINT job'),
+      release: db.prepare('RELEASE job'),
+      rollbackTo: db.prepare('ROLLBACK TO job'),
+      commit: db.prepare('COMMIT'),
+    };
   }
 
   /** Queues `work`; resolves with its result after the batch containing it commits. */
@@ -68,30 +95,36 @@ export class GroupCommitter {
   private async runBatch(batch: Job<unknown>[]): Promise<void> {
     const outcomes: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
     try {
-      this.db.exec('BEGIN IMMEDIATE');
+      this.observer?.beforeBatch();
+      this.sql.begin.run();
     } catch (error) {
+      this.observer?.batchFailed();
       for (const job of batch) job.reject(error);
       return;
     }
     for (const job of batch) {
-      this.db.exec('SAVEPOINT job');
+      this.sql.savepoint.run();
       try {
         const value = await job.work();
-        this.db.exec('RELEASE job');
+        this.sql.release.run();
+        this.observer?.jobSucceeded();
         outcomes.push({ ok: true, value });
       } catch (error) {
-        this.db.exec('ROLLBACK TO job');
-        this.db.exec('RELEASE job');
+        this.sql.rollbackTo.run();
+        this.sql.release.run();
+        this.observer?.jobFailed();
         outcomes.push({ ok: false, error });
       }
     }
     try {
-      this.db.exec('COMMIT');
+      this.sql.commit.run();
     } catch (error) {
       if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      this.observer?.batchFailed();
       for (const job of batch) job.reject(error);
       return;
     }
+    this.observer?.batchCommitted();
     this.options.onBatch?.(batch.length);
     batch.forEach((job, i) => {
       const outcome = outcomes[i]!;

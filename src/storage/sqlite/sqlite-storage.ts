@@ -1,8 +1,10 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
+import type { CreditLedger, CreditLedgerSnapshot } from '../../domain/ledger/credit-ledger.js';
 import type { Instant } from '../../domain/time/instant.js';
 import type {
+  Customer,
   LedgerKey,
   ReadOperations,
   ReconciliationSource,
@@ -12,7 +14,9 @@ import type {
 import { SQLITE_MIGRATIONS } from '../migrations/sqlite.js';
 import type { SqlExecutor } from '../sql/executor.js';
 import { findDueLedgers, SqlReads, SqlWrites, snapshotSource } from '../sql/sql-store.js';
+import { BackgroundCheckpoint } from './background-checkpoint.js';
 import { type GroupCommitOptions, GroupCommitter } from './group-commit.js';
+import { LedgerCache } from './ledger-cache.js';
 
 /** Options of the SQLite adapter. */
 export interface SqliteStorageOptions extends GroupCommitOptions {
@@ -23,6 +27,43 @@ export interface SqliteStorageOptions extends GroupCommitOptions {
    * loss. Anything weaker is only for throwaway test databases.
    */
   readonly synchronous?: 'FULL' | 'NORMAL' | 'OFF';
+}
+
+/** The shared writes, served from a write-through cache of ledgers and customers where it can. */
+class CachedSqliteWrites extends SqlWrites {
+  constructor(
+    db: SqlExecutor,
+    private readonly cache: LedgerCache,
+  ) {
+    super(db);
+  }
+
+  override async loadLedgerForUpdate(key: LedgerKey): Promise<CreditLedgerSnapshot> {
+    const cached = this.cache.getLedger(key);
+    if (cached) return cached;
+    const loaded = await super.loadLedgerForUpdate(key);
+    this.cache.stageLoaded(key, loaded);
+    return loaded;
+  }
+
+  override async saveLedger(workspaceId: string, ledger: CreditLedger, now: Instant): Promise<void> {
+    await super.saveLedger(workspaceId, ledger, now);
+    this.cache.stageSaved(workspaceId, ledger);
+  }
+
+  override async getCustomer(workspaceId: string, customerId: string): Promise<Customer | null> {
+    const cached = this.cache.getCustomer(workspaceId, customerId);
+    if (cached) return cached;
+    const customer = await super.getCustomer(workspaceId, customerId);
+    if (customer) this.cache.stageCustomer(customer);
+    return customer;
+  }
+
+  override async insertCustomer(customer: Customer): Promise<boolean> {
+    const inserted = await super.insertCustomer(customer);
+    if (inserted) this.cache.stageCustomer(customer);
+    return inserted;
+  }
 }
 
 /** Runs the shared SQL on one better-sqlite3 connection, preparing each statement once. */
@@ -74,13 +115,15 @@ export class SqliteStorage implements Storage {
     private readonly writer: Database,
     private readonly reader: Database,
     options: SqliteStorageOptions,
+    private readonly checkpoint: BackgroundCheckpoint | null,
   ) {
     this.path = options.path;
     const writerExecutor = new SqliteExecutor(writer);
-    this.writes = new SqlWrites(writerExecutor);
+    const cache = new LedgerCache(() => writer.pragma('data_version', { simple: true }) as number);
+    this.writes = new CachedSqliteWrites(writerExecutor, cache);
     this.readerExecutor = reader === writer ? writerExecutor : new SqliteExecutor(reader);
     this.read = reader === writer ? this.writes : new SqlReads(this.readerExecutor);
-    this.committer = new GroupCommitter(writer, options);
+    this.committer = new GroupCommitter(writer, options, cache);
   }
 
   /** Opens (creating if needed) the database and applies migrations. */
@@ -92,9 +135,11 @@ export class SqliteStorage implements Storage {
     writer.pragma(`synchronous = ${options.synchronous ?? 'FULL'}`);
     writer.pragma('busy_timeout = 10000');
     migrateSqlite(writer);
+    const checkpoint = inMemory ? null : new BackgroundCheckpoint(options.path);
+    if (checkpoint) writer.pragma('wal_autocheckpoint = 0');
     const reader = inMemory ? writer : new BetterSqlite3(options.path, { readonly: true });
     if (!inMemory) reader.pragma('busy_timeout = 10000');
-    return new SqliteStorage(writer, reader, options);
+    return new SqliteStorage(writer, reader, options, checkpoint);
   }
 
   write<T>(_lockKey: string, work: (tx: WriteOperations) => Promise<T>): Promise<T> {
@@ -129,6 +174,7 @@ export class SqliteStorage implements Storage {
   }
 
   async close(): Promise<void> {
+    await this.checkpoint?.stop();
     if (this.reader !== this.writer) this.reader.close();
     this.writer.close();
   }

@@ -1,0 +1,154 @@
+import type { CreditLedger, CreditLedgerSnapshot } from '../../domain/ledger/credit-ledger.js';
+import type { GrantState, HoldState } from '../../domain/ledger/types.js';
+import type { Customer, LedgerKey } from '../../ports/storage.js';
+import { isGrantOpen } from '../rows.js';
+import type { CommitObserver } from './group-commit.js';
+
+type Layer = { ledgers: Map<string, CreditLedgerSnapshot>; customers: Map<string, Customer> };
+const emptyLayer = (): Layer => ({ ledgers: new Map(), customers: new Map() });
+
+const ledgerKeyOf = (key: LedgerKey) => `${key.workspaceId}/${key.customerId}/${key.creditType}`;
+
+/** Field by field: one object shape for every copy, cheaper for V8 than a spread. */
+function cloneGrant(g: GrantState): GrantState {
+  return {
+    id: g.id,
+    customerId: g.customerId,
+    creditType: g.creditType,
+    category: g.category,
+    amount: g.amount,
+    priority: g.priority,
+    effectiveAt: g.effectiveAt,
+    expiresAt: g.expiresAt,
+    createdAt: g.createdAt,
+    costBasis: g.costBasis,
+    appliesTo: g.appliesTo,
+    description: g.description,
+    metadata: g.metadata,
+    available: g.available,
+    held: g.held,
+    closedReason: g.closedReason,
+    closedAt: g.closedAt,
+    activated: g.activated,
+  };
+}
+
+function cloneHold(h: HoldState): HoldState {
+  return { ...h, portions: h.portions.map((p) => ({ ...p })) };
+}
+
+/** A private deep copy: cached state is never shared with a ledger that mutates it. */
+function cloneSnapshot(s: CreditLedgerSnapshot): CreditLedgerSnapshot {
+  return {
+    customerId: s.customerId,
+    creditType: s.creditType,
+    accounts: { ...s.accounts },
+    grants: s.grants.map(cloneGrant),
+    holds: s.holds.map(cloneHold),
+  };
+}
+
+/**
+ * Write-through cache of ledgers (open grants, active holds, cached balances) and customers for
+ * the SQLite writer, so the hot path does not re-read and re-parse a customer's grants on every
+ * debit. Safe because this process owns the only writer connection; changes another process
+ * commits to the file are detected (`PRAGMA data_version`) and empty the cache.
+ *
+ * Transactional: a job stages what it read or wrote; staged state becomes visible to later jobs
+ * of the same batch when the job's savepoint is released, and becomes the committed cache only
+ * when the batch's COMMIT succeeds. A rolled-back job or a failed COMMIT leaves no trace.
+ */
+export class LedgerCache implements CommitObserver {
+  private readonly committed = emptyLayer();
+  private batch = emptyLayer();
+  private job = emptyLayer();
+
+  constructor(
+    /** Reads the connection's data_version; a change means another connection committed. */
+    private readonly dataVersion: () => number,
+    private readonly maxLedgers = 200_000,
+  ) {
+    this.lastDataVersion = dataVersion();
+  }
+
+  private lastDataVersion: number;
+
+  /** The ledger as of the current transaction, as a private copy, or undefined if not cached. */
+  getLedger(key: LedgerKey): CreditLedgerSnapshot | undefined {
+    const k = ledgerKeyOf(key);
+    const found = this.job.ledgers.get(k) ?? this.batch.ledgers.get(k) ?? this.committed.ledgers.get(k);
+    return found ? cloneSnapshot(found) : undefined;
+  }
+
+  /** Stages a ledger just loaded from the database (copied). */
+  stageLoaded(key: LedgerKey, snapshot: CreditLedgerSnapshot): void {
+    this.job.ledgers.set(ledgerKeyOf(key), cloneSnapshot(snapshot));
+  }
+
+  /** Stages the state a ledger reached after it was saved: its open grants and active holds. */
+  stageSaved(workspaceId: string, ledger: CreditLedger): void {
+    const key = { workspaceId, customerId: ledger.customerId, creditType: ledger.creditType };
+    this.job.ledgers.set(ledgerKeyOf(key), {
+      customerId: ledger.customerId,
+      creditType: ledger.creditType,
+      accounts: { ...ledger.accounts },
+      grants: [...ledger.grants.values()].filter(isGrantOpen).map(cloneGrant),
+      holds: [...ledger.holds.values()].filter((h) => h.status === 'active').map(cloneHold),
+    });
+  }
+
+  getCustomer(workspaceId: string, customerId: string): Customer | undefined {
+    const k = `${workspaceId}/${customerId}`;
+    return this.job.customers.get(k) ?? this.batch.customers.get(k) ?? this.committed.customers.get(k);
+  }
+
+  /** Customers never change or disappear once they exist, so a found one can be staged as is. */
+  stageCustomer(customer: Customer): void {
+    this.job.customers.set(`${customer.workspaceId}/${customer.id}`, customer);
+  }
+
+  beforeBatch(): void {
+    const version = this.dataVersion();
+    if (version !== this.lastDataVersion) {
+      this.committed.ledgers.clear();
+      this.committed.customers.clear();
+      this.lastDataVersion = version;
+    }
+  }
+
+  jobSucceeded(): void {
+    for (const [k, v] of this.job.ledgers) this.batch.ledgers.set(k, v);
+    for (const [k, v] of this.job.customers) this.batch.customers.set(k, v);
+    this.job = emptyLayer();
+  }
+
+  jobFailed(): void {
+    this.job = emptyLayer();
+  }
+
+  batchCommitted(): void {
+    for (const [k, v] of this.batch.ledgers) {
+      this.committed.ledgers.delete(k);
+      this.committed.ledgers.set(k, v);
+    }
+    for (const [k, v] of this.batch.customers) this.committed.customers.set(k, v);
+    this.batch = emptyLayer();
+    this.evict(this.committed.ledgers);
+    this.evict(this.committed.customers);
+  }
+
+  batchFailed(): void {
+    this.batch = emptyLayer();
+    this.job = emptyLayer();
+  }
+
+  /** Drops the least recently written entries beyond the bound (Map keeps insertion order). */
+  private evict(map: Map<string, unknown>): void {
+    let excess = map.size - this.maxLedgers;
+    if (excess <= 0) return;
+    for (const k of map.keys()) {
+      map.delete(k);
+      if (--excess <= 0) break;
+    }
+  }
+}

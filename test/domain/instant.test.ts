@@ -1,0 +1,36 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { formatInstant, parseInstant } from '../../src/domain/time/instant.js';
+
+describe('instants', () => {
+  it('format exactly as Date#toISOString over years 0–9999', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: -62_167_219_200_000, max: 253_402_300_799_999 }), (ms) => {
+        expect(formatInstant(ms)).toBe(new Date(ms).toISOString());
+      }),
+      { numRuns: 20_000 },
+    );
+    for (const edge of [0, -1, 951_782_400_000, 4_107_542_399_999, 253_402_300_799_999]) {
+      expect(formatInstant(edge)).toBe(new Date(edge).toISOString());
+    }
+  });
+
+  it('parse RFC 3339 with offsets and round-trip through the formatter', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 253_402_300_799_999 }), (ms) => {
+        expect(parseInstant(formatInstant(ms))).toBe(ms);
+      }),
+    );
+    expect(parseInstant('2026-01-01T01:00:00+01:00')).toBe(Date.parse('2026-01-01T00:00:00Z'));
+    expect(parseInstant('2026-01-01T00:00:00.123456Z')).toBe(Date.parse('2026-01-01T00:00:00.123Z'));
+    for (const bad of [
+      '2026-02-30T00:00:00Z',
+      '2026-01-01',
+      '2026-01-01T00:00:00',
+      '2026-13-01T00:00:00Z',
+      'now',
+    ]) {
+      expect(parseInstant(bad)).toBeNull();
+    }
+  });
+});

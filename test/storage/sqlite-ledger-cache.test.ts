@@ -1,0 +1,97 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { Amount } from '../../src/domain/amount/amount.js';
+import { CreditLedger } from '../../src/domain/ledger/credit-ledger.js';
+import { SequentialIds } from '../../src/infra/ids.js';
+import type { LedgerKey, Storage } from '../../src/ports/storage.js';
+import { LedgerCache } from '../../src/storage/sqlite/ledger-cache.js';
+import { SqliteStorage } from '../../src/storage/sqlite/sqlite-storage.js';
+
+const T0 = Date.parse('2026-01-01T00:00:00Z');
+const key: LedgerKey = { workspaceId: 'ws', customerId: 'c', creditType: 'credits' };
+const ids = new SequentialIds();
+
+async function grant(storage: Storage, amount: string) {
+  await storage.write('c', async (tx) => {
+    const ledger = new CreditLedger(await tx.loadLedgerForUpdate(key), ids);
+    ledger.grant(
+      {
+        amount: Amount.parse(amount),
+        category: 'paid',
+        priority: 1,
+        effectiveAt: T0,
+        expiresAt: null,
+        costBasis: null,
+        appliesTo: null,
+        description: null,
+        metadata: {},
+      },
+      T0,
+    );
+    await tx.saveLedger('ws', ledger, T0);
+  });
+}
+
+const available = async (storage: Storage) =>
+  storage.write('c', async (tx) => {
+    const ledger = new CreditLedger(await tx.loadLedgerForUpdate(key), ids);
+    return ledger.availableAt(T0).toString();
+  });
+
+describe('SQLite write-through ledger cache', () => {
+  it('sees what another connection committed to the same file', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'burndown-cache-')), 'db.sqlite');
+    const a = await SqliteStorage.open({ path });
+    const b = await SqliteStorage.open({ path });
+    await grant(a, '10');
+    expect(await available(a)).toBe('10'); // now cached in a
+    await grant(b, '5');
+    expect(await available(a)).toBe('15');
+    await grant(a, '1');
+    expect(await available(b)).toBe('16');
+    await a.close();
+    await b.close();
+  });
+
+  it('keeps staged state only for jobs and batches that commit', () => {
+    let version = 1;
+    const cache = new LedgerCache(() => version);
+    const snapshot = (n: string) => ({
+      customerId: 'c',
+      creditType: 'credits',
+      accounts: {
+        issued: Amount.parse(n).negated(),
+        consumed: Amount.ZERO,
+        expired: Amount.ZERO,
+        voided: Amount.ZERO,
+        overage: Amount.ZERO,
+      },
+      grants: [],
+      holds: [],
+    });
+    const issued = () => cache.getLedger(key)?.accounts.issued.toString();
+    cache.beforeBatch();
+    cache.stageLoaded(key, snapshot('1'));
+    expect(issued()).toBe('-1'); // visible to its own job
+    cache.jobFailed();
+    expect(issued()).toBeUndefined();
+    cache.stageLoaded(key, snapshot('2'));
+    cache.jobSucceeded();
+    expect(issued()).toBe('-2'); // visible to later jobs of the batch
+    cache.batchFailed();
+    expect(issued()).toBeUndefined();
+    cache.beforeBatch();
+    cache.stageLoaded(key, snapshot('3'));
+    cache.jobSucceeded();
+    cache.batchCommitted();
+    expect(issued()).toBe('-3');
+    const copy = cache.getLedger(key)!;
+    copy.accounts.issued = Amount.parse('-99');
+    expect(issued()).toBe('-3'); // callers get private copies
+    version = 2; // another connection committed
+    cache.beforeBatch();
+    expect(issued()).toBeUndefined();
+  });
+});
