@@ -57,7 +57,7 @@ program
     if (options.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     else {
       process.stdout.write(
-        `reconcile: ${report.entries} entries, ${report.accounts} accounts, ${report.grants} grants: ${report.ok ? 'OK' : 'FAILED'}\n`,
+        `reconcile: ${report.entries} entries, ${report.accounts} accounts, ${report.grants} grants, ${report.events} events: ${report.ok ? 'OK' : 'FAILED'}\n`,
       );
       for (const f of report.failures) {
         process.stdout.write(

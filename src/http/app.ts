@@ -12,8 +12,10 @@ import { registerBalanceRoutes } from './routes/balances.js';
 import { registerCreditTypeRoutes } from './routes/credit-types.js';
 import { registerCustomerRoutes } from './routes/customers.js';
 import { registerDebitRoutes } from './routes/debits.js';
+import { registerEventRoutes } from './routes/events.js';
 import { registerGrantRoutes } from './routes/grants.js';
 import { registerHoldRoutes } from './routes/holds.js';
+import { registerMeteringRoutes } from './routes/metering.js';
 import { registerOperationRoutes } from './routes/operations.js';
 import { registerReconciliationRoutes } from './routes/reconciliation.js';
 import { ErrorBody } from './schemas.js';
@@ -45,6 +47,8 @@ export interface AppOptions {
   /** Fastify logger level; `silent` in tests. */
   readonly logLevel?: string;
   readonly metrics?: Metrics;
+  /** Largest body of `POST /v1/events` (a batch of up to 10,000 events), default 32 MiB. */
+  readonly eventsBodyLimit?: number;
 }
 
 /** Maps anything thrown while handling a request to the contract's error envelope. */
@@ -160,6 +164,13 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
     if (text.trim() === '') return done(null, undefined);
     return parseJson(request, text, done);
   });
+  // CloudEvents structured and batched modes are JSON too.
+  for (const type of ['application/cloudevents+json', 'application/cloudevents-batch+json']) {
+    app.addContentTypeParser(type, { parseAs: 'string' }, (request, body, done) => {
+      request.rawBody = body as string;
+      return parseJson(request, body as string, done);
+    });
+  }
 
   app.addHook('onRequest', async (request) => {
     const scope = request.routeOptions.config.scope;
@@ -225,6 +236,8 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
   registerBalanceRoutes(app, deps);
   registerReconciliationRoutes(app, deps);
   registerApiKeyRoutes(app, deps);
+  registerEventRoutes(app, deps, options.eventsBodyLimit ?? 32 * 1024 * 1024);
+  registerMeteringRoutes(app, deps);
   await app.ready();
   return app;
 }

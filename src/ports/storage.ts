@@ -1,3 +1,4 @@
+import type { Amount } from '../domain/amount/amount.js';
 import type { CreditLedger, CreditLedgerSnapshot, DebitRecord } from '../domain/ledger/credit-ledger.js';
 import type { GrantState, GrantStatus, HoldState, LedgerEntry } from '../domain/ledger/types.js';
 import type { Instant } from '../domain/time/instant.js';
@@ -40,6 +41,68 @@ export interface IdempotencyRecord {
   readonly statusCode: number;
   readonly responseBody: string;
   readonly createdAt: Instant;
+}
+
+/** A meter as stored (paths as the client wrote them). */
+export interface MeterRecord {
+  readonly workspaceId: string;
+  readonly id: string;
+  readonly eventType: string;
+  readonly aggregation: 'sum' | 'count' | 'max' | 'unique_count';
+  readonly valueProperty: string | null;
+  readonly groupBy: Readonly<Record<string, string>>;
+  readonly createdAt: Instant;
+}
+
+/** A rate as stored; `pricing` is the API's pricing fields, amounts as decimal strings. */
+export interface RateRecord {
+  readonly workspaceId: string;
+  readonly id: string;
+  readonly meterId: string;
+  readonly filter: Readonly<Record<string, string>>;
+  readonly creditType: string;
+  readonly pricing: StoredPricing;
+  readonly createdAt: Instant;
+}
+
+/** Pricing as stored and as the API shows it. */
+export type StoredPricing =
+  | { readonly credits_per_unit: string }
+  | { readonly package: { readonly size: string; readonly credits: string } }
+  | { readonly tiers: readonly { readonly up_to: string | null; readonly credits_per_unit: string }[] };
+
+/** A usage event as stored. `eventKey` identifies it in its workspace (source and id for CloudEvents). */
+export interface StoredEvent {
+  readonly workspaceId: string;
+  readonly eventKey: string;
+  readonly id: string;
+  readonly source: string | null;
+  readonly type: string;
+  readonly customerId: string;
+  readonly time: Instant;
+  readonly data: unknown;
+  readonly receivedAt: Instant;
+}
+
+/** The burn of one event by one rate (at most one per pair). */
+export interface EventBurn {
+  readonly workspaceId: string;
+  readonly eventKey: string;
+  readonly rateId: string;
+  readonly customerId: string;
+  readonly debitId: string | null;
+  readonly quantity: Amount;
+  readonly credits: Amount;
+  readonly createdAt: Instant;
+}
+
+/** Which stored events to read, oldest first. */
+export interface EventQuery {
+  readonly workspaceId: string;
+  readonly type: string;
+  readonly customerId: string | null;
+  readonly from: Instant | null;
+  readonly to: Instant | null;
 }
 
 /** Keyset pagination: resume strictly after `after` (an opaque key the adapter understands). */
@@ -95,6 +158,24 @@ export interface ReadOperations {
   /** Every entry of one ledger dated at or before `at`, oldest first (point-in-time balances). */
   entriesUpTo(key: LedgerKey, at: Instant): Awaitable<readonly StoredEntry[]>;
   getGrantsByIds(workspaceId: string, ids: readonly string[]): Awaitable<readonly GrantState[]>;
+  getMeter(workspaceId: string, id: string): Awaitable<MeterRecord | null>;
+  listMeters(workspaceId: string, page: PageRequest): Awaitable<Page<MeterRecord>>;
+  getRate(workspaceId: string, id: string): Awaitable<RateRecord | null>;
+  listRates(workspaceId: string, page: PageRequest): Awaitable<Page<RateRecord>>;
+  /** Every meter and rate of a workspace: what ingest and quotes price events with. */
+  listRatingRules(
+    workspaceId: string,
+  ): Awaitable<{ meters: readonly MeterRecord[]; rates: readonly RateRecord[] }>;
+  /** Stored events matching the query, oldest first, streamed in batches. */
+  scanEvents(query: EventQuery): AsyncIterable<StoredEvent>;
+  getBurn(workspaceId: string, eventKey: string, rateId: string): Awaitable<EventBurn | null>;
+  /** A customer's usage of a rate in a rating period (zero when none). */
+  getRateUsage(
+    workspaceId: string,
+    customerId: string,
+    rateId: string,
+    periodStart: Instant,
+  ): Awaitable<Amount>;
   findApiKeyByHash(keyHash: string): Awaitable<ApiKeyRecord | null>;
   listApiKeysOf(workspaceId: string): Awaitable<readonly ApiKeyRecord[]>;
 }
@@ -115,6 +196,19 @@ export interface WriteOperations extends ReadOperations {
   revokeApiKey(workspaceId: string, keyId: string, at: Instant): Awaitable<boolean>;
   ensureWorkspace(workspaceId: string, now: Instant): Awaitable<void>;
   deleteIdempotencyBefore(cutoff: Instant): Awaitable<number>;
+  insertMeter(meter: MeterRecord): Awaitable<boolean>;
+  insertRate(rate: RateRecord): Awaitable<boolean>;
+  /** Stores an event unless its key is already stored; true when it was new. */
+  insertEvent(event: StoredEvent): Awaitable<boolean>;
+  setRateUsage(
+    workspaceId: string,
+    customerId: string,
+    rateId: string,
+    periodStart: Instant,
+    quantity: Amount,
+  ): Awaitable<void>;
+  /** Records a burn unless that event was already burned by that rate; true when it was new. */
+  insertBurn(burn: EventBurn): Awaitable<boolean>;
 }
 
 /** Ledgers with something due (a grant or hold past its expiry, a grant becoming effective). */
@@ -128,6 +222,12 @@ export interface ReconciliationSource {
   allEntries(): AsyncIterable<LedgerEntry & { readonly workspaceId: string }>;
   allGrants(): AsyncIterable<GrantState & { readonly workspaceId: string }>;
   allCustomerAccounts(): AsyncIterable<LedgerKey & { readonly accounts: CreditLedgerSnapshot['accounts'] }>;
+  allEvents(): AsyncIterable<StoredEvent>;
+  allBurns(): AsyncIterable<EventBurn>;
+  allRatingRules(): AsyncIterable<{
+    readonly meters: readonly MeterRecord[];
+    readonly rates: readonly RateRecord[];
+  }>;
 }
 
 /**

@@ -1,8 +1,11 @@
+import { Amount } from '../domain/amount/amount.js';
+import { rateEvent } from '../domain/rating/rate.js';
 import type { ReconciliationSource, Storage } from '../ports/storage.js';
+import { compileRules, type RatingRules } from './metering.js';
 
 /** One failed check, naming the account or grant so an operator can find it. */
 export interface ReconciliationFailure {
-  readonly check: 'account_balance' | 'entries_sum' | 'grant_bounds';
+  readonly check: 'account_balance' | 'entries_sum' | 'grant_bounds' | 'event_burn';
   readonly workspaceId: string;
   readonly customerId: string | null;
   readonly creditType: string | null;
@@ -16,6 +19,8 @@ export interface ReconciliationReport {
   readonly entries: number;
   readonly accounts: number;
   readonly grants: number;
+  /** Events checked for (d): every event a rate matched has exactly one burn by it. */
+  readonly events: number;
   readonly failures: readonly ReconciliationFailure[];
 }
 
@@ -146,11 +151,80 @@ async function reconcileSnapshot(
       message: `entries do not sum to zero (off by ${grandTotal} units; ${malformed} entries with a non-positive amount)`,
     });
   }
+  const events = await checkEventBurns(storage, inScope, failures);
   return {
     ok: failures.length === 0,
     entries: entryCount,
     accounts: accountCount,
     grants: grantCount,
+    events,
     failures,
   };
+}
+
+/**
+ * DESIGN.md Finance (d): every stored event that a rate matched when it arrived (or that a
+ * backfill applied the rate to) has exactly one burn by that rate, and no burn lacks its event.
+ * Events and burns are both read in (workspace, event key) order and merged, so memory stays flat.
+ */
+async function checkEventBurns(
+  storage: ReconciliationSource,
+  inScope: (workspaceId: string) => boolean,
+  failures: ReconciliationFailure[],
+): Promise<number> {
+  const rules = new Map<string, { compiled: RatingRules; createdAt: Map<string, number> }>();
+  for await (const r of storage.allRatingRules()) {
+    const workspaceId = r.rates[0]?.workspaceId;
+    if (workspaceId === undefined) continue;
+    rules.set(workspaceId, {
+      compiled: compileRules(r),
+      createdAt: new Map(r.rates.map((x) => [x.id, x.createdAt])),
+    });
+  }
+  const burns = storage.allBurns()[Symbol.asyncIterator]();
+  let pending = await burns.next();
+  const order = (ws: string, key: string) => `${ws}\u0000${key}`;
+  let count = 0;
+  for await (const event of storage.allEvents()) {
+    const here = order(event.workspaceId, event.eventKey);
+    const burnedBy = new Map<string, number>();
+    while (!pending.done && order(pending.value.workspaceId, pending.value.eventKey) <= here) {
+      const burn = pending.value;
+      if (order(burn.workspaceId, burn.eventKey) === here)
+        burnedBy.set(burn.rateId, (burnedBy.get(burn.rateId) ?? 0) + 1);
+      else if (inScope(burn.workspaceId)) {
+        failures.push(
+          eventFailure(
+            burn.workspaceId,
+            burn.customerId,
+            `burn of unknown event ${burn.eventKey} by rate ${burn.rateId}`,
+          ),
+        );
+      }
+      pending = await burns.next();
+    }
+    if (!inScope(event.workspaceId)) continue;
+    count += 1;
+    const workspaceRules = rules.get(event.workspaceId);
+    for (const { rate, meter } of workspaceRules?.compiled.byEventType.get(event.type) ?? []) {
+      const matched = rateEvent(rate, meter, event, Amount.ZERO) !== null;
+      const burned = burnedBy.get(rate.id) ?? 0;
+      const ratedAtArrival =
+        event.receivedAt >= (workspaceRules?.createdAt.get(rate.id) ?? Number.POSITIVE_INFINITY);
+      if ((matched && ratedAtArrival && burned !== 1) || burned > 1 || (!matched && burned > 0)) {
+        failures.push(
+          eventFailure(
+            event.workspaceId,
+            event.customerId,
+            `event ${event.eventKey} has ${burned} burns by rate ${rate.id}`,
+          ),
+        );
+      }
+    }
+  }
+  return count;
+}
+
+function eventFailure(workspaceId: string, customerId: string, message: string): ReconciliationFailure {
+  return { check: 'event_burn', workspaceId, customerId, creditType: null, account: null, message };
 }

@@ -10,7 +10,17 @@ import type {
   HoldState,
   HoldStatus,
 } from '../domain/ledger/types.js';
-import type { ApiKeyRecord, CreditType, Customer, StoredEntry } from '../ports/storage.js';
+import type {
+  ApiKeyRecord,
+  CreditType,
+  Customer,
+  EventBurn,
+  MeterRecord,
+  RateRecord,
+  StoredEntry,
+  StoredEvent,
+  StoredPricing,
+} from '../ports/storage.js';
 
 /**
  * Row shapes shared by both SQL adapters, and the mapping between them and domain objects.
@@ -391,5 +401,99 @@ export function apiKeyFromRow(row: ApiKeyRow): ApiKeyRecord {
     name: row.name,
     createdAt: Number(row.created_at),
     revokedAt: row.revoked_at === null ? null : Number(row.revoked_at),
+  };
+}
+
+export interface MeterRow {
+  workspace_id: string;
+  id: string;
+  event_type: string;
+  aggregation: string;
+  value_property: string | null;
+  group_by: string;
+  created_at: number | string;
+}
+
+export function meterFromRow(row: MeterRow): MeterRecord {
+  return {
+    workspaceId: row.workspace_id,
+    id: row.id,
+    eventType: row.event_type,
+    aggregation: row.aggregation as MeterRecord['aggregation'],
+    valueProperty: row.value_property,
+    groupBy: JSON.parse(row.group_by) as Record<string, string>,
+    createdAt: Number(row.created_at),
+  };
+}
+
+export interface RateRow {
+  workspace_id: string;
+  id: string;
+  meter_id: string;
+  filter: string;
+  credit_type: string;
+  pricing: string;
+  created_at: number | string;
+}
+
+export function rateFromRow(row: RateRow): RateRecord {
+  return {
+    workspaceId: row.workspace_id,
+    id: row.id,
+    meterId: row.meter_id,
+    filter: JSON.parse(row.filter) as Record<string, string>,
+    creditType: row.credit_type,
+    pricing: JSON.parse(row.pricing) as StoredPricing,
+    createdAt: Number(row.created_at),
+  };
+}
+
+export interface EventRow {
+  workspace_id: string;
+  event_key: string;
+  id: string;
+  source: string | null;
+  type: string;
+  customer_id: string;
+  time: number | string;
+  data: string;
+  received_at: number | string;
+}
+
+export function eventFromRow(row: EventRow): StoredEvent {
+  return {
+    workspaceId: row.workspace_id,
+    eventKey: row.event_key,
+    id: row.id,
+    source: row.source,
+    type: row.type,
+    customerId: row.customer_id,
+    time: Number(row.time),
+    data: JSON.parse(row.data) as unknown,
+    receivedAt: Number(row.received_at),
+  };
+}
+
+export interface BurnRow {
+  workspace_id: string;
+  event_key: string;
+  rate_id: string;
+  customer_id: string;
+  debit_id: string | null;
+  quantity: string;
+  credits: string;
+  created_at: number | string;
+}
+
+export function burnFromRow(row: BurnRow): EventBurn {
+  return {
+    workspaceId: row.workspace_id,
+    eventKey: row.event_key,
+    rateId: row.rate_id,
+    customerId: row.customer_id,
+    debitId: row.debit_id,
+    quantity: Amount.parse(String(row.quantity)),
+    credits: Amount.parse(String(row.credits)),
+    createdAt: Number(row.created_at),
   };
 }

@@ -145,6 +145,18 @@ export class Amount {
     return Amount.fromUnits(quotient);
   }
 
+  /** `this × other`, rounded at the 12th decimal by the named rule (see {@link mulRatio}). */
+  times(other: Amount, rounding: 'down' | 'up' | 'half_even'): Amount {
+    return this.mulRatio(other.units, SCALE_FACTOR, rounding);
+  }
+
+  /** ⌈this ÷ other⌉ as a whole number (e.g. packages needed for a quantity); `other` must be > 0. */
+  ceilDiv(other: Amount): bigint {
+    if (other.units <= 0n) throw new RangeError('division by a non-positive amount');
+    const q = this.units / other.units;
+    return this.units % other.units > 0n ? q + 1n : q;
+  }
+
   /** Canonical decimal text: no exponent, no trailing fractional zeros (`"2.5"`, `"1500"`, `"-0.000125"`). */
   toString(): string {
     if (this.text !== undefined) return this.text;

@@ -1,3 +1,5 @@
+import { civilFromDays } from './civil.js';
+
 /**
  * Instants are integer milliseconds since the Unix epoch, the precision the API promises
  * ("UTC with Z and millisecond precision"). Parsing accepts RFC 3339 with any offset.
@@ -47,18 +49,7 @@ export function formatInstant(instant: Instant): string {
   }
   const ms = ((instant % 86_400_000) + 86_400_000) % 86_400_000;
   const days = (instant - ms) / 86_400_000;
-  // Howard Hinnant's days-from-civil, inverted.
-  const z = days + 719_468;
-  const era = Math.floor(z / 146_097);
-  const doe = z - era * 146_097;
-  const yoe = Math.floor(
-    (doe - Math.floor(doe / 1460) + Math.floor(doe / 36_524) - Math.floor(doe / 146_096)) / 365,
-  );
-  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
-  const mp = Math.floor((5 * doy + 2) / 153);
-  const day = doy - Math.floor((153 * mp + 2) / 5) + 1;
-  const month = mp < 10 ? mp + 3 : mp - 9;
-  const year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+  const { year, month, day } = civilFromDays(days);
   const seconds = Math.floor(ms / 1000);
   return `${String(year).padStart(4, '0')}-${pad2(month)}-${pad2(day)}T${pad2(Math.floor(seconds / 3600))}:${pad2(
     Math.floor(seconds / 60) % 60,

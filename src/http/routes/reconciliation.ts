@@ -9,6 +9,7 @@ const ReconciliationBody = Type.Object({
   entries: Type.Integer(),
   accounts: Type.Integer(),
   grants: Type.Integer(),
+  events: Type.Integer(),
   failures: Type.Array(
     Type.Object({
       check: Type.String(),
@@ -41,6 +42,7 @@ export function registerReconciliationRoutes(app: FastifyInstance, { ctx }: Rout
         entries: report.entries,
         accounts: report.accounts,
         grants: report.grants,
+        events: report.events,
         failures: report.failures.map((f) => ({
           check: f.check,
           workspace_id: f.workspaceId,

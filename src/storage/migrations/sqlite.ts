@@ -144,4 +144,63 @@ CREATE TABLE idempotency_keys (
 CREATE INDEX idempotency_keys_age ON idempotency_keys (created_at);
 `,
   },
+  {
+    version: 2,
+    name: 'metering',
+    sql: `
+CREATE TABLE meters (
+  workspace_id TEXT NOT NULL,
+  id TEXT NOT NULL,
+  event_type TEXT NOT NULL,
+  aggregation TEXT NOT NULL,
+  value_property TEXT,
+  group_by TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (workspace_id, id)
+) WITHOUT ROWID;
+CREATE TABLE rates (
+  workspace_id TEXT NOT NULL,
+  id TEXT NOT NULL,
+  meter_id TEXT NOT NULL,
+  filter TEXT NOT NULL,
+  credit_type TEXT NOT NULL,
+  pricing TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (workspace_id, id)
+) WITHOUT ROWID;
+CREATE TABLE events (
+  workspace_id TEXT NOT NULL,
+  event_key TEXT NOT NULL,
+  id TEXT NOT NULL,
+  source TEXT,
+  type TEXT NOT NULL,
+  customer_id TEXT NOT NULL,
+  time INTEGER NOT NULL,
+  data TEXT NOT NULL,
+  received_at INTEGER NOT NULL,
+  PRIMARY KEY (workspace_id, event_key)
+) WITHOUT ROWID;
+CREATE INDEX events_by_type_time ON events (workspace_id, type, time);
+CREATE INDEX events_by_customer ON events (workspace_id, type, customer_id, time);
+CREATE TABLE event_burns (
+  workspace_id TEXT NOT NULL,
+  event_key TEXT NOT NULL,
+  rate_id TEXT NOT NULL,
+  customer_id TEXT NOT NULL,
+  debit_id TEXT,
+  quantity TEXT NOT NULL,
+  credits TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (workspace_id, event_key, rate_id)
+) WITHOUT ROWID;
+CREATE TABLE rate_usage (
+  workspace_id TEXT NOT NULL,
+  customer_id TEXT NOT NULL,
+  rate_id TEXT NOT NULL,
+  period_start INTEGER NOT NULL,
+  quantity TEXT NOT NULL,
+  PRIMARY KEY (workspace_id, customer_id, rate_id, period_start)
+) WITHOUT ROWID;
+`,
+  },
 ];

@@ -64,6 +64,33 @@ export const Q = {
   grantsAfterId: 'SELECT * FROM grants WHERE id > ? ORDER BY id LIMIT ?',
   balancesAfter: `SELECT * FROM balances WHERE (workspace_id, customer_id, credit_type) > (?, ?, ?)
      ORDER BY workspace_id, customer_id, credit_type LIMIT ?`,
+  getMeter: 'SELECT * FROM meters WHERE workspace_id = ? AND id = ?',
+  listMeters: 'SELECT * FROM meters WHERE workspace_id = ? AND id > ? ORDER BY id LIMIT ?',
+  allMeters: 'SELECT * FROM meters WHERE workspace_id = ? ORDER BY id',
+  insertMeter: `INSERT INTO meters (workspace_id, id, event_type, aggregation, value_property, group_by, created_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+  getRate: 'SELECT * FROM rates WHERE workspace_id = ? AND id = ?',
+  listRates: 'SELECT * FROM rates WHERE workspace_id = ? AND id > ? ORDER BY id LIMIT ?',
+  allRates: 'SELECT * FROM rates WHERE workspace_id = ? ORDER BY id',
+  insertRate: `INSERT INTO rates (workspace_id, id, meter_id, filter, credit_type, pricing, created_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+  workspacesWithRates: 'SELECT DISTINCT workspace_id FROM rates ORDER BY workspace_id',
+  insertEvent: `INSERT INTO events (workspace_id, event_key, id, source, type, customer_id, time, data, received_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+  eventsOfTypeAfter: `SELECT * FROM events WHERE workspace_id = ? AND type = ? AND time >= ? AND time < ?
+     AND (time > ? OR (time = ? AND event_key > ?)) ORDER BY time, event_key LIMIT ?`,
+  eventsOfCustomerAfter: `SELECT * FROM events WHERE workspace_id = ? AND type = ? AND customer_id = ? AND time >= ? AND time < ?
+     AND (time > ? OR (time = ? AND event_key > ?)) ORDER BY time, event_key LIMIT ?`,
+  allEventsAfter: `SELECT * FROM events WHERE (workspace_id, event_key) > (?, ?) ORDER BY workspace_id, event_key LIMIT ?`,
+  allBurnsAfter: `SELECT * FROM event_burns WHERE (workspace_id, event_key, rate_id) > (?, ?, ?)
+     ORDER BY workspace_id, event_key, rate_id LIMIT ?`,
+  getRateUsage:
+    'SELECT quantity FROM rate_usage WHERE workspace_id = ? AND customer_id = ? AND rate_id = ? AND period_start = ?',
+  setRateUsage: `INSERT INTO rate_usage (workspace_id, customer_id, rate_id, period_start, quantity) VALUES (?, ?, ?, ?, ?)
+     ON CONFLICT (workspace_id, customer_id, rate_id, period_start) DO UPDATE SET quantity = excluded.quantity`,
+  getBurn: 'SELECT * FROM event_burns WHERE workspace_id = ? AND event_key = ? AND rate_id = ?',
+  insertBurn: `INSERT INTO event_burns (workspace_id, event_key, rate_id, customer_id, debit_id, quantity, credits, created_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 } as const;
 
 /** A shared query's name. */

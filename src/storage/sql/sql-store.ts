@@ -1,3 +1,4 @@
+import { Amount } from '../../domain/amount/amount.js';
 import { invalidRequest } from '../../domain/errors.js';
 import type { CreditLedger, CreditLedgerSnapshot } from '../../domain/ledger/credit-ledger.js';
 import type { GrantState, GrantStatus, HoldState, LedgerEntry } from '../../domain/ledger/types.js';
@@ -6,13 +7,18 @@ import type {
   ApiKeyRecord,
   CreditType,
   Customer,
+  EventBurn,
+  EventQuery,
   IdempotencyRecord,
   LedgerKey,
+  MeterRecord,
   Page,
   PageRequest,
+  RateRecord,
   ReadOperations,
   ReconciliationSource,
   StoredEntry,
+  StoredEvent,
   WriteOperations,
 } from '../../ports/storage.js';
 import {
@@ -20,13 +26,17 @@ import {
   type ApiKeyRow,
   accountsFromRow,
   apiKeyFromRow,
+  type BurnRow,
+  burnFromRow,
   type CreditTypeRow,
   type CustomerRow,
   creditTypeFromRow,
   customerFromRow,
   debitToParams,
   type EntryRow,
+  type EventRow,
   entryFromRow,
+  eventFromRow,
   type GrantRow,
   grantFromRow,
   grantStatusCondition,
@@ -35,6 +45,10 @@ import {
   holdFromRow,
   holdToParams,
   isGrantOpen,
+  type MeterRow,
+  meterFromRow,
+  type RateRow,
+  rateFromRow,
 } from '../rows.js';
 import type { SqlExecutor } from './executor.js';
 import { Q } from './queries.js';
@@ -199,6 +213,91 @@ export class SqlReads implements ReadOperations {
     return rows.map(entryFromRow);
   }
 
+  async getMeter(workspaceId: string, id: string): Promise<MeterRecord | null> {
+    const row = await this.db.get<MeterRow>(Q.getMeter, [workspaceId, id]);
+    return row ? meterFromRow(row) : null;
+  }
+
+  async listMeters(workspaceId: string, req: PageRequest): Promise<Page<MeterRecord>> {
+    const after = req.after === null ? '' : (decodeCompositeKey(req.after, 1)[0] ?? '');
+    const rows = await this.db.all<MeterRow>(Q.listMeters, [workspaceId, after, req.limit + 1]);
+    return page(rows.map(meterFromRow), req.limit, (m) => encodeCompositeKey(m.id));
+  }
+
+  async getRate(workspaceId: string, id: string): Promise<RateRecord | null> {
+    const row = await this.db.get<RateRow>(Q.getRate, [workspaceId, id]);
+    return row ? rateFromRow(row) : null;
+  }
+
+  async listRates(workspaceId: string, req: PageRequest): Promise<Page<RateRecord>> {
+    const after = req.after === null ? '' : (decodeCompositeKey(req.after, 1)[0] ?? '');
+    const rows = await this.db.all<RateRow>(Q.listRates, [workspaceId, after, req.limit + 1]);
+    return page(rows.map(rateFromRow), req.limit, (r) => encodeCompositeKey(r.id));
+  }
+
+  async listRatingRules(workspaceId: string): Promise<{ meters: MeterRecord[]; rates: RateRecord[] }> {
+    const meters = (await this.db.all<MeterRow>(Q.allMeters, [workspaceId])).map(meterFromRow);
+    const rates = (await this.db.all<RateRow>(Q.allRates, [workspaceId])).map(rateFromRow);
+    return { meters, rates };
+  }
+
+  async *scanEvents(query: EventQuery): AsyncIterable<StoredEvent> {
+    const from = query.from ?? Number.MIN_SAFE_INTEGER;
+    const to = query.to ?? Number.MAX_SAFE_INTEGER;
+    let afterTime = Number.MIN_SAFE_INTEGER;
+    let afterKey = '';
+    for (;;) {
+      const rows =
+        query.customerId === null
+          ? await this.db.all<EventRow>(Q.eventsOfTypeAfter, [
+              query.workspaceId,
+              query.type,
+              from,
+              to,
+              afterTime,
+              afterTime,
+              afterKey,
+              SCAN_BATCH,
+            ])
+          : await this.db.all<EventRow>(Q.eventsOfCustomerAfter, [
+              query.workspaceId,
+              query.type,
+              query.customerId,
+              from,
+              to,
+              afterTime,
+              afterTime,
+              afterKey,
+              SCAN_BATCH,
+            ]);
+      for (const row of rows) yield eventFromRow(row);
+      if (rows.length < SCAN_BATCH) return;
+      const last = rows[rows.length - 1]!;
+      afterTime = Number(last.time);
+      afterKey = last.event_key;
+    }
+  }
+
+  async getBurn(workspaceId: string, eventKey: string, rateId: string): Promise<EventBurn | null> {
+    const row = await this.db.get<BurnRow>(Q.getBurn, [workspaceId, eventKey, rateId]);
+    return row ? burnFromRow(row) : null;
+  }
+
+  async getRateUsage(
+    workspaceId: string,
+    customerId: string,
+    rateId: string,
+    periodStart: Instant,
+  ): Promise<Amount> {
+    const row = await this.db.get<{ quantity: string }>(Q.getRateUsage, [
+      workspaceId,
+      customerId,
+      rateId,
+      periodStart,
+    ]);
+    return row ? Amount.parse(String(row.quantity)) : Amount.ZERO;
+  }
+
   async findApiKeyByHash(keyHash: string): Promise<ApiKeyRecord | null> {
     const row = await this.db.get<ApiKeyRow>(Q.findApiKey, [keyHash]);
     return row ? apiKeyFromRow(row) : null;
@@ -342,6 +441,71 @@ export class SqlWrites extends SqlReads implements WriteOperations {
   async ensureWorkspace(workspaceId: string, now: Instant): Promise<void> {
     await this.db.run(Q.ensureWorkspace, [workspaceId, now]);
   }
+
+  async insertMeter(m: MeterRecord): Promise<boolean> {
+    const params = [
+      m.workspaceId,
+      m.id,
+      m.eventType,
+      m.aggregation,
+      m.valueProperty,
+      JSON.stringify(m.groupBy),
+      m.createdAt,
+    ];
+    return (await this.db.run(Q.insertMeter, params)) === 1;
+  }
+
+  async insertRate(r: RateRecord): Promise<boolean> {
+    const params = [
+      r.workspaceId,
+      r.id,
+      r.meterId,
+      JSON.stringify(r.filter),
+      r.creditType,
+      JSON.stringify(r.pricing),
+      r.createdAt,
+    ];
+    return (await this.db.run(Q.insertRate, params)) === 1;
+  }
+
+  async insertEvent(e: StoredEvent): Promise<boolean> {
+    const params = [
+      e.workspaceId,
+      e.eventKey,
+      e.id,
+      e.source,
+      e.type,
+      e.customerId,
+      e.time,
+      JSON.stringify(e.data),
+      e.receivedAt,
+    ];
+    return (await this.db.run(Q.insertEvent, params)) === 1;
+  }
+
+  async setRateUsage(
+    workspaceId: string,
+    customerId: string,
+    rateId: string,
+    periodStart: Instant,
+    quantity: Amount,
+  ): Promise<void> {
+    await this.db.run(Q.setRateUsage, [workspaceId, customerId, rateId, periodStart, quantity.toString()]);
+  }
+
+  async insertBurn(b: EventBurn): Promise<boolean> {
+    const params = [
+      b.workspaceId,
+      b.eventKey,
+      b.rateId,
+      b.customerId,
+      b.debitId,
+      b.quantity.toString(),
+      b.credits.toString(),
+      b.createdAt,
+    ];
+    return (await this.db.run(Q.insertBurn, params)) === 1;
+  }
 }
 
 const SCAN_BATCH = 2000;
@@ -409,11 +573,48 @@ export async function* scanCustomerAccounts(
   }
 }
 
-/** The three scans of reconciliation over one executor (which the adapter pins to one snapshot). */
+/** Every stored event, streamed in keyset batches. */
+async function* scanAllEvents(db: SqlExecutor): AsyncIterable<StoredEvent> {
+  let after: [string, string] = ['', ''];
+  for (;;) {
+    const rows = await db.all<EventRow>(Q.allEventsAfter, [...after, SCAN_BATCH]);
+    for (const row of rows) yield eventFromRow(row);
+    if (rows.length < SCAN_BATCH) return;
+    const last = rows[rows.length - 1]!;
+    after = [last.workspace_id, last.event_key];
+  }
+}
+
+/** Every event burn, streamed in keyset batches. */
+async function* scanAllBurns(db: SqlExecutor): AsyncIterable<EventBurn> {
+  let after: [string, string, string] = ['', '', ''];
+  for (;;) {
+    const rows = await db.all<BurnRow>(Q.allBurnsAfter, [...after, SCAN_BATCH]);
+    for (const row of rows) yield burnFromRow(row);
+    if (rows.length < SCAN_BATCH) return;
+    const last = rows[rows.length - 1]!;
+    after = [last.workspace_id, last.event_key, last.rate_id];
+  }
+}
+
+/** The meters and rates of every workspace that has rates. */
+async function* scanRatingRules(
+  db: SqlExecutor,
+): AsyncIterable<{ meters: MeterRecord[]; rates: RateRecord[] }> {
+  const reads = new SqlReads(db);
+  for (const { workspace_id } of await db.all<{ workspace_id: string }>(Q.workspacesWithRates, [])) {
+    yield reads.listRatingRules(workspace_id);
+  }
+}
+
+/** The scans of reconciliation over one executor (which the adapter pins to one snapshot). */
 export function snapshotSource(db: SqlExecutor): ReconciliationSource {
   return {
     allEntries: () => scanEntries(db),
     allGrants: () => scanGrants(db),
     allCustomerAccounts: () => scanCustomerAccounts(db),
+    allEvents: () => scanAllEvents(db),
+    allBurns: () => scanAllBurns(db),
+    allRatingRules: () => scanRatingRules(db),
   };
 }

@@ -1,0 +1,109 @@
+import { parseInstant } from '../domain/time/instant.js';
+import type { IncomingEvent } from '../services/metering.js';
+
+/** Why one event of a batch was refused. */
+export interface EventRejection {
+  readonly code: 'invalid_event' | 'customer_not_found';
+  readonly message: string;
+}
+
+const ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+const text = (v: unknown, max: number) => typeof v === 'string' && v.length > 0 && v.length <= max;
+
+/** A native event: `{"id", "type", "customer_id", "time", "data"}`, all required. */
+export function parseNativeEvent(raw: unknown): IncomingEvent | EventRejection {
+  if (!isObject(raw)) return invalid('an event must be a JSON object');
+  if (!text(raw['id'], 256)) return invalid('id must be a string of 1 to 256 characters');
+  if (!text(raw['type'], 256)) return invalid('type must be a string of 1 to 256 characters');
+  if (typeof raw['customer_id'] !== 'string' || !ID.test(raw['customer_id'])) {
+    return invalid('customer_id must be a customer id');
+  }
+  const time = typeof raw['time'] === 'string' ? parseInstant(raw['time']) : null;
+  if (time === null) return invalid('time must be an RFC 3339 timestamp');
+  if (!isObject(raw['data'])) return invalid('data must be a JSON object');
+  for (const key of Object.keys(raw)) {
+    if (!['id', 'type', 'customer_id', 'time', 'data'].includes(key)) return invalid(`unknown field ${key}`);
+  }
+  return {
+    id: raw['id'] as string,
+    source: null,
+    type: raw['type'] as string,
+    customerId: raw['customer_id'],
+    time,
+    data: raw['data'],
+  };
+}
+
+/**
+ * A CloudEvent 1.0 in structured form. `subject` names the customer; `source` + `id` identify
+ * the event; `time` defaults to when it arrives; `data` must be a JSON object (or JSON text of one).
+ */
+export function parseCloudEvent(raw: unknown, now: number): IncomingEvent | EventRejection {
+  if (!isObject(raw)) return invalid('a CloudEvent must be a JSON object');
+  if (raw['specversion'] !== '1.0') return invalid('specversion must be "1.0"');
+  if (!text(raw['id'], 256)) return invalid('id must be a non-empty string');
+  if (!text(raw['source'], 1024)) return invalid('source must be a non-empty string');
+  if (!text(raw['type'], 256)) return invalid('type must be a non-empty string');
+  if (typeof raw['subject'] !== 'string' || !ID.test(raw['subject']))
+    return invalid('subject must be the customer id');
+  let time = now;
+  if (raw['time'] !== undefined) {
+    const parsed = typeof raw['time'] === 'string' ? parseInstant(raw['time']) : null;
+    if (parsed === null) return invalid('time must be an RFC 3339 timestamp');
+    time = parsed;
+  }
+  let data: unknown = raw['data'];
+  if (typeof data === 'string') {
+    try {
+      data = JSON.parse(data);
+    } catch {
+      return invalid('data must be a JSON object');
+    }
+  }
+  if (data === undefined && typeof raw['data_base64'] === 'string') {
+    try {
+      data = JSON.parse(Buffer.from(raw['data_base64'], 'base64').toString('utf8'));
+    } catch {
+      return invalid('data_base64 must hold a JSON object');
+    }
+  }
+  if (!isObject(data)) return invalid('data must be a JSON object');
+  return {
+    id: raw['id'] as string,
+    source: raw['source'] as string,
+    type: raw['type'] as string,
+    customerId: raw['subject'],
+    time,
+    data,
+  };
+}
+
+/** A CloudEvent in binary mode: attributes in `ce-*` headers, the body is `data`. */
+export function parseBinaryCloudEvent(
+  headers: Record<string, string | string[] | undefined>,
+  body: unknown,
+  now: number,
+) {
+  const header = (name: string) => {
+    const value = headers[`ce-${name}`];
+    return Array.isArray(value) ? value[0] : value;
+  };
+  return parseCloudEvent(
+    {
+      specversion: header('specversion'),
+      id: header('id'),
+      source: header('source'),
+      type: header('type'),
+      subject: header('subject'),
+      ...(header('time') === undefined ? {} : { time: header('time') }),
+      data: body,
+    },
+    now,
+  );
+}
+
+function invalid(message: string): EventRejection {
+  return { code: 'invalid_event', message };
+}

@@ -1,0 +1,525 @@
+import { Amount } from '../domain/amount/amount.js';
+import { BurndownError, ErrorCode, invalidRequest, notFound } from '../domain/errors.js';
+import { CreditLedger } from '../domain/ledger/credit-ledger.js';
+import { parseJsonPath } from '../domain/metering/json-path.js';
+import {
+  AGGREGATIONS,
+  type Aggregation,
+  aggregateUsage,
+  type MeterDefinition,
+  type UsageRow,
+} from '../domain/metering/meter.js';
+import { type Pricing, type RateDefinition, rateEvent, ratingPeriodStart } from '../domain/rating/rate.js';
+import type { Instant } from '../domain/time/instant.js';
+import type { WindowUnit } from '../domain/time/zoned.js';
+import type {
+  MeterRecord,
+  RateRecord,
+  StoredEvent,
+  StoredPricing,
+  WriteOperations,
+} from '../ports/storage.js';
+import type { ServiceContext } from './context.js';
+import { customerLockKey } from './ledger.js';
+import { requireCreditType, requireCustomer } from './lookups.js';
+
+/** Compiles a stored meter (parses its paths); stored meters were validated, so paths parse. */
+export function compileMeter(record: MeterRecord): MeterDefinition {
+  const groupBy: Record<string, readonly (string | number)[]> = {};
+  for (const [name, path] of Object.entries(record.groupBy)) groupBy[name] = parseJsonPath(path) ?? [];
+  return {
+    id: record.id,
+    eventType: record.eventType,
+    aggregation: record.aggregation,
+    valuePath: record.valueProperty === null ? null : parseJsonPath(record.valueProperty),
+    valueProperty: record.valueProperty,
+    groupBy,
+    groupByText: record.groupBy,
+    createdAt: record.createdAt,
+  };
+}
+
+/** Stored pricing (decimal strings) to the domain's. */
+export function compilePricing(pricing: StoredPricing): Pricing {
+  if ('credits_per_unit' in pricing)
+    return { kind: 'per_unit', creditsPerUnit: Amount.parse(pricing.credits_per_unit) };
+  if ('package' in pricing) {
+    return {
+      kind: 'package',
+      size: Amount.parse(pricing.package.size),
+      credits: Amount.parse(pricing.package.credits),
+    };
+  }
+  return {
+    kind: 'tiers',
+    tiers: pricing.tiers.map((t) => ({
+      upTo: t.up_to === null ? null : Amount.parse(t.up_to),
+      creditsPerUnit: Amount.parse(t.credits_per_unit),
+    })),
+  };
+}
+
+export function compileRate(record: RateRecord): RateDefinition {
+  return {
+    id: record.id,
+    meterId: record.meterId,
+    filter: record.filter,
+    creditType: record.creditType,
+    pricing: compilePricing(record.pricing),
+    createdAt: record.createdAt,
+  };
+}
+
+/** The compiled rules of a workspace: for each event type, the rates that may price it. */
+export interface RatingRules {
+  readonly byEventType: ReadonlyMap<string, readonly { rate: RateDefinition; meter: MeterDefinition }[]>;
+}
+
+export function compileRules(rules: {
+  meters: readonly MeterRecord[];
+  rates: readonly RateRecord[];
+}): RatingRules {
+  const meters = new Map(rules.meters.map((m) => [m.id, compileMeter(m)]));
+  const byEventType = new Map<string, { rate: RateDefinition; meter: MeterDefinition }[]>();
+  for (const record of rules.rates) {
+    const meter = meters.get(record.meterId);
+    if (!meter) continue;
+    const list = byEventType.get(meter.eventType) ?? [];
+    list.push({ rate: compileRate(record), meter });
+    byEventType.set(meter.eventType, list);
+  }
+  return { byEventType };
+}
+
+const nonNegative = (text: string, field: string, positive = false): Amount => {
+  const parsed = Amount.tryParse(text);
+  if (typeof parsed === 'string' || parsed.isNegative() || (positive && parsed.isZero())) {
+    throw new BurndownError(
+      ErrorCode.invalidAmount,
+      `${field} must be a ${positive ? 'positive' : 'non-negative'} decimal string`,
+      {
+        field,
+      },
+    );
+  }
+  return parsed;
+};
+
+/** Creates a meter after checking its paths; an existing id is 409. */
+export async function createMeter(
+  tx: WriteOperations,
+  input: {
+    workspaceId: string;
+    id: string;
+    eventType: string;
+    aggregation: Aggregation;
+    valueProperty: string | null;
+    groupBy: Record<string, string>;
+    now: Instant;
+  },
+): Promise<MeterRecord> {
+  if (!AGGREGATIONS.includes(input.aggregation))
+    throw invalidRequest('unknown aggregation', { field: 'aggregation' });
+  if (input.aggregation !== 'count' && input.valueProperty === null) {
+    throw invalidRequest(`a ${input.aggregation} meter needs value_property`, { field: 'value_property' });
+  }
+  if (input.valueProperty !== null && parseJsonPath(input.valueProperty) === null) {
+    throw invalidRequest('value_property must be a JSONPath such as "$.tokens" or "$.usage.input"', {
+      field: 'value_property',
+    });
+  }
+  for (const [name, path] of Object.entries(input.groupBy)) {
+    if (parseJsonPath(path) === null)
+      throw invalidRequest(`group_by.${name} must be a JSONPath such as "$.model"`, {
+        field: `group_by.${name}`,
+      });
+  }
+  const record: MeterRecord = {
+    workspaceId: input.workspaceId,
+    id: input.id,
+    eventType: input.eventType,
+    aggregation: input.aggregation,
+    valueProperty: input.aggregation === 'count' ? null : input.valueProperty,
+    groupBy: input.groupBy,
+    createdAt: input.now,
+  };
+  if (!(await tx.insertMeter(record))) {
+    throw new BurndownError(ErrorCode.alreadyExists, `meter "${input.id}" already exists`, { id: input.id });
+  }
+  return record;
+}
+
+/** Creates a rate on a `sum` or `count` meter, validating filter dimensions and pricing. */
+export async function createRate(
+  tx: WriteOperations,
+  input: {
+    workspaceId: string;
+    id: string;
+    meterId: string;
+    filter: Record<string, string>;
+    creditType: string;
+    pricing: StoredPricing;
+    now: Instant;
+  },
+): Promise<RateRecord> {
+  const meter = await tx.getMeter(input.workspaceId, input.meterId);
+  if (!meter) throw notFound('meter', input.meterId);
+  if (meter.aggregation !== 'sum' && meter.aggregation !== 'count') {
+    throw invalidRequest('rates price per event, so their meter must aggregate with sum or count', {
+      field: 'meter_id',
+    });
+  }
+  for (const dimension of Object.keys(input.filter)) {
+    if (!(dimension in meter.groupBy)) {
+      throw invalidRequest(`filter.${dimension} is not a group_by dimension of meter "${meter.id}"`, {
+        field: `filter.${dimension}`,
+      });
+    }
+  }
+  await requireCreditType(tx, input.workspaceId, input.creditType);
+  validatePricing(input.pricing);
+  const record: RateRecord = { ...input, createdAt: input.now };
+  delete (record as { now?: unknown }).now;
+  if (!(await tx.insertRate(record))) {
+    throw new BurndownError(ErrorCode.alreadyExists, `rate "${input.id}" already exists`, { id: input.id });
+  }
+  return record;
+}
+
+function validatePricing(pricing: StoredPricing): void {
+  if ('credits_per_unit' in pricing) nonNegative(pricing.credits_per_unit, 'credits_per_unit');
+  else if ('package' in pricing) {
+    nonNegative(pricing.package.size, 'package.size', true);
+    nonNegative(pricing.package.credits, 'package.credits');
+  } else {
+    if (pricing.tiers.length === 0) throw invalidRequest('tiers must not be empty', { field: 'tiers' });
+    let previous = Amount.ZERO;
+    pricing.tiers.forEach((tier, i) => {
+      nonNegative(tier.credits_per_unit, `tiers[${i}].credits_per_unit`);
+      const last = i === pricing.tiers.length - 1;
+      if (tier.up_to === null) {
+        if (!last)
+          throw invalidRequest('only the last tier may have up_to null', { field: `tiers[${i}].up_to` });
+        return;
+      }
+      const upTo = nonNegative(tier.up_to, `tiers[${i}].up_to`, true);
+      if (!upTo.greaterThan(previous))
+        throw invalidRequest('tiers must have increasing up_to', { field: `tiers[${i}].up_to` });
+      previous = upTo;
+    });
+    if (pricing.tiers[pricing.tiers.length - 1]?.up_to !== null) {
+      throw invalidRequest('the last tier must have up_to null', { field: 'tiers' });
+    }
+  }
+}
+
+/** A validated usage event, ready to store. */
+export interface IncomingEvent {
+  readonly id: string;
+  readonly source: string | null;
+  readonly type: string;
+  readonly customerId: string;
+  readonly time: Instant;
+  readonly data: unknown;
+}
+
+/** The identity of an event in its workspace: its id, or source and id for CloudEvents. */
+export function eventKeyOf(event: { readonly id: string; readonly source: string | null }): string {
+  return event.source === null ? `id:${event.id}` : `ce:${event.source.length}:${event.source}:${event.id}`;
+}
+
+/** What happened to each event of a batch. */
+export type EventOutcome = 'accepted' | 'duplicate' | 'customer_not_found';
+
+/**
+ * Stores, dedups and rates a batch of events. Each customer's events are one transaction under
+ * that customer's lock: an event is stored together with its burns, or not at all. Transactions
+ * of different customers run together (on SQLite they share one commit). Matched events burn with
+ * overage allowed: usage is never refused for lack of credits.
+ */
+export async function ingestEvents(
+  ctx: ServiceContext,
+  workspaceId: string,
+  events: readonly IncomingEvent[],
+): Promise<EventOutcome[]> {
+  const outcomes: EventOutcome[] = new Array(events.length);
+  const byCustomer = new Map<string, number[]>();
+  events.forEach((event, index) => {
+    const list = byCustomer.get(event.customerId);
+    if (list) list.push(index);
+    else byCustomer.set(event.customerId, [index]);
+  });
+  await Promise.all(
+    [...byCustomer].map(([customerId, indexes]) =>
+      ctx.storage.write(customerLockKey(workspaceId, customerId), async (tx) => {
+        const now = ctx.clock.now();
+        if (!(await tx.getCustomer(workspaceId, customerId))) {
+          for (const i of indexes) outcomes[i] = 'customer_not_found';
+          return;
+        }
+        const rules = compileRules(await tx.listRatingRules(workspaceId));
+        const burner = new Burner(ctx, tx, workspaceId, customerId, now);
+        for (const i of indexes) {
+          const event = events[i]!;
+          const stored: StoredEvent = { ...event, workspaceId, eventKey: eventKeyOf(event), receivedAt: now };
+          if (!(await tx.insertEvent(stored))) {
+            outcomes[i] = 'duplicate';
+            continue;
+          }
+          outcomes[i] = 'accepted';
+          for (const { rate, meter } of rules.byEventType.get(event.type) ?? []) {
+            await burner.burn(stored, rate, meter);
+          }
+        }
+        await burner.save();
+      }),
+    ),
+  );
+  return outcomes;
+}
+
+/**
+ * Burns rated events of one customer inside one transaction: keeps the customer's ledgers (one
+ * per credit type) and rating-period usage in memory and writes them once at the end.
+ */
+class Burner {
+  private readonly ledgers = new Map<string, CreditLedger>();
+  private readonly usage = new Map<string, { rateId: string; period: Instant; quantity: Amount }>();
+
+  constructor(
+    private readonly ctx: ServiceContext,
+    private readonly tx: WriteOperations,
+    private readonly workspaceId: string,
+    private readonly customerId: string,
+    private readonly now: Instant,
+  ) {}
+
+  /** Rates one stored event with one rate; burns its credits (with overage) and records the burn once. */
+  async burn(event: StoredEvent, rate: RateDefinition, meter: MeterDefinition): Promise<boolean> {
+    const period = ratingPeriodStart(event.time);
+    const usageKey = `${rate.id}/${period}`;
+    let usage = this.usage.get(usageKey);
+    if (!usage) {
+      const quantity = await this.tx.getRateUsage(this.workspaceId, this.customerId, rate.id, period);
+      usage = { rateId: rate.id, period, quantity };
+      this.usage.set(usageKey, usage);
+    }
+    const rated = rateEvent(rate, meter, event, usage.quantity);
+    if (rated === null) return false;
+    usage.quantity = usage.quantity.plus(rated.quantity);
+    let debitId: string | null = null;
+    if (rated.credits.isPositive()) {
+      const ledger = await this.ledger(rate.creditType);
+      const debit = ledger.debit(
+        {
+          amount: rated.credits,
+          allowOverage: true,
+          description: `usage event ${event.id} rated by ${rate.id}`,
+          metadata: {
+            event_id: event.id,
+            ...(event.source === null ? {} : { event_source: event.source }),
+            rate_id: rate.id,
+          },
+        },
+        this.now,
+      );
+      if ('refused' in debit) throw new Error('a debit with overage allowed cannot be refused');
+      debitId = debit.id;
+    }
+    await this.tx.insertBurn({
+      workspaceId: this.workspaceId,
+      eventKey: event.eventKey,
+      rateId: rate.id,
+      customerId: this.customerId,
+      debitId,
+      quantity: rated.quantity,
+      credits: rated.credits,
+      createdAt: this.now,
+    });
+    return true;
+  }
+
+  private async ledger(creditType: string): Promise<CreditLedger> {
+    let ledger = this.ledgers.get(creditType);
+    if (!ledger) {
+      const key = { workspaceId: this.workspaceId, customerId: this.customerId, creditType };
+      ledger = new CreditLedger(await this.tx.loadLedgerForUpdate(key), this.ctx.ids);
+      ledger.advanceTo(this.now);
+      this.ledgers.set(creditType, ledger);
+    }
+    return ledger;
+  }
+
+  async save(): Promise<void> {
+    for (const ledger of this.ledgers.values()) await this.tx.saveLedger(this.workspaceId, ledger, this.now);
+    for (const u of this.usage.values()) {
+      await this.tx.setRateUsage(this.workspaceId, this.customerId, u.rateId, u.period, u.quantity);
+    }
+  }
+}
+
+/** The cost of hypothetical events for a customer now: nothing is written. */
+export async function quoteEvents(
+  ctx: ServiceContext,
+  input: {
+    workspaceId: string;
+    customerId: string;
+    events: readonly { type: string; time: Instant | null; data: unknown }[];
+  },
+): Promise<{
+  credits: Amount;
+  creditType: string;
+  lines: { rateId: string; creditType: string; quantity: Amount; credits: Amount }[];
+  available: Amount;
+  allowed: boolean;
+}> {
+  const reads = ctx.storage.read;
+  await requireCustomer(reads, input.workspaceId, input.customerId);
+  const now = ctx.clock.now();
+  const rules = compileRules(await reads.listRatingRules(input.workspaceId));
+  const usage = new Map<string, Amount>();
+  const lines = new Map<string, { rateId: string; creditType: string; quantity: Amount; credits: Amount }>();
+  for (const event of input.events) {
+    const time = event.time ?? now;
+    for (const { rate, meter } of rules.byEventType.get(event.type) ?? []) {
+      const period = ratingPeriodStart(time);
+      const key = `${rate.id}/${period}`;
+      const before =
+        usage.get(key) ?? (await reads.getRateUsage(input.workspaceId, input.customerId, rate.id, period));
+      const rated = rateEvent(rate, meter, { type: event.type, data: event.data }, before);
+      if (rated === null) continue;
+      usage.set(key, before.plus(rated.quantity));
+      const line = lines.get(rate.id) ?? {
+        rateId: rate.id,
+        creditType: rate.creditType,
+        quantity: Amount.ZERO,
+        credits: Amount.ZERO,
+      };
+      line.quantity = line.quantity.plus(rated.quantity);
+      line.credits = line.credits.plus(rated.credits);
+      lines.set(rate.id, line);
+    }
+  }
+  const creditTypes = new Set([...lines.values()].map((l) => l.creditType));
+  if (creditTypes.size > 1) {
+    throw invalidRequest('these events are priced in more than one credit type; quote them separately', {
+      credit_types: [...creditTypes],
+    });
+  }
+  const creditType = [...creditTypes][0] ?? 'credits';
+  const ledger = new CreditLedger(
+    await reads.loadLedger({ workspaceId: input.workspaceId, customerId: input.customerId, creditType }),
+    ctx.ids,
+  );
+  ledger.advanceTo(now);
+  const available = ledger.availableAt(now);
+  const credits = Amount.sum([...lines.values()].map((l) => l.credits));
+  return {
+    credits,
+    creditType,
+    lines: [...lines.values()],
+    available,
+    allowed: !credits.greaterThan(available),
+  };
+}
+
+/** A meter's usage by window (and group), computed from the stored events. */
+export async function meterUsage(
+  ctx: ServiceContext,
+  input: {
+    workspaceId: string;
+    meterId: string;
+    customerId: string | null;
+    from: Instant | null;
+    to: Instant | null;
+    window: WindowUnit;
+    groupBy: readonly string[];
+    timeZone: string;
+  },
+): Promise<UsageRow[]> {
+  const record = await ctx.storage.read.getMeter(input.workspaceId, input.meterId);
+  if (!record) throw notFound('meter', input.meterId);
+  for (const name of input.groupBy) {
+    if (!(name in record.groupBy))
+      throw invalidRequest(`group_by ${name} is not a dimension of this meter`, { field: 'group_by' });
+  }
+  const meter = compileMeter(record);
+  const events = ctx.storage.read.scanEvents({
+    workspaceId: input.workspaceId,
+    type: meter.eventType,
+    customerId: input.customerId,
+    from: input.from,
+    to: input.to,
+  });
+  const collected: { time: Instant; data: unknown }[] = [];
+  for await (const event of events) collected.push({ time: event.time, data: event.data });
+  return aggregateUsage({
+    meter,
+    events: collected,
+    window: input.window,
+    timeZone: input.timeZone,
+    groupBy: input.groupBy,
+  });
+}
+
+/** Progress of a backfill, reported after each chunk. */
+export interface BackfillProgress {
+  readonly scanned: number;
+  readonly burned: number;
+  readonly alreadyBurned: number;
+}
+
+/**
+ * Applies a rate created later to stored events (of its meter's type, in the range), burning each
+ * matching event that this rate has not burned yet. Idempotent: running it again burns nothing.
+ * Events are processed in time order, so graduated tiers accumulate as they would have live.
+ */
+export async function backfillRate(
+  ctx: ServiceContext,
+  input: { workspaceId: string; rateId: string; from: Instant | null; to: Instant | null },
+  onProgress: (progress: BackfillProgress) => void = () => undefined,
+): Promise<BackfillProgress> {
+  const reads = ctx.storage.read;
+  const record = await reads.getRate(input.workspaceId, input.rateId);
+  if (!record) throw notFound('rate', input.rateId);
+  const meterRecord = await reads.getMeter(input.workspaceId, record.meterId);
+  if (!meterRecord) throw notFound('meter', record.meterId);
+  const rate = compileRate(record);
+  const meter = compileMeter(meterRecord);
+  const progress = { scanned: 0, burned: 0, alreadyBurned: 0 };
+  let chunk: StoredEvent[] = [];
+  const flush = async () => {
+    const byCustomer = new Map<string, StoredEvent[]>();
+    for (const e of chunk) byCustomer.set(e.customerId, [...(byCustomer.get(e.customerId) ?? []), e]);
+    chunk = [];
+    await Promise.all(
+      [...byCustomer].map(([customerId, list]) =>
+        ctx.storage.write(customerLockKey(input.workspaceId, customerId), async (tx) => {
+          const burner = new Burner(ctx, tx, input.workspaceId, customerId, ctx.clock.now());
+          for (const event of list) {
+            if (await tx.getBurn(input.workspaceId, event.eventKey, rate.id)) {
+              progress.alreadyBurned += 1;
+              continue;
+            }
+            if (await burner.burn(event, rate, meter)) progress.burned += 1;
+          }
+          await burner.save();
+        }),
+      ),
+    );
+    onProgress({ ...progress });
+  };
+  for await (const event of reads.scanEvents({
+    workspaceId: input.workspaceId,
+    type: meter.eventType,
+    customerId: null,
+    from: input.from,
+    to: input.to,
+  })) {
+    progress.scanned += 1;
+    chunk.push(event);
+    if (chunk.length >= 1000) await flush();
+  }
+  await flush();
+  return progress;
+}
