@@ -6,7 +6,29 @@ import { presentBalance } from '../http/presenters.js';
 import { createContext, openStorage, startServer } from '../main.js';
 import { DEFAULT_CREDIT_TYPE, DEFAULT_WORKSPACE } from '../services/context.js';
 import { readBalance } from '../services/ledger.js';
+import { backfillRate } from '../services/metering.js';
 import { reconcileLedger } from '../services/reconcile.js';
+
+/** A progress line redrawn in place on a terminal, printed every few seconds otherwise. */
+class ProgressLine {
+  private last = 0;
+  private spinner = 0;
+  constructor(private readonly out: NodeJS.WriteStream) {}
+
+  update(text: string): void {
+    if (this.out.isTTY) {
+      const frame = '|/-\\'[this.spinner++ % 4];
+      this.out.write(`\r${frame} ${text}\u001b[K`);
+    } else if (Date.now() - this.last > 2000) {
+      this.last = Date.now();
+      this.out.write(`${text}\n`);
+    }
+  }
+
+  done(): void {
+    if (this.out.isTTY) this.out.write('\r\u001b[K');
+  }
+}
 
 /** The `burndown` command: thin over the services, never over HTTP internals. */
 const program = new Command()
@@ -86,6 +108,46 @@ program
         at,
       });
       process.stdout.write(`${JSON.stringify(presentBalance(balance), null, 2)}\n`);
+    } finally {
+      await storage.close();
+    }
+  });
+
+program
+  .command('backfill')
+  .description('apply a rate created later to stored events it has not burned yet (idempotent)')
+  .requiredOption('--rate <id>', 'rate id')
+  .option('--workspace <id>', 'workspace', DEFAULT_WORKSPACE)
+  .option('--from <time>', 'only events at or after this instant (RFC 3339)')
+  .option('--to <time>', 'only events before this instant (RFC 3339)')
+  .action(async (options: { rate: string; workspace: string; from?: string; to?: string }) => {
+    const config = loadConfig();
+    const storage = await openStorage(config.databaseUrl, { poolSize: config.pgPoolSize });
+    try {
+      const time = (text: string | undefined, name: string) => {
+        if (text === undefined) return null;
+        const at = parseInstant(text);
+        if (at === null) throw new Error(`--${name} must be an RFC 3339 timestamp`);
+        return at;
+      };
+      const progress = new ProgressLine(process.stderr);
+      const result = await backfillRate(
+        createContext(storage),
+        {
+          workspaceId: options.workspace,
+          rateId: options.rate,
+          from: time(options.from, 'from'),
+          to: time(options.to, 'to'),
+        },
+        (p) =>
+          progress.update(
+            `backfill ${options.rate}: ${p.scanned} events scanned, ${p.burned} burned, ${p.alreadyBurned} already burned`,
+          ),
+      );
+      progress.done();
+      process.stdout.write(
+        `backfill ${options.rate}: ${result.scanned} events scanned, ${result.burned} burned, ${result.alreadyBurned} already burned\n`,
+      );
     } finally {
       await storage.close();
     }
