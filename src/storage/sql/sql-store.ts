@@ -235,7 +235,9 @@ export class SqlReads implements ReadOperations {
     return page(rows.map(rateFromRow), req.limit, (r) => encodeCompositeKey(r.id));
   }
 
-  async listRatingRules(workspaceId: string): Promise<{ meters: MeterRecord[]; rates: RateRecord[] }> {
+  async listRatingRules(
+    workspaceId: string,
+  ): Promise<{ readonly meters: readonly MeterRecord[]; readonly rates: readonly RateRecord[] }> {
     const meters = (await this.db.all<MeterRow>(Q.allMeters, [workspaceId])).map(meterFromRow);
     const rates = (await this.db.all<RateRow>(Q.allRates, [workspaceId])).map(rateFromRow);
     return { meters, rates };
@@ -600,7 +602,7 @@ async function* scanAllBurns(db: SqlExecutor): AsyncIterable<EventBurn> {
 /** The meters and rates of every workspace that has rates. */
 async function* scanRatingRules(
   db: SqlExecutor,
-): AsyncIterable<{ meters: MeterRecord[]; rates: RateRecord[] }> {
+): AsyncIterable<{ readonly meters: readonly MeterRecord[]; readonly rates: readonly RateRecord[] }> {
   const reads = new SqlReads(db);
   for (const { workspace_id } of await db.all<{ workspace_id: string }>(Q.workspacesWithRates, [])) {
     yield reads.listRatingRules(workspace_id);

@@ -1,11 +1,22 @@
 import type { CreditLedger, CreditLedgerSnapshot } from '../../domain/ledger/credit-ledger.js';
 import type { GrantState, HoldState } from '../../domain/ledger/types.js';
-import type { Customer, LedgerKey } from '../../ports/storage.js';
+import type { Customer, LedgerKey, MeterRecord, RateRecord } from '../../ports/storage.js';
 import { isGrantOpen } from '../rows.js';
 import type { CommitObserver } from './group-commit.js';
 
-type Layer = { ledgers: Map<string, CreditLedgerSnapshot>; customers: Map<string, Customer> };
-const emptyLayer = (): Layer => ({ ledgers: new Map(), customers: new Map() });
+/** A workspace's meters and rates as stored. */
+export type RatingRulesRecord = {
+  readonly meters: readonly MeterRecord[];
+  readonly rates: readonly RateRecord[];
+};
+
+/** In `rules`, null marks a workspace whose rules changed in this layer (lower layers are stale). */
+type Layer = {
+  ledgers: Map<string, CreditLedgerSnapshot>;
+  customers: Map<string, Customer>;
+  rules: Map<string, RatingRulesRecord | null>;
+};
+const emptyLayer = (): Layer => ({ ledgers: new Map(), customers: new Map(), rules: new Map() });
 
 const ledgerKeyOf = (key: LedgerKey) => `${key.workspaceId}/${key.customerId}/${key.creditType}`;
 
@@ -107,11 +118,24 @@ export class LedgerCache implements CommitObserver {
     this.job.customers.set(`${customer.workspaceId}/${customer.id}`, customer);
   }
 
+  /** A workspace's rating rules (meters and rates never change once created; new ones invalidate). */
+  getRules(workspaceId: string): RatingRulesRecord | undefined {
+    for (const layer of [this.job, this.batch, this.committed]) {
+      if (layer.rules.has(workspaceId)) return layer.rules.get(workspaceId) ?? undefined;
+    }
+    return undefined;
+  }
+
+  stageRules(workspaceId: string, rules: RatingRulesRecord | null): void {
+    this.job.rules.set(workspaceId, rules);
+  }
+
   beforeBatch(): void {
     const version = this.dataVersion();
     if (version !== this.lastDataVersion) {
       this.committed.ledgers.clear();
       this.committed.customers.clear();
+      this.committed.rules.clear();
       this.lastDataVersion = version;
     }
   }
@@ -119,6 +143,7 @@ export class LedgerCache implements CommitObserver {
   jobSucceeded(): void {
     for (const [k, v] of this.job.ledgers) this.batch.ledgers.set(k, v);
     for (const [k, v] of this.job.customers) this.batch.customers.set(k, v);
+    for (const [k, v] of this.job.rules) this.batch.rules.set(k, v);
     this.job = emptyLayer();
   }
 
@@ -132,6 +157,10 @@ export class LedgerCache implements CommitObserver {
       this.committed.ledgers.set(k, v);
     }
     for (const [k, v] of this.batch.customers) this.committed.customers.set(k, v);
+    for (const [k, v] of this.batch.rules) {
+      if (v === null) this.committed.rules.delete(k);
+      else this.committed.rules.set(k, v);
+    }
     this.batch = emptyLayer();
     this.evict(this.committed.ledgers);
     this.evict(this.committed.customers);

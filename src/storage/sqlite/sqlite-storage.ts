@@ -6,6 +6,8 @@ import type { Instant } from '../../domain/time/instant.js';
 import type {
   Customer,
   LedgerKey,
+  MeterRecord,
+  RateRecord,
   ReadOperations,
   ReconciliationSource,
   Storage,
@@ -16,7 +18,7 @@ import type { SqlExecutor } from '../sql/executor.js';
 import { findDueLedgers, SqlReads, SqlWrites, snapshotSource } from '../sql/sql-store.js';
 import { BackgroundCheckpoint } from './background-checkpoint.js';
 import { type GroupCommitOptions, GroupCommitter } from './group-commit.js';
-import { LedgerCache } from './ledger-cache.js';
+import { LedgerCache, type RatingRulesRecord } from './ledger-cache.js';
 
 /** Options of the SQLite adapter. */
 export interface SqliteStorageOptions extends GroupCommitOptions {
@@ -57,6 +59,26 @@ class CachedSqliteWrites extends SqlWrites {
     const customer = await super.getCustomer(workspaceId, customerId);
     if (customer) this.cache.stageCustomer(customer);
     return customer;
+  }
+
+  override async listRatingRules(workspaceId: string): Promise<RatingRulesRecord> {
+    const cached = this.cache.getRules(workspaceId);
+    if (cached) return cached;
+    const rules = await super.listRatingRules(workspaceId);
+    this.cache.stageRules(workspaceId, rules);
+    return rules;
+  }
+
+  override async insertMeter(meter: MeterRecord): Promise<boolean> {
+    const inserted = await super.insertMeter(meter);
+    if (inserted) this.cache.stageRules(meter.workspaceId, null);
+    return inserted;
+  }
+
+  override async insertRate(rate: RateRecord): Promise<boolean> {
+    const inserted = await super.insertRate(rate);
+    if (inserted) this.cache.stageRules(rate.workspaceId, null);
+    return inserted;
   }
 
   override async insertCustomer(customer: Customer): Promise<boolean> {
