@@ -3,6 +3,7 @@
 //
 //   node bench/cpuprofile-top.mjs <file.cpuprofile> [topN]
 //   node bench/cpuprofile-top.mjs <file.cpuprofile> [topN] --only-after-ms=<ms>   (skip warm-up/seeding)
+//   node bench/cpuprofile-top.mjs <file.cpuprofile> [topN] --only-after-ms=<ms> --until-ms=<ms>   (one window)
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
@@ -35,7 +36,10 @@ function areaOf(frame) {
   return 'other';
 }
 
-export function summariseProfile(profile, { top = 25, onlyAfterMs = 0 } = {}) {
+export function summariseProfile(
+  profile,
+  { top = 25, onlyAfterMs = 0, untilMs = Number.POSITIVE_INFINITY } = {},
+) {
   const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map();
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
@@ -43,10 +47,11 @@ export function summariseProfile(profile, { top = 25, onlyAfterMs = 0 } = {}) {
   const self = new Map(); // node id → µs
   let t = profile.startTime;
   const cutoff = profile.startTime + onlyAfterMs * 1000;
+  const end = profile.startTime + untilMs * 1000;
   let totalUs = 0;
   for (let i = 0; i < profile.samples.length; i++) {
     t += profile.timeDeltas[i] ?? 0;
-    if (t < cutoff) continue;
+    if (t < cutoff || t > end) continue;
     const dt = profile.timeDeltas[i + 1] ?? 0; // time until the next sample is attributed to this one
     const id = profile.samples[i];
     self.set(id, (self.get(id) ?? 0) + dt);
@@ -108,15 +113,17 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const file = process.argv[2];
   if (!file) {
     process.stderr.write(
-      'usage: node bench/cpuprofile-top.mjs <file.cpuprofile> [topN] [--only-after-ms=N]\n',
+      'usage: node bench/cpuprofile-top.mjs <file.cpuprofile> [topN] [--only-after-ms=N] [--until-ms=N]\n',
     );
     process.exit(2);
   }
   const topArg = process.argv.find((a, i) => i > 2 && /^\d+$/.test(a));
   const after = process.argv.find((a) => a.startsWith('--only-after-ms='));
+  const until = process.argv.find((a) => a.startsWith('--until-ms='));
   const summary = summariseProfile(JSON.parse(readFileSync(file, 'utf8')), {
     top: topArg ? Number(topArg) : 25,
     onlyAfterMs: after ? Number(after.split('=')[1]) : 0,
+    untilMs: until ? Number(until.split('=')[1]) : Number.POSITIVE_INFINITY,
   });
   process.stdout.write(`${summary.text}\n`);
 }

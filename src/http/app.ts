@@ -5,6 +5,7 @@ import type { ApiKeyScope } from '../ports/storage.js';
 import { ApiKeyResolver, type RouteScope, scopeAllows } from '../services/api-keys.js';
 import type { ServiceContext } from '../services/context.js';
 import { statusOfErrorCode } from './error-status.js';
+import { NOT_JSON_BODY } from './event-parsing.js';
 import { errorBody, IdempotentWriter } from './idempotent-write.js';
 import { Metrics } from './metrics.js';
 import { registerApiKeyRoutes } from './routes/api-keys.js';
@@ -163,6 +164,21 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
     request.rawBody = text;
     if (text.trim() === '') return done(null, undefined);
     return parseJson(request, text, done);
+  });
+  // CloudEvents binary mode: the body is the event's data, in whatever media type it declares.
+  // JSON-like bodies are parsed; anything else reaches the route as text and is refused per event.
+  // Every other request with another media type is a 415.
+  app.addContentTypeParser('*', { parseAs: 'string' }, (request, body, done) => {
+    const text = body as string;
+    request.rawBody = text;
+    if (request.headers['ce-specversion'] === undefined || request.routeOptions.url !== '/v1/events') {
+      return done(
+        new BurndownError(ErrorCode.unsupportedMediaType, 'Content-Type must be application/json', {}),
+      );
+    }
+    const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type.endsWith('+json') || type.endsWith('/json')) return parseJson(request, text, done);
+    return done(null, { [NOT_JSON_BODY]: type });
   });
   // CloudEvents structured and batched modes are JSON too.
   for (const type of ['application/cloudevents+json', 'application/cloudevents-batch+json']) {

@@ -1,9 +1,12 @@
 import { parseInstant } from '../domain/time/instant.js';
 import type { IncomingEvent } from '../services/metering.js';
 
+/** Marks a binary-mode CloudEvent body that is not JSON (its data cannot be metered). */
+export const NOT_JSON_BODY = Symbol('not a JSON body');
+
 /** Why one event of a batch was refused. */
 export interface EventRejection {
-  readonly code: 'invalid_event' | 'customer_not_found';
+  readonly code: 'invalid_event' | 'customer_not_found' | 'internal_error';
   readonly message: string;
 }
 
@@ -86,6 +89,9 @@ export function parseBinaryCloudEvent(
   body: unknown,
   now: number,
 ) {
+  if (typeof body === 'object' && body !== null && NOT_JSON_BODY in body) {
+    return invalid('binary-mode data must be JSON (application/json or a +json media type)');
+  }
   const header = (name: string) => {
     const value = headers[`ce-${name}`];
     return Array.isArray(value) ? value[0] : value;

@@ -62,6 +62,8 @@ export interface RateRecord {
   readonly filter: Readonly<Record<string, string>>;
   readonly creditType: string;
   readonly pricing: StoredPricing;
+  /** Order of creation within the workspace (1, 2, …): events record the last one in force when they arrived. */
+  readonly seq: number;
   readonly createdAt: Instant;
 }
 
@@ -81,6 +83,8 @@ export interface StoredEvent {
   readonly customerId: string;
   readonly time: Instant;
   readonly data: unknown;
+  /** The highest rate `seq` of the workspace when the event was ingested: those rates had to rate it. */
+  readonly rulesSeq: number;
   readonly receivedAt: Instant;
 }
 
@@ -197,6 +201,7 @@ export interface WriteOperations extends ReadOperations {
   ensureWorkspace(workspaceId: string, now: Instant): Awaitable<void>;
   deleteIdempotencyBefore(cutoff: Instant): Awaitable<number>;
   insertMeter(meter: MeterRecord): Awaitable<boolean>;
+  /** Stores a rate with the next `seq` of its workspace (the record's own `seq` is ignored). */
   insertRate(rate: RateRecord): Awaitable<boolean>;
   /** Stores an event unless its key is already stored; true when it was new. */
   insertEvent(event: StoredEvent): Awaitable<boolean>;

@@ -7,6 +7,7 @@ import {
   type Aggregation,
   aggregateUsage,
   type MeterDefinition,
+  quantityOf,
   type UsageRow,
 } from '../domain/metering/meter.js';
 import { type Pricing, type RateDefinition, rateEvent, ratingPeriodStart } from '../domain/rating/rate.js';
@@ -72,7 +73,14 @@ export function compileRate(record: RateRecord): RateDefinition {
 
 /** The compiled rules of a workspace: for each event type, the rates that may price it. */
 export interface RatingRules {
-  readonly byEventType: ReadonlyMap<string, readonly { rate: RateDefinition; meter: MeterDefinition }[]>;
+  readonly byEventType: ReadonlyMap<
+    string,
+    readonly { rate: RateDefinition; meter: MeterDefinition; seq: number }[]
+  >;
+  /** The highest rate `seq`: an event ingested under these rules records it. */
+  readonly seq: number;
+  /** Every meter by the event type it reads (rated or not). */
+  readonly metersByEventType: ReadonlyMap<string, readonly MeterDefinition[]>;
 }
 
 export function compileRules(rules: {
@@ -80,15 +88,21 @@ export function compileRules(rules: {
   rates: readonly RateRecord[];
 }): RatingRules {
   const meters = new Map(rules.meters.map((m) => [m.id, compileMeter(m)]));
-  const byEventType = new Map<string, { rate: RateDefinition; meter: MeterDefinition }[]>();
+  const byEventType = new Map<string, { rate: RateDefinition; meter: MeterDefinition; seq: number }[]>();
+  let seq = 0;
   for (const record of rules.rates) {
+    seq = Math.max(seq, record.seq);
     const meter = meters.get(record.meterId);
     if (!meter) continue;
     const list = byEventType.get(meter.eventType) ?? [];
-    list.push({ rate: compileRate(record), meter });
+    list.push({ rate: compileRate(record), meter, seq: record.seq });
     byEventType.set(meter.eventType, list);
   }
-  return { byEventType };
+  const metersByEventType = new Map<string, MeterDefinition[]>();
+  for (const meter of meters.values()) {
+    metersByEventType.set(meter.eventType, [...(metersByEventType.get(meter.eventType) ?? []), meter]);
+  }
+  return { byEventType, seq, metersByEventType };
 }
 
 const nonNegative = (text: string, field: string, positive = false): Amount => {
@@ -178,12 +192,13 @@ export async function createRate(
   }
   await requireCreditType(tx, input.workspaceId, input.creditType);
   validatePricing(input.pricing);
-  const record: RateRecord = { ...input, createdAt: input.now };
-  delete (record as { now?: unknown }).now;
-  if (!(await tx.insertRate(record))) {
+  const { now, ...fields } = input;
+  if (!(await tx.insertRate({ ...fields, seq: 0, createdAt: now }))) {
     throw new BurndownError(ErrorCode.alreadyExists, `rate "${input.id}" already exists`, { id: input.id });
   }
-  return record;
+  const stored = await tx.getRate(input.workspaceId, input.id);
+  if (!stored) throw new Error(`rate ${input.id} vanished after insert`);
+  return stored;
 }
 
 function validatePricing(pricing: StoredPricing): void {
@@ -228,8 +243,12 @@ export function eventKeyOf(event: { readonly id: string; readonly source: string
   return event.source === null ? `id:${event.id}` : `ce:${event.source.length}:${event.source}:${event.id}`;
 }
 
-/** What happened to each event of a batch. */
-export type EventOutcome = 'accepted' | 'duplicate' | 'customer_not_found';
+/**
+ * What happened to each event of a batch. `negative_usage`: a meter of its type reads a negative
+ * value (refused, so meters and rates never disagree). `failed`: its customer's transaction
+ * failed unexpectedly; nothing of it was stored and it can be sent again.
+ */
+export type EventOutcome = 'accepted' | 'duplicate' | 'customer_not_found' | 'negative_usage' | 'failed';
 
 /**
  * Stores, dedups and rates a batch of events. Each customer's events are one transaction under
@@ -241,6 +260,7 @@ export async function ingestEvents(
   ctx: ServiceContext,
   workspaceId: string,
   events: readonly IncomingEvent[],
+  onGroupFailure?: (error: unknown) => void,
 ): Promise<EventOutcome[]> {
   const outcomes: EventOutcome[] = new Array(events.length);
   const byCustomer = new Map<string, number[]>();
@@ -249,8 +269,9 @@ export async function ingestEvents(
     if (list) list.push(index);
     else byCustomer.set(event.customerId, [index]);
   });
-  await Promise.all(
-    [...byCustomer].map(([customerId, indexes]) =>
+  const groups = [...byCustomer];
+  const settled = await Promise.allSettled(
+    groups.map(([customerId, indexes]) =>
       ctx.storage.write(customerLockKey(workspaceId, customerId), async (tx) => {
         const now = ctx.clock.now();
         if (!(await tx.getCustomer(workspaceId, customerId))) {
@@ -261,7 +282,17 @@ export async function ingestEvents(
         const burner = new Burner(ctx, tx, workspaceId, customerId, now);
         for (const i of indexes) {
           const event = events[i]!;
-          const stored: StoredEvent = { ...event, workspaceId, eventKey: eventKeyOf(event), receivedAt: now };
+          if (hasNegativeUsage(rules, event)) {
+            outcomes[i] = 'negative_usage';
+            continue;
+          }
+          const stored: StoredEvent = {
+            ...event,
+            workspaceId,
+            eventKey: eventKeyOf(event),
+            rulesSeq: rules.seq,
+            receivedAt: now,
+          };
           if (!(await tx.insertEvent(stored))) {
             outcomes[i] = 'duplicate';
             continue;
@@ -275,7 +306,22 @@ export async function ingestEvents(
       }),
     ),
   );
+  settled.forEach((result, g) => {
+    if (result.status === 'fulfilled') return;
+    // Rolled back: none of this customer's events is stored; the others' are, and say so.
+    for (const i of groups[g]![1]) outcomes[i] = 'failed';
+    onGroupFailure?.(result.reason);
+  });
   return outcomes;
+}
+
+/** Whether a meter of the event's type reads a negative value from it. */
+function hasNegativeUsage(rules: RatingRules, event: IncomingEvent): boolean {
+  for (const meter of rules.metersByEventType.get(event.type) ?? []) {
+    if (meter.aggregation !== 'sum' && meter.aggregation !== 'max') continue;
+    if (quantityOf(meter, event.data)?.isNegative()) return true;
+  }
+  return false;
 }
 
 /**

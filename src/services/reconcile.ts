@@ -172,14 +172,10 @@ async function checkEventBurns(
   inScope: (workspaceId: string) => boolean,
   failures: ReconciliationFailure[],
 ): Promise<number> {
-  const rules = new Map<string, { compiled: RatingRules; createdAt: Map<string, number> }>();
+  const rules = new Map<string, RatingRules>();
   for await (const r of storage.allRatingRules()) {
     const workspaceId = r.rates[0]?.workspaceId;
-    if (workspaceId === undefined) continue;
-    rules.set(workspaceId, {
-      compiled: compileRules(r),
-      createdAt: new Map(r.rates.map((x) => [x.id, x.createdAt])),
-    });
+    if (workspaceId !== undefined) rules.set(workspaceId, compileRules(r));
   }
   const burns = storage.allBurns()[Symbol.asyncIterator]();
   let pending = await burns.next();
@@ -205,12 +201,11 @@ async function checkEventBurns(
     }
     if (!inScope(event.workspaceId)) continue;
     count += 1;
-    const workspaceRules = rules.get(event.workspaceId);
-    for (const { rate, meter } of workspaceRules?.compiled.byEventType.get(event.type) ?? []) {
+    for (const { rate, meter, seq } of rules.get(event.workspaceId)?.byEventType.get(event.type) ?? []) {
       const matched = rateEvent(rate, meter, event, Amount.ZERO) !== null;
       const burned = burnedBy.get(rate.id) ?? 0;
-      const ratedAtArrival =
-        event.receivedAt >= (workspaceRules?.createdAt.get(rate.id) ?? Number.POSITIVE_INFINITY);
+      // Rates in force at ingest had to burn it; later ones may have (by a backfill) at most once.
+      const ratedAtArrival = seq <= event.rulesSeq;
       if ((matched && ratedAtArrival && burned !== 1) || burned > 1 || (!matched && burned > 0)) {
         failures.push(
           eventFailure(

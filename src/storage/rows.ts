@@ -433,6 +433,7 @@ export interface RateRow {
   filter: string;
   credit_type: string;
   pricing: string;
+  seq: number | string;
   created_at: number | string;
 }
 
@@ -444,6 +445,7 @@ export function rateFromRow(row: RateRow): RateRecord {
     filter: JSON.parse(row.filter) as Record<string, string>,
     creditType: row.credit_type,
     pricing: JSON.parse(row.pricing) as StoredPricing,
+    seq: Number(row.seq),
     createdAt: Number(row.created_at),
   };
 }
@@ -457,6 +459,7 @@ export interface EventRow {
   customer_id: string;
   time: number | string;
   data: string;
+  rules_seq: number | string;
   received_at: number | string;
 }
 
@@ -470,6 +473,7 @@ export function eventFromRow(row: EventRow): StoredEvent {
     customerId: row.customer_id,
     time: Number(row.time),
     data: JSON.parse(row.data) as unknown,
+    rulesSeq: Number(row.rules_seq),
     receivedAt: Number(row.received_at),
   };
 }

@@ -37,7 +37,7 @@ export class Amount {
   }
 
   /** Parses a decimal string such as `"1500"` or `"-0.000125"`; returns a failure reason instead of throwing. */
-  static tryParse(text: string): Amount | AmountParseFailure {
+  static tryParse(text: string, maxIntegerDigits = MAX_INTEGER_DIGITS): Amount | AmountParseFailure {
     const match = DECIMAL_PATTERN.exec(text);
     if (!match) return 'not_a_decimal_string';
     const [, sign, integerPart = '0', fractionPart = ''] = match;
@@ -46,7 +46,7 @@ export class Amount {
       if (/[1-9]/.test(fractionPart.slice(AMOUNT_SCALE))) return 'too_many_decimals';
     }
     const significantInteger = integerPart.replace(/^0+(?=\d)/, '');
-    if (significantInteger.length > MAX_INTEGER_DIGITS) return 'too_large';
+    if (significantInteger.length > maxIntegerDigits) return 'too_large';
     const fraction = fractionPart.slice(0, AMOUNT_SCALE).padEnd(AMOUNT_SCALE, '0');
     const units = BigInt(significantInteger) * SCALE_FACTOR + BigInt(fraction);
     return Amount.fromUnits(sign ? -units : units);

@@ -1,5 +1,8 @@
 import { Amount } from '../amount/amount.js';
 
+/** Integer digits a usage value may have (PostgreSQL NUMERIC(48,12) holds 36). */
+export const MAX_USAGE_INTEGER_DIGITS = 36;
+
 /**
  * Turns a usage value from event data into an exact decimal. Producers send JSON numbers
  * (`1200`, `0.5`, `1e-7`) or decimal strings (`"0.000125"`); both are read from their shortest
@@ -14,7 +17,8 @@ export function usageValueFrom(value: unknown): Amount | null {
   } else if (typeof value === 'string') {
     text = expandExponent(value.trim());
   } else return null;
-  const parsed = Amount.tryParse(text);
+  // Usage may be larger than any credit amount a client sends (the stores hold 36 integer digits).
+  const parsed = Amount.tryParse(text, MAX_USAGE_INTEGER_DIGITS);
   return typeof parsed === 'string' ? null : parsed;
 }
 

@@ -101,7 +101,18 @@ export function windowStart(instant: Instant, unit: WindowUnit, timeZone: string
   if (unit === 'hour') {
     // Real hours: a repeated local hour (DST fall-back) is two windows, never one of 2 h.
     const offset = zoneOffset(instant, timeZone);
-    return Math.floor((instant + offset) / 3_600_000) * 3_600_000 - offset;
+    const start = Math.floor((instant + offset) / 3_600_000) * 3_600_000 - offset;
+    // A whole-hour offset change keeps the hour grid; a 30- or 45-minute change inside this hour
+    // moves it, and the window then starts at the change (found by bisection on whole seconds).
+    if ((zoneOffset(start, timeZone) - offset) % 3_600_000 === 0) return start;
+    let low = start;
+    let high = Math.floor(instant / 1000) * 1000;
+    while (high - low > 1000) {
+      const mid = Math.floor((low + high) / 2000) * 1000;
+      if (zoneOffset(mid, timeZone) === offset) high = mid;
+      else low = mid;
+    }
+    return high;
   }
   const w = wallTime(instant, timeZone);
   return instantOfWallTime({ year: w.year, month: w.month, day: unit === 'day' ? w.day : 1 }, timeZone);

@@ -78,18 +78,15 @@ export function registerEventRoutes(app: FastifyInstance, { ctx }: RouteDeps, bo
           validIndex.push(index);
         }
       });
-      const outcomes = await ingestEvents(ctx, request.auth.workspaceId, valid);
+      const outcomes = await ingestEvents(ctx, request.auth.workspaceId, valid, (error) =>
+        request.log.error({ err: error }, 'a customer group of an event batch failed and was rolled back'),
+      );
       let accepted = 0;
       let duplicates = 0;
       outcomes.forEach((outcome, i) => {
         if (outcome === 'accepted') accepted += 1;
         else if (outcome === 'duplicate') duplicates += 1;
-        else {
-          rejected.push({
-            index: validIndex[i]!,
-            error: { code: 'customer_not_found', message: `customer "${valid[i]!.customerId}" not found` },
-          });
-        }
+        else rejected.push({ index: validIndex[i]!, error: rejectionOf(outcome, valid[i]!) });
       });
       rejected.sort((a, b) => a.index - b.index);
       return reply.code(202).send({ accepted, duplicates, rejected });
@@ -109,4 +106,24 @@ function checkSize(count: number): void {
     );
   }
   if (count === 0) throw invalidRequest('the batch is empty');
+}
+
+function rejectionOf(
+  outcome: 'customer_not_found' | 'negative_usage' | 'failed',
+  event: IncomingEvent,
+): EventRejection {
+  switch (outcome) {
+    case 'customer_not_found':
+      return { code: 'customer_not_found', message: `customer "${event.customerId}" not found` };
+    case 'negative_usage':
+      return {
+        code: 'invalid_event',
+        message: 'a meter of this event type reads a negative value from its data',
+      };
+    case 'failed':
+      return {
+        code: 'internal_error',
+        message: 'this event was not stored because of a server error; send it again',
+      };
+  }
 }

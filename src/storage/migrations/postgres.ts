@@ -167,6 +167,7 @@ CREATE TABLE rates (
   filter TEXT NOT NULL,
   credit_type TEXT NOT NULL,
   pricing TEXT NOT NULL,
+  seq INTEGER NOT NULL,
   created_at BIGINT NOT NULL,
   PRIMARY KEY (workspace_id, id)
 );
@@ -179,6 +180,7 @@ CREATE TABLE events (
   customer_id TEXT COLLATE "C" NOT NULL,
   time BIGINT NOT NULL,
   data TEXT NOT NULL,
+  rules_seq INTEGER NOT NULL,
   received_at BIGINT NOT NULL,
   PRIMARY KEY (workspace_id, event_key)
 );

@@ -165,6 +165,7 @@ CREATE TABLE rates (
   filter TEXT NOT NULL,
   credit_type TEXT NOT NULL,
   pricing TEXT NOT NULL,
+  seq INTEGER NOT NULL,
   created_at INTEGER NOT NULL,
   PRIMARY KEY (workspace_id, id)
 ) WITHOUT ROWID;
@@ -177,6 +178,7 @@ CREATE TABLE events (
   customer_id TEXT NOT NULL,
   time INTEGER NOT NULL,
   data TEXT NOT NULL,
+  rules_seq INTEGER NOT NULL,
   received_at INTEGER NOT NULL,
   PRIMARY KEY (workspace_id, event_key)
 ) WITHOUT ROWID;

@@ -71,12 +71,12 @@ export const Q = {
      VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
   getRate: 'SELECT * FROM rates WHERE workspace_id = ? AND id = ?',
   listRates: 'SELECT * FROM rates WHERE workspace_id = ? AND id > ? ORDER BY id LIMIT ?',
-  allRates: 'SELECT * FROM rates WHERE workspace_id = ? ORDER BY id',
-  insertRate: `INSERT INTO rates (workspace_id, id, meter_id, filter, credit_type, pricing, created_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+  allRates: 'SELECT * FROM rates WHERE workspace_id = ? ORDER BY seq',
+  insertRate: `INSERT INTO rates (workspace_id, id, meter_id, filter, credit_type, pricing, created_at, seq)
+     VALUES (?, ?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM rates WHERE workspace_id = ?)) ON CONFLICT DO NOTHING`,
   workspacesWithRates: 'SELECT DISTINCT workspace_id FROM rates ORDER BY workspace_id',
-  insertEvent: `INSERT INTO events (workspace_id, event_key, id, source, type, customer_id, time, data, received_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+  insertEvent: `INSERT INTO events (workspace_id, event_key, id, source, type, customer_id, time, data, rules_seq, received_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
   eventsOfTypeAfter: `SELECT * FROM events WHERE workspace_id = ? AND type = ? AND time >= ? AND time < ?
      AND (time > ? OR (time = ? AND event_key > ?)) ORDER BY time, event_key LIMIT ?`,
   eventsOfCustomerAfter: `SELECT * FROM events WHERE workspace_id = ? AND type = ? AND customer_id = ? AND time >= ? AND time < ?

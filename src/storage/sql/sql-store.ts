@@ -466,6 +466,7 @@ export class SqlWrites extends SqlReads implements WriteOperations {
       r.creditType,
       JSON.stringify(r.pricing),
       r.createdAt,
+      r.workspaceId,
     ];
     return (await this.db.run(Q.insertRate, params)) === 1;
   }
@@ -480,6 +481,7 @@ export class SqlWrites extends SqlReads implements WriteOperations {
       e.customerId,
       e.time,
       JSON.stringify(e.data),
+      e.rulesSeq,
       e.receivedAt,
     ];
     return (await this.db.run(Q.insertEvent, params)) === 1;

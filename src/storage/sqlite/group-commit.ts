@@ -86,6 +86,8 @@ export class GroupCommitter {
       while (this.queue.length > 0) {
         const batch = this.queue.splice(0, this.maxBatch);
         await this.runBatch(batch);
+        // Let the event loop answer other requests between commits of a long queue (a big ingest).
+        if (this.queue.length > 0) await new Promise((resolve) => setImmediate(resolve));
       }
     } finally {
       this.running = false;
