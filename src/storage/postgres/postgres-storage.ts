@@ -1,6 +1,8 @@
 import pg from 'pg';
+import type { CreditLedger, CreditLedgerSnapshot } from '../../domain/ledger/credit-ledger.js';
 import type { Instant } from '../../domain/time/instant.js';
 import type {
+  Customer,
   LedgerKey,
   ReadOperations,
   ReconciliationSource,
@@ -8,7 +10,19 @@ import type {
   WriteOperations,
 } from '../../ports/storage.js';
 import { POSTGRES_MIGRATIONS } from '../migrations/postgres.js';
+import {
+  type AccountsRow,
+  accountsFromRow,
+  ENTRY_COLUMNS,
+  GRANT_COLUMNS,
+  type GrantRow,
+  grantFromRow,
+  HOLD_COLUMNS,
+  type HoldRow,
+  holdFromRow,
+} from '../rows.js';
 import type { SqlExecutor } from '../sql/executor.js';
+import { Q } from '../sql/queries.js';
 import { findDueLedgers, SqlReads, SqlWrites, snapshotSource } from '../sql/sql-store.js';
 
 /** Options of the PostgreSQL adapter. */
@@ -51,6 +65,93 @@ class PgExecutor implements SqlExecutor {
   async run(sql: string, params: readonly unknown[]): Promise<number> {
     const { name, text } = toPostgres(sql);
     return (await this.target.query({ name, text, values: params as unknown[] })).rowCount ?? 0;
+  }
+
+  /** A statement whose text varies (not worth preparing under a name). */
+  async runOnce(sql: string, params: readonly unknown[]): Promise<void> {
+    let n = 0;
+    await this.target.query({ text: sql.replace(/\?/g, () => `$${++n}`), values: params as unknown[] });
+  }
+}
+
+/** JSON of a row, numeric columns as text so no amount passes through a JSON number (a float). */
+function jsonRow(columns: readonly string[], numeric: ReadonlySet<string>): string {
+  return `json_build_object(${columns.map((c) => `'${c}', ${numeric.has(c) ? `${c}::text` : c}`).join(', ')})`;
+}
+
+const NUMERIC_COLUMNS = new Set(['amount', 'available', 'held', 'cost_basis_amount', 'captured_amount']);
+const LEDGER_WHERE = 'workspace_id = ? AND customer_id = ? AND credit_type = ?';
+
+/** A customer's ledger in one round trip: balances, open grants and active holds as JSON. */
+const LOAD_LEDGER = `SELECT
+  (SELECT ${jsonRow(['issued', 'consumed', 'expired', 'voided', 'overage'], new Set(['issued', 'consumed', 'expired', 'voided', 'overage']))}
+     FROM balances WHERE ${LEDGER_WHERE}) AS accounts,
+  COALESCE((SELECT json_agg(${jsonRow(GRANT_COLUMNS, NUMERIC_COLUMNS)}) FROM grants WHERE ${LEDGER_WHERE} AND is_open = 1), '[]'::json) AS grants,
+  COALESCE((SELECT json_agg(${jsonRow(HOLD_COLUMNS, NUMERIC_COLUMNS)}) FROM holds WHERE ${LEDGER_WHERE} AND status = 'active'), '[]'::json) AS holds`;
+
+/**
+ * Writes with fewer round trips, which is what a PostgreSQL transaction's time (and so a hot
+ * customer's lock) is made of: the ledger loads in one query and saves in one statement.
+ */
+class PgWrites extends SqlWrites {
+  constructor(
+    private readonly pg: PgExecutor,
+    private readonly customers: Map<string, Customer>,
+  ) {
+    super(pg);
+  }
+
+  /** Customers never change or disappear, so one seen is cached for good (by every process alike). */
+  override async getCustomer(workspaceId: string, customerId: string): Promise<Customer | null> {
+    const key = `${workspaceId}/${customerId}`;
+    const cached = this.customers.get(key);
+    if (cached) return cached;
+    const customer = await super.getCustomer(workspaceId, customerId);
+    if (customer) {
+      if (this.customers.size > 100_000) this.customers.clear();
+      this.customers.set(key, customer);
+    }
+    return customer;
+  }
+
+  override async loadLedgerForUpdate(key: LedgerKey): Promise<CreditLedgerSnapshot> {
+    const params = [key.workspaceId, key.customerId, key.creditType];
+    const row = await this.pg.get<{ accounts: AccountsRow | null; grants: GrantRow[]; holds: HoldRow[] }>(
+      LOAD_LEDGER,
+      [...params, ...params, ...params],
+    );
+    return {
+      customerId: key.customerId,
+      creditType: key.creditType,
+      accounts: accountsFromRow(row?.accounts ?? null),
+      grants: (row?.grants ?? []).map(grantFromRow),
+      holds: (row?.holds ?? []).map(holdFromRow),
+    };
+  }
+
+  /** All of a ledger's writes as one statement: data-modifying CTEs on distinct rows. */
+  override async saveLedger(workspaceId: string, ledger: CreditLedger, now: Instant): Promise<void> {
+    // Entries go in one multi-row INSERT, in recording order: identity values follow the VALUES
+    // order, while the order in which sibling CTEs run is unspecified.
+    const all = this.ledgerStatements(workspaceId, ledger, now);
+    const entries = all.filter((st) => st.sql === Q.insertEntry);
+    const statements = all.filter((st) => st.sql !== Q.insertEntry);
+    if (entries.length > 0) {
+      const row = `(${ENTRY_COLUMNS.map(() => '?').join(', ')})`;
+      statements.push({
+        sql: `INSERT INTO entries (${ENTRY_COLUMNS.join(', ')}) VALUES ${entries.map(() => row).join(', ')}`,
+        params: entries.flatMap((st) => st.params),
+      });
+    }
+    if (statements.length === 1) {
+      await this.pg.run(statements[0]!.sql, statements[0]!.params);
+      return;
+    }
+    const sql = `WITH ${statements.map((st, i) => `w${i} AS (${st.sql})`).join(', ')} SELECT 1`;
+    await this.pg.runOnce(
+      sql,
+      statements.flatMap((st) => st.params),
+    );
   }
 }
 
@@ -96,6 +197,8 @@ export class PostgresStorage implements Storage {
   readonly read: ReadOperations;
   private readonly reads: PgExecutor;
   private readonly maxAttempts: number;
+  /** Customers seen by this process (immutable once created, so safe to share between transactions). */
+  private readonly customers = new Map<string, Customer>();
 
   private constructor(
     private readonly pool: pg.Pool,
@@ -126,13 +229,11 @@ export class PostgresStorage implements Storage {
       let committing = false;
       let broken = false;
       try {
-        await client.query('BEGIN');
-        await client.query({
-          name: 'bd_lock',
-          text: 'SELECT pg_advisory_xact_lock(hashtextextended($1, 0))',
-          values: [lockKey],
-        });
-        const result = await work(new SqlWrites(new PgExecutor(client)));
+        // One round trip: the simple protocol carries both statements (the key is quoted by the driver).
+        await client.query(
+          `BEGIN; SELECT pg_advisory_xact_lock(hashtextextended(${client.escapeLiteral(lockKey)}, 0))`,
+        );
+        const result = await work(new PgWrites(new PgExecutor(client), this.customers));
         committing = true;
         await client.query('COMMIT');
         return result;

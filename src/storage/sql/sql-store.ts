@@ -310,6 +310,12 @@ export class SqlReads implements ReadOperations {
   }
 }
 
+/** One statement with its parameters. */
+export interface SqlStatement {
+  readonly sql: string;
+  readonly params: readonly unknown[];
+}
+
 /** Writes shared by every SQL dialect; the adapter decides how transactions and locks work. */
 export class SqlWrites extends SqlReads implements WriteOperations {
   /** Adapters serialise per customer before handing out this object, so loading needs no lock here. */
@@ -318,14 +324,15 @@ export class SqlWrites extends SqlReads implements WriteOperations {
   }
 
   /** Writes only what changed: most debits move a grant's two balances and touch no index. */
-  private async saveGrant(workspaceId: string, ledger: CreditLedger, grant: GrantState): Promise<void> {
+  private grantStatement(workspaceId: string, ledger: CreditLedger, grant: GrantState): SqlStatement {
     const available = grant.available.toString();
     const held = grant.held.toString();
-    if (ledger.newGrants.has(grant)) await this.db.run(Q.upsertGrant, grantToParams(workspaceId, grant));
-    else if (!ledger.reshapedGrants.has(grant))
-      await this.db.run(Q.updateGrantAmounts, [available, held, grant.id]);
-    else {
-      await this.db.run(Q.updateGrantState, [
+    if (ledger.newGrants.has(grant)) return { sql: Q.upsertGrant, params: grantToParams(workspaceId, grant) };
+    if (!ledger.reshapedGrants.has(grant))
+      return { sql: Q.updateGrantAmounts, params: [available, held, grant.id] };
+    return {
+      sql: Q.updateGrantState,
+      params: [
         available,
         held,
         grant.closedReason,
@@ -333,43 +340,65 @@ export class SqlWrites extends SqlReads implements WriteOperations {
         grant.activated ? 1 : 0,
         isGrantOpen(grant) ? 1 : 0,
         grant.id,
-      ]);
+      ],
+    };
+  }
+
+  /**
+   * The statements that persist what a ledger recorded: cached balances, changed grants and holds,
+   * new debits and entries. Independent of each other (no two touch the same row), so a dialect
+   * may send them together.
+   */
+  protected ledgerStatements(workspaceId: string, ledger: CreditLedger, now: Instant): SqlStatement[] {
+    const a = ledger.accounts;
+    const statements: SqlStatement[] = [
+      {
+        sql: Q.upsertBalances,
+        params: [
+          workspaceId,
+          ledger.customerId,
+          ledger.creditType,
+          a.issued.toString(),
+          a.consumed.toString(),
+          a.expired.toString(),
+          a.voided.toString(),
+          a.overage.toString(),
+          now,
+        ],
+      },
+    ];
+    for (const grant of ledger.changedGrants)
+      statements.push(this.grantStatement(workspaceId, ledger, grant));
+    for (const hold of ledger.changedHolds)
+      statements.push({ sql: Q.upsertHold, params: holdToParams(workspaceId, hold) });
+    for (const debit of ledger.newDebits)
+      statements.push({ sql: Q.insertDebit, params: debitToParams(workspaceId, debit) });
+    for (const e of ledger.newEntries) {
+      statements.push({
+        sql: Q.insertEntry,
+        params: [
+          e.id,
+          workspaceId,
+          e.customerId,
+          e.creditType,
+          e.type,
+          e.amount.toString(),
+          e.fromAccount,
+          e.toAccount,
+          e.grantId,
+          e.ref,
+          e.at,
+          e.balanceAfter.toString(),
+          now,
+        ],
+      });
     }
+    return statements;
   }
 
   async saveLedger(workspaceId: string, ledger: CreditLedger, now: Instant): Promise<void> {
-    const a = ledger.accounts;
-    await this.db.run(Q.upsertBalances, [
-      workspaceId,
-      ledger.customerId,
-      ledger.creditType,
-      a.issued.toString(),
-      a.consumed.toString(),
-      a.expired.toString(),
-      a.voided.toString(),
-      a.overage.toString(),
-      now,
-    ]);
-    for (const grant of ledger.changedGrants) await this.saveGrant(workspaceId, ledger, grant);
-    for (const hold of ledger.changedHolds) await this.db.run(Q.upsertHold, holdToParams(workspaceId, hold));
-    for (const debit of ledger.newDebits) await this.db.run(Q.insertDebit, debitToParams(workspaceId, debit));
-    for (const e of ledger.newEntries) {
-      await this.db.run(Q.insertEntry, [
-        e.id,
-        workspaceId,
-        e.customerId,
-        e.creditType,
-        e.type,
-        e.amount.toString(),
-        e.fromAccount,
-        e.toAccount,
-        e.grantId,
-        e.ref,
-        e.at,
-        e.balanceAfter.toString(),
-        now,
-      ]);
-    }
+    for (const { sql, params } of this.ledgerStatements(workspaceId, ledger, now))
+      await this.db.run(sql, params);
   }
 
   async insertCustomer(c: Customer): Promise<boolean> {
