@@ -82,12 +82,14 @@ describe.skipIf(!POSTGRES_URL)(`PostgreSQL: ${PROCESSES} server processes on one
     operations: number;
     pick: () => number;
     alive: () => ServerProcess[];
-  }): Promise<{ outcomes: Outcome[]; sent: number; failures: number; lost: number }> {
+    events?: boolean;
+  }): Promise<{ outcomes: Outcome[]; sent: number; failures: number; lost: number; eventsAccepted: number }> {
     const outcomes: Outcome[] = [];
     let failures = 0;
     const run = randomBytes(4).toString('hex');
     /** Debits sent whose answer never came back; re-sent below with the same key. */
     const lost = new Map<string, { customer: string; body: unknown }>();
+    const events = { accepted: 0 };
     const ops = Array.from({ length: options.operations }, (_, i) => i);
     await runPool(ops, 64, async (i) => {
       const customer = options.customers[options.pick()]!;
@@ -98,6 +100,21 @@ describe.skipIf(!POSTGRES_URL)(`PostgreSQL: ${PROCESSES} server processes on one
       if (units(amount) === 0n) return;
       const body = { amount, allow_overage: customer.overage };
       try {
+        if (options.events && customer.overage && rand() < 0.3) {
+          // Only customers that may owe overage: a burn never refuses usage, so it may go below zero.
+          // Usage events, priced by a rate and burned with overage allowed, sent to any process.
+          const batch = Array.from({ length: 1 + Math.floor(rand() * 5) }, (_, k) => ({
+            id: `ev-${run}-${i}-${k}`,
+            type: 'api.call',
+            customer_id: customer.id,
+            time: new Date().toISOString(),
+            data: { units: 1 + Math.floor(rand() * 9) },
+          }));
+          const res: HttpResponse = await target.post('/v1/events', batch);
+          if (res.status !== 202 || res.body.accepted !== batch.length) failures += 1;
+          else events.accepted += batch.length;
+          return;
+        }
         if (rand() < 0.7) {
           lost.set(key, { customer: customer.id, body });
           const res: HttpResponse = await target.post(`/v1/customers/${customer.id}/debits`, body, {
@@ -142,7 +159,7 @@ describe.skipIf(!POSTGRES_URL)(`PostgreSQL: ${PROCESSES} server processes on one
       if (res.status === 201)
         outcomes.push({ customer: l.customer, debitId: res.body.id, amount: res.body.amount });
     }
-    return { outcomes, sent: ops.length, failures, lost: lost.size };
+    return { outcomes, sent: ops.length, failures, lost: lost.size, eventsAccepted: events.accepted };
   }
 
   /** Every acknowledged debit is in its ledger exactly once, and the balances equal the entries. */
@@ -201,7 +218,22 @@ describe.skipIf(!POSTGRES_URL)(`PostgreSQL: ${PROCESSES} server processes on one
       for (const g of grants)
         expect((await server(1).post(`/v1/customers/${c.id}/grants`, g)).status).toBe(201);
     });
-    const { outcomes, failures } = await load({
+    expect(
+      (
+        await server(2).post('/v1/meters', {
+          id: 'calls',
+          event_type: 'api.call',
+          aggregation: 'sum',
+          value_property: '$.units',
+        })
+      ).status,
+    ).toBe(201);
+    expect(
+      (await server(3).post('/v1/rates', { id: 'per-call', meter_id: 'calls', credits_per_unit: '0.25' }))
+        .status,
+    ).toBe(201);
+    const { outcomes, failures, eventsAccepted } = await load({
+      events: true,
       customers,
       operations: 3000,
       pick: () =>
@@ -210,6 +242,10 @@ describe.skipIf(!POSTGRES_URL)(`PostgreSQL: ${PROCESSES} server processes on one
     });
     expect(failures).toBe(0);
     expect(outcomes.length).toBeGreaterThan(1000);
+    expect(eventsAccepted).toBeGreaterThan(50);
+    // Every accepted event is stored once and burned once (reconcile (d), run by verify below).
+    const usage: HttpResponse = await server(0).get('/v1/meters/calls/usage?window=month');
+    expect(usage.status).toBe(200);
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, Date.parse(soon) - Date.now() + 50)));
     await verify(customers, outcomes);
   }, 120_000);
