@@ -10,6 +10,8 @@ import { statusOfErrorCode } from './error-status.js';
 export interface WriteResult {
   readonly status: number;
   readonly body: unknown;
+  /** What a replay answers, when it must differ from the first answer (a secret shown once). */
+  readonly replayBody?: unknown;
 }
 
 /** Idempotency keys: 1–255 printable ASCII characters (spaces inside allowed). */
@@ -23,6 +25,14 @@ export function errorBody(error: BurndownError) {
 }
 
 /** Business refusals are answered again on replay; validation errors and 5xx are not stored. */
+function reused(): BurndownError {
+  return new BurndownError(
+    ErrorCode.idempotencyKeyReused,
+    'this Idempotency-Key was used for a different request',
+    {},
+  );
+}
+
 function isStoredRefusal(error: BurndownError): boolean {
   const status = statusOfErrorCode(error.code);
   return status === 402 || (status === 409 && error.code !== ErrorCode.requestInProgress);
@@ -40,6 +50,79 @@ export class IdempotentWriter {
 
   constructor(private readonly ctx: ServiceContext) {}
 
+  /**
+   * Idempotency for requests that write in several transactions (an event batch spans many
+   * customers): the stored answer is checked first and saved after the work is durable. A crash
+   * in between leaves no stored answer, so a retry runs the work again; such work must itself be
+   * idempotent (events are deduplicated by id, backfills burn each event once).
+   */
+  async runSeparately(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    work: () => Promise<WriteResult>,
+  ): Promise<FastifyReply> {
+    const header = request.headers['idempotency-key'];
+    if (header === undefined) {
+      const result = await work();
+      return send(reply, result.status, JSON.stringify(result.body), false);
+    }
+    const { key, fingerprint, flightKey } = this.identify(request, header);
+    const workspaceId = request.auth.workspaceId;
+    this.inFlight.add(flightKey);
+    try {
+      const stored = await this.ctx.storage.write(`${workspaceId}/idempotency`, async (tx) =>
+        tx.getIdempotency(workspaceId, key),
+      );
+      if (stored) {
+        if (stored.fingerprint !== fingerprint) throw reused();
+        return send(reply, stored.statusCode, stored.responseBody, true);
+      }
+      const result = await work();
+      const text = JSON.stringify(result.body);
+      try {
+        await this.ctx.storage.write(`${workspaceId}/idempotency`, async (tx) =>
+          tx.putIdempotency(workspaceId, key, {
+            fingerprint,
+            statusCode: result.status,
+            responseBody: text,
+            createdAt: this.ctx.clock.now(),
+          }),
+        );
+      } catch (error) {
+        // Another process stored an answer for this key meanwhile; the work itself is idempotent.
+        request.log.warn({ err: error }, 'idempotency record not stored');
+      }
+      return send(reply, result.status, text, false);
+    } finally {
+      this.inFlight.delete(flightKey);
+    }
+  }
+
+  /** Validates the header and computes the request's fingerprint; refuses a key already in flight. */
+  private identify(
+    request: FastifyRequest,
+    header: string | string[],
+  ): { key: string; fingerprint: string; flightKey: string } {
+    if (typeof header !== 'string' || !IDEMPOTENCY_KEY.test(header)) {
+      throw invalidRequest('Idempotency-Key must be 1 to 255 printable ASCII characters', {
+        field: 'Idempotency-Key',
+      });
+    }
+    const fingerprint = createHash('sha256')
+      .update(`${request.method} ${request.url}\n`)
+      .update(request.rawBody ?? '')
+      .digest('hex');
+    const flightKey = `${request.auth.workspaceId}\u0000${header}`;
+    if (this.inFlight.has(flightKey)) {
+      throw new BurndownError(
+        ErrorCode.requestInProgress,
+        'a request with this Idempotency-Key is still in progress',
+        {},
+      );
+    }
+    return { key: header, fingerprint, flightKey };
+  }
+
   async run(
     request: FastifyRequest,
     reply: FastifyReply,
@@ -52,35 +135,13 @@ export class IdempotentWriter {
       const result = await this.ctx.storage.write(lockKey, (tx) => work(tx, this.ctx.clock.now()));
       return send(reply, result.status, JSON.stringify(result.body), false);
     }
-    if (typeof header !== 'string' || !IDEMPOTENCY_KEY.test(header)) {
-      throw invalidRequest('Idempotency-Key must be 1 to 255 printable ASCII characters', {
-        field: 'Idempotency-Key',
-      });
-    }
-    const fingerprint = createHash('sha256')
-      .update(`${request.method} ${request.url}\n`)
-      .update(request.rawBody ?? '')
-      .digest('hex');
-    const flightKey = `${workspaceId}\u0000${header}`;
-    if (this.inFlight.has(flightKey)) {
-      throw new BurndownError(
-        ErrorCode.requestInProgress,
-        'a request with this Idempotency-Key is still in progress',
-        {},
-      );
-    }
+    const { key, fingerprint, flightKey } = this.identify(request, header);
     this.inFlight.add(flightKey);
     try {
       const outcome = await this.ctx.storage.write(lockKey, async (tx) => {
-        const stored = await tx.getIdempotency(workspaceId, header);
+        const stored = await tx.getIdempotency(workspaceId, key);
         if (stored) {
-          if (stored.fingerprint !== fingerprint) {
-            throw new BurndownError(
-              ErrorCode.idempotencyKeyReused,
-              'this Idempotency-Key was used for a different request',
-              {},
-            );
-          }
+          if (stored.fingerprint !== fingerprint) throw reused();
           return { status: stored.statusCode, text: stored.responseBody, replayed: true };
         }
         const now = this.ctx.clock.now();
@@ -92,10 +153,10 @@ export class IdempotentWriter {
           result = { status: statusOfErrorCode(error.code), body: errorBody(error) };
         }
         const text = JSON.stringify(result.body);
-        await tx.putIdempotency(workspaceId, header, {
+        await tx.putIdempotency(workspaceId, key, {
           fingerprint,
           statusCode: result.status,
-          responseBody: text,
+          responseBody: result.replayBody === undefined ? text : JSON.stringify(result.replayBody),
           createdAt: now,
         });
         return { status: result.status, text, replayed: false };

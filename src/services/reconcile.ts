@@ -1,6 +1,6 @@
 import { Amount } from '../domain/amount/amount.js';
 import { rateEvent } from '../domain/rating/rate.js';
-import type { ReconciliationSource, Storage } from '../ports/storage.js';
+import type { EventBurn, ReconciliationSource, Storage } from '../ports/storage.js';
 import { compileRules, type RatingRules } from './metering.js';
 
 /** One failed check, naming the account or grant so an operator can find it. */
@@ -179,29 +179,45 @@ async function checkEventBurns(
   }
   const burns = storage.allBurns()[Symbol.asyncIterator]();
   let pending = await burns.next();
-  const order = (ws: string, key: string) => `${ws}\u0000${key}`;
+  // The stores order keys bytewise (UTF-8), so the merge compares the same way, not as JS strings.
+  const order = (ws: string, key: string) => Buffer.from(`${ws}\u0000${key}`, 'utf8');
+  const orphan = (burn: EventBurn) => {
+    if (!inScope(burn.workspaceId)) return;
+    failures.push(
+      eventFailure(
+        burn.workspaceId,
+        burn.customerId,
+        `burn of unknown event ${burn.eventKey} by rate ${burn.rateId}`,
+      ),
+    );
+  };
   let count = 0;
   for await (const event of storage.allEvents()) {
     const here = order(event.workspaceId, event.eventKey);
     const burnedBy = new Map<string, number>();
-    while (!pending.done && order(pending.value.workspaceId, pending.value.eventKey) <= here) {
+    while (!pending.done) {
       const burn = pending.value;
-      if (order(burn.workspaceId, burn.eventKey) === here)
-        burnedBy.set(burn.rateId, (burnedBy.get(burn.rateId) ?? 0) + 1);
-      else if (inScope(burn.workspaceId)) {
-        failures.push(
-          eventFailure(
-            burn.workspaceId,
-            burn.customerId,
-            `burn of unknown event ${burn.eventKey} by rate ${burn.rateId}`,
-          ),
-        );
-      }
+      const position = Buffer.compare(order(burn.workspaceId, burn.eventKey), here);
+      if (position > 0) break;
+      if (position === 0) burnedBy.set(burn.rateId, (burnedBy.get(burn.rateId) ?? 0) + 1);
+      else orphan(burn);
       pending = await burns.next();
     }
     if (!inScope(event.workspaceId)) continue;
     count += 1;
-    for (const { rate, meter, seq } of rules.get(event.workspaceId)?.byEventType.get(event.type) ?? []) {
+    const applicable = rules.get(event.workspaceId)?.byEventType.get(event.type) ?? [];
+    for (const [rateId, burned] of burnedBy) {
+      if (!applicable.some((a) => a.rate.id === rateId)) {
+        failures.push(
+          eventFailure(
+            event.workspaceId,
+            event.customerId,
+            `event ${event.eventKey} has ${burned} burns by rate ${rateId}, which does not price its type`,
+          ),
+        );
+      }
+    }
+    for (const { rate, meter, seq } of applicable) {
       const matched = rateEvent(rate, meter, event, Amount.ZERO) !== null;
       const burned = burnedBy.get(rate.id) ?? 0;
       // Rates in force at ingest had to burn it; later ones may have (by a backfill) at most once.
@@ -217,6 +233,8 @@ async function checkEventBurns(
       }
     }
   }
+  // Burns sorting after the last event have no event either.
+  for (; !pending.done; pending = await burns.next()) orphan(pending.value);
   return count;
 }
 

@@ -39,4 +39,12 @@ describe('API keys', () => {
     expect((await t.get('/v1/customers/acme/balance', as(key))).statusCode).toBe(200);
     expect((await t.post('/v1/customers/acme/debits', { amount: '1' }, as(key))).statusCode).toBe(403);
   });
+
+  it('never stores or replays a created key in plain text', async () => {
+    const first = await t.post('/v1/api-keys', { scope: 'read' }, { 'idempotency-key': 'new-key' });
+    const replay = await t.post('/v1/api-keys', { scope: 'read' }, { 'idempotency-key': 'new-key' });
+    expect(first.json().key).toMatch(/^bd_/);
+    expect(replay.json()).toMatchObject({ id: first.json().id, key: null });
+    expect(replay.headers['idempotent-replayed']).toBe('true');
+  });
 });

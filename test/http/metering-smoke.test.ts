@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Amount } from '../../src/domain/amount/amount.js';
 import { reconcileLedger } from '../../src/services/reconcile.js';
 import { DIALECTS } from '../fixtures/dialects.js';
 import { createTestApp, T0, type TestApp } from '../fixtures/harness.js';
@@ -154,6 +155,76 @@ for (const dialect of DIALECTS) {
         already_burned: 2,
       });
       expect((await t.get('/v1/customers/acme/balance')).json().available).toBe('97');
+    });
+
+    it('ingests a full batch of rated events for one customer (more rows than one statement may bind)', async () => {
+      const batch = Array.from({ length: 3000 }, (_, i) => event(`big-${i}`, 10));
+      const res = await t.post('/v1/events', batch);
+      expect(res.json()).toMatchObject({ accepted: 3000, duplicates: 0, rejected: [] });
+      expect((await t.get('/v1/customers/acme/balance')).json().available).toBe('40');
+    });
+
+    it('honours Idempotency-Key on event batches: replay, and 422 for another body', async () => {
+      const key = { 'idempotency-key': 'ingest-1' };
+      const first = await t.post('/v1/events', [event('k1', 100)], key);
+      const again = await t.post('/v1/events', [event('k1', 100)], key);
+      expect([again.statusCode, again.body, again.headers['idempotent-replayed']]).toEqual([
+        202,
+        first.body,
+        'true',
+      ]);
+      expect((await t.post('/v1/events', [event('k2', 100)], key)).json().error.code).toBe(
+        'idempotency_key_reused',
+      );
+    });
+
+    it('reconciles non-ASCII event ids, and names burns of events that do not exist', async () => {
+      await t.post('/v1/events', [event('a\uE000', 10), event('a😀', 10), event('z', 10)]);
+      expect((await reconcileLedger(t.storage)).ok).toBe(true);
+      await t.storage.write('orphan', async (tx) => {
+        await tx.insertBurn({
+          workspaceId: 'default',
+          eventKey: 'id:zzz-no-such-event',
+          rateId: 'gpt-x-output',
+          customerId: 'acme',
+          debitId: null,
+          quantity: Amount.ZERO,
+          credits: Amount.ZERO,
+          createdAt: T0,
+        });
+      });
+      const report = await reconcileLedger(t.storage);
+      expect(report.failures.map((f) => f.check)).toEqual(['event_burn']);
+      const orphanEvent = {
+        workspaceId: 'default',
+        eventKey: 'id:zzz-no-such-event',
+        id: 'zzz-no-such-event',
+        source: null,
+        customerId: 'acme',
+        time: T0,
+        rulesSeq: 1_000,
+        receivedAt: T0,
+      };
+      await t.storage.write('orphan', async (tx) => {
+        await tx.insertEvent({
+          ...orphanEvent,
+          eventKey: 'id:zzz-other',
+          id: 'zzz-other',
+          type: 'other.type',
+          data: {},
+        });
+      });
+      // Another event does not make the burn's event exist.
+      expect((await reconcileLedger(t.storage)).failures.map((f) => f.check)).toEqual(['event_burn']);
+      await t.storage.write('orphan', async (tx) => {
+        // The burn's event appears, matching the rate: the books are right again.
+        await tx.insertEvent({
+          ...orphanEvent,
+          type: 'llm.tokens',
+          data: { model: 'gpt-x', kind: 'output', tokens: 0 },
+        });
+      });
+      expect((await reconcileLedger(t.storage)).ok).toBe(true);
     });
   });
 }

@@ -95,3 +95,33 @@ describe('SQLite write-through ledger cache', () => {
     expect(issued()).toBeUndefined();
   });
 });
+
+describe('SQLite write-through ledger cache and other writers', () => {
+  it('sees a commit another process made while this one waited for the write lock', async () => {
+    const { Worker } = await import('node:worker_threads');
+    const { createRequire } = await import('node:module');
+    const path = join(mkdtempSync(join(tmpdir(), 'burndown-cache-race-')), 'db.sqlite');
+    const storage = await SqliteStorage.open({ path });
+    await grant(storage, '100');
+    expect(await available(storage)).toBe('100'); // cached
+    const driver = createRequire(import.meta.url).resolve('better-sqlite3');
+    // Another writer takes the write lock first, changes the ledger, and commits 300 ms later.
+    const worker = new Worker(
+      `const { workerData, parentPort } = require('node:worker_threads');
+       const db = new (require(workerData.driver))(workerData.path);
+       db.exec('BEGIN IMMEDIATE');
+       db.prepare("UPDATE grants SET available = '10'").run();
+       parentPort.postMessage('locked');
+       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300);
+       db.exec('COMMIT');
+       db.close();
+       parentPort.postMessage('committed');`,
+      { eval: true, workerData: { driver, path } },
+    );
+    await new Promise((resolve) => worker.once('message', resolve));
+    // This write's BEGIN IMMEDIATE waits for the other writer; it must not use the stale cache.
+    expect(await available(storage)).toBe('10');
+    await worker.terminate();
+    await storage.close();
+  });
+});

@@ -61,7 +61,12 @@ export function registerApiKeyRoutes(app: FastifyInstance, { ctx, writer }: Rout
           name: request.body.name ?? null,
           now,
         });
-        return { status: 201, body: { ...presentApiKey(record), key } };
+        // A replay must not reveal the key again: only its hash is kept, here too.
+        return {
+          status: 201,
+          body: { ...presentApiKey(record), key },
+          replayBody: { ...presentApiKey(record), key: null },
+        };
       }),
   );
 

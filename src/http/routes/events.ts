@@ -30,7 +30,11 @@ const IngestResult = Type.Object({
  * binary mode). Each event is validated on its own; valid events are kept even when others are
  * rejected. The answer comes after every accepted event is durably stored and burned.
  */
-export function registerEventRoutes(app: FastifyInstance, { ctx }: RouteDeps, bodyLimit: number): void {
+export function registerEventRoutes(
+  app: FastifyInstance,
+  { ctx, writer }: RouteDeps,
+  bodyLimit: number,
+): void {
   app.post(
     '/v1/events',
     {
@@ -47,50 +51,51 @@ export function registerEventRoutes(app: FastifyInstance, { ctx }: RouteDeps, bo
         response: { 202: IngestResult, ...errorResponses },
       },
     },
-    async (request, reply) => {
-      const contentType = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-      const now = ctx.clock.now();
-      let parsed: (IncomingEvent | EventRejection)[];
-      const body = request.body;
-      if (contentType === 'application/cloudevents-batch+json') {
-        if (!Array.isArray(body)) throw invalidRequest('a CloudEvents batch must be a JSON array');
-        checkSize(body.length);
-        parsed = body.map((raw) => parseCloudEvent(raw, now));
-      } else if (contentType === 'application/cloudevents+json') {
-        parsed = [parseCloudEvent(body, now)];
-      } else if (request.headers['ce-specversion'] !== undefined) {
-        parsed = [parseBinaryCloudEvent(request.headers, body, now)];
-      } else if (Array.isArray(body)) {
-        checkSize(body.length);
-        parsed = body.map(parseNativeEvent);
-      } else if (body !== undefined) {
-        parsed = [parseNativeEvent(body)];
-      } else {
-        throw invalidRequest('the body must be an event or an array of events');
-      }
-      const valid: IncomingEvent[] = [];
-      const validIndex: number[] = [];
-      const rejected: { index: number; error: EventRejection }[] = [];
-      parsed.forEach((p, index) => {
-        if ('code' in p) rejected.push({ index, error: p });
-        else {
-          valid.push(p);
-          validIndex.push(index);
+    async (request, reply) =>
+      writer.runSeparately(request, reply, async () => {
+        const contentType = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+        const now = ctx.clock.now();
+        let parsed: (IncomingEvent | EventRejection)[];
+        const body = request.body;
+        if (contentType === 'application/cloudevents-batch+json') {
+          if (!Array.isArray(body)) throw invalidRequest('a CloudEvents batch must be a JSON array');
+          checkSize(body.length);
+          parsed = body.map((raw) => parseCloudEvent(raw, now));
+        } else if (contentType === 'application/cloudevents+json') {
+          parsed = [parseCloudEvent(body, now)];
+        } else if (request.headers['ce-specversion'] !== undefined) {
+          parsed = [parseBinaryCloudEvent(request.headers, body, now)];
+        } else if (Array.isArray(body)) {
+          checkSize(body.length);
+          parsed = body.map(parseNativeEvent);
+        } else if (body !== undefined) {
+          parsed = [parseNativeEvent(body)];
+        } else {
+          throw invalidRequest('the body must be an event or an array of events');
         }
-      });
-      const outcomes = await ingestEvents(ctx, request.auth.workspaceId, valid, (error) =>
-        request.log.error({ err: error }, 'a customer group of an event batch failed and was rolled back'),
-      );
-      let accepted = 0;
-      let duplicates = 0;
-      outcomes.forEach((outcome, i) => {
-        if (outcome === 'accepted') accepted += 1;
-        else if (outcome === 'duplicate') duplicates += 1;
-        else rejected.push({ index: validIndex[i]!, error: rejectionOf(outcome, valid[i]!) });
-      });
-      rejected.sort((a, b) => a.index - b.index);
-      return reply.code(202).send({ accepted, duplicates, rejected });
-    },
+        const valid: IncomingEvent[] = [];
+        const validIndex: number[] = [];
+        const rejected: { index: number; error: EventRejection }[] = [];
+        parsed.forEach((p, index) => {
+          if ('code' in p) rejected.push({ index, error: p });
+          else {
+            valid.push(p);
+            validIndex.push(index);
+          }
+        });
+        const outcomes = await ingestEvents(ctx, request.auth.workspaceId, valid, (error) =>
+          request.log.error({ err: error }, 'a customer group of an event batch failed and was rolled back'),
+        );
+        let accepted = 0;
+        let duplicates = 0;
+        outcomes.forEach((outcome, i) => {
+          if (outcome === 'accepted') accepted += 1;
+          else if (outcome === 'duplicate') duplicates += 1;
+          else rejected.push({ index: validIndex[i]!, error: rejectionOf(outcome, valid[i]!) });
+        });
+        rejected.sort((a, b) => a.index - b.index);
+        return { status: 202, body: { accepted, duplicates, rejected } };
+      }),
   );
 }
 

@@ -383,19 +383,23 @@ export function registerMeteringRoutes(app: FastifyInstance, { ctx, writer }: Ro
         response: { 200: BackfillResult, ...errorResponses },
       },
     },
-    async (request) => {
-      const result = await backfillRate(ctx, {
-        workspaceId: request.auth.workspaceId,
-        rateId: request.body.rate_id,
-        from: request.body.from === undefined ? null : readTime(request.body.from, 'from'),
-        to: request.body.to === undefined ? null : readTime(request.body.to, 'to'),
-      });
-      return {
-        rate_id: request.body.rate_id,
-        scanned: result.scanned,
-        burned: result.burned,
-        already_burned: result.alreadyBurned,
-      };
-    },
+    async (request, reply) =>
+      writer.runSeparately(request, reply, async () => {
+        const result = await backfillRate(ctx, {
+          workspaceId: request.auth.workspaceId,
+          rateId: request.body.rate_id,
+          from: request.body.from === undefined ? null : readTime(request.body.from, 'from'),
+          to: request.body.to === undefined ? null : readTime(request.body.to, 'to'),
+        });
+        return {
+          status: 200,
+          body: {
+            rate_id: request.body.rate_id,
+            scanned: result.scanned,
+            burned: result.burned,
+            already_burned: result.alreadyBurned,
+          },
+        };
+      }),
   );
 }

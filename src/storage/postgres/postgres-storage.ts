@@ -13,6 +13,7 @@ import { POSTGRES_MIGRATIONS } from '../migrations/postgres.js';
 import {
   type AccountsRow,
   accountsFromRow,
+  DEBIT_COLUMNS,
   ENTRY_COLUMNS,
   GRANT_COLUMNS,
   type GrantRow,
@@ -23,7 +24,7 @@ import {
 } from '../rows.js';
 import type { SqlExecutor } from '../sql/executor.js';
 import { Q } from '../sql/queries.js';
-import { findDueLedgers, SqlReads, SqlWrites, snapshotSource } from '../sql/sql-store.js';
+import { findDueLedgers, SqlReads, type SqlStatement, SqlWrites, snapshotSource } from '../sql/sql-store.js';
 
 /** Options of the PostgreSQL adapter. */
 export interface PostgresStorageOptions {
@@ -79,6 +80,11 @@ function jsonRow(columns: readonly string[], numeric: ReadonlySet<string>): stri
   return `json_build_object(${columns.map((c) => `'${c}', ${numeric.has(c) ? `${c}::text` : c}`).join(', ')})`;
 }
 
+/** Bind parameters per statement: PostgreSQL's protocol allows 65,535; leave headroom. */
+const MAX_PARAMS_PER_STATEMENT = 30_000;
+/** Entry rows per multi-row INSERT (13 parameters each). */
+const ENTRY_ROWS_PER_INSERT = 1_000;
+
 const NUMERIC_COLUMNS = new Set(['amount', 'available', 'held', 'cost_basis_amount', 'captured_amount']);
 const LEDGER_WHERE = 'workspace_id = ? AND customer_id = ? AND credit_type = ?';
 
@@ -88,6 +94,33 @@ const LOAD_LEDGER = `SELECT
      FROM balances WHERE ${LEDGER_WHERE}) AS accounts,
   COALESCE((SELECT json_agg(${jsonRow(GRANT_COLUMNS, NUMERIC_COLUMNS)}) FROM grants WHERE ${LEDGER_WHERE} AND is_open = 1), '[]'::json) AS grants,
   COALESCE((SELECT json_agg(${jsonRow(HOLD_COLUMNS, NUMERIC_COLUMNS)}) FROM holds WHERE ${LEDGER_WHERE} AND status = 'active'), '[]'::json) AS holds`;
+
+/** A ledger read by one statement, so it is one consistent snapshot even outside a transaction. */
+async function loadLedgerAtOnce(pg: PgExecutor, key: LedgerKey): Promise<CreditLedgerSnapshot> {
+  const params = [key.workspaceId, key.customerId, key.creditType];
+  const row = await pg.get<{ accounts: AccountsRow | null; grants: GrantRow[]; holds: HoldRow[] }>(
+    LOAD_LEDGER,
+    [...params, ...params, ...params],
+  );
+  return {
+    customerId: key.customerId,
+    creditType: key.creditType,
+    accounts: accountsFromRow(row?.accounts ?? null),
+    grants: (row?.grants ?? []).map(grantFromRow),
+    holds: (row?.holds ?? []).map(holdFromRow),
+  };
+}
+
+/** Reads; a balance must never mix two commits, so the ledger is read by a single statement. */
+class PgReads extends SqlReads {
+  constructor(private readonly pg: PgExecutor) {
+    super(pg);
+  }
+
+  override loadLedger(key: LedgerKey): Promise<CreditLedgerSnapshot> {
+    return loadLedgerAtOnce(this.pg, key);
+  }
+}
 
 /**
  * Writes with fewer round trips, which is what a PostgreSQL transaction's time (and so a hot
@@ -114,44 +147,65 @@ class PgWrites extends SqlWrites {
     return customer;
   }
 
-  override async loadLedgerForUpdate(key: LedgerKey): Promise<CreditLedgerSnapshot> {
-    const params = [key.workspaceId, key.customerId, key.creditType];
-    const row = await this.pg.get<{ accounts: AccountsRow | null; grants: GrantRow[]; holds: HoldRow[] }>(
-      LOAD_LEDGER,
-      [...params, ...params, ...params],
-    );
-    return {
-      customerId: key.customerId,
-      creditType: key.creditType,
-      accounts: accountsFromRow(row?.accounts ?? null),
-      grants: (row?.grants ?? []).map(grantFromRow),
-      holds: (row?.holds ?? []).map(holdFromRow),
-    };
+  override loadLedgerForUpdate(key: LedgerKey): Promise<CreditLedgerSnapshot> {
+    return loadLedgerAtOnce(this.pg, key);
   }
 
-  /** All of a ledger's writes as one statement: data-modifying CTEs on distinct rows. */
+  /**
+   * A ledger's writes in as few statements as PostgreSQL's limit of 65,535 bind parameters allows
+   * (one, for any ordinary request): data-modifying CTEs on distinct rows. Entries go in multi-row
+   * INSERTs in recording order, sent one after another: identity values follow the VALUES order,
+   * while the order in which sibling CTEs run is unspecified.
+   */
   override async saveLedger(workspaceId: string, ledger: CreditLedger, now: Instant): Promise<void> {
-    // Entries go in one multi-row INSERT, in recording order: identity values follow the VALUES
-    // order, while the order in which sibling CTEs run is unspecified.
     const all = this.ledgerStatements(workspaceId, ledger, now);
     const entries = all.filter((st) => st.sql === Q.insertEntry);
-    const statements = all.filter((st) => st.sql !== Q.insertEntry);
-    if (entries.length > 0) {
-      const row = `(${ENTRY_COLUMNS.map(() => '?').join(', ')})`;
+    const debits = all.filter((st) => st.sql === Q.insertDebit);
+    const statements = all.filter((st) => st.sql !== Q.insertEntry && st.sql !== Q.insertDebit);
+    const debitRow = `(${DEBIT_COLUMNS.map(() => '?').join(', ')})`;
+    for (let i = 0; i < debits.length; i += ENTRY_ROWS_PER_INSERT) {
+      const rows = debits.slice(i, i + ENTRY_ROWS_PER_INSERT);
       statements.push({
-        sql: `INSERT INTO entries (${ENTRY_COLUMNS.join(', ')}) VALUES ${entries.map(() => row).join(', ')}`,
-        params: entries.flatMap((st) => st.params),
+        sql: `INSERT INTO debits (${DEBIT_COLUMNS.join(', ')}) VALUES ${rows.map(() => debitRow).join(', ')}`,
+        params: rows.flatMap((st) => st.params),
       });
     }
-    if (statements.length === 1) {
-      await this.pg.run(statements[0]!.sql, statements[0]!.params);
-      return;
+    const row = `(${ENTRY_COLUMNS.map(() => '?').join(', ')})`;
+    for (let i = 0; i < entries.length; i += ENTRY_ROWS_PER_INSERT) {
+      const rows = entries.slice(i, i + ENTRY_ROWS_PER_INSERT);
+      statements.push({
+        sql: `INSERT INTO entries (${ENTRY_COLUMNS.join(', ')}) VALUES ${rows.map(() => row).join(', ')}`,
+        params: rows.flatMap((st) => st.params),
+      });
     }
-    const sql = `WITH ${statements.map((st, i) => `w${i} AS (${st.sql})`).join(', ')} SELECT 1`;
-    await this.pg.runOnce(
-      sql,
-      statements.flatMap((st) => st.params),
-    );
+    // Pack consecutive statements into CTEs under the parameter limit; packs run in order.
+    let pack: SqlStatement[] = [];
+    let packParams = 0;
+    const flush = async () => {
+      if (pack.length === 1) await this.pg.runOnce(pack[0]!.sql, pack[0]!.params);
+      else if (pack.length > 1) {
+        const sql = `WITH ${pack.map((st, i) => `w${i} AS (${st.sql})`).join(', ')} SELECT 1`;
+        await this.pg.runOnce(
+          sql,
+          pack.flatMap((st) => st.params),
+        );
+      }
+      pack = [];
+      packParams = 0;
+    };
+    for (const statement of statements) {
+      const isEntries = statement.sql.startsWith('INSERT INTO entries');
+      // Entry INSERTs never share a pack with each other, so their order is the sending order.
+      if (
+        packParams + statement.params.length > MAX_PARAMS_PER_STATEMENT ||
+        (isEntries && pack.some((st) => st.sql.startsWith('INSERT INTO entries')))
+      ) {
+        await flush();
+      }
+      pack.push(statement);
+      packParams += statement.params.length;
+    }
+    await flush();
   }
 }
 
@@ -205,7 +259,7 @@ export class PostgresStorage implements Storage {
     options: PostgresStorageOptions,
   ) {
     this.reads = new PgExecutor(pool);
-    this.read = new SqlReads(this.reads);
+    this.read = new PgReads(this.reads);
     this.maxAttempts = options.maxAttempts ?? 5;
   }
 

@@ -97,31 +97,35 @@ export class GroupCommitter {
   private async runBatch(batch: Job<unknown>[]): Promise<void> {
     const outcomes: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
     try {
-      this.observer?.beforeBatch();
       this.sql.begin.run();
-    } catch (error) {
-      this.observer?.batchFailed();
-      for (const job of batch) job.reject(error);
-      return;
-    }
-    for (const job of batch) {
-      this.sql.savepoint.run();
-      try {
-        const value = await job.work();
-        this.sql.release.run();
-        this.observer?.jobSucceeded();
-        outcomes.push({ ok: true, value });
-      } catch (error) {
-        this.sql.rollbackTo.run();
-        this.sql.release.run();
-        this.observer?.jobFailed();
-        outcomes.push({ ok: false, error });
+      // After BEGIN IMMEDIATE holds the write lock: whatever another process committed while we
+      // waited for it is now visible, and the observer (the cache) must learn of it here.
+      this.observer?.beforeBatch();
+      for (const job of batch) {
+        this.sql.savepoint.run();
+        try {
+          const value = await job.work();
+          this.sql.release.run();
+          this.observer?.jobSucceeded();
+          outcomes.push({ ok: true, value });
+        } catch (error) {
+          // If SQLite already rolled back the whole transaction (I/O error, disk full), this
+          // throws and the batch fails as a whole below.
+          this.sql.rollbackTo.run();
+          this.sql.release.run();
+          this.observer?.jobFailed();
+          outcomes.push({ ok: false, error });
+        }
       }
-    }
-    try {
       this.sql.commit.run();
     } catch (error) {
-      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      if (this.db.inTransaction) {
+        try {
+          this.db.exec('ROLLBACK');
+        } catch {
+          // nothing more can be undone
+        }
+      }
       this.observer?.batchFailed();
       for (const job of batch) job.reject(error);
       return;
