@@ -28,8 +28,6 @@ import {
   apiKeyFromRow,
   type BurnRow,
   burnFromRow,
-  type CreditTypeRow,
-  type CustomerRow,
   creditTypeFromRow,
   customerFromRow,
   debitToParams,
@@ -94,26 +92,38 @@ function numericPart(text: string): number {
 export class SqlReads implements ReadOperations {
   constructor(protected readonly db: SqlExecutor) {}
 
-  async getCustomer(workspaceId: string, customerId: string): Promise<Customer | null> {
-    const row = await this.db.get<CustomerRow>(Q.getCustomer, [workspaceId, customerId]);
-    return row ? customerFromRow(row) : null;
+  /** One row by key, mapped, or null. */
+  private async one<R, T>(sql: string, params: readonly unknown[], map: (row: R) => T): Promise<T | null> {
+    const row = await this.db.get<R>(sql, params);
+    return row ? map(row) : null;
   }
 
-  async listCustomers(workspaceId: string, req: PageRequest): Promise<Page<Customer>> {
+  /** A page of a workspace's rows ordered by id (`sql` takes workspace, after-id, limit). */
+  private async pageById<R, T extends { readonly id: string }>(
+    sql: string,
+    workspaceId: string,
+    req: PageRequest,
+    map: (row: R) => T,
+  ): Promise<Page<T>> {
     const after = req.after === null ? '' : (decodeCompositeKey(req.after, 1)[0] ?? '');
-    const rows = await this.db.all<CustomerRow>(Q.listCustomers, [workspaceId, after, req.limit + 1]);
-    return page(rows.map(customerFromRow), req.limit, (c) => encodeCompositeKey(c.id));
+    const rows = await this.db.all<R>(sql, [workspaceId, after, req.limit + 1]);
+    return page(rows.map(map), req.limit, (item) => encodeCompositeKey(item.id));
   }
 
-  async getCreditType(workspaceId: string, id: string): Promise<CreditType | null> {
-    const row = await this.db.get<CreditTypeRow>(Q.getCreditType, [workspaceId, id]);
-    return row ? creditTypeFromRow(row) : null;
+  getCustomer(workspaceId: string, customerId: string): Promise<Customer | null> {
+    return this.one(Q.getCustomer, [workspaceId, customerId], customerFromRow);
   }
 
-  async listCreditTypes(workspaceId: string, req: PageRequest): Promise<Page<CreditType>> {
-    const after = req.after === null ? '' : (decodeCompositeKey(req.after, 1)[0] ?? '');
-    const rows = await this.db.all<CreditTypeRow>(Q.listCreditTypes, [workspaceId, after, req.limit + 1]);
-    return page(rows.map(creditTypeFromRow), req.limit, (c) => encodeCompositeKey(c.id));
+  listCustomers(workspaceId: string, req: PageRequest): Promise<Page<Customer>> {
+    return this.pageById(Q.listCustomers, workspaceId, req, customerFromRow);
+  }
+
+  getCreditType(workspaceId: string, id: string): Promise<CreditType | null> {
+    return this.one(Q.getCreditType, [workspaceId, id], creditTypeFromRow);
+  }
+
+  listCreditTypes(workspaceId: string, req: PageRequest): Promise<Page<CreditType>> {
+    return this.pageById(Q.listCreditTypes, workspaceId, req, creditTypeFromRow);
   }
 
   async getGrant(workspaceId: string, grantId: string): Promise<GrantState | null> {
@@ -213,26 +223,20 @@ export class SqlReads implements ReadOperations {
     return rows.map(entryFromRow);
   }
 
-  async getMeter(workspaceId: string, id: string): Promise<MeterRecord | null> {
-    const row = await this.db.get<MeterRow>(Q.getMeter, [workspaceId, id]);
-    return row ? meterFromRow(row) : null;
+  getMeter(workspaceId: string, id: string): Promise<MeterRecord | null> {
+    return this.one(Q.getMeter, [workspaceId, id], meterFromRow);
   }
 
-  async listMeters(workspaceId: string, req: PageRequest): Promise<Page<MeterRecord>> {
-    const after = req.after === null ? '' : (decodeCompositeKey(req.after, 1)[0] ?? '');
-    const rows = await this.db.all<MeterRow>(Q.listMeters, [workspaceId, after, req.limit + 1]);
-    return page(rows.map(meterFromRow), req.limit, (m) => encodeCompositeKey(m.id));
+  listMeters(workspaceId: string, req: PageRequest): Promise<Page<MeterRecord>> {
+    return this.pageById(Q.listMeters, workspaceId, req, meterFromRow);
   }
 
-  async getRate(workspaceId: string, id: string): Promise<RateRecord | null> {
-    const row = await this.db.get<RateRow>(Q.getRate, [workspaceId, id]);
-    return row ? rateFromRow(row) : null;
+  getRate(workspaceId: string, id: string): Promise<RateRecord | null> {
+    return this.one(Q.getRate, [workspaceId, id], rateFromRow);
   }
 
-  async listRates(workspaceId: string, req: PageRequest): Promise<Page<RateRecord>> {
-    const after = req.after === null ? '' : (decodeCompositeKey(req.after, 1)[0] ?? '');
-    const rows = await this.db.all<RateRow>(Q.listRates, [workspaceId, after, req.limit + 1]);
-    return page(rows.map(rateFromRow), req.limit, (r) => encodeCompositeKey(r.id));
+  listRates(workspaceId: string, req: PageRequest): Promise<Page<RateRecord>> {
+    return this.pageById(Q.listRates, workspaceId, req, rateFromRow);
   }
 
   async listRatingRules(
