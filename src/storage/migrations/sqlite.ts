@@ -112,8 +112,8 @@ CREATE TABLE debits (
   metadata TEXT NOT NULL
 );
 CREATE TABLE entries (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
-  id TEXT NOT NULL UNIQUE,
+  seq INTEGER PRIMARY KEY, -- entries are never deleted, so rowids are never reused: no AUTOINCREMENT table to update
+  id TEXT NOT NULL,
   workspace_id TEXT NOT NULL,
   customer_id TEXT NOT NULL,
   credit_type TEXT NOT NULL,

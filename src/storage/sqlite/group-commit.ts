@@ -19,7 +19,7 @@ export interface CommitObserver {
 
 /** Tuning of the group committer. */
 export interface GroupCommitOptions {
-  /** Most jobs sharing one transaction (and one fsync). Default 500. */
+  /** Most jobs sharing one transaction (and one fsync). Default 2000 (an event batch is a job per customer). */
   readonly maxBatch?: number;
   /** Observer of batch sizes, for /metrics. */
   readonly onBatch?: (size: number) => void;
@@ -52,7 +52,7 @@ export class GroupCommitter {
     private readonly options: GroupCommitOptions = {},
     private readonly observer: CommitObserver | null = null,
   ) {
-    this.maxBatch = options.maxBatch ?? 500;
+    this.maxBatch = options.maxBatch ?? 2000;
     this.sql = {
       begin: db.prepare('BEGIN IMMEDIATE'),
       savepoint: db.prepare('SAVEPOINT job'),
