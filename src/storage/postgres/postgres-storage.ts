@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { CreditLedger, CreditLedgerSnapshot } from '../../domain/ledger/credit-ledger.js';
 import type { Instant } from '../../domain/time/instant.js';
@@ -211,6 +212,14 @@ class PgWrites extends SqlWrites {
 
 const guarded = new WeakSet<pg.PoolClient>();
 
+/**
+ * The advisory lock id of a lock key: the first 64 bits of its SHA-256, as a signed integer. The
+ * same in every process; a collision only serialises two unrelated customers.
+ */
+export function lockIdOf(lockKey: string): bigint {
+  return createHash('sha256').update(lockKey).digest().readBigInt64BE(0);
+}
+
 /** SQLSTATEs after which the whole transaction can safely run again. */
 const RETRYABLE = new Set([
   '40001', // serialization_failure
@@ -237,7 +246,7 @@ function isRetryable(error: unknown): boolean {
  * The PostgreSQL adapter: any number of stateless server processes may share one database.
  *
  * Concurrency: every write transaction first takes a transaction-scoped advisory lock on its
- * customer (`pg_advisory_xact_lock(hashtextextended(lockKey))`), so writes to one customer are
+ * customer (`pg_advisory_xact_lock(<64-bit hash of the key>)`), so writes to one customer are
  * serialised across all processes while different customers proceed in parallel (no global lock,
  * no hot row). Each transaction takes exactly one such lock, so lock ordering cannot deadlock.
  * READ COMMITTED is then enough: everything a write reads about its customer is read under the
@@ -283,10 +292,9 @@ export class PostgresStorage implements Storage {
       let committing = false;
       let broken = false;
       try {
-        // One round trip: the simple protocol carries both statements (the key is quoted by the driver).
-        await client.query(
-          `BEGIN; SELECT pg_advisory_xact_lock(hashtextextended(${client.escapeLiteral(lockKey)}, 0))`,
-        );
+        // One round trip: the simple protocol carries both statements. The lock id is a number
+        // computed here from the key, so no client text is ever spliced into SQL.
+        await client.query(`BEGIN; SELECT pg_advisory_xact_lock(${lockIdOf(lockKey)})`);
         const result = await work(new PgWrites(new PgExecutor(client), this.customers));
         committing = true;
         await client.query('COMMIT');
