@@ -3,7 +3,8 @@ import type { Instant } from './instant.js';
 /** Calendar windows usage is reported in. */
 export type WindowUnit = 'hour' | 'day' | 'month';
 
-interface WallTime {
+/** A local date and time of day in some zone (month 1–12). */
+export interface WallTime {
   year: number;
   month: number; // 1–12
   day: number;
@@ -43,7 +44,7 @@ export function isValidTimeZone(timeZone: string): boolean {
 }
 
 /** The wall-clock time at `instant` in `timeZone` (seconds precision; milliseconds are kept by callers). */
-function wallTime(instant: Instant, timeZone: string): WallTime {
+export function wallTime(instant: Instant, timeZone: string): WallTime {
   const parts = formatterFor(timeZone).formatToParts(new Date(instant));
   const get = (type: string) => Number(parts.find((p) => p.type === type)?.value ?? 0);
   return {
@@ -68,10 +69,17 @@ export function zoneOffset(instant: Instant, timeZone: string): number {
  * times that exist; a wall time skipped by a DST jump maps to the instant the clocks jumped to.
  */
 export function instantOfWallTime(
-  wall: { year: number; month: number; day: number; hour?: number; minute?: number },
+  wall: { year: number; month: number; day: number; hour?: number; minute?: number; second?: number },
   timeZone: string,
 ): Instant {
-  const naive = Date.UTC(wall.year, wall.month - 1, wall.day, wall.hour ?? 0, wall.minute ?? 0);
+  const naive = Date.UTC(
+    wall.year,
+    wall.month - 1,
+    wall.day,
+    wall.hour ?? 0,
+    wall.minute ?? 0,
+    wall.second ?? 0,
+  );
   // Try the offsets in force around that time; keep the earliest candidate that maps back exactly.
   const candidates = new Set([
     zoneOffset(naive - 86_400_000, timeZone),
