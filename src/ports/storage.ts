@@ -205,6 +205,10 @@ export interface WriteOperations extends ReadOperations {
   insertRate(rate: RateRecord): Awaitable<boolean>;
   /** Stores an event unless its key is already stored; true when it was new. */
   insertEvent(event: StoredEvent): Awaitable<boolean>;
+  /** Stores events whose keys are not stored yet (in one statement where the dialect can); returns the keys stored. */
+  insertEvents(events: readonly StoredEvent[]): Awaitable<Set<string>>;
+  /** Records burns (in one statement where the dialect can); a pair already burned is left as it is. */
+  insertBurns(burns: readonly EventBurn[]): Awaitable<void>;
   setRateUsage(
     workspaceId: string,
     customerId: string,
@@ -245,10 +249,10 @@ export interface Storage extends DueLedgerQuery {
   readonly read: ReadOperations;
   /**
    * Runs `work` in a transaction and resolves only once it is durably committed. `lockKey` names
-   * the customer the work touches (adapters may use it to serialise per customer). A throw
+   * the customer (or customers) the work touches; adapters use it to serialise per customer. A throw
    * rolls back everything `work` did and rejects with the same error.
    */
-  write<T>(lockKey: string, work: (tx: WriteOperations) => Promise<T>): Promise<T>;
+  write<T>(lockKey: string | readonly string[], work: (tx: WriteOperations) => Promise<T>): Promise<T>;
   /**
    * Runs `work` over one consistent read snapshot of the whole database, so scans that run one
    * after another (entries, then balances, then grants) all see the same committed state even

@@ -4,10 +4,12 @@ import type { CreditLedger, CreditLedgerSnapshot } from '../../domain/ledger/cre
 import type { Instant } from '../../domain/time/instant.js';
 import type {
   Customer,
+  EventBurn,
   LedgerKey,
   ReadOperations,
   ReconciliationSource,
   Storage,
+  StoredEvent,
   WriteOperations,
 } from '../../ports/storage.js';
 import { POSTGRES_MIGRATIONS } from '../migrations/postgres.js';
@@ -69,6 +71,14 @@ class PgExecutor implements SqlExecutor {
     return (await this.target.query({ name, text, values: params as unknown[] })).rowCount ?? 0;
   }
 
+  /** A query whose text varies (not worth preparing under a name). */
+  async allOnce<T>(sql: string, params: readonly unknown[]): Promise<T[]> {
+    let n = 0;
+    return (
+      await this.target.query({ text: sql.replace(/\?/g, () => `$${++n}`), values: params as unknown[] })
+    ).rows as T[];
+  }
+
   /** A statement whose text varies (not worth preparing under a name). */
   async runOnce(sql: string, params: readonly unknown[]): Promise<void> {
     let n = 0;
@@ -83,6 +93,8 @@ function jsonRow(columns: readonly string[], numeric: ReadonlySet<string>): stri
 
 /** Bind parameters per statement: PostgreSQL's protocol allows 65,535; leave headroom. */
 const MAX_PARAMS_PER_STATEMENT = 30_000;
+/** Rows per multi-row INSERT of events or burns (10 and 8 parameters each). */
+const ROWS_PER_BULK_INSERT = 2_000;
 /** Entry rows per multi-row INSERT (13 parameters each). */
 const ENTRY_ROWS_PER_INSERT = 1_000;
 
@@ -133,6 +145,54 @@ class PgWrites extends SqlWrites {
     private readonly customers: Map<string, Customer>,
   ) {
     super(pg);
+  }
+
+  /** One multi-row INSERT per 2,000 events; RETURNING tells which were new. */
+  override async insertEvents(events: readonly StoredEvent[]): Promise<Set<string>> {
+    const inserted = new Set<string>();
+    const row = '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
+    for (let i = 0; i < events.length; i += ROWS_PER_BULK_INSERT) {
+      const part = events.slice(i, i + ROWS_PER_BULK_INSERT);
+      const rows = await this.pg.allOnce<{ event_key: string }>(
+        `INSERT INTO events (workspace_id, event_key, id, source, type, customer_id, time, data, rules_seq, received_at)
+         VALUES ${part.map(() => row).join(', ')} ON CONFLICT DO NOTHING RETURNING event_key`,
+        part.flatMap((e) => [
+          e.workspaceId,
+          e.eventKey,
+          e.id,
+          e.source,
+          e.type,
+          e.customerId,
+          e.time,
+          JSON.stringify(e.data),
+          e.rulesSeq,
+          e.receivedAt,
+        ]),
+      );
+      for (const r of rows) inserted.add(r.event_key);
+    }
+    return inserted;
+  }
+
+  override async insertBurns(burns: readonly EventBurn[]): Promise<void> {
+    const row = '(?, ?, ?, ?, ?, ?, ?, ?)';
+    for (let i = 0; i < burns.length; i += ROWS_PER_BULK_INSERT) {
+      const part = burns.slice(i, i + ROWS_PER_BULK_INSERT);
+      await this.pg.runOnce(
+        `INSERT INTO event_burns (workspace_id, event_key, rate_id, customer_id, debit_id, quantity, credits, created_at)
+         VALUES ${part.map(() => row).join(', ')} ON CONFLICT DO NOTHING`,
+        part.flatMap((b) => [
+          b.workspaceId,
+          b.eventKey,
+          b.rateId,
+          b.customerId,
+          b.debitId,
+          b.quantity.toString(),
+          b.credits.toString(),
+          b.createdAt,
+        ]),
+      );
+    }
   }
 
   /** Customers never change or disappear, so one seen is cached for good (by every process alike). */
@@ -286,7 +346,13 @@ export class PostgresStorage implements Storage {
     return storage;
   }
 
-  async write<T>(lockKey: string, work: (tx: WriteOperations) => Promise<T>): Promise<T> {
+  async write<T>(lockKey: string | readonly string[], work: (tx: WriteOperations) => Promise<T>): Promise<T> {
+    // Several customers' locks are always taken in ascending id order, so two transactions can
+    // never wait for each other in a cycle (one that takes a single lock cannot either).
+    const ids = [...new Set((typeof lockKey === 'string' ? [lockKey] : lockKey).map(lockIdOf))].sort(
+      (a, b) => (a < b ? -1 : a > b ? 1 : 0),
+    );
+    const begin = `BEGIN; ${ids.map((id) => `SELECT pg_advisory_xact_lock(${id});`).join(' ')}`;
     for (let attempt = 1; ; attempt++) {
       const client = await this.checkout();
       let committing = false;
@@ -294,7 +360,7 @@ export class PostgresStorage implements Storage {
       try {
         // One round trip: the simple protocol carries both statements. The lock id is a number
         // computed here from the key, so no client text is ever spliced into SQL.
-        await client.query(`BEGIN; SELECT pg_advisory_xact_lock(${lockIdOf(lockKey)})`);
+        await client.query(begin);
         const result = await work(new PgWrites(new PgExecutor(client), this.customers));
         committing = true;
         await client.query('COMMIT');

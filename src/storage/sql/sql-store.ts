@@ -520,6 +520,16 @@ export class SqlWrites extends SqlReads implements WriteOperations {
     return (await this.db.run(Q.insertEvent, params)) === 1;
   }
 
+  async insertEvents(events: readonly StoredEvent[]): Promise<Set<string>> {
+    const inserted = new Set<string>();
+    for (const event of events) if (await this.insertEvent(event)) inserted.add(event.eventKey);
+    return inserted;
+  }
+
+  async insertBurns(burns: readonly EventBurn[]): Promise<void> {
+    for (const burn of burns) await this.insertBurn(burn);
+  }
+
   async setRateUsage(
     workspaceId: string,
     customerId: string,

@@ -167,7 +167,7 @@ export class SqliteStorage implements Storage {
     return new SqliteStorage(writer, reader, options, checkpoint);
   }
 
-  write<T>(_lockKey: string, work: (tx: WriteOperations) => Promise<T>): Promise<T> {
+  write<T>(_lockKey: string | readonly string[], work: (tx: WriteOperations) => Promise<T>): Promise<T> {
     return this.committer.submit(() => work(this.writes));
   }
 
