@@ -580,17 +580,23 @@ export async function backfillRate(
     chunk = [];
     await Promise.all(
       [...byCustomer].map(([customerId, list]) =>
-        ctx.storage.write(customerLockKey(input.workspaceId, customerId), async (tx) => {
-          const burner = new Burner(ctx, tx, input.workspaceId, customerId, ctx.clock.now());
-          for (const event of list) {
-            if (await tx.getBurn(input.workspaceId, event.eventKey, rate.id)) {
-              progress.alreadyBurned += 1;
-              continue;
+        ctx.storage
+          .write(customerLockKey(input.workspaceId, customerId), async (tx) => {
+            // Counted per attempt and added only once the transaction committed, so a retried or
+            // rolled-back transaction does not inflate the report.
+            const counts = { burned: 0, alreadyBurned: 0 };
+            const burner = new Burner(ctx, tx, input.workspaceId, customerId, ctx.clock.now());
+            for (const event of list) {
+              if (await tx.getBurn(input.workspaceId, event.eventKey, rate.id)) counts.alreadyBurned += 1;
+              else if (await burner.burn(event, rate, meter)) counts.burned += 1;
             }
-            if (await burner.burn(event, rate, meter)) progress.burned += 1;
-          }
-          await tx.insertBurns(await burner.save());
-        }),
+            await tx.insertBurns(await burner.save());
+            return counts;
+          })
+          .then((counts) => {
+            progress.burned += counts.burned;
+            progress.alreadyBurned += counts.alreadyBurned;
+          }),
       ),
     );
     onProgress({ ...progress });
