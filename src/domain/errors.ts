@@ -13,6 +13,7 @@ export const ErrorCode = {
   insufficientCredits: 'insufficient_credits',
   grantNotActive: 'grant_not_active',
   holdNotActive: 'hold_not_active',
+  subscriptionNotActive: 'subscription_not_active',
   idempotencyKeyReused: 'idempotency_key_reused',
   requestInProgress: 'request_in_progress',
   payloadTooLarge: 'payload_too_large',

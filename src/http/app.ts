@@ -10,15 +10,19 @@ import { errorBody, IdempotentWriter } from './idempotent-write.js';
 import { Metrics } from './metrics.js';
 import { registerApiKeyRoutes } from './routes/api-keys.js';
 import { registerBalanceRoutes } from './routes/balances.js';
+import { registerCheckRoutes } from './routes/check.js';
+import { registerCreditPackRoutes } from './routes/credit-packs.js';
 import { registerCreditTypeRoutes } from './routes/credit-types.js';
 import { registerCustomerRoutes } from './routes/customers.js';
 import { registerDebitRoutes } from './routes/debits.js';
 import { registerEventRoutes } from './routes/events.js';
+import { registerFeatureAndPlanRoutes } from './routes/features-plans.js';
 import { registerGrantRoutes } from './routes/grants.js';
 import { registerHoldRoutes } from './routes/holds.js';
 import { registerMeteringRoutes } from './routes/metering.js';
 import { registerOperationRoutes } from './routes/operations.js';
 import { registerReconciliationRoutes } from './routes/reconciliation.js';
+import { registerSubscriptionRoutes } from './routes/subscriptions.js';
 import { ErrorBody } from './schemas.js';
 
 declare module 'fastify' {
@@ -254,6 +258,10 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
   registerApiKeyRoutes(app, deps);
   registerEventRoutes(app, deps, options.eventsBodyLimit ?? 32 * 1024 * 1024);
   registerMeteringRoutes(app, deps);
+  registerFeatureAndPlanRoutes(app, deps);
+  registerSubscriptionRoutes(app, deps);
+  registerCreditPackRoutes(app, deps);
+  registerCheckRoutes(app, deps);
   await app.ready();
   return app;
 }

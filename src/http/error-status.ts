@@ -19,6 +19,7 @@ export function statusOfErrorCode(code: ErrorCode): number {
     case 'already_exists':
     case 'grant_not_active':
     case 'hold_not_active':
+    case 'subscription_not_active':
     case 'request_in_progress':
       return 409;
     case 'payload_too_large':

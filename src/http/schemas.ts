@@ -28,8 +28,8 @@ export const Metadata = Type.Record(Type.String({ maxLength: 128 }), Type.Unknow
   maxProperties: 50,
   description: 'Free-form key/value pairs (at most 50 keys, 16 KiB serialised)',
 });
-const Description = Type.String({ maxLength: 1000 });
-const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
+export const Description = Type.String({ maxLength: 1000 });
+export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
 
 export const ErrorBody = Type.Object(
   {
@@ -88,6 +88,13 @@ export const CreateDebitBody = Type.Object(
     description: Type.Optional(Nullable(Description)),
     metadata: Type.Optional(Metadata),
     allow_overage: Type.Optional(Type.Boolean()),
+    feature_id: Type.Optional(
+      Nullable({
+        ...Id,
+        description: 'The feature the credits pay for: draws only on grants that apply to it',
+      }),
+    ),
+    quantity: Type.Optional(AmountText),
   },
   { additionalProperties: false },
 );
@@ -96,6 +103,7 @@ export const CreateHoldBody = Type.Object(
   {
     amount: AmountText,
     credit_type: Type.Optional(Id),
+    feature_id: Type.Optional(Nullable(Id)),
     ttl_seconds: Type.Optional(
       Type.Integer({ minimum: 1, maximum: 30 * 24 * 3600, description: 'Default 300' }),
     ),
@@ -135,7 +143,7 @@ export const ListGrantsQuery = Type.Object(
 );
 
 export const BalanceQuery = Type.Object(
-  { credit_type: Type.Optional(Id), at: Type.Optional(Time) },
+  { credit_type: Type.Optional(Id), at: Type.Optional(Time), feature_id: Type.Optional(Id) },
   { additionalProperties: false },
 );
 
@@ -218,6 +226,7 @@ export const DebitBody = Type.Object({
   drawdowns: Type.Array(DrawdownBody),
   overage: AmountText,
   hold_id: Nullable(Type.String()),
+  feature_id: Nullable(Type.String()),
   balance_after: BalanceBody,
   description: Nullable(Type.String()),
   metadata: Metadata,
@@ -233,6 +242,7 @@ export const HoldBody = Type.Object({
   expires_at: Time,
   drawdowns: Type.Array(DrawdownBody),
   captured_amount: Nullable(AmountText),
+  feature_id: Nullable(Type.String()),
   closed_at: Nullable(Time),
   description: Nullable(Type.String()),
   metadata: Metadata,

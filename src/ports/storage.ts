@@ -1,6 +1,8 @@
 import type { Amount } from '../domain/amount/amount.js';
+import type { CreditPack, Feature, PlanVersion } from '../domain/catalog/catalog.js';
 import type { CreditLedger, CreditLedgerSnapshot, DebitRecord } from '../domain/ledger/credit-ledger.js';
 import type { GrantState, GrantStatus, HoldState, LedgerEntry } from '../domain/ledger/types.js';
+import type { AutoTopUp, Purchase, Subscription } from '../domain/plans/subscription.js';
 import type { Instant } from '../domain/time/instant.js';
 
 /** A value now (SQLite, synchronous) or later (PostgreSQL); services always `await` it. */
@@ -134,8 +136,70 @@ export interface LedgerKey {
   readonly creditType: string;
 }
 
+/** Reads of the catalogue (features, plans, packs) and of customers' subscriptions and usage. */
+export interface PlanReadOperations {
+  getFeature(workspaceId: string, id: string): Awaitable<Feature | null>;
+  listFeatures(workspaceId: string, afterId: string, limit: number): Awaitable<Page<Feature>>;
+  /** Every feature of a workspace (what ingest needs to attribute rates to features). */
+  allFeatures(workspaceId: string): Awaitable<readonly Feature[]>;
+  /** One version of a plan, or the latest when `version` is null. */
+  getPlanVersion(workspaceId: string, id: string, version: number | null): Awaitable<PlanVersion | null>;
+  /** The latest version of each plan, by id. */
+  listPlans(workspaceId: string, afterId: string, limit: number): Awaitable<Page<PlanVersion>>;
+  getCreditPack(workspaceId: string, id: string): Awaitable<CreditPack | null>;
+  listCreditPacks(workspaceId: string, afterId: string, limit: number): Awaitable<Page<CreditPack>>;
+  getSubscription(workspaceId: string, id: string): Awaitable<Subscription | null>;
+  /** All subscriptions of a customer, active or ended, by id. */
+  subscriptionsOf(workspaceId: string, customerId: string): Awaitable<readonly Subscription[]>;
+  /** A customer's subscriptions with a reset, change or end due at or before `now` (usually none). */
+  dueSubscriptionsOf(
+    workspaceId: string,
+    customerId: string,
+    now: Instant,
+  ): Awaitable<readonly Subscription[]>;
+  getAutoTopUp(workspaceId: string, customerId: string): Awaitable<AutoTopUp | null>;
+  /** Usage of a feature counted in one usage-limit period (zero when none). */
+  getFeatureUsage(
+    workspaceId: string,
+    customerId: string,
+    featureId: string,
+    periodStart: Instant,
+  ): Awaitable<Amount>;
+  listPurchases(
+    workspaceId: string,
+    customerId: string,
+    after: { readonly createdAt: Instant; readonly id: string } | null,
+    limit: number,
+  ): Awaitable<Page<Purchase>>;
+  /** Customers with a subscription that has something due at or before `now` (renewal sweeper). */
+  findDueSubscriptions(
+    now: Instant,
+    limit: number,
+  ): Awaitable<readonly { readonly workspaceId: string; readonly customerId: string }[]>;
+}
+
+/** Writes of plans and entitlements, inside {@link Storage.write}. */
+export interface PlanWriteOperations extends PlanReadOperations {
+  insertFeature(feature: Feature): Awaitable<boolean>;
+  updateFeature(feature: Feature): Awaitable<void>;
+  insertPlanVersion(plan: PlanVersion): Awaitable<boolean>;
+  insertCreditPack(pack: CreditPack): Awaitable<boolean>;
+  saveSubscription(subscription: Subscription): Awaitable<void>;
+  putAutoTopUp(rule: AutoTopUp): Awaitable<void>;
+  setFeatureUsage(
+    workspaceId: string,
+    customerId: string,
+    featureId: string,
+    periodStart: Instant,
+    quantity: Amount,
+  ): Awaitable<void>;
+  insertPurchase(purchase: Purchase): Awaitable<void>;
+}
+
 /** Reads that see only committed data. */
 export interface ReadOperations {
+  /** Features, plans, packs, subscriptions, auto top-ups, feature usage. */
+  readonly plans: PlanReadOperations;
   getCustomer(workspaceId: string, customerId: string): Awaitable<Customer | null>;
   listCustomers(workspaceId: string, page: PageRequest): Awaitable<Page<Customer>>;
   getCreditType(workspaceId: string, id: string): Awaitable<CreditType | null>;
@@ -186,6 +250,7 @@ export interface ReadOperations {
 
 /** Writes, available only inside {@link Storage.write}; all of one call commit or none do. */
 export interface WriteOperations extends ReadOperations {
+  readonly plans: PlanWriteOperations;
   /** Loads one ledger and serialises concurrent writers to it until the transaction ends. */
   loadLedgerForUpdate(key: LedgerKey): Awaitable<CreditLedgerSnapshot>;
   /** Persists everything the engine recorded: entries, grants, holds, debits and cached balances. */

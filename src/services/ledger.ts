@@ -14,7 +14,10 @@ import type { BalanceView, GrantState, HoldState } from '../domain/ledger/types.
 import type { Instant } from '../domain/time/instant.js';
 import type { LedgerKey, ReadOperations, WriteOperations } from '../ports/storage.js';
 import type { ServiceContext } from './context.js';
+import { autoTopUpOnCrossing } from './credit-packs.js';
+import { recordFeatureUsage } from './entitlements.js';
 import { requireCreditType, requireCustomer } from './lookups.js';
+import { renewDueSubscriptions } from './subscriptions.js';
 
 /** A refusal the client can act on, returned as a value (and stored for idempotent replay). */
 export type Refusal = InsufficientCredits | HoldNotActive | GrantNotActive;
@@ -46,20 +49,25 @@ export function customerLockKey(workspaceId: string, customerId: string): string
   return `${workspaceId}/${customerId}`;
 }
 
-/** Loads a ledger for writing and applies everything due up to `now` (expiries, activations). */
+/**
+ * Loads a ledger for writing and applies everything due up to `now`: the customer's subscription
+ * resets first (so a burn right after a reset draws on the new allowance), then expiries and
+ * activations.
+ */
 async function openLedger(
   ctx: ServiceContext,
   tx: WriteOperations,
   key: LedgerKey,
   now: Instant,
 ): Promise<CreditLedger> {
+  await renewDueSubscriptions(ctx, tx, key.workspaceId, key.customerId, now);
   const ledger = new CreditLedger(await tx.loadLedgerForUpdate(key), ctx.ids);
   ledger.advanceTo(now);
   return ledger;
 }
 
 /** {@link openLedger} for a request that names its customer and credit type: both must exist (404). */
-async function openCustomerLedger(
+export async function openCustomerLedger(
   ctx: ServiceContext,
   tx: WriteOperations,
   key: LedgerKey,
@@ -96,15 +104,36 @@ export async function debitCredits(
     allowOverage: boolean;
     description: string | null;
     metadata: Record<string, unknown>;
+    /** The feature the credits pay for (restricts grants by `applies_to`; counts usage limits). */
+    featureId?: string | null;
+    /** How much of the feature was used (counted against its usage limit); default 1. */
+    quantity?: Amount | null;
     now: Instant;
   },
 ): Promise<{ debit: DebitRecord; balance: BalanceView } | InsufficientCredits> {
   const { key, now } = input;
   const ledger = await openCustomerLedger(ctx, tx, key, now);
+  const featureId = input.featureId ?? null;
+  if (featureId !== null) await requireFeature(tx, key.workspaceId, featureId);
+  const availableBefore = ledger.availableAt(now);
   const outcome = ledger.debit(input, now);
   if ('refused' in outcome) return outcome;
+  await autoTopUpOnCrossing(ctx, tx, { workspaceId: key.workspaceId, ledger, availableBefore, now });
   await tx.saveLedger(key.workspaceId, ledger, now);
+  if (featureId !== null) {
+    await recordFeatureUsage(ctx, tx, {
+      workspaceId: key.workspaceId,
+      customerId: key.customerId,
+      featureId,
+      quantity: input.quantity ?? Amount.of('1'),
+      now,
+    });
+  }
   return { debit: outcome, balance: ledger.balance(now) };
+}
+
+async function requireFeature(reads: ReadOperations, workspaceId: string, featureId: string): Promise<void> {
+  if (!(await reads.plans.getFeature(workspaceId, featureId))) throw notFound('feature', featureId);
 }
 
 /** Places a hold that pins grant portions until captured, released or expired. */
@@ -117,11 +146,13 @@ export async function placeHold(
     ttlMs: number;
     description: string | null;
     metadata: Record<string, unknown>;
+    featureId?: string | null;
     now: Instant;
   },
 ): Promise<{ hold: HoldState; balance: BalanceView } | InsufficientCredits> {
   const { key, now } = input;
   const ledger = await openCustomerLedger(ctx, tx, key, now);
+  if (input.featureId) await requireFeature(tx, key.workspaceId, input.featureId);
   const outcome = ledger.placeHold({ ...input, expiresAt: now + input.ttlMs }, now);
   if ('refused' in outcome) return outcome;
   await tx.saveLedger(key.workspaceId, ledger, now);
@@ -155,6 +186,7 @@ export async function captureHold(
     creditType: stored.creditType,
   };
   const ledger = await openLedger(ctx, tx, key, input.now);
+  const availableBefore = ledger.availableAt(input.now);
   const outcome = ledger.capture(
     {
       holdId: input.holdId,
@@ -171,6 +203,12 @@ export async function captureHold(
       ? { refused: outcome.refused, status: statusOf(ledger, stored) }
       : outcome;
   }
+  await autoTopUpOnCrossing(ctx, tx, {
+    workspaceId: input.workspaceId,
+    ledger,
+    availableBefore,
+    now: input.now,
+  });
   await tx.saveLedger(input.workspaceId, ledger, input.now);
   return { debit: outcome, balance: ledger.balance(input.now) };
 }
@@ -238,19 +276,29 @@ export async function settleDue(ctx: ServiceContext, key: LedgerKey): Promise<vo
  */
 export async function readBalance(
   ctx: ServiceContext,
-  input: { key: LedgerKey; at: Instant | null },
+  input: { key: LedgerKey; at: Instant | null; featureId?: string | null },
 ): Promise<BalanceView> {
   const { key } = input;
   const reads = ctx.storage.read;
   await requireCustomer(reads, key.workspaceId, key.customerId);
   await requireCreditType(reads, key.workspaceId, key.creditType);
+  const featureId = input.featureId ?? null;
+  if (featureId !== null) await requireFeature(reads, key.workspaceId, featureId);
   const now = ctx.clock.now();
   if (input.at === null || input.at >= now) {
     if (input.at !== null && input.at > now)
       throw invalidRequest('at must not be in the future', { field: 'at' });
+    if ((await reads.plans.dueSubscriptionsOf(key.workspaceId, key.customerId, now)).length > 0) {
+      await settleDue(ctx, key);
+    }
     const ledger = new CreditLedger(await reads.loadLedger(key), ctx.ids);
     ledger.advanceTo(now);
-    return ledger.balance(now);
+    return ledger.balance(now, featureId ?? undefined);
+  }
+  if (featureId !== null) {
+    throw invalidRequest('feature_id cannot be combined with at (past balances are per credit type)', {
+      field: 'feature_id',
+    });
   }
   await settleDue(ctx, key);
   const entries = await ctx.storage.read.entriesUpTo(key, input.at);

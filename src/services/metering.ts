@@ -22,8 +22,11 @@ import type {
   WriteOperations,
 } from '../ports/storage.js';
 import type { ServiceContext } from './context.js';
+import { autoTopUpOnCrossing } from './credit-packs.js';
+import { recordFeatureUsage } from './entitlements.js';
 import { customerLockKey } from './ledger.js';
 import { requireCreditType, requireCustomer } from './lookups.js';
+import { renewDueSubscriptions } from './subscriptions.js';
 
 /** Compiles a stored meter (parses its paths); stored meters were validated, so paths parse. */
 export function compileMeter(record: MeterRecord): MeterDefinition {
@@ -331,6 +334,7 @@ async function ingestChunk(
     }
   }
   const inserted = await tx.insertEvents(candidates.map((c) => c.stored));
+  const featureOfRate = rules.seq > 0 ? await featuresByRate(tx, workspaceId) : new Map<string, string>();
   const burners = new Map<string, Burner>();
   for (const { index, stored } of candidates) {
     // The first occurrence of a key in the batch is the one stored; later ones are duplicates.
@@ -341,7 +345,7 @@ async function ingestChunk(
     outcomes[index] = 'accepted';
     let burner = burners.get(stored.customerId);
     if (!burner) {
-      burner = new Burner(ctx, tx, workspaceId, stored.customerId, now);
+      burner = new Burner(ctx, tx, workspaceId, stored.customerId, now, featureOfRate);
       burners.set(stored.customerId, burner);
     }
     for (const { rate, meter } of rules.byEventType.get(stored.type) ?? [])
@@ -350,6 +354,18 @@ async function ingestChunk(
   const burns: EventBurn[] = [];
   for (const burner of burners.values()) burns.push(...(await burner.save()));
   await tx.insertBurns(burns);
+}
+
+/**
+ * The feature each rate prices (a rate listed by several features counts for the first by id):
+ * burns for it draw only on grants that apply to that feature, and count against its usage limit.
+ */
+async function featuresByRate(tx: WriteOperations, workspaceId: string): Promise<Map<string, string>> {
+  const byRate = new Map<string, string>();
+  for (const feature of await tx.plans.allFeatures(workspaceId)) {
+    for (const rateId of feature.rateIds) if (!byRate.has(rateId)) byRate.set(rateId, feature.id);
+  }
+  return byRate;
 }
 
 /** Whether a meter of the event's type reads a negative value from it. */
@@ -366,9 +382,11 @@ function hasNegativeUsage(rules: RatingRules, event: IncomingEvent): boolean {
  * per credit type) and rating-period usage in memory and writes them once at the end.
  */
 class Burner {
-  private readonly ledgers = new Map<string, CreditLedger>();
+  private readonly ledgers = new Map<string, { ledger: CreditLedger; availableBefore: Amount }>();
   private readonly burns: EventBurn[] = [];
   private readonly usage = new Map<string, { rateId: string; period: Instant; quantity: Amount }>();
+  private readonly featureUsage = new Map<string, Amount>();
+  private renewed = false;
 
   constructor(
     private readonly ctx: ServiceContext,
@@ -376,6 +394,7 @@ class Burner {
     private readonly workspaceId: string,
     private readonly customerId: string,
     private readonly now: Instant,
+    private readonly featureOfRate: ReadonlyMap<string, string>,
   ) {}
 
   /** Rates one stored event with one rate; burns its credits (with overage) and records the burn once. */
@@ -391,6 +410,13 @@ class Burner {
     const rated = rateEvent(rate, meter, event, usage.quantity);
     if (rated === null) return false;
     usage.quantity = usage.quantity.plus(rated.quantity);
+    const featureId = this.featureOfRate.get(rate.id) ?? null;
+    if (featureId !== null) {
+      this.featureUsage.set(
+        featureId,
+        (this.featureUsage.get(featureId) ?? Amount.ZERO).plus(rated.quantity),
+      );
+    }
     let debitId: string | null = null;
     if (rated.credits.isPositive()) {
       const ledger = await this.ledger(rate.creditType);
@@ -398,6 +424,7 @@ class Burner {
         {
           amount: rated.credits,
           allowOverage: true,
+          featureId,
           description: `usage event ${event.id} rated by ${rate.id}`,
           metadata: {
             event_id: event.id,
@@ -424,19 +451,41 @@ class Burner {
   }
 
   private async ledger(creditType: string): Promise<CreditLedger> {
-    let ledger = this.ledgers.get(creditType);
-    if (!ledger) {
-      const key = { workspaceId: this.workspaceId, customerId: this.customerId, creditType };
-      ledger = new CreditLedger(await this.tx.loadLedgerForUpdate(key), this.ctx.ids);
-      ledger.advanceTo(this.now);
-      this.ledgers.set(creditType, ledger);
+    const open = this.ledgers.get(creditType);
+    if (open) return open.ledger;
+    if (!this.renewed) {
+      // Resets due before these burns come first, so usage after a reset draws on the new allowance.
+      await renewDueSubscriptions(this.ctx, this.tx, this.workspaceId, this.customerId, this.now);
+      this.renewed = true;
     }
+    const key = { workspaceId: this.workspaceId, customerId: this.customerId, creditType };
+    const ledger = new CreditLedger(await this.tx.loadLedgerForUpdate(key), this.ctx.ids);
+    ledger.advanceTo(this.now);
+    this.ledgers.set(creditType, { ledger, availableBefore: ledger.availableAt(this.now) });
     return ledger;
   }
 
   /** Writes the ledgers and period usage; returns the burns for the caller to store (in bulk). */
   async save(): Promise<EventBurn[]> {
-    for (const ledger of this.ledgers.values()) await this.tx.saveLedger(this.workspaceId, ledger, this.now);
+    for (const { ledger, availableBefore } of this.ledgers.values()) {
+      const ws = this.workspaceId;
+      await autoTopUpOnCrossing(this.ctx, this.tx, {
+        workspaceId: ws,
+        ledger,
+        availableBefore,
+        now: this.now,
+      });
+      await this.tx.saveLedger(ws, ledger, this.now);
+    }
+    for (const [featureId, quantity] of this.featureUsage) {
+      await recordFeatureUsage(this.ctx, this.tx, {
+        workspaceId: this.workspaceId,
+        customerId: this.customerId,
+        featureId,
+        quantity,
+        now: this.now,
+      });
+    }
     for (const u of this.usage.values()) {
       await this.tx.setRateUsage(this.workspaceId, this.customerId, u.rateId, u.period, u.quantity);
     }
@@ -585,7 +634,8 @@ export async function backfillRate(
             // Counted per attempt and added only once the transaction committed, so a retried or
             // rolled-back transaction does not inflate the report.
             const counts = { burned: 0, alreadyBurned: 0 };
-            const burner = new Burner(ctx, tx, input.workspaceId, customerId, ctx.clock.now());
+            const features = await featuresByRate(tx, input.workspaceId);
+            const burner = new Burner(ctx, tx, input.workspaceId, customerId, ctx.clock.now(), features);
             for (const event of list) {
               if (await tx.getBurn(input.workspaceId, event.eventKey, rate.id)) counts.alreadyBurned += 1;
               else if (await burner.burn(event, rate, meter)) counts.burned += 1;

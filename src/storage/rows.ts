@@ -149,6 +149,7 @@ export interface HoldRow {
   closed_at: number | string | null;
   description: string | null;
   metadata: string;
+  feature_id: string | null;
 }
 
 export const HOLD_COLUMNS = [
@@ -166,6 +167,7 @@ export const HOLD_COLUMNS = [
   'closed_at',
   'description',
   'metadata',
+  'feature_id',
 ] as const;
 
 export function holdFromRow(row: HoldRow): HoldState {
@@ -181,6 +183,7 @@ export function holdFromRow(row: HoldRow): HoldState {
     drawdowns: drawdownsFromJson(row.drawdowns),
     capturedAmount: row.captured_amount === null ? null : Amount.parse(String(row.captured_amount)),
     closedAt: row.closed_at === null ? null : Number(row.closed_at),
+    featureId: row.feature_id ?? null,
     description: row.description,
     metadata: JSON.parse(row.metadata) as Record<string, unknown>,
   };
@@ -202,6 +205,7 @@ export function holdToParams(workspaceId: string, h: HoldState): unknown[] {
     h.closedAt,
     h.description,
     JSON.stringify(h.metadata),
+    h.featureId,
   ];
 }
 
@@ -228,6 +232,7 @@ export const DEBIT_COLUMNS = [
   'created_at',
   'description',
   'metadata',
+  'feature_id',
 ] as const;
 
 export function debitToParams(workspaceId: string, d: DebitRecord): unknown[] {
@@ -243,6 +248,7 @@ export function debitToParams(workspaceId: string, d: DebitRecord): unknown[] {
     d.createdAt,
     d.description,
     JSON.stringify(d.metadata),
+    d.featureId,
   ];
 }
 

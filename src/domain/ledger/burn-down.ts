@@ -41,3 +41,12 @@ export function grantStatusAt(grant: GrantState, at: Instant): GrantStatus {
   if (grant.available.isZero() && grant.held.isZero()) return 'depleted';
   return 'active';
 }
+
+/**
+ * Whether a burn for `featureId` may draw on the grant: unrestricted grants serve every burn; a
+ * grant restricted by `applies_to` serves only burns for those features (null: a burn for no feature).
+ */
+export function appliesToFeature(grant: Pick<GrantState, 'appliesTo'>, featureId: string | null): boolean {
+  if (grant.appliesTo === null) return true;
+  return featureId !== null && grant.appliesTo.includes(featureId);
+}

@@ -1,6 +1,6 @@
 import { Amount } from '../amount/amount.js';
 import type { Instant } from '../time/instant.js';
-import { compareBurnDownOrder, isGrantUsableAt } from './burn-down.js';
+import { appliesToFeature, compareBurnDownOrder, isGrantUsableAt } from './burn-down.js';
 import type {
   AccountName,
   BalanceView,
@@ -16,7 +16,7 @@ import type {
 
 /** Makes the opaque ids the ledger hands out; injected so tests are deterministic. */
 export interface IdSource {
-  newId(prefix: 'ent' | 'dbt' | 'hld' | 'grt'): string;
+  newId(prefix: 'ent' | 'dbt' | 'hld' | 'grt' | 'sub' | 'pur'): string;
 }
 
 /** What the engine needs loaded to act for one customer and credit type: O(open grants + active holds). */
@@ -52,6 +52,8 @@ export interface DebitRecord {
   readonly drawdowns: readonly Drawdown[];
   readonly overage: Amount;
   readonly holdId: string | null;
+  /** The feature the credits paid for, if the burn named one. */
+  readonly featureId: string | null;
   readonly createdAt: Instant;
   readonly description: string | null;
   readonly metadata: Readonly<Record<string, unknown>>;
@@ -80,6 +82,11 @@ export interface GrantNotActive {
 export interface ConsumeOptions {
   readonly description?: string | null;
   readonly metadata?: Readonly<Record<string, unknown>>;
+  /**
+   * The feature the credits pay for. Grants restricted by `applies_to` serve only burns for their
+   * features; a burn without a feature draws only on unrestricted grants.
+   */
+  readonly featureId?: string | null;
 }
 
 type DueEvent =
@@ -205,10 +212,15 @@ export class CreditLedger {
     input: { readonly amount: Amount; readonly allowOverage: boolean } & ConsumeOptions,
     now: Instant,
   ): DebitRecord | InsufficientCredits {
-    const usable = this.drawableGrants(now);
+    const featureId = input.featureId ?? null;
+    const usable = this.drawableGrants(now, featureId);
     const drawable = Amount.sum(usable.map((g) => g.available));
     if (drawable.lessThan(input.amount) && !input.allowOverage) {
-      return { refused: 'insufficient_credits', available: this.availableAt(now), requested: input.amount };
+      return {
+        refused: 'insufficient_credits',
+        available: this.availableAt(now, featureId),
+        requested: input.amount,
+      };
     }
     const debitId = this.ids.newId('dbt');
     const { drawdowns, shortfall } = this.draw(usable, input.amount, 'debit', debitId, now);
@@ -222,6 +234,7 @@ export class CreditLedger {
       drawdowns,
       overage: shortfall,
       holdId: null,
+      featureId,
       createdAt: now,
       description: input.description ?? null,
       metadata: input.metadata ?? {},
@@ -235,10 +248,15 @@ export class CreditLedger {
     input: { readonly amount: Amount; readonly expiresAt: Instant } & ConsumeOptions,
     now: Instant,
   ): HoldState | InsufficientCredits {
-    const usable = this.drawableGrants(now);
+    const featureId = input.featureId ?? null;
+    const usable = this.drawableGrants(now, featureId);
     const drawable = Amount.sum(usable.map((g) => g.available));
     if (drawable.lessThan(input.amount)) {
-      return { refused: 'insufficient_credits', available: this.availableAt(now), requested: input.amount };
+      return {
+        refused: 'insufficient_credits',
+        available: this.availableAt(now, featureId),
+        requested: input.amount,
+      };
     }
     const holdId = this.ids.newId('hld');
     const { drawdowns } = this.draw(usable, input.amount, 'hold', holdId, now);
@@ -249,6 +267,7 @@ export class CreditLedger {
       amount: input.amount,
       createdAt: now,
       expiresAt: input.expiresAt,
+      featureId,
       description: input.description ?? null,
       metadata: input.metadata ?? {},
       status: 'active',
@@ -280,11 +299,15 @@ export class CreditLedger {
     const amount = input.amount ?? hold.amount;
     const fromHold = Amount.min(amount, hold.amount);
     const excess = amount.minus(fromHold);
-    const usable = this.drawableGrants(now);
+    const usable = this.drawableGrants(now, hold.featureId);
     if (excess.isPositive() && !input.allowOverage) {
       const drawable = Amount.sum(usable.map((g) => g.available));
       if (drawable.lessThan(excess)) {
-        return { refused: 'insufficient_credits', available: this.availableAt(now), requested: excess };
+        return {
+          refused: 'insufficient_credits',
+          available: this.availableAt(now, hold.featureId),
+          requested: excess,
+        };
       }
     }
     const debitId = this.ids.newId('dbt');
@@ -305,7 +328,7 @@ export class CreditLedger {
     this.releasePortions(hold, now);
     let shortfall = Amount.ZERO;
     if (excess.isPositive()) {
-      const drawn = this.draw(this.drawableGrants(now), excess, 'capture', debitId, now);
+      const drawn = this.draw(this.drawableGrants(now, hold.featureId), excess, 'capture', debitId, now);
       for (const d of drawn.drawdowns)
         byGrant.set(d.grantId, (byGrant.get(d.grantId) ?? Amount.ZERO).plus(d.amount));
       shortfall = drawn.shortfall;
@@ -320,6 +343,7 @@ export class CreditLedger {
       drawdowns: [...byGrant].map(([grantId, drawn]) => ({ grantId, amount: drawn })),
       overage: shortfall,
       holdId: hold.id,
+      featureId: hold.featureId,
       createdAt: now,
       description: input.description ?? hold.description,
       metadata: input.metadata ?? hold.metadata,
@@ -344,19 +368,40 @@ export class CreditLedger {
     return grant;
   }
 
-  /** Σ drawable remaining − overage at `at`, as the contract defines `available`. */
-  availableAt(at: Instant): Amount {
+  /**
+   * Σ drawable remaining − overage at `at`, as the contract defines `available`. Without a
+   * feature (`undefined`) every grant counts; with one (or `null`, an unattributed burn) only the
+   * grants that burn may draw on.
+   */
+  availableAt(at: Instant, featureId?: string | null): Amount {
     let total = this.accounts.overage.units;
     for (const grant of this.grants.values()) {
-      if (isGrantUsableAt(grant, at)) total += grant.available.units;
+      if (!isGrantUsableAt(grant, at)) continue;
+      if (featureId !== undefined && !appliesToFeature(grant, featureId)) continue;
+      total += grant.available.units;
     }
     return Amount.fromUnits(total);
   }
 
-  /** The balance at `now`; call {@link advanceTo} with the same instant first. */
-  balance(now: Instant): BalanceView {
+  /**
+   * Removes part of a grant's free remainder as breakage (an `expiry` entry dated `at`): what a
+   * rollover cap trims. The grant stays open with the rest.
+   */
+  expirePart(grantId: string, amount: Amount, at: Instant): void {
+    const grant = this.requireGrant(grantId);
+    if (amount.greaterThan(grant.available)) throw new Error('ledger invariant: trim beyond what is free');
+    this.record('expiry', amount, `grant:${grant.id}`, 'expired', grant.id, grant.id, at, at);
+  }
+
+  /** The balance at `now` (optionally as seen by burns for one feature); call {@link advanceTo} first. */
+  balance(now: Instant, featureId?: string): BalanceView {
     const listed = [...this.grants.values()]
-      .filter((g) => isGrantUsableAt(g, now) && (g.available.isPositive() || g.held.isPositive()))
+      .filter(
+        (g) =>
+          isGrantUsableAt(g, now) &&
+          (g.available.isPositive() || g.held.isPositive()) &&
+          (featureId === undefined || appliesToFeature(g, featureId)),
+      )
       .sort(compareBurnDownOrder);
     let held = Amount.ZERO;
     for (const grant of this.grants.values()) held = held.plus(grant.held);
@@ -373,7 +418,7 @@ export class CreditLedger {
       customerId: this.customerId,
       creditType: this.creditType,
       at: now,
-      available: this.availableAt(now),
+      available: this.availableAt(now, featureId),
       held,
       overage: this.accounts.overage.negated(),
       grants: listed.map((g) => ({
@@ -387,10 +432,12 @@ export class CreditLedger {
     };
   }
 
-  private drawableGrants(now: Instant): GrantState[] {
+  /** Grants a burn for `featureId` (null: no feature) may draw on now, in burn-down order. */
+  drawableGrants(now: Instant, featureId: string | null): GrantState[] {
     const usable: GrantState[] = [];
     for (const grant of this.grants.values()) {
-      if (isGrantUsableAt(grant, now) && grant.available.isPositive()) usable.push(grant);
+      if (isGrantUsableAt(grant, now) && grant.available.isPositive() && appliesToFeature(grant, featureId))
+        usable.push(grant);
     }
     return usable.sort(compareBurnDownOrder);
   }
@@ -459,11 +506,14 @@ export class CreditLedger {
     this.reshapedGrants.add(grant);
   }
 
-  /** Pays overage debt from drawable grants in burn-down order (a new grant, or credits a hold returned). */
+  /**
+   * Pays overage debt from drawable grants in burn-down order (a new grant, or credits a hold
+   * returned). Only unrestricted grants pay: the debt may come from any feature.
+   */
   private settleOverage(at: Instant): void {
     let debt = this.accounts.overage.negated();
     if (!debt.isPositive()) return;
-    for (const grant of this.drawableGrants(at)) {
+    for (const grant of this.drawableGrants(at, null)) {
       const take = Amount.min(grant.available, debt);
       this.record('overage_settled', take, `grant:${grant.id}`, 'overage', grant.id, grant.id, at, at);
       debt = debt.minus(take);

@@ -60,6 +60,8 @@ export interface HoldState {
   readonly amount: Amount;
   readonly createdAt: Instant;
   readonly expiresAt: Instant;
+  /** The feature the reserved credits are for (restricts which grants it pins and captures beyond). */
+  readonly featureId: string | null;
   readonly description: string | null;
   readonly metadata: Readonly<Record<string, unknown>>;
   status: HoldStatus;

@@ -40,6 +40,7 @@ export function registerBalanceRoutes(app: FastifyInstance, { ctx }: RouteDeps):
           creditType: request.query.credit_type ?? DEFAULT_CREDIT_TYPE,
         },
         at,
+        featureId: request.query.feature_id ?? null,
       });
       return presentBalance(balance);
     },

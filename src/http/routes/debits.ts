@@ -1,5 +1,6 @@
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
+import { invalidRequest } from '../../domain/errors.js';
 import { DEFAULT_CREDIT_TYPE } from '../../services/context.js';
 import { customerLockKey, debitCredits, requirePositiveAmount } from '../../services/ledger.js';
 import type { RouteDeps } from '../app.js';
@@ -24,6 +25,12 @@ export function registerDebitRoutes(app: FastifyInstance, { ctx, writer }: Route
     async (request, reply) => {
       const body = request.body;
       const amount = requirePositiveAmount(body.amount, 'amount');
+      const quantity = body.quantity === undefined ? null : requirePositiveAmount(body.quantity, 'quantity');
+      if (quantity !== null && !body.feature_id) {
+        throw invalidRequest('quantity counts usage of a feature: it needs feature_id', {
+          field: 'quantity',
+        });
+      }
       const metadata = readMetadata(body.metadata);
       const workspaceId = request.auth.workspaceId;
       return writer.run(request, reply, customerLockKey(workspaceId, request.params.id), async (tx, now) => {
@@ -35,6 +42,8 @@ export function registerDebitRoutes(app: FastifyInstance, { ctx, writer }: Route
           },
           amount,
           allowOverage: body.allow_overage ?? false,
+          featureId: body.feature_id ?? null,
+          quantity,
           description: body.description ?? null,
           metadata,
           now,

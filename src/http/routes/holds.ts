@@ -55,6 +55,7 @@ export function registerHoldRoutes(app: FastifyInstance, { ctx, writer }: RouteD
           },
           amount,
           ttlMs: (body.ttl_seconds ?? DEFAULT_HOLD_TTL_SECONDS) * 1000,
+          featureId: body.feature_id ?? null,
           description: body.description ?? null,
           metadata,
           now,

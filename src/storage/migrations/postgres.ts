@@ -207,4 +207,65 @@ CREATE TABLE rate_usage (
 );
 `,
   },
+  {
+    version: 3,
+    name: 'plans',
+    sql: `
+ALTER TABLE holds ADD COLUMN feature_id TEXT;
+ALTER TABLE debits ADD COLUMN feature_id TEXT;
+CREATE TABLE features (
+  workspace_id TEXT COLLATE "C" NOT NULL,
+  id TEXT COLLATE "C" NOT NULL,
+  body TEXT NOT NULL,
+  PRIMARY KEY (workspace_id, id)
+);
+CREATE TABLE plan_versions (
+  workspace_id TEXT COLLATE "C" NOT NULL,
+  id TEXT COLLATE "C" NOT NULL,
+  version INTEGER NOT NULL,
+  body TEXT NOT NULL,
+  PRIMARY KEY (workspace_id, id, version)
+);
+CREATE TABLE credit_packs (
+  workspace_id TEXT COLLATE "C" NOT NULL,
+  id TEXT COLLATE "C" NOT NULL,
+  body TEXT NOT NULL,
+  PRIMARY KEY (workspace_id, id)
+);
+CREATE TABLE subscriptions (
+  workspace_id TEXT COLLATE "C" NOT NULL,
+  id TEXT COLLATE "C" NOT NULL,
+  customer_id TEXT COLLATE "C" NOT NULL,
+  status TEXT NOT NULL,
+  next_due_at BIGINT,
+  body TEXT NOT NULL,
+  PRIMARY KEY (workspace_id, id)
+);
+CREATE INDEX subscriptions_by_customer ON subscriptions (workspace_id, customer_id);
+CREATE INDEX subscriptions_due ON subscriptions (next_due_at) WHERE next_due_at IS NOT NULL;
+CREATE TABLE auto_top_ups (
+  workspace_id TEXT COLLATE "C" NOT NULL,
+  customer_id TEXT COLLATE "C" NOT NULL,
+  body TEXT NOT NULL,
+  PRIMARY KEY (workspace_id, customer_id)
+);
+CREATE TABLE feature_usage (
+  workspace_id TEXT COLLATE "C" NOT NULL,
+  customer_id TEXT COLLATE "C" NOT NULL,
+  feature_id TEXT COLLATE "C" NOT NULL,
+  period_start BIGINT NOT NULL,
+  quantity NUMERIC(48,12) NOT NULL,
+  PRIMARY KEY (workspace_id, customer_id, feature_id, period_start)
+);
+CREATE TABLE purchases (
+  workspace_id TEXT COLLATE "C" NOT NULL,
+  id TEXT COLLATE "C" NOT NULL,
+  customer_id TEXT COLLATE "C" NOT NULL,
+  created_at BIGINT NOT NULL,
+  body TEXT NOT NULL,
+  PRIMARY KEY (workspace_id, id)
+);
+CREATE INDEX purchases_by_customer ON purchases (workspace_id, customer_id, created_at, id);
+`,
+  },
 ];

@@ -205,4 +205,65 @@ CREATE TABLE rate_usage (
 ) WITHOUT ROWID;
 `,
   },
+  {
+    version: 3,
+    name: 'plans',
+    sql: `
+ALTER TABLE holds ADD COLUMN feature_id TEXT;
+ALTER TABLE debits ADD COLUMN feature_id TEXT;
+CREATE TABLE features (
+  workspace_id TEXT NOT NULL,
+  id TEXT NOT NULL,
+  body TEXT NOT NULL,
+  PRIMARY KEY (workspace_id, id)
+) WITHOUT ROWID;
+CREATE TABLE plan_versions (
+  workspace_id TEXT NOT NULL,
+  id TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  body TEXT NOT NULL,
+  PRIMARY KEY (workspace_id, id, version)
+) WITHOUT ROWID;
+CREATE TABLE credit_packs (
+  workspace_id TEXT NOT NULL,
+  id TEXT NOT NULL,
+  body TEXT NOT NULL,
+  PRIMARY KEY (workspace_id, id)
+) WITHOUT ROWID;
+CREATE TABLE subscriptions (
+  workspace_id TEXT NOT NULL,
+  id TEXT NOT NULL,
+  customer_id TEXT NOT NULL,
+  status TEXT NOT NULL,
+  next_due_at INTEGER,
+  body TEXT NOT NULL,
+  PRIMARY KEY (workspace_id, id)
+) WITHOUT ROWID;
+CREATE INDEX subscriptions_by_customer ON subscriptions (workspace_id, customer_id);
+CREATE INDEX subscriptions_due ON subscriptions (next_due_at) WHERE next_due_at IS NOT NULL;
+CREATE TABLE auto_top_ups (
+  workspace_id TEXT NOT NULL,
+  customer_id TEXT NOT NULL,
+  body TEXT NOT NULL,
+  PRIMARY KEY (workspace_id, customer_id)
+) WITHOUT ROWID;
+CREATE TABLE feature_usage (
+  workspace_id TEXT NOT NULL,
+  customer_id TEXT NOT NULL,
+  feature_id TEXT NOT NULL,
+  period_start INTEGER NOT NULL,
+  quantity TEXT NOT NULL,
+  PRIMARY KEY (workspace_id, customer_id, feature_id, period_start)
+) WITHOUT ROWID;
+CREATE TABLE purchases (
+  workspace_id TEXT NOT NULL,
+  id TEXT NOT NULL,
+  customer_id TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  body TEXT NOT NULL,
+  PRIMARY KEY (workspace_id, id)
+) WITHOUT ROWID;
+CREATE INDEX purchases_by_customer ON purchases (workspace_id, customer_id, created_at, id);
+`,
+  },
 ];

@@ -14,6 +14,8 @@ import type {
   MeterRecord,
   Page,
   PageRequest,
+  PlanReadOperations,
+  PlanWriteOperations,
   RateRecord,
   ReadOperations,
   ReconciliationSource,
@@ -49,6 +51,7 @@ import {
   rateFromRow,
 } from '../rows.js';
 import type { SqlExecutor } from './executor.js';
+import { PlanReads, PlanWrites } from './plan-queries.js';
 import { Q } from './queries.js';
 
 /** Cursor keys made of several parts (e.g. `at` and `seq`), joined unambiguously. */
@@ -90,7 +93,16 @@ function numericPart(text: string): number {
 
 /** Reads shared by every SQL dialect. */
 export class SqlReads implements ReadOperations {
-  constructor(protected readonly db: SqlExecutor) {}
+  readonly plans: PlanReadOperations;
+
+  constructor(protected readonly db: SqlExecutor) {
+    this.plans = this.makePlans();
+  }
+
+  /** Overridden by the writes, which hand out the writable plan store. */
+  protected makePlans(): PlanReadOperations {
+    return new PlanReads(this.db);
+  }
 
   /** One row by key, mapped, or null. */
   private async one<R, T>(sql: string, params: readonly unknown[], map: (row: R) => T): Promise<T | null> {
@@ -322,6 +334,11 @@ export interface SqlStatement {
 
 /** Writes shared by every SQL dialect; the adapter decides how transactions and locks work. */
 export class SqlWrites extends SqlReads implements WriteOperations {
+  declare readonly plans: PlanWriteOperations;
+
+  protected override makePlans(): PlanWriteOperations {
+    return new PlanWrites(this.db);
+  }
   /** Adapters serialise per customer before handing out this object, so loading needs no lock here. */
   loadLedgerForUpdate(key: LedgerKey): Promise<CreditLedgerSnapshot> {
     return this.loadLedger(key);

@@ -1,0 +1,48 @@
+import type { Static } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { Amount } from '../../domain/amount/amount.js';
+import { checkAndHold, checkNow } from '../../services/entitlements.js';
+import { customerLockKey, requirePositiveAmount } from '../../services/ledger.js';
+import type { RouteDeps } from '../app.js';
+import { presentCheck } from '../plan-presenters.js';
+import { CheckBody, CheckRequestBody } from '../plan-schemas.js';
+import { errorResponses } from '../schemas.js';
+
+const ONE = Amount.of('1');
+const DEFAULT_HOLD_TTL_SECONDS = 60;
+
+/** The real-time check: may this customer use this feature now (and reserve the credits)? */
+export function registerCheckRoutes(app: FastifyInstance, { ctx, writer }: RouteDeps): void {
+  app.post<{ Body: Static<typeof CheckRequestBody> }>(
+    '/v1/check',
+    {
+      config: { scope: 'check' },
+      schema: {
+        tags: ['check'],
+        summary: 'Check an entitlement; with hold, an allowed check reserves its credits atomically',
+        body: CheckRequestBody,
+        response: { 200: CheckBody, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const body = request.body;
+      const input = {
+        workspaceId: request.auth.workspaceId,
+        customerId: body.customer_id,
+        featureId: body.feature_id,
+        quantity: body.quantity === undefined ? ONE : requirePositiveAmount(body.quantity, 'quantity'),
+      };
+      if (body.hold === undefined || body.hold === null) return presentCheck(await checkNow(ctx, input));
+      const ttlMs = (body.hold.ttl_seconds ?? DEFAULT_HOLD_TTL_SECONDS) * 1000;
+      return writer.run(
+        request,
+        reply,
+        customerLockKey(input.workspaceId, input.customerId),
+        async (tx, now) => ({
+          status: 200,
+          body: presentCheck(await checkAndHold(ctx, tx, { ...input, ttlMs, now })),
+        }),
+      );
+    },
+  );
+}

@@ -1,0 +1,192 @@
+import type { Static } from '@sinclair/typebox';
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { notFound } from '../../domain/errors.js';
+import { createCreditPack } from '../../services/catalog.js';
+import { customerLockKey } from '../../services/ledger.js';
+import { requireCustomer } from '../../services/lookups.js';
+import { purchaseCreditPacks, setAutoTopUp } from '../../services/purchases.js';
+import type { RouteDeps } from '../app.js';
+import { readAutoTopUp, readCreditPack } from '../plan-input.js';
+import { presentAutoTopUp, presentCreditPack, presentPurchase } from '../plan-presenters.js';
+import {
+  AutoTopUpBody,
+  CreateCreditPackBody,
+  CreatePurchaseBody,
+  CreditPackBody,
+  PurchaseBody,
+  PutAutoTopUpBody,
+} from '../plan-schemas.js';
+import { presentBalance, presentGrant } from '../presenters.js';
+import { BalanceBody, errorResponses, GrantBody, IdParams, ListOf, ListQuery } from '../schemas.js';
+import { catalogLockKey, presentIdPage, readIdPage } from './features-plans.js';
+
+const PurchaseResponse = Type.Object({
+  ...PurchaseBody.properties,
+  grant: GrantBody,
+  balance_after: BalanceBody,
+});
+
+/** Credit packs, purchases of them, and customers' auto top-up rules. */
+export function registerCreditPackRoutes(app: FastifyInstance, { ctx, writer }: RouteDeps): void {
+  app.post<{ Body: Static<typeof CreateCreditPackBody> }>(
+    '/v1/credit-packs',
+    {
+      config: { scope: 'write' },
+      schema: {
+        tags: ['credit packs'],
+        summary: 'Create a credit pack, with volume discounts by quantity',
+        body: CreateCreditPackBody,
+        response: { 201: CreditPackBody, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const input = readCreditPack(request.body);
+      const ws = request.auth.workspaceId;
+      return writer.run(request, reply, catalogLockKey(ws), async (tx, now) => ({
+        status: 201,
+        body: presentCreditPack(await createCreditPack(tx, ws, input, now)),
+      }));
+    },
+  );
+
+  app.get<{ Params: Static<typeof IdParams> }>(
+    '/v1/credit-packs/:id',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags: ['credit packs'],
+        summary: 'Get a credit pack',
+        params: IdParams,
+        response: { 200: CreditPackBody, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const pack = await ctx.storage.read.plans.getCreditPack(request.auth.workspaceId, request.params.id);
+      if (!pack) throw notFound('credit pack', request.params.id);
+      return presentCreditPack(pack);
+    },
+  );
+
+  app.get<{ Querystring: Static<typeof ListQuery> }>(
+    '/v1/credit-packs',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags: ['credit packs'],
+        summary: 'List credit packs',
+        querystring: ListQuery,
+        response: { 200: ListOf(CreditPackBody), ...errorResponses },
+      },
+    },
+    async (request) => {
+      const { afterId, limit } = readIdPage(request.query);
+      return presentIdPage(
+        await ctx.storage.read.plans.listCreditPacks(request.auth.workspaceId, afterId, limit),
+        presentCreditPack,
+      );
+    },
+  );
+
+  app.post<{ Params: Static<typeof IdParams>; Body: Static<typeof CreatePurchaseBody> }>(
+    '/v1/customers/:id/purchases',
+    {
+      config: { scope: 'write' },
+      schema: {
+        tags: ['credit packs'],
+        summary: 'Buy packs: a paid grant whose cost basis is the (discounted) price',
+        params: IdParams,
+        body: CreatePurchaseBody,
+        response: { 201: PurchaseResponse, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const ws = request.auth.workspaceId;
+      return writer.run(request, reply, customerLockKey(ws, request.params.id), async (tx, now) => {
+        const bought = await purchaseCreditPacks(ctx, tx, {
+          workspaceId: ws,
+          customerId: request.params.id,
+          packId: request.body.pack_id,
+          quantity: request.body.quantity ?? 1,
+          now,
+        });
+        return {
+          status: 201,
+          body: {
+            ...presentPurchase(bought.purchase),
+            grant: presentGrant(bought.grant, now),
+            balance_after: presentBalance(bought.balance),
+          },
+        };
+      });
+    },
+  );
+
+  app.get<{ Params: Static<typeof IdParams>; Querystring: Static<typeof ListQuery> }>(
+    '/v1/customers/:id/purchases',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags: ['credit packs'],
+        summary: "A customer's purchases (by the API and by auto top-up), oldest first",
+        params: IdParams,
+        querystring: ListQuery,
+        response: { 200: ListOf(PurchaseBody), ...errorResponses },
+      },
+    },
+    async (request) => {
+      const ws = request.auth.workspaceId;
+      await requireCustomer(ctx.storage.read, ws, request.params.id);
+      const { afterId, limit } = readIdPage(request.query);
+      let after: { createdAt: number; id: string } | null = null;
+      if (afterId !== '') {
+        const parsed = JSON.parse(afterId) as [string, string];
+        after = { createdAt: Number(parsed[0]), id: parsed[1] };
+      }
+      const page = await ctx.storage.read.plans.listPurchases(ws, request.params.id, after, limit);
+      return presentIdPage({ items: page.items, nextAfter: page.nextAfter }, presentPurchase);
+    },
+  );
+
+  app.put<{ Params: Static<typeof IdParams>; Body: Static<typeof PutAutoTopUpBody> }>(
+    '/v1/customers/:id/auto-top-up',
+    {
+      config: { scope: 'write' },
+      schema: {
+        tags: ['credit packs'],
+        summary: 'Set the auto top-up rule: buy packs when the balance crosses below a threshold',
+        params: IdParams,
+        body: PutAutoTopUpBody,
+        response: { 200: AutoTopUpBody, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const ws = request.auth.workspaceId;
+      const input = readAutoTopUp(request.body);
+      const rule = await ctx.storage.write(customerLockKey(ws, request.params.id), (tx) =>
+        setAutoTopUp(tx, { ...input, workspaceId: ws, customerId: request.params.id, now: ctx.clock.now() }),
+      );
+      return presentAutoTopUp(rule);
+    },
+  );
+
+  app.get<{ Params: Static<typeof IdParams> }>(
+    '/v1/customers/:id/auto-top-up',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags: ['credit packs'],
+        summary: "A customer's auto top-up rule",
+        params: IdParams,
+        response: { 200: AutoTopUpBody, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const ws = request.auth.workspaceId;
+      await requireCustomer(ctx.storage.read, ws, request.params.id);
+      const rule = await ctx.storage.read.plans.getAutoTopUp(ws, request.params.id);
+      if (!rule) throw notFound('auto top-up of customer', request.params.id);
+      return presentAutoTopUp(rule);
+    },
+  );
+}

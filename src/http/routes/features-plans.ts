@@ -1,0 +1,240 @@
+import type { Static } from '@sinclair/typebox';
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { notFound } from '../../domain/errors.js';
+import {
+  archiveFeature,
+  createFeature,
+  createPlan,
+  updateFeature,
+  updatePlan,
+} from '../../services/catalog.js';
+import { decodeCompositeKey } from '../../storage/sql/sql-store.js';
+import type { RouteDeps } from '../app.js';
+import { presentPage, readPageRequest } from '../pagination.js';
+import { readFeature, readPlan } from '../plan-input.js';
+import { presentFeature, presentPlan } from '../plan-presenters.js';
+import {
+  CreateFeatureBody,
+  CreatePlanBody,
+  FeatureBody,
+  PlanBody,
+  ReplaceFeatureBody,
+  ReplacePlanBody,
+} from '../plan-schemas.js';
+import { errorResponses, IdParams, ListOf, ListQuery } from '../schemas.js';
+
+/** The workspace's catalogue lock: catalogue edits are rare and need no finer serialisation. */
+export const catalogLockKey = (workspaceId: string) => `${workspaceId}/catalog`;
+
+/** Reads a page request whose resume key is a bare id. */
+export function readIdPage(query: Static<typeof ListQuery>): { afterId: string; limit: number } {
+  const page = readPageRequest(query);
+  return {
+    afterId: page.after === null ? '' : (decodeCompositeKey(page.after, 1)[0] ?? ''),
+    limit: page.limit,
+  };
+}
+
+/** Turns a page keyed by bare ids into the contract's list envelope. */
+export function presentIdPage<T extends { readonly id: string }, U>(
+  page: { items: readonly T[]; nextAfter: string | null },
+  present: (item: T) => U,
+) {
+  return presentPage(
+    { items: page.items, nextAfter: page.nextAfter === null ? null : JSON.stringify([page.nextAfter]) },
+    present,
+  );
+}
+
+const PlanVersionQuery = Type.Object(
+  { version: Type.Optional(Type.String({ pattern: '^[0-9]{1,9}$' })) },
+  { additionalProperties: false },
+);
+
+/** Features (what customers can be entitled to) and plans (versioned bundles of them). */
+export function registerFeatureAndPlanRoutes(app: FastifyInstance, { ctx, writer }: RouteDeps): void {
+  app.post<{ Body: Static<typeof CreateFeatureBody> }>(
+    '/v1/features',
+    {
+      config: { scope: 'write' },
+      schema: {
+        tags: ['plans'],
+        summary: 'Create a feature (boolean, metered or config)',
+        body: CreateFeatureBody,
+        response: { 201: FeatureBody, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const input = readFeature(request.body.id, request.body);
+      const ws = request.auth.workspaceId;
+      return writer.run(request, reply, catalogLockKey(ws), async (tx, now) => ({
+        status: 201,
+        body: presentFeature(await createFeature(tx, ws, input, now)),
+      }));
+    },
+  );
+
+  app.put<{ Params: Static<typeof IdParams>; Body: Static<typeof ReplaceFeatureBody> }>(
+    '/v1/features/:id',
+    {
+      config: { scope: 'write' },
+      schema: {
+        tags: ['plans'],
+        summary: "Replace a feature's definition (its type cannot change)",
+        params: IdParams,
+        body: ReplaceFeatureBody,
+        response: { 200: FeatureBody, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const input = readFeature(request.params.id, request.body);
+      const ws = request.auth.workspaceId;
+      return writer.run(request, reply, catalogLockKey(ws), async (tx, now) => ({
+        status: 200,
+        body: presentFeature(await updateFeature(tx, ws, input, now)),
+      }));
+    },
+  );
+
+  app.delete<{ Params: Static<typeof IdParams> }>(
+    '/v1/features/:id',
+    {
+      config: { scope: 'write' },
+      schema: {
+        tags: ['plans'],
+        summary: 'Archive a feature: it stays readable and entitles nobody any more',
+        params: IdParams,
+        response: { 200: FeatureBody, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const ws = request.auth.workspaceId;
+      const feature = await ctx.storage.write(catalogLockKey(ws), (tx) =>
+        archiveFeature(tx, ws, request.params.id, ctx.clock.now()),
+      );
+      return presentFeature(feature);
+    },
+  );
+
+  app.get<{ Params: Static<typeof IdParams> }>(
+    '/v1/features/:id',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags: ['plans'],
+        summary: 'Get a feature',
+        params: IdParams,
+        response: { 200: FeatureBody, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const feature = await ctx.storage.read.plans.getFeature(request.auth.workspaceId, request.params.id);
+      if (!feature) throw notFound('feature', request.params.id);
+      return presentFeature(feature);
+    },
+  );
+
+  app.get<{ Querystring: Static<typeof ListQuery> }>(
+    '/v1/features',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags: ['plans'],
+        summary: 'List features',
+        querystring: ListQuery,
+        response: { 200: ListOf(FeatureBody), ...errorResponses },
+      },
+    },
+    async (request) => {
+      const { afterId, limit } = readIdPage(request.query);
+      const page = await ctx.storage.read.plans.listFeatures(request.auth.workspaceId, afterId, limit);
+      return presentIdPage(page, presentFeature);
+    },
+  );
+
+  app.post<{ Body: Static<typeof CreatePlanBody> }>(
+    '/v1/plans',
+    {
+      config: { scope: 'write' },
+      schema: {
+        tags: ['plans'],
+        summary: 'Create a plan (version 1): entitlements, allowances, time zone, price',
+        body: CreatePlanBody,
+        response: { 201: PlanBody, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const input = readPlan(request.body.id, request.body);
+      const ws = request.auth.workspaceId;
+      return writer.run(request, reply, catalogLockKey(ws), async (tx, now) => ({
+        status: 201,
+        body: presentPlan(await createPlan(tx, ws, input, now)),
+      }));
+    },
+  );
+
+  app.put<{ Params: Static<typeof IdParams>; Body: Static<typeof ReplacePlanBody> }>(
+    '/v1/plans/:id',
+    {
+      config: { scope: 'write' },
+      schema: {
+        tags: ['plans'],
+        summary: 'Edit a plan: stores the next version; subscriptions keep theirs until changed',
+        params: IdParams,
+        body: ReplacePlanBody,
+        response: { 201: PlanBody, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const input = readPlan(request.params.id, request.body);
+      const ws = request.auth.workspaceId;
+      return writer.run(request, reply, catalogLockKey(ws), async (tx, now) => ({
+        status: 201,
+        body: presentPlan(await updatePlan(tx, ws, input, now)),
+      }));
+    },
+  );
+
+  app.get<{ Params: Static<typeof IdParams>; Querystring: Static<typeof PlanVersionQuery> }>(
+    '/v1/plans/:id',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags: ['plans'],
+        summary: 'Get a plan (the latest version, or ?version=n)',
+        params: IdParams,
+        querystring: PlanVersionQuery,
+        response: { 200: PlanBody, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const version = request.query.version === undefined ? null : Number(request.query.version);
+      const plan = await ctx.storage.read.plans.getPlanVersion(
+        request.auth.workspaceId,
+        request.params.id,
+        version,
+      );
+      if (!plan) throw notFound(version === null ? 'plan' : `plan version ${version} of`, request.params.id);
+      return presentPlan(plan);
+    },
+  );
+
+  app.get<{ Querystring: Static<typeof ListQuery> }>(
+    '/v1/plans',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags: ['plans'],
+        summary: 'List plans (latest versions)',
+        querystring: ListQuery,
+        response: { 200: ListOf(PlanBody), ...errorResponses },
+      },
+    },
+    async (request) => {
+      const { afterId, limit } = readIdPage(request.query);
+      const page = await ctx.storage.read.plans.listPlans(request.auth.workspaceId, afterId, limit);
+      return presentIdPage(page, presentPlan);
+    },
+  );
+}

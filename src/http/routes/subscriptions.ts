@@ -1,0 +1,160 @@
+import type { Static } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { notFound } from '../../domain/errors.js';
+import { customerLockKey } from '../../services/ledger.js';
+import { requireCustomer } from '../../services/lookups.js';
+import { cancelSubscription, changeSubscription, startSubscription } from '../../services/subscriptions.js';
+import type { RouteDeps } from '../app.js';
+import { presentSubscription } from '../plan-presenters.js';
+import {
+  CancelSubscriptionBody,
+  ChangeSubscriptionBody,
+  CreateSubscriptionBody,
+  SubscriptionBody,
+  SubscriptionIdParams,
+} from '../plan-schemas.js';
+import { readTime } from '../route-helpers.js';
+import { errorResponses, IdParams, ListOf } from '../schemas.js';
+
+/** Subscriptions: a customer on a plan version, with allowances that reset on anniversaries. */
+export function registerSubscriptionRoutes(app: FastifyInstance, { ctx, writer }: RouteDeps): void {
+  app.post<{ Params: Static<typeof IdParams>; Body: Static<typeof CreateSubscriptionBody> }>(
+    '/v1/customers/:id/subscriptions',
+    {
+      config: { scope: 'write' },
+      schema: {
+        tags: ['subscriptions'],
+        summary: 'Start a subscription; its first allowance grants exist when this returns',
+        params: IdParams,
+        body: CreateSubscriptionBody,
+        response: { 201: SubscriptionBody, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const body = request.body;
+      const startAt = body.start_at === undefined ? null : readTime(body.start_at, 'start_at');
+      const ws = request.auth.workspaceId;
+      return writer.run(request, reply, customerLockKey(ws, request.params.id), async (tx, now) => {
+        const { subscription, plan } = await startSubscription(ctx, tx, {
+          workspaceId: ws,
+          customerId: request.params.id,
+          planId: body.plan_id,
+          planVersion: body.plan_version ?? null,
+          startAt,
+          now,
+        });
+        return { status: 201, body: presentSubscription(subscription, plan, now) };
+      });
+    },
+  );
+
+  app.get<{ Params: Static<typeof IdParams> }>(
+    '/v1/customers/:id/subscriptions',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags: ['subscriptions'],
+        summary: "A customer's subscriptions, active and ended",
+        params: IdParams,
+        response: { 200: ListOf(SubscriptionBody), ...errorResponses },
+      },
+    },
+    async (request) => {
+      const ws = request.auth.workspaceId;
+      const reads = ctx.storage.read;
+      await requireCustomer(reads, ws, request.params.id);
+      const now = ctx.clock.now();
+      const data = [];
+      for (const sub of await reads.plans.subscriptionsOf(ws, request.params.id)) {
+        const plan = await reads.plans.getPlanVersion(ws, sub.planId, sub.planVersion);
+        if (plan) data.push(presentSubscription(sub, plan, now));
+      }
+      return { data, next_cursor: null };
+    },
+  );
+
+  app.get<{ Params: Static<typeof SubscriptionIdParams> }>(
+    '/v1/subscriptions/:subscription_id',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags: ['subscriptions'],
+        summary: 'Get a subscription',
+        params: SubscriptionIdParams,
+        response: { 200: SubscriptionBody, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const ws = request.auth.workspaceId;
+      const id = request.params.subscription_id;
+      const sub = await ctx.storage.read.plans.getSubscription(ws, id);
+      const plan = sub && (await ctx.storage.read.plans.getPlanVersion(ws, sub.planId, sub.planVersion));
+      if (!sub || !plan) throw notFound('subscription', id);
+      return presentSubscription(sub, plan, ctx.clock.now());
+    },
+  );
+
+  /** Subscription writes lock the customer; the subscription is looked up first to find it. */
+  const lockOf = async (ws: string, subscriptionId: string) => {
+    const sub = await ctx.storage.read.plans.getSubscription(ws, subscriptionId);
+    if (!sub) throw notFound('subscription', subscriptionId);
+    return customerLockKey(ws, sub.customerId);
+  };
+
+  app.post<{ Params: Static<typeof SubscriptionIdParams>; Body: Static<typeof CancelSubscriptionBody> }>(
+    '/v1/subscriptions/:subscription_id/cancel',
+    {
+      config: { scope: 'write' },
+      schema: {
+        tags: ['subscriptions'],
+        summary: 'Cancel now (unused allowance credits leave) or at the end of the billing period',
+        params: SubscriptionIdParams,
+        body: CancelSubscriptionBody,
+        response: { 200: SubscriptionBody, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const ws = request.auth.workspaceId;
+      const id = request.params.subscription_id;
+      return writer.run(request, reply, await lockOf(ws, id), async (tx, now) => {
+        const { subscription, plan } = await cancelSubscription(ctx, tx, {
+          workspaceId: ws,
+          subscriptionId: id,
+          atPeriodEnd: request.body?.at_period_end ?? false,
+          now,
+        });
+        return { status: 200, body: presentSubscription(subscription, plan, now) };
+      });
+    },
+  );
+
+  app.post<{ Params: Static<typeof SubscriptionIdParams>; Body: Static<typeof ChangeSubscriptionBody> }>(
+    '/v1/subscriptions/:subscription_id/change',
+    {
+      config: { scope: 'write' },
+      schema: {
+        tags: ['subscriptions'],
+        summary: 'Change plan: upgrades now with the allowance increase prorated, downgrades at period end',
+        params: SubscriptionIdParams,
+        body: ChangeSubscriptionBody,
+        response: { 200: SubscriptionBody, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const ws = request.auth.workspaceId;
+      const id = request.params.subscription_id;
+      const body = request.body;
+      return writer.run(request, reply, await lockOf(ws, id), async (tx, now) => {
+        const { subscription, plan } = await changeSubscription(ctx, tx, {
+          workspaceId: ws,
+          subscriptionId: id,
+          planId: body.plan_id,
+          planVersion: body.plan_version ?? null,
+          when: body.at ?? null,
+          now,
+        });
+        return { status: 200, body: presentSubscription(subscription, plan, now) };
+      });
+    },
+  );
+}

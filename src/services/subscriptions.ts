@@ -1,0 +1,486 @@
+import { Amount } from '../domain/amount/amount.js';
+import type { Allowance, PlanVersion } from '../domain/catalog/catalog.js';
+import { BurndownError, ErrorCode, invalidRequest, notFound } from '../domain/errors.js';
+import { CreditLedger } from '../domain/ledger/credit-ledger.js';
+import type { GrantState } from '../domain/ledger/types.js';
+import { planRollover, proratedIncrease } from '../domain/plans/allowances.js';
+import type { Subscription } from '../domain/plans/subscription.js';
+import type { Instant } from '../domain/time/instant.js';
+import { anniversary, type Period, periodContaining } from '../domain/time/periods.js';
+import type { WriteOperations } from '../ports/storage.js';
+import type { ServiceContext } from './context.js';
+import { requireCustomer } from './lookups.js';
+
+/** Grant metadata that ties an allowance grant to its subscription, allowance and period. */
+const META = {
+  subscription: 'subscription_id',
+  allowance: 'allowance_key',
+  period: 'period_index',
+  kind: 'allowance_kind',
+} as const;
+
+/** What an allowance grant is: the period's allowance, a carried remainder, or an upgrade's prorated increase. */
+type AllowanceKind = 'allowance' | 'rollover' | 'proration';
+
+/** Identifies an allowance across resets: the plan version and its position in that version. */
+const allowanceKey = (plan: PlanVersion, index: number) => `${plan.id}@${plan.version}#${index}`;
+
+/** The ledgers of one customer touched while processing, saved together at the end. */
+class CustomerLedgers {
+  private readonly ledgers = new Map<string, CreditLedger>();
+
+  constructor(
+    private readonly ctx: ServiceContext,
+    private readonly tx: WriteOperations,
+    private readonly workspaceId: string,
+    private readonly customerId: string,
+  ) {}
+
+  async get(creditType: string): Promise<CreditLedger> {
+    let ledger = this.ledgers.get(creditType);
+    if (!ledger) {
+      const key = { workspaceId: this.workspaceId, customerId: this.customerId, creditType };
+      ledger = new CreditLedger(await this.tx.loadLedgerForUpdate(key), this.ctx.ids);
+      this.ledgers.set(creditType, ledger);
+    }
+    return ledger;
+  }
+
+  async save(now: Instant): Promise<void> {
+    for (const ledger of this.ledgers.values()) {
+      if (ledger.isDirty) await this.tx.saveLedger(this.workspaceId, ledger, now);
+    }
+  }
+}
+
+function grantsOf(
+  ledger: CreditLedger,
+  subscriptionId: string,
+  key: string,
+  kinds: readonly AllowanceKind[],
+): GrantState[] {
+  const found: GrantState[] = [];
+  for (const grant of ledger.grants.values()) {
+    const m = grant.metadata;
+    if (m[META.subscription] !== subscriptionId || m[META.allowance] !== key) continue;
+    if (kinds.includes(m[META.kind] as AllowanceKind)) found.push(grant);
+  }
+  return found;
+}
+
+/** The smallest anniversary index whose instant is at or after `at`. */
+function firstIndexAtOrAfter(anchor: Instant, period: Period, at: Instant, timeZone: string): number {
+  if (at <= anchor) return 0;
+  const containing = periodContaining(anchor, period, at, timeZone);
+  return containing.start === at ? containing.index : containing.index + 1;
+}
+
+async function requirePlanVersion(
+  tx: WriteOperations,
+  workspaceId: string,
+  planId: string,
+  version: number | null,
+): Promise<PlanVersion> {
+  const plan = await tx.plans.getPlanVersion(workspaceId, planId, version);
+  if (!plan) throw notFound(version === null ? 'plan' : `plan version ${version} of`, planId);
+  return plan;
+}
+
+/**
+ * Moves one subscription forward through everything due up to `until`, in time order and one
+ * boundary at a time: ends (cancel at period end), plan changes waiting for a period end, and
+ * allowance resets. Each reset first applies what was due just before it, trims and carries the
+ * remainder by the rollover rule, lets the old allowance expire at the boundary, then issues the
+ * new allowance dated the boundary. The subscription's counters advance with the grants, in the
+ * same transaction, so a reset is never issued twice and never skipped, however late it runs.
+ */
+class SubscriptionAdvance {
+  private plan: PlanVersion | null = null;
+
+  constructor(
+    private readonly tx: WriteOperations,
+    private readonly sub: Subscription,
+    private readonly ledgers: CustomerLedgers,
+    /** The real present: grants for a future start are recorded now, never in the future. */
+    private readonly now: Instant,
+  ) {}
+
+  async currentPlan(): Promise<PlanVersion> {
+    if (
+      this.plan === null ||
+      this.plan.id !== this.sub.planId ||
+      this.plan.version !== this.sub.planVersion
+    ) {
+      this.plan = await requirePlanVersion(
+        this.tx,
+        this.sub.workspaceId,
+        this.sub.planId,
+        this.sub.planVersion,
+      );
+    }
+    return this.plan;
+  }
+
+  /** The next thing due and when; at equal instants an end comes first, then a change, then resets. */
+  nextDue(plan: PlanVersion): { at: Instant; what: 'end' | 'change' | number } | null {
+    const sub = this.sub;
+    if (sub.status !== 'active') return null;
+    let next: { at: Instant; what: 'end' | 'change' | number } | null = null;
+    if (sub.cancelAt !== null) next = { at: sub.cancelAt, what: 'end' };
+    if (sub.pendingChange !== null && (next === null || sub.pendingChange.at < next.at)) {
+      next = { at: sub.pendingChange.at, what: 'change' };
+    }
+    plan.allowances.forEach((allowance, i) => {
+      const at = anniversary(sub.anchorAt, allowance.period, sub.nextAllowancePeriod[i] ?? 0, sub.timeZone);
+      if (next === null || at < next.at) next = { at, what: i };
+    });
+    return next;
+  }
+
+  async run(until: Instant): Promise<void> {
+    for (;;) {
+      const plan = await this.currentPlan();
+      const due = this.nextDue(plan);
+      if (due === null || due.at > until) break;
+      if (due.what === 'end') await this.end(due.at);
+      else if (due.what === 'change') await this.applyPendingChange(plan, due.at);
+      else await this.reset(plan, due.what, due.at);
+    }
+    this.sub.nextDueAt = this.nextDue(await this.currentPlan())?.at ?? null;
+  }
+
+  /** Reset of allowance `index` at its anniversary `at`: carry the old remainder, issue the new period. */
+  private async reset(plan: PlanVersion, index: number, at: Instant): Promise<void> {
+    const allowance = plan.allowances[index]!;
+    const period = this.sub.nextAllowancePeriod[index] ?? 0;
+    const key = allowanceKey(plan, index);
+    if (period > 0) await this.rollover(allowance, key, period, at);
+    const ledger = await this.ledgers.get(allowance.creditType);
+    this.issue(ledger, allowance, key, period, 'allowance', allowance.amount, at, at);
+    this.sub.nextAllowancePeriod[index] = period + 1;
+  }
+
+  /**
+   * At the boundary `at` that starts `period`: the unused part of the ending period's allowance is
+   * carried (up to the cap across live rollovers, oldest trimmed first) into a rollover grant.
+   */
+  private async rollover(allowance: Allowance, key: string, period: number, at: Instant): Promise<void> {
+    const ledger = await this.ledgers.get(allowance.creditType);
+    ledger.advanceTo(Math.min(at, this.now) - 1);
+    const ending = grantsOf(ledger, this.sub.id, key, ['allowance', 'proration']).filter(
+      (g) => g.closedReason === null && g.metadata[META.period] === period - 1,
+    );
+    const unused = Amount.sum(ending.map((g) => g.available));
+    const live = grantsOf(ledger, this.sub.id, key, ['rollover'])
+      .filter((g) => g.closedReason === null && (g.expiresAt === null || g.expiresAt > at))
+      .sort((a, b) => a.effectiveAt - b.effectiveAt || (a.id < b.id ? -1 : 1))
+      .map((g) => ({ grantId: g.id, available: g.available }));
+    const plan = planRollover(allowance, unused, live);
+    for (const trim of plan.trims) ledger.expirePart(trim.grantId, trim.amount, at);
+    ledger.advanceTo(at);
+    if (!plan.carry.isPositive()) return;
+    const after = allowance.rollover?.expiresAfterPeriods ?? null;
+    const expiresAt =
+      after === null
+        ? null
+        : anniversary(this.sub.anchorAt, allowance.period, period + after, this.sub.timeZone);
+    this.issue(ledger, allowance, key, period, 'rollover', plan.carry, at, expiresAt);
+  }
+
+  private issue(
+    ledger: CreditLedger,
+    allowance: Allowance,
+    key: string,
+    period: number,
+    kind: AllowanceKind,
+    amount: Amount,
+    effectiveAt: Instant,
+    expiresAtOrBoundary: Instant | null,
+  ): void {
+    const sub = this.sub;
+    const expiresAt =
+      kind === 'allowance'
+        ? anniversary(sub.anchorAt, allowance.period, period + 1, sub.timeZone)
+        : expiresAtOrBoundary;
+    ledger.grant(
+      {
+        amount,
+        category: 'allowance',
+        priority: allowance.priority,
+        effectiveAt,
+        expiresAt,
+        costBasis: null,
+        appliesTo: allowance.appliesTo,
+        description: `${kind} of plan ${sub.planId} v${sub.planVersion}, period ${period}`,
+        metadata: {
+          [META.subscription]: sub.id,
+          [META.allowance]: key,
+          [META.period]: period,
+          [META.kind]: kind,
+        },
+      },
+      Math.min(effectiveAt, this.now),
+    );
+  }
+
+  /** A downgrade or migration waiting for the period end: carry the old allowances, then switch. */
+  private async applyPendingChange(plan: PlanVersion, at: Instant): Promise<void> {
+    const change = this.sub.pendingChange!;
+    for (const [index, allowance] of plan.allowances.entries()) {
+      const period = this.sub.nextAllowancePeriod[index] ?? 0;
+      const boundary = anniversary(this.sub.anchorAt, allowance.period, period, this.sub.timeZone);
+      if (boundary === at && period > 0)
+        await this.rollover(allowance, allowanceKey(plan, index), period, at);
+    }
+    const next = await requirePlanVersion(this.tx, this.sub.workspaceId, change.planId, change.planVersion);
+    this.switchTo(next, at);
+    this.sub.pendingChange = null;
+  }
+
+  /** Puts the subscription on `plan` from `at`: its allowances start at their next anniversary at or after `at`. */
+  switchTo(plan: PlanVersion, at: Instant): void {
+    this.sub.planId = plan.id;
+    this.sub.planVersion = plan.version;
+    this.sub.nextAllowancePeriod = plan.allowances.map((a) =>
+      firstIndexAtOrAfter(this.sub.anchorAt, a.period, at, this.sub.timeZone),
+    );
+    this.plan = plan;
+  }
+
+  /** Ends the subscription at `at`: its allowance and rollover credits still open leave (void) then. */
+  async end(at: Instant): Promise<void> {
+    const plan = await this.currentPlan();
+    for (const allowance of plan.allowances) {
+      const ledger = await this.ledgers.get(allowance.creditType);
+      ledger.advanceTo(at);
+      for (const grant of [...ledger.grants.values()]) {
+        if (grant.metadata[META.subscription] === this.sub.id && grant.closedReason === null) {
+          ledger.voidGrant(grant.id, at);
+        }
+      }
+    }
+    this.sub.status = 'canceled';
+    this.sub.endedAt = at;
+    this.sub.cancelAt = null;
+    this.sub.pendingChange = null;
+  }
+
+  /**
+   * The proration rule of an immediate change at `at` (stated in the README): the old allowance
+   * grants of the current period stay as they are; for each allowance of the new plan, the increase
+   * over the old plan's allowance of the same credit type and period is granted for the rest of the
+   * current period, prorated by time; from the next anniversary on, the new plan's full amounts.
+   */
+  async changeNow(next: PlanVersion, at: Instant): Promise<void> {
+    const old = await this.currentPlan();
+    for (const allowance of next.allowances) {
+      const current = periodContaining(this.sub.anchorAt, allowance.period, at, this.sub.timeZone);
+      const before = Amount.sum(
+        old.allowances
+          .filter((a) => a.creditType === allowance.creditType && a.period === allowance.period)
+          .map((a) => a.amount),
+      );
+      const increase = proratedIncrease(before, allowance.amount, current, at);
+      if (!increase.isPositive()) continue;
+      const ledger = await this.ledgers.get(allowance.creditType);
+      ledger.advanceTo(at);
+      const index = next.allowances.indexOf(allowance);
+      this.sub.planId = next.id;
+      this.sub.planVersion = next.version;
+      this.issue(
+        ledger,
+        allowance,
+        allowanceKey(next, index),
+        current.index,
+        'proration',
+        increase,
+        at,
+        current.end,
+      );
+    }
+    this.switchTo(next, at + 1);
+    this.sub.pendingChange = null;
+  }
+}
+
+/** The subscription's current billing period (its first one while it has not started). */
+export function currentPeriod(
+  sub: Subscription,
+  plan: PlanVersion,
+  now: Instant,
+): { readonly start: Instant; readonly end: Instant } {
+  const at = sub.endedAt !== null ? Math.max(sub.anchorAt, sub.endedAt - 1) : Math.max(now, sub.anchorAt);
+  const p = periodContaining(sub.anchorAt, plan.billingPeriod, at, sub.timeZone);
+  return { start: p.start, end: p.end };
+}
+
+/** Whether the subscription entitles its customer at `now`. */
+export function isSubscriptionLive(sub: Subscription, now: Instant): boolean {
+  return sub.status === 'active' && sub.anchorAt <= now && (sub.cancelAt === null || now < sub.cancelAt);
+}
+
+/**
+ * Processes every subscription of a customer with something due by `now`. Called at the start of
+ * every write for the customer (and by the sweeper and at start-up), so resets are never late
+ * from any client's point of view, whether or not a background job ran.
+ */
+export async function renewDueSubscriptions(
+  ctx: ServiceContext,
+  tx: WriteOperations,
+  workspaceId: string,
+  customerId: string,
+  now: Instant,
+): Promise<number> {
+  const due = await tx.plans.dueSubscriptionsOf(workspaceId, customerId, now);
+  if (due.length === 0) return 0;
+  const ledgers = new CustomerLedgers(ctx, tx, workspaceId, customerId);
+  for (const stored of due) {
+    const sub: Subscription = { ...stored, nextAllowancePeriod: [...stored.nextAllowancePeriod] };
+    await new SubscriptionAdvance(tx, sub, ledgers, now).run(now);
+    sub.updatedAt = now;
+    await tx.plans.saveSubscription(sub);
+  }
+  await ledgers.save(now);
+  return due.length;
+}
+
+/** Starts a subscription; its first allowances are granted before this returns (pending if it starts later). */
+export async function startSubscription(
+  ctx: ServiceContext,
+  tx: WriteOperations,
+  input: {
+    workspaceId: string;
+    customerId: string;
+    planId: string;
+    planVersion: number | null;
+    startAt: Instant | null;
+    now: Instant;
+  },
+): Promise<{ subscription: Subscription; plan: PlanVersion }> {
+  const { workspaceId, customerId, now } = input;
+  await requireCustomer(tx, workspaceId, customerId);
+  await renewDueSubscriptions(ctx, tx, workspaceId, customerId, now);
+  const plan = await requirePlanVersion(tx, workspaceId, input.planId, input.planVersion);
+  const startAt = input.startAt ?? now;
+  const sub: Subscription = {
+    workspaceId,
+    id: ctx.ids.newId('sub'),
+    customerId,
+    planId: plan.id,
+    planVersion: plan.version,
+    status: 'active',
+    anchorAt: startAt,
+    timeZone: plan.timeZone,
+    nextAllowancePeriod: plan.allowances.map(() => 0),
+    cancelAt: null,
+    endedAt: null,
+    pendingChange: null,
+    nextDueAt: startAt,
+    createdAt: now,
+    updatedAt: now,
+  };
+  const ledgers = new CustomerLedgers(ctx, tx, workspaceId, customerId);
+  await new SubscriptionAdvance(tx, sub, ledgers, now).run(Math.max(now, startAt));
+  await ledgers.save(now);
+  await tx.plans.saveSubscription(sub);
+  return { subscription: sub, plan };
+}
+
+async function openActiveSubscription(
+  ctx: ServiceContext,
+  tx: WriteOperations,
+  workspaceId: string,
+  subscriptionId: string,
+  now: Instant,
+): Promise<Subscription> {
+  const found = await tx.plans.getSubscription(workspaceId, subscriptionId);
+  if (!found) throw notFound('subscription', subscriptionId);
+  await renewDueSubscriptions(ctx, tx, workspaceId, found.customerId, now);
+  const sub = await tx.plans.getSubscription(workspaceId, subscriptionId);
+  if (sub?.status !== 'active') {
+    throw new BurndownError(ErrorCode.subscriptionNotActive, 'subscription has ended', {
+      status: sub?.status ?? 'canceled',
+    });
+  }
+  return { ...sub, nextAllowancePeriod: [...sub.nextAllowancePeriod] };
+}
+
+/** Cancels now (unused allowance credits leave) or at the end of the current billing period. */
+export async function cancelSubscription(
+  ctx: ServiceContext,
+  tx: WriteOperations,
+  input: { workspaceId: string; subscriptionId: string; atPeriodEnd: boolean; now: Instant },
+): Promise<{ subscription: Subscription; plan: PlanVersion }> {
+  const { now } = input;
+  const sub = await openActiveSubscription(ctx, tx, input.workspaceId, input.subscriptionId, now);
+  const ledgers = new CustomerLedgers(ctx, tx, sub.workspaceId, sub.customerId);
+  const advance = new SubscriptionAdvance(tx, sub, ledgers, now);
+  const plan = await advance.currentPlan();
+  if (input.atPeriodEnd && sub.anchorAt < now) {
+    sub.cancelAt = currentPeriod(sub, plan, now).end;
+    sub.pendingChange = null;
+  } else {
+    await advance.end(now);
+  }
+  await advance.run(now);
+  sub.updatedAt = now;
+  await ledgers.save(now);
+  await tx.plans.saveSubscription(sub);
+  return { subscription: sub, plan };
+}
+
+/**
+ * Changes plan. `now`: at once, with the allowance increase prorated for the rest of the period;
+ * `period_end`: at the end of the current billing period. Default: now when the new version's
+ * price is at least the old one's (an upgrade), at the period end when it is lower (a downgrade).
+ */
+export async function changeSubscription(
+  ctx: ServiceContext,
+  tx: WriteOperations,
+  input: {
+    workspaceId: string;
+    subscriptionId: string;
+    planId: string;
+    planVersion: number | null;
+    when: 'now' | 'period_end' | null;
+    now: Instant;
+  },
+): Promise<{ subscription: Subscription; plan: PlanVersion; effectiveAt: Instant }> {
+  const { now } = input;
+  const sub = await openActiveSubscription(ctx, tx, input.workspaceId, input.subscriptionId, now);
+  const ledgers = new CustomerLedgers(ctx, tx, sub.workspaceId, sub.customerId);
+  const advance = new SubscriptionAdvance(tx, sub, ledgers, now);
+  const old = await advance.currentPlan();
+  const next = await requirePlanVersion(tx, input.workspaceId, input.planId, input.planVersion);
+  if (next.id === old.id && next.version === old.version) {
+    throw invalidRequest('the subscription is already on this plan version', { field: 'plan_id' });
+  }
+  if (sub.cancelAt !== null) {
+    throw new BurndownError(ErrorCode.subscriptionNotActive, 'subscription is canceled at period end', {
+      status: 'canceling',
+    });
+  }
+  const isDowngrade =
+    old.price !== null &&
+    next.price !== null &&
+    old.price.currency === next.price.currency &&
+    next.price.amount.lessThan(old.price.amount);
+  const when = input.when ?? (isDowngrade ? 'period_end' : 'now');
+  let effectiveAt = now;
+  if (sub.anchorAt > now) {
+    throw new BurndownError(ErrorCode.subscriptionNotActive, 'subscription has not started yet', {
+      status: 'pending',
+    });
+  }
+  if (when === 'now') {
+    await advance.changeNow(next, now);
+  } else {
+    effectiveAt = currentPeriod(sub, old, now).end;
+    sub.pendingChange = { planId: next.id, planVersion: next.version, at: effectiveAt };
+  }
+  await advance.run(now);
+  sub.updatedAt = now;
+  await ledgers.save(now);
+  await tx.plans.saveSubscription(sub);
+  return { subscription: sub, plan: await advance.currentPlan(), effectiveAt };
+}
