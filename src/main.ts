@@ -10,6 +10,7 @@ import type { Storage } from './ports/storage.js';
 import { ensureAdminKey } from './services/api-keys.js';
 import type { ServiceContext } from './services/context.js';
 import { sweepDueLedgers } from './services/ledger.js';
+import { sweepDueSubscriptions } from './services/subscriptions.js';
 import { PostgresStorage } from './storage/postgres/postgres-storage.js';
 import { SqliteStorage } from './storage/sqlite/sqlite-storage.js';
 
@@ -61,6 +62,13 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const ctx = createContext(storage);
   const generatedKey = await ensureAdminKey(ctx, config.apiKey);
   const app = await buildApp(ctx, { bodyLimit: config.bodyLimit, logLevel: config.logLevel, metrics });
+  // Resets missed while the server was down are issued before it takes traffic (each exactly once).
+  for (;;) {
+    const swept = await sweepDueSubscriptions(ctx, {
+      onError: (error) => app.log.error({ err: error }, 'subscription catch-up failed'),
+    });
+    if (swept.customers - swept.failed === 0) break;
+  }
   const url = await app.listen({ port: config.port, host: config.host });
   let sweeping = false;
   let lastCleanup = 0;
@@ -69,6 +77,9 @@ export async function startServer(config: Config): Promise<RunningServer> {
     sweeping = true;
     void (async () => {
       try {
+        await sweepDueSubscriptions(ctx, {
+          onError: (error) => app.log.error({ err: error }, 'subscription renewal failed'),
+        });
         const swept = await sweepDueLedgers(ctx);
         if (swept > 0) metrics.sweeps.inc({}, swept);
         const now = ctx.clock.now();

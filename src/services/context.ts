@@ -14,3 +14,11 @@ export const DEFAULT_CREDIT_TYPE = 'credits';
 
 /** The workspace the bootstrap API key belongs to. */
 export const DEFAULT_WORKSPACE = 'default';
+
+/**
+ * The serialisation key of a customer: writes to one customer are ordered, others run in
+ * parallel (and every transaction stays inside one customer, so it partitions cleanly).
+ */
+export function customerLockKey(workspaceId: string, customerId: string): string {
+  return `${workspaceId}/${customerId}`;
+}

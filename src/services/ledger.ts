@@ -13,7 +13,7 @@ import { balanceFromEntries } from '../domain/ledger/point-in-time.js';
 import type { BalanceView, GrantState, HoldState } from '../domain/ledger/types.js';
 import type { Instant } from '../domain/time/instant.js';
 import type { LedgerKey, ReadOperations, WriteOperations } from '../ports/storage.js';
-import type { ServiceContext } from './context.js';
+import { customerLockKey, type ServiceContext } from './context.js';
 import { autoTopUpOnCrossing } from './credit-packs.js';
 import { recordFeatureUsage } from './entitlements.js';
 import { requireCreditType, requireCustomer } from './lookups.js';
@@ -41,13 +41,7 @@ export function refusalError(refusal: Refusal): BurndownError {
   }
 }
 
-/**
- * The serialisation key of a customer: writes to one customer are ordered, others run
-  return `${workspaceId}/${customerId}`;
- */
-export function customerLockKey(workspaceId: string, customerId: string): string {
-  return `${workspaceId}/${customerId}`;
-}
+export { customerLockKey };
 
 /**
  * Loads a ledger for writing and applies everything due up to `now`: the customer's subscription

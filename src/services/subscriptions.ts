@@ -8,7 +8,7 @@ import type { Subscription } from '../domain/plans/subscription.js';
 import type { Instant } from '../domain/time/instant.js';
 import { anniversary, type Period, periodContaining } from '../domain/time/periods.js';
 import type { WriteOperations } from '../ports/storage.js';
-import type { ServiceContext } from './context.js';
+import { customerLockKey, type ServiceContext } from './context.js';
 import { requireCustomer } from './lookups.js';
 
 /** Grant metadata that ties an allowance grant to its subscription, allowance and period. */
@@ -483,4 +483,30 @@ export async function changeSubscription(
   await ledgers.save(now);
   await tx.plans.saveSubscription(sub);
   return { subscription: sub, plan: await advance.currentPlan(), effectiveAt };
+}
+
+/**
+ * Catches up every subscription with something due: run at start-up (resets missed while the
+ * server was down) and by the sweeper. Each customer is its own transaction under its lock, and
+ * processing is idempotent, so several processes may sweep at once.
+ */
+export async function sweepDueSubscriptions(
+  ctx: ServiceContext,
+  options: { limit?: number; onError?: (error: unknown) => void } = {},
+): Promise<{ customers: number; failed: number }> {
+  const now = ctx.clock.now();
+  const due = await ctx.storage.read.plans.findDueSubscriptions(now, options.limit ?? 500);
+  let failed = 0;
+  for (const { workspaceId, customerId } of due) {
+    try {
+      await ctx.storage.write(customerLockKey(workspaceId, customerId), (tx) =>
+        renewDueSubscriptions(ctx, tx, workspaceId, customerId, now),
+      );
+    } catch (error) {
+      // One broken subscription (say, its plan version is gone) must not stop everyone else's resets.
+      failed += 1;
+      options.onError?.(error);
+    }
+  }
+  return { customers: due.length, failed };
 }

@@ -1,0 +1,389 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { sweepDueSubscriptions } from '../../src/services/subscriptions.js';
+import { DIALECTS } from '../fixtures/dialects.js';
+import { createTestApp, type TestApp } from '../fixtures/harness.js';
+
+const DAY = 86_400_000;
+const iso = (ms: number) => new Date(ms).toISOString();
+
+for (const dialect of DIALECTS) {
+  describe(`plans, subscriptions, packs and check (${dialect.name})`, () => {
+    let t: TestApp;
+    afterEach(async () => t?.close());
+
+    const open = async (start: string) => {
+      t = await createTestApp({ start: Date.parse(start), storage: await dialect.open() });
+      return t;
+    };
+    const ok = async (res: Promise<{ statusCode: number; json(): unknown; body: string }>, status = 201) => {
+      const r = await res;
+      expect(r.statusCode, r.body).toBe(status);
+      return r.json() as Record<string, any>;
+    };
+    const balance = async (customer = 'acme', query = '') =>
+      ok(t.get(`/v1/customers/${customer}/balance${query}`), 200);
+    const grants = async (customer = 'acme') =>
+      (await ok(t.get(`/v1/customers/${customer}/grants?limit=1000`), 200)).data as Record<string, any>[];
+
+    async function hybridSetup(rollover: unknown = null) {
+      await ok(t.post('/v1/customers', { id: 'acme' }));
+      await ok(t.post('/v1/features', { id: 'gpt-x', type: 'metered', credits_per_use: '5' }));
+      await ok(
+        t.post('/v1/plans', {
+          id: 'pro',
+          name: 'Pro',
+          entitlements: [{ feature_id: 'gpt-x' }],
+          allowances: [{ amount: '500', period: 'P1M', rollover }],
+          price: { amount: '29.00', currency: 'USD' },
+        }),
+      );
+      await ok(
+        t.post('/v1/credit-packs', {
+          id: '10k',
+          credits: '10000',
+          price: { amount: '100.00', currency: 'USD' },
+          volume_discounts: [{ min_quantity: 5, percent_off: '10' }],
+        }),
+      );
+    }
+
+    it('hybrid pricing: 500 included a month burned first, packs roll over, balance across a reset', async () => {
+      await open('2026-01-31T10:00:00.000Z');
+      await hybridSetup();
+      const sub = await ok(t.post('/v1/customers/acme/subscriptions', { plan_id: 'pro' }));
+      expect(sub.plan_version).toBe(1);
+      expect(sub.current_period).toEqual({
+        start: '2026-01-31T10:00:00.000Z',
+        end: '2026-02-28T10:00:00.000Z',
+      });
+      expect((await balance()).available).toBe('500');
+      const bought = await ok(t.post('/v1/customers/acme/purchases', { pack_id: '10k', quantity: 1 }));
+      expect(bought.grant.category).toBe('paid');
+      expect(bought.grant.cost_basis).toEqual({ amount: '100', currency: 'USD' });
+      expect((await balance()).available).toBe('10500');
+      const debit = await ok(t.post('/v1/customers/acme/debits', { amount: '600', feature_id: 'gpt-x' }));
+      const allowance = (await grants()).find((g) => g.category === 'allowance')!;
+      expect(debit.drawdowns).toEqual([
+        { grant_id: allowance.id, amount: '500' },
+        { grant_id: bought.grant.id, amount: '100' },
+      ]);
+      t.clock.set(Date.parse('2026-02-28T09:59:59.999Z'));
+      expect((await balance()).available).toBe('9900');
+      t.clock.set(Date.parse('2026-02-28T10:00:00.000Z'));
+      expect((await balance()).available).toBe('10400');
+      t.clock.set(Date.parse('2026-03-31T10:00:00.000Z'));
+      await ok(t.post('/v1/customers/acme/debits', { amount: '1' }));
+      const allowances = (await grants()).filter((g) => g.category === 'allowance');
+      expect(allowances.map((g) => [g.effective_at, g.expires_at])).toEqual([
+        ['2026-01-31T10:00:00.000Z', '2026-02-28T10:00:00.000Z'],
+        ['2026-02-28T10:00:00.000Z', '2026-03-31T10:00:00.000Z'],
+        ['2026-03-31T10:00:00.000Z', '2026-04-30T10:00:00.000Z'],
+      ]);
+      // The February allowance went unused and expired exactly at the reset (breakage).
+      const ledger = await ok(t.get('/v1/customers/acme/ledger?limit=1000'), 200);
+      const expiries = (ledger.data as Record<string, any>[]).filter((e) => e.type === 'expiry');
+      expect(expiries.map((e) => [e.at, e.amount])).toEqual([['2026-03-31T10:00:00.000Z', '500']]);
+      expect((await balance()).available).toBe('10399');
+      const reconciliation = await ok(t.get('/v1/reconciliation'), 200);
+      expect(reconciliation.ok, JSON.stringify(reconciliation)).toBe(true);
+    });
+
+    it('downtime catch-up: three missed resets are issued exactly once with the right rollover', async () => {
+      await open('2026-01-15T00:00:00.000Z');
+      await hybridSetup({ max_percent: '50' });
+      await ok(t.post('/v1/customers/acme/subscriptions', { plan_id: 'pro' }));
+      await ok(t.post('/v1/customers/acme/debits', { amount: '100' }));
+      // The server is down for three periods: nothing runs until the clock reads mid-April.
+      t.clock.set(Date.parse('2026-04-20T00:00:00.000Z'));
+      const first = await sweepDueSubscriptions(t.ctx);
+      expect(first).toEqual({ customers: 1, failed: 0 });
+      const second = await sweepDueSubscriptions(t.ctx);
+      expect(second).toEqual({ customers: 0, failed: 0 });
+      const all = await grants();
+      // Grants made at the same instant list in id order, which is random within a millisecond.
+      const kinds = all
+        .map((g) => [g.metadata.allowance_kind, g.metadata.period_index, g.amount, g.remaining])
+        .sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : 1));
+      expect(kinds).toEqual([
+        ['allowance', 0, '500', '0'],
+        ['allowance', 1, '500', '0'],
+        ['rollover', 1, '250', '0'],
+        ['allowance', 2, '500', '0'],
+        ['rollover', 2, '250', '0'],
+        ['allowance', 3, '500', '500'],
+        ['rollover', 3, '250', '250'],
+      ]);
+      // Period 0 left 400 unused: 250 carried (cap 50 % of 500). Each later reset had 500 unused and
+      // 250 live rollover: the old rollover was trimmed to make room (oldest first), 250 carried.
+      expect((await balance()).available).toBe('750');
+      const ledger = (await ok(t.get('/v1/customers/acme/ledger?limit=1000'), 200)).data as Record<
+        string,
+        any
+      >[];
+      const breakage = ledger.filter((e) => e.type === 'expiry').map((e) => [e.at, e.amount]);
+      expect(breakage).toEqual([
+        ['2026-02-15T00:00:00.000Z', '400'],
+        ['2026-03-15T00:00:00.000Z', '250'],
+        ['2026-03-15T00:00:00.000Z', '500'],
+        ['2026-04-15T00:00:00.000Z', '250'],
+        ['2026-04-15T00:00:00.000Z', '500'],
+      ]);
+      const reconciliation = await ok(t.get('/v1/reconciliation'), 200);
+      expect(reconciliation.ok, JSON.stringify(reconciliation)).toBe(true);
+    });
+
+    it('check: no entitlement, ok, insufficient credits, usage limit, soft limit with an overage cap', async () => {
+      await open('2026-01-01T00:00:00.000Z');
+      await hybridSetup();
+      await ok(t.post('/v1/customers', { id: 'nobody' }));
+      await ok(t.post('/v1/features', { id: 'sso', type: 'boolean' }));
+      await ok(t.post('/v1/features', { id: 'seats', type: 'config' }));
+      await ok(t.post('/v1/features', { id: 'exports', type: 'metered' }));
+      await ok(
+        t.post('/v1/plans', {
+          id: 'team',
+          entitlements: [
+            { feature_id: 'gpt-x', overage: { max: '50' } },
+            { feature_id: 'sso' },
+            { feature_id: 'seats', config: { seats: 10 } },
+            { feature_id: 'exports', usage_limit: { amount: '3', period: 'P1D' } },
+          ],
+          allowances: [{ amount: '100', period: 'P1M' }],
+        }),
+      );
+      const check = (body: Record<string, unknown>) => ok(t.post('/v1/check', body), 200);
+      expect(await check({ customer_id: 'nobody', feature_id: 'gpt-x' })).toMatchObject({
+        allowed: false,
+        reason: 'no_entitlement',
+        credits: '5',
+        available: '0',
+        hold_id: null,
+      });
+      await ok(t.post('/v1/customers/acme/subscriptions', { plan_id: 'pro' }));
+      expect(await check({ customer_id: 'acme', feature_id: 'gpt-x', quantity: '100' })).toMatchObject({
+        allowed: true,
+        reason: 'ok',
+        credits: '500',
+        available: '500',
+      });
+      expect(await check({ customer_id: 'acme', feature_id: 'gpt-x', quantity: '101' })).toMatchObject({
+        allowed: false,
+        reason: 'insufficient_credits',
+        credits: '505',
+      });
+      expect(await check({ customer_id: 'acme', feature_id: 'sso' })).toMatchObject({
+        reason: 'no_entitlement',
+      });
+
+      await ok(t.post('/v1/customers', { id: 'beta' }));
+      await ok(t.post('/v1/customers/beta/subscriptions', { plan_id: 'team' }));
+      expect(await check({ customer_id: 'beta', feature_id: 'sso' })).toMatchObject({
+        allowed: true,
+        credits: '0',
+      });
+      expect(await check({ customer_id: 'beta', feature_id: 'seats' })).toMatchObject({
+        allowed: true,
+        config: { seats: 10 },
+      });
+      // Soft limit: 100 available, overage up to 50: 150 credits (30 uses) fit, 155 do not.
+      expect(await check({ customer_id: 'beta', feature_id: 'gpt-x', quantity: '30' })).toMatchObject({
+        allowed: true,
+      });
+      expect(await check({ customer_id: 'beta', feature_id: 'gpt-x', quantity: '31' })).toMatchObject({
+        allowed: false,
+        reason: 'limit_reached',
+      });
+      // Usage limit: 3 exports a day, counted by debits that name the feature.
+      for (let i = 0; i < 3; i++) {
+        expect(await check({ customer_id: 'beta', feature_id: 'exports' })).toMatchObject({ allowed: true });
+        await ok(t.post('/v1/customers/beta/debits', { amount: '1', feature_id: 'exports', quantity: '1' }));
+      }
+      expect(await check({ customer_id: 'beta', feature_id: 'exports' })).toMatchObject({
+        allowed: false,
+        reason: 'limit_reached',
+        usage: { used: '3', limit: '3', period_start: '2026-01-01T00:00:00.000Z' },
+      });
+      t.clock.advance(DAY);
+      expect(await check({ customer_id: 'beta', feature_id: 'exports' })).toMatchObject({ allowed: true });
+      // Unknown feature and customer are 404s; a bad quantity is a 400.
+      expect((await t.post('/v1/check', { customer_id: 'beta', feature_id: 'nope' })).statusCode).toBe(404);
+      expect((await t.post('/v1/check', { customer_id: 'ghost', feature_id: 'sso' })).statusCode).toBe(404);
+      const bad = await t.post('/v1/check', { customer_id: 'beta', feature_id: 'sso', quantity: 1 });
+      expect(bad.statusCode).toBe(400);
+      expect(bad.json().error.code).toBe('invalid_amount');
+    });
+
+    it('check with hold reserves the credits; capture burns them', async () => {
+      await open('2026-01-01T00:00:00.000Z');
+      await hybridSetup();
+      await ok(t.post('/v1/customers/acme/subscriptions', { plan_id: 'pro' }));
+      const held = await ok(
+        t.post('/v1/check', {
+          customer_id: 'acme',
+          feature_id: 'gpt-x',
+          quantity: '60',
+          hold: { ttl_seconds: 60 },
+        }),
+        200,
+      );
+      expect(held).toMatchObject({ allowed: true, credits: '300', available: '500' });
+      expect(held.hold_id).toMatch(/^hld_/);
+      expect((await balance()).available).toBe('200');
+      const refused = await ok(
+        t.post('/v1/check', { customer_id: 'acme', feature_id: 'gpt-x', quantity: '60', hold: {} }),
+        200,
+      );
+      expect(refused).toMatchObject({ allowed: false, reason: 'insufficient_credits', hold_id: null });
+      await ok(t.post(`/v1/holds/${held.hold_id}/capture`, { amount: '290' }));
+      expect((await balance()).available).toBe('210');
+    });
+
+    it('applies_to: a restricted grant serves only its feature; balances per feature', async () => {
+      await open('2026-01-01T00:00:00.000Z');
+      await hybridSetup();
+      await ok(t.post('/v1/features', { id: 'images', type: 'metered', credits_per_use: '1' }));
+      const promo = await ok(
+        t.post('/v1/customers/acme/grants', {
+          amount: '100',
+          category: 'promotional',
+          applies_to: ['images'],
+        }),
+      );
+      const general = await ok(t.post('/v1/customers/acme/grants', { amount: '50', priority: 20 }));
+      expect((await balance()).available).toBe('150');
+      expect((await balance('acme', '?feature_id=images')).available).toBe('150');
+      expect((await balance('acme', '?feature_id=gpt-x')).available).toBe('50');
+      const forImages = await ok(
+        t.post('/v1/customers/acme/debits', { amount: '120', feature_id: 'images' }),
+      );
+      expect(forImages.drawdowns).toEqual([
+        { grant_id: promo.id, amount: '100' },
+        { grant_id: general.id, amount: '20' },
+      ]);
+      const refused = await t.post('/v1/customers/acme/debits', { amount: '31', feature_id: 'gpt-x' });
+      expect(refused.statusCode).toBe(402);
+      expect(refused.json().error.details).toEqual({ available: '30', requested: '31' });
+      await ok(t.post('/v1/customers/acme/grants', { amount: '10', applies_to: ['images'] }));
+      const unattributed = await t.post('/v1/customers/acme/debits', { amount: '31' });
+      expect(unattributed.statusCode).toBe(402);
+      expect(
+        (await t.post('/v1/customers/acme/debits', { amount: '1', feature_id: 'nope' })).statusCode,
+      ).toBe(404);
+    });
+
+    it('plan versions: PUT makes version 2; subscriptions keep theirs until changed', async () => {
+      await open('2026-01-01T00:00:00.000Z');
+      await hybridSetup();
+      const sub = await ok(t.post('/v1/customers/acme/subscriptions', { plan_id: 'pro' }));
+      const v2 = await ok(
+        t.request({
+          method: 'PUT',
+          url: '/v1/plans/pro',
+          headers: { 'content-type': 'application/json' },
+          payload: JSON.stringify({
+            entitlements: [{ feature_id: 'gpt-x' }],
+            allowances: [{ amount: '800', period: 'P1M' }],
+            price: { amount: '39.00', currency: 'USD' },
+          }),
+        }),
+      );
+      expect(v2.version).toBe(2);
+      expect((await ok(t.get('/v1/plans/pro?version=1'), 200)).allowances[0].amount).toBe('500');
+      t.clock.set(Date.parse('2026-02-01T00:00:00.000Z'));
+      await ok(t.post('/v1/customers/acme/debits', { amount: '1' }));
+      expect((await balance()).available).toBe('499');
+      // Upgrade mid-period (price up: now): the 300 increase prorated over the 28 days of February.
+      t.clock.set(Date.parse('2026-02-15T00:00:00.000Z'));
+      const changed = await ok(t.post(`/v1/subscriptions/${sub.id}/change`, { plan_id: 'pro' }), 200);
+      expect(changed.plan_version).toBe(2);
+      expect((await balance()).available).toBe('649');
+      t.clock.set(Date.parse('2026-03-01T00:00:00.000Z'));
+      expect((await balance()).available).toBe('800');
+    });
+
+    it('downgrade waits for the period end; cancel at period end stops the resets', async () => {
+      await open('2026-01-10T00:00:00.000Z');
+      await hybridSetup();
+      await ok(
+        t.post('/v1/plans', {
+          id: 'basic',
+          entitlements: [{ feature_id: 'gpt-x' }],
+          allowances: [{ amount: '100', period: 'P1M' }],
+          price: { amount: '9.00', currency: 'USD' },
+        }),
+      );
+      const sub = await ok(t.post('/v1/customers/acme/subscriptions', { plan_id: 'pro' }));
+      t.clock.set(Date.parse('2026-01-20T00:00:00.000Z'));
+      const changed = await ok(t.post(`/v1/subscriptions/${sub.id}/change`, { plan_id: 'basic' }), 200);
+      expect(changed.plan_id).toBe('pro');
+      expect(changed.pending_change).toEqual({
+        plan_id: 'basic',
+        plan_version: 1,
+        at: '2026-02-10T00:00:00.000Z',
+      });
+      expect((await balance()).available).toBe('500');
+      t.clock.set(Date.parse('2026-02-10T00:00:00.000Z'));
+      expect((await balance()).available).toBe('100');
+      expect((await ok(t.get(`/v1/subscriptions/${sub.id}`), 200)).plan_id).toBe('basic');
+      const canceled = await ok(t.post(`/v1/subscriptions/${sub.id}/cancel`, { at_period_end: true }), 200);
+      expect(canceled.cancel_at).toBe('2026-03-10T00:00:00.000Z');
+      t.clock.set(Date.parse('2026-03-10T00:00:00.000Z'));
+      expect((await balance()).available).toBe('0');
+      const ended = await ok(t.get(`/v1/subscriptions/${sub.id}`), 200);
+      expect(ended).toMatchObject({ status: 'canceled', ended_at: '2026-03-10T00:00:00.000Z' });
+      expect((await t.post(`/v1/subscriptions/${sub.id}/cancel`, {})).json().error.code).toBe(
+        'subscription_not_active',
+      );
+      expect(await ok(t.post('/v1/check', { customer_id: 'acme', feature_id: 'gpt-x' }), 200)).toMatchObject({
+        allowed: false,
+        reason: 'no_entitlement',
+      });
+    });
+
+    it('purchases: volume discount priced once on the total; auto top-up fires once per crossing', async () => {
+      await open('2026-01-01T00:00:00.000Z');
+      await hybridSetup();
+      const bulk = await ok(t.post('/v1/customers/acme/purchases', { pack_id: '10k', quantity: 5 }));
+      expect(bulk).toMatchObject({
+        credits: '50000',
+        price: { amount: '450', currency: 'USD' },
+        percent_off: '10',
+      });
+      expect(bulk.grant.cost_basis).toEqual({ amount: '450', currency: 'USD' });
+      const rule = await ok(
+        t.request({
+          method: 'PUT',
+          url: '/v1/customers/acme/auto-top-up',
+          headers: { 'content-type': 'application/json' },
+          payload: JSON.stringify({
+            threshold: '1000',
+            pack_id: '10k',
+            quantity: 1,
+            max_per_period: 2,
+            period: 'P1M',
+          }),
+        }),
+        200,
+      );
+      expect(rule.count_in_period).toBe(0);
+      await ok(t.post('/v1/customers/acme/debits', { amount: '48999' }));
+      expect((await balance()).available).toBe('1001');
+      const crossing = await ok(t.post('/v1/customers/acme/debits', { amount: '2' }));
+      expect(crossing.balance_after.available).toBe('10999');
+      // A second crossing in the period buys again; at 1000 exactly nothing crossed; the third
+      // crossing finds the cap (2 per period) reached.
+      await ok(t.post('/v1/customers/acme/debits', { amount: '10000' }));
+      expect((await balance()).available).toBe('10999');
+      await ok(t.post('/v1/customers/acme/debits', { amount: '9999' }));
+      expect((await balance()).available).toBe('1000');
+      await ok(t.post('/v1/customers/acme/debits', { amount: '1' }));
+      expect((await balance()).available).toBe('999');
+      const purchases = await ok(t.get('/v1/customers/acme/purchases'), 200);
+      expect((purchases.data as Record<string, any>[]).map((p) => p.source).sort()).toEqual([
+        'api',
+        'auto_top_up',
+        'auto_top_up',
+      ]);
+    });
+  });
+}
