@@ -4,7 +4,8 @@ import { DIALECTS } from '../fixtures/dialects.js';
 import { createTestApp, type TestApp } from '../fixtures/harness.js';
 
 const DAY = 86_400_000;
-const iso = (ms: number) => new Date(ms).toISOString();
+// biome-ignore lint/suspicious/noExplicitAny: response bodies are read loosely; assertions check them
+type Body = Record<string, any>;
 
 for (const dialect of DIALECTS) {
   describe(`plans, subscriptions, packs and check (${dialect.name})`, () => {
@@ -18,12 +19,12 @@ for (const dialect of DIALECTS) {
     const ok = async (res: Promise<{ statusCode: number; json(): unknown; body: string }>, status = 201) => {
       const r = await res;
       expect(r.statusCode, r.body).toBe(status);
-      return r.json() as Record<string, any>;
+      return r.json() as Body;
     };
     const balance = async (customer = 'acme', query = '') =>
       ok(t.get(`/v1/customers/${customer}/balance${query}`), 200);
     const grants = async (customer = 'acme') =>
-      (await ok(t.get(`/v1/customers/${customer}/grants?limit=1000`), 200)).data as Record<string, any>[];
+      (await ok(t.get(`/v1/customers/${customer}/grants?limit=1000`), 200)).data as Body[];
 
     async function hybridSetup(rollover: unknown = null) {
       await ok(t.post('/v1/customers', { id: 'acme' }));
@@ -81,7 +82,7 @@ for (const dialect of DIALECTS) {
       ]);
       // The February allowance went unused and expired exactly at the reset (breakage).
       const ledger = await ok(t.get('/v1/customers/acme/ledger?limit=1000'), 200);
-      const expiries = (ledger.data as Record<string, any>[]).filter((e) => e.type === 'expiry');
+      const expiries = (ledger.data as Body[]).filter((e) => e.type === 'expiry');
       expect(expiries.map((e) => [e.at, e.amount])).toEqual([['2026-03-31T10:00:00.000Z', '500']]);
       expect((await balance()).available).toBe('10399');
       const reconciliation = await ok(t.get('/v1/reconciliation'), 200);
@@ -116,10 +117,7 @@ for (const dialect of DIALECTS) {
       // Period 0 left 400 unused: 250 carried (cap 50 % of 500). Each later reset had 500 unused and
       // 250 live rollover: the old rollover was trimmed to make room (oldest first), 250 carried.
       expect((await balance()).available).toBe('750');
-      const ledger = (await ok(t.get('/v1/customers/acme/ledger?limit=1000'), 200)).data as Record<
-        string,
-        any
-      >[];
+      const ledger = (await ok(t.get('/v1/customers/acme/ledger?limit=1000'), 200)).data as Body[];
       const breakage = ledger.filter((e) => e.type === 'expiry').map((e) => [e.at, e.amount]);
       expect(breakage).toEqual([
         ['2026-02-15T00:00:00.000Z', '400'],
@@ -379,7 +377,7 @@ for (const dialect of DIALECTS) {
       await ok(t.post('/v1/customers/acme/debits', { amount: '1' }));
       expect((await balance()).available).toBe('999');
       const purchases = await ok(t.get('/v1/customers/acme/purchases'), 200);
-      expect((purchases.data as Record<string, any>[]).map((p) => p.source).sort()).toEqual([
+      expect((purchases.data as Body[]).map((p) => p.source).sort()).toEqual([
         'api',
         'auto_top_up',
         'auto_top_up',
