@@ -7,6 +7,8 @@ import { reconcileLedger } from '../../src/services/reconcile.js';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 const HOUR = 3600_000;
+/** Plain JSON of a record: amounts as their decimal text (Amount memoises its text, so compare that). */
+const plain = (value: unknown) => JSON.parse(JSON.stringify(value)) as unknown;
 const key: LedgerKey = { workspaceId: 'ws1', customerId: 'acme', creditType: 'credits' };
 
 const grantInput = (amount: string, extra: Partial<Parameters<CreditLedger['grant']>[0]> = {}) => ({
@@ -199,6 +201,184 @@ export function describeStorageContract(dialect: string, open: () => Promise<Sto
         `grant:${grant.id}`,
       ]);
       expect(report.failures.map((f) => f.check)).toContain('grant_bounds');
+    });
+
+    it('stores features (replaceable), immutable plan versions, packs, and pages them by id', async () => {
+      const feature = {
+        workspaceId: 'ws1',
+        id: 'gpt-x',
+        type: 'metered' as const,
+        name: null,
+        creditType: 'credits',
+        rateIds: ['r1'],
+        creditsPerUse: null,
+        metadata: { tier: 'a' },
+        createdAt: T0,
+        updatedAt: T0,
+        archivedAt: null,
+      };
+      const plan = {
+        workspaceId: 'ws1',
+        id: 'pro',
+        version: 1,
+        name: 'Pro',
+        timeZone: 'Europe/Berlin',
+        billingPeriod: 'P1M' as const,
+        entitlements: [
+          {
+            featureId: 'gpt-x',
+            usageLimit: { amount: Amount.parse('1000.5'), period: 'P1D' as const },
+            config: null,
+            overage: { max: null },
+          },
+        ],
+        allowances: [
+          {
+            creditType: 'credits',
+            amount: Amount.parse('500'),
+            period: 'P1M' as const,
+            priority: 5,
+            rollover: { max: null, maxPercent: Amount.parse('12.5'), expiresAfterPeriods: 2 },
+            appliesTo: ['gpt-x'],
+          },
+        ],
+        price: { amount: Amount.parse('29'), currency: 'USD' },
+        metadata: {},
+        createdAt: T0,
+      };
+      await storage.write('catalog', async (tx) => {
+        expect(await tx.plans.insertFeature(feature)).toBe(true);
+        expect(await tx.plans.insertFeature({ ...feature, name: 'dup' })).toBe(false);
+        await tx.plans.updateFeature({
+          ...feature,
+          creditsPerUse: Amount.parse('5'),
+          rateIds: [],
+          updatedAt: T0 + 1,
+        });
+        expect(await tx.plans.insertFeature({ ...feature, id: 'sso', type: 'boolean', rateIds: [] })).toBe(
+          true,
+        );
+        expect(await tx.plans.insertPlanVersion(plan)).toBe(true);
+        expect(await tx.plans.insertPlanVersion(plan)).toBe(false);
+        expect(await tx.plans.insertPlanVersion({ ...plan, version: 2, name: 'Pro 2' })).toBe(true);
+        expect(await tx.plans.insertPlanVersion({ ...plan, id: 'basic' })).toBe(true);
+      });
+      const read = storage.read.plans;
+      expect(plain(await read.getFeature('ws1', 'gpt-x'))).toEqual(
+        plain({ ...feature, creditsPerUse: Amount.parse('5'), rateIds: [], updatedAt: T0 + 1 }),
+      );
+      expect(await read.getFeature('ws2', 'gpt-x')).toBeNull();
+      expect((await read.listFeatures('ws1', '', 1)).items.map((f) => f.id)).toEqual(['gpt-x']);
+      expect((await read.listFeatures('ws1', 'gpt-x', 5)).items.map((f) => f.id)).toEqual(['sso']);
+      expect(plain(await read.getPlanVersion('ws1', 'pro', 1))).toEqual(plain(plan));
+      expect((await read.getPlanVersion('ws1', 'pro', null))?.name).toBe('Pro 2');
+      const plans = await read.listPlans('ws1', '', 10);
+      expect(plans.items.map((p) => [p.id, p.version])).toEqual([
+        ['basic', 1],
+        ['pro', 2],
+      ]);
+    });
+
+    it('stores subscriptions and finds those due, per customer and across customers', async () => {
+      const sub = {
+        workspaceId: 'ws1',
+        id: 'sub_1',
+        customerId: 'acme',
+        planId: 'pro',
+        planVersion: 1,
+        status: 'active' as const,
+        anchorAt: T0,
+        timeZone: 'UTC',
+        nextAllowancePeriod: [1, 3],
+        cancelAt: null,
+        endedAt: null,
+        pendingChange: { planId: 'basic', planVersion: 2, at: T0 + 5 * HOUR },
+        nextDueAt: T0 + HOUR,
+        createdAt: T0,
+        updatedAt: T0,
+      };
+      await storage.write('acme', async (tx) => {
+        await tx.plans.saveSubscription(sub);
+        await tx.plans.saveSubscription({ ...sub, id: 'sub_2', nextDueAt: null, status: 'canceled' });
+      });
+      const read = storage.read.plans;
+      expect(plain(await read.getSubscription('ws1', 'sub_1'))).toEqual(plain(sub));
+      expect((await read.subscriptionsOf('ws1', 'acme')).map((s) => s.id)).toEqual(['sub_1', 'sub_2']);
+      expect(await read.dueSubscriptionsOf('ws1', 'acme', T0)).toEqual([]);
+      expect((await read.dueSubscriptionsOf('ws1', 'acme', T0 + HOUR)).map((s) => s.id)).toEqual(['sub_1']);
+      expect(await read.findDueSubscriptions(T0 + HOUR, 10)).toEqual([
+        { workspaceId: 'ws1', customerId: 'acme' },
+      ]);
+      await storage.write('acme', async (tx) =>
+        tx.plans.saveSubscription({ ...sub, nextDueAt: T0 + 2 * HOUR }),
+      );
+      expect(await read.findDueSubscriptions(T0 + HOUR, 10)).toEqual([]);
+    });
+
+    it('stores packs, purchases (paged oldest first), auto top-up rules and feature usage exactly', async () => {
+      const pack = {
+        workspaceId: 'ws1',
+        id: '10k',
+        name: null,
+        creditType: 'credits',
+        credits: Amount.parse('10000'),
+        price: { amount: Amount.parse('99.99'), currency: 'EUR' },
+        volumeDiscounts: [{ minQuantity: 5, percentOff: Amount.parse('7.5') }],
+        expiresAfterDays: 365,
+        priority: 10,
+        createdAt: T0,
+      };
+      const purchase = (id: string, at: number) => ({
+        workspaceId: 'ws1',
+        id,
+        customerId: 'acme',
+        packId: '10k',
+        quantity: 2,
+        credits: Amount.parse('20000'),
+        priceAmount: Amount.parse('199.98'),
+        currency: 'EUR',
+        percentOff: Amount.ZERO,
+        grantId: `grt_${id}`,
+        source: 'api' as const,
+        createdAt: at,
+      });
+      const rule = {
+        workspaceId: 'ws1',
+        customerId: 'acme',
+        enabled: true,
+        threshold: Amount.parse('100.25'),
+        packId: '10k',
+        quantity: 1,
+        maxPerPeriod: 3,
+        period: 'P1M' as const,
+        anchorAt: T0,
+        periodStart: T0,
+        countInPeriod: 2,
+        createdAt: T0,
+        updatedAt: T0,
+      };
+      await storage.write('acme', async (tx) => {
+        expect(await tx.plans.insertCreditPack(pack)).toBe(true);
+        expect(await tx.plans.insertCreditPack(pack)).toBe(false);
+        await tx.plans.insertPurchase(purchase('pur_b', T0 + 1));
+        await tx.plans.insertPurchase(purchase('pur_a', T0 + 2));
+        await tx.plans.insertPurchase(purchase('pur_c', T0 + 2));
+        await tx.plans.putAutoTopUp(rule);
+        await tx.plans.putAutoTopUp({ ...rule, countInPeriod: 3 });
+        await tx.plans.setFeatureUsage('ws1', 'acme', 'gpt-x', T0, Amount.parse('0.000000000001'));
+        await tx.plans.setFeatureUsage('ws1', 'acme', 'gpt-x', T0, Amount.parse('123456789012.5'));
+      });
+      const read = storage.read.plans;
+      expect(plain(await read.getCreditPack('ws1', '10k'))).toEqual(plain(pack));
+      const first = await read.listPurchases('ws1', 'acme', null, 2);
+      expect(first.items.map((p) => p.id)).toEqual(['pur_b', 'pur_a']);
+      expect(plain(first.items[0])).toEqual(plain(purchase('pur_b', T0 + 1)));
+      const rest = await read.listPurchases('ws1', 'acme', { createdAt: T0 + 2, id: 'pur_a' }, 2);
+      expect(rest.items.map((p) => p.id)).toEqual(['pur_c']);
+      expect(rest.nextAfter).toBeNull();
+      expect(plain(await read.getAutoTopUp('ws1', 'acme'))).toEqual(plain({ ...rule, countInPeriod: 3 }));
+      expect((await read.getFeatureUsage('ws1', 'acme', 'gpt-x', T0)).toString()).toBe('123456789012.5');
+      expect((await read.getFeatureUsage('ws1', 'acme', 'gpt-x', T0 + 1)).toString()).toBe('0');
     });
   });
 }
