@@ -51,8 +51,11 @@ export async function resolveEntitlement(
   ctx: ServiceContext,
   reads: ReadOperations,
   input: { workspaceId: string; customerId: string; featureId: string; now: Instant },
+  /** The customer's subscriptions when the caller already read them. */
+  known?: readonly Subscription[],
 ): Promise<ResolvedEntitlement | null> {
-  for (const sub of await reads.plans.subscriptionsOf(input.workspaceId, input.customerId)) {
+  const subscriptions = known ?? (await reads.plans.subscriptionsOf(input.workspaceId, input.customerId));
+  for (const sub of subscriptions) {
     if (!isSubscriptionLive(sub, input.now)) continue;
     const plan = await planVersionOf(ctx, reads, sub);
     const entitlement = plan?.entitlements.find((e) => e.featureId === input.featureId);
@@ -132,12 +135,15 @@ async function evaluate(
   reads: ReadOperations,
   ledger: CreditLedger | null,
   input: { workspaceId: string; customerId: string; featureId: string; quantity: Amount; now: Instant },
+  known?: readonly Subscription[],
 ) {
   const { workspaceId, customerId, featureId, now } = input;
-  await requireCustomer(reads, workspaceId, customerId);
+  const subscriptions = known ?? (await reads.plans.subscriptionsOf(workspaceId, customerId));
+  // A customer with a subscription exists; only one without needs the lookup (404 vs no_entitlement).
+  if (subscriptions.length === 0) await requireCustomer(reads, workspaceId, customerId);
   const feature = await reads.plans.getFeature(workspaceId, featureId);
   if (!feature) throw notFound('feature', featureId);
-  const resolved = await resolveEntitlement(ctx, reads, input);
+  const resolved = await resolveEntitlement(ctx, reads, input, subscriptions);
   const credits = await creditsFor(reads, feature, customerId, input.quantity, now);
   const key = { workspaceId, customerId, creditType: feature.creditType };
   const open = ledger ?? new CreditLedger(await reads.loadLedger(key), ctx.ids);
@@ -184,13 +190,14 @@ export async function checkNow(ctx: ServiceContext, input: CheckInput): Promise<
   const { workspaceId, customerId } = input;
   const now = ctx.clock.now();
   const reads = ctx.storage.read;
-  const due = await reads.plans.dueSubscriptionsOf(workspaceId, customerId, now);
-  if (due.length > 0) {
+  let subscriptions = await reads.plans.subscriptionsOf(workspaceId, customerId);
+  if (subscriptions.some((s) => s.nextDueAt !== null && s.nextDueAt <= now)) {
     await ctx.storage.write(customerLockKey(workspaceId, customerId), (tx) =>
       renewDueSubscriptions(ctx, tx, workspaceId, customerId, now),
     );
+    subscriptions = await reads.plans.subscriptionsOf(workspaceId, customerId);
   }
-  return present(await evaluate(ctx, reads, null, { ...input, now }), null);
+  return present(await evaluate(ctx, reads, null, { ...input, now }, subscriptions), null);
 }
 
 /**
