@@ -158,6 +158,15 @@ export interface PlanReadOperations {
     now: Instant,
   ): Awaitable<readonly Subscription[]>;
   getAutoTopUp(workspaceId: string, customerId: string): Awaitable<AutoTopUp | null>;
+  /**
+   * What every burn needs to know about its customer beyond the ledger, in one round trip:
+   * whether a subscription reset is due, and the auto top-up rule.
+   */
+  customerUpkeep(
+    workspaceId: string,
+    customerId: string,
+    now: Instant,
+  ): Awaitable<{ readonly subscriptionsDue: boolean; readonly autoTopUp: AutoTopUp | null }>;
   /** Usage of a feature counted in one usage-limit period (zero when none). */
   getFeatureUsage(
     workspaceId: string,

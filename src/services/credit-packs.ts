@@ -77,13 +77,18 @@ export function topUpPeriodStart(rule: AutoTopUp, now: Instant): Instant {
 export async function autoTopUpOnCrossing(
   ctx: ServiceContext,
   tx: WriteOperations,
-  input: { workspaceId: string; ledger: CreditLedger; availableBefore: Amount; now: Instant },
+  input: {
+    workspaceId: string;
+    ledger: CreditLedger;
+    /** The customer's rule, as {@link prepareCustomer} fetched it for this transaction. */
+    rule: AutoTopUp | null;
+    availableBefore: Amount;
+    now: Instant;
+  },
 ): Promise<Purchase | null> {
-  const { ledger, now } = input;
-  const after = ledger.availableAt(now);
-  if (!after.lessThan(input.availableBefore)) return null;
-  const rule = await tx.plans.getAutoTopUp(input.workspaceId, ledger.customerId);
+  const { ledger, now, rule } = input;
   if (!rule?.enabled) return null;
+  const after = ledger.availableAt(now);
   if (input.availableBefore.lessThan(rule.threshold) || !after.lessThan(rule.threshold)) return null;
   const pack = await tx.plans.getCreditPack(input.workspaceId, rule.packId);
   if (!pack || pack.creditType !== ledger.creditType) return null;

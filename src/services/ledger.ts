@@ -11,13 +11,14 @@ import {
 } from '../domain/ledger/credit-ledger.js';
 import { balanceFromEntries } from '../domain/ledger/point-in-time.js';
 import type { BalanceView, GrantState, HoldState } from '../domain/ledger/types.js';
+import type { AutoTopUp } from '../domain/plans/subscription.js';
 import type { Instant } from '../domain/time/instant.js';
 import type { LedgerKey, ReadOperations, WriteOperations } from '../ports/storage.js';
 import { customerLockKey, type ServiceContext } from './context.js';
 import { autoTopUpOnCrossing } from './credit-packs.js';
+import { prepareCustomer } from './customer-upkeep.js';
 import { recordFeatureUsage } from './entitlements.js';
 import { requireCreditType, requireCustomer } from './lookups.js';
-import { renewDueSubscriptions } from './subscriptions.js';
 
 /** A refusal the client can act on, returned as a value (and stored for idempotent replay). */
 export type Refusal = InsufficientCredits | HoldNotActive | GrantNotActive;
@@ -54,10 +55,32 @@ async function openLedger(
   key: LedgerKey,
   now: Instant,
 ): Promise<CreditLedger> {
-  await renewDueSubscriptions(ctx, tx, key.workspaceId, key.customerId, now);
+  return (await openLedgerForBurn(ctx, tx, key, now)).ledger;
+}
+
+/** {@link openLedger}, also returning the customer's auto top-up rule (which a burn may trigger). */
+async function openLedgerForBurn(
+  ctx: ServiceContext,
+  tx: WriteOperations,
+  key: LedgerKey,
+  now: Instant,
+): Promise<{ ledger: CreditLedger; autoTopUp: AutoTopUp | null }> {
+  const autoTopUp = await prepareCustomer(ctx, tx, key.workspaceId, key.customerId, now);
   const ledger = new CreditLedger(await tx.loadLedgerForUpdate(key), ctx.ids);
   ledger.advanceTo(now);
-  return ledger;
+  return { ledger, autoTopUp };
+}
+
+/** {@link openLedgerForBurn} for a request that names its customer and credit type: both must exist (404). */
+async function openCustomerLedgerForBurn(
+  ctx: ServiceContext,
+  tx: WriteOperations,
+  key: LedgerKey,
+  now: Instant,
+): Promise<{ ledger: CreditLedger; autoTopUp: AutoTopUp | null }> {
+  await requireCustomer(tx, key.workspaceId, key.customerId);
+  await requireCreditType(tx, key.workspaceId, key.creditType);
+  return openLedgerForBurn(ctx, tx, key, now);
 }
 
 /** {@link openLedger} for a request that names its customer and credit type: both must exist (404). */
@@ -67,9 +90,7 @@ export async function openCustomerLedger(
   key: LedgerKey,
   now: Instant,
 ): Promise<CreditLedger> {
-  await requireCustomer(tx, key.workspaceId, key.customerId);
-  await requireCreditType(tx, key.workspaceId, key.creditType);
-  return openLedger(ctx, tx, key, now);
+  return (await openCustomerLedgerForBurn(ctx, tx, key, now)).ledger;
 }
 
 /** Grants credits to a customer; a grant pays outstanding overage debt first. */
@@ -106,13 +127,19 @@ export async function debitCredits(
   },
 ): Promise<{ debit: DebitRecord; balance: BalanceView } | InsufficientCredits> {
   const { key, now } = input;
-  const ledger = await openCustomerLedger(ctx, tx, key, now);
+  const { ledger, autoTopUp } = await openCustomerLedgerForBurn(ctx, tx, key, now);
   const featureId = input.featureId ?? null;
   if (featureId !== null) await requireFeature(tx, key.workspaceId, featureId);
   const availableBefore = ledger.availableAt(now);
   const outcome = ledger.debit(input, now);
   if ('refused' in outcome) return outcome;
-  await autoTopUpOnCrossing(ctx, tx, { workspaceId: key.workspaceId, ledger, availableBefore, now });
+  await autoTopUpOnCrossing(ctx, tx, {
+    workspaceId: key.workspaceId,
+    ledger,
+    rule: autoTopUp,
+    availableBefore,
+    now,
+  });
   await tx.saveLedger(key.workspaceId, ledger, now);
   if (featureId !== null) {
     await recordFeatureUsage(ctx, tx, {
@@ -179,7 +206,7 @@ export async function captureHold(
     customerId: stored.customerId,
     creditType: stored.creditType,
   };
-  const ledger = await openLedger(ctx, tx, key, input.now);
+  const { ledger, autoTopUp } = await openLedgerForBurn(ctx, tx, key, input.now);
   const availableBefore = ledger.availableAt(input.now);
   const outcome = ledger.capture(
     {
@@ -200,6 +227,7 @@ export async function captureHold(
   await autoTopUpOnCrossing(ctx, tx, {
     workspaceId: input.workspaceId,
     ledger,
+    rule: autoTopUp,
     availableBefore,
     now: input.now,
   });

@@ -10,6 +10,7 @@ import {
   quantityOf,
   type UsageRow,
 } from '../domain/metering/meter.js';
+import type { AutoTopUp } from '../domain/plans/subscription.js';
 import { type Pricing, type RateDefinition, rateEvent, ratingPeriodStart } from '../domain/rating/rate.js';
 import type { Instant } from '../domain/time/instant.js';
 import type { WindowUnit } from '../domain/time/zoned.js';
@@ -23,10 +24,10 @@ import type {
 } from '../ports/storage.js';
 import type { ServiceContext } from './context.js';
 import { autoTopUpOnCrossing } from './credit-packs.js';
+import { prepareCustomer } from './customer-upkeep.js';
 import { recordFeatureUsage } from './entitlements.js';
 import { customerLockKey } from './ledger.js';
 import { requireCreditType, requireCustomer } from './lookups.js';
-import { renewDueSubscriptions } from './subscriptions.js';
 
 /** Compiles a stored meter (parses its paths); stored meters were validated, so paths parse. */
 export function compileMeter(record: MeterRecord): MeterDefinition {
@@ -386,7 +387,8 @@ class Burner {
   private readonly burns: EventBurn[] = [];
   private readonly usage = new Map<string, { rateId: string; period: Instant; quantity: Amount }>();
   private readonly featureUsage = new Map<string, Amount>();
-  private renewed = false;
+  /** Set once the customer was prepared (resets applied, auto top-up rule read). */
+  private prepared: { autoTopUp: AutoTopUp | null } | null = null;
 
   constructor(
     private readonly ctx: ServiceContext,
@@ -453,10 +455,10 @@ class Burner {
   private async ledger(creditType: string): Promise<CreditLedger> {
     const open = this.ledgers.get(creditType);
     if (open) return open.ledger;
-    if (!this.renewed) {
+    if (this.prepared === null) {
       // Resets due before these burns come first, so usage after a reset draws on the new allowance.
-      await renewDueSubscriptions(this.ctx, this.tx, this.workspaceId, this.customerId, this.now);
-      this.renewed = true;
+      const autoTopUp = await prepareCustomer(this.ctx, this.tx, this.workspaceId, this.customerId, this.now);
+      this.prepared = { autoTopUp };
     }
     const key = { workspaceId: this.workspaceId, customerId: this.customerId, creditType };
     const ledger = new CreditLedger(await this.tx.loadLedgerForUpdate(key), this.ctx.ids);
@@ -472,6 +474,7 @@ class Burner {
       await autoTopUpOnCrossing(this.ctx, this.tx, {
         workspaceId: ws,
         ledger,
+        rule: this.prepared?.autoTopUp ?? null,
         availableBefore,
         now: this.now,
       });

@@ -49,6 +49,10 @@ export const PQ = {
   dueSubscriptions: `SELECT DISTINCT workspace_id, customer_id FROM subscriptions
      WHERE next_due_at IS NOT NULL AND next_due_at <= ? LIMIT ?`,
   getAutoTopUp: 'SELECT body FROM auto_top_ups WHERE workspace_id = ? AND customer_id = ?',
+  customerUpkeep: `SELECT
+       (SELECT COUNT(*) FROM subscriptions WHERE workspace_id = ? AND customer_id = ?
+          AND next_due_at IS NOT NULL AND next_due_at <= ?) AS due,
+       (SELECT body FROM auto_top_ups WHERE workspace_id = ? AND customer_id = ?) AS auto_top_up`,
   putAutoTopUp: `INSERT INTO auto_top_ups (workspace_id, customer_id, body) VALUES (?, ?, ?)
      ON CONFLICT (workspace_id, customer_id) DO UPDATE SET body = excluded.body`,
   getFeatureUsage: `SELECT quantity FROM feature_usage
@@ -144,6 +148,24 @@ export class PlanReads implements PlanReadOperations {
   async dueSubscriptionsOf(workspaceId: string, customerId: string, now: Instant): Promise<Subscription[]> {
     const rows = await this.db.all<SubscriptionRow>(PQ.dueSubscriptionsOf, [workspaceId, customerId, now]);
     return rows.map(subscriptionFromRow);
+  }
+
+  async customerUpkeep(
+    workspaceId: string,
+    customerId: string,
+    now: Instant,
+  ): Promise<{ subscriptionsDue: boolean; autoTopUp: AutoTopUp | null }> {
+    const row = await this.db.get<{ due: number | string; auto_top_up: string | null }>(PQ.customerUpkeep, [
+      workspaceId,
+      customerId,
+      now,
+      workspaceId,
+      customerId,
+    ]);
+    return {
+      subscriptionsDue: Number(row?.due ?? 0) > 0,
+      autoTopUp: row?.auto_top_up ? autoTopUpFromJson(workspaceId, customerId, row.auto_top_up) : null,
+    };
   }
 
   async getAutoTopUp(workspaceId: string, customerId: string): Promise<AutoTopUp | null> {

@@ -1,0 +1,22 @@
+import type { AutoTopUp } from '../domain/plans/subscription.js';
+import type { Instant } from '../domain/time/instant.js';
+import type { WriteOperations } from '../ports/storage.js';
+import type { ServiceContext } from './context.js';
+import { renewDueSubscriptions } from './subscriptions.js';
+
+/**
+ * What every write for a customer does first: apply the subscription resets due by `now` (so a
+ * burn right after a reset draws on the new allowance), and fetch the auto top-up rule the burn
+ * may trigger. One storage round trip when nothing is due, which is almost always.
+ */
+export async function prepareCustomer(
+  ctx: ServiceContext,
+  tx: WriteOperations,
+  workspaceId: string,
+  customerId: string,
+  now: Instant,
+): Promise<AutoTopUp | null> {
+  const upkeep = await tx.plans.customerUpkeep(workspaceId, customerId, now);
+  if (upkeep.subscriptionsDue) await renewDueSubscriptions(ctx, tx, workspaceId, customerId, now);
+  return upkeep.autoTopUp;
+}
