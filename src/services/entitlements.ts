@@ -9,6 +9,8 @@ import type { Instant } from '../domain/time/instant.js';
 import { periodContaining } from '../domain/time/periods.js';
 import type { ReadOperations, WriteOperations } from '../ports/storage.js';
 import type { ServiceContext } from './context.js';
+import { autoTopUpOnCrossing } from './credit-packs.js';
+import { prepareCustomer } from './customer-upkeep.js';
 import { customerLockKey } from './ledger.js';
 import { requireCustomer } from './lookups.js';
 import { compilePricing } from './metering.js';
@@ -211,7 +213,7 @@ export async function checkAndHold(
   input: CheckInput & { readonly ttlMs: number; readonly now: Instant },
 ): Promise<CheckResult> {
   const { workspaceId, customerId, now } = input;
-  await renewDueSubscriptions(ctx, tx, workspaceId, customerId, now);
+  const autoTopUp = await prepareCustomer(ctx, tx, workspaceId, customerId, now);
   const feature = await tx.plans.getFeature(workspaceId, input.featureId);
   const ledger = feature
     ? new CreditLedger(
@@ -223,6 +225,7 @@ export async function checkAndHold(
   let holdId: string | null = null;
   if (result.decision.allowed) {
     if (result.decision.reserve.isPositive()) {
+      const availableBefore = result.ledger.availableAt(now);
       const hold = result.ledger.placeHold(
         {
           amount: result.decision.reserve,
@@ -236,7 +239,9 @@ export async function checkAndHold(
       if ('refused' in hold)
         throw new Error('check invariant: a hold within the available balance was refused');
       holdId = hold.id;
-      await tx.saveLedger(workspaceId, result.ledger, now);
+      const ledger = result.ledger;
+      await autoTopUpOnCrossing(ctx, tx, { workspaceId, ledger, rule: autoTopUp, availableBefore, now });
+      await tx.saveLedger(workspaceId, ledger, now);
     }
     if (result.usage !== null) await recordFeatureUsage(ctx, tx, input);
   }

@@ -172,10 +172,19 @@ export async function placeHold(
   },
 ): Promise<{ hold: HoldState; balance: BalanceView } | InsufficientCredits> {
   const { key, now } = input;
-  const ledger = await openCustomerLedger(ctx, tx, key, now);
+  const { ledger, autoTopUp } = await openCustomerLedgerForBurn(ctx, tx, key, now);
   if (input.featureId) await requireFeature(tx, key.workspaceId, input.featureId);
+  const availableBefore = ledger.availableAt(now);
   const outcome = ledger.placeHold({ ...input, expiresAt: now + input.ttlMs }, now);
   if ('refused' in outcome) return outcome;
+  // A hold takes credits out of `available` like a debit, so it is what crosses the threshold.
+  await autoTopUpOnCrossing(ctx, tx, {
+    workspaceId: key.workspaceId,
+    ledger,
+    rule: autoTopUp,
+    availableBefore,
+    now,
+  });
   await tx.saveLedger(key.workspaceId, ledger, now);
   return { hold: outcome, balance: ledger.balance(now) };
 }

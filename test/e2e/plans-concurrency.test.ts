@@ -255,11 +255,14 @@ async function runTopUpScenario(
   expect(grantEntries).toHaveLength(1 + expected.topUps);
   expect(new Set(ledger.map((e) => e.type))).toEqual(new Set(['grant', 'debit']));
   const grants = await expectStatus(cluster.at(0).get(`/v1/customers/${CUSTOMER}/grants?limit=1000`), 200);
-  const paid = (grants.body.data as { id: string; category: string; amount: string }[]).filter(
-    (g) => g.category === 'paid',
+  // The initial grant is `paid` too (the default category): top-up grants are the ones a purchase made.
+  const bought = (
+    grants.body.data as { id: string; amount: string; metadata: Record<string, unknown> }[]
+  ).filter((g) => g.metadata['purchase_id'] !== undefined);
+  expect(bought.map((g) => [g.id, g.metadata['purchase_id']]).sort()).toEqual(
+    auto.map((p) => [p.grant_id, p.id]).sort(),
   );
-  expect(paid.map((g) => g.id).sort()).toEqual(auto.map((p) => p.grant_id).sort());
-  for (const g of paid) expect(g.amount).toBe(rule.packCredits);
+  for (const g of bought) expect(g.amount).toBe(rule.packCredits);
 
   await expectReconcileOk(cluster.at(0));
   return expected;

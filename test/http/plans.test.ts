@@ -338,6 +338,35 @@ for (const dialect of DIALECTS) {
       });
     });
 
+    it('auto top-up: a hold (plain or from a held check) that crosses the threshold buys, once', async () => {
+      await open('2026-01-01T00:00:00.000Z');
+      await hybridSetup();
+      await ok(t.post('/v1/customers/acme/subscriptions', { plan_id: 'pro' }));
+      await ok(t.post('/v1/customers/acme/grants', { amount: '550' }));
+      await ok(
+        t.request({
+          method: 'PUT',
+          url: '/v1/customers/acme/auto-top-up',
+          headers: { 'content-type': 'application/json' },
+          payload: JSON.stringify({ threshold: '1000', pack_id: '10k', max_per_period: 5 }),
+        }),
+        200,
+      );
+      const held = await ok(
+        t.post('/v1/check', { customer_id: 'acme', feature_id: 'gpt-x', quantity: '20', hold: {} }),
+        200,
+      );
+      expect(held.allowed).toBe(true);
+      expect(await balance()).toMatchObject({ available: '10950', held: '100' });
+      await ok(t.post(`/v1/holds/${held.hold_id}/capture`, {}));
+      expect((await balance()).available).toBe('10950');
+      const hold = await ok(t.post('/v1/customers/acme/holds', { amount: '9951' }));
+      expect(hold.status).toBe('active');
+      expect(await balance()).toMatchObject({ available: '10999', held: '9951' });
+      const purchases = (await ok(t.get('/v1/customers/acme/purchases'), 200)).data as Body[];
+      expect(purchases.map((p) => p.source)).toEqual(['auto_top_up', 'auto_top_up']);
+    });
+
     it('purchases: volume discount priced once on the total; auto top-up fires once per crossing', async () => {
       await open('2026-01-01T00:00:00.000Z');
       await hybridSetup();
