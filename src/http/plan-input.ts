@@ -63,7 +63,7 @@ function readEntitlement(e: NonNullable<PlanBodyFields['entitlements']>[number],
           period: e.usage_limit.period as Period,
         }
       : null,
-    config: e.config ?? null,
+    config: e.config ? readMetadata(e.config, `${field}.config`) : null,
     overage: e.overage
       ? {
           max:
@@ -105,10 +105,12 @@ function readAllowance(a: NonNullable<PlanBodyFields['allowances']>[number], i: 
 
 /** A plan body as the service's input (one version). */
 export function readPlan(id: string, body: Partial<PlanBodyFields>): PlanInput {
-  const timeZone = body.time_zone ?? 'UTC';
-  if (!isValidTimeZone(timeZone)) {
-    throw invalidRequest(`time_zone "${timeZone}" is not an IANA time zone`, { field: 'time_zone' });
+  const requested = body.time_zone ?? 'UTC';
+  if (!isValidTimeZone(requested)) {
+    throw invalidRequest(`time_zone "${requested}" is not an IANA time zone`, { field: 'time_zone' });
   }
+  // Stored as the canonical name ("europe/berlin" → "Europe/Berlin").
+  const timeZone = new Intl.DateTimeFormat('en-US', { timeZone: requested }).resolvedOptions().timeZone;
   return {
     id,
     name: body.name ?? null,

@@ -88,7 +88,7 @@ export const ReplacePlanBody = Type.Object(PlanFields, { additionalProperties: f
 export const CreateSubscriptionBody = Type.Object(
   {
     plan_id: Id,
-    plan_version: Type.Optional(Type.Integer({ minimum: 1 })),
+    plan_version: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000_000 })),
     start_at: Type.Optional(Time),
   },
   { additionalProperties: false },
@@ -102,7 +102,9 @@ export const CancelSubscriptionBody = Type.Object(
 export const ChangeSubscriptionBody = Type.Object(
   {
     plan_id: Id,
-    plan_version: Type.Optional(Type.Integer({ minimum: 1, description: 'Default: the latest version' })),
+    plan_version: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 1_000_000_000, description: 'Default: the latest version' }),
+    ),
     at: Type.Optional(
       Type.Union([Type.Literal('now'), Type.Literal('period_end')], {
         description: 'Default: now for an upgrade (price not lower), period_end for a downgrade',

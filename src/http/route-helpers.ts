@@ -7,7 +7,8 @@ import { errorBody, type WriteResult } from './idempotent-write.js';
 /** Parses an RFC 3339 field or refuses with 400 naming the field. */
 export function readTime(text: string, field: string): Instant {
   const instant = parseInstant(text);
-  if (instant === null) throw invalidRequest(`${field} must be an RFC 3339 timestamp`, { field });
+  if (instant === null)
+    throw invalidRequest(`${field} must be an RFC 3339 timestamp in the years 1000 to 8999`, { field });
   return instant;
 }
 
@@ -20,11 +21,14 @@ export function refusalResult(refusal: Refusal): WriteResult {
 const METADATA_LIMIT = 16 * 1024;
 
 /** Metadata is free-form but bounded: at most 16 KiB once serialised. */
-export function readMetadata(metadata: Record<string, unknown> | undefined): Record<string, unknown> {
+export function readMetadata(
+  metadata: Record<string, unknown> | undefined,
+  field = 'metadata',
+): Record<string, unknown> {
   if (metadata === undefined) return {};
   if (JSON.stringify(metadata).length > METADATA_LIMIT) {
-    throw new BurndownError(ErrorCode.invalidRequest, 'metadata must be at most 16 KiB when serialised', {
-      field: 'metadata',
+    throw new BurndownError(ErrorCode.invalidRequest, `${field} must be at most 16 KiB when serialised`, {
+      field,
     });
   }
   return metadata;

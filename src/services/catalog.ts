@@ -1,7 +1,7 @@
 import type { Allowance, CreditPack, Entitlement, Feature, PlanVersion } from '../domain/catalog/catalog.js';
 import { BurndownError, ErrorCode, invalidRequest, notFound } from '../domain/errors.js';
 import type { Instant } from '../domain/time/instant.js';
-import type { WriteOperations } from '../ports/storage.js';
+import type { ReadOperations, WriteOperations } from '../ports/storage.js';
 import { requireCreditType } from './lookups.js';
 
 function alreadyExists(kind: string, id: string): BurndownError {
@@ -132,12 +132,23 @@ function checkEntitlementFits(e: Entitlement, feature: Feature, i: number): void
 }
 
 async function checkAllowanceFeatures(tx: WriteOperations, workspaceId: string, a: Allowance, i: number) {
-  for (const featureId of a.appliesTo ?? []) {
-    if (!(await tx.plans.getFeature(workspaceId, featureId))) {
-      throw invalidRequest(`allowance applies to unknown feature "${featureId}"`, {
-        field: `allowances[${i}].applies_to`,
-      });
-    }
+  await requireApplicableFeatures(tx, workspaceId, a.appliesTo, `allowances[${i}].applies_to`);
+}
+
+/**
+ * An `applies_to` list must name features that exist (404 otherwise, like any unknown reference)
+ * and are not archived: credits restricted to a feature nobody can use would be dead on arrival.
+ */
+export async function requireApplicableFeatures(
+  reads: ReadOperations,
+  workspaceId: string,
+  featureIds: readonly string[] | null,
+  field: string,
+): Promise<void> {
+  for (const featureId of featureIds ?? []) {
+    const feature = await reads.plans.getFeature(workspaceId, featureId);
+    if (!feature) throw notFound('feature', featureId);
+    if (feature.archivedAt !== null) throw invalidRequest(`feature "${featureId}" is archived`, { field });
   }
 }
 

@@ -14,6 +14,7 @@ import type { BalanceView, GrantState, HoldState } from '../domain/ledger/types.
 import type { AutoTopUp } from '../domain/plans/subscription.js';
 import type { Instant } from '../domain/time/instant.js';
 import type { LedgerKey, ReadOperations, WriteOperations } from '../ports/storage.js';
+import { requireApplicableFeatures } from './catalog.js';
 import { customerLockKey, type ServiceContext } from './context.js';
 import { autoTopUpOnCrossing } from './credit-packs.js';
 import { prepareCustomer } from './customer-upkeep.js';
@@ -104,6 +105,7 @@ export async function grantCredits(
     throw invalidRequest('expires_at must be after effective_at', { field: 'expires_at' });
   }
   const ledger = await openCustomerLedger(ctx, tx, key, now);
+  await requireApplicableFeatures(tx, key.workspaceId, input.grant.appliesTo, 'applies_to');
   const grant = ledger.grant(input.grant, now);
   await tx.saveLedger(key.workspaceId, ledger, now);
   return { grant, balance: ledger.balance(now) };
@@ -129,7 +131,7 @@ export async function debitCredits(
   const { key, now } = input;
   const { ledger, autoTopUp } = await openCustomerLedgerForBurn(ctx, tx, key, now);
   const featureId = input.featureId ?? null;
-  if (featureId !== null) await requireFeature(tx, key.workspaceId, featureId);
+  if (featureId !== null) await requireFeature(tx, key.workspaceId, featureId, key.creditType);
   const availableBefore = ledger.availableAt(now);
   const outcome = ledger.debit(input, now);
   if ('refused' in outcome) return outcome;
@@ -153,8 +155,20 @@ export async function debitCredits(
   return { debit: outcome, balance: ledger.balance(now) };
 }
 
-async function requireFeature(reads: ReadOperations, workspaceId: string, featureId: string): Promise<void> {
-  if (!(await reads.plans.getFeature(workspaceId, featureId))) throw notFound('feature', featureId);
+/** A burn may name a feature only if it exists and is priced in the burn's credit type. */
+async function requireFeature(
+  reads: ReadOperations,
+  workspaceId: string,
+  featureId: string,
+  creditType?: string,
+): Promise<void> {
+  const feature = await reads.plans.getFeature(workspaceId, featureId);
+  if (!feature) throw notFound('feature', featureId);
+  if (creditType !== undefined && feature.creditType !== creditType) {
+    throw invalidRequest(`feature "${featureId}" is priced in ${feature.creditType}, not ${creditType}`, {
+      field: 'feature_id',
+    });
+  }
 }
 
 /** Places a hold that pins grant portions until captured, released or expired. */
@@ -173,7 +187,7 @@ export async function placeHold(
 ): Promise<{ hold: HoldState; balance: BalanceView } | InsufficientCredits> {
   const { key, now } = input;
   const { ledger, autoTopUp } = await openCustomerLedgerForBurn(ctx, tx, key, now);
-  if (input.featureId) await requireFeature(tx, key.workspaceId, input.featureId);
+  if (input.featureId) await requireFeature(tx, key.workspaceId, input.featureId, key.creditType);
   const availableBefore = ledger.availableAt(now);
   const outcome = ledger.placeHold({ ...input, expiresAt: now + input.ttlMs }, now);
   if ('refused' in outcome) return outcome;

@@ -344,6 +344,12 @@ export async function renewDueSubscriptions(
   return due.length;
 }
 
+/**
+ * How many resets a backdated start may owe: they are issued in the request's transaction, under
+ * the customer's lock, so the bound keeps one request short.
+ */
+export const MAX_BACKDATED_RESETS = 1000;
+
 /** Starts a subscription; its first allowances are granted before this returns (pending if it starts later). */
 export async function startSubscription(
   ctx: ServiceContext,
@@ -362,6 +368,15 @@ export async function startSubscription(
   await renewDueSubscriptions(ctx, tx, workspaceId, customerId, now);
   const plan = await requirePlanVersion(tx, workspaceId, input.planId, input.planVersion);
   const startAt = input.startAt ?? now;
+  for (const allowance of plan.allowances) {
+    const owed = startAt < now ? periodContaining(startAt, allowance.period, now, plan.timeZone).index : 0;
+    if (owed > MAX_BACKDATED_RESETS) {
+      throw invalidRequest(
+        `start_at is too far in the past: it would owe ${owed} ${allowance.period} resets (at most ${MAX_BACKDATED_RESETS})`,
+        { field: 'start_at' },
+      );
+    }
+  }
   const sub: Subscription = {
     workspaceId,
     id: ctx.ids.newId('sub'),
@@ -416,7 +431,7 @@ export async function cancelSubscription(
   const ledgers = new CustomerLedgers(ctx, tx, sub.workspaceId, sub.customerId);
   const advance = new SubscriptionAdvance(tx, sub, ledgers, now);
   const plan = await advance.currentPlan();
-  if (input.atPeriodEnd && sub.anchorAt < now) {
+  if (input.atPeriodEnd) {
     sub.cancelAt = currentPeriod(sub, plan, now).end;
     sub.pendingChange = null;
   } else {

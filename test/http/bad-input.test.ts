@@ -7,7 +7,9 @@ import { createTestApp, TEST_API_KEY, type TestApp } from '../fixtures/harness.j
  * Bad input on every endpoint of API.md (Customers … Balance and ledger): each refusal must carry
  * the documented status and code in the contract's error envelope, and must change nothing
  * ("A failed request changes nothing"). One app serves every case; each case snapshots the
- * observable state (and the raw database) right before and right after its request.
+ * observable state (and the raw database) right before and right after its request. Features,
+ * plans, subscriptions, packs and check (and feature fields that need an existing feature) are in
+ * plans-bad-input.test.ts.
  */
 
 const READ_KEY = 'test-read-key-0123456789';
@@ -715,6 +717,48 @@ const CASES: readonly BadCase[] = [
     status: 402,
     code: 'insufficient_credits',
   },
+  {
+    name: 'POST debits: quantity without feature_id',
+    ...post('/v1/customers/acme/debits', { amount: '5', quantity: '1' }),
+    status: 400,
+    code: 'invalid_request',
+  },
+  {
+    name: 'POST debits: quantity with feature_id null',
+    ...post('/v1/customers/acme/debits', { amount: '5', quantity: '1', feature_id: null }),
+    status: 400,
+    code: 'invalid_request',
+  },
+  {
+    name: 'POST debits: quantity as a JSON number',
+    ...post('/v1/customers/acme/debits', { amount: '5', quantity: 1, feature_id: 'gpt-x' }),
+    status: 400,
+    code: 'invalid_amount',
+  },
+  {
+    name: 'POST debits: quantity zero',
+    ...post('/v1/customers/acme/debits', { amount: '5', quantity: '0', feature_id: 'gpt-x' }),
+    status: 400,
+    code: 'invalid_amount',
+  },
+  {
+    name: 'POST debits: unknown feature_id',
+    ...post('/v1/customers/acme/debits', { amount: '5', feature_id: 'nope' }),
+    status: 404,
+    code: 'not_found',
+  },
+  {
+    name: 'POST debits: malformed feature_id',
+    ...post('/v1/customers/acme/debits', { amount: '5', feature_id: 'gpt x' }),
+    status: 400,
+    code: 'invalid_request',
+  },
+  {
+    name: 'POST debits: feature_id is a number',
+    ...post('/v1/customers/acme/debits', { amount: '5', feature_id: 7 }),
+    status: 400,
+    code: 'invalid_request',
+  },
 
   // ---- POST /v1/customers/{id}/holds ----
   ...genericPostCases(POST_ENDPOINTS[5]!),
@@ -766,6 +810,24 @@ const CASES: readonly BadCase[] = [
     ...post('/v1/customers/acme/holds', { amount: '1000000' }),
     status: 402,
     code: 'insufficient_credits',
+  },
+  {
+    name: 'POST holds: unknown feature_id',
+    ...post('/v1/customers/acme/holds', { amount: '5', feature_id: 'nope' }),
+    status: 404,
+    code: 'not_found',
+  },
+  {
+    name: 'POST holds: malformed feature_id',
+    ...post('/v1/customers/acme/holds', { amount: '5', feature_id: 'gpt/x' }),
+    status: 400,
+    code: 'invalid_request',
+  },
+  {
+    name: 'POST holds: quantity (holds take none)',
+    ...post('/v1/customers/acme/holds', { amount: '5', quantity: '1' }),
+    status: 400,
+    code: 'invalid_request',
   },
 
   // ---- POST /v1/holds/{id}/capture ----
@@ -941,6 +1003,18 @@ const CASES: readonly BadCase[] = [
   {
     name: 'GET balance: unknown query parameter',
     ...get('/v1/customers/acme/balance?bogus=1'),
+    status: 400,
+    code: 'invalid_request',
+  },
+  {
+    name: 'GET balance: unknown feature_id',
+    ...get('/v1/customers/acme/balance?feature_id=nope'),
+    status: 404,
+    code: 'not_found',
+  },
+  {
+    name: 'GET balance: malformed feature_id',
+    ...get('/v1/customers/acme/balance?feature_id=a%20b'),
     status: 400,
     code: 'invalid_request',
   },

@@ -12,6 +12,12 @@ export const AMOUNT_SCALE = 12;
 const SCALE_FACTOR = 10n ** BigInt(AMOUNT_SCALE);
 /** Largest number of integer digits accepted from clients (the contract promises at least 15). */
 export const MAX_INTEGER_DIGITS = 20;
+/**
+ * Largest number of integer digits of a stored value: sums of client amounts (balances, usage
+ * counters, pack credits × quantity) may exceed the client limit, and must still read back.
+ * PostgreSQL's NUMERIC(48,12) columns hold 36.
+ */
+export const MAX_STORED_INTEGER_DIGITS = 36;
 
 const DECIMAL_PATTERN = /^(-)?(\d+)(?:\.(\d+))?$/;
 
@@ -54,7 +60,7 @@ export class Amount {
 
   /** Parses a decimal string, throwing on malformed input; for trusted text such as stored values and literals. */
   static parse(text: string): Amount {
-    const parsed = Amount.tryParse(text);
+    const parsed = Amount.tryParse(text, MAX_STORED_INTEGER_DIGITS);
     if (typeof parsed === 'string') throw new RangeError(`invalid amount "${text}": ${parsed}`);
     return parsed;
   }

@@ -11,6 +11,13 @@ export type Instant = number;
 const RFC3339 =
   /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/;
 
+/**
+ * Years an instant may have. RFC 3339 allows 0000–9999, but `Date.UTC` maps years 0–99 to
+ * 1900–1999, and a period computed from a time near 9999 would run past what RFC 3339 can write.
+ */
+const MIN_YEAR = 1000;
+const MAX_YEAR = 8999;
+
 /** Parses an RFC 3339 timestamp, or returns null when it is not one (or names an impossible date). */
 export function parseInstant(text: string): Instant | null {
   const m = RFC3339.exec(text);
@@ -23,6 +30,7 @@ export function parseInstant(text: string): Instant | null {
   const minute = Number(mi);
   const second = Number(s);
   if (month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59) return null;
+  if (year < MIN_YEAR || year > MAX_YEAR) return null;
   const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
   if (day > daysInMonth) return null;
   const millis = Number(frac.padEnd(3, '0').slice(0, 3));

@@ -1,12 +1,14 @@
 import type { Static } from '@sinclair/typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { notFound } from '../../domain/errors.js';
+import { invalidRequest, notFound } from '../../domain/errors.js';
 import { createCreditPack } from '../../services/catalog.js';
 import { customerLockKey } from '../../services/ledger.js';
 import { requireCustomer } from '../../services/lookups.js';
 import { purchaseCreditPacks, setAutoTopUp } from '../../services/purchases.js';
+import { decodeCompositeKey } from '../../storage/sql/sql-store.js';
 import type { RouteDeps } from '../app.js';
+import { presentPage, readPageRequest } from '../pagination.js';
 import { readAutoTopUp, readCreditPack } from '../plan-input.js';
 import { presentAutoTopUp, presentCreditPack, presentPurchase } from '../plan-presenters.js';
 import {
@@ -137,14 +139,17 @@ export function registerCreditPackRoutes(app: FastifyInstance, { ctx, writer }: 
     async (request) => {
       const ws = request.auth.workspaceId;
       await requireCustomer(ctx.storage.read, ws, request.params.id);
-      const { afterId, limit } = readIdPage(request.query);
+      const page = readPageRequest(request.query);
       let after: { createdAt: number; id: string } | null = null;
-      if (afterId !== '') {
-        const parsed = JSON.parse(afterId) as [string, string];
-        after = { createdAt: Number(parsed[0]), id: parsed[1] };
+      if (page.after !== null) {
+        const [createdAt = '', id = ''] = decodeCompositeKey(page.after, 2);
+        if (!/^-?\d{1,16}$/.test(createdAt)) {
+          throw invalidRequest('cursor is not one this server issued', { field: 'cursor' });
+        }
+        after = { createdAt: Number(createdAt), id };
       }
-      const page = await ctx.storage.read.plans.listPurchases(ws, request.params.id, after, limit);
-      return presentIdPage({ items: page.items, nextAfter: page.nextAfter }, presentPurchase);
+      const purchases = await ctx.storage.read.plans.listPurchases(ws, request.params.id, after, page.limit);
+      return presentPage(purchases, presentPurchase);
     },
   );
 

@@ -14,7 +14,8 @@ import {
   SubscriptionIdParams,
 } from '../plan-schemas.js';
 import { readTime } from '../route-helpers.js';
-import { errorResponses, IdParams, ListOf } from '../schemas.js';
+import { errorResponses, IdParams, ListOf, ListQuery } from '../schemas.js';
+import { presentIdPage, readIdPage } from './features-plans.js';
 
 /** Subscriptions: a customer on a plan version, with allowances that reset on anniversaries. */
 export function registerSubscriptionRoutes(app: FastifyInstance, { ctx, writer }: RouteDeps): void {
@@ -48,14 +49,15 @@ export function registerSubscriptionRoutes(app: FastifyInstance, { ctx, writer }
     },
   );
 
-  app.get<{ Params: Static<typeof IdParams> }>(
+  app.get<{ Params: Static<typeof IdParams>; Querystring: Static<typeof ListQuery> }>(
     '/v1/customers/:id/subscriptions',
     {
       config: { scope: 'read' },
       schema: {
         tags: ['subscriptions'],
-        summary: "A customer's subscriptions, active and ended",
+        summary: "A customer's subscriptions, active and ended, by id",
         params: IdParams,
+        querystring: ListQuery,
         response: { 200: ListOf(SubscriptionBody), ...errorResponses },
       },
     },
@@ -63,13 +65,17 @@ export function registerSubscriptionRoutes(app: FastifyInstance, { ctx, writer }
       const ws = request.auth.workspaceId;
       const reads = ctx.storage.read;
       await requireCustomer(reads, ws, request.params.id);
+      const { afterId, limit } = readIdPage(request.query);
       const now = ctx.clock.now();
-      const data = [];
-      for (const sub of await reads.plans.subscriptionsOf(ws, request.params.id)) {
+      // A customer has a handful of subscriptions: they are read whole and paged here.
+      const after = (await reads.plans.subscriptionsOf(ws, request.params.id)).filter((s) => s.id > afterId);
+      const items = [];
+      for (const sub of after.slice(0, limit)) {
         const plan = await reads.plans.getPlanVersion(ws, sub.planId, sub.planVersion);
-        if (plan) data.push(presentSubscription(sub, plan, now));
+        if (plan) items.push({ id: sub.id, body: presentSubscription(sub, plan, now) });
       }
-      return { data, next_cursor: null };
+      const page = { items, nextAfter: after.length > limit ? (items.at(-1)?.id ?? null) : null };
+      return presentIdPage(page, (item) => item.body);
     },
   );
 
@@ -111,6 +117,10 @@ export function registerSubscriptionRoutes(app: FastifyInstance, { ctx, writer }
         params: SubscriptionIdParams,
         body: CancelSubscriptionBody,
         response: { 200: SubscriptionBody, ...errorResponses },
+      },
+      // No body means the defaults (cancel now); a JSON `null` body is still refused.
+      preValidation: async (request) => {
+        if (request.body === undefined) request.body = {};
       },
     },
     async (request, reply) => {

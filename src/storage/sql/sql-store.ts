@@ -70,7 +70,7 @@ export function decodeCompositeKey(key: string, arity: number): string[] {
   if (
     !Array.isArray(parts) ||
     parts.length !== arity ||
-    parts.some((p) => typeof p !== 'string' || p.length > 256)
+    parts.some((p) => typeof p !== 'string' || p.length > 256 || p.includes('\u0000'))
   ) {
     throw invalidRequest('cursor is not one this server issued', { field: 'cursor' });
   }
