@@ -70,7 +70,7 @@ export class IdempotentWriter {
     const workspaceId = request.auth.workspaceId;
     this.inFlight.add(flightKey);
     try {
-      const stored = await this.ctx.storage.write(`${workspaceId}/idempotency`, async (tx) =>
+      const stored = await this.ctx.storage.write(`${workspaceId}/#idempotency`, async (tx) =>
         tx.getIdempotency(workspaceId, key),
       );
       if (stored) {
@@ -80,7 +80,7 @@ export class IdempotentWriter {
       const result = await work();
       const text = JSON.stringify(result.body);
       try {
-        await this.ctx.storage.write(`${workspaceId}/idempotency`, async (tx) =>
+        await this.ctx.storage.write(`${workspaceId}/#idempotency`, async (tx) =>
           tx.putIdempotency(workspaceId, key, {
             fingerprint,
             statusCode: result.status,

@@ -232,6 +232,8 @@ export interface ReadOperations {
     range: { readonly from: Instant | null; readonly to: Instant | null },
     page: PageRequest,
   ): Awaitable<Page<StoredEntry>>;
+  /** The instant of the latest entry of one ledger (null: none), through its index. */
+  latestEntryAt(key: LedgerKey): Awaitable<Instant | null>;
   /** Every entry of one ledger dated at or before `at`, oldest first (point-in-time balances). */
   entriesUpTo(key: LedgerKey, at: Instant): Awaitable<readonly StoredEntry[]>;
   getGrantsByIds(workspaceId: string, ids: readonly string[]): Awaitable<readonly GrantState[]>;

@@ -3,6 +3,7 @@ import { BurndownError, ErrorCode, invalidRequest, notFound } from '../domain/er
 import type { Instant } from '../domain/time/instant.js';
 import type { ReadOperations, WriteOperations } from '../ports/storage.js';
 import { requireCreditType } from './lookups.js';
+import { allowanceKey } from './subscriptions.js';
 
 function alreadyExists(kind: string, id: string): BurndownError {
   return new BurndownError(ErrorCode.alreadyExists, `${kind} "${id}" already exists`, { kind, id });
@@ -11,7 +12,16 @@ function alreadyExists(kind: string, id: string): BurndownError {
 /** A feature's references must exist: its credit type and every rate (priced in that credit type). */
 async function checkFeatureReferences(tx: WriteOperations, feature: Feature): Promise<void> {
   await requireCreditType(tx, feature.workspaceId, feature.creditType);
+  const others = feature.rateIds.length === 0 ? [] : await tx.plans.allFeatures(feature.workspaceId);
   for (const rateId of feature.rateIds) {
+    // A burn by a rate is attributed to one feature (its applies_to grants, its usage limit).
+    const owner = others.find((f) => f.id !== feature.id && f.rateIds.includes(rateId));
+    if (owner) {
+      throw invalidRequest(`rate "${rateId}" already prices feature "${owner.id}"`, {
+        field: 'rate_ids',
+        feature_id: owner.id,
+      });
+    }
     const rate = await tx.getRate(feature.workspaceId, rateId);
     if (!rate) throw notFound('rate', rateId);
     if (rate.creditType !== feature.creditType) {
@@ -106,7 +116,15 @@ async function checkPlanReferences(tx: WriteOperations, workspaceId: string, pla
     if (!feature) throw notFound('feature', e.featureId);
     checkEntitlementFits(e, feature, i);
   }
+  const keys = new Set<string>();
   for (const [i, a] of plan.allowances.entries()) {
+    const key = allowanceKey(a);
+    if (keys.has(key)) {
+      throw invalidRequest('two allowances have the same credit type, period and applies_to: combine them', {
+        field: `allowances[${i}]`,
+      });
+    }
+    keys.add(key);
     await requireCreditType(tx, workspaceId, a.creditType);
     await checkAllowanceFeatures(tx, workspaceId, a, i);
   }

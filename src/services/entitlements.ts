@@ -12,6 +12,7 @@ import type { ServiceContext } from './context.js';
 import { autoTopUpOnCrossing } from './credit-packs.js';
 import { prepareCustomer } from './customer-upkeep.js';
 import { customerLockKey } from './ledger.js';
+import { persistLedger } from './ledger-persistence.js';
 import { requireCustomer } from './lookups.js';
 import { compilePricing } from './metering.js';
 import { isSubscriptionLive, renewDueSubscriptions } from './subscriptions.js';
@@ -75,23 +76,36 @@ function usagePeriodStart(resolved: ResolvedEntitlement, now: Instant): Instant 
 }
 
 /**
- * Counts `quantity` of a feature against the customer's usage limit, in the caller's transaction
- * (a debit or hold naming the feature, or an event rated by one of its rates). Without a limit
- * nothing needs counting.
+ * Counts uses of a feature against the customer's usage limit, in the caller's transaction (a
+ * debit naming the feature, events rated by one of its rates). Each use counts in the usage period
+ * that contains its own instant (a late event in its own period), and only if a live subscription
+ * then entitled the customer with a limit: without a limit nothing needs counting.
  */
 export async function recordFeatureUsage(
   ctx: ServiceContext,
   tx: WriteOperations,
-  input: { workspaceId: string; customerId: string; featureId: string; quantity: Amount; now: Instant },
+  input: {
+    workspaceId: string;
+    customerId: string;
+    featureId: string;
+    uses: readonly { readonly at: Instant; readonly quantity: Amount }[];
+  },
 ): Promise<void> {
-  if (!input.quantity.isPositive()) return;
-  const resolved = await resolveEntitlement(ctx, tx, input);
-  if (!resolved) return;
-  const periodStart = usagePeriodStart(resolved, input.now);
-  if (periodStart === null) return;
   const { workspaceId, customerId, featureId } = input;
-  const used = await tx.plans.getFeatureUsage(workspaceId, customerId, featureId, periodStart);
-  await tx.plans.setFeatureUsage(workspaceId, customerId, featureId, periodStart, used.plus(input.quantity));
+  const subscriptions = await tx.plans.subscriptionsOf(workspaceId, customerId);
+  if (subscriptions.length === 0) return;
+  const byPeriod = new Map<Instant, Amount>();
+  for (const use of input.uses) {
+    if (!use.quantity.isPositive()) continue;
+    const resolved = await resolveEntitlement(ctx, tx, { ...input, now: use.at }, subscriptions);
+    const periodStart = resolved ? usagePeriodStart(resolved, use.at) : null;
+    if (periodStart === null) continue;
+    byPeriod.set(periodStart, (byPeriod.get(periodStart) ?? Amount.ZERO).plus(use.quantity));
+  }
+  for (const [periodStart, quantity] of byPeriod) {
+    const used = await tx.plans.getFeatureUsage(workspaceId, customerId, featureId, periodStart);
+    await tx.plans.setFeatureUsage(workspaceId, customerId, featureId, periodStart, used.plus(quantity));
+  }
 }
 
 /** What `POST /v1/check` answers. */
@@ -152,10 +166,16 @@ async function evaluate(
   open.advanceTo(now);
   const available = open.availableAt(now, featureId);
   const periodStart = resolved ? usagePeriodStart(resolved, now) : null;
-  const used =
+  let used =
     periodStart === null
       ? Amount.ZERO
       : await reads.plans.getFeatureUsage(workspaceId, customerId, featureId, periodStart);
+  // Held checks whose holds expired by now give their usage back, recorded or not yet.
+  for (const hold of open.changedHolds) {
+    if (hold.status !== 'expired' || hold.featureId !== featureId || hold.usage?.periodStart !== periodStart)
+      continue;
+    used = Amount.max(Amount.ZERO, used.minus(hold.usage.quantity));
+  }
   const decision = decideCheck({
     feature,
     entitlement: resolved?.entitlement ?? null,
@@ -224,6 +244,11 @@ export async function checkAndHold(
   const result = await evaluate(ctx, tx, ledger, input);
   let holdId: string | null = null;
   if (result.decision.allowed) {
+    // The quantity counts against the usage limit now, so concurrent held checks cannot pass it
+    // together; a hold that is released or expires gives it back (see persistLedger).
+    const usage =
+      result.usage === null ? null : { quantity: input.quantity, periodStart: result.usage.periodStart };
+    if (usage !== null) await addUsage(tx, input, usage.periodStart, usage.quantity);
     if (result.decision.reserve.isPositive()) {
       const availableBefore = result.ledger.availableAt(now);
       const hold = result.ledger.placeHold(
@@ -231,6 +256,7 @@ export async function checkAndHold(
           amount: result.decision.reserve,
           expiresAt: now + input.ttlMs,
           featureId: input.featureId,
+          usage,
           description: `check of ${input.featureId}`,
           metadata: { feature_id: input.featureId, quantity: input.quantity.toString() },
         },
@@ -241,11 +267,16 @@ export async function checkAndHold(
       holdId = hold.id;
       const ledger = result.ledger;
       await autoTopUpOnCrossing(ctx, tx, { workspaceId, ledger, rule: autoTopUp, availableBefore, now });
-      await tx.saveLedger(workspaceId, ledger, now);
+      await persistLedger(tx, workspaceId, ledger, now);
     }
-    if (result.usage !== null) await recordFeatureUsage(ctx, tx, input);
   }
   return present(result, holdId);
+}
+
+async function addUsage(tx: WriteOperations, input: CheckInput, periodStart: Instant, quantity: Amount) {
+  const { workspaceId, customerId, featureId } = input;
+  const used = await tx.plans.getFeatureUsage(workspaceId, customerId, featureId, periodStart);
+  await tx.plans.setFeatureUsage(workspaceId, customerId, featureId, periodStart, used.plus(quantity));
 }
 
 function present(result: Awaited<ReturnType<typeof evaluate>>, holdId: string | null): CheckResult {

@@ -19,6 +19,7 @@ import { customerLockKey, type ServiceContext } from './context.js';
 import { autoTopUpOnCrossing } from './credit-packs.js';
 import { prepareCustomer } from './customer-upkeep.js';
 import { recordFeatureUsage } from './entitlements.js';
+import { persistLedger } from './ledger-persistence.js';
 import { requireCreditType, requireCustomer } from './lookups.js';
 
 /** A refusal the client can act on, returned as a value (and stored for idempotent replay). */
@@ -107,7 +108,7 @@ export async function grantCredits(
   const ledger = await openCustomerLedger(ctx, tx, key, now);
   await requireApplicableFeatures(tx, key.workspaceId, input.grant.appliesTo, 'applies_to');
   const grant = ledger.grant(input.grant, now);
-  await tx.saveLedger(key.workspaceId, ledger, now);
+  await persistLedger(tx, key.workspaceId, ledger, now);
   return { grant, balance: ledger.balance(now) };
 }
 
@@ -142,14 +143,13 @@ export async function debitCredits(
     availableBefore,
     now,
   });
-  await tx.saveLedger(key.workspaceId, ledger, now);
+  await persistLedger(tx, key.workspaceId, ledger, now);
   if (featureId !== null) {
     await recordFeatureUsage(ctx, tx, {
       workspaceId: key.workspaceId,
       customerId: key.customerId,
       featureId,
-      quantity: input.quantity ?? Amount.of('1'),
-      now,
+      uses: [{ at: now, quantity: input.quantity ?? Amount.of('1') }],
     });
   }
   return { debit: outcome, balance: ledger.balance(now) };
@@ -199,7 +199,7 @@ export async function placeHold(
     availableBefore,
     now,
   });
-  await tx.saveLedger(key.workspaceId, ledger, now);
+  await persistLedger(tx, key.workspaceId, ledger, now);
   return { hold: outcome, balance: ledger.balance(now) };
 }
 
@@ -254,7 +254,7 @@ export async function captureHold(
     availableBefore,
     now: input.now,
   });
-  await tx.saveLedger(input.workspaceId, ledger, input.now);
+  await persistLedger(tx, input.workspaceId, ledger, input.now);
   return { debit: outcome, balance: ledger.balance(input.now) };
 }
 
@@ -273,7 +273,7 @@ export async function releaseHold(
   const ledger = await openLedger(ctx, tx, key, input.now);
   const outcome = ledger.release(input.holdId, input.now);
   if ('refused' in outcome) return { refused: outcome.refused, status: statusOf(ledger, stored) };
-  await tx.saveLedger(input.workspaceId, ledger, input.now);
+  await persistLedger(tx, input.workspaceId, ledger, input.now);
   return outcome;
 }
 
@@ -301,7 +301,7 @@ export async function voidGrant(
   if (!ledger.grants.has(stored.id)) ledger.grants.set(stored.id, stored);
   const outcome = ledger.voidGrant(input.grantId, input.now);
   if ('refused' in outcome) return outcome;
-  await tx.saveLedger(input.workspaceId, ledger, input.now);
+  await persistLedger(tx, input.workspaceId, ledger, input.now);
   return outcome;
 }
 
@@ -310,7 +310,7 @@ export async function settleDue(ctx: ServiceContext, key: LedgerKey): Promise<vo
   await ctx.storage.write(customerLockKey(key.workspaceId, key.customerId), async (tx) => {
     const now = ctx.clock.now();
     const ledger = await openLedger(ctx, tx, key, now);
-    if (ledger.isDirty) await tx.saveLedger(key.workspaceId, ledger, now);
+    if (ledger.isDirty) await persistLedger(tx, key.workspaceId, ledger, now);
   });
 }
 

@@ -27,6 +27,7 @@ import { autoTopUpOnCrossing } from './credit-packs.js';
 import { prepareCustomer } from './customer-upkeep.js';
 import { recordFeatureUsage } from './entitlements.js';
 import { customerLockKey } from './ledger.js';
+import { persistLedger } from './ledger-persistence.js';
 import { requireCreditType, requireCustomer } from './lookups.js';
 
 /** Compiles a stored meter (parses its paths); stored meters were validated, so paths parse. */
@@ -386,7 +387,8 @@ class Burner {
   private readonly ledgers = new Map<string, { ledger: CreditLedger; availableBefore: Amount }>();
   private readonly burns: EventBurn[] = [];
   private readonly usage = new Map<string, { rateId: string; period: Instant; quantity: Amount }>();
-  private readonly featureUsage = new Map<string, Amount>();
+  /** Uses of features (by rates that price them), each at its event's time. */
+  private readonly featureUsage = new Map<string, { at: Instant; quantity: Amount }[]>();
   /** Set once the customer was prepared (resets applied, auto top-up rule read). */
   private prepared: { autoTopUp: AutoTopUp | null } | null = null;
 
@@ -414,10 +416,9 @@ class Burner {
     usage.quantity = usage.quantity.plus(rated.quantity);
     const featureId = this.featureOfRate.get(rate.id) ?? null;
     if (featureId !== null) {
-      this.featureUsage.set(
-        featureId,
-        (this.featureUsage.get(featureId) ?? Amount.ZERO).plus(rated.quantity),
-      );
+      const uses = this.featureUsage.get(featureId) ?? [];
+      uses.push({ at: event.time, quantity: rated.quantity });
+      this.featureUsage.set(featureId, uses);
     }
     let debitId: string | null = null;
     if (rated.credits.isPositive()) {
@@ -478,15 +479,14 @@ class Burner {
         availableBefore,
         now: this.now,
       });
-      await this.tx.saveLedger(ws, ledger, this.now);
+      await persistLedger(this.tx, ws, ledger, this.now);
     }
-    for (const [featureId, quantity] of this.featureUsage) {
+    for (const [featureId, uses] of this.featureUsage) {
       await recordFeatureUsage(this.ctx, this.tx, {
         workspaceId: this.workspaceId,
         customerId: this.customerId,
         featureId,
-        quantity,
-        now: this.now,
+        uses,
       });
     }
     for (const u of this.usage.values()) {

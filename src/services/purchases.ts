@@ -8,6 +8,7 @@ import type { WriteOperations } from '../ports/storage.js';
 import type { ServiceContext } from './context.js';
 import { buyPacks, topUpPeriodStart } from './credit-packs.js';
 import { openCustomerLedger } from './ledger.js';
+import { persistLedger } from './ledger-persistence.js';
 import { requireCustomer } from './lookups.js';
 
 /** A customer buys `quantity` packs: a `paid` grant at the discounted price, recorded as a purchase. */
@@ -34,7 +35,7 @@ export async function purchaseCreditPacks(
     source: 'api',
     now,
   });
-  await tx.saveLedger(workspaceId, ledger, now);
+  await persistLedger(tx, workspaceId, ledger, now);
   return { ...bought, balance: ledger.balance(now) };
 }
 

@@ -5,10 +5,11 @@ import { CreditLedger } from '../domain/ledger/credit-ledger.js';
 import type { GrantState } from '../domain/ledger/types.js';
 import { planRollover, proratedIncrease } from '../domain/plans/allowances.js';
 import type { Subscription } from '../domain/plans/subscription.js';
-import type { Instant } from '../domain/time/instant.js';
+import { formatInstant, type Instant } from '../domain/time/instant.js';
 import { anniversary, type Period, periodContaining } from '../domain/time/periods.js';
 import type { WriteOperations } from '../ports/storage.js';
 import { customerLockKey, type ServiceContext } from './context.js';
+import { persistLedger } from './ledger-persistence.js';
 import { requireCustomer } from './lookups.js';
 
 /** Grant metadata that ties an allowance grant to its subscription, allowance and period. */
@@ -22,8 +23,16 @@ const META = {
 /** What an allowance grant is: the period's allowance, a carried remainder, or an upgrade's prorated increase. */
 type AllowanceKind = 'allowance' | 'rollover' | 'proration';
 
-/** Identifies an allowance across resets: the plan version and its position in that version. */
-const allowanceKey = (plan: PlanVersion, index: number) => `${plan.id}@${plan.version}#${index}`;
+/**
+ * Identifies an allowance across resets and across plan changes: its credit type, period and
+ * applicability. A plan has at most one allowance per key (plans refuse duplicates), so the
+ * remainder of a period and the live rollovers carry into the allowance with the same key, whatever
+ * plan or version the subscription moved to.
+ */
+export function allowanceKey(allowance: Pick<Allowance, 'creditType' | 'period' | 'appliesTo'>): string {
+  const scope = allowance.appliesTo === null ? '*' : [...allowance.appliesTo].sort().join(',');
+  return `${allowance.creditType}/${allowance.period}/${scope}`;
+}
 
 /** The ledgers of one customer touched while processing, saved together at the end. */
 class CustomerLedgers {
@@ -48,7 +57,7 @@ class CustomerLedgers {
 
   async save(now: Instant): Promise<void> {
     for (const ledger of this.ledgers.values()) {
-      if (ledger.isDirty) await this.tx.saveLedger(this.workspaceId, ledger, now);
+      if (ledger.isDirty) await persistLedger(this.tx, this.workspaceId, ledger, now);
     }
   }
 }
@@ -137,23 +146,34 @@ class SubscriptionAdvance {
     return next;
   }
 
+  /** When the next item is due (null: nothing ever again). */
+  async nextDueAt(): Promise<Instant | null> {
+    return this.nextDue(await this.currentPlan())?.at ?? null;
+  }
+
+  /** Processes the one item due next; the caller decides whether it is due yet. */
+  async step(): Promise<void> {
+    const plan = await this.currentPlan();
+    const due = this.nextDue(plan);
+    if (due === null) return;
+    if (due.what === 'end') await this.end(due.at);
+    else if (due.what === 'change') await this.applyPendingChange(plan, due.at);
+    else await this.reset(plan, due.what, due.at);
+  }
+
+  /** Processes everything due up to `until`, then records when the next item is due. */
   async run(until: Instant): Promise<void> {
-    for (;;) {
-      const plan = await this.currentPlan();
-      const due = this.nextDue(plan);
-      if (due === null || due.at > until) break;
-      if (due.what === 'end') await this.end(due.at);
-      else if (due.what === 'change') await this.applyPendingChange(plan, due.at);
-      else await this.reset(plan, due.what, due.at);
+    for (let at = await this.nextDueAt(); at !== null && at <= until; at = await this.nextDueAt()) {
+      await this.step();
     }
-    this.sub.nextDueAt = this.nextDue(await this.currentPlan())?.at ?? null;
+    this.sub.nextDueAt = await this.nextDueAt();
   }
 
   /** Reset of allowance `index` at its anniversary `at`: carry the old remainder, issue the new period. */
   private async reset(plan: PlanVersion, index: number, at: Instant): Promise<void> {
     const allowance = plan.allowances[index]!;
     const period = this.sub.nextAllowancePeriod[index] ?? 0;
-    const key = allowanceKey(plan, index);
+    const key = allowanceKey(allowance);
     if (period > 0) await this.rollover(allowance, key, period, at);
     const ledger = await this.ledgers.get(allowance.creditType);
     this.issue(ledger, allowance, key, period, 'allowance', allowance.amount, at, at);
@@ -198,6 +218,8 @@ class SubscriptionAdvance {
     expiresAtOrBoundary: Instant | null,
   ): void {
     const sub = this.sub;
+    if (!sub.grantedCreditTypes.includes(allowance.creditType))
+      sub.grantedCreditTypes.push(allowance.creditType);
     const expiresAt =
       kind === 'allowance'
         ? anniversary(sub.anchorAt, allowance.period, period + 1, sub.timeZone)
@@ -229,8 +251,7 @@ class SubscriptionAdvance {
     for (const [index, allowance] of plan.allowances.entries()) {
       const period = this.sub.nextAllowancePeriod[index] ?? 0;
       const boundary = anniversary(this.sub.anchorAt, allowance.period, period, this.sub.timeZone);
-      if (boundary === at && period > 0)
-        await this.rollover(allowance, allowanceKey(plan, index), period, at);
+      if (boundary === at && period > 0) await this.rollover(allowance, allowanceKey(allowance), period, at);
     }
     const next = await requirePlanVersion(this.tx, this.sub.workspaceId, change.planId, change.planVersion);
     this.switchTo(next, at);
@@ -250,8 +271,13 @@ class SubscriptionAdvance {
   /** Ends the subscription at `at`: its allowance and rollover credits still open leave (void) then. */
   async end(at: Instant): Promise<void> {
     const plan = await this.currentPlan();
-    for (const allowance of plan.allowances) {
-      const ledger = await this.ledgers.get(allowance.creditType);
+    // Every credit type the subscription ever granted in, not only the current plan's.
+    const creditTypes = new Set([
+      ...this.sub.grantedCreditTypes,
+      ...plan.allowances.map((a) => a.creditType),
+    ]);
+    for (const creditType of creditTypes) {
+      const ledger = await this.ledgers.get(creditType);
       ledger.advanceTo(at);
       for (const grant of [...ledger.grants.values()]) {
         if (grant.metadata[META.subscription] === this.sub.id && grant.closedReason === null) {
@@ -268,35 +294,23 @@ class SubscriptionAdvance {
   /**
    * The proration rule of an immediate change at `at` (stated in the README): the old allowance
    * grants of the current period stay as they are; for each allowance of the new plan, the increase
-   * over the old plan's allowance of the same credit type and period is granted for the rest of the
-   * current period, prorated by time; from the next anniversary on, the new plan's full amounts.
+   * over the old plan's allowance with the same key (credit type, period, applicability; zero if
+   * none) is granted for the rest of the current period, prorated by time; from the next
+   * anniversary on, the new plan's full amounts. Rollovers carry on under the same key.
    */
   async changeNow(next: PlanVersion, at: Instant): Promise<void> {
     const old = await this.currentPlan();
+    this.sub.planId = next.id;
+    this.sub.planVersion = next.version;
     for (const allowance of next.allowances) {
+      const key = allowanceKey(allowance);
       const current = periodContaining(this.sub.anchorAt, allowance.period, at, this.sub.timeZone);
-      const before = Amount.sum(
-        old.allowances
-          .filter((a) => a.creditType === allowance.creditType && a.period === allowance.period)
-          .map((a) => a.amount),
-      );
+      const before = old.allowances.find((a) => allowanceKey(a) === key)?.amount ?? Amount.ZERO;
       const increase = proratedIncrease(before, allowance.amount, current, at);
       if (!increase.isPositive()) continue;
       const ledger = await this.ledgers.get(allowance.creditType);
       ledger.advanceTo(at);
-      const index = next.allowances.indexOf(allowance);
-      this.sub.planId = next.id;
-      this.sub.planVersion = next.version;
-      this.issue(
-        ledger,
-        allowance,
-        allowanceKey(next, index),
-        current.index,
-        'proration',
-        increase,
-        at,
-        current.end,
-      );
+      this.issue(ledger, allowance, key, current.index, 'proration', increase, at, current.end);
     }
     this.switchTo(next, at + 1);
     this.sub.pendingChange = null;
@@ -334,9 +348,28 @@ export async function renewDueSubscriptions(
   const due = await tx.plans.dueSubscriptionsOf(workspaceId, customerId, now);
   if (due.length === 0) return 0;
   const ledgers = new CustomerLedgers(ctx, tx, workspaceId, customerId);
-  for (const stored of due) {
-    const sub: Subscription = { ...stored, nextAllowancePeriod: [...stored.nextAllowancePeriod] };
-    await new SubscriptionAdvance(tx, sub, ledgers, now).run(now);
+  const advances = due.map((stored) => {
+    const sub: Subscription = {
+      ...stored,
+      nextAllowancePeriod: [...stored.nextAllowancePeriod],
+      grantedCreditTypes: [...stored.grantedCreditTypes],
+    };
+    return { sub, advance: new SubscriptionAdvance(tx, sub, ledgers, now) };
+  });
+  // The customer's ledgers move forward in one time order across all its subscriptions: each step
+  // takes the earliest item due among them (ties by subscription id), so one subscription's reset
+  // never sees the ledger already advanced past another's.
+  for (;;) {
+    let next: { at: Instant; advance: SubscriptionAdvance } | null = null;
+    for (const { advance } of advances) {
+      const at = await advance.nextDueAt();
+      if (at !== null && at <= now && (next === null || at < next.at)) next = { at, advance };
+    }
+    if (next === null) break;
+    await next.advance.step();
+  }
+  for (const { sub, advance } of advances) {
+    sub.nextDueAt = await advance.nextDueAt();
     sub.updatedAt = now;
     await tx.plans.saveSubscription(sub);
   }
@@ -369,7 +402,18 @@ export async function startSubscription(
   const plan = await requirePlanVersion(tx, workspaceId, input.planId, input.planVersion);
   const startAt = input.startAt ?? now;
   for (const allowance of plan.allowances) {
-    const owed = startAt < now ? periodContaining(startAt, allowance.period, now, plan.timeZone).index : 0;
+    if (startAt >= now) continue;
+    // A backdated start writes entries dated in the past; it may not reach behind entries already
+    // recorded (it would, for one, pay a debt with credits dated before the debt existed).
+    const key = { workspaceId, customerId, creditType: allowance.creditType };
+    const latest = await tx.latestEntryAt(key);
+    if (latest !== null && latest > startAt) {
+      throw invalidRequest(
+        `start_at is before the customer's latest ${allowance.creditType} ledger entry (${formatInstant(latest)}): start at or after it`,
+        { field: 'start_at', latest_entry_at: formatInstant(latest) },
+      );
+    }
+    const owed = periodContaining(startAt, allowance.period, now, plan.timeZone).index;
     if (owed > MAX_BACKDATED_RESETS) {
       throw invalidRequest(
         `start_at is too far in the past: it would owe ${owed} ${allowance.period} resets (at most ${MAX_BACKDATED_RESETS})`,
@@ -387,6 +431,7 @@ export async function startSubscription(
     anchorAt: startAt,
     timeZone: plan.timeZone,
     nextAllowancePeriod: plan.allowances.map(() => 0),
+    grantedCreditTypes: [],
     cancelAt: null,
     endedAt: null,
     pendingChange: null,
@@ -417,7 +462,11 @@ async function openActiveSubscription(
       status: sub?.status ?? 'canceled',
     });
   }
-  return { ...sub, nextAllowancePeriod: [...sub.nextAllowancePeriod] };
+  return {
+    ...sub,
+    nextAllowancePeriod: [...sub.nextAllowancePeriod],
+    grantedCreditTypes: [...sub.grantedCreditTypes],
+  };
 }
 
 /** Cancels now (unused allowance credits leave) or at the end of the current billing period. */
@@ -524,4 +573,22 @@ export async function sweepDueSubscriptions(
     }
   }
   return { customers: due.length, failed };
+}
+
+/**
+ * A customer's subscriptions as they are now: ends, changes and resets due are applied first, so a
+ * read never shows a subscription past its end as active, whether or not the sweeper ran.
+ */
+export async function readSubscriptions(
+  ctx: ServiceContext,
+  workspaceId: string,
+  customerId: string,
+): Promise<readonly Subscription[]> {
+  const now = ctx.clock.now();
+  const subscriptions = await ctx.storage.read.plans.subscriptionsOf(workspaceId, customerId);
+  if (!subscriptions.some((s) => s.nextDueAt !== null && s.nextDueAt <= now)) return subscriptions;
+  await ctx.storage.write(customerLockKey(workspaceId, customerId), (tx) =>
+    renewDueSubscriptions(ctx, tx, workspaceId, customerId, now),
+  );
+  return ctx.storage.read.plans.subscriptionsOf(workspaceId, customerId);
 }

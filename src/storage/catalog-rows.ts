@@ -176,6 +176,7 @@ export function subscriptionToJson(s: Subscription): string {
     anchor_at: s.anchorAt,
     time_zone: s.timeZone,
     next_allowance_period: s.nextAllowancePeriod,
+    granted_credit_types: s.grantedCreditTypes,
     cancel_at: s.cancelAt,
     ended_at: s.endedAt,
     pending_change: s.pendingChange
@@ -209,6 +210,7 @@ export function subscriptionFromRow(row: SubscriptionRow): Subscription {
     anchorAt: Number(j.anchor_at),
     timeZone: j.time_zone as string,
     nextAllowancePeriod: (j.next_allowance_period as number[]).map(Number),
+    grantedCreditTypes: (j.granted_credit_types as string[] | undefined) ?? [],
     cancelAt: j.cancel_at === null ? null : Number(j.cancel_at),
     endedAt: j.ended_at === null ? null : Number(j.ended_at),
     pendingChange: change

@@ -150,6 +150,8 @@ export interface HoldRow {
   description: string | null;
   metadata: string;
   feature_id: string | null;
+  usage_quantity: string | null;
+  usage_period_start: number | string | null;
 }
 
 export const HOLD_COLUMNS = [
@@ -168,6 +170,8 @@ export const HOLD_COLUMNS = [
   'description',
   'metadata',
   'feature_id',
+  'usage_quantity',
+  'usage_period_start',
 ] as const;
 
 export function holdFromRow(row: HoldRow): HoldState {
@@ -184,6 +188,10 @@ export function holdFromRow(row: HoldRow): HoldState {
     capturedAmount: row.captured_amount === null ? null : Amount.parse(String(row.captured_amount)),
     closedAt: row.closed_at === null ? null : Number(row.closed_at),
     featureId: row.feature_id ?? null,
+    usage:
+      row.usage_quantity === null || row.usage_quantity === undefined
+        ? null
+        : { quantity: Amount.parse(String(row.usage_quantity)), periodStart: Number(row.usage_period_start) },
     description: row.description,
     metadata: JSON.parse(row.metadata) as Record<string, unknown>,
   };
@@ -206,6 +214,8 @@ export function holdToParams(workspaceId: string, h: HoldState): unknown[] {
     h.description,
     JSON.stringify(h.metadata),
     h.featureId,
+    h.usage?.quantity.toString() ?? null,
+    h.usage?.periodStart ?? null,
   ];
 }
 

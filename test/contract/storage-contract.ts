@@ -290,6 +290,7 @@ export function describeStorageContract(dialect: string, open: () => Promise<Sto
         anchorAt: T0,
         timeZone: 'UTC',
         nextAllowancePeriod: [1, 3],
+        grantedCreditTypes: ['credits'],
         cancelAt: null,
         endedAt: null,
         pendingChange: { planId: 'basic', planVersion: 2, at: T0 + 5 * HOUR },

@@ -150,6 +150,17 @@ describe('credit pack prices', () => {
     expect(pricePurchase(pack, 20).price.amount.toString()).toBe('1649.84');
   });
 
+  it('rounds once, from the exact value: 0.01 at 50.000000000001 % off is 0.00, not 0.01', () => {
+    const cent = {
+      ...pack,
+      price: { amount: A('0.01'), currency: 'USD' },
+      volumeDiscounts: [{ minQuantity: 1, percentOff: A('50.000000000001') }],
+    };
+    expect(pricePurchase(cent, 1).price.amount.toString()).toBe('0');
+    const half = { ...cent, volumeDiscounts: [{ minQuantity: 1, percentOff: A('50') }] };
+    expect(pricePurchase(half, 1).price.amount.toString()).toBe('0.01');
+  });
+
   it('rounds zero-decimal currencies to whole units', () => {
     expect(roundMoney(A('1234.5'), 'JPY').toString()).toBe('1235');
     expect(roundMoney(A('1234.49'), 'JPY').toString()).toBe('1234');

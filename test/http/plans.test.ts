@@ -367,6 +367,187 @@ for (const dialect of DIALECTS) {
       expect(purchases.map((p) => p.source)).toEqual(['auto_top_up', 'auto_top_up']);
     });
 
+    const put = (url: string, body: unknown) =>
+      t.request({
+        method: 'PUT',
+        url,
+        headers: { 'content-type': 'application/json' },
+        payload: JSON.stringify(body),
+      });
+
+    it('rollover carries across a plan version change, within one cap', async () => {
+      await open('2026-01-01T00:00:00.000Z');
+      await hybridSetup({ max: '250' });
+      const sub = await ok(t.post('/v1/customers/acme/subscriptions', { plan_id: 'pro' }));
+      await ok(t.post('/v1/customers/acme/debits', { amount: '100' }));
+      t.clock.set(Date.parse('2026-02-01T00:00:00.000Z'));
+      expect((await balance()).available).toBe('750');
+      await ok(
+        put('/v1/plans/pro', {
+          entitlements: [{ feature_id: 'gpt-x' }],
+          allowances: [{ amount: '500', period: 'P1M', rollover: { max: '250' } }],
+          price: { amount: '29.00', currency: 'USD' },
+        }),
+      );
+      t.clock.set(Date.parse('2026-02-10T00:00:00.000Z'));
+      expect(
+        (await ok(t.post(`/v1/subscriptions/${sub.id}/change`, { plan_id: 'pro' }), 200)).plan_version,
+      ).toBe(2);
+      // March: February's unused 500 and January's live 250 share the cap of 250 (oldest trimmed).
+      t.clock.set(Date.parse('2026-03-01T00:00:00.000Z'));
+      expect((await balance()).available).toBe('750');
+      t.clock.set(Date.parse('2026-04-01T00:00:00.000Z'));
+      expect((await balance()).available).toBe('750');
+      expect((await ok(t.get('/v1/reconciliation'), 200)).ok).toBe(true);
+    });
+
+    it("cancel after a plan change voids the old plan's allowance and rollover credits too", async () => {
+      await open('2026-01-01T00:00:00.000Z');
+      await hybridSetup({ max: '250' });
+      await ok(
+        t.post('/v1/plans', {
+          id: 'api-only',
+          entitlements: [],
+          allowances: [],
+          price: { amount: '49.00', currency: 'USD' },
+        }),
+      );
+      const sub = await ok(t.post('/v1/customers/acme/subscriptions', { plan_id: 'pro' }));
+      t.clock.set(Date.parse('2026-02-05T00:00:00.000Z'));
+      expect((await balance()).available).toBe('750');
+      await ok(t.post(`/v1/subscriptions/${sub.id}/change`, { plan_id: 'api-only' }), 200);
+      await ok(t.post(`/v1/subscriptions/${sub.id}/cancel`, {}), 200);
+      expect((await balance()).available).toBe('0');
+    });
+
+    it('several subscriptions of one customer reset in one time order, however late processed', async () => {
+      await open('2026-01-15T00:00:00.000Z');
+      await ok(t.post('/v1/customers', { id: 'busy' }));
+      await ok(t.post('/v1/customers', { id: 'quiet' }));
+      for (const id of ['a', 'b']) {
+        await ok(
+          t.post('/v1/plans', {
+            id,
+            allowances: [{ amount: '100', period: 'P1M', rollover: { max: '100' } }],
+          }),
+        );
+      }
+      for (const c of ['busy', 'quiet'])
+        await ok(t.post(`/v1/customers/${c}/subscriptions`, { plan_id: 'b' }));
+      t.clock.set(Date.parse('2026-01-20T00:00:00.000Z'));
+      for (const c of ['busy', 'quiet'])
+        await ok(t.post(`/v1/customers/${c}/subscriptions`, { plan_id: 'a' }));
+      t.clock.set(Date.parse('2026-02-16T00:00:00.000Z'));
+      await balance('busy');
+      t.clock.set(Date.parse('2026-02-25T00:00:00.000Z'));
+      expect((await balance('busy')).available).toBe('400');
+      expect((await balance('quiet')).available).toBe('400');
+    });
+
+    it('a backdated start may not reach behind entries already recorded', async () => {
+      await open('2026-03-01T00:00:00.000Z');
+      await hybridSetup();
+      await ok(t.post('/v1/customers/acme/debits', { amount: '100', allow_overage: true }));
+      const refused = await t.post('/v1/customers/acme/subscriptions', {
+        plan_id: 'pro',
+        start_at: '2026-02-15T00:00:00Z',
+      });
+      expect(refused.statusCode).toBe(400);
+      expect(refused.json().error.details).toMatchObject({
+        field: 'start_at',
+        latest_entry_at: '2026-03-01T00:00:00.000Z',
+      });
+      t.clock.advance(1000);
+      await ok(
+        t.post('/v1/customers/acme/subscriptions', { plan_id: 'pro', start_at: '2026-03-01T00:00:00Z' }),
+      );
+      expect((await balance()).available).toBe('400');
+    });
+
+    it('restricted credits do not serve a customer in debt; check and debit agree', async () => {
+      await open('2026-01-01T00:00:00.000Z');
+      await hybridSetup();
+      await ok(
+        t.post('/v1/plans', { id: 'metered', entitlements: [{ feature_id: 'gpt-x' }], allowances: [] }),
+      );
+      await ok(t.post('/v1/customers/acme/subscriptions', { plan_id: 'metered' }));
+      await ok(t.post('/v1/customers/acme/debits', { amount: '50', allow_overage: true }));
+      await ok(t.post('/v1/customers/acme/grants', { amount: '100', applies_to: ['gpt-x'] }));
+      const check = await ok(
+        t.post('/v1/check', { customer_id: 'acme', feature_id: 'gpt-x', quantity: '16' }),
+        200,
+      );
+      expect(check).toMatchObject({
+        allowed: false,
+        reason: 'insufficient_credits',
+        credits: '80',
+        available: '50',
+      });
+      const debit = await t.post('/v1/customers/acme/debits', { amount: '80', feature_id: 'gpt-x' });
+      expect(debit.statusCode).toBe(402);
+      expect(debit.json().error.details).toEqual({ available: '50', requested: '80' });
+      await ok(t.post('/v1/customers/acme/debits', { amount: '50', feature_id: 'gpt-x' }));
+    });
+
+    it('a held check counts its usage; a released hold gives it back, a captured one keeps it', async () => {
+      await open('2026-01-01T00:00:00.000Z');
+      await hybridSetup();
+      await ok(
+        t.post('/v1/plans', {
+          id: 'limited',
+          entitlements: [{ feature_id: 'gpt-x', usage_limit: { amount: '10', period: 'P1D' } }],
+          allowances: [{ amount: '1000', period: 'P1M' }],
+        }),
+      );
+      await ok(t.post('/v1/customers/acme/subscriptions', { plan_id: 'limited' }));
+      const check = (quantity: string, hold?: object) =>
+        ok(
+          t.post('/v1/check', {
+            customer_id: 'acme',
+            feature_id: 'gpt-x',
+            quantity,
+            ...(hold ? { hold } : {}),
+          }),
+          200,
+        );
+      const first = await check('6', {});
+      expect((await check('5')).reason).toBe('limit_reached');
+      await ok(t.post(`/v1/holds/${first.hold_id}/release`), 200);
+      expect((await check('10')).allowed).toBe(true);
+      const second = await check('10', { ttl_seconds: 60 });
+      await ok(t.post(`/v1/holds/${second.hold_id}/capture`, {}));
+      expect((await check('1')).reason).toBe('limit_reached');
+      // An expired hold gives its usage back too.
+      t.clock.advance(86_400_000);
+      await check('7', { ttl_seconds: 60 });
+      expect((await check('4')).reason).toBe('limit_reached');
+      // Expired a second later: its usage is back at once (read), and stays back once recorded.
+      t.clock.advance(61_000);
+      expect((await check('10')).allowed).toBe(true);
+      await ok(t.post('/v1/customers/acme/debits', { amount: '1' }));
+      expect((await check('10')).allowed).toBe(true);
+      expect((await check('11')).reason).toBe('limit_reached');
+    });
+
+    it('refuses two allowances with one key and a rate priced by two features', async () => {
+      await open('2026-01-01T00:00:00.000Z');
+      await hybridSetup();
+      const twice = await t.post('/v1/plans', {
+        id: 'dup',
+        allowances: [
+          { amount: '100', period: 'P1M' },
+          { amount: '200', period: 'P1M' },
+        ],
+      });
+      expect(twice.statusCode).toBe(400);
+      await ok(t.post('/v1/meters', { id: 'm', event_type: 'x', aggregation: 'count' }));
+      await ok(t.post('/v1/rates', { id: 'r', meter_id: 'm', credits_per_unit: '1' }));
+      await ok(t.post('/v1/features', { id: 'f1', type: 'metered', rate_ids: ['r'] }));
+      const second = await t.post('/v1/features', { id: 'f2', type: 'metered', rate_ids: ['r'] });
+      expect(second.statusCode).toBe(400);
+      expect(second.json().error.details).toMatchObject({ field: 'rate_ids', feature_id: 'f1' });
+    });
+
     it('purchases: volume discount priced once on the total; auto top-up fires once per crossing', async () => {
       await open('2026-01-01T00:00:00.000Z');
       await hybridSetup();

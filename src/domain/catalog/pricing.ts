@@ -26,14 +26,19 @@ export function currencyExponent(currency: string): number {
   return ZERO_DECIMAL_CURRENCIES.has(currency.toUpperCase()) ? 0 : 2;
 }
 
-/** Rounds money half-up to the currency's minor unit: the one rounding rule of pack prices. */
+/** Rounds money half-up to the currency's minor unit. */
 export function roundMoney(amount: Amount, currency: string): Amount {
+  return roundRatioToMinorUnit(amount.units, 1n, currency);
+}
+
+/** (numerator ÷ denominator) 10^-12 units, rounded half-up (away from zero on ties) to the minor unit. */
+function roundRatioToMinorUnit(numerator: bigint, denominator: bigint, currency: string): Amount {
   const step = 10n ** BigInt(12 - currencyExponent(currency));
-  const units = amount.units;
-  const sign = units < 0n ? -1n : 1n;
-  const magnitude = units * sign;
-  const rounded = ((magnitude + step / 2n) / step) * step;
-  return Amount.fromUnits(rounded * sign);
+  const negative = numerator < 0n !== denominator < 0n;
+  const n = numerator < 0n ? -numerator : numerator;
+  const d = (denominator < 0n ? -denominator : denominator) * step;
+  const steps = (2n * n + d) / (2n * d);
+  return Amount.fromUnits((negative ? -steps : steps) * step);
 }
 
 /** The discount that applies to `quantity` packs: the tier with the highest `minQuantity` reached. */
@@ -47,8 +52,8 @@ export function discountFor(pack: CreditPack, quantity: number): Amount {
 
 /**
  * What buying `quantity` packs costs and grants: credits = pack credits × quantity (exact), price =
- * unit price × quantity × (1 − discount%), rounded half-up to the currency's minor unit once, on
- * the total. The price becomes the grant's cost basis.
+ * unit price × quantity × (1 − discount%), computed exactly and rounded half-up to the currency's
+ * minor unit once, on the total. The price becomes the grant's cost basis.
  */
 export function pricePurchase(
   pack: CreditPack,
@@ -56,12 +61,15 @@ export function pricePurchase(
 ): { readonly credits: Amount; readonly price: Money; readonly percentOff: Amount } {
   const q = BigInt(quantity);
   const percentOff = discountFor(pack, quantity);
-  const gross = Amount.fromUnits(pack.price.amount.units * q);
-  // gross × (100 − percent) / 100, exact in 10^-12 units before the one rounding to the cent.
-  const net = gross.mulRatio(Amount.of('100').minus(percentOff).units, Amount.of('100').units, 'half_even');
+  const hundred = Amount.of('100').units;
+  const price = roundRatioToMinorUnit(
+    pack.price.amount.units * q * (hundred - percentOff.units),
+    hundred,
+    pack.price.currency,
+  );
   return {
     credits: Amount.fromUnits(pack.credits.units * q),
-    price: { amount: roundMoney(net, pack.price.currency), currency: pack.price.currency },
+    price: { amount: price, currency: pack.price.currency },
     percentOff,
   };
 }

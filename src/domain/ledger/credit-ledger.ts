@@ -214,13 +214,11 @@ export class CreditLedger {
   ): DebitRecord | InsufficientCredits {
     const featureId = input.featureId ?? null;
     const usable = this.drawableGrants(now, featureId);
-    const drawable = Amount.sum(usable.map((g) => g.available));
-    if (drawable.lessThan(input.amount) && !input.allowOverage) {
-      return {
-        refused: 'insufficient_credits',
-        available: this.availableAt(now, featureId),
-        requested: input.amount,
-      };
+    // What the burn may use is what it could draw less any overage owed: restricted grants never
+    // pay the debt, but they do not serve a customer in debt either (the same rule as the check).
+    const available = this.availableAt(now, featureId);
+    if (available.lessThan(input.amount) && !input.allowOverage) {
+      return { refused: 'insufficient_credits', available, requested: input.amount };
     }
     const debitId = this.ids.newId('dbt');
     const { drawdowns, shortfall } = this.draw(usable, input.amount, 'debit', debitId, now);
@@ -245,18 +243,18 @@ export class CreditLedger {
 
   /** Pins `amount` of grant portions (burn-down order) until captured, released or `expiresAt`. */
   placeHold(
-    input: { readonly amount: Amount; readonly expiresAt: Instant } & ConsumeOptions,
+    input: {
+      readonly amount: Amount;
+      readonly expiresAt: Instant;
+      readonly usage?: HoldState['usage'];
+    } & ConsumeOptions,
     now: Instant,
   ): HoldState | InsufficientCredits {
     const featureId = input.featureId ?? null;
     const usable = this.drawableGrants(now, featureId);
-    const drawable = Amount.sum(usable.map((g) => g.available));
-    if (drawable.lessThan(input.amount)) {
-      return {
-        refused: 'insufficient_credits',
-        available: this.availableAt(now, featureId),
-        requested: input.amount,
-      };
+    const available = this.availableAt(now, featureId);
+    if (available.lessThan(input.amount)) {
+      return { refused: 'insufficient_credits', available, requested: input.amount };
     }
     const holdId = this.ids.newId('hld');
     const { drawdowns } = this.draw(usable, input.amount, 'hold', holdId, now);
@@ -268,6 +266,7 @@ export class CreditLedger {
       createdAt: now,
       expiresAt: input.expiresAt,
       featureId,
+      usage: input.usage ?? null,
       description: input.description ?? null,
       metadata: input.metadata ?? {},
       status: 'active',
@@ -299,16 +298,10 @@ export class CreditLedger {
     const amount = input.amount ?? hold.amount;
     const fromHold = Amount.min(amount, hold.amount);
     const excess = amount.minus(fromHold);
-    const usable = this.drawableGrants(now, hold.featureId);
     if (excess.isPositive() && !input.allowOverage) {
-      const drawable = Amount.sum(usable.map((g) => g.available));
-      if (drawable.lessThan(excess)) {
-        return {
-          refused: 'insufficient_credits',
-          available: this.availableAt(now, hold.featureId),
-          requested: excess,
-        };
-      }
+      const available = this.availableAt(now, hold.featureId);
+      if (available.lessThan(excess))
+        return { refused: 'insufficient_credits', available, requested: excess };
     }
     const debitId = this.ids.newId('dbt');
     const byGrant = new Map<string, Amount>();
@@ -391,6 +384,8 @@ export class CreditLedger {
     const grant = this.requireGrant(grantId);
     if (amount.greaterThan(grant.available)) throw new Error('ledger invariant: trim beyond what is free');
     this.record('expiry', amount, `grant:${grant.id}`, 'expired', grant.id, grant.id, at, at);
+    // Trimmed to nothing: it has expired (its status no longer depends on when this ran).
+    if (grant.available.isZero() && grant.held.isZero()) this.closeGrant(grant, 'expired', at);
   }
 
   /** The balance at `now` (optionally as seen by burns for one feature); call {@link advanceTo} first. */

@@ -62,6 +62,11 @@ export interface HoldState {
   readonly expiresAt: Instant;
   /** The feature the reserved credits are for (restricts which grants it pins and captures beyond). */
   readonly featureId: string | null;
+  /**
+   * Usage of the feature counted against its limit when the hold was placed (a held check). It
+   * stays counted if the hold is captured and is given back if the hold is released or expires.
+   */
+  readonly usage: { readonly quantity: Amount; readonly periodStart: Instant } | null;
   readonly description: string | null;
   readonly metadata: Readonly<Record<string, unknown>>;
   status: HoldStatus;

@@ -27,6 +27,8 @@ export interface Subscription {
   readonly anchorAt: Instant;
   timeZone: string;
   nextAllowancePeriod: number[];
+  /** Every credit type the subscription granted allowances in (all are cleared when it ends). */
+  grantedCreditTypes: string[];
   /** When a cancel at period end takes effect. */
   cancelAt: Instant | null;
   endedAt: Instant | null;

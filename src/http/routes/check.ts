@@ -32,7 +32,15 @@ export function registerCheckRoutes(app: FastifyInstance, { ctx, writer }: Route
         featureId: body.feature_id,
         quantity: body.quantity === undefined ? ONE : requirePositiveAmount(body.quantity, 'quantity'),
       };
-      if (body.hold === undefined || body.hold === null) return presentCheck(await checkNow(ctx, input));
+      if (body.hold === undefined || body.hold === null) {
+        // A check without hold writes nothing; with an Idempotency-Key its first answer is kept
+        // and replayed like any POST's (the fast path is for requests without one).
+        if (request.headers['idempotency-key'] === undefined) return presentCheck(await checkNow(ctx, input));
+        return writer.runSeparately(request, reply, async () => ({
+          status: 200,
+          body: presentCheck(await checkNow(ctx, input)),
+        }));
+      }
       const ttlMs = (body.hold.ttl_seconds ?? DEFAULT_HOLD_TTL_SECONDS) * 1000;
       return writer.run(
         request,

@@ -25,7 +25,7 @@ import {
 import { errorResponses, IdParams, ListOf, ListQuery } from '../schemas.js';
 
 /** The workspace's catalogue lock: catalogue edits are rare and need no finer serialisation. */
-export const catalogLockKey = (workspaceId: string) => `${workspaceId}/catalog`;
+export const catalogLockKey = (workspaceId: string) => `${workspaceId}/#catalog`;
 
 /** Reads a page request whose resume key is a bare id. */
 export function readIdPage(query: Static<typeof ListQuery>): { afterId: string; limit: number } {

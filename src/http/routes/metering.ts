@@ -167,7 +167,7 @@ export function registerMeteringRoutes(app: FastifyInstance, { ctx, writer }: Ro
       },
     },
     async (request, reply) =>
-      writer.run(request, reply, `${request.auth.workspaceId}/meters`, async (tx, now) => {
+      writer.run(request, reply, `${request.auth.workspaceId}/#meters`, async (tx, now) => {
         const meter = await createMeter(tx, {
           workspaceId: request.auth.workspaceId,
           id: request.body.id,
@@ -286,7 +286,7 @@ export function registerMeteringRoutes(app: FastifyInstance, { ctx, writer }: Ro
           : b.package !== undefined
             ? { package: b.package }
             : { tiers: b.tiers ?? [] };
-      return writer.run(request, reply, `${request.auth.workspaceId}/meters`, async (tx, now) => {
+      return writer.run(request, reply, `${request.auth.workspaceId}/#meters`, async (tx, now) => {
         const rate = await createRate(tx, {
           workspaceId: request.auth.workspaceId,
           id: b.id,

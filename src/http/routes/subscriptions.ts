@@ -3,7 +3,12 @@ import type { FastifyInstance } from 'fastify';
 import { notFound } from '../../domain/errors.js';
 import { customerLockKey } from '../../services/ledger.js';
 import { requireCustomer } from '../../services/lookups.js';
-import { cancelSubscription, changeSubscription, startSubscription } from '../../services/subscriptions.js';
+import {
+  cancelSubscription,
+  changeSubscription,
+  readSubscriptions,
+  startSubscription,
+} from '../../services/subscriptions.js';
 import type { RouteDeps } from '../app.js';
 import { presentSubscription } from '../plan-presenters.js';
 import {
@@ -68,7 +73,7 @@ export function registerSubscriptionRoutes(app: FastifyInstance, { ctx, writer }
       const { afterId, limit } = readIdPage(request.query);
       const now = ctx.clock.now();
       // A customer has a handful of subscriptions: they are read whole and paged here.
-      const after = (await reads.plans.subscriptionsOf(ws, request.params.id)).filter((s) => s.id > afterId);
+      const after = (await readSubscriptions(ctx, ws, request.params.id)).filter((s) => s.id > afterId);
       const items = [];
       for (const sub of after.slice(0, limit)) {
         const plan = await reads.plans.getPlanVersion(ws, sub.planId, sub.planVersion);
@@ -93,7 +98,9 @@ export function registerSubscriptionRoutes(app: FastifyInstance, { ctx, writer }
     async (request) => {
       const ws = request.auth.workspaceId;
       const id = request.params.subscription_id;
-      const sub = await ctx.storage.read.plans.getSubscription(ws, id);
+      const found = await ctx.storage.read.plans.getSubscription(ws, id);
+      if (!found) throw notFound('subscription', id);
+      const sub = (await readSubscriptions(ctx, ws, found.customerId)).find((s) => s.id === id);
       const plan = sub && (await ctx.storage.read.plans.getPlanVersion(ws, sub.planId, sub.planVersion));
       if (!sub || !plan) throw notFound('subscription', id);
       return presentSubscription(sub, plan, ctx.clock.now());

@@ -212,6 +212,8 @@ CREATE TABLE rate_usage (
     name: 'plans',
     sql: `
 ALTER TABLE holds ADD COLUMN feature_id TEXT;
+ALTER TABLE holds ADD COLUMN usage_quantity TEXT;
+ALTER TABLE holds ADD COLUMN usage_period_start BIGINT;
 ALTER TABLE debits ADD COLUMN feature_id TEXT;
 CREATE TABLE features (
   workspace_id TEXT COLLATE "C" NOT NULL,

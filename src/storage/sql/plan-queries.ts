@@ -46,8 +46,9 @@ export const PQ = {
      AND next_due_at IS NOT NULL AND next_due_at <= ? ORDER BY id`,
   upsertSubscription: `INSERT INTO subscriptions (workspace_id, id, customer_id, status, next_due_at, body) VALUES (?, ?, ?, ?, ?, ?)
      ON CONFLICT (workspace_id, id) DO UPDATE SET status = excluded.status, next_due_at = excluded.next_due_at, body = excluded.body`,
-  dueSubscriptions: `SELECT DISTINCT workspace_id, customer_id FROM subscriptions
-     WHERE next_due_at IS NOT NULL AND next_due_at <= ? LIMIT ?`,
+  dueSubscriptions: `SELECT workspace_id, customer_id FROM subscriptions
+     WHERE next_due_at IS NOT NULL AND next_due_at <= ?
+     GROUP BY workspace_id, customer_id ORDER BY MIN(next_due_at), workspace_id, customer_id LIMIT ?`,
   getAutoTopUp: 'SELECT body FROM auto_top_ups WHERE workspace_id = ? AND customer_id = ?',
   customerUpkeep: `SELECT
        (SELECT COUNT(*) FROM subscriptions WHERE workspace_id = ? AND customer_id = ?

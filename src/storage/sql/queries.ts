@@ -42,6 +42,8 @@ export const Q = {
      ON CONFLICT (id) DO UPDATE SET ${upsertSet(HOLD_COLUMNS)}`,
   insertDebit: `INSERT INTO debits (${DEBIT_COLUMNS.join(', ')}) VALUES (${placeholders(DEBIT_COLUMNS.length)})`,
   insertEntry: `INSERT INTO entries (${ENTRY_COLUMNS.join(', ')}) VALUES (${placeholders(ENTRY_COLUMNS.length)})`,
+  latestEntryAt:
+    'SELECT MAX(at) AS at FROM entries WHERE workspace_id = ? AND customer_id = ? AND credit_type = ?',
   entriesUpTo:
     'SELECT * FROM entries WHERE workspace_id = ? AND customer_id = ? AND credit_type = ? AND at <= ? ORDER BY at, seq',
   getIdempotency: 'SELECT * FROM idempotency_keys WHERE workspace_id = ? AND key = ?',

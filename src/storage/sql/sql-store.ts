@@ -225,6 +225,15 @@ export class SqlReads implements ReadOperations {
     return page(rows.map(entryFromRow), req.limit, (e) => encodeCompositeKey(String(e.at), e.seq));
   }
 
+  async latestEntryAt(key: LedgerKey): Promise<Instant | null> {
+    const row = await this.db.get<{ at: number | string | null }>(Q.latestEntryAt, [
+      key.workspaceId,
+      key.customerId,
+      key.creditType,
+    ]);
+    return row?.at === null || row?.at === undefined ? null : Number(row.at);
+  }
+
   async entriesUpTo(key: LedgerKey, at: Instant): Promise<StoredEntry[]> {
     const rows = await this.db.all<EntryRow>(Q.entriesUpTo, [
       key.workspaceId,

@@ -1,0 +1,27 @@
+import { Amount } from '../domain/amount/amount.js';
+import type { CreditLedger } from '../domain/ledger/credit-ledger.js';
+import type { Instant } from '../domain/time/instant.js';
+import type { WriteOperations } from '../ports/storage.js';
+
+/**
+ * Persists what a ledger recorded, and what follows from it outside the ledger: a held check
+ * counted its quantity against the feature's usage limit; if its hold was released or expired in
+ * this transaction (instead of captured), that usage is given back, exactly once. Every service
+ * saves ledgers through here.
+ */
+export async function persistLedger(
+  tx: WriteOperations,
+  workspaceId: string,
+  ledger: CreditLedger,
+  now: Instant,
+): Promise<void> {
+  await tx.saveLedger(workspaceId, ledger, now);
+  for (const hold of ledger.changedHolds) {
+    if (hold.usage === null || hold.featureId === null) continue;
+    if (hold.status !== 'released' && hold.status !== 'expired') continue;
+    const { quantity, periodStart } = hold.usage;
+    const used = await tx.plans.getFeatureUsage(workspaceId, hold.customerId, hold.featureId, periodStart);
+    const left = Amount.max(Amount.ZERO, used.minus(quantity));
+    await tx.plans.setFeatureUsage(workspaceId, hold.customerId, hold.featureId, periodStart, left);
+  }
+}
