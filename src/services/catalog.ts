@@ -12,16 +12,7 @@ function alreadyExists(kind: string, id: string): BurndownError {
 /** A feature's references must exist: its credit type and every rate (priced in that credit type). */
 async function checkFeatureReferences(tx: WriteOperations, feature: Feature): Promise<void> {
   await requireCreditType(tx, feature.workspaceId, feature.creditType);
-  const others = feature.rateIds.length === 0 ? [] : await tx.plans.allFeatures(feature.workspaceId);
   for (const rateId of feature.rateIds) {
-    // A burn by a rate is attributed to one feature (its applies_to grants, its usage limit).
-    const owner = others.find((f) => f.id !== feature.id && f.rateIds.includes(rateId));
-    if (owner) {
-      throw invalidRequest(`rate "${rateId}" already prices feature "${owner.id}"`, {
-        field: 'rate_ids',
-        feature_id: owner.id,
-      });
-    }
     const rate = await tx.getRate(feature.workspaceId, rateId);
     if (!rate) throw notFound('rate', rateId);
     if (rate.creditType !== feature.creditType) {
@@ -31,6 +22,17 @@ async function checkFeatureReferences(tx: WriteOperations, feature: Feature): Pr
           field: 'rate_ids',
         },
       );
+    }
+  }
+  // A burn by a rate is attributed to one feature (its applies_to grants, its usage limit).
+  const others = feature.rateIds.length === 0 ? [] : await tx.plans.allFeatures(feature.workspaceId);
+  for (const rateId of feature.rateIds) {
+    const owner = others.find((f) => f.id !== feature.id && f.rateIds.includes(rateId));
+    if (owner) {
+      throw invalidRequest(`rate "${rateId}" already prices feature "${owner.id}"`, {
+        field: 'rate_ids',
+        feature_id: owner.id,
+      });
     }
   }
 }
