@@ -1,6 +1,7 @@
-// Helpers shared by the benchmarks (bench/debits.mjs, bench/postgres.mjs): child processes, CPU
-// accounting from /proc, waiting for a quiet machine, HTTP seeding, /metrics histograms, output
-// formatting and provenance. Plain ESM, no dependencies beyond Node.
+// Helpers shared by the benchmarks (bench/debits.mjs, bench/postgres.mjs, bench/check.mjs): child
+// processes, CPU accounting from /proc, waiting for a quiet machine, HTTP seeding, an autocannon
+// window with exact latencies, /metrics histograms, statistics, output formatting and provenance.
+// Plain ESM; nothing beyond Node is loaded unless `autocannonWindow` is called (it imports autocannon).
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import http from 'node:http';
@@ -184,6 +185,150 @@ export async function waitForQuiet(label, ours, quietWait = QUIET_WAIT) {
       return { waited: true, quiet: false, otherCores: last };
     }
   }
+}
+
+/**
+ * Who used the CPU during a window: `ours()` (CPU seconds of everything under test other than
+ * this process), this process (the load generator, or the in-process loop) and everything else on
+ * the machine.
+ */
+export function startCpuWindow(ours = () => 0, excludePids = () => []) {
+  const t0 = process.hrtime.bigint();
+  const busy0 = systemBusySeconds();
+  const self0 = selfCpuSeconds();
+  const ours0 = ours();
+  const procs0 = processCpuSnapshot();
+  return {
+    stop() {
+      const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+      const total = systemBusySeconds() - busy0;
+      const self = selfCpuSeconds() - self0;
+      const oursCpu = ours() - ours0;
+      const other = total - self - oursCpu;
+      const exclude = new Set([String(process.pid), ...excludePids().map(String)]);
+      return {
+        wallSec: wall,
+        underTestCores: oursCpu / wall,
+        selfCores: self / wall,
+        otherProcessesCores: other / wall,
+        machineBusyCores: total / wall,
+        topOtherProcesses: topOthers(procs0, processCpuSnapshot(), wall, exclude),
+      };
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// statistics
+
+/** n, mean, p50, p90, p99, p99.9 and max of a list of numbers (nearest-rank percentiles). */
+export function percentiles(values) {
+  if (values.length === 0)
+    return { n: 0, mean: null, p50: null, p90: null, p99: null, p999: null, max: null };
+  const sorted = Float64Array.from(values).sort();
+  const at = (q) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)];
+  let sum = 0;
+  for (const v of sorted) sum += v;
+  return {
+    n: sorted.length,
+    mean: sum / sorted.length,
+    p50: at(0.5),
+    p90: at(0.9),
+    p99: at(0.99),
+    p999: at(0.999),
+    max: sorted[sorted.length - 1],
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// load: one autocannon target
+
+/**
+ * Loads one target with autocannon: a warm-up (discarded), a wait for a quiet machine, then the
+ * measured window. Besides autocannon's own figures (its latency histogram is in whole
+ * milliseconds) it records every response time exactly, and the CPU used by the server (`pid`),
+ * by this process (the load generator) and by everything else. `requests` is autocannon's option
+ * of the same name (use `setupRequest` to vary path or body). `before`/`after` run just outside
+ * the measured window (e.g. /metrics scrapes); their results are returned.
+ */
+export async function autocannonWindow({
+  label,
+  url,
+  pid,
+  connections,
+  seconds,
+  warmupSeconds,
+  headers = {},
+  requests,
+  quietWait = QUIET_WAIT,
+  before = async () => null,
+  after = async () => null,
+}) {
+  const { default: autocannon } = await import('autocannon');
+  const run = (duration, onResponse) => {
+    const instance = autocannon({
+      url,
+      connections,
+      pipelining: 1,
+      duration,
+      timeout: 10,
+      headers,
+      requests,
+    });
+    if (onResponse) instance.on('response', onResponse);
+    return instance;
+  };
+  log(`  ${label}: warm-up ${warmupSeconds} s …`);
+  const warm = await run(warmupSeconds);
+  const quiet = await waitForQuiet(label, pid, quietWait);
+  const beforeResult = await before();
+  log(`  ${label}: measuring ${seconds} s with ${connections} connections …`);
+  const latencies = [];
+  const windowStart = Date.now();
+  const cpu = startCpuWindow(
+    () => cpuSecondsOf(pid),
+    () => [pid],
+  );
+  const result = await run(seconds, (_client, _status, _bytes, responseTimeMs) => {
+    latencies.push(responseTimeMs);
+  });
+  const usage = cpu.stop();
+  const windowEnd = Date.now();
+  const afterResult = await after();
+  return {
+    figures: {
+      reqPerSecMean: result.requests.mean,
+      reqPerSecStddev: result.requests.stddev,
+      latencyMs: {
+        mean: result.latency.mean,
+        p50: result.latency.p50,
+        p90: result.latency.p90,
+        p99: result.latency.p99,
+        max: result.latency.max,
+      },
+      exactLatencyMs: percentiles(latencies),
+      requests: result.requests.total,
+      ok2xx: result['2xx'],
+      non2xx: result.non2xx,
+      errors: result.errors,
+      timeouts: result.timeouts,
+      durationSec: result.duration,
+      warmup: { requests: warm.requests.total, ok2xx: warm['2xx'], non2xx: warm.non2xx, errors: warm.errors },
+      cpu: {
+        wallSec: usage.wallSec,
+        serverCores: usage.underTestCores,
+        loadGeneratorCores: usage.selfCores,
+        otherProcessesCores: usage.otherProcessesCores,
+        machineBusyCores: usage.machineBusyCores,
+        quietBeforeStart: quiet.quiet,
+        topOtherProcesses: usage.topOtherProcesses,
+      },
+    },
+    windowStart,
+    windowEnd,
+    before: beforeResult,
+    after: afterResult,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
