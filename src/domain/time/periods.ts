@@ -38,13 +38,43 @@ export function anniversary(start: Instant, period: Period, n: number, timeZone:
   );
 }
 
+/** One period of a subscription: its index and bounds, end exclusive. */
+export interface PeriodBounds {
+  readonly index: number;
+  readonly start: Instant;
+  readonly end: Instant;
+}
+
+/**
+ * The last period found per (start, period, zone): checks and burns ask for the current period
+ * over and over, and computing it means several time-zone conversions. The result is a pure
+ * function of the key and the instant, so remembering it changes no answer.
+ */
+const lastPeriod = new Map<string, PeriodBounds>();
+const LAST_PERIOD_LIMIT = 10_000;
+
 /** The period of a subscription that contains `at` (at ≥ start): its index and bounds, end exclusive. */
 export function periodContaining(
   start: Instant,
   period: Period,
   at: Instant,
   timeZone: string,
-): { readonly index: number; readonly start: Instant; readonly end: Instant } {
+): PeriodBounds {
+  const key = `${start}|${period}|${timeZone}`;
+  const known = lastPeriod.get(key);
+  if (known !== undefined && known.start <= at && at < known.end) return known;
+  const found = computePeriodContaining(start, period, at, timeZone);
+  if (lastPeriod.size >= LAST_PERIOD_LIMIT) lastPeriod.clear();
+  lastPeriod.set(key, found);
+  return found;
+}
+
+function computePeriodContaining(
+  start: Instant,
+  period: Period,
+  at: Instant,
+  timeZone: string,
+): PeriodBounds {
   if (at < start) throw new RangeError('the instant is before the first period');
   const approximateLength = { P1D: 86_400_000, P1W: 604_800_000, P1M: 2_629_746_000, P1Y: 31_556_952_000 }[
     period

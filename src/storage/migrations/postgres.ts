@@ -241,9 +241,10 @@ CREATE TABLE subscriptions (
   status TEXT NOT NULL,
   next_due_at BIGINT,
   body TEXT NOT NULL,
-  PRIMARY KEY (workspace_id, id)
+  PRIMARY KEY (workspace_id, customer_id, id)
 );
-CREATE INDEX subscriptions_by_customer ON subscriptions (workspace_id, customer_id);
+-- Keyed by customer first: every write for a customer asks whether one of its subscriptions is due.
+CREATE UNIQUE INDEX subscriptions_by_id ON subscriptions (workspace_id, id);
 CREATE INDEX subscriptions_due ON subscriptions (next_due_at) WHERE next_due_at IS NOT NULL;
 CREATE TABLE auto_top_ups (
   workspace_id TEXT COLLATE "C" NOT NULL,
