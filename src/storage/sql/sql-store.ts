@@ -95,8 +95,12 @@ function numericPart(text: string): number {
 export class SqlReads implements ReadOperations {
   readonly plans: PlanReadOperations;
 
-  constructor(protected readonly db: SqlExecutor) {
-    this.plans = this.makePlans();
+  /** `plans` lets an adapter hand out its own plan reads (a cache in front of them). */
+  constructor(
+    protected readonly db: SqlExecutor,
+    plans?: PlanReadOperations,
+  ) {
+    this.plans = plans ?? this.makePlans();
   }
 
   /** Overridden by the writes, which hand out the writable plan store. */

@@ -49,7 +49,7 @@ function cloneHold(h: HoldState): HoldState {
 }
 
 /** A private deep copy: cached state is never shared with a ledger that mutates it. */
-function cloneSnapshot(s: CreditLedgerSnapshot): CreditLedgerSnapshot {
+export function cloneSnapshot(s: CreditLedgerSnapshot): CreditLedgerSnapshot {
   return {
     customerId: s.customerId,
     creditType: s.creditType,

@@ -15,10 +15,11 @@ import type {
 } from '../../ports/storage.js';
 import { SQLITE_MIGRATIONS } from '../migrations/sqlite.js';
 import type { SqlExecutor } from '../sql/executor.js';
-import { findDueLedgers, SqlReads, SqlWrites, snapshotSource } from '../sql/sql-store.js';
+import { findDueLedgers, SqlWrites, snapshotSource } from '../sql/sql-store.js';
 import { BackgroundCheckpoint } from './background-checkpoint.js';
 import { type GroupCommitOptions, GroupCommitter } from './group-commit.js';
 import { LedgerCache, type RatingRulesRecord } from './ledger-cache.js';
+import { CachedSqliteReads } from './read-cache.js';
 
 /** Options of the SQLite adapter. */
 export interface SqliteStorageOptions extends GroupCommitOptions {
@@ -144,7 +145,13 @@ export class SqliteStorage implements Storage {
     const cache = new LedgerCache(() => writer.pragma('data_version', { simple: true }) as number);
     this.writes = new CachedSqliteWrites(writerExecutor, cache);
     this.readerExecutor = reader === writer ? writerExecutor : new SqliteExecutor(reader);
-    this.read = reader === writer ? this.writes : new SqlReads(this.readerExecutor);
+    this.read =
+      reader === writer
+        ? this.writes
+        : new CachedSqliteReads(
+            this.readerExecutor,
+            () => reader.pragma('data_version', { simple: true }) as number,
+          );
     this.committer = new GroupCommitter(writer, options, cache);
   }
 

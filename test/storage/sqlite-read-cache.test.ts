@@ -1,0 +1,70 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { describe, expect, it } from 'vitest';
+import { Amount } from '../../src/domain/amount/amount.js';
+import { CreditLedger } from '../../src/domain/ledger/credit-ledger.js';
+import { SequentialIds } from '../../src/infra/ids.js';
+import type { LedgerKey } from '../../src/ports/storage.js';
+import { SqliteStorage } from '../../src/storage/sqlite/sqlite-storage.js';
+
+const T0 = Date.parse('2026-01-01T00:00:00Z');
+const key: LedgerKey = { workspaceId: 'ws', customerId: 'c', creditType: 'credits' };
+
+/**
+ * The read connection's cache: answers are remembered between commits and dropped on any commit
+ * (this process's writer or another process), and callers get copies they may change.
+ */
+describe('SQLite read cache', () => {
+  it('sees every commit, from this process and from another connection, and hands out copies', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'burndown-read-cache-')), 'db.sqlite');
+    const storage = await SqliteStorage.open({ path });
+    const ids = new SequentialIds();
+    try {
+      expect(await storage.read.getCustomer('ws', 'c')).toBeNull();
+      await storage.write('c', async (tx) => {
+        await tx.insertCustomer({ workspaceId: 'ws', id: 'c', name: null, metadata: {}, createdAt: T0 });
+      });
+      expect((await storage.read.getCustomer('ws', 'c'))?.id).toBe('c');
+      expect((await storage.read.loadLedger(key)).grants).toEqual([]);
+      await storage.write('c', async (tx) => {
+        const ledger = new CreditLedger(await tx.loadLedgerForUpdate(key), ids);
+        ledger.grant(
+          {
+            amount: Amount.parse('10'),
+            category: 'paid',
+            priority: 1,
+            effectiveAt: T0,
+            expiresAt: null,
+            costBasis: null,
+            appliesTo: null,
+            description: null,
+            metadata: {},
+          },
+          T0,
+        );
+        await tx.saveLedger('ws', ledger, T0);
+      });
+      const first = await storage.read.loadLedger(key);
+      expect(first.grants.map((g) => g.available.toString())).toEqual(['10']);
+      // A caller that changes what it was given does not change what the next caller gets.
+      first.grants[0]!.available = Amount.parse('1');
+      expect((await storage.read.loadLedger(key)).grants[0]!.available.toString()).toBe('10');
+
+      // Another connection (another process) commits: the next read sees it.
+      const other = new BetterSqlite3(path);
+      other.prepare("UPDATE grants SET available = '7' WHERE workspace_id = 'ws'").run();
+      other
+        .prepare(
+          'INSERT INTO customers (workspace_id, id, name, metadata, created_at) VALUES (?, ?, ?, ?, ?)',
+        )
+        .run('ws', 'd', null, '{}', T0);
+      other.close();
+      expect((await storage.read.loadLedger(key)).grants[0]!.available.toString()).toBe('7');
+      expect((await storage.read.getCustomer('ws', 'd'))?.id).toBe('d');
+    } finally {
+      await storage.close();
+    }
+  });
+});
