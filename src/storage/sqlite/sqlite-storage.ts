@@ -89,6 +89,15 @@ class CachedSqliteWrites extends SqlWrites {
   }
 }
 
+/**
+ * `PRAGMA data_version` of one connection, through a statement prepared once (`db.pragma()`
+ * prepares a new statement on every call, which cost more than the cached reads it guards).
+ */
+function dataVersionOf(db: Database): () => number {
+  const statement = db.prepare('PRAGMA data_version').pluck();
+  return () => statement.get() as number;
+}
+
 /** Runs the shared SQL on one better-sqlite3 connection, preparing each statement once. */
 class SqliteExecutor implements SqlExecutor {
   private readonly statements = new Map<string, Statement>();
@@ -142,16 +151,11 @@ export class SqliteStorage implements Storage {
   ) {
     this.path = options.path;
     const writerExecutor = new SqliteExecutor(writer);
-    const cache = new LedgerCache(() => writer.pragma('data_version', { simple: true }) as number);
+    const cache = new LedgerCache(dataVersionOf(writer));
     this.writes = new CachedSqliteWrites(writerExecutor, cache);
     this.readerExecutor = reader === writer ? writerExecutor : new SqliteExecutor(reader);
     this.read =
-      reader === writer
-        ? this.writes
-        : new CachedSqliteReads(
-            this.readerExecutor,
-            () => reader.pragma('data_version', { simple: true }) as number,
-          );
+      reader === writer ? this.writes : new CachedSqliteReads(this.readerExecutor, dataVersionOf(reader));
     this.committer = new GroupCommitter(writer, options, cache);
   }
 
