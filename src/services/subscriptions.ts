@@ -151,40 +151,74 @@ class SubscriptionAdvance {
     return this.nextDue(await this.currentPlan())?.at ?? null;
   }
 
-  /** Processes the one item due next; the caller decides whether it is due yet. */
-  async step(): Promise<void> {
+  /**
+   * Phase one of everything this subscription has due at `at`: each reset's rollover is worked out
+   * (and its trims recorded) from the ledger as it stood just before `at`. Phase two, returned,
+   * records what happens at `at` (expiries, carries, new allowances, a plan switch, an end). The
+   * caller runs phase one for every subscription due at `at` before any phase two, because the
+   * first grant dated `at` moves the ledger to `at` and expires every allowance ending then.
+   */
+  async prepare(at: Instant): Promise<(() => Promise<void>)[]> {
     const plan = await this.currentPlan();
     const due = this.nextDue(plan);
-    if (due === null) return;
-    if (due.what === 'end') await this.end(due.at);
-    else if (due.what === 'change') await this.applyPendingChange(plan, due.at);
-    else await this.reset(plan, due.what, due.at);
+    if (due === null || due.at !== at) return [];
+    if (due.what === 'end') return [() => this.end(at)];
+    const sub = this.sub;
+    if (due.what === 'change') {
+      // A change waiting for a period end: the old allowances ending now carry by their own rule.
+      const carries: (() => void)[] = [];
+      for (const [index, allowance] of plan.allowances.entries()) {
+        const period = sub.nextAllowancePeriod[index] ?? 0;
+        if (period > 0 && anniversary(sub.anchorAt, allowance.period, period, sub.timeZone) === at) {
+          carries.push(await this.planCarry(allowance, allowanceKey(allowance), period, at));
+        }
+      }
+      const change = sub.pendingChange!;
+      return [
+        async () => {
+          for (const carry of carries) carry();
+          const next = await requirePlanVersion(this.tx, sub.workspaceId, change.planId, change.planVersion);
+          this.switchTo(next, at);
+          sub.pendingChange = null;
+        },
+      ];
+    }
+    const steps: (() => Promise<void>)[] = [];
+    for (const [index, allowance] of plan.allowances.entries()) {
+      const period = sub.nextAllowancePeriod[index] ?? 0;
+      if (anniversary(sub.anchorAt, allowance.period, period, sub.timeZone) !== at) continue;
+      const key = allowanceKey(allowance);
+      const carry = period > 0 ? await this.planCarry(allowance, key, period, at) : null;
+      steps.push(async () => {
+        carry?.();
+        const ledger = await this.ledgers.get(allowance.creditType);
+        this.issue(ledger, allowance, key, period, 'allowance', allowance.amount, at, at);
+        sub.nextAllowancePeriod[index] = period + 1;
+      });
+    }
+    return steps;
   }
 
   /** Processes everything due up to `until`, then records when the next item is due. */
   async run(until: Instant): Promise<void> {
     for (let at = await this.nextDueAt(); at !== null && at <= until; at = await this.nextDueAt()) {
-      await this.step();
+      for (const step of await this.prepare(at)) await step();
     }
     this.sub.nextDueAt = await this.nextDueAt();
   }
 
-  /** Reset of allowance `index` at its anniversary `at`: carry the old remainder, issue the new period. */
-  private async reset(plan: PlanVersion, index: number, at: Instant): Promise<void> {
-    const allowance = plan.allowances[index]!;
-    const period = this.sub.nextAllowancePeriod[index] ?? 0;
-    const key = allowanceKey(allowance);
-    if (period > 0) await this.rollover(allowance, key, period, at);
-    const ledger = await this.ledgers.get(allowance.creditType);
-    this.issue(ledger, allowance, key, period, 'allowance', allowance.amount, at, at);
-    this.sub.nextAllowancePeriod[index] = period + 1;
-  }
-
   /**
-   * At the boundary `at` that starts `period`: the unused part of the ending period's allowance is
-   * carried (up to the cap across live rollovers, oldest trimmed first) into a rollover grant.
+   * The rollover at the boundary `at` that starts `period`: from the ledger just before `at`, the
+   * unused part of the ending period's allowance is carried (up to the cap across live rollovers,
+   * oldest trimmed first; the trims are recorded now, dated `at`). Returns the recording of the
+   * carry, for phase two.
    */
-  private async rollover(allowance: Allowance, key: string, period: number, at: Instant): Promise<void> {
+  private async planCarry(
+    allowance: Allowance,
+    key: string,
+    period: number,
+    at: Instant,
+  ): Promise<() => void> {
     const ledger = await this.ledgers.get(allowance.creditType);
     ledger.advanceTo(Math.min(at, this.now) - 1);
     const ending = grantsOf(ledger, this.sub.id, key, ['allowance', 'proration']).filter(
@@ -197,14 +231,16 @@ class SubscriptionAdvance {
       .map((g) => ({ grantId: g.id, available: g.available }));
     const plan = planRollover(allowance, unused, live);
     for (const trim of plan.trims) ledger.expirePart(trim.grantId, trim.amount, at);
-    ledger.advanceTo(at);
-    if (!plan.carry.isPositive()) return;
     const after = allowance.rollover?.expiresAfterPeriods ?? null;
     const expiresAt =
       after === null
         ? null
         : anniversary(this.sub.anchorAt, allowance.period, period + after, this.sub.timeZone);
-    this.issue(ledger, allowance, key, period, 'rollover', plan.carry, at, expiresAt);
+    return () => {
+      ledger.advanceTo(at);
+      if (plan.carry.isPositive())
+        this.issue(ledger, allowance, key, period, 'rollover', plan.carry, at, expiresAt);
+    };
   }
 
   private issue(
@@ -243,19 +279,6 @@ class SubscriptionAdvance {
       },
       Math.min(effectiveAt, this.now),
     );
-  }
-
-  /** A downgrade or migration waiting for the period end: carry the old allowances, then switch. */
-  private async applyPendingChange(plan: PlanVersion, at: Instant): Promise<void> {
-    const change = this.sub.pendingChange!;
-    for (const [index, allowance] of plan.allowances.entries()) {
-      const period = this.sub.nextAllowancePeriod[index] ?? 0;
-      const boundary = anniversary(this.sub.anchorAt, allowance.period, period, this.sub.timeZone);
-      if (boundary === at && period > 0) await this.rollover(allowance, allowanceKey(allowance), period, at);
-    }
-    const next = await requirePlanVersion(this.tx, this.sub.workspaceId, change.planId, change.planVersion);
-    this.switchTo(next, at);
-    this.sub.pendingChange = null;
   }
 
   /** Puts the subscription on `plan` from `at`: its allowances start at their next anniversary at or after `at`. */
@@ -356,17 +379,20 @@ export async function renewDueSubscriptions(
     };
     return { sub, advance: new SubscriptionAdvance(tx, sub, ledgers, now) };
   });
-  // The customer's ledgers move forward in one time order across all its subscriptions: each step
-  // takes the earliest item due among them (ties by subscription id), so one subscription's reset
-  // never sees the ledger already advanced past another's.
+  // The customer's ledgers move forward in one time order across all its subscriptions: instant by
+  // instant, every subscription's phase one (rollovers from the ledger just before the instant)
+  // before any phase two (what is recorded at the instant), so no reset sees the ledger already
+  // advanced past it by another reset due at the same instant.
   for (;;) {
-    let next: { at: Instant; advance: SubscriptionAdvance } | null = null;
+    let at: Instant | null = null;
     for (const { advance } of advances) {
-      const at = await advance.nextDueAt();
-      if (at !== null && at <= now && (next === null || at < next.at)) next = { at, advance };
+      const due = await advance.nextDueAt();
+      if (due !== null && due <= now && (at === null || due < at)) at = due;
     }
-    if (next === null) break;
-    await next.advance.step();
+    if (at === null) break;
+    const steps: (() => Promise<void>)[] = [];
+    for (const { advance } of advances) steps.push(...(await advance.prepare(at)));
+    for (const step of steps) await step();
   }
   for (const { sub, advance } of advances) {
     sub.nextDueAt = await advance.nextDueAt();

@@ -444,6 +444,38 @@ for (const dialect of DIALECTS) {
       expect((await balance('quiet')).available).toBe('400');
     });
 
+    it('resets due at the same instant all carry their rollover (two subscriptions; daily and weekly)', async () => {
+      await open('2026-01-05T00:00:00.000Z');
+      await ok(t.post('/v1/customers', { id: 'twin' }));
+      await ok(t.post('/v1/customers', { id: 'mixed' }));
+      for (const id of ['a', 'b']) {
+        await ok(
+          t.post('/v1/plans', {
+            id,
+            allowances: [{ amount: '100', period: 'P1M', rollover: { max: '100' } }],
+          }),
+        );
+      }
+      await ok(
+        t.post('/v1/plans', {
+          id: 'daily-weekly',
+          allowances: [
+            { amount: '10', period: 'P1D', rollover: { max: '10' } },
+            { amount: '100', period: 'P1W', rollover: { max: '100' } },
+          ],
+        }),
+      );
+      await ok(t.post('/v1/customers/twin/subscriptions', { plan_id: 'a' }));
+      await ok(t.post('/v1/customers/twin/subscriptions', { plan_id: 'b' }));
+      await ok(t.post('/v1/customers/mixed/subscriptions', { plan_id: 'daily-weekly' }));
+      t.clock.set(Date.parse('2026-01-12T00:00:00.000Z'));
+      // Weekly: 100 new + 100 carried; daily: 10 new + 10 carried (the cap trims older carries).
+      expect((await balance('mixed')).available).toBe('220');
+      t.clock.set(Date.parse('2026-02-05T00:00:00.000Z'));
+      expect((await balance('twin')).available).toBe('400');
+      expect((await ok(t.get('/v1/reconciliation'), 200)).ok).toBe(true);
+    });
+
     it('a backdated start may not reach behind entries already recorded', async () => {
       await open('2026-03-01T00:00:00.000Z');
       await hybridSetup();

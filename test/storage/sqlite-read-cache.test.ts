@@ -68,3 +68,36 @@ describe('SQLite read cache', () => {
     }
   });
 });
+
+describe('SQLite read cache under interleaving', () => {
+  it('never files an answer read before a commit that another read has already noticed', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'burndown-read-cache-')), 'db.sqlite');
+    const storage = await SqliteStorage.open({ path });
+    try {
+      const plans = storage.read.plans;
+      const pending = plans.getFeature('ws', 'f1'); // reads "none", then yields before storing it
+      const other = new BetterSqlite3(path);
+      other.prepare('INSERT INTO features (workspace_id, id, body) VALUES (?, ?, ?)').run(
+        'ws',
+        'f1',
+        JSON.stringify({
+          type: 'boolean',
+          name: null,
+          credit_type: 'credits',
+          rate_ids: [],
+          credits_per_use: null,
+          metadata: {},
+          created_at: T0,
+          updated_at: T0,
+          archived_at: null,
+        }),
+      );
+      other.close();
+      await plans.getFeature('ws', 'x'); // notices the commit
+      expect(await pending).toBeNull();
+      expect((await plans.getFeature('ws', 'f1'))?.id).toBe('f1');
+    } finally {
+      await storage.close();
+    }
+  });
+});

@@ -2,8 +2,17 @@ import type { Feature } from '../../domain/catalog/catalog.js';
 import type { CreditLedgerSnapshot } from '../../domain/ledger/credit-ledger.js';
 import type { Subscription } from '../../domain/plans/subscription.js';
 import type { Customer, LedgerKey, PlanReadOperations } from '../../ports/storage.js';
+import {
+  type AccountsRow,
+  accountsFromRow,
+  type GrantRow,
+  grantFromRow,
+  type HoldRow,
+  holdFromRow,
+} from '../rows.js';
 import type { SqlExecutor } from '../sql/executor.js';
 import { PlanReads } from '../sql/plan-queries.js';
+import { Q } from '../sql/queries.js';
 import { SqlReads } from '../sql/sql-store.js';
 import { cloneSnapshot } from './ledger-cache.js';
 
@@ -19,6 +28,12 @@ const LIMIT = 50_000;
  */
 class Freshness {
   private version = Number.NaN;
+  /**
+   * Bumped on every clear. A read notes it before its query and stores its answer only if it is
+   * unchanged after: an answer read before a commit that another read has since noticed is never
+   * filed as current.
+   */
+  generation = 0;
   readonly ledgers = new Map<string, CreditLedgerSnapshot>();
   readonly customers = new Map<string, Customer | null>();
   readonly subscriptions = new Map<string, readonly Subscription[]>();
@@ -26,23 +41,28 @@ class Freshness {
 
   constructor(private readonly dataVersion: () => number) {}
 
-  /** Drops everything if anything was committed since the last read. */
-  check(): void {
+  /** Drops everything if anything was committed since the last read; returns the generation. */
+  check(): number {
     const version = this.dataVersion();
-    if (version === this.version) return;
-    this.version = version;
-    this.clear();
+    if (version !== this.version) {
+      this.version = version;
+      this.clear();
+    }
+    return this.generation;
   }
 
-  /** Remembers a value, starting over when the bound is reached. */
-  put<V>(map: Map<string, V>, key: string, value: V): void {
+  /** Remembers a value read in `generation`, unless the cache moved on meanwhile. */
+  put<V>(generation: number, map: Map<string, V>, key: string, value: V): void {
+    if (generation !== this.generation) return;
     if (this.ledgers.size + this.customers.size + this.subscriptions.size + this.features.size >= LIMIT) {
       this.clear();
+      return;
     }
     map.set(key, value);
   }
 
   private clear(): void {
+    this.generation += 1;
     this.ledgers.clear();
     this.customers.clear();
     this.subscriptions.clear();
@@ -62,22 +82,22 @@ class CachedPlanReads extends PlanReads implements PlanReadOperations {
   }
 
   override async subscriptionsOf(workspaceId: string, customerId: string): Promise<Subscription[]> {
-    this.cache.check();
+    const generation = this.cache.check();
     const key = key2(workspaceId, customerId);
     const known = this.cache.subscriptions.get(key);
     // Copies: callers may change a subscription they are about to save.
     if (known) return known.map(copySubscription);
     const found = await super.subscriptionsOf(workspaceId, customerId);
-    this.cache.put(this.cache.subscriptions, key, found.map(copySubscription));
+    this.cache.put(generation, this.cache.subscriptions, key, found.map(copySubscription));
     return found;
   }
 
   override async getFeature(workspaceId: string, id: string): Promise<Feature | null> {
-    this.cache.check();
+    const generation = this.cache.check();
     const key = key2(workspaceId, id);
     if (this.cache.features.has(key)) return this.cache.features.get(key) ?? null;
     const found = await super.getFeature(workspaceId, id);
-    this.cache.put(this.cache.features, key, found);
+    this.cache.put(generation, this.cache.features, key, found);
     return found;
   }
 }
@@ -101,22 +121,40 @@ export class CachedSqliteReads extends SqlReads {
   }
 
   override async loadLedger(key: LedgerKey): Promise<CreditLedgerSnapshot> {
-    this.cache.check();
+    const generation = this.cache.check();
     const id = `${key.workspaceId}\u0000${key.customerId}\u0000${key.creditType}`;
     const known = this.cache.ledgers.get(id);
     // Copies both ways: a CreditLedger changes the grants and holds it is given.
     if (known) return cloneSnapshot(known);
-    const loaded = await super.loadLedger(key);
-    this.cache.put(this.cache.ledgers, id, cloneSnapshot(loaded));
+    const loaded = this.loadLedgerAtOnce(key);
+    this.cache.put(generation, this.cache.ledgers, id, cloneSnapshot(loaded));
     return loaded;
   }
 
+  /**
+   * The three reads of a ledger with no await between them: better-sqlite3 answers synchronously,
+   * so no commit can land in between and the balances, grants and holds agree.
+   */
+  private loadLedgerAtOnce(key: LedgerKey): CreditLedgerSnapshot {
+    const params = [key.workspaceId, key.customerId, key.creditType];
+    const accounts = this.db.get<AccountsRow>(Q.getBalances, params) as AccountsRow | undefined;
+    const grants = this.db.all<GrantRow>(Q.openGrants, params) as GrantRow[];
+    const holds = this.db.all<HoldRow>(Q.activeHolds, params) as HoldRow[];
+    return {
+      customerId: key.customerId,
+      creditType: key.creditType,
+      accounts: accountsFromRow(accounts),
+      grants: grants.map(grantFromRow),
+      holds: holds.map(holdFromRow),
+    };
+  }
+
   override async getCustomer(workspaceId: string, customerId: string): Promise<Customer | null> {
-    this.cache.check();
+    const generation = this.cache.check();
     const key = key2(workspaceId, customerId);
     if (this.cache.customers.has(key)) return this.cache.customers.get(key) ?? null;
     const found = await super.getCustomer(workspaceId, customerId);
-    this.cache.put(this.cache.customers, key, found);
+    this.cache.put(generation, this.cache.customers, key, found);
     return found;
   }
 }
