@@ -112,6 +112,35 @@ export async function grantCredits(
   return { grant, balance: ledger.balance(now) };
 }
 
+/**
+ * One burn (a debit or a hold) on a customer's ledger: the feature it names must exist in the
+ * ledger's credit type; unless refused, a crossing of the auto top-up threshold buys in the same
+ * transaction (a hold takes credits out of `available` like a debit), then everything is persisted.
+ */
+async function burn<T extends object>(
+  ctx: ServiceContext,
+  tx: WriteOperations,
+  key: LedgerKey,
+  featureId: string | null,
+  now: Instant,
+  act: (ledger: CreditLedger) => T | InsufficientCredits,
+): Promise<{ ledger: CreditLedger; outcome: T } | InsufficientCredits> {
+  const { ledger, autoTopUp } = await openCustomerLedgerForBurn(ctx, tx, key, now);
+  if (featureId !== null) await requireFeature(tx, key.workspaceId, featureId, key.creditType);
+  const availableBefore = ledger.availableAt(now);
+  const outcome = act(ledger);
+  if ('refused' in outcome) return outcome;
+  await autoTopUpOnCrossing(ctx, tx, {
+    workspaceId: key.workspaceId,
+    ledger,
+    rule: autoTopUp,
+    availableBefore,
+    now,
+  });
+  await persistLedger(tx, key.workspaceId, ledger, now);
+  return { ledger, outcome };
+}
+
 /** Debits credits in burn-down order, all or nothing (or with overage when allowed). */
 export async function debitCredits(
   ctx: ServiceContext,
@@ -130,20 +159,10 @@ export async function debitCredits(
   },
 ): Promise<{ debit: DebitRecord; balance: BalanceView } | InsufficientCredits> {
   const { key, now } = input;
-  const { ledger, autoTopUp } = await openCustomerLedgerForBurn(ctx, tx, key, now);
   const featureId = input.featureId ?? null;
-  if (featureId !== null) await requireFeature(tx, key.workspaceId, featureId, key.creditType);
-  const availableBefore = ledger.availableAt(now);
-  const outcome = ledger.debit(input, now);
-  if ('refused' in outcome) return outcome;
-  await autoTopUpOnCrossing(ctx, tx, {
-    workspaceId: key.workspaceId,
-    ledger,
-    rule: autoTopUp,
-    availableBefore,
-    now,
-  });
-  await persistLedger(tx, key.workspaceId, ledger, now);
+  const burned = await burn(ctx, tx, key, featureId, now, (ledger) => ledger.debit(input, now));
+  if ('refused' in burned) return burned;
+  const { ledger, outcome } = burned;
   if (featureId !== null) {
     await recordFeatureUsage(ctx, tx, {
       workspaceId: key.workspaceId,
@@ -186,20 +205,11 @@ export async function placeHold(
   },
 ): Promise<{ hold: HoldState; balance: BalanceView } | InsufficientCredits> {
   const { key, now } = input;
-  const { ledger, autoTopUp } = await openCustomerLedgerForBurn(ctx, tx, key, now);
-  if (input.featureId) await requireFeature(tx, key.workspaceId, input.featureId, key.creditType);
-  const availableBefore = ledger.availableAt(now);
-  const outcome = ledger.placeHold({ ...input, expiresAt: now + input.ttlMs }, now);
-  if ('refused' in outcome) return outcome;
-  // A hold takes credits out of `available` like a debit, so it is what crosses the threshold.
-  await autoTopUpOnCrossing(ctx, tx, {
-    workspaceId: key.workspaceId,
-    ledger,
-    rule: autoTopUp,
-    availableBefore,
-    now,
-  });
-  await persistLedger(tx, key.workspaceId, ledger, now);
+  const burned = await burn(ctx, tx, key, input.featureId ?? null, now, (ledger) =>
+    ledger.placeHold({ ...input, expiresAt: now + input.ttlMs }, now),
+  );
+  if ('refused' in burned) return burned;
+  const { ledger, outcome } = burned;
   return { hold: outcome, balance: ledger.balance(now) };
 }
 

@@ -1,6 +1,7 @@
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { hashApiKey } from '../../src/services/api-keys.js';
+import { BAD_AMOUNTS, dumpDatabase, expectErrorEnvelope } from '../fixtures/bad-input.js';
 import { createTestApp, TEST_API_KEY, type TestApp } from '../fixtures/harness.js';
 
 /**
@@ -195,35 +196,6 @@ const post = request('POST');
 const put = request('PUT');
 const get = (url: Url, extra: Partial<BadCase> = {}) => ({ method: 'GET' as const, url, ...extra });
 const del = (url: Url, extra: Partial<BadCase> = {}) => ({ method: 'DELETE' as const, url, ...extra });
-
-/** Amounts the contract refuses with 400 `invalid_amount` (JSON numbers, non-positive, > 12 decimals, junk). */
-const BAD_AMOUNTS: readonly [string, unknown][] = [
-  ['JSON integer', 25],
-  ['JSON float', 0.5],
-  ['JSON number in exponent form', 1e3],
-  ['null', null],
-  ['boolean', true],
-  ['object', { value: '5' }],
-  ['zero', '0'],
-  ['zero with decimals', '0.000000000000'],
-  ['negative', '-5'],
-  ['negative zero', '-0'],
-  ['13 decimals', '0.0000000000001'],
-  ['13 decimals on an integer part', '1.0000000000001'],
-  ['exponent string', '1e3'],
-  ['empty string', ''],
-  ['leading space', ' 5'],
-  ['trailing dot', '5.'],
-  ['leading dot', '.5'],
-  ['plus sign', '+5'],
-  ['comma decimal', '5,5'],
-  ['hex', '0x10'],
-  ['words', 'ten'],
-  ['Infinity', 'Infinity'],
-  ['NaN', 'NaN'],
-  ['far too many integer digits', '1'.repeat(40)],
-  ['longer than any amount', '1'.repeat(100)],
-];
 
 /** Variants that are fine where null means "none" (nullable amount fields). */
 const NOT_FOR_NULLABLE = ['null'];
@@ -2049,28 +2021,6 @@ const CASES: readonly BadCase[] = [
   },
 ];
 
-/** The error envelope of the contract, with the expected status and code. */
-function expectErrorEnvelope(
-  res: LightMyRequestResponse,
-  status: number,
-  code: string | readonly string[],
-): void {
-  const context = `${res.statusCode} ${res.payload.slice(0, 300)}`;
-  expect(res.statusCode, context).toBe(status);
-  expect(res.headers['content-type'], context).toMatch(/^application\/json/);
-  const body = JSON.parse(res.payload) as unknown;
-  expect(body, context).toEqual({
-    error: { code: expect.any(String), message: expect.any(String), details: expect.any(Object) },
-  });
-  const error = (body as { error: { code: string; message: string; details: unknown } }).error;
-  if (typeof code === 'string') expect(error.code, context).toBe(code);
-  else expect(code, context).toContain(error.code);
-  expect(error.code).toMatch(/^[a-z]+(_[a-z]+)*$/);
-  expect(error.message.length).toBeGreaterThan(0);
-  expect(Array.isArray(error.details)).toBe(false);
-  expect(error.details).not.toBeNull();
-}
-
 const ok = async (res: Promise<LightMyRequestResponse>, status = 201) => {
   const r = await res;
   expect(r.statusCode, r.payload).toBe(status);
@@ -2444,22 +2394,3 @@ describe('regressions found by the bad-input cases', () => {
     if (res.statusCode !== 400) expect(res.json().current_period.end).toMatch(/^\d{4}-\d{2}-\d{2}T/);
   });
 });
-
-/**
- * Every row of every table, straight from the SQLite adapter's connection (not part of the
- * port; read-only). Null when the storage is not the in-memory SQLite adapter.
- */
-function dumpDatabase(t: TestApp): Record<string, string[]> | null {
-  const db = (t.storage as unknown as { writer?: { prepare(sql: string): { all(): unknown[] } } }).writer;
-  if (!db || typeof db.prepare !== 'function') return null;
-  const tables = db
-    .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
-    .all() as { name: string }[];
-  const rows = (name: string) =>
-    db
-      .prepare(`SELECT * FROM "${name}"`)
-      .all()
-      .map((row) => JSON.stringify(row))
-      .sort();
-  return Object.fromEntries(tables.map(({ name }) => [name, rows(name)]));
-}

@@ -91,6 +91,25 @@ function numericPart(text: string): number {
   return Number(text);
 }
 
+/** The parameters of the three statements that load a ledger. */
+export const ledgerParams = (key: LedgerKey) => [key.workspaceId, key.customerId, key.creditType];
+
+/** A ledger snapshot from its balances row, open grant rows and active hold rows. */
+export function snapshotFromRows(
+  key: LedgerKey,
+  accounts: AccountsRow | undefined,
+  grants: readonly GrantRow[],
+  holds: readonly HoldRow[],
+): CreditLedgerSnapshot {
+  return {
+    customerId: key.customerId,
+    creditType: key.creditType,
+    accounts: accountsFromRow(accounts),
+    grants: grants.map(grantFromRow),
+    holds: holds.map(holdFromRow),
+  };
+}
+
 /** Reads shared by every SQL dialect. */
 export class SqlReads implements ReadOperations {
   readonly plans: PlanReadOperations;
@@ -190,17 +209,11 @@ export class SqlReads implements ReadOperations {
   }
 
   async loadLedger(key: LedgerKey): Promise<CreditLedgerSnapshot> {
-    const params = [key.workspaceId, key.customerId, key.creditType];
+    const params = ledgerParams(key);
     const accounts = await this.db.get<AccountsRow>(Q.getBalances, params);
     const grants = await this.db.all<GrantRow>(Q.openGrants, params);
     const holds = await this.db.all<HoldRow>(Q.activeHolds, params);
-    return {
-      customerId: key.customerId,
-      creditType: key.creditType,
-      accounts: accountsFromRow(accounts),
-      grants: grants.map(grantFromRow),
-      holds: holds.map(holdFromRow),
-    };
+    return snapshotFromRows(key, accounts, grants, holds);
   }
 
   async listEntries(

@@ -2,18 +2,11 @@ import type { Feature } from '../../domain/catalog/catalog.js';
 import type { CreditLedgerSnapshot } from '../../domain/ledger/credit-ledger.js';
 import type { Subscription } from '../../domain/plans/subscription.js';
 import type { Customer, LedgerKey, PlanReadOperations } from '../../ports/storage.js';
-import {
-  type AccountsRow,
-  accountsFromRow,
-  type GrantRow,
-  grantFromRow,
-  type HoldRow,
-  holdFromRow,
-} from '../rows.js';
+import type { AccountsRow, GrantRow, HoldRow } from '../rows.js';
 import type { SqlExecutor } from '../sql/executor.js';
 import { PlanReads } from '../sql/plan-queries.js';
 import { Q } from '../sql/queries.js';
-import { SqlReads } from '../sql/sql-store.js';
+import { ledgerParams, SqlReads, snapshotFromRows } from '../sql/sql-store.js';
 import { cloneSnapshot } from './ledger-cache.js';
 
 /** Entries kept before the cache starts over (a bound on memory, not a tuning knob). */
@@ -136,17 +129,11 @@ export class CachedSqliteReads extends SqlReads {
    * so no commit can land in between and the balances, grants and holds agree.
    */
   private loadLedgerAtOnce(key: LedgerKey): CreditLedgerSnapshot {
-    const params = [key.workspaceId, key.customerId, key.creditType];
+    const params = ledgerParams(key);
     const accounts = this.db.get<AccountsRow>(Q.getBalances, params) as AccountsRow | undefined;
     const grants = this.db.all<GrantRow>(Q.openGrants, params) as GrantRow[];
     const holds = this.db.all<HoldRow>(Q.activeHolds, params) as HoldRow[];
-    return {
-      customerId: key.customerId,
-      creditType: key.creditType,
-      accounts: accountsFromRow(accounts),
-      grants: grants.map(grantFromRow),
-      holds: holds.map(holdFromRow),
-    };
+    return snapshotFromRows(key, accounts, grants, holds);
   }
 
   override async getCustomer(workspaceId: string, customerId: string): Promise<Customer | null> {
