@@ -1,5 +1,6 @@
 import { invalidRequest } from '../domain/errors.js';
 import type { Page, PageRequest } from '../ports/storage.js';
+import { decodeCompositeKey, encodeCompositeKey } from '../storage/sql/sql-store.js';
 
 /** Turns `limit` and `cursor` query parameters into a page request (limit 1–1000, default 100). */
 export function readPageRequest(query: {
@@ -26,4 +27,27 @@ export function presentPage<T, U>(page: Page<T>, present: (item: T) => U) {
     data: page.items.map(present),
     next_cursor: page.nextAfter === null ? null : Buffer.from(page.nextAfter, 'utf8').toString('base64url'),
   };
+}
+
+/** Reads a page request whose resume key is a bare id. */
+export function readIdPage(query: { limit?: string | undefined; cursor?: string | undefined }): {
+  afterId: string;
+  limit: number;
+} {
+  const page = readPageRequest(query);
+  return {
+    afterId: page.after === null ? '' : (decodeCompositeKey(page.after, 1)[0] ?? ''),
+    limit: page.limit,
+  };
+}
+
+/** Turns a page keyed by bare ids into the contract's list envelope. */
+export function presentIdPage<T extends { readonly id: string }, U>(
+  page: { items: readonly T[]; nextAfter: string | null },
+  present: (item: T) => U,
+) {
+  return presentPage(
+    { items: page.items, nextAfter: page.nextAfter === null ? null : encodeCompositeKey(page.nextAfter) },
+    present,
+  );
 }

@@ -8,10 +8,10 @@ import { priceQuantity, ratingPeriodStart } from '../domain/rating/rate.js';
 import type { Instant } from '../domain/time/instant.js';
 import { periodContaining } from '../domain/time/periods.js';
 import type { ReadOperations, WriteOperations } from '../ports/storage.js';
-import type { ServiceContext } from './context.js';
+import { customerLockKey, type ServiceContext } from './context.js';
 import { autoTopUpOnCrossing } from './credit-packs.js';
 import { prepareCustomer } from './customer-upkeep.js';
-import { customerLockKey } from './ledger.js';
+import { adjustFeatureUsage } from './feature-usage.js';
 import { persistLedger } from './ledger-persistence.js';
 import { requireCustomer } from './lookups.js';
 import { compilePricing } from './metering.js';
@@ -103,8 +103,7 @@ export async function recordFeatureUsage(
     byPeriod.set(periodStart, (byPeriod.get(periodStart) ?? Amount.ZERO).plus(use.quantity));
   }
   for (const [periodStart, quantity] of byPeriod) {
-    const used = await tx.plans.getFeatureUsage(workspaceId, customerId, featureId, periodStart);
-    await tx.plans.setFeatureUsage(workspaceId, customerId, featureId, periodStart, used.plus(quantity));
+    await adjustFeatureUsage(tx, { workspaceId, customerId, featureId, periodStart }, quantity);
   }
 }
 
@@ -151,13 +150,14 @@ async function evaluate(
   reads: ReadOperations,
   ledger: CreditLedger | null,
   input: { workspaceId: string; customerId: string; featureId: string; quantity: Amount; now: Instant },
-  known?: readonly Subscription[],
+  known: { readonly subscriptions?: readonly Subscription[]; readonly feature?: Feature | null } = {},
 ) {
   const { workspaceId, customerId, featureId, now } = input;
-  const subscriptions = known ?? (await reads.plans.subscriptionsOf(workspaceId, customerId));
+  const subscriptions = known.subscriptions ?? (await reads.plans.subscriptionsOf(workspaceId, customerId));
   // A customer with a subscription exists; only one without needs the lookup (404 vs no_entitlement).
   if (subscriptions.length === 0) await requireCustomer(reads, workspaceId, customerId);
-  const feature = await reads.plans.getFeature(workspaceId, featureId);
+  const feature =
+    known.feature !== undefined ? known.feature : await reads.plans.getFeature(workspaceId, featureId);
   if (!feature) throw notFound('feature', featureId);
   const resolved = await resolveEntitlement(ctx, reads, input, subscriptions);
   const credits = await creditsFor(reads, feature, customerId, input.quantity, now);
@@ -219,7 +219,7 @@ export async function checkNow(ctx: ServiceContext, input: CheckInput): Promise<
     );
     subscriptions = await reads.plans.subscriptionsOf(workspaceId, customerId);
   }
-  return present(await evaluate(ctx, reads, null, { ...input, now }, subscriptions), null);
+  return present(await evaluate(ctx, reads, null, { ...input, now }, { subscriptions }), null);
 }
 
 /**
@@ -241,14 +241,15 @@ export async function checkAndHold(
         ctx.ids,
       )
     : null;
-  const result = await evaluate(ctx, tx, ledger, input);
+  const result = await evaluate(ctx, tx, ledger, input, { feature });
   let holdId: string | null = null;
   if (result.decision.allowed) {
     // The quantity counts against the usage limit now, so concurrent held checks cannot pass it
     // together; a hold that is released or expires gives it back (see persistLedger).
     const usage =
       result.usage === null ? null : { quantity: input.quantity, periodStart: result.usage.periodStart };
-    if (usage !== null) await addUsage(tx, input, usage.periodStart, usage.quantity);
+    if (usage !== null)
+      await adjustFeatureUsage(tx, { ...input, periodStart: usage.periodStart }, usage.quantity);
     if (result.decision.reserve.isPositive()) {
       const availableBefore = result.ledger.availableAt(now);
       const hold = result.ledger.placeHold(
@@ -271,12 +272,6 @@ export async function checkAndHold(
     }
   }
   return present(result, holdId);
-}
-
-async function addUsage(tx: WriteOperations, input: CheckInput, periodStart: Instant, quantity: Amount) {
-  const { workspaceId, customerId, featureId } = input;
-  const used = await tx.plans.getFeatureUsage(workspaceId, customerId, featureId, periodStart);
-  await tx.plans.setFeatureUsage(workspaceId, customerId, featureId, periodStart, used.plus(quantity));
 }
 
 function present(result: Awaited<ReturnType<typeof evaluate>>, holdId: string | null): CheckResult {

@@ -1,7 +1,7 @@
-import { Amount } from '../domain/amount/amount.js';
 import type { CreditLedger } from '../domain/ledger/credit-ledger.js';
 import type { Instant } from '../domain/time/instant.js';
 import type { WriteOperations } from '../ports/storage.js';
+import { adjustFeatureUsage } from './feature-usage.js';
 
 /**
  * Persists what a ledger recorded, and what follows from it outside the ledger: a held check
@@ -19,9 +19,12 @@ export async function persistLedger(
   for (const hold of ledger.changedHolds) {
     if (hold.usage === null || hold.featureId === null) continue;
     if (hold.status !== 'released' && hold.status !== 'expired') continue;
-    const { quantity, periodStart } = hold.usage;
-    const used = await tx.plans.getFeatureUsage(workspaceId, hold.customerId, hold.featureId, periodStart);
-    const left = Amount.max(Amount.ZERO, used.minus(quantity));
-    await tx.plans.setFeatureUsage(workspaceId, hold.customerId, hold.featureId, periodStart, left);
+    const target = {
+      workspaceId,
+      customerId: hold.customerId,
+      featureId: hold.featureId,
+      periodStart: hold.usage.periodStart,
+    };
+    await adjustFeatureUsage(tx, target, hold.usage.quantity.negated());
   }
 }

@@ -8,7 +8,7 @@ import { requireCustomer } from '../../services/lookups.js';
 import { purchaseCreditPacks, setAutoTopUp } from '../../services/purchases.js';
 import { decodeCompositeKey } from '../../storage/sql/sql-store.js';
 import type { RouteDeps } from '../app.js';
-import { presentPage, readPageRequest } from '../pagination.js';
+import { presentIdPage, presentPage, readIdPage, readPageRequest } from '../pagination.js';
 import { readAutoTopUp, readCreditPack } from '../plan-input.js';
 import { presentAutoTopUp, presentCreditPack, presentPurchase } from '../plan-presenters.js';
 import {
@@ -21,7 +21,7 @@ import {
 } from '../plan-schemas.js';
 import { presentBalance, presentGrant } from '../presenters.js';
 import { BalanceBody, errorResponses, GrantBody, IdParams, ListOf, ListQuery } from '../schemas.js';
-import { catalogLockKey, presentIdPage, readIdPage } from './features-plans.js';
+import { catalogLockKey } from './features-plans.js';
 
 const PurchaseResponse = Type.Object({
   ...PurchaseBody.properties,

@@ -9,9 +9,8 @@ import {
   updateFeature,
   updatePlan,
 } from '../../services/catalog.js';
-import { decodeCompositeKey } from '../../storage/sql/sql-store.js';
 import type { RouteDeps } from '../app.js';
-import { presentPage, readPageRequest } from '../pagination.js';
+import { presentIdPage, readIdPage } from '../pagination.js';
 import { readFeature, readPlan } from '../plan-input.js';
 import { presentFeature, presentPlan } from '../plan-presenters.js';
 import {
@@ -26,26 +25,6 @@ import { errorResponses, IdParams, ListOf, ListQuery } from '../schemas.js';
 
 /** The workspace's catalogue lock: catalogue edits are rare and need no finer serialisation. */
 export const catalogLockKey = (workspaceId: string) => `${workspaceId}/#catalog`;
-
-/** Reads a page request whose resume key is a bare id. */
-export function readIdPage(query: Static<typeof ListQuery>): { afterId: string; limit: number } {
-  const page = readPageRequest(query);
-  return {
-    afterId: page.after === null ? '' : (decodeCompositeKey(page.after, 1)[0] ?? ''),
-    limit: page.limit,
-  };
-}
-
-/** Turns a page keyed by bare ids into the contract's list envelope. */
-export function presentIdPage<T extends { readonly id: string }, U>(
-  page: { items: readonly T[]; nextAfter: string | null },
-  present: (item: T) => U,
-) {
-  return presentPage(
-    { items: page.items, nextAfter: page.nextAfter === null ? null : JSON.stringify([page.nextAfter]) },
-    present,
-  );
-}
 
 const PlanVersionQuery = Type.Object(
   { version: Type.Optional(Type.String({ pattern: '^[0-9]{1,9}$' })) },

@@ -10,6 +10,7 @@ import {
   startSubscription,
 } from '../../services/subscriptions.js';
 import type { RouteDeps } from '../app.js';
+import { presentIdPage, readIdPage } from '../pagination.js';
 import { presentSubscription } from '../plan-presenters.js';
 import {
   CancelSubscriptionBody,
@@ -20,7 +21,6 @@ import {
 } from '../plan-schemas.js';
 import { readTime } from '../route-helpers.js';
 import { errorResponses, IdParams, ListOf, ListQuery } from '../schemas.js';
-import { presentIdPage, readIdPage } from './features-plans.js';
 
 /** Subscriptions: a customer on a plan version, with allowances that reset on anniversaries. */
 export function registerSubscriptionRoutes(app: FastifyInstance, { ctx, writer }: RouteDeps): void {
