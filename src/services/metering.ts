@@ -1,17 +1,25 @@
 import { Amount } from '../domain/amount/amount.js';
-import { BurndownError, ErrorCode, invalidRequest, notFound } from '../domain/errors.js';
+import { amountOutOfRange, BurndownError, ErrorCode, invalidRequest, notFound } from '../domain/errors.js';
 import { CreditLedger } from '../domain/ledger/credit-ledger.js';
 import { parseJsonPath } from '../domain/metering/json-path.js';
 import {
   AGGREGATIONS,
   type Aggregation,
   aggregateUsage,
+  isQuantityOutOfRange,
   type MeterDefinition,
   quantityOf,
   type UsageRow,
 } from '../domain/metering/meter.js';
 import type { AutoTopUp } from '../domain/plans/subscription.js';
-import { type Pricing, type RateDefinition, rateEvent, ratingPeriodStart } from '../domain/rating/rate.js';
+import {
+  type Pricing,
+  priceBound,
+  type RateDefinition,
+  rateEvent,
+  rateMatches,
+  ratingPeriodStart,
+} from '../domain/rating/rate.js';
 import type { Instant } from '../domain/time/instant.js';
 import type { WindowUnit } from '../domain/time/zoned.js';
 import type {
@@ -252,9 +260,17 @@ export function eventKeyOf(event: { readonly id: string; readonly source: string
 /**
  * What happened to each event of a batch. `negative_usage`: a meter of its type reads a negative
  * value (refused, so meters and rates never disagree). `failed`: its customer's transaction
- * failed unexpectedly; nothing of it was stored and it can be sent again.
+ * failed unexpectedly; nothing of it was stored and it can be sent again. `value_out_of_range`:
+ * its usage value, or its price by a rate, is past the value range (at most 20 integer digits),
+ * or its burn would carry a running total of its customer past the account range.
  */
-export type EventOutcome = 'accepted' | 'duplicate' | 'customer_not_found' | 'negative_usage' | 'failed';
+export type EventOutcome =
+  | 'accepted'
+  | 'duplicate'
+  | 'customer_not_found'
+  | 'negative_usage'
+  | 'value_out_of_range'
+  | 'failed';
 
 /**
  * Stores, dedups and rates a batch of events. Each customer's events are one transaction under
@@ -289,8 +305,13 @@ export async function ingestEvents(
   );
   settled.forEach((result, c) => {
     if (result.status === 'fulfilled') return;
-    // Rolled back: none of these customers' events is stored; the others' are, and say so.
-    for (const [, indexes] of chunks[c]!) for (const i of indexes) outcomes[i] = 'failed';
+    // Rolled back: none of these customers' events is stored; the others' are, and say so. A
+    // running total past the account range is no server error: those events can never be kept.
+    const outcome =
+      result.reason instanceof BurndownError && result.reason.code === ErrorCode.amountOutOfRange
+        ? 'value_out_of_range'
+        : 'failed';
+    for (const [, indexes] of chunks[c]!) for (const i of indexes) outcomes[i] = outcome;
     onGroupFailure?.(result.reason);
   });
   return outcomes;
@@ -323,6 +344,10 @@ async function ingestChunk(
       const event = events[i]!;
       if (hasNegativeUsage(rules, event)) {
         outcomes[i] = 'negative_usage';
+        continue;
+      }
+      if (isOutOfRange(rules, event)) {
+        outcomes[i] = 'value_out_of_range';
         continue;
       }
       const stored = {
@@ -380,6 +405,24 @@ function hasNegativeUsage(rules: RatingRules, event: IncomingEvent): boolean {
 }
 
 /**
+ * Whether a meter of the event's type reads a number past the value range from it, or a rate that
+ * matches it could price it past that range (whatever the usage before it): such an event is
+ * refused alone, before anything of it is stored.
+ */
+function isOutOfRange(rules: RatingRules, event: { readonly type: string; readonly data: unknown }): boolean {
+  for (const meter of rules.metersByEventType.get(event.type) ?? []) {
+    if (isQuantityOutOfRange(meter, event.data)) return true;
+  }
+  for (const { rate, meter } of rules.byEventType.get(event.type) ?? []) {
+    if (!rateMatches(rate, meter, event.data)) continue;
+    const quantity = quantityOf(meter, event.data);
+    if (quantity === null || quantity.isNegative()) continue;
+    if (!priceBound(rate.pricing, quantity).isWithinValueRange()) return true;
+  }
+  return false;
+}
+
+/**
  * Burns rated events of one customer inside one transaction: keeps the customer's ledgers (one
  * per credit type) and rating-period usage in memory and writes them once at the end.
  */
@@ -414,6 +457,9 @@ class Burner {
     const rated = rateEvent(rate, meter, event, usage.quantity);
     if (rated === null) return false;
     usage.quantity = usage.quantity.plus(rated.quantity);
+    if (!usage.quantity.isWithinAccountRange()) {
+      throw amountOutOfRange(`the usage of rate "${rate.id}" in this period`, { rate_id: rate.id });
+    }
     const featureId = this.featureOfRate.get(rate.id) ?? null;
     if (featureId !== null) {
       const uses = this.featureUsage.get(featureId) ?? [];
@@ -517,8 +563,15 @@ export async function quoteEvents(
   const rules = compileRules(await reads.listRatingRules(input.workspaceId));
   const usage = new Map<string, Amount>();
   const lines = new Map<string, { rateId: string; creditType: string; quantity: Amount; credits: Amount }>();
-  for (const event of input.events) {
+  for (const [index, event] of input.events.entries()) {
     const time = event.time ?? now;
+    if (isOutOfRange(rules, event)) {
+      throw new BurndownError(
+        ErrorCode.amountOutOfRange,
+        `events[${index}] has a usage value or a price past the value range (at most 20 integer digits)`,
+        { index },
+      );
+    }
     for (const { rate, meter } of rules.byEventType.get(event.type) ?? []) {
       const period = ratingPeriodStart(time);
       const key = `${rate.id}/${period}`;
