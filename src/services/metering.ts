@@ -334,6 +334,8 @@ async function ingestChunk(
 ): Promise<void> {
   const now = ctx.clock.now();
   const rules = compileRules(await tx.listRatingRules(workspaceId));
+  const featureOfRate = rules.seq > 0 ? await featuresByRate(tx, workspaceId) : new Map<string, string>();
+  const burners = new Map<string, Burner>();
   const candidates: { index: number; stored: StoredEvent }[] = [];
   for (const [customerId, indexes] of chunk) {
     if (!(await tx.getCustomer(workspaceId, customerId))) {
@@ -350,6 +352,19 @@ async function ingestChunk(
         outcomes[i] = 'value_out_of_range';
         continue;
       }
+      if (rules.byEventType.has(event.type)) {
+        let burner = burners.get(customerId);
+        if (!burner) {
+          burner = new Burner(ctx, tx, workspaceId, customerId, now, featureOfRate);
+          burners.set(customerId, burner);
+        }
+        // Before anything is stored: an event whose burns could carry a running total past the
+        // account range is refused alone (its batch's other events are kept).
+        if (!(await burner.reserve(event, rules))) {
+          outcomes[i] = 'value_out_of_range';
+          continue;
+        }
+      }
       const stored = {
         ...event,
         workspaceId,
@@ -361,8 +376,6 @@ async function ingestChunk(
     }
   }
   const inserted = await tx.insertEvents(candidates.map((c) => c.stored));
-  const featureOfRate = rules.seq > 0 ? await featuresByRate(tx, workspaceId) : new Map<string, string>();
-  const burners = new Map<string, Burner>();
   for (const { index, stored } of candidates) {
     // The first occurrence of a key in the batch is the one stored; later ones are duplicates.
     if (!inserted.delete(stored.eventKey)) {
@@ -432,6 +445,9 @@ class Burner {
   private readonly usage = new Map<string, { rateId: string; period: Instant; quantity: Amount }>();
   /** Uses of features (by rates that price them), each at its event's time. */
   private readonly featureUsage = new Map<string, { at: Instant; quantity: Amount }[]>();
+  /** Credits (by credit type) and rate usage (by rate and period) reserved by the events accepted so far. */
+  private readonly reservedCredits = new Map<string, Amount>();
+  private readonly reservedUsage = new Map<string, Amount>();
   /** Set once the customer was prepared (resets applied, auto top-up rule read). */
   private prepared: { autoTopUp: AutoTopUp | null } | null = null;
 
@@ -443,6 +459,52 @@ class Burner {
     private readonly now: Instant,
     private readonly featureOfRate: ReadonlyMap<string, string>,
   ) {}
+
+  /**
+   * Whether the burns of an event, at most what {@link priceBound} allows per rate, fit the account
+   * range on top of what the events before it reserved (its customer's `consumed` and `overage`
+   * accounts, and its rates' usage counters); if they do, reserves them. Conservative: a bound
+   * may exceed the price, and a reserved event may turn out a duplicate.
+   */
+  async reserve(event: IncomingEvent, rules: RatingRules): Promise<boolean> {
+    const credits = new Map<string, Amount>();
+    const usage = new Map<string, { rateId: string; period: Instant; quantity: Amount }>();
+    for (const { rate, meter } of rules.byEventType.get(event.type) ?? []) {
+      if (!rateMatches(rate, meter, event.data)) continue;
+      const quantity = quantityOf(meter, event.data);
+      if (quantity === null || quantity.isNegative()) continue;
+      const bound = priceBound(rate.pricing, quantity);
+      credits.set(rate.creditType, (credits.get(rate.creditType) ?? Amount.ZERO).plus(bound));
+      const period = ratingPeriodStart(event.time);
+      const key = `${rate.id}/${period}`;
+      const entry = usage.get(key) ?? { rateId: rate.id, period, quantity: Amount.ZERO };
+      entry.quantity = entry.quantity.plus(quantity);
+      usage.set(key, entry);
+    }
+    for (const [creditType, amount] of credits) {
+      if (!amount.isPositive()) continue;
+      const ledger = await this.ledger(creditType);
+      if (!ledger.canBurn((this.reservedCredits.get(creditType) ?? Amount.ZERO).plus(amount))) return false;
+    }
+    for (const [key, { rateId, period, quantity }] of usage) {
+      let reserved = this.reservedUsage.get(key);
+      if (reserved === undefined)
+        reserved = await this.tx.getRateUsage(this.workspaceId, this.customerId, rateId, period);
+      if (!reserved.plus(quantity).isWithinAccountRange()) return false;
+    }
+    for (const [creditType, amount] of credits)
+      this.reservedCredits.set(
+        creditType,
+        (this.reservedCredits.get(creditType) ?? Amount.ZERO).plus(amount),
+      );
+    for (const [key, { rateId, period, quantity }] of usage) {
+      const reserved =
+        this.reservedUsage.get(key) ??
+        (await this.tx.getRateUsage(this.workspaceId, this.customerId, rateId, period));
+      this.reservedUsage.set(key, reserved.plus(quantity));
+    }
+    return true;
+  }
 
   /** Rates one stored event with one rate; burns its credits (with overage) and records the burn once. */
   async burn(event: StoredEvent, rate: RateDefinition, meter: MeterDefinition): Promise<boolean> {

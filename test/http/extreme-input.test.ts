@@ -193,7 +193,24 @@ describe.each(DIALECTS)('extreme input ($name)', (dialect) => {
       { index: 0, error: expect.objectContaining({ code: 'value_out_of_range' }) },
     ]);
     expect(await observe(t, 'acme')).toEqual(before);
+    // In a batch, only the event that would pass the range is refused: the customer's smaller
+    // event and another customer's event are kept.
+    await expectStatus(t.post('/v1/customers', { id: 'beta' }), 201);
+    const batch = await expectStatus(
+      t.post('/v1/events', [
+        event('e-big-2', '99999999999999999999'),
+        event('e-small', '2'),
+        { ...event('e-beta', '99999999999999999999'), customer_id: 'beta' },
+      ]),
+      202,
+    );
+    expect(batch.accepted).toBe(2);
+    expect(batch.rejected).toEqual([
+      { index: 0, error: expect.objectContaining({ code: 'value_out_of_range' }) },
+    ]);
+    await expectReadable(t, 'beta');
     // Smaller writes still go through.
+    expect((await t.get('/v1/customers/acme/balance')).json().available).toBe('998');
     await expectStatus(t.post('/v1/customers/acme/grants', { amount: '1' }), 201);
     await expectStatus(t.post('/v1/customers/acme/debits', { amount: '1' }), 201);
     await expectReadable(t, 'acme');
