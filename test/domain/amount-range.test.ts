@@ -84,13 +84,11 @@ describe('price bound', () => {
   const amount = (maxUnits: bigint) => fc.bigInt({ min: 0n, max: maxUnits }).map(Amount.fromUnits);
   const pricing: fc.Arbitrary<Pricing> = fc.oneof(
     amount(10n ** 20n).map((creditsPerUnit) => ({ kind: 'per_unit' as const, creditsPerUnit })),
-    fc
-      .tuple(amount(10n ** 20n), amount(10n ** 20n))
-      .map(([size, credits]) => ({
-        kind: 'package' as const,
-        size: size.plus(Amount.fromUnits(1n)),
-        credits,
-      })),
+    fc.tuple(amount(10n ** 20n), amount(10n ** 20n)).map(([size, credits]) => ({
+      kind: 'package' as const,
+      size: size.plus(Amount.fromUnits(1n)),
+      credits,
+    })),
     fc
       .array(fc.tuple(amount(10n ** 16n), amount(10n ** 20n)), { minLength: 1, maxLength: 4 })
       .map((steps) => {
