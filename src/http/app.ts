@@ -223,7 +223,8 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
     if (request.routeOptions.url !== '/v1/events') inputs.push([request.body, 'the body']);
     for (const [value, where] of inputs) {
       const problem = jsonValueProblem(value, where);
-      if (problem !== null) throw invalidRequest(problem, { limit_depth: MAX_JSON_DEPTH });
+      if (problem !== null)
+        throw invalidRequest(problem, problem.includes('nested') ? { max_depth: MAX_JSON_DEPTH } : {});
     }
   });
 

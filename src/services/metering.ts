@@ -486,23 +486,20 @@ class Burner {
       const ledger = await this.ledger(creditType);
       if (!ledger.canBurn((this.reservedCredits.get(creditType) ?? Amount.ZERO).plus(amount))) return false;
     }
-    for (const [key, { rateId, period, quantity }] of usage) {
-      let reserved = this.reservedUsage.get(key);
-      if (reserved === undefined)
-        reserved = await this.tx.getRateUsage(this.workspaceId, this.customerId, rateId, period);
-      if (!reserved.plus(quantity).isWithinAccountRange()) return false;
-    }
-    for (const [creditType, amount] of credits)
-      this.reservedCredits.set(
-        creditType,
-        (this.reservedCredits.get(creditType) ?? Amount.ZERO).plus(amount),
-      );
+    const usageAfter = new Map<string, Amount>();
     for (const [key, { rateId, period, quantity }] of usage) {
       const reserved =
         this.reservedUsage.get(key) ??
         (await this.tx.getRateUsage(this.workspaceId, this.customerId, rateId, period));
-      this.reservedUsage.set(key, reserved.plus(quantity));
+      const after = reserved.plus(quantity);
+      if (!after.isWithinAccountRange()) return false;
+      usageAfter.set(key, after);
     }
+    for (const [creditType, amount] of credits) {
+      const reserved = this.reservedCredits.get(creditType) ?? Amount.ZERO;
+      this.reservedCredits.set(creditType, reserved.plus(amount));
+    }
+    for (const [key, after] of usageAfter) this.reservedUsage.set(key, after);
     return true;
   }
 

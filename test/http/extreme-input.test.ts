@@ -274,6 +274,7 @@ describe.each(DIALECTS)('extreme input ($name)', (dialect) => {
       const res = await t.post(url, body);
       expectErrorEnvelope(res, 400, 'invalid_request');
       expect(res.json().error.message).toContain('32 levels');
+      expect(res.json().error.details).toEqual({ max_depth: 32 });
     }
     expect(await observe(t, 'acme')).toEqual(before);
     expect((await t.get('/v1/customers/deep')).statusCode).toBe(404);
