@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { loadConfig } from '../config/config.js';
-import { parseInstant } from '../domain/time/instant.js';
+import { parseInstant, whyNotAnInstant } from '../domain/time/instant.js';
 import { presentBalance } from '../http/presenters.js';
 import { createContext, openStorage, startServer } from '../main.js';
 import { DEFAULT_CREDIT_TYPE, DEFAULT_WORKSPACE } from '../services/context.js';
@@ -102,7 +102,7 @@ program
     const storage = await openStorage(config.databaseUrl, { poolSize: config.pgPoolSize });
     try {
       const at = options.at === undefined ? null : parseInstant(options.at);
-      if (options.at !== undefined && at === null) throw new Error('--at must be an RFC 3339 timestamp');
+      if (options.at !== undefined && at === null) throw new Error(`--at ${whyNotAnInstant(options.at)}`);
       const balance = await readBalance(createContext(storage), {
         key: { workspaceId: options.workspace, customerId: customer, creditType: options.creditType },
         at,
@@ -127,7 +127,7 @@ program
       const time = (text: string | undefined, name: string) => {
         if (text === undefined) return null;
         const at = parseInstant(text);
-        if (at === null) throw new Error(`--${name} must be an RFC 3339 timestamp`);
+        if (at === null) throw new Error(`--${name} ${whyNotAnInstant(text)}`);
         return at;
       };
       const progress = new ProgressLine(process.stderr);

@@ -10,6 +10,8 @@ export const ErrorCode = {
   alreadyExists: 'already_exists',
   invalidRequest: 'invalid_request',
   invalidAmount: 'invalid_amount',
+  /** A write that would carry a running total (an account, a usage counter) past the amount range. */
+  amountOutOfRange: 'amount_out_of_range',
   insufficientCredits: 'insufficient_credits',
   grantNotActive: 'grant_not_active',
   holdNotActive: 'hold_not_active',
@@ -54,4 +56,16 @@ export function notFound(kind: string, id: string): BurndownError {
 /** Shorthand for a field that failed validation. */
 export function invalidRequest(message: string, details: ErrorDetails = {}): BurndownError {
   return new BurndownError(ErrorCode.invalidRequest, message, details);
+}
+
+/**
+ * Refuses a write that would carry a running total past the amount range (README "Amount range"):
+ * a 4xx the client can act on, never a value the stores cannot hold or read back.
+ */
+export function amountOutOfRange(what: string, details: ErrorDetails = {}): BurndownError {
+  return new BurndownError(
+    ErrorCode.amountOutOfRange,
+    `${what} would leave the amount range (a running total stays below 10^30 in magnitude)`,
+    details,
+  );
 }

@@ -1,12 +1,13 @@
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, LogController } from 'fastify';
-import { BurndownError, ErrorCode } from '../domain/errors.js';
+import { BurndownError, ErrorCode, invalidRequest } from '../domain/errors.js';
 import type { ApiKeyScope } from '../ports/storage.js';
 import { ApiKeyResolver, type RouteScope, scopeAllows } from '../services/api-keys.js';
 import type { ServiceContext } from '../services/context.js';
 import { statusOfErrorCode } from './error-status.js';
 import { NOT_JSON_BODY } from './event-parsing.js';
 import { errorBody, IdempotentWriter } from './idempotent-write.js';
+import { jsonValueProblem, MAX_JSON_DEPTH } from './json-limits.js';
 import { Metrics } from './metrics.js';
 import { registerApiKeyRoutes } from './routes/api-keys.js';
 import { registerBalanceRoutes } from './routes/balances.js';
@@ -209,6 +210,22 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
       );
     }
     request.auth = { workspaceId: record.workspaceId, scope: record.scope };
+  });
+
+  // Deep nesting and NUL characters are refused before validation, so neither reaches a
+  // recursive serialiser or a store (events are checked one by one instead: a bad one is
+  // rejected alone).
+  app.addHook('preValidation', async (request) => {
+    const inputs: [unknown, string][] = [
+      [request.query, 'the query'],
+      [request.params, 'the path'],
+    ];
+    if (request.routeOptions.url !== '/v1/events') inputs.push([request.body, 'the body']);
+    for (const [value, where] of inputs) {
+      const problem = jsonValueProblem(value, where);
+      if (problem !== null)
+        throw invalidRequest(problem, problem.includes('nested') ? { max_depth: MAX_JSON_DEPTH } : {});
+    }
   });
 
   app.addHook('onResponse', async (request, reply) => {

@@ -27,6 +27,7 @@ export function statusOfErrorCode(code: ErrorCode): number {
     case 'unsupported_media_type':
       return 415;
     case 'idempotency_key_reused':
+    case 'amount_out_of_range':
       return 422;
     case 'internal_error':
       return 500;

@@ -1,16 +1,18 @@
-import { parseInstant } from '../domain/time/instant.js';
+import { parseInstant, whyNotAnInstant } from '../domain/time/instant.js';
 import type { IncomingEvent } from '../services/metering.js';
+import { jsonValueProblem } from './json-limits.js';
 
 /** Marks a binary-mode CloudEvent body that is not JSON (its data cannot be metered). */
 export const NOT_JSON_BODY = Symbol('not a JSON body');
 
 /** Why one event of a batch was refused. */
 export interface EventRejection {
-  readonly code: 'invalid_event' | 'customer_not_found' | 'internal_error';
+  readonly code: 'invalid_event' | 'customer_not_found' | 'value_out_of_range' | 'internal_error';
   readonly message: string;
 }
 
-const ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** A customer id, as the `Id` schema has it (no `.` or `..` alone, no `..` inside). */
+const ID = /^(?!\.{1,2}$)(?!.*\.\.)[A-Za-z0-9._:-]{1,128}$/;
 const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 const text = (v: unknown, max: number) => typeof v === 'string' && v.length > 0 && v.length <= max;
@@ -18,13 +20,15 @@ const text = (v: unknown, max: number) => typeof v === 'string' && v.length > 0 
 /** A native event: `{"id", "type", "customer_id", "time", "data"}`, all required. */
 export function parseNativeEvent(raw: unknown): IncomingEvent | EventRejection {
   if (!isObject(raw)) return invalid('an event must be a JSON object');
+  const problem = jsonValueProblem(raw, 'the event');
+  if (problem !== null) return invalid(problem);
   if (!text(raw['id'], 256)) return invalid('id must be a string of 1 to 256 characters');
   if (!text(raw['type'], 256)) return invalid('type must be a string of 1 to 256 characters');
   if (typeof raw['customer_id'] !== 'string' || !ID.test(raw['customer_id'])) {
     return invalid('customer_id must be a customer id');
   }
   const time = typeof raw['time'] === 'string' ? parseInstant(raw['time']) : null;
-  if (time === null) return invalid('time must be an RFC 3339 timestamp');
+  if (time === null) return invalidTime(raw['time']);
   if (!isObject(raw['data'])) return invalid('data must be a JSON object');
   for (const key of Object.keys(raw)) {
     if (!['id', 'type', 'customer_id', 'time', 'data'].includes(key)) return invalid(`unknown field ${key}`);
@@ -45,6 +49,8 @@ export function parseNativeEvent(raw: unknown): IncomingEvent | EventRejection {
  */
 export function parseCloudEvent(raw: unknown, now: number): IncomingEvent | EventRejection {
   if (!isObject(raw)) return invalid('a CloudEvent must be a JSON object');
+  const problem = jsonValueProblem(raw, 'the event');
+  if (problem !== null) return invalid(problem);
   if (raw['specversion'] !== '1.0') return invalid('specversion must be "1.0"');
   if (!text(raw['id'], 256)) return invalid('id must be a non-empty string');
   if (!text(raw['source'], 1024)) return invalid('source must be a non-empty string');
@@ -54,7 +60,7 @@ export function parseCloudEvent(raw: unknown, now: number): IncomingEvent | Even
   let time = now;
   if (raw['time'] !== undefined) {
     const parsed = typeof raw['time'] === 'string' ? parseInstant(raw['time']) : null;
-    if (parsed === null) return invalid('time must be an RFC 3339 timestamp');
+    if (parsed === null) return invalidTime(raw['time']);
     time = parsed;
   }
   let data: unknown = raw['data'];
@@ -73,6 +79,11 @@ export function parseCloudEvent(raw: unknown, now: number): IncomingEvent | Even
     }
   }
   if (!isObject(data)) return invalid('data must be a JSON object');
+  if (data !== raw['data']) {
+    // Data decoded from text was not part of the check above.
+    const dataProblem = jsonValueProblem(data, 'the event data');
+    if (dataProblem !== null) return invalid(dataProblem);
+  }
   return {
     id: raw['id'] as string,
     source: raw['source'] as string,
@@ -107,6 +118,12 @@ export function parseBinaryCloudEvent(
       data: body,
     },
     now,
+  );
+}
+
+function invalidTime(time: unknown): EventRejection {
+  return invalid(
+    `time ${typeof time === 'string' ? whyNotAnInstant(time) : 'must be an RFC 3339 timestamp'}`,
   );
 }
 

@@ -5,6 +5,8 @@ import type { Instant } from '../domain/time/instant.js';
 import type { WriteOperations } from '../ports/storage.js';
 import type { ServiceContext } from '../services/context.js';
 import { statusOfErrorCode } from './error-status.js';
+import { NOT_JSON_BODY } from './event-parsing.js';
+import { canonicalJson, jsonValueProblem } from './json-limits.js';
 
 /** What a write route answers: a status and a JSON body (success or a business refusal). */
 export interface WriteResult {
@@ -110,7 +112,7 @@ export class IdempotentWriter {
     }
     const fingerprint = createHash('sha256')
       .update(`${request.method} ${request.url}\n`)
-      .update(request.rawBody ?? '')
+      .update(fingerprintBody(request))
       .digest('hex');
     const flightKey = `${request.auth.workspaceId}\u0000${header}`;
     if (this.inFlight.has(flightKey)) {
@@ -171,4 +173,18 @@ export class IdempotentWriter {
 function send(reply: FastifyReply, status: number, text: string, replayed: boolean): FastifyReply {
   if (replayed) reply.header('idempotent-replayed', 'true');
   return reply.code(status).type('application/json; charset=utf-8').send(text);
+}
+
+/**
+ * What an Idempotency-Key fingerprint covers of the body: the parsed request in canonical form
+ * (key order and whitespace do not make a different request), or the raw text when the body is
+ * not parsed JSON (a binary-mode CloudEvent) or fails the JSON limits (an event batch, checked
+ * per event).
+ */
+function fingerprintBody(request: FastifyRequest): string {
+  const body = request.body;
+  if (body === undefined) return '';
+  const parsedJson = !(typeof body === 'object' && body !== null && NOT_JSON_BODY in body);
+  if (parsedJson && jsonValueProblem(body) === null) return `json:${canonicalJson(body)}`;
+  return `raw:${request.rawBody ?? ''}`;
 }

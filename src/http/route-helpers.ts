@@ -1,5 +1,5 @@
 import { BurndownError, ErrorCode, invalidRequest } from '../domain/errors.js';
-import { type Instant, parseInstant } from '../domain/time/instant.js';
+import { type Instant, parseInstant, whyNotAnInstant } from '../domain/time/instant.js';
 import { type Refusal, refusalError } from '../services/ledger.js';
 import { statusOfErrorCode } from './error-status.js';
 import { errorBody, type WriteResult } from './idempotent-write.js';
@@ -7,8 +7,7 @@ import { errorBody, type WriteResult } from './idempotent-write.js';
 /** Parses an RFC 3339 field or refuses with 400 naming the field. */
 export function readTime(text: string, field: string): Instant {
   const instant = parseInstant(text);
-  if (instant === null)
-    throw invalidRequest(`${field} must be an RFC 3339 timestamp in the years 1000 to 8999`, { field });
+  if (instant === null) throw invalidRequest(`${field} ${whyNotAnInstant(text)}`, { field });
   return instant;
 }
 

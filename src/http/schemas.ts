@@ -9,8 +9,14 @@ import { GRANT_CATEGORIES, GRANT_STATUSES } from '../domain/ledger/types.js';
 /** Marks a schema as a credit amount so a validation failure maps to `invalid_amount`. */
 const AMOUNT_MARK = { 'x-amount': true } as const;
 
-/** A client-chosen id. */
-export const Id = Type.String({ pattern: '^[A-Za-z0-9._:-]{1,128}$', description: 'Client-chosen id' });
+/**
+ * A client-chosen id: 1 to 128 of `A–Z a–z 0–9 . _ : -`, but not `.` or `..` and without `..`
+ * inside, so an id is never read as a path segment that climbs (ids travel in URL paths).
+ */
+export const Id = Type.String({
+  pattern: '^(?!\\.{1,2}$)(?!.*\\.\\.)[A-Za-z0-9._:-]{1,128}$',
+  description: 'Client-chosen id: 1 to 128 of A-Z a-z 0-9 . _ : - (not "." or "..", no "..")',
+});
 /** A server-made opaque id, as it appears in paths. */
 export const OpaqueId = Type.String({ pattern: '^[A-Za-z0-9_]{1,64}$' });
 /** An amount of credits: a decimal string, at most 12 decimals; JSON numbers are refused. */

@@ -1,17 +1,25 @@
 import { Amount } from '../domain/amount/amount.js';
-import { BurndownError, ErrorCode, invalidRequest, notFound } from '../domain/errors.js';
+import { amountOutOfRange, BurndownError, ErrorCode, invalidRequest, notFound } from '../domain/errors.js';
 import { CreditLedger } from '../domain/ledger/credit-ledger.js';
 import { parseJsonPath } from '../domain/metering/json-path.js';
 import {
   AGGREGATIONS,
   type Aggregation,
   aggregateUsage,
+  isQuantityOutOfRange,
   type MeterDefinition,
   quantityOf,
   type UsageRow,
 } from '../domain/metering/meter.js';
 import type { AutoTopUp } from '../domain/plans/subscription.js';
-import { type Pricing, type RateDefinition, rateEvent, ratingPeriodStart } from '../domain/rating/rate.js';
+import {
+  type Pricing,
+  priceBound,
+  type RateDefinition,
+  rateEvent,
+  rateMatches,
+  ratingPeriodStart,
+} from '../domain/rating/rate.js';
 import type { Instant } from '../domain/time/instant.js';
 import type { WindowUnit } from '../domain/time/zoned.js';
 import type {
@@ -252,9 +260,17 @@ export function eventKeyOf(event: { readonly id: string; readonly source: string
 /**
  * What happened to each event of a batch. `negative_usage`: a meter of its type reads a negative
  * value (refused, so meters and rates never disagree). `failed`: its customer's transaction
- * failed unexpectedly; nothing of it was stored and it can be sent again.
+ * failed unexpectedly; nothing of it was stored and it can be sent again. `value_out_of_range`:
+ * its usage value, or its price by a rate, is past the value range (at most 20 integer digits),
+ * or its burn would carry a running total of its customer past the account range.
  */
-export type EventOutcome = 'accepted' | 'duplicate' | 'customer_not_found' | 'negative_usage' | 'failed';
+export type EventOutcome =
+  | 'accepted'
+  | 'duplicate'
+  | 'customer_not_found'
+  | 'negative_usage'
+  | 'value_out_of_range'
+  | 'failed';
 
 /**
  * Stores, dedups and rates a batch of events. Each customer's events are one transaction under
@@ -289,8 +305,13 @@ export async function ingestEvents(
   );
   settled.forEach((result, c) => {
     if (result.status === 'fulfilled') return;
-    // Rolled back: none of these customers' events is stored; the others' are, and say so.
-    for (const [, indexes] of chunks[c]!) for (const i of indexes) outcomes[i] = 'failed';
+    // Rolled back: none of these customers' events is stored; the others' are, and say so. A
+    // running total past the account range is no server error: those events can never be kept.
+    const outcome =
+      result.reason instanceof BurndownError && result.reason.code === ErrorCode.amountOutOfRange
+        ? 'value_out_of_range'
+        : 'failed';
+    for (const [, indexes] of chunks[c]!) for (const i of indexes) outcomes[i] = outcome;
     onGroupFailure?.(result.reason);
   });
   return outcomes;
@@ -313,6 +334,8 @@ async function ingestChunk(
 ): Promise<void> {
   const now = ctx.clock.now();
   const rules = compileRules(await tx.listRatingRules(workspaceId));
+  const featureOfRate = rules.seq > 0 ? await featuresByRate(tx, workspaceId) : new Map<string, string>();
+  const burners = new Map<string, Burner>();
   const candidates: { index: number; stored: StoredEvent }[] = [];
   for (const [customerId, indexes] of chunk) {
     if (!(await tx.getCustomer(workspaceId, customerId))) {
@@ -325,6 +348,23 @@ async function ingestChunk(
         outcomes[i] = 'negative_usage';
         continue;
       }
+      if (isOutOfRange(rules, event)) {
+        outcomes[i] = 'value_out_of_range';
+        continue;
+      }
+      if (rules.byEventType.has(event.type)) {
+        let burner = burners.get(customerId);
+        if (!burner) {
+          burner = new Burner(ctx, tx, workspaceId, customerId, now, featureOfRate);
+          burners.set(customerId, burner);
+        }
+        // Before anything is stored: an event whose burns could carry a running total past the
+        // account range is refused alone (its batch's other events are kept).
+        if (!(await burner.reserve(event, rules))) {
+          outcomes[i] = 'value_out_of_range';
+          continue;
+        }
+      }
       const stored = {
         ...event,
         workspaceId,
@@ -336,8 +376,6 @@ async function ingestChunk(
     }
   }
   const inserted = await tx.insertEvents(candidates.map((c) => c.stored));
-  const featureOfRate = rules.seq > 0 ? await featuresByRate(tx, workspaceId) : new Map<string, string>();
-  const burners = new Map<string, Burner>();
   for (const { index, stored } of candidates) {
     // The first occurrence of a key in the batch is the one stored; later ones are duplicates.
     if (!inserted.delete(stored.eventKey)) {
@@ -380,6 +418,24 @@ function hasNegativeUsage(rules: RatingRules, event: IncomingEvent): boolean {
 }
 
 /**
+ * Whether a meter of the event's type reads a number past the value range from it, or a rate that
+ * matches it could price it past that range (whatever the usage before it): such an event is
+ * refused alone, before anything of it is stored.
+ */
+function isOutOfRange(rules: RatingRules, event: { readonly type: string; readonly data: unknown }): boolean {
+  for (const meter of rules.metersByEventType.get(event.type) ?? []) {
+    if (isQuantityOutOfRange(meter, event.data)) return true;
+  }
+  for (const { rate, meter } of rules.byEventType.get(event.type) ?? []) {
+    if (!rateMatches(rate, meter, event.data)) continue;
+    const quantity = quantityOf(meter, event.data);
+    if (quantity === null || quantity.isNegative()) continue;
+    if (!priceBound(rate.pricing, quantity).isWithinValueRange()) return true;
+  }
+  return false;
+}
+
+/**
  * Burns rated events of one customer inside one transaction: keeps the customer's ledgers (one
  * per credit type) and rating-period usage in memory and writes them once at the end.
  */
@@ -389,6 +445,9 @@ class Burner {
   private readonly usage = new Map<string, { rateId: string; period: Instant; quantity: Amount }>();
   /** Uses of features (by rates that price them), each at its event's time. */
   private readonly featureUsage = new Map<string, { at: Instant; quantity: Amount }[]>();
+  /** Credits (by credit type) and rate usage (by rate and period) reserved by the events accepted so far. */
+  private readonly reservedCredits = new Map<string, Amount>();
+  private readonly reservedUsage = new Map<string, Amount>();
   /** Set once the customer was prepared (resets applied, auto top-up rule read). */
   private prepared: { autoTopUp: AutoTopUp | null } | null = null;
 
@@ -400,6 +459,49 @@ class Burner {
     private readonly now: Instant,
     private readonly featureOfRate: ReadonlyMap<string, string>,
   ) {}
+
+  /**
+   * Whether the burns of an event, at most what {@link priceBound} allows per rate, fit the account
+   * range on top of what the events before it reserved (its customer's `consumed` and `overage`
+   * accounts, and its rates' usage counters); if they do, reserves them. Conservative: a bound
+   * may exceed the price, and a reserved event may turn out a duplicate.
+   */
+  async reserve(event: IncomingEvent, rules: RatingRules): Promise<boolean> {
+    const credits = new Map<string, Amount>();
+    const usage = new Map<string, { rateId: string; period: Instant; quantity: Amount }>();
+    for (const { rate, meter } of rules.byEventType.get(event.type) ?? []) {
+      if (!rateMatches(rate, meter, event.data)) continue;
+      const quantity = quantityOf(meter, event.data);
+      if (quantity === null || quantity.isNegative()) continue;
+      const bound = priceBound(rate.pricing, quantity);
+      credits.set(rate.creditType, (credits.get(rate.creditType) ?? Amount.ZERO).plus(bound));
+      const period = ratingPeriodStart(event.time);
+      const key = `${rate.id}/${period}`;
+      const entry = usage.get(key) ?? { rateId: rate.id, period, quantity: Amount.ZERO };
+      entry.quantity = entry.quantity.plus(quantity);
+      usage.set(key, entry);
+    }
+    for (const [creditType, amount] of credits) {
+      if (!amount.isPositive()) continue;
+      const ledger = await this.ledger(creditType);
+      if (!ledger.canBurn((this.reservedCredits.get(creditType) ?? Amount.ZERO).plus(amount))) return false;
+    }
+    const usageAfter = new Map<string, Amount>();
+    for (const [key, { rateId, period, quantity }] of usage) {
+      const reserved =
+        this.reservedUsage.get(key) ??
+        (await this.tx.getRateUsage(this.workspaceId, this.customerId, rateId, period));
+      const after = reserved.plus(quantity);
+      if (!after.isWithinAccountRange()) return false;
+      usageAfter.set(key, after);
+    }
+    for (const [creditType, amount] of credits) {
+      const reserved = this.reservedCredits.get(creditType) ?? Amount.ZERO;
+      this.reservedCredits.set(creditType, reserved.plus(amount));
+    }
+    for (const [key, after] of usageAfter) this.reservedUsage.set(key, after);
+    return true;
+  }
 
   /** Rates one stored event with one rate; burns its credits (with overage) and records the burn once. */
   async burn(event: StoredEvent, rate: RateDefinition, meter: MeterDefinition): Promise<boolean> {
@@ -414,6 +516,9 @@ class Burner {
     const rated = rateEvent(rate, meter, event, usage.quantity);
     if (rated === null) return false;
     usage.quantity = usage.quantity.plus(rated.quantity);
+    if (!usage.quantity.isWithinAccountRange()) {
+      throw amountOutOfRange(`the usage of rate "${rate.id}" in this period`, { rate_id: rate.id });
+    }
     const featureId = this.featureOfRate.get(rate.id) ?? null;
     if (featureId !== null) {
       const uses = this.featureUsage.get(featureId) ?? [];
@@ -517,8 +622,15 @@ export async function quoteEvents(
   const rules = compileRules(await reads.listRatingRules(input.workspaceId));
   const usage = new Map<string, Amount>();
   const lines = new Map<string, { rateId: string; creditType: string; quantity: Amount; credits: Amount }>();
-  for (const event of input.events) {
+  for (const [index, event] of input.events.entries()) {
     const time = event.time ?? now;
+    if (isOutOfRange(rules, event)) {
+      throw new BurndownError(
+        ErrorCode.amountOutOfRange,
+        `events[${index}] has a usage value or a price past the value range (at most 20 integer digits)`,
+        { index },
+      );
+    }
     for (const { rate, meter } of rules.byEventType.get(event.type) ?? []) {
       const period = ratingPeriodStart(time);
       const key = `${rate.id}/${period}`;

@@ -3,8 +3,8 @@ import { describe, expect, it } from 'vitest';
 import {
   AMOUNT_SCALE,
   Amount,
+  MAX_ACCOUNT_INTEGER_DIGITS,
   MAX_INTEGER_DIGITS,
-  MAX_STORED_INTEGER_DIGITS,
 } from '../../src/domain/amount/amount.js';
 
 const ONE = 10n ** 12n;
@@ -217,14 +217,31 @@ describe('Amount.parse / toString', () => {
     expect(Amount.parse(`000${twenty}`).units).toBe(BigInt(twenty) * ONE);
     expect(Amount.tryParse(`1${'0'.repeat(MAX_INTEGER_DIGITS)}`)).toBe('too_large');
     expect(Amount.tryParse(`-1${'0'.repeat(MAX_INTEGER_DIGITS)}`)).toBe('too_large');
-    // Stored values (sums of client amounts) may be longer, up to what NUMERIC(48,12) holds.
+    // Stored values (sums of client amounts) may be longer, and always read back, whatever their length.
     expect(Amount.parse(`1${'0'.repeat(MAX_INTEGER_DIGITS)}`).toString()).toBe(
       `1${'0'.repeat(MAX_INTEGER_DIGITS)}`,
     );
-    expect(() => Amount.parse(`1${'0'.repeat(MAX_STORED_INTEGER_DIGITS)}`)).toThrow(RangeError);
+    expect(Amount.parse(`1${'0'.repeat(40)}`).toString()).toBe(`1${'0'.repeat(40)}`);
     // The contract's minimum: 15 integer digits with 12 decimals, exact.
     const contract = '999999999999999.999999999999';
     expect(Amount.parse(contract).toString()).toBe(contract);
+  });
+
+  it('decides the value range (20 integer digits) and the account range (below 10^30) in one place', () => {
+    const maxValue = Amount.parse(`-${'9'.repeat(MAX_INTEGER_DIGITS)}.999999999999`);
+    expect(maxValue.isWithinValueRange()).toBe(true);
+    expect(maxValue.minus(Amount.fromUnits(1n)).isWithinValueRange()).toBe(false);
+    const maxAccount = Amount.parse('9'.repeat(MAX_ACCOUNT_INTEGER_DIGITS));
+    expect(maxAccount.isWithinAccountRange()).toBe(true);
+    expect(maxAccount.isWithinValueRange()).toBe(false);
+    expect(maxAccount.plus(Amount.of(1n)).isWithinAccountRange()).toBe(false);
+    expect(maxAccount.plus(Amount.of(1n)).negated().isWithinAccountRange()).toBe(false);
+  });
+
+  it('accepts trailing zeros past the 12th decimal (they carry no value) and refuses any other 13th digit', () => {
+    expect(Amount.tryParse('1.000000000000000')).toEqual(Amount.of(1n));
+    expect(Amount.tryParse('0.0000000000010')).toEqual(Amount.fromUnits(1n));
+    expect(Amount.tryParse('1.0000000000001')).toBe('too_many_decimals');
   });
 
   it('Amount.of takes whole credits or text; fromUnits(0) is ZERO', () => {

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { formatInstant, parseInstant } from '../../src/domain/time/instant.js';
+import { formatInstant, parseInstant, whyNotAnInstant } from '../../src/domain/time/instant.js';
 
 describe('instants', () => {
   it('format exactly as Date#toISOString over years 0–9999', () => {
@@ -38,5 +38,13 @@ describe('instants', () => {
     ]) {
       expect(parseInstant(bad)).toBeNull();
     }
+  });
+
+  it('explains a refusal: a leap second, a year out of range, or not RFC 3339', () => {
+    expect(parseInstant('2026-06-30T23:59:60Z')).toBeNull();
+    expect(whyNotAnInstant('2026-06-30T23:59:60Z')).toMatch(/leap second.*:59\.999/);
+    expect(whyNotAnInstant('2016-12-31T23:59:60.5+00:00')).toMatch(/leap second/);
+    expect(whyNotAnInstant('0999-01-01T00:00:00Z')).toBe('must be in the years 1000 to 8999');
+    expect(whyNotAnInstant('yesterday')).toMatch(/^must be an RFC 3339 timestamp/);
   });
 });

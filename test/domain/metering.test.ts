@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { type JsonPath, parseJsonPath, readJsonPath } from '../../src/domain/metering/json-path.js';
 import { type Aggregation, aggregateUsage, type MeterDefinition } from '../../src/domain/metering/meter.js';
-import { usageValueFrom } from '../../src/domain/metering/usage-value.js';
+import { isUsageValueOutOfRange, usageValueFrom } from '../../src/domain/metering/usage-value.js';
 import type { WindowUnit } from '../../src/domain/time/zoned.js';
 
 /*
@@ -480,11 +480,17 @@ describe('usageValueFrom', () => {
     expect(text(-0)).toBe('0');
   });
 
-  it('reads exponent numbers above 1e20 exactly (2e21 → 2000000000000000000000), not silently unmetered', () => {
-    // 2e21 is an exact double and its expansion is exact; a usage value must not vanish from
-    // metering (and rating) because it has more integer digits than a client-sent credit amount.
-    expect(text(2e21)).toBe('2000000000000000000000');
-    expect(text(1e20)).toBe('100000000000000000000');
+  it('reads exponent numbers up to 20 integer digits exactly; past them a value is out of range, not silently unmetered', () => {
+    // A usage value has the range of a client's value (README "Amount range"): ingest refuses an
+    // event with a larger one (value_out_of_range) instead of storing a value nothing can meter.
+    expect(text(9.9e19)).toBe('99000000000000000000');
+    expect(text('99999999999999999999.999999999999')).toBe('99999999999999999999.999999999999');
+    for (const big of [1e20, 2e21, 1e35, 1e300, '1e35', '1E+400', `1${'0'.repeat(36)}`, '-1e20']) {
+      expect(usageValueFrom(big)).toBeNull();
+      expect(isUsageValueOutOfRange(big)).toBe(true);
+    }
+    for (const fine of [1e19, '0e500', 'abc', true, null, 1e-13])
+      expect(isUsageValueOutOfRange(fine)).toBe(false);
   });
 
   it('reads decimal strings, with exponents and surrounding spaces', () => {

@@ -2,22 +2,33 @@
  * Exact decimal amounts of credits.
  *
  * Credits never touch binary floating point: an {@link Amount} is a signed integer count of
- * 10^-12 credit units held in a `bigint`, so addition and comparison are exact and any number of
- * integer digits is representable. Rounding happens only in {@link Amount.mulRatio}, and only
- * where a caller names the rounding rule.
+ * 10^-12 credit units held in a `bigint`, so addition and comparison are exact. Rounding happens
+ * only in {@link Amount.mulRatio}, and only where a caller names the rounding rule.
+ *
+ * The amount range is decided here, once (README "Amount range"):
+ * - a value a client sends, and a value one operation produces (an event's usage value or its
+ *   price by one rate), has at most {@link MAX_INTEGER_DIGITS} integer digits;
+ * - a running total the books keep (an account, a grant's remainder, an entry, a usage counter)
+ *   stays below 10^{@link MAX_ACCOUNT_INTEGER_DIGITS} in magnitude, checked where it changes, so
+ *   both stores (PostgreSQL NUMERIC(48,12) holds 36 integer digits) keep 6 digits of headroom
+ *   for sums across accounts, and nothing stored can fail to read back.
  */
 
 /** Number of fractional decimal digits an amount carries exactly. */
 export const AMOUNT_SCALE = 12;
 const SCALE_FACTOR = 10n ** BigInt(AMOUNT_SCALE);
-/** Largest number of integer digits accepted from clients (the contract promises at least 15). */
+/** Largest number of integer digits of a client's value or of one priced event (the contract promises at least 15). */
 export const MAX_INTEGER_DIGITS = 20;
 /**
- * Largest number of integer digits of a stored value: sums of client amounts (balances, usage
- * counters, pack credits × quantity) may exceed the client limit, and must still read back.
- * PostgreSQL's NUMERIC(48,12) columns hold 36.
+ * Integer digits a running total may reach (accounts, remainders, entries, usage counters): sums
+ * of client values may exceed {@link MAX_INTEGER_DIGITS}; 30 leaves 6 of the 36 digits PostgreSQL's
+ * NUMERIC(48,12) columns hold as headroom for sums across accounts.
  */
-export const MAX_STORED_INTEGER_DIGITS = 36;
+export const MAX_ACCOUNT_INTEGER_DIGITS = 30;
+/** Exclusive bound, in units, of a client value's magnitude. */
+const VALUE_LIMIT_UNITS = 10n ** BigInt(MAX_INTEGER_DIGITS + AMOUNT_SCALE);
+/** Exclusive bound, in units, of a running total's magnitude. */
+const ACCOUNT_LIMIT_UNITS = 10n ** BigInt(MAX_ACCOUNT_INTEGER_DIGITS + AMOUNT_SCALE);
 
 const DECIMAL_PATTERN = /^(-)?(\d+)(?:\.(\d+))?$/;
 
@@ -58,9 +69,12 @@ export class Amount {
     return Amount.fromUnits(sign ? -units : units);
   }
 
-  /** Parses a decimal string, throwing on malformed input; for trusted text such as stored values and literals. */
+  /**
+   * Parses a decimal string, throwing on malformed input; for trusted text such as stored values
+   * and literals. It takes any number of integer digits, so whatever a store holds reads back.
+   */
   static parse(text: string): Amount {
-    const parsed = Amount.tryParse(text, MAX_STORED_INTEGER_DIGITS);
+    const parsed = Amount.tryParse(text, Number.POSITIVE_INFINITY);
     if (typeof parsed === 'string') throw new RangeError(`invalid amount "${text}": ${parsed}`);
     return parsed;
   }
@@ -97,6 +111,16 @@ export class Amount {
 
   greaterThan(other: Amount): boolean {
     return this.units > other.units;
+  }
+
+  /** Whether a client may send this value, or one event may produce it: at most {@link MAX_INTEGER_DIGITS} integer digits. */
+  isWithinValueRange(): boolean {
+    return (this.units < 0n ? -this.units : this.units) < VALUE_LIMIT_UNITS;
+  }
+
+  /** Whether the books may hold this as a running total: below 10^{@link MAX_ACCOUNT_INTEGER_DIGITS} in magnitude. */
+  isWithinAccountRange(): boolean {
+    return (this.units < 0n ? -this.units : this.units) < ACCOUNT_LIMIT_UNITS;
   }
 
   isZero(): boolean {

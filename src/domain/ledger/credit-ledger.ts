@@ -1,4 +1,5 @@
 import { Amount } from '../amount/amount.js';
+import { amountOutOfRange } from '../errors.js';
 import type { Instant } from '../time/instant.js';
 import { appliesToFeature, compareBurnDownOrder, isGrantUsableAt } from './burn-down.js';
 import type {
@@ -518,7 +519,10 @@ export class CreditLedger {
 
   /**
    * Appends one entry and applies it to the cached balances of both accounts. This is the only
-   * place balances change, so every cache equals the sum of its entries by construction.
+   * place balances change, so every cache equals the sum of its entries by construction, and the
+   * one place the account range is enforced: an entry that would carry an account (or itself)
+   * past it throws `amount_out_of_range` before anything of it is applied; callers run in one
+   * transaction, so the write is refused whole.
    */
   private record(
     type: EntryType,
@@ -531,6 +535,7 @@ export class CreditLedger {
     recordedAt: Instant,
   ): void {
     if (!amount.isPositive()) return;
+    this.requireInRange(amount, fromAccount, toAccount);
     this.applyToAccount(fromAccount, amount.negated());
     this.applyToAccount(toAccount, amount);
     this.newEntries.push({
@@ -546,6 +551,39 @@ export class CreditLedger {
       at,
       balanceAfter: this.availableAt(recordedAt),
     });
+  }
+
+  /** Whether `amount` more can be consumed (and owed as overage) without leaving the account range. */
+  canBurn(amount: Amount): boolean {
+    return (
+      this.accounts.consumed.plus(amount).isWithinAccountRange() &&
+      this.accounts.overage.minus(amount).isWithinAccountRange()
+    );
+  }
+
+  private requireInRange(amount: Amount, fromAccount: AccountName, toAccount: AccountName): void {
+    const after = (account: AccountName, delta: Amount): Amount => {
+      if (account.startsWith('grant:') || account.startsWith('held:')) {
+        const isHeld = account.startsWith('held:');
+        const grant = this.requireGrant(account.slice(isHeld ? 5 : 6));
+        return (isHeld ? grant.held : grant.available).plus(delta);
+      }
+      return this.accounts[account as keyof CustomerAccounts].plus(delta);
+    };
+    const fromAfter = after(fromAccount, amount.negated());
+    const toAfter = after(toAccount, amount);
+    if (
+      !amount.isWithinAccountRange() ||
+      !fromAfter.isWithinAccountRange() ||
+      !toAfter.isWithinAccountRange()
+    ) {
+      const account = !fromAfter.isWithinAccountRange() ? fromAccount : toAccount;
+      throw amountOutOfRange(`this write of ${amount.toString()} credits`, {
+        customer_id: this.customerId,
+        credit_type: this.creditType,
+        account,
+      });
+    }
   }
 
   private applyToAccount(account: AccountName, delta: Amount): void {

@@ -2,7 +2,7 @@ import { Amount } from '../amount/amount.js';
 import type { Instant } from '../time/instant.js';
 import { nextWindowStart, type WindowUnit, windowStart } from '../time/zoned.js';
 import { type JsonPath, readJsonPath } from './json-path.js';
-import { usageValueFrom } from './usage-value.js';
+import { isUsageValueOutOfRange, usageValueFrom } from './usage-value.js';
 
 /** How a meter folds events into one number per window. */
 export type Aggregation = 'sum' | 'count' | 'max' | 'unique_count';
@@ -50,6 +50,12 @@ export function quantityOf(meter: MeterDefinition, data: unknown): Amount | null
   if (meter.aggregation === 'count') return Amount.of(1n);
   if (meter.valuePath === null) return null;
   return usageValueFrom(readJsonPath(data, meter.valuePath));
+}
+
+/** Whether the event's value for this meter is a number past the value range (ingest refuses such an event). */
+export function isQuantityOutOfRange(meter: MeterDefinition, data: unknown): boolean {
+  if (meter.aggregation === 'count' || meter.valuePath === null) return false;
+  return isUsageValueOutOfRange(readJsonPath(data, meter.valuePath));
 }
 
 /** One reported window of a meter's usage. */

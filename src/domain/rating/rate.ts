@@ -67,6 +67,18 @@ export function priceQuantity(pricing: Pricing, quantity: Amount, usageBefore: A
   }
 }
 
+/**
+ * The most one event of `quantity` can cost by this pricing, whatever the usage before it (for
+ * tiers: at its dearest tier, plus the rounding of each segment). Ingest refuses an event whose
+ * bound leaves the value range, so no single burn can.
+ */
+export function priceBound(pricing: Pricing, quantity: Amount): Amount {
+  if (pricing.kind !== 'tiers') return priceQuantity(pricing, quantity, Amount.ZERO);
+  let dearest = Amount.ZERO;
+  for (const tier of pricing.tiers) dearest = Amount.max(dearest, tier.creditsPerUnit);
+  return quantity.times(dearest, 'up').plus(Amount.fromUnits(BigInt(pricing.tiers.length)));
+}
+
 /** A rate's price for one event, or null when the rate does not apply to it. */
 export function rateEvent(
   rate: RateDefinition,

@@ -43,6 +43,22 @@ export function parseInstant(text: string): Instant | null {
   return Number.isFinite(instant) ? instant : null;
 }
 
+/**
+ * Why {@link parseInstant} refused a text, as the end of a sentence naming the field ("time
+ * …"): a leap second gets its own explanation, since RFC 3339 allows `:60` but instants here
+ * (like POSIX and JavaScript time) have no leap seconds.
+ */
+export function whyNotAnInstant(text: string): string {
+  const m = RFC3339.exec(text);
+  if (m && m[6] === '60') {
+    return 'is a leap second (:60), which Burndown does not count (its time, like POSIX time, has no leap seconds): send :59.999 or the next second instead';
+  }
+  if (m && (Number(m[1]) < MIN_YEAR || Number(m[1]) > MAX_YEAR)) {
+    return `must be in the years ${MIN_YEAR} to ${MAX_YEAR}`;
+  }
+  return `must be an RFC 3339 timestamp such as 2026-01-15T10:00:00Z, in the years ${MIN_YEAR} to ${MAX_YEAR}`;
+}
+
 const pad2 = (n: number) => (n < 10 ? `0${n}` : `${n}`);
 const pad3 = (n: number) => (n < 10 ? `00${n}` : n < 100 ? `0${n}` : `${n}`);
 

@@ -114,7 +114,7 @@ function checkSize(count: number): void {
 }
 
 function rejectionOf(
-  outcome: 'customer_not_found' | 'negative_usage' | 'failed',
+  outcome: 'customer_not_found' | 'negative_usage' | 'value_out_of_range' | 'failed',
   event: IncomingEvent,
 ): EventRejection {
   switch (outcome) {
@@ -124,6 +124,13 @@ function rejectionOf(
       return {
         code: 'invalid_event',
         message: 'a meter of this event type reads a negative value from its data',
+      };
+    case 'value_out_of_range':
+      return {
+        code: 'value_out_of_range',
+        message:
+          'a usage value or a price of this event is past the value range (at most 20 integer digits), ' +
+          "or its burn would carry one of its customer's running totals past 10^30",
       };
     case 'failed':
       return {
