@@ -90,6 +90,12 @@ export const CreateSubscriptionBody = Type.Object(
     plan_id: Id,
     plan_version: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000_000 })),
     start_at: Type.Optional(Time),
+    allow_multiple: Type.Optional(
+      Type.Boolean({
+        description:
+          'Default false: a customer with a live subscription to this plan gets 409 already_subscribed',
+      }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -419,6 +419,8 @@ export async function startSubscription(
     planId: string;
     planVersion: number | null;
     startAt: Instant | null;
+    /** Whether a second live subscription to the same plan is meant (its allowances add up). */
+    allowMultiple?: boolean;
     now: Instant;
   },
 ): Promise<{ subscription: Subscription; plan: PlanVersion }> {
@@ -426,6 +428,20 @@ export async function startSubscription(
   await requireCustomer(tx, workspaceId, customerId);
   await renewDueSubscriptions(ctx, tx, workspaceId, customerId, now);
   const plan = await requirePlanVersion(tx, workspaceId, input.planId, input.planVersion);
+  if (input.allowMultiple !== true) {
+    // Read under the customer's lock, after the renewals above ended what was due to end: a retry
+    // or a double click cannot double an allowance, in one process or many.
+    const existing = (await tx.plans.subscriptionsOf(workspaceId, customerId)).find(
+      (s) => s.status === 'active' && (s.planId === plan.id || s.pendingChange?.planId === plan.id),
+    );
+    if (existing !== undefined) {
+      throw new BurndownError(
+        ErrorCode.alreadySubscribed,
+        `customer "${customerId}" already has a live subscription (${existing.id}) to plan "${plan.id}"; send "allow_multiple": true to add another`,
+        { subscription_id: existing.id, plan_id: plan.id },
+      );
+    }
+  }
   const startAt = input.startAt ?? now;
   for (const allowance of plan.allowances) {
     if (startAt >= now) continue;
