@@ -195,7 +195,11 @@ class PgWrites extends SqlWrites {
     }
   }
 
-  /** Customers never change or disappear, so one seen is cached for good (by every process alike). */
+  /**
+   * Customers never disappear, so one seen is cached for good: write paths rely on it only for
+   * existence. Name and metadata may change in another process meanwhile, which is why an update
+   * reads the row itself ({@link loadCustomerForUpdate}) rather than this cache.
+   */
   override async getCustomer(workspaceId: string, customerId: string): Promise<Customer | null> {
     const key = `${workspaceId}/${customerId}`;
     const cached = this.customers.get(key);
@@ -206,6 +210,12 @@ class PgWrites extends SqlWrites {
       this.customers.set(key, customer);
     }
     return customer;
+  }
+
+  override async updateCustomer(customer: Customer): Promise<void> {
+    await super.updateCustomer(customer);
+    // Forgotten rather than replaced: this transaction may still roll back.
+    this.customers.delete(`${customer.workspaceId}/${customer.id}`);
   }
 
   override loadLedgerForUpdate(key: LedgerKey): Promise<CreditLedgerSnapshot> {

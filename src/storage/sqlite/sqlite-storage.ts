@@ -87,6 +87,11 @@ class CachedSqliteWrites extends SqlWrites {
     if (inserted) this.cache.stageCustomer(customer);
     return inserted;
   }
+
+  override async updateCustomer(customer: Customer): Promise<void> {
+    await super.updateCustomer(customer);
+    this.cache.stageCustomer(customer);
+  }
 }
 
 /**
