@@ -8,6 +8,13 @@ import type { Instant } from '../domain/time/instant.js';
 /** A value now (SQLite, synchronous) or later (PostgreSQL); services always `await` it. */
 export type Awaitable<T> = T | Promise<T>;
 
+/**
+ * What a database URL points at, before opening it: nothing (`missing`), a database without
+ * Burndown's schema (`not_migrated`), or a Burndown database (`ready`). Commands that read the
+ * books refuse the first two, so a wrong path never "proves" an empty ledger.
+ */
+export type DatabaseState = 'missing' | 'not_migrated' | 'ready';
+
 /** A customer of a workspace: the party credits belong to. */
 export interface Customer {
   readonly workspaceId: string;
