@@ -116,6 +116,12 @@ export const ChangeSubscriptionBody = Type.Object(
         description: 'Default: now for an upgrade (price not lower), period_end for a downgrade',
       }),
     ),
+    allow_multiple: Type.Optional(
+      Type.Boolean({
+        description:
+          'Default false: moving onto a plan another live subscription of the customer is on is a 409 already_subscribed',
+      }),
+    ),
   },
   { additionalProperties: false },
 );

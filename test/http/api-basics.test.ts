@@ -51,8 +51,9 @@ for (const dialect of DIALECTS) {
       // The change is what reads see (including cached reads), and the listing too.
       expect(await ok(t.get('/v1/customers/acme'), 200)).toEqual(cleared);
       expect((await ok(t.get('/v1/customers'), 200)).data).toEqual([cleared]);
-      // An empty body changes nothing.
+      // An empty body, or none, changes nothing.
       expect(await ok(patch('/v1/customers/acme', {}), 200)).toEqual(cleared);
+      expect(await ok(t.request({ method: 'PATCH', url: '/v1/customers/acme' }), 200)).toEqual(cleared);
     });
 
     it('PATCH /v1/customers/{id}: bad input is a 4xx with a stable code and changes nothing', async () => {

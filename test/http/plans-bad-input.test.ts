@@ -122,7 +122,8 @@ const WRITE_ENDPOINTS = {
     name: 'POST change',
     method: 'POST',
     url: (f) => `/v1/subscriptions/${f.sub}/change`,
-    validBody: { plan_id: 'basic' },
+    // The subscribe case before it puts acme on basic too, so the change says a second one is meant.
+    validBody: { plan_id: 'basic', allow_multiple: true },
     acmeScoped: true,
     scope: 'write',
   },

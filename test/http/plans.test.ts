@@ -502,6 +502,15 @@ for (const dialect of DIALECTS) {
       // Asked for explicitly, a second subscription adds its allowance.
       await ok(t.post('/v1/customers/acme/subscriptions', { plan_id: 'pro', allow_multiple: true }));
       expect((await balance()).available).toBe('1001');
+      // Changing another subscription onto a plan the customer is already on is refused the same way.
+      const other = (await ok(t.get('/v1/customers/acme/subscriptions'), 200)).data.find(
+        (s: Body) => s.plan_id === 'other',
+      );
+      const change = await t.post(`/v1/subscriptions/${other.id}/change`, { plan_id: 'pro' });
+      expect(change.statusCode, change.body).toBe(409);
+      expect(change.json().error).toMatchObject({ code: 'already_subscribed', details: { plan_id: 'pro' } });
+      expect((await balance()).available).toBe('1001');
+      await ok(t.post(`/v1/subscriptions/${other.id}/change`, { plan_id: 'pro', allow_multiple: true }), 200);
       // Once the first has ended, subscribing again is a plain new subscription.
       await ok(t.post('/v1/customers', { id: 'beta' }));
       const b1 = await ok(t.post('/v1/customers/beta/subscriptions', { plan_id: 'pro' }));

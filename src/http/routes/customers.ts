@@ -65,6 +65,10 @@ export function registerCustomerRoutes(app: FastifyInstance, { ctx, writer }: Ro
     '/v1/customers/:id',
     {
       config: { scope: 'write' },
+      // A PATCH without a body changes nothing and answers the customer as it is.
+      preValidation: async (request) => {
+        request.body ??= {};
+      },
       schema: {
         tags: ['customers'],
         summary:
@@ -75,8 +79,7 @@ export function registerCustomerRoutes(app: FastifyInstance, { ctx, writer }: Ro
       },
     },
     async (request, reply) => {
-      // A PATCH without a body changes nothing and answers the customer as it is.
-      const body = request.body ?? {};
+      const body = request.body;
       const metadata = body.metadata === undefined ? undefined : readMetadata(body.metadata);
       const ws = request.auth.workspaceId;
       return writer.run(request, reply, customerLockKey(ws, request.params.id), async (tx) => {
