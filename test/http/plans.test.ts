@@ -520,6 +520,17 @@ for (const dialect of DIALECTS) {
       expect((await ok(t.get('/v1/reconciliation'), 200)).ok).toBe(true);
     });
 
+    it('concurrent subscriptions of one customer to one plan: exactly one starts', async () => {
+      await open('2026-01-01T00:00:00.000Z');
+      await hybridSetup();
+      const answers = await Promise.all(
+        Array.from({ length: 6 }, () => t.post('/v1/customers/acme/subscriptions', { plan_id: 'pro' })),
+      );
+      expect(answers.map((a) => a.statusCode).sort()).toEqual([201, 409, 409, 409, 409, 409]);
+      expect((await ok(t.get('/v1/customers/acme/subscriptions'), 200)).data).toHaveLength(1);
+      expect((await balance()).available).toBe('500');
+    });
+
     it('a backdated start may not reach behind entries already recorded', async () => {
       await open('2026-03-01T00:00:00.000Z');
       await hybridSetup();
