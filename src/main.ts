@@ -1,12 +1,13 @@
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config/config.js';
+import { sqlitePathOf } from './config/database-url.js';
 import { BurndownError, ErrorCode } from './domain/errors.js';
 import { buildApp } from './http/app.js';
 import { IDEMPOTENCY_RETENTION_MS } from './http/idempotent-write.js';
 import { Metrics } from './http/metrics.js';
 import { TimeOrderedIds } from './infra/ids.js';
 import { systemClock } from './infra/system-clock.js';
-import type { Storage } from './ports/storage.js';
+import type { DatabaseState, Storage } from './ports/storage.js';
 import { ensureAdminKey } from './services/api-keys.js';
 import type { ServiceContext } from './services/context.js';
 import { sweepDueLedgers } from './services/ledger.js';
@@ -25,7 +26,7 @@ export async function openStorage(
   options: { metrics?: Metrics; poolSize?: number } = {},
 ): Promise<Storage> {
   if (databaseUrl.startsWith('sqlite:')) {
-    const path = databaseUrl.slice('sqlite:'.length) || './data/burndown.db';
+    const path = sqlitePathOf(databaseUrl);
     return SqliteStorage.open({ path, onBatch: (size) => options.metrics?.commitBatch.observe(size) });
   }
   if (/^postgres(ql)?:\/\//.test(databaseUrl)) {
@@ -39,6 +40,12 @@ export async function openStorage(
     'BURNDOWN_DATABASE_URL must start with sqlite: or postgres://',
     {},
   );
+}
+
+/** What a database URL points at, without creating or migrating anything (see {@link DatabaseState}). */
+export async function databaseState(databaseUrl: string): Promise<DatabaseState> {
+  if (databaseUrl.startsWith('sqlite:')) return SqliteStorage.state(sqlitePathOf(databaseUrl));
+  return PostgresStorage.state({ connectionString: databaseUrl });
 }
 
 /** The real-time service context for a storage. */

@@ -1,81 +1,162 @@
 #!/usr/bin/env node
-import { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { Command, Option } from 'commander';
 import { loadConfig } from '../config/config.js';
+import { checkDatabaseUrl, DEFAULT_DATABASE_URL, describeDatabaseUrl } from '../config/database-url.js';
+import { presentBalance } from '../domain/ledger/balance-json.js';
 import { parseInstant, whyNotAnInstant } from '../domain/time/instant.js';
-import { presentBalance } from '../http/presenters.js';
-import { createContext, openStorage, startServer } from '../main.js';
+import { createContext, databaseState, openStorage, startServer } from '../main.js';
+import type { Storage } from '../ports/storage.js';
 import { DEFAULT_CREDIT_TYPE, DEFAULT_WORKSPACE } from '../services/context.js';
 import { readBalance } from '../services/ledger.js';
 import { backfillRate } from '../services/metering.js';
 import { reconcileLedger } from '../services/reconcile.js';
+import { ProgressLine } from './progress-line.js';
 
-/** A progress line redrawn in place on a terminal, printed every few seconds otherwise. */
-class ProgressLine {
-  private last = 0;
-  private spinner = 0;
-  constructor(private readonly out: NodeJS.WriteStream) {}
+/** A refusal of the command line itself (exit 2), as opposed to a failure while working (exit 1). */
+class UsageError extends Error {}
 
-  update(text: string): void {
-    if (this.out.isTTY) {
-      const frame = '|/-\\'[this.spinner++ % 4];
-      this.out.write(`\r${frame} ${text}\u001b[K`);
-    } else if (Date.now() - this.last > 2000) {
-      this.last = Date.now();
-      this.out.write(`${text}\n`);
-    }
+const VERSION = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
+
+/** What `--help` lists after the commands: everything the commands read from the environment. */
+const ENVIRONMENT_HELP = `
+Environment:
+  BURNDOWN_DATABASE_URL       database of every command unless --database is given
+                              (sqlite:<path> or postgres://…; default ${DEFAULT_DATABASE_URL},
+                              relative to the working directory)
+  BURNDOWN_PG_POOL_SIZE       PostgreSQL connections per process (default 10)
+  BURNDOWN_API_KEY            serve: admin key of the default workspace (generated once when unset)
+  PORT, HOST                  serve: where to listen (default 7420 on 127.0.0.1)
+  BURNDOWN_SWEEP_INTERVAL_MS  serve: how often due expiries and resets are written (default 1000)
+  BURNDOWN_BODY_LIMIT         serve: largest request body in bytes (default 1048576)
+  BURNDOWN_LOG_LEVEL          serve: fatal … trace, or silent (default info)
+
+Commands other than serve and migrate refuse a database that does not exist or was never
+migrated (exit 2), so a wrong path never reports an empty ledger as proven.
+`;
+
+/** Every command takes `--database`, defaulting to BURNDOWN_DATABASE_URL. */
+function withDatabase(command: Command): Command {
+  return command.addOption(
+    new Option(
+      '--database <url>',
+      `database: sqlite:<path> or postgres://… (default ${DEFAULT_DATABASE_URL})`,
+    ).env('BURNDOWN_DATABASE_URL'),
+  );
+}
+
+/** The database a command works on, announced on stderr (stdout stays parseable), password hidden. */
+function chooseDatabase(option: string | undefined): string {
+  let url: string;
+  try {
+    url = checkDatabaseUrl(option || DEFAULT_DATABASE_URL, '--database (or BURNDOWN_DATABASE_URL)');
+  } catch (error) {
+    throw new UsageError((error as Error).message);
   }
+  process.stderr.write(`burndown: database ${describeDatabaseUrl(url)}\n`);
+  return url;
+}
 
-  done(): void {
-    if (this.out.isTTY) this.out.write('\r\u001b[K');
+/** Opens a database that must already exist and hold Burndown's schema; refuses anything else. */
+async function openExisting(url: string): Promise<Storage> {
+  const state = await databaseState(url);
+  if (state !== 'ready') {
+    const where = describeDatabaseUrl(url);
+    throw new UsageError(
+      state === 'missing'
+        ? `no database at ${where}: pass --database (or set BURNDOWN_DATABASE_URL) to the one the server uses, or create it with ${url.startsWith('sqlite:') ? '"burndown migrate"' : 'createdb, then "burndown migrate"'}`
+        : `${where} is not a Burndown database (its schema was never migrated): check --database, or run "burndown migrate" to set it up`,
+    );
   }
+  return openStorage(url, { poolSize: loadConfig().pgPoolSize });
+}
+
+function time(text: string | undefined, name: string): number | null {
+  if (text === undefined) return null;
+  const at = parseInstant(text);
+  if (at === null) throw new UsageError(`--${name} ${whyNotAnInstant(text)}`);
+  return at;
+}
+
+function positiveInteger(text: string): number {
+  if (!/^[1-9]\d{0,9}$/.test(text)) throw new UsageError(`expected a positive integer, got "${text}"`);
+  return Number(text);
 }
 
 /** The `burndown` command: thin over the services, never over HTTP internals. */
 const program = new Command()
   .name('burndown')
-  .description('Burndown: credit ledger for credit-based and usage-based pricing');
+  .description('Burndown: credit ledger for credit-based and usage-based pricing')
+  .version(VERSION, '-V, --version', 'print the version and exit')
+  .addHelpText('after', ENVIRONMENT_HELP);
 
-program
-  .command('serve')
-  .description('run the HTTP server (migrates the database first)')
-  .action(async () => {
-    const config = loadConfig();
-    const server = await startServer(config);
-    if (server.generatedKey) {
-      process.stdout.write(
-        `\nNo BURNDOWN_API_KEY was set, so an admin key was generated. It is shown only this once:\n\n  ${server.generatedKey}\n\n` +
-          'Store it now (only its hash is kept). Use it as: Authorization: Bearer <key>\n\n',
-      );
-    }
-    process.stdout.write(`burndown listening on ${server.url} (database ${config.databaseUrl})\n`);
-    const stop = async () => {
-      await server.stop();
-      process.exit(0);
-    };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
-  });
+withDatabase(
+  program.command('serve').description('run the HTTP server (creates and migrates the database first)'),
+).action(async (options: { database?: string }) => {
+  const databaseUrl = chooseDatabase(options.database);
+  const config = { ...loadConfig(), databaseUrl };
+  const server = await startServer(config);
+  if (server.generatedKey) {
+    process.stdout.write(
+      `\nNo BURNDOWN_API_KEY was set, so an admin key was generated. It is shown only this once:\n\n  ${server.generatedKey}\n\n` +
+        'Store it now (only its hash is kept). Use it as: Authorization: Bearer <key>\n\n',
+    );
+  }
+  process.stdout.write(
+    `burndown listening on ${server.url} (database ${describeDatabaseUrl(databaseUrl)})\n`,
+  );
+  const stop = async () => {
+    await server.stop();
+    process.exit(0);
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+});
 
-program
-  .command('migrate')
-  .description('apply pending database migrations and exit')
-  .action(async () => {
-    const config = loadConfig();
-    const storage = await openStorage(config.databaseUrl, { poolSize: config.pgPoolSize });
+withDatabase(
+  program.command('migrate').description('create the database if needed, apply pending migrations and exit'),
+).action(async (options: { database?: string }) => {
+  const databaseUrl = chooseDatabase(options.database);
+  const storage = await openStorage(databaseUrl, { poolSize: loadConfig().pgPoolSize });
+  try {
     await storage.migrate();
+  } finally {
     await storage.close();
-    process.stdout.write('migrations applied\n');
-  });
+  }
+  process.stdout.write('migrations applied\n');
+});
 
-program
-  .command('reconcile')
-  .description('replay the ledger and prove its invariants; exits 1 naming each failing account')
-  .option('--json', 'print the report as JSON')
-  .action(async (options: { json?: boolean }) => {
-    const config = loadConfig();
-    const storage = await openStorage(config.databaseUrl, { poolSize: config.pgPoolSize });
-    const report = await reconcileLedger(storage);
-    await storage.close();
+withDatabase(
+  program
+    .command('reconcile')
+    .description('replay the ledger and prove its invariants; exits 1 naming each failing account')
+    .option('--json', 'print the report as JSON')
+    .option('--progress', 'report progress on stderr even when it is not a terminal')
+    .option('--progress-every <rows>', 'rows read between progress reports', positiveInteger, 100_000),
+).action(
+  async (options: { database?: string; json?: boolean; progress?: boolean; progressEvery: number }) => {
+    const storage = await openExisting(chooseDatabase(options.database));
+    const showProgress = options.progress === true || process.stderr.isTTY === true;
+    const line = new ProgressLine(process.stderr, 0);
+    let report: Awaited<ReturnType<typeof reconcileLedger>>;
+    try {
+      report = await reconcileLedger(storage, {
+        progressEvery: options.progressEvery,
+        ...(showProgress
+          ? {
+              onProgress: (p) =>
+                line.update(
+                  `reconcile: reading ${p.phase}: ${p.entries} entries, ${p.accounts} accounts, ${p.grants} grants, ${p.events} events`,
+                ),
+            }
+          : {}),
+      });
+    } finally {
+      line.done();
+      await storage.close();
+    }
     if (options.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     else {
       process.stdout.write(
@@ -88,21 +169,25 @@ program
       }
     }
     process.exitCode = report.ok ? 0 : 1;
-  });
+  },
+);
 
-program
-  .command('balance')
-  .description("print a customer's balance")
-  .argument('<customer>', 'customer id')
-  .option('--credit-type <id>', 'credit type', DEFAULT_CREDIT_TYPE)
-  .option('--workspace <id>', 'workspace', DEFAULT_WORKSPACE)
-  .option('--at <time>', 'an instant in the past (RFC 3339)')
-  .action(async (customer: string, options: { creditType: string; workspace: string; at?: string }) => {
-    const config = loadConfig();
-    const storage = await openStorage(config.databaseUrl, { poolSize: config.pgPoolSize });
+withDatabase(
+  program
+    .command('balance')
+    .description("print a customer's balance")
+    .argument('<customer>', 'customer id')
+    .option('--credit-type <id>', 'credit type', DEFAULT_CREDIT_TYPE)
+    .option('--workspace <id>', 'workspace', DEFAULT_WORKSPACE)
+    .option('--at <time>', 'an instant in the past (RFC 3339)'),
+).action(
+  async (
+    customer: string,
+    options: { database?: string; creditType: string; workspace: string; at?: string },
+  ) => {
+    const at = time(options.at, 'at');
+    const storage = await openExisting(chooseDatabase(options.database));
     try {
-      const at = options.at === undefined ? null : parseInstant(options.at);
-      if (options.at !== undefined && at === null) throw new Error(`--at ${whyNotAnInstant(options.at)}`);
       const balance = await readBalance(createContext(storage), {
         key: { workspaceId: options.workspace, customerId: customer, creditType: options.creditType },
         at,
@@ -111,34 +196,27 @@ program
     } finally {
       await storage.close();
     }
-  });
+  },
+);
 
-program
-  .command('backfill')
-  .description('apply a rate created later to stored events it has not burned yet (idempotent)')
-  .requiredOption('--rate <id>', 'rate id')
-  .option('--workspace <id>', 'workspace', DEFAULT_WORKSPACE)
-  .option('--from <time>', 'only events at or after this instant (RFC 3339)')
-  .option('--to <time>', 'only events before this instant (RFC 3339)')
-  .action(async (options: { rate: string; workspace: string; from?: string; to?: string }) => {
-    const config = loadConfig();
-    const storage = await openStorage(config.databaseUrl, { poolSize: config.pgPoolSize });
+withDatabase(
+  program
+    .command('backfill')
+    .description('apply a rate created later to stored events it has not burned yet (idempotent)')
+    .requiredOption('--rate <id>', 'rate id')
+    .option('--workspace <id>', 'workspace', DEFAULT_WORKSPACE)
+    .option('--from <time>', 'only events at or after this instant (RFC 3339)')
+    .option('--to <time>', 'only events before this instant (RFC 3339)'),
+).action(
+  async (options: { database?: string; rate: string; workspace: string; from?: string; to?: string }) => {
+    const from = time(options.from, 'from');
+    const to = time(options.to, 'to');
+    const storage = await openExisting(chooseDatabase(options.database));
     try {
-      const time = (text: string | undefined, name: string) => {
-        if (text === undefined) return null;
-        const at = parseInstant(text);
-        if (at === null) throw new Error(`--${name} ${whyNotAnInstant(text)}`);
-        return at;
-      };
       const progress = new ProgressLine(process.stderr);
       const result = await backfillRate(
         createContext(storage),
-        {
-          workspaceId: options.workspace,
-          rateId: options.rate,
-          from: time(options.from, 'from'),
-          to: time(options.to, 'to'),
-        },
+        { workspaceId: options.workspace, rateId: options.rate, from, to },
         (p) =>
           progress.update(
             `backfill ${options.rate}: ${p.scanned} events scanned, ${p.burned} burned, ${p.alreadyBurned} already burned`,
@@ -151,9 +229,10 @@ program
     } finally {
       await storage.close();
     }
-  });
+  },
+);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   process.stderr.write(`burndown: ${error instanceof Error ? error.message : String(error)}\n`);
-  process.exit(1);
+  process.exit(error instanceof UsageError ? 2 : 1);
 });

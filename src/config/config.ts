@@ -1,4 +1,5 @@
 import { BurndownError, ErrorCode } from '../domain/errors.js';
+import { checkDatabaseUrl, DEFAULT_DATABASE_URL } from './database-url.js';
 
 /** The service's configuration, parsed and validated once from the environment, then frozen. */
 export interface Config {
@@ -39,14 +40,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (apiKey !== undefined && apiKey !== '' && apiKey.length < 16) {
     throw new BurndownError(ErrorCode.invalidRequest, 'BURNDOWN_API_KEY must be at least 16 characters', {});
   }
-  const databaseUrl = env['BURNDOWN_DATABASE_URL'] || 'sqlite:./data/burndown.db';
-  if (!/^(sqlite:|postgres(ql)?:\/\/)/.test(databaseUrl)) {
-    throw new BurndownError(
-      ErrorCode.invalidRequest,
-      'BURNDOWN_DATABASE_URL must start with sqlite: or postgres://',
-      {},
-    );
-  }
+  const databaseUrl = checkDatabaseUrl(env['BURNDOWN_DATABASE_URL'] || DEFAULT_DATABASE_URL);
   return Object.freeze({
     port: integer(env, 'PORT', 7420, 0, 65535),
     host: env['HOST'] || '127.0.0.1',

@@ -16,6 +16,7 @@ export const ErrorCode = {
   grantNotActive: 'grant_not_active',
   holdNotActive: 'hold_not_active',
   subscriptionNotActive: 'subscription_not_active',
+  alreadySubscribed: 'already_subscribed',
   idempotencyKeyReused: 'idempotency_key_reused',
   requestInProgress: 'request_in_progress',
   payloadTooLarge: 'payload_too_large',

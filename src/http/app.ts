@@ -57,17 +57,54 @@ export interface AppOptions {
   readonly eventsBodyLimit?: number;
 }
 
+/** One Ajv error as Fastify hands it over (`verbose`: with the failing schema and its parent). */
+interface ValidationIssue {
+  instancePath?: string;
+  message?: string;
+  params?: Record<string, unknown>;
+  schema?: unknown;
+  parentSchema?: Record<string, unknown>;
+  keyword?: string;
+}
+
+/**
+ * The values a schema made only of constants accepts (`enum`, `const`, or an `anyOf` of them,
+ * nullable included), or null when it accepts something else. Unions of literals fail in Ajv with
+ * "must be equal to constant" per branch, which tells the client nothing; the list does.
+ */
+function constantsOf(schema: unknown): unknown[] | null {
+  if (typeof schema !== 'object' || schema === null) return null;
+  const s = schema as Record<string, unknown>;
+  if ('const' in s) return [s['const']];
+  if (Array.isArray(s['enum'])) return [...s['enum']];
+  if (s['type'] === 'null') return [null];
+  if (Array.isArray(s['anyOf'])) {
+    const all: unknown[] = [];
+    for (const branch of s['anyOf']) {
+      const values = constantsOf(branch);
+      if (values === null) return null;
+      all.push(...values);
+    }
+    return all;
+  }
+  return null;
+}
+
+/** The allowed values to name when the first failure is a value outside an enumeration. */
+function allowedValuesOf(issues: readonly ValidationIssue[], first: ValidationIssue): unknown[] | null {
+  if (first.keyword !== 'const' && first.keyword !== 'enum' && first.keyword !== 'anyOf') return null;
+  // A union's own error comes after its branches' errors, at the same place in the document; the
+  // last one is the outermost union (a nullable enumeration is a union of a union and null).
+  const union = issues.findLast((v) => v.keyword === 'anyOf' && v.instancePath === first.instancePath);
+  const values = constantsOf(union?.parentSchema ?? first.parentSchema);
+  return values !== null && values.length > 0 ? values : null;
+}
+
 /** Maps anything thrown while handling a request to the contract's error envelope. */
 export function toBurndownError(error: unknown): BurndownError {
   if (error instanceof BurndownError) return error;
   const e = error as Omit<FastifyError, 'validation'> & {
-    validation?: {
-      instancePath?: string;
-      message?: string;
-      params?: Record<string, unknown>;
-      parentSchema?: Record<string, unknown>;
-      keyword?: string;
-    }[];
+    validation?: ValidationIssue[];
     validationContext?: string;
   };
   if (e.validation && e.validation.length > 0) {
@@ -95,6 +132,19 @@ export function toBurndownError(error: unknown): BurndownError {
         ErrorCode.invalidAmount,
         `${field || 'amount'} must be a decimal string such as "25" or "0.5"`,
         { field },
+      );
+    }
+    const allowed = allowedValuesOf(e.validation, first);
+    if (allowed !== null) {
+      const list = allowed.map((v) => (typeof v === 'string' ? v : JSON.stringify(v))).join(', ');
+      return new BurndownError(
+        ErrorCode.invalidRequest,
+        `${where} ${field || '(body)'} must be one of: ${list}`,
+        {
+          field,
+          location: e.validationContext ?? 'body',
+          allowed,
+        },
       );
     }
     const message =
@@ -243,7 +293,26 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
       .type('application/json; charset=utf-8')
       .send(JSON.stringify(errorBody(mapped)));
   });
+  // The router answers 404 for a known path with a wrong method; the routes are remembered as they
+  // are registered so that case becomes a 405 naming the methods the path does take.
+  const routes = new KnownRoutes();
+  app.addHook('onRoute', (route) => routes.add(route.method, route.url));
   app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0] ?? '';
+    const allow = routes.methodsOf(path);
+    if (allow.length > 0) {
+      const body = errorBody(
+        new BurndownError(ErrorCode.methodNotAllowed, `${request.method} is not allowed on ${path}`, {
+          method: request.method,
+          allow,
+        }),
+      );
+      return reply
+        .code(405)
+        .header('allow', allow.join(', '))
+        .type('application/json; charset=utf-8')
+        .send(JSON.stringify(body));
+    }
     const body = errorBody(
       new BurndownError(ErrorCode.notFound, `no route ${request.method} ${request.url.split('?')[0]}`, {}),
     );
@@ -281,6 +350,36 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
   registerCheckRoutes(app, deps);
   await app.ready();
   return app;
+}
+
+/** The registered routes' paths and methods, to tell a wrong method (405) from an unknown path (404). */
+class KnownRoutes {
+  private readonly byPattern = new Map<string, { readonly match: RegExp; readonly methods: Set<string> }>();
+
+  add(method: string | readonly string[], url: string): void {
+    let known = this.byPattern.get(url);
+    if (!known) {
+      // `:name` matches one non-empty path segment, as in the router; everything else is literal.
+      const source = url
+        .split('/')
+        .map((segment) =>
+          segment.startsWith(':') ? '[^/]+' : segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'),
+        )
+        .join('/');
+      known = { match: new RegExp(`^${source}$`), methods: new Set() };
+      this.byPattern.set(url, known);
+    }
+    for (const m of typeof method === 'string' ? [method] : method) known.methods.add(m.toUpperCase());
+  }
+
+  /** The methods some route takes at `path`, sorted; empty when no route has that path. */
+  methodsOf(path: string): string[] {
+    const methods = new Set<string>();
+    for (const { match, methods: ms } of this.byPattern.values()) {
+      if (match.test(path)) for (const m of ms) methods.add(m);
+    }
+    return [...methods].sort();
+  }
 }
 
 /** Teaches ajv the `x-amount` marker keyword (annotation only; it validates nothing). */

@@ -20,6 +20,7 @@ export function statusOfErrorCode(code: ErrorCode): number {
     case 'grant_not_active':
     case 'hold_not_active':
     case 'subscription_not_active':
+    case 'already_subscribed':
     case 'request_in_progress':
       return 409;
     case 'payload_too_large':

@@ -90,6 +90,12 @@ export const CreateSubscriptionBody = Type.Object(
     plan_id: Id,
     plan_version: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000_000 })),
     start_at: Type.Optional(Time),
+    allow_multiple: Type.Optional(
+      Type.Boolean({
+        description:
+          'Default false: a customer with a live subscription to this plan gets 409 already_subscribed',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -108,6 +114,12 @@ export const ChangeSubscriptionBody = Type.Object(
     at: Type.Optional(
       Type.Union([Type.Literal('now'), Type.Literal('period_end')], {
         description: 'Default: now for an upgrade (price not lower), period_end for a downgrade',
+      }),
+    ),
+    allow_multiple: Type.Optional(
+      Type.Boolean({
+        description:
+          'Default false: moving onto a plan another live subscription of the customer is on is a 409 already_subscribed',
       }),
     ),
   },

@@ -1,3 +1,4 @@
+import { presentBalance } from '../domain/ledger/balance-json.js';
 import { grantStatusAt } from '../domain/ledger/burn-down.js';
 import type { DebitRecord } from '../domain/ledger/credit-ledger.js';
 import type { BalanceView, Drawdown, GrantState, HoldState } from '../domain/ledger/types.js';
@@ -5,6 +6,9 @@ import { formatInstant, type Instant } from '../domain/time/instant.js';
 import type { CreditType, Customer, StoredEntry } from '../ports/storage.js';
 
 /** Domain objects to the JSON shapes of API.md. Amounts become canonical decimal strings here. */
+
+// The balance shape is shared with the CLI, so it lives outside the transport.
+export { presentBalance };
 
 const time = (instant: Instant | null) => (instant === null ? null : formatInstant(instant));
 
@@ -46,27 +50,6 @@ export function presentGrant(g: GrantState, now: Instant) {
 
 function presentDrawdowns(drawdowns: readonly Drawdown[]) {
   return drawdowns.map((d) => ({ grant_id: d.grantId, amount: d.amount.toString() }));
-}
-
-export function presentBalance(b: BalanceView) {
-  return {
-    customer_id: b.customerId,
-    credit_type: b.creditType,
-    at: formatInstant(b.at),
-    available: b.available.toString(),
-    held: b.held.toString(),
-    overage: b.overage.toString(),
-    grants: b.grants.map((g) => ({
-      grant_id: g.grantId,
-      remaining: g.remaining.toString(),
-      expires_at: time(g.expiresAt),
-      priority: g.priority,
-      category: g.category,
-    })),
-    next_expiry: b.nextExpiry
-      ? { at: formatInstant(b.nextExpiry.at), amount: b.nextExpiry.amount.toString() }
-      : null,
-  };
 }
 
 export function presentDebit(d: DebitRecord, balance: BalanceView) {

@@ -59,6 +59,14 @@ export const CreateCustomerBody = Type.Object(
   { additionalProperties: false },
 );
 
+export const UpdateCustomerBody = Type.Object(
+  {
+    name: Type.Optional(Nullable(Type.String({ maxLength: 256 }))),
+    metadata: Type.Optional(Metadata),
+  },
+  { additionalProperties: false },
+);
+
 export const CreateCreditTypeBody = Type.Object(
   { id: Id, name: Type.Optional(Nullable(Type.String({ maxLength: 256 }))) },
   { additionalProperties: false },
@@ -159,6 +167,12 @@ export const LedgerQuery = Type.Object(
     credit_type: Type.Optional(Id),
     from: Type.Optional(Time),
     to: Type.Optional(Time),
+    order: Type.Optional(
+      Type.Union([Type.Literal('asc'), Type.Literal('desc')], {
+        description:
+          'Default asc (oldest first); desc lists newest first. A cursor is valid only with the order it came from',
+      }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -8,6 +8,13 @@ import type { Instant } from '../domain/time/instant.js';
 /** A value now (SQLite, synchronous) or later (PostgreSQL); services always `await` it. */
 export type Awaitable<T> = T | Promise<T>;
 
+/**
+ * What a database URL points at, before opening it: nothing (`missing`), a database without
+ * Burndown's schema (`not_migrated`), or a Burndown database (`ready`). Commands that read the
+ * books refuse the first two, so a wrong path never "proves" an empty ledger.
+ */
+export type DatabaseState = 'missing' | 'not_migrated' | 'ready';
+
 /** A customer of a workspace: the party credits belong to. */
 export interface Customer {
   readonly workspaceId: string;
@@ -195,6 +202,8 @@ export interface PlanWriteOperations extends PlanReadOperations {
   insertCreditPack(pack: CreditPack): Awaitable<boolean>;
   saveSubscription(subscription: Subscription): Awaitable<void>;
   putAutoTopUp(rule: AutoTopUp): Awaitable<void>;
+  /** Removes a customer's auto top-up rule; false when it had none. */
+  deleteAutoTopUp(workspaceId: string, customerId: string): Awaitable<boolean>;
   setFeatureUsage(
     workspaceId: string,
     customerId: string,
@@ -227,9 +236,14 @@ export interface ReadOperations {
   getHold(workspaceId: string, holdId: string): Awaitable<HoldState | null>;
   /** Loads what the engine needs for one ledger, without locking (for balances now). */
   loadLedger(key: LedgerKey): Awaitable<CreditLedgerSnapshot>;
+  /** One page of a ledger's entries in (at, seq) order, oldest first or (`desc`) newest first. */
   listEntries(
     key: LedgerKey,
-    range: { readonly from: Instant | null; readonly to: Instant | null },
+    range: {
+      readonly from: Instant | null;
+      readonly to: Instant | null;
+      readonly order?: 'asc' | 'desc';
+    },
     page: PageRequest,
   ): Awaitable<Page<StoredEntry>>;
   /** The instant of the latest entry of one ledger (null: none), through its index. */
@@ -267,6 +281,13 @@ export interface WriteOperations extends ReadOperations {
   /** Persists everything the engine recorded: entries, grants, holds, debits and cached balances. */
   saveLedger(workspaceId: string, ledger: CreditLedger, now: Instant): Awaitable<void>;
   insertCustomer(customer: Customer): Awaitable<boolean>;
+  /**
+   * The customer as stored now, never from a cache: `getCustomer` may serve a copy cached by this
+   * process (exact about existence, possibly stale in name and metadata), so an update starts here.
+   */
+  loadCustomerForUpdate(workspaceId: string, customerId: string): Awaitable<Customer | null>;
+  /** Stores a customer's new name and metadata (id, workspace and creation time never change). */
+  updateCustomer(customer: Customer): Awaitable<void>;
   insertCreditType(creditType: CreditType): Awaitable<boolean>;
   getIdempotency(workspaceId: string, key: string): Awaitable<IdempotencyRecord | null>;
   putIdempotency(workspaceId: string, key: string, record: IdempotencyRecord): Awaitable<void>;

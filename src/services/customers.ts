@@ -1,4 +1,4 @@
-import { BurndownError, ErrorCode } from '../domain/errors.js';
+import { BurndownError, ErrorCode, notFound } from '../domain/errors.js';
 import type { Instant } from '../domain/time/instant.js';
 import type { CreditType, Customer, WriteOperations } from '../ports/storage.js';
 import { DEFAULT_CREDIT_TYPE } from './context.js';
@@ -26,6 +26,31 @@ export async function createCustomer(
       id: input.id,
     });
   }
+  return customer;
+}
+
+/**
+ * Changes a customer's name and/or metadata. A field left out keeps its value; `name: null`
+ * clears the name; `metadata` replaces the stored metadata whole (so the result always meets the
+ * limits create enforces, and sending the same body twice is the same as sending it once).
+ */
+export async function updateCustomer(
+  tx: WriteOperations,
+  input: {
+    workspaceId: string;
+    id: string;
+    name?: string | null;
+    metadata?: Record<string, unknown>;
+  },
+): Promise<Customer> {
+  const existing = await tx.loadCustomerForUpdate(input.workspaceId, input.id);
+  if (!existing) throw notFound('customer', input.id);
+  const customer: Customer = {
+    ...existing,
+    name: input.name === undefined ? existing.name : input.name,
+    metadata: input.metadata === undefined ? existing.metadata : input.metadata,
+  };
+  await tx.updateCustomer(customer);
   return customer;
 }
 

@@ -86,3 +86,18 @@ export async function setAutoTopUp(
   await tx.plans.putAutoTopUp(rule);
   return rule;
 }
+
+/**
+ * Removes a customer's auto top-up rule, so no later crossing buys anything. A rule set again
+ * afterwards starts afresh (its periods are anniversaries of when it was set again). A customer
+ * without a rule is a 404, as GET answers.
+ */
+export async function removeAutoTopUp(
+  tx: WriteOperations,
+  input: { workspaceId: string; customerId: string },
+): Promise<void> {
+  await requireCustomer(tx, input.workspaceId, input.customerId);
+  if (!(await tx.plans.deleteAutoTopUp(input.workspaceId, input.customerId))) {
+    throw notFound('auto top-up of customer', input.customerId);
+  }
+}

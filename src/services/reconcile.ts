@@ -26,6 +26,39 @@ export interface ReconciliationReport {
 
 const key = (...parts: string[]) => parts.join('\u0000');
 
+/** How far a reconciliation has got: rows read so far in each pass over the ledger. */
+export interface ReconciliationProgress {
+  readonly phase: 'entries' | 'accounts' | 'grants' | 'events';
+  readonly entries: number;
+  readonly accounts: number;
+  readonly grants: number;
+  readonly events: number;
+}
+
+/** Options of a reconciliation. */
+export interface ReconcileOptions {
+  /** Only this workspace (the HTTP report); every workspace when left out (the CLI). */
+  readonly workspaceId?: string;
+  /** Called every `progressEvery` rows read (default 100,000), so a long replay shows it is moving. */
+  readonly onProgress?: (progress: ReconciliationProgress) => void;
+  readonly progressEvery?: number;
+}
+
+/** Counts rows read and reports every `every` of them. */
+class ProgressCounter {
+  readonly counts = { entries: 0, accounts: 0, grants: 0, events: 0 };
+  private seen = 0;
+  constructor(private readonly options: ReconcileOptions) {}
+
+  row(phase: ReconciliationProgress['phase']): void {
+    this.counts[phase] += 1;
+    this.seen += 1;
+    const every = this.options.progressEvery ?? 100_000;
+    if (this.options.onProgress !== undefined && this.seen % every === 0)
+      this.options.onProgress({ phase, ...this.counts });
+  }
+}
+
 /**
  * Replays every entry and proves DESIGN.md's invariants: (a) every cached account balance equals
  * the sum of its entries, (b) all entries sum to zero, (c) no grant's remaining is below zero
@@ -33,21 +66,23 @@ const key = (...parts: string[]) => parts.join('\u0000');
  */
 export function reconcileLedger(
   storage: Storage,
-  options: { readonly workspaceId?: string } = {},
+  options: ReconcileOptions = {},
 ): Promise<ReconciliationReport> {
   return storage.readSnapshot((source) => reconcileSnapshot(source, options));
 }
 
 async function reconcileSnapshot(
   storage: ReconciliationSource,
-  options: { readonly workspaceId?: string },
+  options: ReconcileOptions,
 ): Promise<ReconciliationReport> {
+  const progress = new ProgressCounter(options);
   const inScope = (workspaceId: string) =>
     options.workspaceId === undefined || options.workspaceId === workspaceId;
   const sums = new Map<string, bigint>();
   let entryCount = 0;
   let malformed = 0;
   for await (const e of storage.allEntries()) {
+    progress.row('entries');
     if (!inScope(e.workspaceId)) continue;
     entryCount += 1;
     const from = key(e.workspaceId, e.customerId, e.creditType, e.fromAccount);
@@ -85,6 +120,7 @@ async function reconcileSnapshot(
   };
   let accountCount = 0;
   for await (const row of storage.allCustomerAccounts()) {
+    progress.row('accounts');
     if (!inScope(row.workspaceId)) continue;
     for (const [name, amount] of Object.entries(row.accounts)) {
       accountCount += 1;
@@ -93,6 +129,7 @@ async function reconcileSnapshot(
   }
   let grantCount = 0;
   for await (const g of storage.allGrants()) {
+    progress.row('grants');
     if (!inScope(g.workspaceId)) continue;
     grantCount += 1;
     accountCount += 2;
@@ -151,7 +188,7 @@ async function reconcileSnapshot(
       message: `entries do not sum to zero (off by ${grandTotal} units; ${malformed} entries with a non-positive amount)`,
     });
   }
-  const events = await checkEventBurns(storage, inScope, failures);
+  const events = await checkEventBurns(storage, inScope, failures, () => progress.row('events'));
   return {
     ok: failures.length === 0,
     entries: entryCount,
@@ -171,6 +208,7 @@ async function checkEventBurns(
   storage: ReconciliationSource,
   inScope: (workspaceId: string) => boolean,
   failures: ReconciliationFailure[],
+  onEvent: () => void,
 ): Promise<number> {
   const rules = new Map<string, RatingRules>();
   for await (const r of storage.allRatingRules()) {
@@ -193,6 +231,7 @@ async function checkEventBurns(
   };
   let count = 0;
   for await (const event of storage.allEvents()) {
+    onEvent();
     const here = order(event.workspaceId, event.eventKey);
     const burnedBy = new Map<string, number>();
     while (!pending.done) {

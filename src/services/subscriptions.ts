@@ -409,6 +409,34 @@ export async function renewDueSubscriptions(
  */
 export const MAX_BACKDATED_RESETS = 1000;
 
+/**
+ * Refuses a second live subscription of a customer to one plan (409 `already_subscribed`): one
+ * that has not ended and is on the plan or has a change to it pending. Called under the
+ * customer's lock, after due renewals ended what was due to end, so a retry or a double click
+ * cannot double an allowance, in one process or many.
+ */
+async function refuseSecondSubscription(
+  tx: WriteOperations,
+  workspaceId: string,
+  customerId: string,
+  planId: string,
+  exceptId: string | null,
+): Promise<void> {
+  const existing = (await tx.plans.subscriptionsOf(workspaceId, customerId)).find(
+    (s) =>
+      s.id !== exceptId &&
+      s.status === 'active' &&
+      (s.planId === planId || s.pendingChange?.planId === planId),
+  );
+  if (existing !== undefined) {
+    throw new BurndownError(
+      ErrorCode.alreadySubscribed,
+      `customer "${customerId}" already has a live subscription (${existing.id}) to plan "${planId}"; send "allow_multiple": true to have another`,
+      { subscription_id: existing.id, plan_id: planId },
+    );
+  }
+}
+
 /** Starts a subscription; its first allowances are granted before this returns (pending if it starts later). */
 export async function startSubscription(
   ctx: ServiceContext,
@@ -419,6 +447,8 @@ export async function startSubscription(
     planId: string;
     planVersion: number | null;
     startAt: Instant | null;
+    /** Whether a second live subscription to the same plan is meant (its allowances add up). */
+    allowMultiple?: boolean;
     now: Instant;
   },
 ): Promise<{ subscription: Subscription; plan: PlanVersion }> {
@@ -426,6 +456,8 @@ export async function startSubscription(
   await requireCustomer(tx, workspaceId, customerId);
   await renewDueSubscriptions(ctx, tx, workspaceId, customerId, now);
   const plan = await requirePlanVersion(tx, workspaceId, input.planId, input.planVersion);
+  if (input.allowMultiple !== true)
+    await refuseSecondSubscription(tx, workspaceId, customerId, plan.id, null);
   const startAt = input.startAt ?? now;
   for (const allowance of plan.allowances) {
     if (startAt >= now) continue;
@@ -533,6 +565,8 @@ export async function changeSubscription(
     planId: string;
     planVersion: number | null;
     when: 'now' | 'period_end' | null;
+    /** Whether moving onto a plan another live subscription of the customer is on is meant. */
+    allowMultiple?: boolean;
     now: Instant;
   },
 ): Promise<{ subscription: Subscription; plan: PlanVersion; effectiveAt: Instant }> {
@@ -544,6 +578,9 @@ export async function changeSubscription(
   const next = await requirePlanVersion(tx, input.workspaceId, input.planId, input.planVersion);
   if (next.id === old.id && next.version === old.version) {
     throw invalidRequest('the subscription is already on this plan version', { field: 'plan_id' });
+  }
+  if (input.allowMultiple !== true && next.id !== old.id) {
+    await refuseSecondSubscription(tx, sub.workspaceId, sub.customerId, next.id, sub.id);
   }
   if (sub.cancelAt !== null) {
     throw new BurndownError(ErrorCode.subscriptionNotActive, 'subscription is canceled at period end', {

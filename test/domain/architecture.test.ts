@@ -26,6 +26,18 @@ describe('architecture', () => {
     expect(offenders).toEqual([]);
   });
 
+  it('keeps the CLI off the HTTP transport (it shares services and domain shapes, not presenters)', () => {
+    const offenders: string[] = [];
+    for (const file of filesUnder('src/cli')) {
+      const source = readFileSync(file, 'utf8');
+      for (const match of source.matchAll(/from\s+'([^']+)'/g)) {
+        if (/\/http\//.test(match[1]!) || match[1] === 'fastify')
+          offenders.push(`${file} imports ${match[1]}`);
+      }
+    }
+    expect(offenders).toEqual([]);
+  });
+
   it('keeps services free of transports and concrete storage adapters', () => {
     const offenders: string[] = [];
     for (const file of filesUnder('src/services')) {

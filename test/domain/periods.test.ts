@@ -115,6 +115,20 @@ describe('allowance periods', () => {
     });
   });
 
+  it("renews a skipped local time at exactly the jump, whatever the start's milliseconds", () => {
+    // 02:30:00.500 EST; on 2026-03-08 New York jumps from 02:00 to 03:00 EDT (07:00Z): the renewal
+    // is the jump itself, not the jump plus half a second; the next day keeps the milliseconds.
+    const start = Date.parse('2026-03-07T07:30:00.500Z');
+    const days = [1, 2].map((n) => new Date(anniversary(start, 'P1D', n, 'America/New_York')).toISOString());
+    expect(days).toEqual(['2026-03-08T07:00:00.000Z', '2026-03-09T06:30:00.500Z']);
+    expect(
+      periodContaining(start, 'P1D', Date.parse('2026-03-08T07:00:00.000Z'), 'America/New_York').index,
+    ).toBe(1);
+    expect(
+      periodContaining(start, 'P1D', Date.parse('2026-03-08T06:59:59.999Z'), 'America/New_York').index,
+    ).toBe(0);
+  });
+
   it('lists each renewal owed after downtime exactly once (catch-up)', () => {
     fc.assert(
       fc.property(

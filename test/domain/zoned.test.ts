@@ -472,6 +472,23 @@ describe('instantOfWallTime', () => {
     expect(
       iso(instantOfWallTime({ year: 2026, month: 10, day: 4, hour: 2, minute: 15 }, 'Australia/Lord_Howe')),
     ).toBe('2026-10-03T15:30:00.000Z');
+    // A skipped time with milliseconds is still exactly the jump; an existing one keeps them.
+    expect(
+      iso(
+        instantOfWallTime(
+          { year: 2026, month: 3, day: 29, hour: 2, minute: 30, millisecond: 500 },
+          'Europe/Berlin',
+        ),
+      ),
+    ).toBe('2026-03-29T01:00:00.000Z');
+    expect(
+      iso(
+        instantOfWallTime(
+          { year: 2026, month: 3, day: 29, hour: 3, minute: 0, millisecond: 500 },
+          'Europe/Berlin',
+        ),
+      ),
+    ).toBe('2026-03-29T01:00:00.500Z');
     // São Paulo 2018-11-04 00:00 does not exist → 01:00 (−02) = 03:00Z.
     expect(iso(instantOfWallTime({ year: 2018, month: 11, day: 4 }, 'America/Sao_Paulo'))).toBe(
       '2018-11-04T03:00:00.000Z',

@@ -38,7 +38,7 @@ type Url = string | ((f: Fixture) => string);
 /** One bad request and the refusal the contract prescribes for it. */
 interface BadCase {
   readonly name: string;
-  readonly method: 'GET' | 'POST';
+  readonly method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
   readonly url: Url;
   /** Raw body text; objects are JSON-encoded. Omitted: no body. */
   readonly payload?: unknown;
@@ -1015,6 +1015,137 @@ const CASES: readonly BadCase[] = [
     ...get('/v1/customers/acme/ledger?to=2026-13-01T00:00:00Z'),
     status: 400,
     code: 'invalid_request',
+  },
+  {
+    name: 'GET ledger: order neither asc nor desc',
+    ...get('/v1/customers/acme/ledger?order=newest'),
+    status: 400,
+    code: 'invalid_request',
+  },
+  {
+    name: 'GET ledger: an ascending cursor with order=desc',
+    // base64url of ["0","1"], the shape of an ascending cursor
+    ...get(`/v1/customers/acme/ledger?order=desc&cursor=${Buffer.from('["0","1"]').toString('base64url')}`),
+    status: 400,
+    code: 'invalid_request',
+  },
+
+  // ---- PATCH /v1/customers/{id} ----
+  ...(
+    [
+      ['unknown customer', '/v1/customers/nobody', { name: 'x' }, 404, 'not_found'],
+      ['malformed id in path', '/v1/customers/a%20b', { name: 'x' }, 400, 'invalid_request'],
+      ['id in the body', '/v1/customers/acme', { id: 'acme2' }, 400, 'invalid_request'],
+      ['unknown field', '/v1/customers/acme', { nickname: 'x' }, 400, 'invalid_request'],
+      ['name not a string', '/v1/customers/acme', { name: 7 }, 400, 'invalid_request'],
+      ['name too long', '/v1/customers/acme', { name: 'n'.repeat(257) }, 400, 'invalid_request'],
+      ['metadata an array', '/v1/customers/acme', { metadata: ['a'] }, 400, 'invalid_request'],
+      ['metadata null', '/v1/customers/acme', { metadata: null }, 400, 'invalid_request'],
+      [
+        'metadata over 16 KiB',
+        '/v1/customers/acme',
+        { metadata: { k: 'x'.repeat(16_500) } },
+        400,
+        'invalid_request',
+      ],
+      ['body not JSON', '/v1/customers/acme', '{name:', 400, 'invalid_request'],
+      ['body a JSON array', '/v1/customers/acme', '[]', 400, 'invalid_request'],
+    ] as const
+  ).map(([what, url, payload, status, code]) => ({
+    name: `PATCH customer: ${what}`,
+    method: 'PATCH' as const,
+    url,
+    payload,
+    status,
+    code,
+  })),
+  {
+    name: 'PATCH customer: read key',
+    method: 'PATCH',
+    url: '/v1/customers/acme',
+    payload: { name: 'x' },
+    authorization: `Bearer ${READ_KEY}`,
+    status: 403,
+    code: 'forbidden',
+  },
+  {
+    name: 'PATCH customer: no key',
+    method: 'PATCH',
+    url: '/v1/customers/acme',
+    payload: { name: 'x' },
+    authorization: null,
+    status: 401,
+    code: 'unauthorized',
+  },
+  {
+    name: "PATCH customer: another workspace's customer",
+    method: 'PATCH',
+    url: '/v1/customers/acme',
+    payload: { name: 'x' },
+    authorization: `Bearer ${OTHER_WORKSPACE_KEY}`,
+    status: 404,
+    code: 'not_found',
+  },
+  {
+    name: 'PATCH customer: text/plain body',
+    method: 'PATCH',
+    url: '/v1/customers/acme',
+    payload: '{"name":"x"}',
+    contentType: 'text/plain',
+    status: 415,
+    code: 'unsupported_media_type',
+  },
+
+  // ---- DELETE /v1/customers/{id}/auto-top-up ----
+  {
+    name: 'DELETE auto-top-up: a customer without a rule',
+    method: 'DELETE',
+    url: '/v1/customers/acme/auto-top-up',
+    status: 404,
+    code: 'not_found',
+  },
+  {
+    name: 'DELETE auto-top-up: unknown customer',
+    method: 'DELETE',
+    url: '/v1/customers/nobody/auto-top-up',
+    status: 404,
+    code: 'not_found',
+  },
+  {
+    name: 'DELETE auto-top-up: read key',
+    method: 'DELETE',
+    url: '/v1/customers/acme/auto-top-up',
+    authorization: `Bearer ${READ_KEY}`,
+    status: 403,
+    code: 'forbidden',
+  },
+
+  // ---- a known path with a method it does not take ----
+  {
+    name: 'DELETE /v1/customers',
+    method: 'DELETE',
+    url: '/v1/customers',
+    status: 405,
+    code: 'method_not_allowed',
+  },
+  {
+    name: 'PUT a customer',
+    method: 'PUT',
+    url: '/v1/customers/acme',
+    status: 405,
+    code: 'method_not_allowed',
+  },
+  {
+    name: 'GET a capture',
+    ...get((x) => `/v1/holds/${x.hold}/capture`),
+    status: 405,
+    code: 'method_not_allowed',
+  },
+  {
+    name: 'POST a balance (no key: the method is checked first)',
+    ...post('/v1/customers/acme/balance', {}, { authorization: null }),
+    status: 405,
+    code: 'method_not_allowed',
   },
 ];
 

@@ -122,7 +122,8 @@ const WRITE_ENDPOINTS = {
     name: 'POST change',
     method: 'POST',
     url: (f) => `/v1/subscriptions/${f.sub}/change`,
-    validBody: { plan_id: 'basic' },
+    // The subscribe case before it puts acme on basic too, so the change says a second one is meant.
+    validBody: { plan_id: 'basic', allow_multiple: true },
     acmeScoped: true,
     scope: 'write',
   },
@@ -1327,6 +1328,24 @@ const CASES: readonly BadCase[] = [
     code: 'invalid_request',
   },
   {
+    name: 'POST subscriptions: a second live subscription to the same plan',
+    ...post('/v1/customers/acme/subscriptions', { plan_id: 'pro' }),
+    status: 409,
+    code: 'already_subscribed',
+  },
+  {
+    name: 'POST subscriptions: a second one to a plan the customer is pending or canceling on',
+    ...post('/v1/customers/beta/subscriptions', { plan_id: 'basic', start_at: '2026-09-01T00:00:00Z' }),
+    status: 409,
+    code: 'already_subscribed',
+  },
+  {
+    name: 'POST subscriptions: allow_multiple as a string',
+    ...post('/v1/customers/acme/subscriptions', { plan_id: 'pro', allow_multiple: 'yes' }),
+    status: 400,
+    code: 'invalid_request',
+  },
+  {
     name: "POST subscriptions: another workspace's plan for its own customer",
     ...post('/v1/customers/other-co/subscriptions', { plan_id: 'basic' }, OTHER),
     status: 404,
@@ -2100,7 +2119,9 @@ async function setUp(t: TestApp): Promise<Fixture> {
       t.post('/v1/customers/beta/subscriptions', { plan_id: 'basic', start_at: '2026-06-01T00:00:00Z' }),
     )
   ).id;
-  const cancelingSub = (await ok(t.post('/v1/customers/beta/subscriptions', { plan_id: 'basic' }))).id;
+  const cancelingSub = (
+    await ok(t.post('/v1/customers/beta/subscriptions', { plan_id: 'basic', allow_multiple: true }))
+  ).id;
   t.clock.advance(3_600_000);
   await ok(t.post(`/v1/subscriptions/${cancelingSub}/cancel`, { at_period_end: true }), 200);
 
@@ -2390,6 +2411,7 @@ describe('regressions found by the bad-input cases', () => {
     const res = await t.post('/v1/customers/beta/subscriptions', {
       plan_id: 'basic',
       start_at: '9999-12-31T23:00:00Z',
+      allow_multiple: true,
     });
     if (res.statusCode !== 400) expect(res.json().current_period.end).toMatch(/^\d{4}-\d{2}-\d{2}T/);
   });

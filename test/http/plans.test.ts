@@ -476,6 +476,61 @@ for (const dialect of DIALECTS) {
       expect((await ok(t.get('/v1/reconciliation'), 200)).ok).toBe(true);
     });
 
+    it('subscribing twice to the same plan is a 409 already_subscribed, unless allow_multiple', async () => {
+      await open('2026-01-01T00:00:00.000Z');
+      await hybridSetup();
+      const first = await ok(t.post('/v1/customers/acme/subscriptions', { plan_id: 'pro' }));
+      const before = await ok(t.get('/v1/customers/acme/ledger?limit=1000'), 200);
+      const again = await t.post('/v1/customers/acme/subscriptions', { plan_id: 'pro' });
+      expect(again.statusCode, again.body).toBe(409);
+      expect(again.json().error).toMatchObject({
+        code: 'already_subscribed',
+        details: { subscription_id: first.id, plan_id: 'pro' },
+      });
+      // Nothing was written: one subscription, one allowance, the same ledger.
+      expect((await ok(t.get('/v1/customers/acme/subscriptions'), 200)).data).toHaveLength(1);
+      expect((await balance()).available).toBe('500');
+      expect(await ok(t.get('/v1/customers/acme/ledger?limit=1000'), 200)).toEqual(before);
+      // A future start on the same plan is refused too; another plan is not.
+      const later = await t.post('/v1/customers/acme/subscriptions', {
+        plan_id: 'pro',
+        start_at: '2026-06-01T00:00:00Z',
+      });
+      expect(later.statusCode).toBe(409);
+      await ok(t.post('/v1/plans', { id: 'other', allowances: [{ amount: '1', period: 'P1M' }] }));
+      await ok(t.post('/v1/customers/acme/subscriptions', { plan_id: 'other' }));
+      // Asked for explicitly, a second subscription adds its allowance.
+      await ok(t.post('/v1/customers/acme/subscriptions', { plan_id: 'pro', allow_multiple: true }));
+      expect((await balance()).available).toBe('1001');
+      // Changing another subscription onto a plan the customer is already on is refused the same way.
+      const other = (await ok(t.get('/v1/customers/acme/subscriptions'), 200)).data.find(
+        (s: Body) => s.plan_id === 'other',
+      );
+      const change = await t.post(`/v1/subscriptions/${other.id}/change`, { plan_id: 'pro' });
+      expect(change.statusCode, change.body).toBe(409);
+      expect(change.json().error).toMatchObject({ code: 'already_subscribed', details: { plan_id: 'pro' } });
+      expect((await balance()).available).toBe('1001');
+      await ok(t.post(`/v1/subscriptions/${other.id}/change`, { plan_id: 'pro', allow_multiple: true }), 200);
+      // Once the first has ended, subscribing again is a plain new subscription.
+      await ok(t.post('/v1/customers', { id: 'beta' }));
+      const b1 = await ok(t.post('/v1/customers/beta/subscriptions', { plan_id: 'pro' }));
+      await ok(t.post(`/v1/subscriptions/${b1.id}/cancel`, {}), 200);
+      t.clock.advance(1000);
+      await ok(t.post('/v1/customers/beta/subscriptions', { plan_id: 'pro' }));
+      expect((await ok(t.get('/v1/reconciliation'), 200)).ok).toBe(true);
+    });
+
+    it('concurrent subscriptions of one customer to one plan: exactly one starts', async () => {
+      await open('2026-01-01T00:00:00.000Z');
+      await hybridSetup();
+      const answers = await Promise.all(
+        Array.from({ length: 6 }, () => t.post('/v1/customers/acme/subscriptions', { plan_id: 'pro' })),
+      );
+      expect(answers.map((a) => a.statusCode).sort()).toEqual([201, 409, 409, 409, 409, 409]);
+      expect((await ok(t.get('/v1/customers/acme/subscriptions'), 200)).data).toHaveLength(1);
+      expect((await balance()).available).toBe('500');
+    });
+
     it('a backdated start may not reach behind entries already recorded', async () => {
       await open('2026-03-01T00:00:00.000Z');
       await hybridSetup();

@@ -11,7 +11,8 @@ const daysInMonth = (year: number, month: number) => new Date(Date.UTC(year, mon
  * The `n`-th anniversary of `start` in `timeZone` (n = 0 is `start` itself). Computed from the
  * start each time, never from the previous anniversary, so month-end clamping does not drift: a
  * start on Jan 31 renews on Feb 28 (29 in leap years), then Mar 31. The local time of day is kept;
- * a local time that a DST jump skips maps to the instant the clocks jumped to.
+ * a local time that a DST jump skips maps to exactly the instant the clocks jumped to (the start's
+ * milliseconds are kept only for local times that exist).
  */
 export function anniversary(start: Instant, period: Period, n: number, timeZone: string): Instant {
   if (!Number.isInteger(n) || n < 0) throw new RangeError('anniversary index must be a whole number ≥ 0');
@@ -32,9 +33,9 @@ export function anniversary(start: Instant, period: Period, n: number, timeZone:
     month = (months % 12) + 1;
     day = Math.min(w.day, daysInMonth(year, month));
   }
-  return (
-    instantOfWallTime({ year, month, day, hour: w.hour, minute: w.minute, second: w.second }, timeZone) +
-    millis
+  return instantOfWallTime(
+    { year, month, day, hour: w.hour, minute: w.minute, second: w.second, millisecond: millis },
+    timeZone,
   );
 }
 

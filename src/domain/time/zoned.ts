@@ -69,9 +69,20 @@ export function zoneOffset(instant: Instant, timeZone: string): number {
  * times that exist; a wall time skipped by a DST jump maps to the instant the clocks jumped to.
  */
 export function instantOfWallTime(
-  wall: { year: number; month: number; day: number; hour?: number; minute?: number; second?: number },
+  wall: {
+    year: number;
+    month: number;
+    day: number;
+    hour?: number;
+    minute?: number;
+    second?: number;
+    millisecond?: number;
+  },
   timeZone: string,
 ): Instant {
+  // The milliseconds apply only to a wall time that exists: a skipped one is the jump itself,
+  // whatever its fraction of a second (02:30:00.500 in a 02:00→03:00 gap is the 03:00:00.000 jump).
+  const millis = wall.millisecond ?? 0;
   const naive = Date.UTC(
     wall.year,
     wall.month - 1,
@@ -92,7 +103,7 @@ export function instantOfWallTime(
     if (instant + zoneOffset(instant, timeZone) === naive && (best === null || instant < best))
       best = instant;
   }
-  if (best !== null) return best;
+  if (best !== null) return best + millis;
   // In a DST gap: the wall time does not exist; the clocks jumped past it at the transition.
   let low = naive - 86_400_000 * 2;
   let high = naive + 86_400_000 * 2;

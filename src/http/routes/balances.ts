@@ -52,7 +52,8 @@ export function registerBalanceRoutes(app: FastifyInstance, { ctx }: RouteDeps):
       config: { scope: 'read' },
       schema: {
         tags: ['balances'],
-        summary: 'Ledger entries, oldest first (by effective instant, then recording order)',
+        summary:
+          'Ledger entries, oldest first (by effective instant, then recording order), or newest first with order=desc',
         params: IdParams,
         querystring: LedgerQuery,
         response: { 200: ListOf(EntryBody), ...errorResponses },
@@ -72,7 +73,8 @@ export function registerBalanceRoutes(app: FastifyInstance, { ctx }: RouteDeps):
       await requireCreditType(ctx.storage.read, key.workspaceId, key.creditType);
       // Record what is due first, so the listing shows expiries that happened without traffic.
       if (pageRequest.after === null) await settleDue(ctx, key);
-      const page = await ctx.storage.read.listEntries(key, { from, to }, pageRequest);
+      const order = query.order ?? 'asc';
+      const page = await ctx.storage.read.listEntries(key, { from, to, order }, pageRequest);
       return presentPage(page, presentEntry);
     },
   );

@@ -5,7 +5,7 @@ import { invalidRequest, notFound } from '../../domain/errors.js';
 import { createCreditPack } from '../../services/catalog.js';
 import { customerLockKey } from '../../services/ledger.js';
 import { requireCustomer } from '../../services/lookups.js';
-import { purchaseCreditPacks, setAutoTopUp } from '../../services/purchases.js';
+import { purchaseCreditPacks, removeAutoTopUp, setAutoTopUp } from '../../services/purchases.js';
 import { decodeCompositeKey } from '../../storage/sql/sql-store.js';
 import type { RouteDeps } from '../app.js';
 import { presentIdPage, presentPage, readIdPage, readPageRequest } from '../pagination.js';
@@ -172,6 +172,26 @@ export function registerCreditPackRoutes(app: FastifyInstance, { ctx, writer }: 
         setAutoTopUp(tx, { ...input, workspaceId: ws, customerId: request.params.id, now: ctx.clock.now() }),
       );
       return presentAutoTopUp(rule);
+    },
+  );
+
+  app.delete<{ Params: Static<typeof IdParams> }>(
+    '/v1/customers/:id/auto-top-up',
+    {
+      config: { scope: 'write' },
+      schema: {
+        tags: ['credit packs'],
+        summary: "Remove a customer's auto top-up rule (204); 404 when it has none",
+        params: IdParams,
+        response: { 204: Type.Null({ description: 'Removed' }), ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const ws = request.auth.workspaceId;
+      await ctx.storage.write(customerLockKey(ws, request.params.id), (tx) =>
+        removeAutoTopUp(tx, { workspaceId: ws, customerId: request.params.id }),
+      );
+      return reply.code(204).send();
     },
   );
 

@@ -1,15 +1,23 @@
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { createCustomer } from '../../services/customers.js';
+import { createCustomer, updateCustomer } from '../../services/customers.js';
 import { customerLockKey } from '../../services/ledger.js';
 import { requireCustomer } from '../../services/lookups.js';
 import type { RouteDeps } from '../app.js';
 import { presentPage, readPageRequest } from '../pagination.js';
 import { presentCustomer } from '../presenters.js';
 import { readMetadata } from '../route-helpers.js';
-import { CreateCustomerBody, CustomerBody, errorResponses, IdParams, ListOf, ListQuery } from '../schemas.js';
+import {
+  CreateCustomerBody,
+  CustomerBody,
+  errorResponses,
+  IdParams,
+  ListOf,
+  ListQuery,
+  UpdateCustomerBody,
+} from '../schemas.js';
 
-/** Customers: create, read, list. */
+/** Customers: create, read, update, list. */
 export function registerCustomerRoutes(app: FastifyInstance, { ctx, writer }: RouteDeps): void {
   app.post<{ Body: Static<typeof CreateCustomerBody> }>(
     '/v1/customers',
@@ -51,6 +59,39 @@ export function registerCustomerRoutes(app: FastifyInstance, { ctx, writer }: Ro
     },
     async (request) =>
       presentCustomer(await requireCustomer(ctx.storage.read, request.auth.workspaceId, request.params.id)),
+  );
+
+  app.patch<{ Params: Static<typeof IdParams>; Body: Static<typeof UpdateCustomerBody> }>(
+    '/v1/customers/:id',
+    {
+      config: { scope: 'write' },
+      // A PATCH without a body changes nothing and answers the customer as it is.
+      preValidation: async (request) => {
+        request.body ??= {};
+      },
+      schema: {
+        tags: ['customers'],
+        summary:
+          'Update a customer: fields left out are kept, name null clears it, metadata replaces the stored metadata whole',
+        params: IdParams,
+        body: UpdateCustomerBody,
+        response: { 200: CustomerBody, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const body = request.body;
+      const metadata = body.metadata === undefined ? undefined : readMetadata(body.metadata);
+      const ws = request.auth.workspaceId;
+      return writer.run(request, reply, customerLockKey(ws, request.params.id), async (tx) => {
+        const customer = await updateCustomer(tx, {
+          workspaceId: ws,
+          id: request.params.id,
+          ...(body.name === undefined ? {} : { name: body.name }),
+          ...(metadata === undefined ? {} : { metadata }),
+        });
+        return { status: 200, body: presentCustomer(customer) };
+      });
+    },
   );
 
   app.get<{ Querystring: Static<typeof ListQuery> }>(

@@ -47,6 +47,7 @@ export function registerSubscriptionRoutes(app: FastifyInstance, { ctx, writer }
           planId: body.plan_id,
           planVersion: body.plan_version ?? null,
           startAt,
+          allowMultiple: body.allow_multiple === true,
           now,
         });
         return { status: 201, body: presentSubscription(subscription, plan, now) };
@@ -168,6 +169,7 @@ export function registerSubscriptionRoutes(app: FastifyInstance, { ctx, writer }
           planId: body.plan_id,
           planVersion: body.plan_version ?? null,
           when: body.at ?? null,
+          allowMultiple: body.allow_multiple === true,
           now,
         });
         return { status: 200, body: presentSubscription(subscription, plan, now) };

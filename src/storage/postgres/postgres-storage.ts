@@ -4,6 +4,7 @@ import type { CreditLedger, CreditLedgerSnapshot } from '../../domain/ledger/cre
 import type { Instant } from '../../domain/time/instant.js';
 import type {
   Customer,
+  DatabaseState,
   EventBurn,
   LedgerKey,
   ReadOperations,
@@ -195,7 +196,11 @@ class PgWrites extends SqlWrites {
     }
   }
 
-  /** Customers never change or disappear, so one seen is cached for good (by every process alike). */
+  /**
+   * Customers never disappear, so one seen is cached for good: write paths rely on it only for
+   * existence. Name and metadata may change in another process meanwhile, which is why an update
+   * reads the row itself ({@link loadCustomerForUpdate}) rather than this cache.
+   */
   override async getCustomer(workspaceId: string, customerId: string): Promise<Customer | null> {
     const key = `${workspaceId}/${customerId}`;
     const cached = this.customers.get(key);
@@ -206,6 +211,12 @@ class PgWrites extends SqlWrites {
       this.customers.set(key, customer);
     }
     return customer;
+  }
+
+  override async updateCustomer(customer: Customer): Promise<void> {
+    await super.updateCustomer(customer);
+    // Forgotten rather than replaced: this transaction may still roll back.
+    this.customers.delete(`${customer.workspaceId}/${customer.id}`);
   }
 
   override loadLedgerForUpdate(key: LedgerKey): Promise<CreditLedgerSnapshot> {
@@ -330,6 +341,35 @@ export class PostgresStorage implements Storage {
     this.reads = new PgExecutor(pool);
     this.read = new PgReads(this.reads);
     this.maxAttempts = options.maxAttempts ?? 5;
+  }
+
+  /**
+   * Whether the database exists and its schema (the search path's) holds Burndown's tables;
+   * changes nothing. A connection refused or denied is an error, not a state.
+   */
+  static async state(
+    options: Pick<PostgresStorageOptions, 'connectionString' | 'schema'>,
+  ): Promise<DatabaseState> {
+    const client = new pg.Client({
+      connectionString: options.connectionString,
+      ...(options.schema ? { options: `-c search_path=${options.schema}` } : {}),
+    });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+    } catch (error) {
+      // 3D000: invalid_catalog_name, the database named in the URL does not exist.
+      if ((error as { code?: string }).code === '3D000') return 'missing';
+      throw error;
+    }
+    try {
+      const { rows } = await client.query<{ found: boolean }>(
+        "SELECT to_regclass('schema_migrations') IS NOT NULL AS found",
+      );
+      return rows[0]?.found === true ? 'ready' : 'not_migrated';
+    } finally {
+      await client.end();
+    }
   }
 
   /** Connects, then applies pending migrations (safe when several processes start at once). */

@@ -54,6 +54,7 @@ export const PQ = {
        (SELECT COUNT(*) FROM subscriptions WHERE workspace_id = ? AND customer_id = ?
           AND next_due_at IS NOT NULL AND next_due_at <= ?) AS due,
        (SELECT body FROM auto_top_ups WHERE workspace_id = ? AND customer_id = ?) AS auto_top_up`,
+  deleteAutoTopUp: 'DELETE FROM auto_top_ups WHERE workspace_id = ? AND customer_id = ?',
   putAutoTopUp: `INSERT INTO auto_top_ups (workspace_id, customer_id, body) VALUES (?, ?, ?)
      ON CONFLICT (workspace_id, customer_id) DO UPDATE SET body = excluded.body`,
   getFeatureUsage: `SELECT quantity FROM feature_usage
@@ -254,6 +255,10 @@ export class PlanWrites extends PlanReads implements PlanWriteOperations {
 
   async putAutoTopUp(a: AutoTopUp): Promise<void> {
     await this.db.run(PQ.putAutoTopUp, [a.workspaceId, a.customerId, autoTopUpToJson(a)]);
+  }
+
+  async deleteAutoTopUp(workspaceId: string, customerId: string): Promise<boolean> {
+    return (await this.db.run(PQ.deleteAutoTopUp, [workspaceId, customerId])) === 1;
   }
 
   async setFeatureUsage(

@@ -14,6 +14,7 @@ const upsertSet = (columns: readonly string[]) =>
 export const Q = {
   getCustomer: 'SELECT * FROM customers WHERE workspace_id = ? AND id = ?',
   listCustomers: 'SELECT * FROM customers WHERE workspace_id = ? AND id > ? ORDER BY id LIMIT ?',
+  updateCustomer: 'UPDATE customers SET name = ?, metadata = ? WHERE workspace_id = ? AND id = ?',
   insertCustomer:
     'INSERT INTO customers (workspace_id, id, name, metadata, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING',
   getCreditType: 'SELECT * FROM credit_types WHERE workspace_id = ? AND id = ?',

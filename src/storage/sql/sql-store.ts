@@ -218,9 +218,10 @@ export class SqlReads implements ReadOperations {
 
   async listEntries(
     key: LedgerKey,
-    range: { from: Instant | null; to: Instant | null },
+    range: { from: Instant | null; to: Instant | null; order?: 'asc' | 'desc' },
     req: PageRequest,
   ): Promise<Page<StoredEntry>> {
+    const desc = range.order === 'desc';
     const conditions = ['workspace_id = ?', 'customer_id = ?', 'credit_type = ?'];
     const params: unknown[] = [key.workspaceId, key.customerId, key.creditType];
     if (range.from !== null) {
@@ -232,14 +233,20 @@ export class SqlReads implements ReadOperations {
       params.push(range.to);
     }
     if (req.after !== null) {
-      const [atText = '', seqText = ''] = decodeCompositeKey(req.after, 2);
+      // A newest-first cursor carries its order, so it cannot silently resume the other way.
+      const [atText = '', seqText = '', orderText] = decodeCompositeKey(req.after, desc ? 3 : 2);
+      if (desc && orderText !== 'desc')
+        throw invalidRequest('cursor is not one this server issued', { field: 'cursor' });
       const at = numericPart(atText);
-      conditions.push('(at > ? OR (at = ? AND seq > ?))');
+      conditions.push(desc ? '(at < ? OR (at = ? AND seq < ?))' : '(at > ? OR (at = ? AND seq > ?))');
       params.push(at, at, numericPart(seqText));
     }
-    const sql = `SELECT * FROM entries WHERE ${conditions.join(' AND ')} ORDER BY at, seq LIMIT ?`;
+    const order = desc ? 'ORDER BY at DESC, seq DESC' : 'ORDER BY at, seq';
+    const sql = `SELECT * FROM entries WHERE ${conditions.join(' AND ')} ${order} LIMIT ?`;
     const rows = await this.db.all<EntryRow>(sql, [...params, req.limit + 1]);
-    return page(rows.map(entryFromRow), req.limit, (e) => encodeCompositeKey(String(e.at), e.seq));
+    return page(rows.map(entryFromRow), req.limit, (e) =>
+      desc ? encodeCompositeKey(String(e.at), e.seq, 'desc') : encodeCompositeKey(String(e.at), e.seq),
+    );
   }
 
   async latestEntryAt(key: LedgerKey): Promise<Instant | null> {
@@ -458,6 +465,18 @@ export class SqlWrites extends SqlReads implements WriteOperations {
         c.createdAt,
       ])) === 1
     );
+  }
+
+  async loadCustomerForUpdate(workspaceId: string, customerId: string): Promise<Customer | null> {
+    const row = await this.db.get<Parameters<typeof customerFromRow>[0]>(Q.getCustomer, [
+      workspaceId,
+      customerId,
+    ]);
+    return row ? customerFromRow(row) : null;
+  }
+
+  async updateCustomer(c: Customer): Promise<void> {
+    await this.db.run(Q.updateCustomer, [c.name, JSON.stringify(c.metadata), c.workspaceId, c.id]);
   }
 
   async insertCreditType(c: CreditType): Promise<boolean> {

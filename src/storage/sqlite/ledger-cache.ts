@@ -113,7 +113,10 @@ export class LedgerCache implements CommitObserver {
     return this.job.customers.get(k) ?? this.batch.customers.get(k) ?? this.committed.customers.get(k);
   }
 
-  /** Customers never change or disappear once they exist, so a found one can be staged as is. */
+  /**
+   * Customers never disappear once they exist, and change only through a write that stages the
+   * new version here (a rolled-back job drops it with the rest of the job).
+   */
   stageCustomer(customer: Customer): void {
     this.job.customers.set(`${customer.workspaceId}/${customer.id}`, customer);
   }

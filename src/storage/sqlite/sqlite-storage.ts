@@ -1,10 +1,11 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
 import type { CreditLedger, CreditLedgerSnapshot } from '../../domain/ledger/credit-ledger.js';
 import type { Instant } from '../../domain/time/instant.js';
 import type {
   Customer,
+  DatabaseState,
   LedgerKey,
   MeterRecord,
   RateRecord,
@@ -87,6 +88,11 @@ class CachedSqliteWrites extends SqlWrites {
     if (inserted) this.cache.stageCustomer(customer);
     return inserted;
   }
+
+  override async updateCustomer(customer: Customer): Promise<void> {
+    await super.updateCustomer(customer);
+    this.cache.stageCustomer(customer);
+  }
 }
 
 /**
@@ -157,6 +163,21 @@ export class SqliteStorage implements Storage {
     this.read =
       reader === writer ? this.writes : new CachedSqliteReads(this.readerExecutor, dataVersionOf(reader));
     this.committer = new GroupCommitter(writer, options, cache);
+  }
+
+  /** Whether the file exists and holds Burndown's schema; never creates or changes anything. */
+  static state(path: string): DatabaseState {
+    if (path === ':memory:' || !existsSync(path)) return 'missing';
+    const db = new BetterSqlite3(path, { readonly: true, fileMustExist: true });
+    try {
+      db.pragma('busy_timeout = 10000');
+      const found = db
+        .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'")
+        .get();
+      return found === undefined ? 'not_migrated' : 'ready';
+    } finally {
+      db.close();
+    }
   }
 
   /** Opens (creating if needed) the database and applies migrations. */

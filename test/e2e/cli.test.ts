@@ -1,0 +1,216 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+import { describeDatabaseUrl } from '../../src/config/database-url.js';
+import { SqliteStorage } from '../../src/storage/sqlite/sqlite-storage.js';
+import { POSTGRES_URL } from '../contract/postgres.js';
+import { createTestApp } from '../fixtures/harness.js';
+import { CLI_PATH, requireBuiltCli } from './server-process.js';
+
+interface Run {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs the built `burndown` in `cwd` with only the environment given (no BURNDOWN_* leaks in). */
+function burndown(args: readonly string[], cwd: string, env: Record<string, string> = {}): Promise<Run> {
+  requireBuiltCli();
+  const base: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v !== undefined && !k.startsWith('BURNDOWN_')) base[k] = v;
+  }
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI_PATH, ...args], {
+      cwd,
+      env: { ...base, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => {
+      stdout += c.toString('utf8');
+    });
+    child.stderr.on('data', (c: Buffer) => {
+      stderr += c.toString('utf8');
+    });
+    child.once('error', reject);
+    child.once('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+const dirs: string[] = [];
+const tempDir = () => {
+  const dir = mkdtempSync(join(tmpdir(), 'burndown-cli-'));
+  dirs.push(dir);
+  return dir;
+};
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('describeDatabaseUrl', () => {
+  it('makes SQLite paths absolute and hides PostgreSQL passwords', () => {
+    expect(describeDatabaseUrl('sqlite:./data/burndown.db', '/srv/app')).toBe(
+      'sqlite:/srv/app/data/burndown.db',
+    );
+    expect(describeDatabaseUrl('sqlite:', '/srv/app')).toBe('sqlite:/srv/app/data/burndown.db');
+    expect(describeDatabaseUrl('sqlite:/var/lib/b.db', '/srv/app')).toBe('sqlite:/var/lib/b.db');
+    expect(describeDatabaseUrl('sqlite::memory:', '/srv/app')).toBe('sqlite::memory:');
+    expect(describeDatabaseUrl('postgres://app:s3cret@db:5432/books')).toBe(
+      'postgres://app:***@db:5432/books',
+    );
+    expect(describeDatabaseUrl('postgres://app@db/books?password=s3cret&sslmode=require')).toBe(
+      'postgres://app@db/books?password=***&sslmode=require',
+    );
+    expect(describeDatabaseUrl('postgres://db/books')).toBe('postgres://db/books');
+  });
+});
+
+describe('burndown CLI: which database, and refusing one that does not exist', () => {
+  it('--version prints the package version; --help names the environment variables', async () => {
+    const dir = tempDir();
+    const version = (
+      JSON.parse(readFileSync(join(CLI_PATH, '../../../package.json'), 'utf8')) as { version: string }
+    ).version;
+    const v = await burndown(['--version'], dir);
+    expect(v.code).toBe(0);
+    expect(v.stdout.trim()).toBe(version);
+    const help = await burndown(['--help'], dir);
+    expect(help.code).toBe(0);
+    for (const name of [
+      'BURNDOWN_DATABASE_URL',
+      'BURNDOWN_API_KEY',
+      'BURNDOWN_PG_POOL_SIZE',
+      'PORT',
+      'HOST',
+    ]) {
+      expect(help.stdout).toContain(name);
+    }
+    const reconcileHelp = await burndown(['reconcile', '--help'], dir);
+    expect(reconcileHelp.stdout).toContain('--database <url>');
+    expect(reconcileHelp.stdout).toContain('--progress');
+  });
+
+  it('from a directory without a database, reading commands exit 2 naming the path, and create nothing', async () => {
+    const dir = tempDir();
+    for (const args of [
+      ['reconcile'],
+      ['reconcile', '--json'],
+      ['balance', 'acme'],
+      ['backfill', '--rate', 'r'],
+    ]) {
+      const run = await burndown(args, dir);
+      expect(run.code, `${args.join(' ')}: ${run.stderr}`).toBe(2);
+      expect(run.stdout).toBe('');
+      expect(run.stderr).toContain(`database sqlite:${join(dir, 'data/burndown.db')}`);
+      expect(run.stderr).toContain('no database at');
+    }
+    // The same through BURNDOWN_DATABASE_URL and through --database (which wins over it).
+    const viaEnv = await burndown(['reconcile'], dir, { BURNDOWN_DATABASE_URL: 'sqlite:elsewhere/b.db' });
+    expect(viaEnv.code).toBe(2);
+    expect(viaEnv.stderr).toContain(`sqlite:${join(dir, 'elsewhere/b.db')}`);
+    const viaOption = await burndown(['reconcile', '--database', 'sqlite:other.db'], dir, {
+      BURNDOWN_DATABASE_URL: 'sqlite:elsewhere/b.db',
+    });
+    expect(viaOption.code).toBe(2);
+    expect(viaOption.stderr).toContain(`sqlite:${join(dir, 'other.db')}`);
+    expect(readdirSync(dir)).toEqual([]);
+    const bad = await burndown(['reconcile', '--database', 'mysql://x/y'], dir);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/must start with sqlite: or postgres:\/\//);
+  });
+
+  it('a SQLite file that is not a Burndown database is refused and left as it was', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'other.db');
+    const db = new BetterSqlite3(path);
+    db.exec('CREATE TABLE notes (body TEXT)');
+    db.close();
+    const run = await burndown(['reconcile', '--database', `sqlite:${path}`], dir);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('is not a Burndown database');
+    const after = new BetterSqlite3(path, { readonly: true });
+    const tables = after.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all();
+    after.close();
+    expect(tables).toEqual(['notes']);
+  });
+
+  it('migrate creates the database; reconcile --json keeps stdout parseable; --progress reports on stderr', async () => {
+    const dir = tempDir();
+    const migrated = await burndown(['migrate', '--database', 'sqlite:books/b.db'], dir);
+    expect(migrated.code, migrated.stderr).toBe(0);
+    expect(migrated.stderr).toContain(`database sqlite:${join(dir, 'books/b.db')}`);
+    expect(existsSync(join(dir, 'books/b.db'))).toBe(true);
+    // Some ledger rows to reconcile: 3 customers with a grant and a debit each.
+    const t = await createTestApp({ storage: await SqliteStorage.open({ path: join(dir, 'books/b.db') }) });
+    for (const id of ['a', 'b', 'c']) {
+      expect((await t.post('/v1/customers', { id })).statusCode).toBe(201);
+      expect((await t.post(`/v1/customers/${id}/grants`, { amount: '10' })).statusCode).toBe(201);
+      expect((await t.post(`/v1/customers/${id}/debits`, { amount: '1' })).statusCode).toBe(201);
+    }
+    await t.close();
+    const json = await burndown(['reconcile', '--json'], dir, { BURNDOWN_DATABASE_URL: 'sqlite:books/b.db' });
+    expect(json.code, json.stderr).toBe(0);
+    const report = JSON.parse(json.stdout) as { ok: boolean; entries: number };
+    expect(report).toMatchObject({ ok: true, entries: 6 });
+    // Not a terminal and no --progress: no progress lines.
+    expect(json.stderr.trim().split('\n')).toEqual([`burndown: database sqlite:${join(dir, 'books/b.db')}`]);
+    const progress = await burndown(['reconcile', '--progress', '--progress-every', '2'], dir, {
+      BURNDOWN_DATABASE_URL: 'sqlite:books/b.db',
+    });
+    expect(progress.code, progress.stderr).toBe(0);
+    expect(progress.stdout).toMatch(/^reconcile: 6 entries, .*: OK\n$/);
+    const lines = progress.stderr.trim().split('\n').slice(1);
+    expect(lines.slice(0, 3)).toEqual([
+      'reconcile: reading entries: 2 entries, 0 accounts, 0 grants, 0 events',
+      'reconcile: reading entries: 4 entries, 0 accounts, 0 grants, 0 events',
+      'reconcile: reading entries: 6 entries, 0 accounts, 0 grants, 0 events',
+    ]);
+    expect(lines.some((l) => l.startsWith('reconcile: reading grants: 6 entries,'))).toBe(true);
+    const zero = await burndown(['reconcile', '--progress-every', '0'], dir);
+    expect(zero.code).toBe(2);
+    const balance = await burndown(['balance', 'a', '--database', 'sqlite:books/b.db'], dir);
+    expect(balance.code, balance.stderr).toBe(0);
+    expect((JSON.parse(balance.stdout) as { available: string }).available).toBe('9');
+  });
+});
+
+describe.skipIf(!POSTGRES_URL)('burndown CLI on PostgreSQL', () => {
+  it('refuses a database that does not exist or was never migrated, and never prints the password', async () => {
+    const dir = tempDir();
+    const name = `bd_cli_${randomBytes(5).toString('hex')}`;
+    const url = new URL(POSTGRES_URL ?? '');
+    url.password = 'pw-do-not-print';
+    url.pathname = `/${name}`;
+    const target = url.toString();
+    const missing = await burndown(['reconcile', '--database', target], dir);
+    expect(missing.code, missing.stderr).toBe(2);
+    expect(missing.stderr).toContain('no database at');
+    const admin = new pg.Client({ connectionString: POSTGRES_URL ?? '' });
+    await admin.connect();
+    await admin.query(`CREATE DATABASE ${name}`);
+    try {
+      const empty = await burndown(['balance', 'acme', '--database', target], dir);
+      expect(empty.code, empty.stderr).toBe(2);
+      expect(empty.stderr).toContain('is not a Burndown database');
+      const migrated = await burndown(['migrate', '--database', target], dir);
+      expect(migrated.code, migrated.stderr).toBe(0);
+      const ok = await burndown(['reconcile', '--json'], dir, { BURNDOWN_DATABASE_URL: target });
+      expect(ok.code, ok.stderr).toBe(0);
+      expect((JSON.parse(ok.stdout) as { ok: boolean }).ok).toBe(true);
+      for (const run of [missing, empty, migrated, ok]) {
+        expect(run.stderr).toContain(':***@');
+        expect(run.stderr + run.stdout).not.toContain('pw-do-not-print');
+      }
+    } finally {
+      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await admin.end();
+    }
+  });
+});
