@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { cli, log, num, startChild } from './lib.mjs';
 
 const EVENTS = num('BENCH_EVENTS', 50_000);
+// Rows per page (the server's default when unset; the old server had no paging).
+const LIMIT = process.env.BENCH_LIMIT ?? '';
 const KEY = 'bench-admin-key-0123456789abcdef';
 const dir = mkdtempSync(join(tmpdir(), 'burndown-usage-'));
 const server = await startChild('server', [cli, 'serve'], {
@@ -88,7 +90,9 @@ try {
   pinging = false;
   await pinger;
   log(`events ${EVENTS}, rows ${rows}, pages ${pages}`);
-  log(`first page ${firstPageMs.toFixed(0)} ms, slowest page ${worstPageMs.toFixed(0)} ms, all pages ${totalMs.toFixed(0)} ms`);
+  log(
+    `first page ${firstPageMs.toFixed(0)} ms, slowest page ${worstPageMs.toFixed(0)} ms, all pages ${totalMs.toFixed(0)} ms`,
+  );
   log(`largest answer ${(largest / 1024).toFixed(0)} kB, all answers ${(bytes / 1024).toFixed(0)} kB`);
   log(`slowest /healthz meanwhile ${worstHealthz.toFixed(0)} ms`);
 } finally {

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { ApiKeyRecord, ApiKeyScope, Storage, WriteOperations } from '../ports/storage.js';
 import { BurndownError, ErrorCode } from '../domain/errors.js';
+import type { ApiKeyRecord, ApiKeyScope, Storage, WriteOperations } from '../ports/storage.js';
 import { DEFAULT_WORKSPACE, type ServiceContext } from './context.js';
 
 /** Keys are stored as SHA-256 digests: a leaked database does not leak usable keys. */
