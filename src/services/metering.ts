@@ -570,8 +570,8 @@ export const USAGE_PAGE = {
   maxScannedEvents: 50_000,
   /** Most (window, group) cells one window may have; a window with more is refused. */
   maxGroupsPerWindow: 100_000,
-  /** Other requests get the event loop after every this many events. */
-  yieldEvery: 1000,
+  /** Events read per query, and other requests get the event loop after each such batch. */
+  yieldEvery: 500,
 } as const;
 
 /** Where the next page of meter usage starts: a window, and how many of its rows were sent. */
@@ -620,6 +620,7 @@ export async function meterUsage(
     customerId: input.customerId,
     from,
     to: input.to,
+    batchSize: USAGE_PAGE.yieldEvery,
   });
   const usage = new UsageAccumulator(meter, input.window, input.timeZone, input.groupBy);
   const rows: UsageRow[] = [];
