@@ -88,6 +88,30 @@ describe('transport bounds (real server, raw sockets)', () => {
     expect((await server.get('/v1/customers')).body.data).toEqual([]);
   });
 
+  it('dribbled headers time out the same way', async () => {
+    const raw = await open(port);
+    raw.socket.write('GET /v1/customers HTTP/1.1\r\nHost: x\r\n');
+    const dribble = setInterval(() => {
+      if (!raw.socket.destroyed) raw.socket.write('X-Slow: 1\r\n');
+    }, 100);
+    try {
+      expect(await within(raw, 4000)).toBe(true);
+    } finally {
+      clearInterval(dribble);
+    }
+    expect((raw.closedAt ?? 0) - raw.opened).toBeLessThan(3000);
+    expect(statusOf(raw.received)).toBe(408);
+    expect(jsonOf(raw.received).error.code).toBe('request_timeout');
+  });
+
+  it('oversized headers get 431 headers_too_large', async () => {
+    const raw = await open(port);
+    raw.socket.write(`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+    expect(await within(raw, 2000)).toBe(true);
+    expect(statusOf(raw.received)).toBe(431);
+    expect(jsonOf(raw.received).error.code).toBe('headers_too_large');
+  });
+
   it('an unknown key gets 401 and the connection closes without the body being read', async () => {
     const raw = await open(port);
     raw.socket.write(
