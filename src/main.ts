@@ -68,7 +68,15 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const storage = await openStorage(config.databaseUrl, { metrics, poolSize: config.pgPoolSize });
   const ctx = createContext(storage);
   const generatedKey = await ensureAdminKey(ctx, config.apiKey);
-  const app = await buildApp(ctx, { bodyLimit: config.bodyLimit, logLevel: config.logLevel, metrics });
+  const app = await buildApp(ctx, {
+    bodyLimit: config.bodyLimit,
+    logLevel: config.logLevel,
+    metrics,
+    requestTimeoutMs: config.requestTimeoutMs,
+    maxConnections: config.maxConnections,
+    metricsPublic: config.metricsPublic,
+    checkHoldMaxTtlSeconds: config.checkHoldMaxTtlSeconds,
+  });
   // Resets missed while the server was down are issued before it takes traffic (each exactly once).
   for (;;) {
     const swept = await sweepDueSubscriptions(ctx, {

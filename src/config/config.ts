@@ -19,6 +19,14 @@ export interface Config {
   readonly pgPoolSize: number;
   /** Log level: `BURNDOWN_LOG_LEVEL` (fatal…trace, silent), default `info`. */
   readonly logLevel: string;
+  /** Longest time to receive a whole request (headers and body), in ms. `BURNDOWN_REQUEST_TIMEOUT_MS`, default 30,000. */
+  readonly requestTimeoutMs: number;
+  /** Most open HTTP connections; more are closed at once. `BURNDOWN_MAX_CONNECTIONS`, default 1024. */
+  readonly maxConnections: number;
+  /** Longest hold a `POST /v1/check` may take, in seconds. `BURNDOWN_CHECK_HOLD_MAX_TTL_SECONDS`, default 900. */
+  readonly checkHoldMaxTtlSeconds: number;
+  /** Serve `/metrics` without a key. `BURNDOWN_METRICS_PUBLIC=1`; default off (any valid key). */
+  readonly metricsPublic: boolean;
 }
 
 function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
@@ -41,6 +49,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new BurndownError(ErrorCode.invalidRequest, 'BURNDOWN_API_KEY must be at least 16 characters', {});
   }
   const databaseUrl = checkDatabaseUrl(env['BURNDOWN_DATABASE_URL'] || DEFAULT_DATABASE_URL);
+  const metricsPublic = env['BURNDOWN_METRICS_PUBLIC'] ?? '';
+  if (!['', '0', '1'].includes(metricsPublic)) {
+    throw new BurndownError(ErrorCode.invalidRequest, 'BURNDOWN_METRICS_PUBLIC must be 0 or 1', {
+      name: 'BURNDOWN_METRICS_PUBLIC',
+    });
+  }
   return Object.freeze({
     port: integer(env, 'PORT', 7420, 0, 65535),
     host: env['HOST'] || '127.0.0.1',
@@ -50,5 +64,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bodyLimit: integer(env, 'BURNDOWN_BODY_LIMIT', 1024 * 1024, 1024, 256 * 1024 * 1024),
     pgPoolSize: integer(env, 'BURNDOWN_PG_POOL_SIZE', 10, 1, 1000),
     logLevel: env['BURNDOWN_LOG_LEVEL'] || 'info',
+    requestTimeoutMs: integer(env, 'BURNDOWN_REQUEST_TIMEOUT_MS', 30_000, 1000, 3_600_000),
+    maxConnections: integer(env, 'BURNDOWN_MAX_CONNECTIONS', 1024, 1, 1_000_000),
+    checkHoldMaxTtlSeconds: integer(env, 'BURNDOWN_CHECK_HOLD_MAX_TTL_SECONDS', 900, 1, 30 * 24 * 3600),
+    metricsPublic: metricsPublic === '1',
   });
 }

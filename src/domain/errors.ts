@@ -20,6 +20,8 @@ export const ErrorCode = {
   idempotencyKeyReused: 'idempotency_key_reused',
   requestInProgress: 'request_in_progress',
   payloadTooLarge: 'payload_too_large',
+  requestTimeout: 'request_timeout',
+  headersTooLarge: 'headers_too_large',
   unsupportedMediaType: 'unsupported_media_type',
   methodNotAllowed: 'method_not_allowed',
   internalError: 'internal_error',

@@ -1,3 +1,5 @@
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, LogController } from 'fastify';
 import { BurndownError, ErrorCode, invalidRequest } from '../domain/errors.js';
@@ -11,7 +13,7 @@ import { jsonValueProblem, MAX_JSON_DEPTH } from './json-limits.js';
 import { Metrics } from './metrics.js';
 import { registerApiKeyRoutes } from './routes/api-keys.js';
 import { registerBalanceRoutes } from './routes/balances.js';
-import { registerCheckRoutes } from './routes/check.js';
+import { DEFAULT_CHECK_HOLD_MAX_TTL_SECONDS, registerCheckRoutes } from './routes/check.js';
 import { registerCreditPackRoutes } from './routes/credit-packs.js';
 import { registerCreditTypeRoutes } from './routes/credit-types.js';
 import { registerCustomerRoutes } from './routes/customers.js';
@@ -29,12 +31,12 @@ import { ErrorBody } from './schemas.js';
 declare module 'fastify' {
   interface FastifyRequest {
     /** The caller's workspace and scope, set by the auth hook. */
-    auth: { workspaceId: string; scope: ApiKeyScope };
+    auth: RouteDepsAuth;
     /** The body exactly as received; the Idempotency-Key fingerprint is taken over it. */
     rawBody?: string;
   }
   interface FastifyContextConfig {
-    /** Scope the route needs; routes without one are public (health, OpenAPI, metrics). */
+    /** Scope the route needs; routes without one are public (health, OpenAPI; metrics when so configured). */
     scope?: RouteScope;
   }
 }
@@ -44,6 +46,8 @@ export interface RouteDeps {
   readonly ctx: ServiceContext;
   readonly writer: IdempotentWriter;
   readonly metrics: Metrics;
+  /** The API-key cache; a revocation invalidates it before it is answered. */
+  readonly keys: ApiKeyResolver;
 }
 
 /** Options of the HTTP app. */
@@ -55,6 +59,17 @@ export interface AppOptions {
   readonly metrics?: Metrics;
   /** Largest body of `POST /v1/events` (a batch of up to 10,000 events), default 32 MiB. */
   readonly eventsBodyLimit?: number;
+  /**
+   * Longest time a client may take to send a whole request (headers and body), in ms; beyond it
+   * the server answers 408 `request_timeout` and closes the connection. Default 30 s.
+   */
+  readonly requestTimeoutMs?: number;
+  /** Most open connections; further ones are closed at once. Default 1024. */
+  readonly maxConnections?: number;
+  /** Serve `/metrics` without a key (default: any valid key). */
+  readonly metricsPublic?: boolean;
+  /** Longest `ttl_seconds` of a hold taken by `POST /v1/check`. Default 900. */
+  readonly checkHoldMaxTtlSeconds?: number;
 }
 
 /** One Ajv error as Fastify hands it over (`verbose`: with the failing schema and its parent). */
@@ -99,6 +114,9 @@ function allowedValuesOf(issues: readonly ValidationIssue[], first: ValidationIs
   const values = constantsOf(union?.parentSchema ?? first.parentSchema);
   return values !== null && values.length > 0 ? values : null;
 }
+
+/** How often Node looks for requests past their timeout: a timeout fires within this after its bound. */
+const CONNECTIONS_CHECK_INTERVAL_MS = 250;
 
 /** Maps anything thrown while handling a request to the contract's error envelope. */
 export function toBurndownError(error: unknown): BurndownError {
@@ -193,6 +211,10 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.bodyLimit,
     return503OnClosing: true,
+    // Slow clients (slowloris, a dribbled body) cannot hold a connection past this bound.
+    requestTimeout: options.requestTimeoutMs ?? 30_000,
+    http: { connectionsCheckingInterval: CONNECTIONS_CHECK_INTERVAL_MS },
+    clientErrorHandler: answerClientError,
     ajv: {
       customOptions: {
         coerceTypes: false,
@@ -204,9 +226,12 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
       plugins: [markAmountKeyword as never],
     },
   });
+  app.server.maxConnections = options.maxConnections ?? 1024;
+  // Node's own headers timeout (60 s) would otherwise outlast a shorter request timeout.
+  app.server.headersTimeout = Math.min(app.server.headersTimeout, app.server.requestTimeout);
   const metrics = options.metrics ?? new Metrics();
-  const deps: RouteDeps = { ctx, writer: new IdempotentWriter(ctx), metrics };
   const keys = new ApiKeyResolver(ctx.storage, () => ctx.clock.now());
+  const deps: RouteDeps = { ctx, writer: new IdempotentWriter(ctx), metrics, keys };
 
   app.decorateRequest('auth', undefined as unknown as RouteDepsAuth);
   app.decorateRequest('rawBody', undefined);
@@ -243,13 +268,16 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
     });
   }
 
+  // Authentication runs on request, before the body is read: an unknown key gets its 401 and the
+  // connection is closed (the error handler sets Connection: close) without reading the body.
   app.addHook('onRequest', async (request) => {
     const scope = request.routeOptions.config.scope;
     if (scope === undefined) return;
     const header = request.headers.authorization;
     const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-    const record = match ? await keys.resolve(match[1]!) : null;
-    if (!record) throw new BurndownError(ErrorCode.unauthorized, 'missing or unknown API key', {});
+    const resolved = match ? await keys.resolve(match[1]!) : null;
+    if (!resolved) throw new BurndownError(ErrorCode.unauthorized, 'missing or unknown API key', {});
+    const record = resolved.record;
     if (!scopeAllows(record.scope, scope)) {
       throw new BurndownError(
         ErrorCode.forbidden,
@@ -259,7 +287,7 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
         },
       );
     }
-    request.auth = { workspaceId: record.workspaceId, scope: record.scope };
+    request.auth = { workspaceId: record.workspaceId, scope: record.scope, keyHash: resolved.keyHash };
   });
 
   // Deep nesting and NUL characters are refused before validation, so neither reaches a
@@ -288,6 +316,8 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
     const mapped = toBurndownError(error);
     const status = statusOfErrorCode(mapped.code);
     if (status >= 500) request.log.error({ err: error }, 'request failed');
+    // Whatever body an unauthenticated client is still sending is not read: the connection closes.
+    if (status === 401) reply.header('connection', 'close');
     return reply
       .code(status)
       .type('application/json; charset=utf-8')
@@ -333,7 +363,7 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
   });
   app.addSchema(ErrorBody);
 
-  registerOperationRoutes(app, deps);
+  registerOperationRoutes(app, deps, { metricsPublic: options.metricsPublic ?? false });
   registerCustomerRoutes(app, deps);
   registerCreditTypeRoutes(app, deps);
   registerGrantRoutes(app, deps);
@@ -347,7 +377,7 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
   registerFeatureAndPlanRoutes(app, deps);
   registerSubscriptionRoutes(app, deps);
   registerCreditPackRoutes(app, deps);
-  registerCheckRoutes(app, deps);
+  registerCheckRoutes(app, deps, options.checkHoldMaxTtlSeconds ?? DEFAULT_CHECK_HOLD_MAX_TTL_SECONDS);
   await app.ready();
   return app;
 }
@@ -390,4 +420,29 @@ function markAmountKeyword(ajv: {
   return ajv;
 }
 
-type RouteDepsAuth = { workspaceId: string; scope: ApiKeyScope };
+/** The caller, as the auth hook found it; `keyHash` lets a write re-check the key in its transaction. */
+type RouteDepsAuth = { workspaceId: string; scope: ApiKeyScope; keyHash: string };
+
+/**
+ * Answers what Node reports before a request reaches Fastify, or while its body is still arriving
+ * (a request past its timeout, oversized headers, malformed HTTP), with the error envelope, then
+ * closes the connection.
+ */
+function answerClientError(error: Error & { code?: string }, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const mapped =
+    error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? new BurndownError(ErrorCode.requestTimeout, 'the request was not received in time', {})
+      : error.code === 'HPE_HEADER_OVERFLOW'
+        ? new BurndownError(ErrorCode.headersTooLarge, 'request headers are too large', {})
+        : new BurndownError(ErrorCode.invalidRequest, 'malformed HTTP request', {});
+  const status = statusOfErrorCode(mapped.code);
+  const body = JSON.stringify(errorBody(mapped));
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
+}

@@ -23,10 +23,14 @@ export function statusOfErrorCode(code: ErrorCode): number {
     case 'already_subscribed':
     case 'request_in_progress':
       return 409;
+    case 'request_timeout':
+      return 408;
     case 'payload_too_large':
       return 413;
     case 'unsupported_media_type':
       return 415;
+    case 'headers_too_large':
+      return 431;
     case 'idempotency_key_reused':
     case 'amount_out_of_range':
       return 422;

@@ -176,7 +176,15 @@ export const CheckRequestBody = Type.Object(
     hold: Type.Optional(
       Nullable(
         Type.Object(
-          { ttl_seconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 30 * 24 * 3600 })) },
+          {
+            ttl_seconds: Type.Optional(
+              Type.Integer({
+                minimum: 1,
+                maximum: 30 * 24 * 3600,
+                description: 'Default 60; at most BURNDOWN_CHECK_HOLD_MAX_TTL_SECONDS (default 900)',
+              }),
+            ),
+          },
           { additionalProperties: false },
         ),
       ),

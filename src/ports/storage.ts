@@ -116,6 +116,8 @@ export interface EventQuery {
   readonly customerId: string | null;
   readonly from: Instant | null;
   readonly to: Instant | null;
+  /** Rows read per query (default 2000); smaller keeps each synchronous read short. */
+  readonly batchSize?: number;
 }
 
 /** Keyset pagination: resume strictly after `after` (an opaque key the adapter understands). */

@@ -5,10 +5,10 @@ import { parseJsonPath } from '../domain/metering/json-path.js';
 import {
   AGGREGATIONS,
   type Aggregation,
-  aggregateUsage,
   isQuantityOutOfRange,
   type MeterDefinition,
   quantityOf,
+  UsageAccumulator,
   type UsageRow,
 } from '../domain/metering/meter.js';
 import type { AutoTopUp } from '../domain/plans/subscription.js';
@@ -21,7 +21,7 @@ import {
   ratingPeriodStart,
 } from '../domain/rating/rate.js';
 import type { Instant } from '../domain/time/instant.js';
-import type { WindowUnit } from '../domain/time/zoned.js';
+import { nextWindowStart, type WindowUnit, windowStart } from '../domain/time/zoned.js';
 import type {
   EventBurn,
   MeterRecord,
@@ -673,7 +673,34 @@ export async function quoteEvents(
   };
 }
 
-/** A meter's usage by window (and group), computed from the stored events. */
+/** Bounds of one page of meter usage (documented in the README, "Metering and rating"). */
+export const USAGE_PAGE = {
+  /** Rows per page: default and most. */
+  defaultLimit: 100,
+  maxLimit: 1000,
+  /** A page stops at the first window boundary after reading this many events. */
+  maxScannedEvents: 50_000,
+  /** Most (window, group) cells one window may have; a window with more is refused. */
+  maxGroupsPerWindow: 100_000,
+  /** Events read per query, and other requests get the event loop after each such batch. */
+  yieldEvery: 500,
+} as const;
+
+/** Where the next page of meter usage starts: a window, and how many of its rows were sent. */
+export interface UsagePosition {
+  readonly windowStart: Instant;
+  readonly offset: number;
+}
+
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * One page of a meter's usage by window (aligned in `timeZone`) and group, in window then group
+ * order. Events are streamed in time order and folded one window at a time, so memory holds one
+ * window's cells; a page ends after `limit` rows, or at the first window boundary after
+ * {@link USAGE_PAGE}.maxScannedEvents events, and the event loop is yielded every
+ * {@link USAGE_PAGE}.yieldEvery events so other requests are not held up.
+ */
 export async function meterUsage(
   ctx: ServiceContext,
   input: {
@@ -685,31 +712,69 @@ export async function meterUsage(
     window: WindowUnit;
     groupBy: readonly string[];
     timeZone: string;
+    limit?: number;
+    after?: UsagePosition | null;
   },
-): Promise<UsageRow[]> {
+): Promise<{ rows: UsageRow[]; next: UsagePosition | null }> {
   const record = await ctx.storage.read.getMeter(input.workspaceId, input.meterId);
   if (!record) throw notFound('meter', input.meterId);
   for (const name of input.groupBy) {
     if (!(name in record.groupBy))
       throw invalidRequest(`group_by ${name} is not a dimension of this meter`, { field: 'group_by' });
   }
+  const limit = input.limit ?? USAGE_PAGE.defaultLimit;
+  const after = input.after ?? null;
   const meter = compileMeter(record);
+  const from = after === null ? input.from : Math.max(input.from ?? after.windowStart, after.windowStart);
   const events = ctx.storage.read.scanEvents({
     workspaceId: input.workspaceId,
     type: meter.eventType,
     customerId: input.customerId,
-    from: input.from,
+    from,
     to: input.to,
+    batchSize: USAGE_PAGE.yieldEvery,
   });
-  const collected: { time: Instant; data: unknown }[] = [];
-  for await (const event of events) collected.push({ time: event.time, data: event.data });
-  return aggregateUsage({
-    meter,
-    events: collected,
-    window: input.window,
-    timeZone: input.timeZone,
-    groupBy: input.groupBy,
-  });
+  const usage = new UsageAccumulator(meter, input.window, input.timeZone, input.groupBy);
+  const rows: UsageRow[] = [];
+  let current: { start: Instant; end: Instant } | null = null;
+  let scanned = 0;
+  let next: UsagePosition | null = null;
+  // Emits the finished window; returns where the next page starts when this page is full.
+  const flush = (): UsagePosition | null => {
+    if (current === null) return null;
+    const windowRows = usage.rows();
+    usage.clear();
+    const skip = after !== null && after.windowStart === current.start ? after.offset : 0;
+    const room = limit - rows.length;
+    const taken = windowRows.slice(skip, skip + room);
+    rows.push(...taken);
+    return skip + taken.length < windowRows.length
+      ? { windowStart: current.start, offset: skip + taken.length }
+      : null;
+  };
+  for await (const event of events) {
+    scanned += 1;
+    if (scanned % USAGE_PAGE.yieldEvery === 0) await yieldToEventLoop();
+    if (current === null || event.time < current.start || event.time >= current.end) {
+      const start = windowStart(event.time, input.window, input.timeZone);
+      next = flush();
+      if (next !== null) break;
+      if (current !== null && (rows.length >= limit || scanned > USAGE_PAGE.maxScannedEvents)) {
+        next = { windowStart: start, offset: 0 };
+        break;
+      }
+      current = { start, end: nextWindowStart(start, input.window, input.timeZone) };
+    }
+    usage.add(event, current.start);
+    if (usage.size > USAGE_PAGE.maxGroupsPerWindow) {
+      throw invalidRequest(
+        `a window has more than ${USAGE_PAGE.maxGroupsPerWindow} groups; use a shorter window, fewer group_by dimensions or customer_id`,
+        { field: 'group_by', maximum: USAGE_PAGE.maxGroupsPerWindow },
+      );
+    }
+  }
+  if (next === null) next = flush();
+  return { rows, next };
 }
 
 /** Progress of a backfill, reported after each chunk. */

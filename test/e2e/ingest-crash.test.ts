@@ -146,7 +146,8 @@ async function storedSlots(
   const stored = new Map<string, Set<number>>();
   const problems: string[] = [];
   await runPool([...byCustomer.keys()], 8, async (customer) => {
-    const res = await s.get(`/v1/meters/tokens/usage?customer_id=${customer}&window=hour`);
+    // One page holds a customer's 125 windows (usage is paged, 100 rows by default).
+    const res = await s.get(`/v1/meters/tokens/usage?customer_id=${customer}&window=hour&limit=1000`);
     expect(res.status, res.text).toBe(200);
     const bySlot = new Map(byCustomer.get(customer)!.map((e) => [windowStart(e.slot), e]));
     const slots = new Set<number>();

@@ -281,7 +281,10 @@ describe('metering and rating over HTTP', () => {
     expect(eventCount(t)).toBe(0);
     expect(burnsOf(t)).toEqual([]);
     expect((await balance(t, 'acme')).available).toBe('1000');
-    expect((await t.get('/v1/meters/calls/usage?window=day')).json()).toEqual({ data: [] });
+    expect((await t.get('/v1/meters/calls/usage?window=day')).json()).toEqual({
+      data: [],
+      next_cursor: null,
+    });
     // The same through CloudEvents batched mode.
     const ce = await t.post(
       '/v1/events',

@@ -78,39 +78,64 @@ export function aggregateUsage(input: {
   readonly timeZone: string;
   readonly groupBy: readonly string[];
 }): UsageRow[] {
-  const { meter } = input;
-  type Cell = {
-    start: Instant;
-    group: Record<string, string | null>;
-    sum: bigint;
-    max: bigint | null;
-    count: number;
-    unique: Set<string>;
-  };
-  const cells = new Map<string, Cell>();
-  for (const event of input.events) {
+  const usage = new UsageAccumulator(input.meter, input.window, input.timeZone, input.groupBy);
+  for (const event of input.events) usage.add(event);
+  return usage.rows();
+}
+
+/**
+ * Folds events one at a time into (window, group) cells, so a caller streaming events in time
+ * order can emit and drop each window as soon as the next one starts (see the paged meter usage).
+ * `cells` is how many (window, group) cells it holds, for callers that bound memory.
+ */
+export class UsageAccumulator {
+  private readonly cells = new Map<
+    string,
+    {
+      start: Instant;
+      group: Record<string, string | null>;
+      sum: bigint;
+      max: bigint | null;
+      count: number;
+      unique: Set<string>;
+    }
+  >();
+
+  constructor(
+    private readonly meter: MeterDefinition,
+    private readonly window: WindowUnit,
+    private readonly timeZone: string,
+    private readonly groupBy: readonly string[],
+  ) {}
+
+  get size(): number {
+    return this.cells.size;
+  }
+
+  /** Adds one event; `start` is its window's start when the caller already knows it. */
+  add(event: MeteredEvent, start: Instant = windowStart(event.time, this.window, this.timeZone)): void {
+    const meter = this.meter;
     let value: Amount | null = null;
     let uniqueKey: string | null = null;
     if (meter.aggregation === 'unique_count') {
-      if (meter.valuePath === null) continue;
+      if (meter.valuePath === null) return;
       const raw = readJsonPath(event.data, meter.valuePath);
-      if (raw === undefined || raw === null) continue;
+      if (raw === undefined || raw === null) return;
       uniqueKey = typeof raw === 'string' ? `s:${raw}` : `j:${JSON.stringify(raw)}`;
     } else {
       value = quantityOf(meter, event.data);
-      if (value === null) continue;
+      if (value === null) return;
     }
-    const start = windowStart(event.time, input.window, input.timeZone);
     const group: Record<string, string | null> = {};
-    for (const name of input.groupBy) {
+    for (const name of this.groupBy) {
       const path = meter.groupBy[name];
       group[name] = path ? dimensionValue(event.data, path) : null;
     }
-    const key = JSON.stringify([start, input.groupBy.map((n) => group[n])]);
-    let cell = cells.get(key);
+    const key = JSON.stringify([start, this.groupBy.map((n) => group[n])]);
+    let cell = this.cells.get(key);
     if (!cell) {
       cell = { start, group, sum: 0n, max: null, count: 0, unique: new Set() };
-      cells.set(key, cell);
+      this.cells.set(key, cell);
     }
     cell.count += 1;
     if (value !== null) {
@@ -119,22 +144,31 @@ export function aggregateUsage(input: {
     }
     if (uniqueKey !== null) cell.unique.add(uniqueKey);
   }
-  const rows: UsageRow[] = [];
-  for (const cell of cells.values()) {
-    const units =
-      meter.aggregation === 'sum' || meter.aggregation === 'count'
-        ? cell.sum
-        : meter.aggregation === 'max'
-          ? (cell.max ?? 0n)
-          : BigInt(cell.unique.size) * 10n ** 12n;
-    rows.push({
-      windowStart: cell.start,
-      windowEnd: nextWindowStart(cell.start, input.window, input.timeZone),
-      value: Amount.fromUnits(units),
-      group: cell.group,
-    });
+
+  /** The rows so far, by window start then group. */
+  rows(): UsageRow[] {
+    const rows: UsageRow[] = [];
+    for (const cell of this.cells.values()) {
+      const units =
+        this.meter.aggregation === 'sum' || this.meter.aggregation === 'count'
+          ? cell.sum
+          : this.meter.aggregation === 'max'
+            ? (cell.max ?? 0n)
+            : BigInt(cell.unique.size) * 10n ** 12n;
+      rows.push({
+        windowStart: cell.start,
+        windowEnd: nextWindowStart(cell.start, this.window, this.timeZone),
+        value: Amount.fromUnits(units),
+        group: cell.group,
+      });
+    }
+    const keyed = rows.map((row) => ({ row, group: JSON.stringify(row.group) }));
+    keyed.sort((a, b) => a.row.windowStart - b.row.windowStart || (a.group < b.group ? -1 : 1));
+    return keyed.map((k) => k.row);
   }
-  return rows.sort(
-    (a, b) => a.windowStart - b.windowStart || (JSON.stringify(a.group) < JSON.stringify(b.group) ? -1 : 1),
-  );
+
+  /** Forgets every cell (the caller emitted them). */
+  clear(): void {
+    this.cells.clear();
+  }
 }

@@ -1,9 +1,9 @@
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { notFound } from '../../domain/errors.js';
+import { invalidRequest, notFound } from '../../domain/errors.js';
 import { formatInstant } from '../../domain/time/instant.js';
 import type { ApiKeyRecord } from '../../ports/storage.js';
-import { createApiKey } from '../../services/api-keys.js';
+import { createApiKey, ENV_KEY_NAME, requireKeyStillActive } from '../../services/api-keys.js';
 import type { RouteDeps } from '../app.js';
 import { errorResponses, OpaqueId } from '../schemas.js';
 
@@ -41,7 +41,7 @@ function presentApiKey(k: ApiKeyRecord) {
 }
 
 /** API keys of the caller's workspace: create (the key is shown once), list, revoke. Admin only. */
-export function registerApiKeyRoutes(app: FastifyInstance, { ctx, writer }: RouteDeps): void {
+export function registerApiKeyRoutes(app: FastifyInstance, { ctx, writer, keys }: RouteDeps): void {
   app.post<{ Body: Static<typeof CreateApiKeyBody> }>(
     '/v1/api-keys',
     {
@@ -53,8 +53,16 @@ export function registerApiKeyRoutes(app: FastifyInstance, { ctx, writer }: Rout
         response: { 201: CreatedApiKeyBody, ...errorResponses },
       },
     },
-    async (request, reply) =>
-      writer.run(request, reply, `${request.auth.workspaceId}/api-keys`, async (tx, now) => {
+    async (request, reply) => {
+      if (request.body.name === ENV_KEY_NAME) {
+        throw invalidRequest(`the name ${ENV_KEY_NAME} is reserved for the key that variable creates`, {
+          field: 'name',
+        });
+      }
+      return writer.run(request, reply, `${request.auth.workspaceId}/api-keys`, async (tx, now) => {
+        // The caller's key may have been revoked since it was authenticated (from the cache):
+        // read it again here, serialised with revocations by the workspace's api-keys lock.
+        await requireKeyStillActive(tx, request.auth.keyHash);
         const { record, key } = await createApiKey(ctx, tx, {
           workspaceId: request.auth.workspaceId,
           scope: request.body.scope,
@@ -67,7 +75,8 @@ export function registerApiKeyRoutes(app: FastifyInstance, { ctx, writer }: Rout
           body: { ...presentApiKey(record), key },
           replayBody: { ...presentApiKey(record), key: null },
         };
-      }),
+      });
+    },
   );
 
   app.get(
@@ -96,9 +105,15 @@ export function registerApiKeyRoutes(app: FastifyInstance, { ctx, writer }: Rout
       preValidation: async (request) => {
         request.body ??= {};
       },
+      // The revocation is committed by now; this process forgets cached keys before answering,
+      // so the revoked key is refused here from the moment the answer is out.
+      onSend: async (_request, reply, payload) => {
+        if (reply.statusCode === 200) keys.invalidate();
+        return payload;
+      },
       schema: {
         tags: ['api keys'],
-        summary: 'Revoke an API key (effective within seconds on every server)',
+        summary: 'Revoke an API key (refused at once by this server, within 1 s by every other)',
         params: KeyIdParams,
         body: Type.Object({}, { additionalProperties: false }),
         response: { 200: ApiKeyBody, ...errorResponses },
@@ -107,6 +122,7 @@ export function registerApiKeyRoutes(app: FastifyInstance, { ctx, writer }: Rout
     async (request, reply) =>
       writer.run(request, reply, `${request.auth.workspaceId}/api-keys`, async (tx, now) => {
         const workspaceId = request.auth.workspaceId;
+        await requireKeyStillActive(tx, request.auth.keyHash);
         if (!(await tx.revokeApiKey(workspaceId, request.params.key_id, now))) {
           throw notFound('active API key', request.params.key_id);
         }

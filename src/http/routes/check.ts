@@ -1,6 +1,7 @@
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { Amount } from '../../domain/amount/amount.js';
+import { invalidRequest } from '../../domain/errors.js';
 import { checkAndHold, checkNow } from '../../services/entitlements.js';
 import { customerLockKey, requirePositiveAmount } from '../../services/ledger.js';
 import type { RouteDeps } from '../app.js';
@@ -11,8 +12,21 @@ import { errorResponses } from '../schemas.js';
 const ONE = Amount.of('1');
 const DEFAULT_HOLD_TTL_SECONDS = 60;
 
-/** The real-time check: may this customer use this feature now (and reserve the credits)? */
-export function registerCheckRoutes(app: FastifyInstance, { ctx, writer }: RouteDeps): void {
+/**
+ * Default bound on `hold.ttl_seconds` of a check: a `check` key (held by the product's
+ * enforcement path) must not be able to pin a customer's credits for long.
+ */
+export const DEFAULT_CHECK_HOLD_MAX_TTL_SECONDS = 900;
+
+/**
+ * The real-time check: may this customer use this feature now (and reserve the credits for at
+ * most `holdMaxTtlSeconds`)?
+ */
+export function registerCheckRoutes(
+  app: FastifyInstance,
+  { ctx, writer }: RouteDeps,
+  holdMaxTtlSeconds: number,
+): void {
   app.post<{ Body: Static<typeof CheckRequestBody> }>(
     '/v1/check',
     {
@@ -41,7 +55,14 @@ export function registerCheckRoutes(app: FastifyInstance, { ctx, writer }: Route
           body: presentCheck(await checkNow(ctx, input)),
         }));
       }
-      const ttlMs = (body.hold.ttl_seconds ?? DEFAULT_HOLD_TTL_SECONDS) * 1000;
+      const ttlSeconds = body.hold.ttl_seconds ?? Math.min(DEFAULT_HOLD_TTL_SECONDS, holdMaxTtlSeconds);
+      if (ttlSeconds > holdMaxTtlSeconds) {
+        throw invalidRequest(`hold.ttl_seconds must be at most ${holdMaxTtlSeconds}`, {
+          field: 'hold.ttl_seconds',
+          maximum: holdMaxTtlSeconds,
+        });
+      }
+      const ttlMs = ttlSeconds * 1000;
       return writer.run(
         request,
         reply,

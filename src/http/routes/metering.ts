@@ -5,7 +5,15 @@ import { formatInstant } from '../../domain/time/instant.js';
 import { isValidTimeZone, type WindowUnit } from '../../domain/time/zoned.js';
 import type { MeterRecord, RateRecord, StoredPricing } from '../../ports/storage.js';
 import { DEFAULT_CREDIT_TYPE } from '../../services/context.js';
-import { backfillRate, createMeter, createRate, meterUsage, quoteEvents } from '../../services/metering.js';
+import {
+  backfillRate,
+  createMeter,
+  createRate,
+  meterUsage,
+  quoteEvents,
+  USAGE_PAGE,
+  type UsagePosition,
+} from '../../services/metering.js';
 import type { RouteDeps } from '../app.js';
 import { presentPage, readPageRequest } from '../pagination.js';
 import { readTime } from '../route-helpers.js';
@@ -85,6 +93,10 @@ const UsageQuery = Type.Object(
     window: Type.Optional(Type.Union(['hour', 'day', 'month'].map((w) => Type.Literal(w)))),
     group_by: Type.Optional(Type.String({ maxLength: 1024, description: 'Comma-separated dimension names' })),
     time_zone: Type.Optional(Type.String({ maxLength: 64, description: 'IANA time zone, default UTC' })),
+    limit: Type.Optional(
+      Type.String({ pattern: '^[0-9]{1,4}$', description: 'Rows per page, 1–1000, default 100' }),
+    ),
+    cursor: Type.Optional(Type.String({ maxLength: 256, description: 'next_cursor of the previous page' })),
   },
   { additionalProperties: false },
 );
@@ -97,7 +109,20 @@ const UsageBody = Type.Object({
       group: Type.Record(Type.String(), Type.Union([Type.String(), Type.Null()])),
     }),
   ),
+  next_cursor: Type.Union([Type.String(), Type.Null()]),
 });
+
+/** A usage cursor: base64url of `<window start ms>.<rows of that window already sent>`. */
+function encodeUsageCursor(position: UsagePosition): string {
+  return Buffer.from(`${position.windowStart}.${position.offset}`, 'utf8').toString('base64url');
+}
+
+function decodeUsageCursor(cursor: string | undefined): UsagePosition | null {
+  if (cursor === undefined || cursor === '') return null;
+  const match = /^(-?\d{1,16})\.(\d{1,9})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
+  if (!match) throw invalidRequest('cursor is not one this server issued', { field: 'cursor' });
+  return { windowStart: Number(match[1]), offset: Number(match[2]) };
+}
 
 const QuoteBody = Type.Object(
   {
@@ -223,7 +248,8 @@ export function registerMeteringRoutes(app: FastifyInstance, { ctx, writer }: Ro
       config: { scope: 'read' },
       schema: {
         tags: ['metering'],
-        summary: "A meter's usage by window (aligned in time_zone) and group",
+        summary:
+          "A meter's usage by window (aligned in time_zone) and group, paged (limit, cursor → next_cursor)",
         params: IdParams,
         querystring: UsageQuery,
         response: { 200: UsageBody, ...errorResponses },
@@ -242,7 +268,11 @@ export function registerMeteringRoutes(app: FastifyInstance, { ctx, writer }: Ro
             .map((s) => s.trim())
             .filter(Boolean)
         : [];
-      const rows = await meterUsage(ctx, {
+      const limit = q.limit === undefined ? USAGE_PAGE.defaultLimit : Number(q.limit);
+      if (!Number.isInteger(limit) || limit < 1 || limit > USAGE_PAGE.maxLimit) {
+        throw invalidRequest(`limit must be an integer from 1 to ${USAGE_PAGE.maxLimit}`, { field: 'limit' });
+      }
+      const page = await meterUsage(ctx, {
         workspaceId: request.auth.workspaceId,
         meterId: request.params.id,
         customerId: q.customer_id ?? null,
@@ -251,14 +281,17 @@ export function registerMeteringRoutes(app: FastifyInstance, { ctx, writer }: Ro
         window: (q.window ?? 'day') as WindowUnit,
         groupBy,
         timeZone,
+        limit,
+        after: decodeUsageCursor(q.cursor),
       });
       return {
-        data: rows.map((r) => ({
+        data: page.rows.map((r) => ({
           window_start: formatInstant(r.windowStart),
           window_end: formatInstant(r.windowEnd),
           value: r.value.toString(),
           group: r.group,
         })),
+        next_cursor: page.next === null ? null : encodeUsageCursor(page.next),
       };
     },
   );

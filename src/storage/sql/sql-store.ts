@@ -297,6 +297,7 @@ export class SqlReads implements ReadOperations {
     const to = query.to ?? Number.MAX_SAFE_INTEGER;
     let afterTime = Number.MIN_SAFE_INTEGER;
     let afterKey = '';
+    const batch = query.batchSize ?? SCAN_BATCH;
     for (;;) {
       const rows =
         query.customerId === null
@@ -308,7 +309,7 @@ export class SqlReads implements ReadOperations {
               afterTime,
               afterTime,
               afterKey,
-              SCAN_BATCH,
+              batch,
             ])
           : await this.db.all<EventRow>(Q.eventsOfCustomerAfter, [
               query.workspaceId,
@@ -319,10 +320,10 @@ export class SqlReads implements ReadOperations {
               afterTime,
               afterTime,
               afterKey,
-              SCAN_BATCH,
+              batch,
             ]);
       for (const row of rows) yield eventFromRow(row);
-      if (rows.length < SCAN_BATCH) return;
+      if (rows.length < batch) return;
       const last = rows[rows.length - 1]!;
       afterTime = Number(last.time);
       afterKey = last.event_key;
