@@ -5,6 +5,7 @@ export function statusOfErrorCode(code: ErrorCode): number {
   switch (code) {
     case 'invalid_request':
     case 'invalid_amount':
+    case 'invalid_batch':
       return 400;
     case 'unauthorized':
       return 401;
@@ -21,6 +22,8 @@ export function statusOfErrorCode(code: ErrorCode): number {
     case 'hold_not_active':
     case 'subscription_not_active':
     case 'request_in_progress':
+    case 'nothing_to_reverse':
+    case 'reversal_exceeds_burn':
       return 409;
     case 'payload_too_large':
       return 413;

@@ -7,6 +7,7 @@ import {
   type Aggregation,
   aggregateUsage,
   type MeterDefinition,
+  meterReads,
   quantityOf,
   type UsageRow,
 } from '../domain/metering/meter.js';
@@ -250,11 +251,18 @@ export function eventKeyOf(event: { readonly id: string; readonly source: string
 }
 
 /**
- * What happened to each event of a batch. `negative_usage`: a meter of its type reads a negative
+ * What happened to each event of a batch. `unmetered`: accepted and stored, but no meter could read
+ * it (no meter of its type, or a missing or non-numeric value), so nothing burned. `negative_usage`: a meter of its type reads a negative
  * value (refused, so meters and rates never disagree). `failed`: its customer's transaction
  * failed unexpectedly; nothing of it was stored and it can be sent again.
  */
-export type EventOutcome = 'accepted' | 'duplicate' | 'customer_not_found' | 'negative_usage' | 'failed';
+export type EventOutcome =
+  | 'accepted'
+  | 'unmetered'
+  | 'duplicate'
+  | 'customer_not_found'
+  | 'negative_usage'
+  | 'failed';
 
 /**
  * Stores, dedups and rates a batch of events. Each customer's events are one transaction under
@@ -331,6 +339,7 @@ async function ingestChunk(
         eventKey: eventKeyOf(event),
         rulesSeq: rules.seq,
         receivedAt: now,
+        unmetered: !(rules.metersByEventType.get(event.type) ?? []).some((m) => meterReads(m, event.data)),
       };
       candidates.push({ index: i, stored });
     }
@@ -338,13 +347,16 @@ async function ingestChunk(
   const inserted = await tx.insertEvents(candidates.map((c) => c.stored));
   const featureOfRate = rules.seq > 0 ? await featuresByRate(tx, workspaceId) : new Map<string, string>();
   const burners = new Map<string, Burner>();
+  const duplicates: string[] = [];
   for (const { index, stored } of candidates) {
     // The first occurrence of a key in the batch is the one stored; later ones are duplicates.
     if (!inserted.delete(stored.eventKey)) {
       outcomes[index] = 'duplicate';
+      duplicates.push(stored.eventKey);
       continue;
     }
-    outcomes[index] = 'accepted';
+    outcomes[index] = stored.unmetered ? 'unmetered' : 'accepted';
+    if (stored.unmetered) continue;
     let burner = burners.get(stored.customerId);
     if (!burner) {
       burner = new Burner(ctx, tx, workspaceId, stored.customerId, now, featureOfRate);
@@ -356,6 +368,8 @@ async function ingestChunk(
   const burns: EventBurn[] = [];
   for (const burner of burners.values()) burns.push(...(await burner.save()));
   await tx.insertBurns(burns);
+  // One counter per stored event (not a row per delivery): GET /v1/events?status=duplicate.
+  if (duplicates.length > 0) await tx.countDuplicates(workspaceId, duplicates);
 }
 
 /**

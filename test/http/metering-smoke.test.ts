@@ -203,6 +203,7 @@ for (const dialect of DIALECTS) {
         customerId: 'acme',
         time: T0,
         rulesSeq: 1_000,
+        unmetered: false,
         receivedAt: T0,
       };
       await t.storage.write('orphan', async (tx) => {

@@ -9,7 +9,8 @@ import {
   parseCloudEvent,
   parseNativeEvent,
 } from '../event-parsing.js';
-import { errorResponses } from '../schemas.js';
+import { errorBody } from '../idempotent-write.js';
+import { ErrorBody, errorResponses } from '../schemas.js';
 
 /** Most events in one request; more is refused whole with 413. */
 export const MAX_EVENTS_PER_BATCH = 10_000;
@@ -17,6 +18,7 @@ export const MAX_EVENTS_PER_BATCH = 10_000;
 const IngestResult = Type.Object({
   accepted: Type.Integer(),
   duplicates: Type.Integer(),
+  unmetered: Type.Integer({ description: 'Accepted events no meter could read (stored; nothing burned)' }),
   rejected: Type.Array(
     Type.Object({
       index: Type.Integer(),
@@ -24,6 +26,9 @@ const IngestResult = Type.Object({
     }),
   ),
 });
+
+/** Every event rejected: the error envelope (`invalid_batch`) together with the ingest counts. */
+const IngestRefused = Type.Intersect([ErrorBody, IngestResult]);
 
 /**
  * `POST /v1/events`: native events (one or an array) or CloudEvents 1.0 (structured, batched or
@@ -44,11 +49,12 @@ export function registerEventRoutes(
         tags: ['metering'],
         summary: 'Ingest usage events (native JSON, or CloudEvents structured/batched/binary)',
         description:
-          'Body: one event `{"id","type","customer_id","time","data"}` or an array of up to 10,000; or a CloudEvent ' +
+          'Body: one event `{"id","type","customer_id","time"?,"data"}` (time defaults to when the batch arrived) or an array of up to 10,000; or a CloudEvent ' +
           '(`application/cloudevents+json`), a batch (`application/cloudevents-batch+json`), or binary mode (`ce-*` headers, ' +
           'body = data). An event is identified by its id (CloudEvents: source and id) within the workspace; re-sending it ' +
-          'is a duplicate and changes nothing.',
-        response: { 202: IngestResult, ...errorResponses },
+          'is a duplicate and changes nothing. 202 when at least one event was accepted or was a duplicate; when every ' +
+          'event was rejected, 400 `invalid_batch` with the same counts.',
+        response: { ...errorResponses, 202: IngestResult, 400: IngestRefused },
       },
     },
     async (request, reply) =>
@@ -67,9 +73,9 @@ export function registerEventRoutes(
           parsed = [parseBinaryCloudEvent(request.headers, body, now)];
         } else if (Array.isArray(body)) {
           checkSize(body.length);
-          parsed = body.map(parseNativeEvent);
+          parsed = body.map((raw) => parseNativeEvent(raw, now));
         } else if (body !== undefined) {
-          parsed = [parseNativeEvent(body)];
+          parsed = [parseNativeEvent(body, now)];
         } else {
           throw invalidRequest('the body must be an event or an array of events');
         }
@@ -88,13 +94,23 @@ export function registerEventRoutes(
         );
         let accepted = 0;
         let duplicates = 0;
+        let unmetered = 0;
         outcomes.forEach((outcome, i) => {
           if (outcome === 'accepted') accepted += 1;
-          else if (outcome === 'duplicate') duplicates += 1;
+          else if (outcome === 'unmetered') {
+            accepted += 1;
+            unmetered += 1;
+          } else if (outcome === 'duplicate') duplicates += 1;
           else rejected.push({ index: validIndex[i]!, error: rejectionOf(outcome, valid[i]!) });
         });
         rejected.sort((a, b) => a.index - b.index);
-        return { status: 202, body: { accepted, duplicates, rejected } };
+        const result = { accepted, duplicates, unmetered, rejected };
+        if (accepted + duplicates > 0) return { status: 202, body: result };
+        // Nothing stored: a client that checks only the status still learns that usage was dropped.
+        const error = new BurndownError(ErrorCode.invalidBatch, 'every event of the batch was rejected', {
+          rejected: rejected.length,
+        });
+        return { status: 400, body: { ...errorBody(error), ...result } };
       }),
   );
 }
