@@ -376,7 +376,7 @@ async function ingestChunk(
  * The feature each rate prices (a rate listed by several features counts for the first by id):
  * burns for it draw only on grants that apply to that feature, and count against its usage limit.
  */
-async function featuresByRate(tx: WriteOperations, workspaceId: string): Promise<Map<string, string>> {
+export async function featuresByRate(tx: WriteOperations, workspaceId: string): Promise<Map<string, string>> {
   const byRate = new Map<string, string>();
   for (const feature of await tx.plans.allFeatures(workspaceId)) {
     for (const rateId of feature.rateIds) if (!byRate.has(rateId)) byRate.set(rateId, feature.id);

@@ -267,20 +267,34 @@ export function debitFromRow(row: DebitRow): ReversibleDebit {
   };
 }
 
-/** `{"overage": "…", "grants": [[grantId, "…"], …]}`: the reversed parts of a debit. */
+/**
+ * `{"overage": "…", "grants": [[grantId, "…"], …], "history": [[id, "…", reason, at], …]}`: the
+ * reversed parts of a debit and its reversals.
+ */
 export function reversedToJson(reversed: DebitReversed): string {
   return JSON.stringify({
     overage: reversed.overage.toString(),
     grants: [...reversed.byGrant].map(([grantId, amount]) => [grantId, amount.toString()]),
+    history: reversed.history.map((r) => [r.id, r.amount.toString(), r.reason, r.at]),
   });
 }
 
 function reversedFromJson(text: string | null): DebitReversed {
-  if (text === null) return { overage: Amount.ZERO, byGrant: new Map() };
-  const parsed = JSON.parse(text) as { overage: string; grants: [string, string][] };
+  if (text === null) return { overage: Amount.ZERO, byGrant: new Map(), history: [] };
+  const parsed = JSON.parse(text) as {
+    overage: string;
+    grants: [string, string][];
+    history: [string, string, string, number][];
+  };
   return {
     overage: Amount.parse(parsed.overage),
     byGrant: new Map(parsed.grants.map(([grantId, amount]) => [grantId, Amount.parse(amount)])),
+    history: parsed.history.map(([id, amount, reason, at]) => ({
+      id,
+      amount: Amount.parse(amount),
+      reason,
+      at,
+    })),
   };
 }
 

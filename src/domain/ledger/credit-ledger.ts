@@ -67,6 +67,13 @@ export interface DebitRecord {
 export interface DebitReversed {
   overage: Amount;
   readonly byGrant: Map<string, Amount>;
+  /** Every reversal of it, oldest first, with its reason (the audit trail). */
+  readonly history: {
+    readonly id: string;
+    readonly amount: Amount;
+    readonly reason: string;
+    readonly at: Instant;
+  }[];
 }
 
 /** A debit or capture as a reversal needs it: what it burned and what has been reversed already. */
@@ -475,6 +482,7 @@ export class CreditLedger {
       }
       done.push({ grantId: grant.id, amount: take, leftAgainAs });
     }
+    target.reversed.history.push({ id, amount, reason: input.reason, at: now });
     this.reversedDebits.add(target);
     if (returned) this.settleOverage(now);
     return {

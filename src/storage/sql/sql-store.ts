@@ -36,9 +36,9 @@ import {
   apiKeyFromRow,
   type BurnRow,
   burnFromRow,
-  debitFromRow,
   creditTypeFromRow,
   customerFromRow,
+  debitFromRow,
   debitToParams,
   type EntryRow,
   type EventRow,
@@ -364,7 +364,9 @@ export class SqlReads implements ReadOperations {
     }
     const sql = `SELECT * FROM events WHERE ${conditions.join(' AND ')} ORDER BY time, event_key LIMIT ?`;
     const rows = await this.db.all<EventRow>(sql, [...params, req.limit + 1]);
-    return page(rows.map(listedEventFromRow), req.limit, (e) => encodeCompositeKey(String(e.time), e.eventKey));
+    return page(rows.map(listedEventFromRow), req.limit, (e) =>
+      encodeCompositeKey(String(e.time), e.eventKey),
+    );
   }
 
   getEvent(workspaceId: string, eventKey: string): Promise<ListedEvent | null> {
