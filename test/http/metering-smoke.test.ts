@@ -55,6 +55,7 @@ for (const dialect of DIALECTS) {
       expect(res.json()).toEqual({
         accepted: 2,
         duplicates: 1,
+        unmetered: 0,
         rejected: [
           { index: 2, error: { code: 'customer_not_found', message: expect.any(String) } },
           { index: 3, error: { code: 'invalid_event', message: expect.any(String) } },
