@@ -347,6 +347,8 @@ export interface ReconciliationSource {
   allGrants(): AsyncIterable<GrantState & { readonly workspaceId: string }>;
   allCustomerAccounts(): AsyncIterable<LedgerKey & { readonly accounts: CreditLedgerSnapshot['accounts'] }>;
   allEvents(): AsyncIterable<StoredEvent>;
+  /** Every debit or capture that has been (partly) reversed. */
+  allReversedDebits(): AsyncIterable<ReversibleDebit & { readonly workspaceId: string }>;
   allBurns(): AsyncIterable<EventBurn>;
   allRatingRules(): AsyncIterable<{
     readonly meters: readonly MeterRecord[];

@@ -451,6 +451,44 @@ for (const dialect of DIALECTS) {
         expect(g.id).toMatch(/^grt_/);
       });
 
+      it.runIf(dialect.name === 'sqlite')(
+        'reconcile fails (reversal_bounds) when a debit records more reversed than it burned, or entries disagree',
+        async () => {
+          await grant({ amount: '10' });
+          const d = await debit({ amount: '4' });
+          expect((await t.post(`/v1/debits/${d.id}/reverse`, { amount: '1', reason: 'x' })).statusCode).toBe(
+            201,
+          );
+          const db = (
+            t.storage as unknown as {
+              writer: {
+                prepare(sql: string): { all(...a: unknown[]): unknown[]; run(...a: unknown[]): unknown };
+              };
+            }
+          ).writer;
+          const [row] = db.prepare('SELECT reversed FROM debits WHERE id = ?').all(d.id) as {
+            reversed: string;
+          }[];
+          const original = row!.reversed;
+          const stored = JSON.parse(original) as {
+            grants: [string, string][];
+            history: [string, string, string, number][];
+          };
+          const inflated = {
+            ...stored,
+            grants: stored.grants.map(([g]) => [g, '5']),
+            history: stored.history.map(([id, , reason, at]) => [id, '5', reason, at]),
+          };
+          db.prepare('UPDATE debits SET reversed = ? WHERE id = ?').run(JSON.stringify(inflated), d.id);
+          const report = await reconcileLedger(t.storage);
+          expect(report.failures.map((f) => f.check)).toEqual(['reversal_bounds', 'reversal_bounds']);
+          expect(report.failures.map((f) => f.message).join('\n')).toMatch(
+            /back to grt_.*which gave 4[\s\S]*entries of/,
+          );
+          db.prepare('UPDATE debits SET reversed = ? WHERE id = ?').run(original, d.id);
+        },
+      );
+
       it('reverses an unmetered event (nothing burned): it only leaves the listing of counting events', async () => {
         await t.post('/v1/events', event('nv', undefined));
         const res = await t.post('/v1/events/nv/reverse', { reason: 'junk' });

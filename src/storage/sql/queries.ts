@@ -85,6 +85,7 @@ export const Q = {
   getEvent: 'SELECT * FROM events WHERE workspace_id = ? AND event_key = ?',
   getDebit: 'SELECT * FROM debits WHERE workspace_id = ? AND id = ?',
   updateDebitReversed: 'UPDATE debits SET reversed = ? WHERE id = ?',
+  reversedDebitsAfter: 'SELECT * FROM debits WHERE id > ? AND reversed IS NOT NULL ORDER BY id LIMIT ?',
   eventsOfTypeAfter: `SELECT * FROM events WHERE workspace_id = ? AND type = ? AND time >= ? AND time < ?
      AND reversed_at IS NULL AND (time > ? OR (time = ? AND event_key > ?)) ORDER BY time, event_key LIMIT ?`,
   eventsOfCustomerAfter: `SELECT * FROM events WHERE workspace_id = ? AND type = ? AND customer_id = ? AND time >= ? AND time < ?

@@ -38,6 +38,7 @@ import {
   burnFromRow,
   creditTypeFromRow,
   customerFromRow,
+  type DebitRow,
   debitFromRow,
   debitToParams,
   type EntryRow,
@@ -750,6 +751,19 @@ async function* scanAllEvents(db: SqlExecutor): AsyncIterable<StoredEvent> {
   }
 }
 
+/** Every (partly) reversed debit, streamed in keyset batches of ids. */
+async function* scanReversedDebits(
+  db: SqlExecutor,
+): AsyncIterable<ReversibleDebit & { workspaceId: string }> {
+  let after = '';
+  for (;;) {
+    const rows = await db.all<DebitRow>(Q.reversedDebitsAfter, [after, SCAN_BATCH]);
+    for (const row of rows) yield { ...debitFromRow(row), workspaceId: row.workspace_id };
+    if (rows.length < SCAN_BATCH) return;
+    after = rows[rows.length - 1]!.id;
+  }
+}
+
 /** Every event burn, streamed in keyset batches. */
 async function* scanAllBurns(db: SqlExecutor): AsyncIterable<EventBurn> {
   let after: [string, string, string] = ['', '', ''];
@@ -779,6 +793,7 @@ export function snapshotSource(db: SqlExecutor): ReconciliationSource {
     allGrants: () => scanGrants(db),
     allCustomerAccounts: () => scanCustomerAccounts(db),
     allEvents: () => scanAllEvents(db),
+    allReversedDebits: () => scanReversedDebits(db),
     allBurns: () => scanAllBurns(db),
     allRatingRules: () => scanRatingRules(db),
   };
