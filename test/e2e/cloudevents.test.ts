@@ -102,7 +102,7 @@ describe('e2e: CloudEvents with the official SDK', () => {
     expect(burned.sort(), `${customer}: one burn per event`).toEqual(credits.map(amount).sort());
   }
 
-  const accepted = (n: number, duplicates = 0) => ({ accepted: n, duplicates, rejected: [] });
+  const accepted = (n: number, duplicates = 0) => ({ accepted: n, duplicates, unmetered: 0, rejected: [] });
   const invalidAt = (index: number) => ({
     index,
     error: { code: 'invalid_event', message: expect.any(String) },
