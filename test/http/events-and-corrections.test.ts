@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Storage } from '../../src/ports/storage.js';
 import { reconcileLedger } from '../../src/services/reconcile.js';
 import { DIALECTS } from '../fixtures/dialects.js';
 import { createTestApp, T0, type TestApp } from '../fixtures/harness.js';
@@ -108,6 +109,38 @@ for (const dialect of DIALECTS) {
         expect(retry.statusCode, retry.body).toBe(202);
         expect(retry.json()).toMatchObject({ accepted: 1 });
         expect((await t.get('/v1/events')).json().data.map((e: { id: string }) => e.id)).toEqual(['c']);
+      });
+
+      it('answers 500 (not 400) when nothing was stored because of a server error, so the client retries', async () => {
+        await t.close();
+        const real = await dialect.open();
+        let failIngest = true;
+        const storage = new Proxy(real, {
+          get(target, prop) {
+            if (prop === 'write') {
+              return (lockKey: string | readonly string[], work: Parameters<Storage['write']>[1]) =>
+                failIngest && Array.isArray(lockKey)
+                  ? Promise.reject(new Error('disk on fire'))
+                  : target.write(lockKey, work);
+            }
+            const value = Reflect.get(target, prop, target) as unknown;
+            return typeof value === 'function' ? value.bind(target) : value;
+          },
+        });
+        t = await createTestApp({ storage });
+        await created(t.post('/v1/customers', { id: 'acme' }));
+        const res = await t.post('/v1/events', [event('f1', 1), { ...event('f2', 1), time: 'bad' }]);
+        expect(res.statusCode, res.body).toBe(500);
+        expect(res.json()).toMatchObject({
+          error: { code: 'internal_error' },
+          accepted: 0,
+          rejected: [
+            { index: 0, error: { code: 'internal_error' } },
+            { index: 1, error: { code: 'invalid_event' } },
+          ],
+        });
+        failIngest = false;
+        expect((await t.post('/v1/events', event('f1', 1))).statusCode).toBe(202);
       });
 
       it('answers 202 when only duplicates came, and counts them', async () => {

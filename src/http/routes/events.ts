@@ -164,10 +164,16 @@ export function registerEventRoutes(app: FastifyInstance, deps: RouteDeps, bodyL
         const result = { accepted, duplicates, unmetered, rejected };
         if (accepted + duplicates > 0) return { status: 202, body: result };
         // Nothing stored: a client that checks only the status still learns that usage was dropped.
-        const error = new BurndownError(ErrorCode.invalidBatch, 'every event of the batch was rejected', {
-          rejected: rejected.length,
-        });
-        return { status: 400, body: { ...errorBody(error), ...result } };
+        // If a server error is among the causes, say so (5xx: retry as is; events are deduplicated).
+        const serverFault = rejected.some((r) => r.error.code === 'internal_error');
+        const error = serverFault
+          ? new BurndownError(ErrorCode.internalError, 'no event of the batch was stored; send it again', {
+              rejected: rejected.length,
+            })
+          : new BurndownError(ErrorCode.invalidBatch, 'every event of the batch was rejected', {
+              rejected: rejected.length,
+            });
+        return { status: serverFault ? 500 : 400, body: { ...errorBody(error), ...result } };
       }),
   );
 }
