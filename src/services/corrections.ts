@@ -16,12 +16,13 @@ export const MAX_REASON_LENGTH = 1000;
 
 /** A reversal needs a reason: corrections are audited, so a blank one is a 400. */
 export function requireReason(reason: string | undefined): string {
-  const trimmed = reason?.trim() ?? '';
-  if (trimmed.length === 0) throw invalidRequest('reason is required', { field: 'reason' });
-  if (reason!.length > MAX_REASON_LENGTH) {
+  if (reason === undefined || reason.trim().length === 0) {
+    throw invalidRequest('reason is required', { field: 'reason' });
+  }
+  if (reason.length > MAX_REASON_LENGTH) {
     throw invalidRequest(`reason must be at most ${MAX_REASON_LENGTH} characters`, { field: 'reason' });
   }
-  return reason!;
+  return reason;
 }
 
 /**
