@@ -283,6 +283,8 @@ export interface ReadOperations {
   burnsOfEvents(workspaceId: string, eventKeys: readonly string[]): Awaitable<readonly EventBurn[]>;
   /** A debit or capture with what has been reversed of it. */
   getDebit(workspaceId: string, debitId: string): Awaitable<ReversibleDebit | null>;
+  /** Several debits at once (any order; unknown ids are left out). */
+  getDebits(workspaceId: string, debitIds: readonly string[]): Awaitable<readonly ReversibleDebit[]>;
   /** A customer's usage of a rate in a rating period (zero when none). */
   getRateUsage(
     workspaceId: string,

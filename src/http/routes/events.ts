@@ -217,12 +217,9 @@ function registerEventListRoute(app: FastifyInstance, { ctx }: RouteDeps): void 
       );
       const byEvent = new Map<string, EventBurn[]>();
       for (const burn of burns) byEvent.set(burn.eventKey, [...(byEvent.get(burn.eventKey) ?? []), burn]);
+      const debitIds = burns.flatMap((b) => (b.debitId === null ? [] : [b.debitId]));
       const debits = new Map<string, ReversibleDebit>();
-      for (const burn of burns) {
-        if (burn.debitId === null) continue;
-        const debit = await reads.getDebit(workspaceId, burn.debitId);
-        if (debit) debits.set(burn.debitId, debit);
-      }
+      for (const d of await reads.getDebits(workspaceId, debitIds)) debits.set(d.debit.id, d);
       return presentPage(page, (event) => presentEvent(event, byEvent.get(event.eventKey) ?? [], debits));
     },
   );

@@ -388,6 +388,17 @@ export class SqlReads implements ReadOperations {
     return this.one(Q.getDebit, [workspaceId, debitId], debitFromRow);
   }
 
+  async getDebits(workspaceId: string, debitIds: readonly string[]): Promise<ReversibleDebit[]> {
+    const debits: ReversibleDebit[] = [];
+    for (let i = 0; i < debitIds.length; i += 500) {
+      const part = debitIds.slice(i, i + 500);
+      const sql = `SELECT * FROM debits WHERE workspace_id = ? AND id IN (${part.map(() => '?').join(', ')})`;
+      for (const row of await this.db.all<DebitRow>(sql, [workspaceId, ...part]))
+        debits.push(debitFromRow(row));
+    }
+    return debits;
+  }
+
   async getRateUsage(
     workspaceId: string,
     customerId: string,
