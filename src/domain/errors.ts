@@ -12,6 +12,12 @@ export const ErrorCode = {
   invalidAmount: 'invalid_amount',
   /** A write that would carry a running total (an account, a usage counter) past the amount range. */
   amountOutOfRange: 'amount_out_of_range',
+  /** Every event of a batch was rejected: nothing was stored. */
+  invalidBatch: 'invalid_batch',
+  /** A reversal of a debit, capture or event that has nothing left to reverse. */
+  nothingToReverse: 'nothing_to_reverse',
+  /** A reversal asked for more than is left to reverse of that burn. */
+  reversalExceedsBurn: 'reversal_exceeds_burn',
   insufficientCredits: 'insufficient_credits',
   grantNotActive: 'grant_not_active',
   holdNotActive: 'hold_not_active',

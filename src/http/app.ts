@@ -14,6 +14,7 @@ import { Metrics } from './metrics.js';
 import { registerApiKeyRoutes } from './routes/api-keys.js';
 import { registerBalanceRoutes } from './routes/balances.js';
 import { DEFAULT_CHECK_HOLD_MAX_TTL_SECONDS, registerCheckRoutes } from './routes/check.js';
+import { registerCorrectionRoutes } from './routes/corrections.js';
 import { registerCreditPackRoutes } from './routes/credit-packs.js';
 import { registerCreditTypeRoutes } from './routes/credit-types.js';
 import { registerCustomerRoutes } from './routes/customers.js';
@@ -369,6 +370,7 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
   registerGrantRoutes(app, deps);
   registerDebitRoutes(app, deps);
   registerHoldRoutes(app, deps);
+  registerCorrectionRoutes(app, deps);
   registerBalanceRoutes(app, deps);
   registerReconciliationRoutes(app, deps);
   registerApiKeyRoutes(app, deps);

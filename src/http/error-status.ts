@@ -5,6 +5,7 @@ export function statusOfErrorCode(code: ErrorCode): number {
   switch (code) {
     case 'invalid_request':
     case 'invalid_amount':
+    case 'invalid_batch':
       return 400;
     case 'unauthorized':
       return 401;
@@ -22,6 +23,8 @@ export function statusOfErrorCode(code: ErrorCode): number {
     case 'subscription_not_active':
     case 'already_subscribed':
     case 'request_in_progress':
+    case 'nothing_to_reverse':
+    case 'reversal_exceeds_burn':
       return 409;
     case 'request_timeout':
       return 408;

@@ -17,8 +17,11 @@ const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 const text = (v: unknown, max: number) => typeof v === 'string' && v.length > 0 && v.length <= max;
 
-/** A native event: `{"id", "type", "customer_id", "time", "data"}`, all required. */
-export function parseNativeEvent(raw: unknown): IncomingEvent | EventRejection {
+/**
+ * A native event: `{"id", "type", "customer_id", "time"?, "data"}`; `time` defaults to `now`, the
+ * instant the server received the batch (as for CloudEvents).
+ */
+export function parseNativeEvent(raw: unknown, now: number): IncomingEvent | EventRejection {
   if (!isObject(raw)) return invalid('an event must be a JSON object');
   const problem = jsonValueProblem(raw, 'the event');
   if (problem !== null) return invalid(problem);
@@ -27,7 +30,8 @@ export function parseNativeEvent(raw: unknown): IncomingEvent | EventRejection {
   if (typeof raw['customer_id'] !== 'string' || !ID.test(raw['customer_id'])) {
     return invalid('customer_id must be a customer id');
   }
-  const time = typeof raw['time'] === 'string' ? parseInstant(raw['time']) : null;
+  const time =
+    raw['time'] === undefined ? now : typeof raw['time'] === 'string' ? parseInstant(raw['time']) : null;
   if (time === null) return invalidTime(raw['time']);
   if (!isObject(raw['data'])) return invalid('data must be a JSON object');
   for (const key of Object.keys(raw)) {

@@ -81,6 +81,8 @@ export class IdempotentWriter {
       }
       const result = await work();
       const text = JSON.stringify(result.body);
+      // A refused batch (400 invalid_batch) stored nothing, so a retry must run again.
+      if (result.status >= 400) return send(reply, result.status, text, false);
       try {
         await this.ctx.storage.write(`${workspaceId}/#idempotency`, async (tx) =>
           tx.putIdempotency(workspaceId, key, {

@@ -1,6 +1,11 @@
 import type { Amount } from '../domain/amount/amount.js';
 import type { CreditPack, Feature, PlanVersion } from '../domain/catalog/catalog.js';
-import type { CreditLedger, CreditLedgerSnapshot, DebitRecord } from '../domain/ledger/credit-ledger.js';
+import type {
+  CreditLedger,
+  CreditLedgerSnapshot,
+  DebitRecord,
+  ReversibleDebit,
+} from '../domain/ledger/credit-ledger.js';
 import type { GrantState, GrantStatus, HoldState, LedgerEntry } from '../domain/ledger/types.js';
 import type { AutoTopUp, Purchase, Subscription } from '../domain/plans/subscription.js';
 import type { Instant } from '../domain/time/instant.js';
@@ -95,6 +100,29 @@ export interface StoredEvent {
   /** The highest rate `seq` of the workspace when the event was ingested: those rates had to rate it. */
   readonly rulesSeq: number;
   readonly receivedAt: Instant;
+  /** No meter could read it when it arrived (no meter of its type, or a missing or non-numeric value). */
+  readonly unmetered: boolean;
+}
+
+/** A stored event with what happened to it after arrival, as `GET /v1/events` lists it. */
+export interface ListedEvent extends StoredEvent {
+  /** How many times its id was delivered again (and refused as a duplicate). */
+  readonly duplicates: number;
+  /** When its burns were reversed and it left meter usage; null while it counts. */
+  readonly reversedAt: Instant | null;
+}
+
+/**
+ * Which events to list, in (time, identity) order. `burned`: events a meter read (whatever their
+ * rates burned); `unmetered`: events no meter could read; `duplicate`: events delivered again.
+ */
+export interface EventListQuery {
+  readonly workspaceId: string;
+  readonly customerId: string | null;
+  readonly type: string | null;
+  readonly from: Instant | null;
+  readonly to: Instant | null;
+  readonly status: 'burned' | 'unmetered' | 'duplicate' | null;
 }
 
 /** The burn of one event by one rate (at most one per pair). */
@@ -264,6 +292,15 @@ export interface ReadOperations {
   /** Stored events matching the query, oldest first, streamed in batches. */
   scanEvents(query: EventQuery): AsyncIterable<StoredEvent>;
   getBurn(workspaceId: string, eventKey: string, rateId: string): Awaitable<EventBurn | null>;
+  /** One page of stored events (GET /v1/events), oldest first. */
+  listEvents(query: EventListQuery, page: PageRequest): Awaitable<Page<ListedEvent>>;
+  getEvent(workspaceId: string, eventKey: string): Awaitable<ListedEvent | null>;
+  /** The burns of some events (any order). */
+  burnsOfEvents(workspaceId: string, eventKeys: readonly string[]): Awaitable<readonly EventBurn[]>;
+  /** A debit or capture with what has been reversed of it. */
+  getDebit(workspaceId: string, debitId: string): Awaitable<ReversibleDebit | null>;
+  /** Several debits at once (any order; unknown ids are left out). */
+  getDebits(workspaceId: string, debitIds: readonly string[]): Awaitable<readonly ReversibleDebit[]>;
   /** A customer's usage of a rate in a rating period (zero when none). */
   getRateUsage(
     workspaceId: string,
@@ -306,6 +343,10 @@ export interface WriteOperations extends ReadOperations {
   insertEvent(event: StoredEvent): Awaitable<boolean>;
   /** Stores events whose keys are not stored yet (in one statement where the dialect can); returns the keys stored. */
   insertEvents(events: readonly StoredEvent[]): Awaitable<Set<string>>;
+  /** Counts one more (refused) delivery of each of these stored events, once per occurrence. */
+  countDuplicates(workspaceId: string, eventKeys: readonly string[]): Awaitable<void>;
+  /** Marks an event reversed (it leaves meter usage); false when it already was. */
+  markEventReversed(workspaceId: string, eventKey: string, at: Instant): Awaitable<boolean>;
   /** Records burns (in one statement where the dialect can); a pair already burned is left as it is. */
   insertBurns(burns: readonly EventBurn[]): Awaitable<void>;
   setRateUsage(
@@ -331,6 +372,8 @@ export interface ReconciliationSource {
   allGrants(): AsyncIterable<GrantState & { readonly workspaceId: string }>;
   allCustomerAccounts(): AsyncIterable<LedgerKey & { readonly accounts: CreditLedgerSnapshot['accounts'] }>;
   allEvents(): AsyncIterable<StoredEvent>;
+  /** Every debit or capture that has been (partly) reversed. */
+  allReversedDebits(): AsyncIterable<ReversibleDebit & { readonly workspaceId: string }>;
   allBurns(): AsyncIterable<EventBurn>;
   allRatingRules(): AsyncIterable<{
     readonly meters: readonly MeterRecord[];

@@ -89,6 +89,8 @@ export async function recordFeatureUsage(
     customerId: string;
     featureId: string;
     uses: readonly { readonly at: Instant; readonly quantity: Amount }[];
+    /** Give the uses back instead (a reversed event), in the periods they were counted in. */
+    giveBack?: boolean;
   },
 ): Promise<void> {
   const { workspaceId, customerId, featureId } = input;
@@ -103,7 +105,8 @@ export async function recordFeatureUsage(
     byPeriod.set(periodStart, (byPeriod.get(periodStart) ?? Amount.ZERO).plus(use.quantity));
   }
   for (const [periodStart, quantity] of byPeriod) {
-    await adjustFeatureUsage(tx, { workspaceId, customerId, featureId, periodStart }, quantity);
+    const delta = input.giveBack === true ? quantity.negated() : quantity;
+    await adjustFeatureUsage(tx, { workspaceId, customerId, featureId, periodStart }, delta);
   }
 }
 

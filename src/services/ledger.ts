@@ -8,6 +8,7 @@ import {
   type HoldNotActive,
   type InsufficientCredits,
   type NewGrant,
+  type ReversalRefused,
 } from '../domain/ledger/credit-ledger.js';
 import { balanceFromEntries } from '../domain/ledger/point-in-time.js';
 import type { BalanceView, GrantState, HoldState } from '../domain/ledger/types.js';
@@ -23,7 +24,7 @@ import { persistLedger } from './ledger-persistence.js';
 import { requireCreditType, requireCustomer } from './lookups.js';
 
 /** A refusal the client can act on, returned as a value (and stored for idempotent replay). */
-export type Refusal = InsufficientCredits | HoldNotActive | GrantNotActive;
+export type Refusal = InsufficientCredits | HoldNotActive | GrantNotActive | ReversalRefused;
 
 /** Turns a refusal value into the error the transport sends. */
 export function refusalError(refusal: Refusal): BurndownError {
@@ -41,6 +42,19 @@ export function refusalError(refusal: Refusal): BurndownError {
       return new BurndownError(ErrorCode.grantNotActive, `grant is ${refusal.status}, not active`, {
         status: refusal.status,
       });
+    case 'nothing_to_reverse':
+      return new BurndownError(ErrorCode.nothingToReverse, 'nothing is left to reverse', {
+        reversible: refusal.reversible.toString(),
+      });
+    case 'reversal_exceeds_burn':
+      return new BurndownError(
+        ErrorCode.reversalExceedsBurn,
+        'the reversal asks for more than is left to reverse',
+        {
+          reversible: refusal.reversible.toString(),
+          requested: refusal.requested?.toString() ?? null,
+        },
+      );
   }
 }
 

@@ -7,6 +7,7 @@ import {
   type Aggregation,
   isQuantityOutOfRange,
   type MeterDefinition,
+  meterReads,
   quantityOf,
   UsageAccumulator,
   type UsageRow,
@@ -258,7 +259,8 @@ export function eventKeyOf(event: { readonly id: string; readonly source: string
 }
 
 /**
- * What happened to each event of a batch. `negative_usage`: a meter of its type reads a negative
+ * What happened to each event of a batch. `unmetered`: accepted and stored, but no meter could read
+ * it (no meter of its type, or a missing or non-numeric value), so nothing burned. `negative_usage`: a meter of its type reads a negative
  * value (refused, so meters and rates never disagree). `failed`: its customer's transaction
  * failed unexpectedly; nothing of it was stored and it can be sent again. `value_out_of_range`:
  * its usage value, or its price by a rate, is past the value range (at most 20 integer digits),
@@ -266,6 +268,7 @@ export function eventKeyOf(event: { readonly id: string; readonly source: string
  */
 export type EventOutcome =
   | 'accepted'
+  | 'unmetered'
   | 'duplicate'
   | 'customer_not_found'
   | 'negative_usage'
@@ -371,18 +374,22 @@ async function ingestChunk(
         eventKey: eventKeyOf(event),
         rulesSeq: rules.seq,
         receivedAt: now,
+        unmetered: !(rules.metersByEventType.get(event.type) ?? []).some((m) => meterReads(m, event.data)),
       };
       candidates.push({ index: i, stored });
     }
   }
   const inserted = await tx.insertEvents(candidates.map((c) => c.stored));
+  const duplicates: string[] = [];
   for (const { index, stored } of candidates) {
     // The first occurrence of a key in the batch is the one stored; later ones are duplicates.
     if (!inserted.delete(stored.eventKey)) {
       outcomes[index] = 'duplicate';
+      duplicates.push(stored.eventKey);
       continue;
     }
-    outcomes[index] = 'accepted';
+    outcomes[index] = stored.unmetered ? 'unmetered' : 'accepted';
+    if (stored.unmetered) continue;
     let burner = burners.get(stored.customerId);
     if (!burner) {
       burner = new Burner(ctx, tx, workspaceId, stored.customerId, now, featureOfRate);
@@ -394,13 +401,15 @@ async function ingestChunk(
   const burns: EventBurn[] = [];
   for (const burner of burners.values()) burns.push(...(await burner.save()));
   await tx.insertBurns(burns);
+  // One counter per stored event (not a row per delivery): GET /v1/events?status=duplicate.
+  if (duplicates.length > 0) await tx.countDuplicates(workspaceId, duplicates);
 }
 
 /**
  * The feature each rate prices (a rate listed by several features counts for the first by id):
  * burns for it draw only on grants that apply to that feature, and count against its usage limit.
  */
-async function featuresByRate(tx: WriteOperations, workspaceId: string): Promise<Map<string, string>> {
+export async function featuresByRate(tx: WriteOperations, workspaceId: string): Promise<Map<string, string>> {
   const byRate = new Map<string, string>();
   for (const feature of await tx.plans.allFeatures(workspaceId)) {
     for (const rateId of feature.rateIds) if (!byRate.has(rateId)) byRate.set(rateId, feature.id);

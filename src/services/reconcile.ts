@@ -5,7 +5,7 @@ import { compileRules, type RatingRules } from './metering.js';
 
 /** One failed check, naming the account or grant so an operator can find it. */
 export interface ReconciliationFailure {
-  readonly check: 'account_balance' | 'entries_sum' | 'grant_bounds' | 'event_burn';
+  readonly check: 'account_balance' | 'entries_sum' | 'grant_bounds' | 'event_burn' | 'reversal_bounds';
   readonly workspaceId: string;
   readonly customerId: string | null;
   readonly creditType: string | null;
@@ -62,7 +62,9 @@ class ProgressCounter {
 /**
  * Replays every entry and proves DESIGN.md's invariants: (a) every cached account balance equals
  * the sum of its entries, (b) all entries sum to zero, (c) no grant's remaining is below zero
- * or above its amount. Streams the ledger; memory grows with the number of accounts only.
+ * or above its amount; (e) no debit or capture has more reversed than it burned, in total or per
+ * part, and the `reversal` entries of each reversal add up to what its debit records. Streams the
+ * ledger; memory grows with the number of accounts (and reversals) only.
  */
 export function reconcileLedger(
   storage: Storage,
@@ -79,6 +81,8 @@ async function reconcileSnapshot(
   const inScope = (workspaceId: string) =>
     options.workspaceId === undefined || options.workspaceId === workspaceId;
   const sums = new Map<string, bigint>();
+  /** Σ of `reversal` entries per (workspace, reversal id). */
+  const reversalSums = new Map<string, bigint>();
   let entryCount = 0;
   let malformed = 0;
   for await (const e of storage.allEntries()) {
@@ -90,6 +94,10 @@ async function reconcileSnapshot(
     sums.set(from, (sums.get(from) ?? 0n) - e.amount.units);
     sums.set(to, (sums.get(to) ?? 0n) + e.amount.units);
     if (!e.amount.isPositive()) malformed += 1; // a movement must be positive to have a direction
+    if (e.type === 'reversal') {
+      const k = key(e.workspaceId, e.ref ?? '');
+      reversalSums.set(k, (reversalSums.get(k) ?? 0n) + e.amount.units);
+    }
   }
   const failures: ReconciliationFailure[] = [];
   const checked = new Set<string>();
@@ -188,6 +196,7 @@ async function reconcileSnapshot(
       message: `entries do not sum to zero (off by ${grandTotal} units; ${malformed} entries with a non-positive amount)`,
     });
   }
+  await checkReversals(storage, inScope, reversalSums, failures);
   const events = await checkEventBurns(storage, inScope, failures, () => progress.row('events'));
   return {
     ok: failures.length === 0,
@@ -197,6 +206,44 @@ async function reconcileSnapshot(
     events,
     failures,
   };
+}
+
+/** (e): reversals stay within what each debit burned, and match their entries one to one. */
+async function checkReversals(
+  storage: ReconciliationSource,
+  inScope: (workspaceId: string) => boolean,
+  reversalSums: Map<string, bigint>,
+  failures: ReconciliationFailure[],
+): Promise<void> {
+  const fail = (workspaceId: string, customerId: string | null, creditType: string | null, message: string) =>
+    failures.push({ check: 'reversal_bounds', workspaceId, customerId, creditType, account: null, message });
+  for await (const { workspaceId, debit, reversed } of storage.allReversedDebits()) {
+    if (!inScope(workspaceId)) continue;
+    const problems: string[] = [];
+    if (reversed.overage.greaterThan(debit.overage)) problems.push(`overage reversed ${reversed.overage}`);
+    for (const [grantId, amount] of reversed.byGrant) {
+      const drawn = debit.drawdowns.find((d) => d.grantId === grantId)?.amount ?? Amount.ZERO;
+      if (amount.greaterThan(drawn)) problems.push(`${amount} back to ${grantId}, which gave ${drawn}`);
+    }
+    const parts = Amount.sum([reversed.overage, ...reversed.byGrant.values()]);
+    const history = Amount.sum(reversed.history.map((r) => r.amount));
+    if (!parts.equals(history)) problems.push(`parts ${parts} differ from its reversals ${history}`);
+    for (const r of reversed.history) {
+      const k = key(workspaceId, r.id);
+      const fromEntries = reversalSums.get(k) ?? 0n;
+      reversalSums.delete(k);
+      if (fromEntries !== r.amount.units)
+        problems.push(`reversal ${r.id} has entries of ${fromEntries} units`);
+    }
+    for (const problem of problems) {
+      fail(workspaceId, debit.customerId, debit.creditType, `debit ${debit.id}: ${problem}`);
+    }
+  }
+  for (const [k, units] of reversalSums) {
+    const [workspaceId = '', id = ''] = k.split('\u0000');
+    if (inScope(workspaceId))
+      fail(workspaceId, null, null, `reversal entries ${id} (${units} units) match no debit`);
+  }
 }
 
 /**

@@ -1,5 +1,5 @@
 import { Amount } from '../domain/amount/amount.js';
-import type { DebitRecord } from '../domain/ledger/credit-ledger.js';
+import type { DebitRecord, DebitReversed, ReversibleDebit } from '../domain/ledger/credit-ledger.js';
 import type {
   AccountName,
   CustomerAccounts,
@@ -15,6 +15,7 @@ import type {
   CreditType,
   Customer,
   EventBurn,
+  ListedEvent,
   MeterRecord,
   RateRecord,
   StoredEntry,
@@ -228,6 +229,73 @@ export function drawdownsFromJson(text: string): Drawdown[] {
     grantId,
     amount: Amount.parse(amount),
   }));
+}
+
+export interface DebitRow {
+  id: string;
+  workspace_id: string;
+  customer_id: string;
+  credit_type: string;
+  amount: string;
+  drawdowns: string;
+  overage: string;
+  hold_id: string | null;
+  created_at: number | string;
+  description: string | null;
+  metadata: string;
+  feature_id: string | null;
+  reversed: string | null;
+}
+
+/** A stored debit or capture with what has been reversed of it. */
+export function debitFromRow(row: DebitRow): ReversibleDebit {
+  return {
+    debit: {
+      id: row.id,
+      customerId: row.customer_id,
+      creditType: row.credit_type,
+      amount: Amount.parse(String(row.amount)),
+      drawdowns: drawdownsFromJson(row.drawdowns),
+      overage: Amount.parse(String(row.overage)),
+      holdId: row.hold_id,
+      featureId: row.feature_id,
+      createdAt: Number(row.created_at),
+      description: row.description,
+      metadata: JSON.parse(row.metadata) as Record<string, unknown>,
+    },
+    reversed: reversedFromJson(row.reversed),
+  };
+}
+
+/**
+ * `{"overage": "…", "grants": [[grantId, "…"], …], "history": [[id, "…", reason, at], …]}`: the
+ * reversed parts of a debit and its reversals.
+ */
+export function reversedToJson(reversed: DebitReversed): string {
+  return JSON.stringify({
+    overage: reversed.overage.toString(),
+    grants: [...reversed.byGrant].map(([grantId, amount]) => [grantId, amount.toString()]),
+    history: reversed.history.map((r) => [r.id, r.amount.toString(), r.reason, r.at]),
+  });
+}
+
+function reversedFromJson(text: string | null): DebitReversed {
+  if (text === null) return { overage: Amount.ZERO, byGrant: new Map(), history: [] };
+  const parsed = JSON.parse(text) as {
+    overage: string;
+    grants: [string, string][];
+    history: [string, string, string, number][];
+  };
+  return {
+    overage: Amount.parse(parsed.overage),
+    byGrant: new Map(parsed.grants.map(([grantId, amount]) => [grantId, Amount.parse(amount)])),
+    history: parsed.history.map(([id, amount, reason, at]) => ({
+      id,
+      amount: Amount.parse(amount),
+      reason,
+      at,
+    })),
+  };
 }
 
 export const DEBIT_COLUMNS = [
@@ -477,6 +545,9 @@ export interface EventRow {
   data: string;
   rules_seq: number | string;
   received_at: number | string;
+  unmetered: number | string;
+  duplicates: number | string;
+  reversed_at: number | string | null;
 }
 
 export function eventFromRow(row: EventRow): StoredEvent {
@@ -491,6 +562,16 @@ export function eventFromRow(row: EventRow): StoredEvent {
     data: JSON.parse(row.data) as unknown,
     rulesSeq: Number(row.rules_seq),
     receivedAt: Number(row.received_at),
+    unmetered: Number(row.unmetered) === 1,
+  };
+}
+
+/** A stored event with what happened to it after arrival (for listing). */
+export function listedEventFromRow(row: EventRow): ListedEvent {
+  return {
+    ...eventFromRow(row),
+    duplicates: Number(row.duplicates),
+    reversedAt: row.reversed_at === null ? null : Number(row.reversed_at),
   };
 }
 

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Amount } from '../../src/domain/amount/amount.js';
 import { CreditLedger } from '../../src/domain/ledger/credit-ledger.js';
 import { SequentialIds } from '../../src/infra/ids.js';
-import type { LedgerKey, Storage } from '../../src/ports/storage.js';
+import type { EventListQuery, LedgerKey, Storage } from '../../src/ports/storage.js';
 import { reconcileLedger } from '../../src/services/reconcile.js';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
@@ -383,6 +383,106 @@ export function describeStorageContract(dialect: string, open: () => Promise<Sto
       );
       expect((await read.getFeatureUsage('ws1', 'acme', 'gpt-x', T0)).toString()).toBe('123456789012.5');
       expect((await read.getFeatureUsage('ws1', 'acme', 'gpt-x', T0 + 1)).toString()).toBe('0');
+    });
+
+    it('stores events with their status, counts duplicates, lists and pages them, and marks reversals', async () => {
+      const ev = (id: string, time: number, more: Record<string, unknown> = {}) => ({
+        workspaceId: 'ws1',
+        eventKey: `id:${id}`,
+        id,
+        source: null,
+        type: 't',
+        customerId: 'acme',
+        time,
+        data: { n: 1 },
+        rulesSeq: 0,
+        receivedAt: T0,
+        unmetered: false,
+        ...more,
+      });
+      await storage.write('acme', async (tx) => {
+        const inserted = await tx.insertEvents([
+          ev('b', T0 + 2),
+          ev('a', T0 + 2, { unmetered: true }),
+          ev('old', -5_000),
+          ev('c', T0 + 9, { customerId: 'other', type: 'u' }),
+        ]);
+        expect([...inserted].sort()).toEqual(['id:a', 'id:b', 'id:c', 'id:old']);
+        expect([...(await tx.insertEvents([ev('a', T0)]))]).toEqual([]);
+        await tx.countDuplicates('ws1', ['id:a', 'id:a', 'id:b']);
+        await tx.insertBurns([
+          {
+            workspaceId: 'ws1',
+            eventKey: 'id:b',
+            rateId: 'r',
+            customerId: 'acme',
+            debitId: null,
+            quantity: Amount.parse('1'),
+            credits: Amount.ZERO,
+            createdAt: T0,
+          },
+        ]);
+      });
+      const q: EventListQuery = {
+        workspaceId: 'ws1',
+        customerId: null,
+        type: null,
+        from: null,
+        to: null,
+        status: null,
+      };
+      const ids = async (query: Partial<EventListQuery>, limit = 10, after: string | null = null) =>
+        (await storage.read.listEvents({ ...q, ...query }, { after, limit })).items.map((e) => e.id);
+      expect(await ids({})).toEqual(['old', 'a', 'b', 'c']);
+      expect(await ids({ status: 'unmetered' })).toEqual(['a']);
+      expect(await ids({ status: 'burned' })).toEqual(['old', 'b', 'c']);
+      expect(await ids({ status: 'duplicate' })).toEqual(['a', 'b']);
+      expect(await ids({ customerId: 'other' })).toEqual(['c']);
+      expect(await ids({ type: 'u' })).toEqual(['c']);
+      expect(await ids({ from: T0 + 2, to: T0 + 9 })).toEqual(['a', 'b']);
+      const first = await storage.read.listEvents(q, { after: null, limit: 1 });
+      expect(first.items.map((e) => e.id)).toEqual(['old']);
+      expect(await ids({}, 2, first.nextAfter)).toEqual(['a', 'b']);
+      const a = await storage.read.getEvent('ws1', 'id:a');
+      expect(a).toMatchObject({ id: 'a', unmetered: true, duplicates: 2, reversedAt: null, data: { n: 1 } });
+      expect((await storage.read.burnsOfEvents('ws1', ['id:a', 'id:b'])).map((b) => b.eventKey)).toEqual([
+        'id:b',
+      ]);
+      // A reversed event is marked once and leaves the scans meters read.
+      await storage.write('acme', async (tx) => {
+        expect(await tx.markEventReversed('ws1', 'id:b', T0 + 100)).toBe(true);
+        expect(await tx.markEventReversed('ws1', 'id:b', T0 + 200)).toBe(false);
+      });
+      expect((await storage.read.getEvent('ws1', 'id:b'))?.reversedAt).toBe(T0 + 100);
+      const scanned: string[] = [];
+      for await (const e of storage.read.scanEvents({
+        workspaceId: 'ws1',
+        type: 't',
+        customerId: null,
+        from: null,
+        to: null,
+      }))
+        scanned.push(e.id);
+      expect(scanned).toEqual(['old', 'a']);
+    });
+
+    it('stores what was reversed of a debit with the ledger that reversed it', async () => {
+      const grant = await act(T0, (l) => l.grant(grantInput('10'), T0));
+      const debit = await act(T0, (l) => l.debit({ amount: Amount.parse('6'), allowOverage: false }, T0));
+      if ('refused' in debit) throw new Error('refused');
+      const stored = await storage.read.getDebit('ws1', debit.id);
+      expect(stored?.reversed).toEqual({ overage: Amount.ZERO, byGrant: new Map(), history: [] });
+      await act(T0 + 1, (l) => {
+        const outcome = l.reverse({ target: stored!, amount: Amount.parse('2.5'), reason: 'why' }, T0 + 1);
+        expect('refused' in outcome).toBe(false);
+      });
+      const after = await storage.read.getDebit('ws1', debit.id);
+      expect(plain([...after!.reversed.byGrant])).toEqual([[grant.id, '2.5']]);
+      expect(after!.reversed.history.map((r) => [r.amount.toString(), r.reason, r.at])).toEqual([
+        ['2.5', 'why', T0 + 1],
+      ]);
+      expect((await storage.read.loadLedger(key)).grants[0]?.available.toString()).toBe('6.5');
+      expect((await reconcileLedger(storage)).failures).toEqual([]);
     });
   });
 }

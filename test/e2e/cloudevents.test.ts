@@ -102,7 +102,7 @@ describe('e2e: CloudEvents with the official SDK', () => {
     expect(burned.sort(), `${customer}: one burn per event`).toEqual(credits.map(amount).sort());
   }
 
-  const accepted = (n: number, duplicates = 0) => ({ accepted: n, duplicates, rejected: [] });
+  const accepted = (n: number, duplicates = 0) => ({ accepted: n, duplicates, unmetered: 0, rejected: [] });
   const invalidAt = (index: number) => ({
     index,
     error: { code: 'invalid_event', message: expect.any(String) },
@@ -337,10 +337,11 @@ describe('e2e: CloudEvents with the official SDK', () => {
     expect(res.body).toEqual({
       accepted: 2,
       duplicates: 0,
+      unmetered: 0,
       rejected: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map(invalidAt),
     });
 
-    // Single events, structured and binary: 202 with the rejection at index 0, nothing stored.
+    // Single events, structured and binary: 400 invalid_batch with the rejection at index 0, nothing stored.
     for (const message of [
       HTTP.structured(noSubject),
       HTTP.structured(valid('bad-specversion', 1, { specversion: '0.3' })),
@@ -349,8 +350,14 @@ describe('e2e: CloudEvents with the official SDK', () => {
       HTTP.binary(valid('bad-array-data', 1, { data: [1, 2] }, false)),
     ]) {
       const single = await postMessage(message);
-      expect(single.status, single.text).toBe(202);
-      expect(single.body).toEqual({ accepted: 0, duplicates: 0, rejected: [invalidAt(0)] });
+      expect(single.status, single.text).toBe(400);
+      expect(single.body).toEqual({
+        error: { code: 'invalid_batch', message: expect.any(String), details: { rejected: 1 } },
+        accepted: 0,
+        duplicates: 0,
+        unmetered: 0,
+        rejected: [invalidAt(0)],
+      });
     }
 
     // A rejected event was not stored: fixed and sent again, it is accepted, not a duplicate.
@@ -364,7 +371,7 @@ describe('e2e: CloudEvents with the official SDK', () => {
     await expectBurned('ce-eps', [5, 6, 1]);
   });
 
-  it('binary mode with non-JSON data (text/plain body) is an invalid_event at index 0, not a whole-request error', async () => {
+  it('binary mode with non-JSON data (text/plain body) is an invalid_event at index 0 (so the batch is invalid_batch)', async () => {
     await createCustomer('ce-zeta');
     const message = HTTP.binary(
       new CloudEvent({
@@ -378,8 +385,14 @@ describe('e2e: CloudEvents with the official SDK', () => {
     );
     expect(message.headers['content-type']).toBe('text/plain');
     const res = await postMessage(message);
-    expect(res.status, res.text).toBe(202);
-    expect(res.body).toEqual({ accepted: 0, duplicates: 0, rejected: [invalidAt(0)] });
+    expect(res.status, res.text).toBe(400);
+    expect(res.body).toEqual({
+      error: { code: 'invalid_batch', message: expect.any(String), details: { rejected: 1 } },
+      accepted: 0,
+      duplicates: 0,
+      unmetered: 0,
+      rejected: [invalidAt(0)],
+    });
     expect(await usage('customer_id=ce-zeta&window=month')).toEqual([]);
   });
 

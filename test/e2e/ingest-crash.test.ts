@@ -351,7 +351,7 @@ describe('e2e: SIGKILL during concurrent event ingest', () => {
     outcomes.forEach((o, b) => {
       if (!o.ok) return; // connection reset: the response is lost
       expect(o.res.status, o.res.text).toBe(202);
-      expect(o.res.body).toEqual({ accepted: PER_BATCH, duplicates: 0, rejected: [] });
+      expect(o.res.body).toEqual({ accepted: PER_BATCH, duplicates: 0, unmetered: 0, rejected: [] });
       acked.add(b);
     });
 
@@ -402,6 +402,7 @@ describe('e2e: SIGKILL during concurrent event ingest', () => {
       expect(res.body, `batch ${b} re-sent`).toEqual({
         accepted: PER_BATCH - perBatchIn[b]!,
         duplicates: perBatchIn[b]!,
+        unmetered: 0,
         rejected: [],
       });
     });
@@ -420,7 +421,7 @@ describe('e2e: SIGKILL during concurrent event ingest', () => {
 
     // A third delivery changes nothing.
     const again = await s.post('/v1/events', batches[0]!.body, { 'content-type': batches[0]!.contentType });
-    expect(again.body).toEqual({ accepted: 0, duplicates: PER_BATCH, rejected: [] });
+    expect(again.body).toEqual({ accepted: 0, duplicates: PER_BATCH, unmetered: 0, rejected: [] });
     lap('verifyAfterResendMs');
 
     await s.stop();

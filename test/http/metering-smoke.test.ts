@@ -55,6 +55,7 @@ for (const dialect of DIALECTS) {
       expect(res.json()).toEqual({
         accepted: 2,
         duplicates: 1,
+        unmetered: 0,
         rejected: [
           { index: 2, error: { code: 'customer_not_found', message: expect.any(String) } },
           { index: 3, error: { code: 'invalid_event', message: expect.any(String) } },
@@ -203,6 +204,7 @@ for (const dialect of DIALECTS) {
         customerId: 'acme',
         time: T0,
         rulesSeq: 1_000,
+        unmetered: false,
         receivedAt: T0,
       };
       await t.storage.write('orphan', async (tx) => {

@@ -134,14 +134,13 @@ describe('metering and rating over HTTP', () => {
       }),
     );
     const previous = await t.post('/v1/events', event('prev-1', 100));
-    expect(previous.json()).toEqual({ accepted: 1, duplicates: 0, rejected: [] });
+    expect(previous.json()).toEqual({ accepted: 1, duplicates: 0, unmetered: 0, rejected: [] });
 
     const valid = (id: string, tokens: number, kind = 'output', more: Record<string, unknown> = {}) =>
       event(id, tokens, more, { kind });
     const { id: _dropId, ...withoutId } = valid('x', 1);
     const { type: _dropType, ...withoutType } = valid('no-type', 1);
     const { customer_id: _dropCustomer, ...withoutCustomer } = valid('no-customer', 1);
-    const { time: _dropTime, ...withoutTime } = valid('no-time', 1);
     const { data: _dropData, ...withoutData } = valid('no-data', 1);
     const batch: unknown[] = [
       /* 0 */ valid('e1', 1000), // out: 2
@@ -154,7 +153,7 @@ describe('metering and rating over HTTP', () => {
       /* 7 */ { ...valid('bad-type', 1), type: 7 },
       /* 8 */ withoutCustomer,
       /* 9 */ { ...valid('bad-customer', 1), customer_id: 'not a valid id!' },
-      /* 10 */ withoutTime,
+      /* 10 */ { ...valid('null-time', 1), time: null }, // time may be left out, not null
       /* 11 */ { ...valid('bad-time', 1), time: 'yesterday' },
       /* 12 */ { ...valid('impossible-time', 1), time: '2026-02-30T00:00:00Z' },
       /* 13 */ { ...valid('number-time', 1), time: 1767225600000 },
@@ -181,6 +180,7 @@ describe('metering and rating over HTTP', () => {
     const body = res.json() as {
       accepted: number;
       duplicates: number;
+      unmetered: number;
       rejected: { index: number; error: { code: string; message: string } }[];
     };
     const invalidIndexes = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 26];
@@ -192,6 +192,7 @@ describe('metering and rating over HTTP', () => {
     for (const r of body.rejected) expect(r.error.message).toEqual(expect.any(String));
     expect(body.duplicates).toBe(3); // 18, 20, 28
     expect(body.accepted).toBe(9); // 0, 21, 22, 23, 24, 25, 27, 29, 30
+    expect(body.unmetered).toBe(2); // 24 (no meter for its type), 30 (no value to read)
     expect(body.accepted + body.duplicates + body.rejected.length).toBe(batch.length);
     expect(eventCount(t)).toBe(10); // prev-1 + the 9 accepted
 
@@ -250,7 +251,7 @@ describe('metering and rating over HTTP', () => {
     const entriesBefore = await ledger(t, 'acme');
     const replay = await t.post('/v1/events', batch);
     expect(replay.statusCode, replay.body).toBe(202);
-    expect(replay.json()).toEqual({ accepted: 0, duplicates: 12, rejected: body.rejected });
+    expect(replay.json()).toEqual({ accepted: 0, duplicates: 12, unmetered: 0, rejected: body.rejected });
     expect(eventCount(t)).toBe(10);
     expect(burnsOf(t)).toHaveLength(7);
     expect(await ledger(t, 'acme')).toEqual(entriesBefore);
@@ -303,7 +304,7 @@ describe('metering and rating over HTTP', () => {
 
     const res10k = await t.post('/v1/events', tooMany.slice(0, 10_000));
     expect(res10k.statusCode, res10k.body).toBe(202);
-    expect(res10k.json()).toEqual({ accepted: 10_000, duplicates: 0, rejected: [] });
+    expect(res10k.json()).toEqual({ accepted: 10_000, duplicates: 0, unmetered: 0, rejected: [] });
     expect(eventCount(t)).toBe(10_000);
     expect((await balance(t, 'acme')).available).toBe('990');
     expect((await t.get('/v1/meters/calls/usage?window=day')).json().data).toEqual([
@@ -416,7 +417,7 @@ describe('metering and rating over HTTP', () => {
       event('multi', 1500),
       event('input-only', 200, {}, { kind: 'input' }),
     ]);
-    expect(res.json()).toEqual({ accepted: 2, duplicates: 0, rejected: [] });
+    expect(res.json()).toEqual({ accepted: 2, duplicates: 0, unmetered: 0, rejected: [] });
     expect(burnsOf(t).map((b) => [b.event_key, b.rate_id, b.credits])).toEqual([
       ['id:input-only', 'r-gpu', '200'],
       ['id:input-only', 'r-pkg', '1'],

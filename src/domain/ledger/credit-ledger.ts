@@ -17,7 +17,7 @@ import type {
 
 /** Makes the opaque ids the ledger hands out; injected so tests are deterministic. */
 export interface IdSource {
-  newId(prefix: 'ent' | 'dbt' | 'hld' | 'grt' | 'sub' | 'pur'): string;
+  newId(prefix: 'ent' | 'dbt' | 'hld' | 'grt' | 'sub' | 'pur' | 'rev'): string;
 }
 
 /** What the engine needs loaded to act for one customer and credit type: O(open grants + active holds). */
@@ -58,6 +58,60 @@ export interface DebitRecord {
   readonly createdAt: Instant;
   readonly description: string | null;
   readonly metadata: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * What has been reversed of one debit or capture so far, per part: its overage, and each grant it
+ * drew on (by grant id; a debit draws on a grant at most once). Kept with the debit so reversals
+ * can never return more than was burned, part by part.
+ */
+export interface DebitReversed {
+  overage: Amount;
+  readonly byGrant: Map<string, Amount>;
+  /** Every reversal of it, oldest first, with its reason (the audit trail). */
+  readonly history: {
+    readonly id: string;
+    readonly amount: Amount;
+    readonly reason: string;
+    readonly at: Instant;
+  }[];
+}
+
+/** A debit or capture as a reversal needs it: what it burned and what has been reversed already. */
+export interface ReversibleDebit {
+  readonly debit: DebitRecord;
+  readonly reversed: DebitReversed;
+}
+
+/** One part a reversal returned: overage cancelled (grantId null), or credits back to a grant. */
+export interface ReversalPart {
+  readonly grantId: string | null;
+  readonly amount: Amount;
+  /** Set when the grant had already expired or been voided: the part left again at once that way. */
+  readonly leftAgainAs: 'expiry' | 'void' | null;
+}
+
+/** A completed reversal of (part of) one debit or capture. */
+export interface ReversalRecord {
+  readonly id: string;
+  readonly debitId: string;
+  readonly customerId: string;
+  readonly creditType: string;
+  readonly amount: Amount;
+  /** In the order they were reversed: overage first, then drawdowns in reverse burn order. */
+  readonly parts: readonly ReversalPart[];
+  readonly reason: string;
+  readonly createdAt: Instant;
+}
+
+/**
+ * The business refusals of a reversal: nothing is left to reverse, or more was asked than is left
+ * (`reversible` is what could be reversed now).
+ */
+export interface ReversalRefused {
+  readonly refused: 'nothing_to_reverse' | 'reversal_exceeds_burn';
+  readonly reversible: Amount;
+  readonly requested: Amount | null;
 }
 
 /** The business refusal "not enough credits": a value, not an exception, so callers must handle it. */
@@ -122,6 +176,8 @@ export class CreditLedger {
   readonly reshapedGrants = new Set<GrantState>();
   readonly changedHolds = new Set<HoldState>();
   readonly newDebits: DebitRecord[] = [];
+  /** Debits and captures whose reversed parts changed since loading (persisted with the entries). */
+  readonly reversedDebits = new Set<ReversibleDebit>();
 
   constructor(
     snapshot: CreditLedgerSnapshot,
@@ -136,7 +192,12 @@ export class CreditLedger {
 
   /** Whether anything was recorded since loading (so the caller knows whether to persist). */
   get isDirty(): boolean {
-    return this.newEntries.length > 0 || this.changedGrants.size > 0 || this.changedHolds.size > 0;
+    return (
+      this.newEntries.length > 0 ||
+      this.changedGrants.size > 0 ||
+      this.changedHolds.size > 0 ||
+      this.reversedDebits.size > 0
+    );
   }
 
   /**
@@ -360,6 +421,95 @@ export class CreditLedger {
     if (grant.closedReason !== null) return { refused: 'grant_not_active', status: grant.closedReason };
     this.closeGrant(grant, 'voided', now);
     return grant;
+  }
+
+  /**
+   * What a reversal of `target` could return now: the overage it recorded that is still owed (an
+   * overage a later grant already paid stays paid), plus what it drew from grants, less what was
+   * reversed of each part already.
+   */
+  reversibleOf(target: ReversibleDebit): Amount {
+    return Amount.sum(this.reversibleParts(target).map((p) => p.amount));
+  }
+
+  /**
+   * Reverses `amount` (default: all that is left) of a debit or capture, in a defined order: the
+   * overage it recorded is cancelled first (`consumed → overage`, as far as it is still owed), then
+   * its drawdowns go back to their grants in reverse burn order (`consumed → grant:<id>`, the grant
+   * drawn last first). A part whose grant has since expired or been voided leaves again at once
+   * (`expiry`/`void`, same instant). Credits back in an open grant pay overage debt first, as a
+   * released hold's do. Never more than was burned: a refusal is a value and changes nothing. The
+   * caller loads every grant the debit drew on (depleted ones too) before calling.
+   */
+  reverse(
+    input: { readonly target: ReversibleDebit; readonly amount: Amount | null; readonly reason: string },
+    now: Instant,
+  ): ReversalRecord | ReversalRefused {
+    const { target } = input;
+    const parts = this.reversibleParts(target);
+    const reversible = Amount.sum(parts.map((p) => p.amount));
+    if (!reversible.isPositive()) {
+      return { refused: 'nothing_to_reverse', reversible, requested: input.amount };
+    }
+    const amount = input.amount ?? reversible;
+    if (amount.greaterThan(reversible)) {
+      return { refused: 'reversal_exceeds_burn', reversible, requested: amount };
+    }
+    const id = this.ids.newId('rev');
+    const done: ReversalPart[] = [];
+    let left = amount;
+    let returned = false;
+    for (const part of parts) {
+      if (!left.isPositive()) break;
+      const take = Amount.min(part.amount, left);
+      if (!take.isPositive()) continue;
+      left = left.minus(take);
+      if (part.grantId === null) {
+        this.record('reversal', take, 'consumed', 'overage', null, id, now, now);
+        target.reversed.overage = target.reversed.overage.plus(take);
+        done.push({ grantId: null, amount: take, leftAgainAs: null });
+        continue;
+      }
+      const grant = this.requireGrant(part.grantId);
+      this.record('reversal', take, 'consumed', `grant:${grant.id}`, grant.id, id, now, now);
+      const byGrant = target.reversed.byGrant;
+      byGrant.set(grant.id, (byGrant.get(grant.id) ?? Amount.ZERO).plus(take));
+      let leftAgainAs: ReversalPart['leftAgainAs'] = null;
+      if (grant.closedReason !== null) {
+        leftAgainAs = grant.closedReason === 'expired' ? 'expiry' : 'void';
+        this.record(leftAgainAs, take, `grant:${grant.id}`, grant.closedReason, grant.id, id, now, now);
+      } else {
+        returned = true;
+      }
+      done.push({ grantId: grant.id, amount: take, leftAgainAs });
+    }
+    target.reversed.history.push({ id, amount, reason: input.reason, at: now });
+    this.reversedDebits.add(target);
+    if (returned) this.settleOverage(now);
+    return {
+      id,
+      debitId: target.debit.id,
+      customerId: this.customerId,
+      creditType: this.creditType,
+      amount,
+      parts: done,
+      reason: input.reason,
+      createdAt: now,
+    };
+  }
+
+  /** The parts of a debit still reversible, in reversal order (overage, then drawdowns last first). */
+  private reversibleParts(target: ReversibleDebit): { grantId: string | null; amount: Amount }[] {
+    const { debit, reversed } = target;
+    const owed = this.accounts.overage.negated();
+    const overageLeft = Amount.max(Amount.ZERO, Amount.min(debit.overage.minus(reversed.overage), owed));
+    const parts: { grantId: string | null; amount: Amount }[] = [{ grantId: null, amount: overageLeft }];
+    for (let i = debit.drawdowns.length - 1; i >= 0; i--) {
+      const d = debit.drawdowns[i]!;
+      const left = d.amount.minus(reversed.byGrant.get(d.grantId) ?? Amount.ZERO);
+      if (left.isPositive()) parts.push({ grantId: d.grantId, amount: left });
+    }
+    return parts.filter((p) => p.amount.isPositive());
   }
 
   /**

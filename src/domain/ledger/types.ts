@@ -95,7 +95,8 @@ export type EntryType =
   | 'void'
   | 'overage'
   | 'overage_settled'
-  | 'adjustment';
+  | 'adjustment'
+  | 'reversal';
 
 /**
  * Accounts of one customer and credit type. Per-customer counterparts (rather than one global

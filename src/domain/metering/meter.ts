@@ -58,6 +58,20 @@ export function isQuantityOutOfRange(meter: MeterDefinition, data: unknown): boo
   return isUsageValueOutOfRange(readJsonPath(data, meter.valuePath));
 }
 
+/**
+ * Whether a meter can read the event's data: `count` always; `unique_count` when the value is
+ * present; `sum`/`max` when it is a number. An event no meter of its type reads is unmetered.
+ */
+export function meterReads(meter: MeterDefinition, data: unknown): boolean {
+  if (meter.aggregation === 'count') return true;
+  if (meter.valuePath === null) return false;
+  if (meter.aggregation === 'unique_count') {
+    const raw = readJsonPath(data, meter.valuePath);
+    return raw !== undefined && raw !== null;
+  }
+  return quantityOf(meter, data) !== null;
+}
+
 /** One reported window of a meter's usage. */
 export interface UsageRow {
   readonly windowStart: Instant;

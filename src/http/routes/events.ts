@@ -1,6 +1,10 @@
-import { Type } from '@sinclair/typebox';
+import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
+import { Amount } from '../../domain/amount/amount.js';
 import { BurndownError, ErrorCode, invalidRequest } from '../../domain/errors.js';
+import type { ReversibleDebit } from '../../domain/ledger/credit-ledger.js';
+import { formatInstant } from '../../domain/time/instant.js';
+import type { EventBurn, ListedEvent } from '../../ports/storage.js';
 import { type IncomingEvent, ingestEvents } from '../../services/metering.js';
 import type { RouteDeps } from '../app.js';
 import {
@@ -9,7 +13,20 @@ import {
   parseCloudEvent,
   parseNativeEvent,
 } from '../event-parsing.js';
-import { errorResponses } from '../schemas.js';
+import { errorBody } from '../idempotent-write.js';
+import { presentPage, readPageRequest } from '../pagination.js';
+import { readTime } from '../route-helpers.js';
+import {
+  AmountText,
+  ErrorBody,
+  errorResponses,
+  Id,
+  ListOf,
+  ListQuery,
+  Metadata,
+  Nullable,
+  Time,
+} from '../schemas.js';
 
 /** Most events in one request; more is refused whole with 413. */
 export const MAX_EVENTS_PER_BATCH = 10_000;
@@ -17,6 +34,7 @@ export const MAX_EVENTS_PER_BATCH = 10_000;
 const IngestResult = Type.Object({
   accepted: Type.Integer(),
   duplicates: Type.Integer(),
+  unmetered: Type.Integer({ description: 'Accepted events no meter could read (stored; nothing burned)' }),
   rejected: Type.Array(
     Type.Object({
       index: Type.Integer(),
@@ -25,16 +43,60 @@ const IngestResult = Type.Object({
   ),
 });
 
+const EventStatus = Type.Union([
+  Type.Literal('burned'),
+  Type.Literal('unmetered'),
+  Type.Literal('duplicate'),
+]);
+const ListEventsQuery = Type.Object(
+  {
+    ...ListQuery.properties,
+    customer_id: Type.Optional(Id),
+    type: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+    from: Type.Optional(Time),
+    to: Type.Optional(Time),
+    status: Type.Optional(EventStatus),
+  },
+  { additionalProperties: false },
+);
+const EventItem = Type.Object({
+  id: Type.String(),
+  source: Nullable(Type.String()),
+  type: Type.String(),
+  customer_id: Type.String(),
+  time: Time,
+  received_at: Time,
+  data: Metadata,
+  status: Type.Union([Type.Literal('burned'), Type.Literal('unmetered')], {
+    description:
+      'burned: a meter read it (its burns may be empty when no rate priced it); unmetered: no meter could',
+  }),
+  duplicates: Type.Integer({ description: 'How many times its id was delivered again' }),
+  reversed_at: Nullable(Time),
+  burns: Type.Array(
+    Type.Object({
+      rate_id: Type.String(),
+      quantity: AmountText,
+      credits: AmountText,
+      debit_id: Nullable(Type.String()),
+      drawdowns: Type.Array(Type.Object({ grant_id: Type.String(), amount: AmountText })),
+      overage: AmountText,
+      reversed: AmountText,
+    }),
+  ),
+});
+
+/** Every event rejected: the error envelope (`invalid_batch`) together with the ingest counts. */
+const IngestRefused = Type.Intersect([ErrorBody, IngestResult]);
+
 /**
  * `POST /v1/events`: native events (one or an array) or CloudEvents 1.0 (structured, batched or
  * binary mode). Each event is validated on its own; valid events are kept even when others are
  * rejected. The answer comes after every accepted event is durably stored and burned.
  */
-export function registerEventRoutes(
-  app: FastifyInstance,
-  { ctx, writer }: RouteDeps,
-  bodyLimit: number,
-): void {
+export function registerEventRoutes(app: FastifyInstance, deps: RouteDeps, bodyLimit: number): void {
+  const { ctx, writer } = deps;
+  registerEventListRoute(app, deps);
   app.post(
     '/v1/events',
     {
@@ -44,11 +106,12 @@ export function registerEventRoutes(
         tags: ['metering'],
         summary: 'Ingest usage events (native JSON, or CloudEvents structured/batched/binary)',
         description:
-          'Body: one event `{"id","type","customer_id","time","data"}` or an array of up to 10,000; or a CloudEvent ' +
+          'Body: one event `{"id","type","customer_id","time"?,"data"}` (time defaults to when the batch arrived) or an array of up to 10,000; or a CloudEvent ' +
           '(`application/cloudevents+json`), a batch (`application/cloudevents-batch+json`), or binary mode (`ce-*` headers, ' +
           'body = data). An event is identified by its id (CloudEvents: source and id) within the workspace; re-sending it ' +
-          'is a duplicate and changes nothing.',
-        response: { 202: IngestResult, ...errorResponses },
+          'is a duplicate and changes nothing. 202 when at least one event was accepted or was a duplicate; when every ' +
+          'event was rejected, 400 `invalid_batch` with the same counts.',
+        response: { ...errorResponses, 202: IngestResult, 400: IngestRefused },
       },
     },
     async (request, reply) =>
@@ -67,9 +130,9 @@ export function registerEventRoutes(
           parsed = [parseBinaryCloudEvent(request.headers, body, now)];
         } else if (Array.isArray(body)) {
           checkSize(body.length);
-          parsed = body.map(parseNativeEvent);
+          parsed = body.map((raw) => parseNativeEvent(raw, now));
         } else if (body !== undefined) {
-          parsed = [parseNativeEvent(body)];
+          parsed = [parseNativeEvent(body, now)];
         } else {
           throw invalidRequest('the body must be an event or an array of events');
         }
@@ -88,15 +151,114 @@ export function registerEventRoutes(
         );
         let accepted = 0;
         let duplicates = 0;
+        let unmetered = 0;
         outcomes.forEach((outcome, i) => {
           if (outcome === 'accepted') accepted += 1;
-          else if (outcome === 'duplicate') duplicates += 1;
+          else if (outcome === 'unmetered') {
+            accepted += 1;
+            unmetered += 1;
+          } else if (outcome === 'duplicate') duplicates += 1;
           else rejected.push({ index: validIndex[i]!, error: rejectionOf(outcome, valid[i]!) });
         });
         rejected.sort((a, b) => a.index - b.index);
-        return { status: 202, body: { accepted, duplicates, rejected } };
+        const result = { accepted, duplicates, unmetered, rejected };
+        if (accepted + duplicates > 0) return { status: 202, body: result };
+        // Nothing stored: a client that checks only the status still learns that usage was dropped.
+        // If a server error is among the causes, say so (5xx: retry as is; events are deduplicated).
+        const serverFault = rejected.some((r) => r.error.code === 'internal_error');
+        const error = serverFault
+          ? new BurndownError(ErrorCode.internalError, 'no event of the batch was stored; send it again', {
+              rejected: rejected.length,
+            })
+          : new BurndownError(ErrorCode.invalidBatch, 'every event of the batch was rejected', {
+              rejected: rejected.length,
+            });
+        return { status: serverFault ? 500 : 400, body: { ...errorBody(error), ...result } };
       }),
   );
+}
+
+/** `GET /v1/events`: stored events with what each burned (per rate: credits, debit, drawdowns). */
+function registerEventListRoute(app: FastifyInstance, { ctx }: RouteDeps): void {
+  app.get<{ Querystring: Static<typeof ListEventsQuery> }>(
+    '/v1/events',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags: ['metering'],
+        summary: 'List stored events with their burns (filters: customer, type, time range, status)',
+        description:
+          'Oldest first by event time. status=burned: a meter read the event; unmetered: no meter could read it ' +
+          '(as the meters were when it arrived); duplicate: its id was delivered again at least once.',
+        querystring: ListEventsQuery,
+        response: { 200: ListOf(EventItem), ...errorResponses },
+      },
+    },
+    async (request) => {
+      const q = request.query;
+      const workspaceId = request.auth.workspaceId;
+      const from = q.from === undefined ? null : readTime(q.from, 'from');
+      const to = q.to === undefined ? null : readTime(q.to, 'to');
+      const reads = ctx.storage.read;
+      const page = await reads.listEvents(
+        {
+          workspaceId,
+          customerId: q.customer_id ?? null,
+          type: q.type ?? null,
+          from,
+          to,
+          status: q.status ?? null,
+        },
+        readPageRequest(q),
+      );
+      const burns = await reads.burnsOfEvents(
+        workspaceId,
+        page.items.map((e) => e.eventKey),
+      );
+      const byEvent = new Map<string, EventBurn[]>();
+      for (const burn of burns) byEvent.set(burn.eventKey, [...(byEvent.get(burn.eventKey) ?? []), burn]);
+      const debitIds = burns.flatMap((b) => (b.debitId === null ? [] : [b.debitId]));
+      const debits = new Map<string, ReversibleDebit>();
+      for (const d of await reads.getDebits(workspaceId, debitIds)) debits.set(d.debit.id, d);
+      return presentPage(page, (event) => presentEvent(event, byEvent.get(event.eventKey) ?? [], debits));
+    },
+  );
+}
+
+function presentEvent(
+  event: ListedEvent,
+  burns: readonly EventBurn[],
+  debits: ReadonlyMap<string, ReversibleDebit>,
+) {
+  return {
+    id: event.id,
+    source: event.source,
+    type: event.type,
+    customer_id: event.customerId,
+    time: formatInstant(event.time),
+    received_at: formatInstant(event.receivedAt),
+    data: event.data as Record<string, unknown>,
+    status: event.unmetered ? ('unmetered' as const) : ('burned' as const),
+    duplicates: event.duplicates,
+    reversed_at: event.reversedAt === null ? null : formatInstant(event.reversedAt),
+    burns: [...burns]
+      .sort((a, b) => (a.rateId < b.rateId ? -1 : a.rateId > b.rateId ? 1 : 0))
+      .map((burn) => {
+        const debit = burn.debitId === null ? undefined : debits.get(burn.debitId);
+        return {
+          rate_id: burn.rateId,
+          quantity: burn.quantity.toString(),
+          credits: burn.credits.toString(),
+          debit_id: burn.debitId,
+          drawdowns: (debit?.debit.drawdowns ?? []).map((d) => ({
+            grant_id: d.grantId,
+            amount: d.amount.toString(),
+          })),
+          overage: (debit?.debit.overage ?? Amount.ZERO).toString(),
+          reversed: Amount.sum((debit?.reversed.history ?? []).map((r) => r.amount)).toString(),
+        };
+      }),
+  };
 }
 
 function checkSize(count: number): void {

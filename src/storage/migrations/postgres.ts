@@ -271,4 +271,18 @@ CREATE TABLE purchases (
 CREATE INDEX purchases_by_customer ON purchases (workspace_id, customer_id, created_at, id);
 `,
   },
+  {
+    version: 4,
+    name: 'event-status-and-corrections',
+    sql: `
+-- Ingest marks an event no meter could read (1) and counts later deliveries of its id; a
+-- reversed event keeps its row (and burns) but leaves meter usage.
+ALTER TABLE events ADD COLUMN unmetered INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE events ADD COLUMN duplicates INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE events ADD COLUMN reversed_at BIGINT;
+CREATE INDEX events_by_customer_time ON events (workspace_id, customer_id, time, event_key);
+-- What has been reversed of a debit or capture so far, per part (JSON); null: nothing.
+ALTER TABLE debits ADD COLUMN reversed TEXT;
+`,
+  },
 ];

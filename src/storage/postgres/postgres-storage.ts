@@ -151,11 +151,11 @@ class PgWrites extends SqlWrites {
   /** One multi-row INSERT per 2,000 events; RETURNING tells which were new. */
   override async insertEvents(events: readonly StoredEvent[]): Promise<Set<string>> {
     const inserted = new Set<string>();
-    const row = '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
+    const row = '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
     for (let i = 0; i < events.length; i += ROWS_PER_BULK_INSERT) {
       const part = events.slice(i, i + ROWS_PER_BULK_INSERT);
       const rows = await this.pg.allOnce<{ event_key: string }>(
-        `INSERT INTO events (workspace_id, event_key, id, source, type, customer_id, time, data, rules_seq, received_at)
+        `INSERT INTO events (workspace_id, event_key, id, source, type, customer_id, time, data, rules_seq, received_at, unmetered)
          VALUES ${part.map(() => row).join(', ')} ON CONFLICT DO NOTHING RETURNING event_key`,
         part.flatMap((e) => [
           e.workspaceId,
@@ -168,6 +168,7 @@ class PgWrites extends SqlWrites {
           JSON.stringify(e.data),
           e.rulesSeq,
           e.receivedAt,
+          e.unmetered ? 1 : 0,
         ]),
       );
       for (const r of rows) inserted.add(r.event_key);

@@ -78,12 +78,19 @@ export const Q = {
   insertRate: `INSERT INTO rates (workspace_id, id, meter_id, filter, credit_type, pricing, created_at, seq)
      VALUES (?, ?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM rates WHERE workspace_id = ?)) ON CONFLICT DO NOTHING`,
   workspacesWithRates: 'SELECT DISTINCT workspace_id FROM rates ORDER BY workspace_id',
-  insertEvent: `INSERT INTO events (workspace_id, event_key, id, source, type, customer_id, time, data, rules_seq, received_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+  insertEvent: `INSERT INTO events (workspace_id, event_key, id, source, type, customer_id, time, data, rules_seq, received_at, unmetered)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+  countDuplicate: 'UPDATE events SET duplicates = duplicates + 1 WHERE workspace_id = ? AND event_key = ?',
+  markEventReversed:
+    'UPDATE events SET reversed_at = ? WHERE workspace_id = ? AND event_key = ? AND reversed_at IS NULL',
+  getEvent: 'SELECT * FROM events WHERE workspace_id = ? AND event_key = ?',
+  getDebit: 'SELECT * FROM debits WHERE workspace_id = ? AND id = ?',
+  updateDebitReversed: 'UPDATE debits SET reversed = ? WHERE id = ?',
+  reversedDebitsAfter: 'SELECT * FROM debits WHERE id > ? AND reversed IS NOT NULL ORDER BY id LIMIT ?',
   eventsOfTypeAfter: `SELECT * FROM events WHERE workspace_id = ? AND type = ? AND time >= ? AND time < ?
-     AND (time > ? OR (time = ? AND event_key > ?)) ORDER BY time, event_key LIMIT ?`,
+     AND reversed_at IS NULL AND (time > ? OR (time = ? AND event_key > ?)) ORDER BY time, event_key LIMIT ?`,
   eventsOfCustomerAfter: `SELECT * FROM events WHERE workspace_id = ? AND type = ? AND customer_id = ? AND time >= ? AND time < ?
-     AND (time > ? OR (time = ? AND event_key > ?)) ORDER BY time, event_key LIMIT ?`,
+     AND reversed_at IS NULL AND (time > ? OR (time = ? AND event_key > ?)) ORDER BY time, event_key LIMIT ?`,
   allEventsAfter: `SELECT * FROM events WHERE (workspace_id, event_key) > (?, ?) ORDER BY workspace_id, event_key LIMIT ?`,
   allBurnsAfter: `SELECT * FROM event_burns WHERE (workspace_id, event_key, rate_id) > (?, ?, ?)
      ORDER BY workspace_id, event_key, rate_id LIMIT ?`,

@@ -1,6 +1,10 @@
 import { Amount } from '../../domain/amount/amount.js';
 import { invalidRequest } from '../../domain/errors.js';
-import type { CreditLedger, CreditLedgerSnapshot } from '../../domain/ledger/credit-ledger.js';
+import type {
+  CreditLedger,
+  CreditLedgerSnapshot,
+  ReversibleDebit,
+} from '../../domain/ledger/credit-ledger.js';
 import type { GrantState, GrantStatus, HoldState, LedgerEntry } from '../../domain/ledger/types.js';
 import type { Instant } from '../../domain/time/instant.js';
 import type {
@@ -8,9 +12,11 @@ import type {
   CreditType,
   Customer,
   EventBurn,
+  EventListQuery,
   EventQuery,
   IdempotencyRecord,
   LedgerKey,
+  ListedEvent,
   MeterRecord,
   Page,
   PageRequest,
@@ -32,6 +38,8 @@ import {
   burnFromRow,
   creditTypeFromRow,
   customerFromRow,
+  type DebitRow,
+  debitFromRow,
   debitToParams,
   type EntryRow,
   type EventRow,
@@ -45,10 +53,12 @@ import {
   holdFromRow,
   holdToParams,
   isGrantOpen,
+  listedEventFromRow,
   type MeterRow,
   meterFromRow,
   type RateRow,
   rateFromRow,
+  reversedToJson,
 } from '../rows.js';
 import type { SqlExecutor } from './executor.js';
 import { PlanReads, PlanWrites } from './plan-queries.js';
@@ -83,6 +93,13 @@ function page<T>(rows: readonly T[], limit: number, keyOf: (row: T) => string): 
     return { items, nextAfter: keyOf(items[items.length - 1]!) };
   }
   return { items: rows, nextAfter: null };
+}
+
+/** An instant from a cursor (events may be dated before 1970). */
+function signedNumericPart(text: string): number {
+  if (!/^-?\d{1,16}$/.test(text))
+    throw invalidRequest('cursor is not one this server issued', { field: 'cursor' });
+  return Number(text);
 }
 
 function numericPart(text: string): number {
@@ -335,6 +352,61 @@ export class SqlReads implements ReadOperations {
     return row ? burnFromRow(row) : null;
   }
 
+  async listEvents(query: EventListQuery, req: PageRequest): Promise<Page<ListedEvent>> {
+    const conditions = ['workspace_id = ?'];
+    const params: unknown[] = [query.workspaceId];
+    const add = (sql: string, ...values: unknown[]) => {
+      conditions.push(sql);
+      params.push(...values);
+    };
+    if (query.customerId !== null) add('customer_id = ?', query.customerId);
+    if (query.type !== null) add('type = ?', query.type);
+    if (query.from !== null) add('time >= ?', query.from);
+    if (query.to !== null) add('time < ?', query.to);
+    if (query.status === 'burned') add('unmetered = 0');
+    else if (query.status === 'unmetered') add('unmetered = 1');
+    else if (query.status === 'duplicate') add('duplicates > 0');
+    if (req.after !== null) {
+      const [timeText = '', key = ''] = decodeCompositeKey(req.after, 2);
+      const time = signedNumericPart(timeText);
+      add('(time > ? OR (time = ? AND event_key > ?))', time, time, key);
+    }
+    const sql = `SELECT * FROM events WHERE ${conditions.join(' AND ')} ORDER BY time, event_key LIMIT ?`;
+    const rows = await this.db.all<EventRow>(sql, [...params, req.limit + 1]);
+    return page(rows.map(listedEventFromRow), req.limit, (e) =>
+      encodeCompositeKey(String(e.time), e.eventKey),
+    );
+  }
+
+  getEvent(workspaceId: string, eventKey: string): Promise<ListedEvent | null> {
+    return this.one(Q.getEvent, [workspaceId, eventKey], listedEventFromRow);
+  }
+
+  async burnsOfEvents(workspaceId: string, eventKeys: readonly string[]): Promise<EventBurn[]> {
+    const burns: EventBurn[] = [];
+    for (let i = 0; i < eventKeys.length; i += 500) {
+      const part = eventKeys.slice(i, i + 500);
+      const sql = `SELECT * FROM event_burns WHERE workspace_id = ? AND event_key IN (${part.map(() => '?').join(', ')})`;
+      for (const row of await this.db.all<BurnRow>(sql, [workspaceId, ...part])) burns.push(burnFromRow(row));
+    }
+    return burns;
+  }
+
+  getDebit(workspaceId: string, debitId: string): Promise<ReversibleDebit | null> {
+    return this.one(Q.getDebit, [workspaceId, debitId], debitFromRow);
+  }
+
+  async getDebits(workspaceId: string, debitIds: readonly string[]): Promise<ReversibleDebit[]> {
+    const debits: ReversibleDebit[] = [];
+    for (let i = 0; i < debitIds.length; i += 500) {
+      const part = debitIds.slice(i, i + 500);
+      const sql = `SELECT * FROM debits WHERE workspace_id = ? AND id IN (${part.map(() => '?').join(', ')})`;
+      for (const row of await this.db.all<DebitRow>(sql, [workspaceId, ...part]))
+        debits.push(debitFromRow(row));
+    }
+    return debits;
+  }
+
   async getRateUsage(
     workspaceId: string,
     customerId: string,
@@ -428,6 +500,12 @@ export class SqlWrites extends SqlReads implements WriteOperations {
       statements.push({ sql: Q.upsertHold, params: holdToParams(workspaceId, hold) });
     for (const debit of ledger.newDebits)
       statements.push({ sql: Q.insertDebit, params: debitToParams(workspaceId, debit) });
+    for (const target of ledger.reversedDebits) {
+      statements.push({
+        sql: Q.updateDebitReversed,
+        params: [reversedToJson(target.reversed), target.debit.id],
+      });
+    }
     for (const e of ledger.newEntries) {
       statements.push({
         sql: Q.insertEntry,
@@ -579,8 +657,17 @@ export class SqlWrites extends SqlReads implements WriteOperations {
       JSON.stringify(e.data),
       e.rulesSeq,
       e.receivedAt,
+      e.unmetered ? 1 : 0,
     ];
     return (await this.db.run(Q.insertEvent, params)) === 1;
+  }
+
+  async countDuplicates(workspaceId: string, eventKeys: readonly string[]): Promise<void> {
+    for (const key of eventKeys) await this.db.run(Q.countDuplicate, [workspaceId, key]);
+  }
+
+  async markEventReversed(workspaceId: string, eventKey: string, at: Instant): Promise<boolean> {
+    return (await this.db.run(Q.markEventReversed, [at, workspaceId, eventKey])) === 1;
   }
 
   async insertEvents(events: readonly StoredEvent[]): Promise<Set<string>> {
@@ -695,6 +782,19 @@ async function* scanAllEvents(db: SqlExecutor): AsyncIterable<StoredEvent> {
   }
 }
 
+/** Every (partly) reversed debit, streamed in keyset batches of ids. */
+async function* scanReversedDebits(
+  db: SqlExecutor,
+): AsyncIterable<ReversibleDebit & { workspaceId: string }> {
+  let after = '';
+  for (;;) {
+    const rows = await db.all<DebitRow>(Q.reversedDebitsAfter, [after, SCAN_BATCH]);
+    for (const row of rows) yield { ...debitFromRow(row), workspaceId: row.workspace_id };
+    if (rows.length < SCAN_BATCH) return;
+    after = rows[rows.length - 1]!.id;
+  }
+}
+
 /** Every event burn, streamed in keyset batches. */
 async function* scanAllBurns(db: SqlExecutor): AsyncIterable<EventBurn> {
   let after: [string, string, string] = ['', '', ''];
@@ -724,6 +824,7 @@ export function snapshotSource(db: SqlExecutor): ReconciliationSource {
     allGrants: () => scanGrants(db),
     allCustomerAccounts: () => scanCustomerAccounts(db),
     allEvents: () => scanAllEvents(db),
+    allReversedDebits: () => scanReversedDebits(db),
     allBurns: () => scanAllBurns(db),
     allRatingRules: () => scanRatingRules(db),
   };

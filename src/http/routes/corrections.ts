@@ -1,0 +1,188 @@
+import { type Static, Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { Amount } from '../../domain/amount/amount.js';
+import { invalidRequest, notFound } from '../../domain/errors.js';
+import type { ReversalRecord } from '../../domain/ledger/credit-ledger.js';
+import { formatInstant } from '../../domain/time/instant.js';
+import { MAX_REASON_LENGTH, requireReason, reverseDebit, reverseEvent } from '../../services/corrections.js';
+import { customerLockKey, requirePositiveAmount } from '../../services/ledger.js';
+import { eventKeyOf } from '../../services/metering.js';
+import type { RouteDeps } from '../app.js';
+import { presentBalance } from '../presenters.js';
+import { refusalResult } from '../route-helpers.js';
+import { AmountText, BalanceBody, errorResponses, Nullable, OpaqueId, Time } from '../schemas.js';
+
+const ReverseBody = Type.Object(
+  {
+    amount: Type.Optional({
+      ...AmountText,
+      description: 'How much to reverse (default: all that is left); never more than is left',
+    }),
+    reason: Type.String({
+      minLength: 1,
+      maxLength: MAX_REASON_LENGTH,
+      description: 'Why (kept with the debit)',
+    }),
+  },
+  { additionalProperties: false },
+);
+const ReverseEventBody = Type.Object(
+  {
+    reason: Type.String({ minLength: 1, maxLength: MAX_REASON_LENGTH }),
+    amount: Type.Optional({
+      ...AmountText,
+      description: 'Not accepted: an event is reversed whole; reverse part of a burn through its debit',
+    }),
+  },
+  { additionalProperties: false },
+);
+const ReversalBody = Type.Object({
+  id: Type.String(),
+  type: Type.Literal('reversal'),
+  debit_id: Type.String(),
+  customer_id: Type.String(),
+  credit_type: Type.String(),
+  amount: AmountText,
+  overage_cancelled: AmountText,
+  returned: Type.Array(
+    Type.Object({
+      grant_id: Type.String(),
+      amount: AmountText,
+      left_again_as: Nullable(Type.Union([Type.Literal('expiry'), Type.Literal('void')])),
+    }),
+  ),
+  reason: Type.String(),
+  created_at: Time,
+});
+const DebitReversalBody = Type.Object({ ...ReversalBody.properties, balance_after: BalanceBody });
+const EventReversalBody = Type.Object({
+  event_id: Type.String(),
+  source: Nullable(Type.String()),
+  customer_id: Type.String(),
+  reversed_at: Time,
+  reason: Type.String(),
+  reversals: Type.Array(ReversalBody),
+});
+
+/** A reversal as the API shows it: the overage it cancelled and what went back to each grant. */
+export function presentReversal(r: ReversalRecord) {
+  const overage = Amount.sum(r.parts.filter((p) => p.grantId === null).map((p) => p.amount));
+  const returned = r.parts.flatMap((p) =>
+    p.grantId === null
+      ? []
+      : [{ grant_id: p.grantId, amount: p.amount.toString(), left_again_as: p.leftAgainAs }],
+  );
+  return {
+    id: r.id,
+    type: 'reversal' as const,
+    debit_id: r.debitId,
+    customer_id: r.customerId,
+    credit_type: r.creditType,
+    amount: r.amount.toString(),
+    overage_cancelled: overage.toString(),
+    returned,
+    reason: r.reason,
+    created_at: formatInstant(r.createdAt),
+  };
+}
+
+/**
+ * Corrections: reverse (part of) a debit or capture, or a usage event's burns, with a reason.
+ * Idempotent through `Idempotency-Key`; never more than was burned (409 beyond).
+ */
+export function registerCorrectionRoutes(app: FastifyInstance, { ctx, writer }: RouteDeps): void {
+  app.post<{ Params: { id: string }; Body: Static<typeof ReverseBody> }>(
+    '/v1/debits/:id/reverse',
+    {
+      config: { scope: 'write' },
+      schema: {
+        tags: ['corrections'],
+        summary: 'Reverse (part of) a debit or a capture: overage first, then drawdowns last-drawn first',
+        description:
+          'A capture is reversed through the id of the debit its capture answered with. Credits go back to the grants ' +
+          'they were drawn from; a part whose grant has since expired or been voided leaves again at once (expiry/void).',
+        params: Type.Object({ id: OpaqueId }),
+        body: ReverseBody,
+        response: { 201: DebitReversalBody, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const body = request.body;
+      const reason = requireReason(body.reason);
+      const amount = body.amount === undefined ? null : requirePositiveAmount(body.amount, 'amount');
+      const workspaceId = request.auth.workspaceId;
+      const stored = await ctx.storage.read.getDebit(workspaceId, request.params.id);
+      if (!stored) throw notFound('debit', request.params.id);
+      const lockKey = customerLockKey(workspaceId, stored.debit.customerId);
+      return writer.run(request, reply, lockKey, async (tx, now) => {
+        const outcome = await reverseDebit(ctx, tx, {
+          workspaceId,
+          debitId: request.params.id,
+          amount,
+          reason,
+          now,
+        });
+        if ('refused' in outcome) return refusalResult(outcome);
+        return {
+          status: 201,
+          body: { ...presentReversal(outcome.reversal), balance_after: presentBalance(outcome.balance) },
+        };
+      });
+    },
+  );
+
+  app.post<{
+    Params: { id: string };
+    Querystring: { source?: string };
+    Body: Static<typeof ReverseEventBody>;
+  }>(
+    '/v1/events/:id/reverse',
+    {
+      config: { scope: 'write' },
+      schema: {
+        tags: ['corrections'],
+        summary: "Reverse a usage event's burns; the event leaves meter usage",
+        description:
+          'Whole events only (a partial correction reverses part of a burn through its debit, listed by GET /v1/events). ' +
+          'A CloudEvent is named by its id and `?source=`.',
+        params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 256 }) }),
+        querystring: Type.Object(
+          { source: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })) },
+          { additionalProperties: false },
+        ),
+        body: ReverseEventBody,
+        response: { 201: EventReversalBody, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const body = request.body;
+      const reason = requireReason(body.reason);
+      if (body.amount !== undefined) {
+        throw invalidRequest(
+          "an event is reversed whole; to reverse part of its credits, reverse its burn's debit",
+          { field: 'amount' },
+        );
+      }
+      const workspaceId = request.auth.workspaceId;
+      const eventKey = eventKeyOf({ id: request.params.id, source: request.query.source ?? null });
+      const stored = await ctx.storage.read.getEvent(workspaceId, eventKey);
+      if (!stored) throw notFound('event', request.params.id);
+      const lockKey = customerLockKey(workspaceId, stored.customerId);
+      return writer.run(request, reply, lockKey, async (tx, now) => {
+        const outcome = await reverseEvent(ctx, tx, { workspaceId, eventKey, reason, now });
+        if ('refused' in outcome) return refusalResult(outcome);
+        return {
+          status: 201,
+          body: {
+            event_id: outcome.event.id,
+            source: outcome.event.source,
+            customer_id: outcome.event.customerId,
+            reversed_at: formatInstant(now),
+            reason,
+            reversals: outcome.reversals.map(presentReversal),
+          },
+        };
+      });
+    },
+  );
+}

@@ -1,0 +1,137 @@
+import { Amount } from '../domain/amount/amount.js';
+import { invalidRequest, notFound } from '../domain/errors.js';
+import type { CreditLedger, ReversalRecord, ReversalRefused } from '../domain/ledger/credit-ledger.js';
+import type { BalanceView } from '../domain/ledger/types.js';
+import { ratingPeriodStart } from '../domain/rating/rate.js';
+import type { Instant } from '../domain/time/instant.js';
+import type { LedgerKey, ListedEvent, WriteOperations } from '../ports/storage.js';
+import type { ServiceContext } from './context.js';
+import { recordFeatureUsage } from './entitlements.js';
+import { openCustomerLedger } from './ledger.js';
+import { persistLedger } from './ledger-persistence.js';
+import { featuresByRate } from './metering.js';
+
+/** Longest reason a correction may carry (it is kept with the debit as its audit trail). */
+export const MAX_REASON_LENGTH = 1000;
+
+/** A reversal needs a reason: corrections are audited, so a blank one is a 400. */
+export function requireReason(reason: string | undefined): string {
+  if (reason === undefined || reason.trim().length === 0) {
+    throw invalidRequest('reason is required', { field: 'reason' });
+  }
+  if (reason.length > MAX_REASON_LENGTH) {
+    throw invalidRequest(`reason must be at most ${MAX_REASON_LENGTH} characters`, { field: 'reason' });
+  }
+  return reason;
+}
+
+/**
+ * Opens the ledger of `key` with every grant `grantIds` names loaded, depleted ones too (a
+ * reversal returns credits to them), then applies what is due again so that a loaded grant past
+ * its expiry is closed before anything returns to it.
+ */
+async function openLedgerWithGrants(
+  ctx: ServiceContext,
+  tx: WriteOperations,
+  key: LedgerKey,
+  grantIds: readonly string[],
+  now: Instant,
+): Promise<CreditLedger> {
+  const ledger = await openCustomerLedger(ctx, tx, key, now);
+  const missing = grantIds.filter((id) => !ledger.grants.has(id));
+  for (const grant of await tx.getGrantsByIds(key.workspaceId, missing)) ledger.grants.set(grant.id, grant);
+  ledger.advanceTo(now);
+  return ledger;
+}
+
+/**
+ * Reverses `amount` (default: all that is left) of a debit or a capture; see
+ * {@link CreditLedger.reverse} for the order. A refusal (`nothing_to_reverse`,
+ * `reversal_exceeds_burn`) is a value and writes nothing.
+ */
+export async function reverseDebit(
+  ctx: ServiceContext,
+  tx: WriteOperations,
+  input: { workspaceId: string; debitId: string; amount: Amount | null; reason: string; now: Instant },
+): Promise<{ reversal: ReversalRecord; balance: BalanceView } | ReversalRefused> {
+  const { workspaceId, now } = input;
+  const target = await tx.getDebit(workspaceId, input.debitId);
+  if (!target) throw notFound('debit', input.debitId);
+  const key = { workspaceId, customerId: target.debit.customerId, creditType: target.debit.creditType };
+  const grantIds = target.debit.drawdowns.map((d) => d.grantId);
+  const ledger = await openLedgerWithGrants(ctx, tx, key, grantIds, now);
+  const outcome = ledger.reverse({ target, amount: input.amount, reason: input.reason }, now);
+  if ('refused' in outcome) return outcome;
+  await persistLedger(tx, workspaceId, ledger, now);
+  return { reversal: outcome, balance: ledger.balance(now) };
+}
+
+/**
+ * Reverses a usage event: every burn of it (what is left of each, if some was reversed through its
+ * debit already) goes back, and the event leaves meter usage, the rating-period usage of its rates
+ * (so tiers price later events as if it never came) and the usage-limit counters of the features
+ * those rates price. Whole events only: a partial credit correction is a reversal of the burn's
+ * debit. An event already reversed is `nothing_to_reverse`.
+ */
+export async function reverseEvent(
+  ctx: ServiceContext,
+  tx: WriteOperations,
+  input: { workspaceId: string; eventKey: string; reason: string; now: Instant },
+): Promise<{ event: ListedEvent; reversals: ReversalRecord[] } | ReversalRefused> {
+  const { workspaceId, now } = input;
+  const event = await tx.getEvent(workspaceId, input.eventKey);
+  if (!event) throw notFound('event', input.eventKey);
+  if (event.reversedAt !== null)
+    return { refused: 'nothing_to_reverse', reversible: Amount.ZERO, requested: null };
+  const burns = await tx.burnsOfEvents(workspaceId, [event.eventKey]);
+  const ledgers = new Map<string, CreditLedger>();
+  const reversals: ReversalRecord[] = [];
+  for (const burn of burns) {
+    if (burn.debitId === null) continue;
+    const target = await tx.getDebit(workspaceId, burn.debitId);
+    if (!target) throw new Error(`burn of ${event.eventKey} by ${burn.rateId} names a missing debit`);
+    const creditType = target.debit.creditType;
+    let ledger = ledgers.get(creditType);
+    const grantIds = target.debit.drawdowns.map((d) => d.grantId);
+    if (!ledger) {
+      ledger = await openLedgerWithGrants(
+        ctx,
+        tx,
+        { workspaceId, customerId: event.customerId, creditType },
+        grantIds,
+        now,
+      );
+      ledgers.set(creditType, ledger);
+    } else {
+      const missing = grantIds.filter((id) => !ledger!.grants.has(id));
+      for (const grant of await tx.getGrantsByIds(workspaceId, missing)) ledger.grants.set(grant.id, grant);
+      ledger.advanceTo(now);
+    }
+    if (!ledger.reversibleOf(target).isPositive()) continue;
+    const outcome = ledger.reverse({ target, amount: null, reason: input.reason }, now);
+    if ('refused' in outcome) throw new Error('a reversal of all that is left cannot be refused');
+    reversals.push(outcome);
+  }
+  if (!(await tx.markEventReversed(workspaceId, event.eventKey, now))) {
+    return { refused: 'nothing_to_reverse', reversible: Amount.ZERO, requested: null };
+  }
+  for (const ledger of ledgers.values()) await persistLedger(tx, workspaceId, ledger, now);
+  const features = burns.length > 0 ? await featuresByRate(tx, workspaceId) : new Map<string, string>();
+  const period = ratingPeriodStart(event.time);
+  for (const burn of burns) {
+    if (!burn.quantity.isPositive()) continue;
+    const used = await tx.getRateUsage(workspaceId, event.customerId, burn.rateId, period);
+    const left = Amount.max(Amount.ZERO, used.minus(burn.quantity));
+    await tx.setRateUsage(workspaceId, event.customerId, burn.rateId, period, left);
+    const featureId = features.get(burn.rateId);
+    if (featureId === undefined) continue;
+    await recordFeatureUsage(ctx, tx, {
+      workspaceId,
+      customerId: event.customerId,
+      featureId,
+      uses: [{ at: event.time, quantity: burn.quantity }],
+      giveBack: true,
+    });
+  }
+  return { event: { ...event, reversedAt: now }, reversals };
+}
