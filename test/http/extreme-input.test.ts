@@ -188,7 +188,8 @@ describe.each(DIALECTS)('extreme input ($name)', (dialect) => {
       'amount_out_of_range',
     );
     await expectStatus(t.post('/v1/rates', { id: 'one', meter_id: 'm', credits_per_unit: '1' }), 201);
-    const events = await expectStatus(t.post('/v1/events', [event('e-big', '99999999999999999999')]), 202);
+    // The only event of the batch is rejected, so the batch is a 400 invalid_batch.
+    const events = await expectStatus(t.post('/v1/events', [event('e-big', '99999999999999999999')]), 400);
     expect(events.rejected).toEqual([
       { index: 0, error: expect.objectContaining({ code: 'value_out_of_range' }) },
     ]);
@@ -232,7 +233,7 @@ describe.each(DIALECTS)('extreme input ($name)', (dialect) => {
     expect(atLimit.accepted).toBe(1);
     const overLimit = await expectStatus(
       t.post('/v1/events', [{ ...event('e', 1), data: { n: 1, x: deep(31) } }]),
-      202,
+      400,
     );
     expect(overLimit.rejected).toHaveLength(1);
     // CloudEvents whose data is JSON text are checked too.
@@ -334,7 +335,7 @@ describe.each(DIALECTS)('extreme input ($name)', (dialect) => {
     });
     expectErrorEnvelope(res, 400, 'invalid_request');
     expect(res.json().error.message).toMatch(/leap second/);
-    const body = await expectStatus(t.post('/v1/events', [event('leap', 1, '2026-06-30T23:59:60Z')]), 202);
+    const body = await expectStatus(t.post('/v1/events', [event('leap', 1, '2026-06-30T23:59:60Z')]), 400);
     expect(body.rejected[0].error.message).toMatch(/leap second/);
   });
 
