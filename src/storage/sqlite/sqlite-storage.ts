@@ -178,6 +178,18 @@ export class SqliteStorage implements Storage {
     return new SqliteStorage(writer, reader, options, checkpoint);
   }
 
+  /**
+   * The durability settings in force on the writer connection, read from SQLite itself (not from
+   * the options): `journalMode` `wal` and `synchronous` 2 (FULL) mean every acknowledged commit's
+   * WAL frames were fsync'd. A crash test cannot see a missing fsync, so this is what tests check.
+   */
+  durability(): { readonly journalMode: string; readonly synchronous: number } {
+    return {
+      journalMode: String(this.writer.pragma('journal_mode', { simple: true })),
+      synchronous: Number(this.writer.pragma('synchronous', { simple: true })),
+    };
+  }
+
   write<T>(_lockKey: string | readonly string[], work: (tx: WriteOperations) => Promise<T>): Promise<T> {
     return this.committer.submit(() => work(this.writes));
   }
