@@ -2,8 +2,8 @@
 import { Command } from 'commander';
 import { loadConfig } from '../config/config.js';
 import { parseInstant } from '../domain/time/instant.js';
-import { presentBalance } from '../http/presenters.js';
 import { createContext, openStorage, startServer } from '../main.js';
+import { presentBalance } from '../services/balance-document.js';
 import { DEFAULT_CREDIT_TYPE, DEFAULT_WORKSPACE } from '../services/context.js';
 import { readBalance } from '../services/ledger.js';
 import { backfillRate } from '../services/metering.js';

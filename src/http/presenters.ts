@@ -3,6 +3,7 @@ import type { DebitRecord } from '../domain/ledger/credit-ledger.js';
 import type { BalanceView, Drawdown, GrantState, HoldState } from '../domain/ledger/types.js';
 import { formatInstant, type Instant } from '../domain/time/instant.js';
 import type { CreditType, Customer, StoredEntry } from '../ports/storage.js';
+import { presentBalance } from '../services/balance-document.js';
 
 /** Domain objects to the JSON shapes of API.md. Amounts become canonical decimal strings here. */
 
@@ -48,26 +49,8 @@ function presentDrawdowns(drawdowns: readonly Drawdown[]) {
   return drawdowns.map((d) => ({ grant_id: d.grantId, amount: d.amount.toString() }));
 }
 
-export function presentBalance(b: BalanceView) {
-  return {
-    customer_id: b.customerId,
-    credit_type: b.creditType,
-    at: formatInstant(b.at),
-    available: b.available.toString(),
-    held: b.held.toString(),
-    overage: b.overage.toString(),
-    grants: b.grants.map((g) => ({
-      grant_id: g.grantId,
-      remaining: g.remaining.toString(),
-      expires_at: time(g.expiresAt),
-      priority: g.priority,
-      category: g.category,
-    })),
-    next_expiry: b.nextExpiry
-      ? { at: formatInstant(b.nextExpiry.at), amount: b.nextExpiry.amount.toString() }
-      : null,
-  };
-}
+/** Re-exported for the routes: the balance document is shared with the CLI (see its module). */
+export { presentBalance };
 
 export function presentDebit(d: DebitRecord, balance: BalanceView) {
   return {

@@ -111,16 +111,23 @@ export interface EventQuery {
   readonly to: Instant | null;
 }
 
-/** Keyset pagination: resume strictly after `after` (an opaque key the adapter understands). */
+/**
+ * Where a keyset page resumes: the sort key of the last item, as decoded parts (an id; a creation
+ * instant and an id; an entry instant and sequence). Adapters make and read these parts; how
+ * they travel to clients (an opaque cursor) is the transport's business (src/http/pagination.ts).
+ */
+export type ResumeKey = readonly string[];
+
+/** Keyset pagination: resume strictly after `after` (a key this adapter returned). */
 export interface PageRequest {
-  readonly after: string | null;
+  readonly after: ResumeKey | null;
   readonly limit: number;
 }
 
 /** One page of a list and the key to resume after, or null at the end. */
 export interface Page<T> {
   readonly items: readonly T[];
-  readonly nextAfter: string | null;
+  readonly nextAfter: ResumeKey | null;
 }
 
 /** A stored ledger entry with its position in the customer's history. */

@@ -135,7 +135,7 @@ export function describeStorageContract(dialect: string, open: () => Promise<Sto
         await act(T0 + i, (l) => l.grant(grantInput(String(i + 1), { effectiveAt: T0 + i }), T0 + i));
       }
       const seen: string[] = [];
-      let after: string | null = null;
+      let after: readonly string[] | null = null;
       do {
         const page = await storage.read.listEntries(key, { from: null, to: null }, { after, limit: 3 });
         seen.push(...page.items.map((e) => e.amount.toString()));

@@ -19,6 +19,7 @@ import type {
   RateRecord,
   ReadOperations,
   ReconciliationSource,
+  ResumeKey,
   StoredEntry,
   StoredEvent,
   WriteOperations,
@@ -54,30 +55,13 @@ import type { SqlExecutor } from './executor.js';
 import { PlanReads, PlanWrites } from './plan-queries.js';
 import { Q } from './queries.js';
 
-/** Cursor keys made of several parts (e.g. `at` and `seq`), joined unambiguously. */
-export function encodeCompositeKey(...parts: string[]): string {
-  return JSON.stringify(parts);
+/** The parts of a resume key of a known shape; a key of another shape is a 400, never a 500. */
+export function resumeKeyParts(key: ResumeKey, arity: number): readonly string[] {
+  if (key.length !== arity) throw invalidRequest('cursor is not one this server issued', { field: 'cursor' });
+  return key;
 }
 
-/** Reads a cursor key back; a key this server did not make is a 400, never a 500. */
-export function decodeCompositeKey(key: string, arity: number): string[] {
-  let parts: unknown;
-  try {
-    parts = JSON.parse(key);
-  } catch {
-    parts = null;
-  }
-  if (
-    !Array.isArray(parts) ||
-    parts.length !== arity ||
-    parts.some((p) => typeof p !== 'string' || p.length > 256 || p.includes('\u0000'))
-  ) {
-    throw invalidRequest('cursor is not one this server issued', { field: 'cursor' });
-  }
-  return parts as string[];
-}
-
-function page<T>(rows: readonly T[], limit: number, keyOf: (row: T) => string): Page<T> {
+function page<T>(rows: readonly T[], limit: number, keyOf: (row: T) => ResumeKey): Page<T> {
   if (rows.length > limit) {
     const items = rows.slice(0, limit);
     return { items, nextAfter: keyOf(items[items.length - 1]!) };
@@ -140,9 +124,9 @@ export class SqlReads implements ReadOperations {
     req: PageRequest,
     map: (row: R) => T,
   ): Promise<Page<T>> {
-    const after = req.after === null ? '' : (decodeCompositeKey(req.after, 1)[0] ?? '');
+    const after = req.after === null ? '' : (resumeKeyParts(req.after, 1)[0] ?? '');
     const rows = await this.db.all<R>(sql, [workspaceId, after, req.limit + 1]);
-    return page(rows.map(map), req.limit, (item) => encodeCompositeKey(item.id));
+    return page(rows.map(map), req.limit, (item) => [item.id]);
   }
 
   getCustomer(workspaceId: string, customerId: string): Promise<Customer | null> {
@@ -193,14 +177,14 @@ export class SqlReads implements ReadOperations {
       params.push(...status.params);
     }
     if (req.after !== null) {
-      const [createdAt = '', id = ''] = decodeCompositeKey(req.after, 2);
+      const [createdAt = '', id = ''] = resumeKeyParts(req.after, 2);
       const at = numericPart(createdAt);
       conditions.push('(created_at > ? OR (created_at = ? AND id > ?))');
       params.push(at, at, id);
     }
     const sql = `SELECT * FROM grants WHERE ${conditions.join(' AND ')} ORDER BY created_at, id LIMIT ?`;
     const rows = await this.db.all<GrantRow>(sql, [...params, req.limit + 1]);
-    return page(rows.map(grantFromRow), req.limit, (g) => encodeCompositeKey(String(g.createdAt), g.id));
+    return page(rows.map(grantFromRow), req.limit, (g) => [String(g.createdAt), g.id]);
   }
 
   async getHold(workspaceId: string, holdId: string): Promise<HoldState | null> {
@@ -232,14 +216,14 @@ export class SqlReads implements ReadOperations {
       params.push(range.to);
     }
     if (req.after !== null) {
-      const [atText = '', seqText = ''] = decodeCompositeKey(req.after, 2);
+      const [atText = '', seqText = ''] = resumeKeyParts(req.after, 2);
       const at = numericPart(atText);
       conditions.push('(at > ? OR (at = ? AND seq > ?))');
       params.push(at, at, numericPart(seqText));
     }
     const sql = `SELECT * FROM entries WHERE ${conditions.join(' AND ')} ORDER BY at, seq LIMIT ?`;
     const rows = await this.db.all<EntryRow>(sql, [...params, req.limit + 1]);
-    return page(rows.map(entryFromRow), req.limit, (e) => encodeCompositeKey(String(e.at), e.seq));
+    return page(rows.map(entryFromRow), req.limit, (e) => [String(e.at), e.seq]);
   }
 
   async latestEntryAt(key: LedgerKey): Promise<Instant | null> {
