@@ -1,6 +1,7 @@
 import type { Amount } from '../domain/amount/amount.js';
 import type { CreditPack, Feature, PlanVersion } from '../domain/catalog/catalog.js';
 import type { CreditLedger, CreditLedgerSnapshot, DebitRecord } from '../domain/ledger/credit-ledger.js';
+import type { Movement } from '../domain/ledger/point-in-time.js';
 import type { GrantState, GrantStatus, HoldState, LedgerEntry } from '../domain/ledger/types.js';
 import type { AutoTopUp, Purchase, Subscription } from '../domain/plans/subscription.js';
 import type { Instant } from '../domain/time/instant.js';
@@ -117,6 +118,20 @@ export interface EventQuery {
  * they travel to clients (an opaque cursor) is the transport's business (src/http/pagination.ts).
  */
 export type ResumeKey = readonly string[];
+
+/**
+ * What a point-in-time read of one ledger needs: the balances of the latest checkpoint at or
+ * before the instant, and the entries after that checkpoint's cut up to the instant (see
+ * src/storage/sql/checkpoints.ts for the invariant that makes the two add up to the balance).
+ */
+export interface CheckpointedMovements {
+  /** Units per account at the checkpoint (empty without one). */
+  readonly start: ReadonlyMap<string, bigint>;
+  /** The instant of that checkpoint, or null when the read summed from the first entry. */
+  readonly checkpointAt: Instant | null;
+  /** Entries after the checkpoint, dated at or before the instant read, in no particular order. */
+  readonly movements: readonly (Movement & { readonly grantId: string | null })[];
+}
 
 /** Keyset pagination: resume strictly after `after` (a key this adapter returned). */
 export interface PageRequest {
@@ -243,6 +258,8 @@ export interface ReadOperations {
   latestEntryAt(key: LedgerKey): Awaitable<Instant | null>;
   /** Every entry of one ledger dated at or before `at`, oldest first (point-in-time balances). */
   entriesUpTo(key: LedgerKey, at: Instant): Awaitable<readonly StoredEntry[]>;
+  /** A balance's inputs at `at` in bounded time: a checkpoint plus the entries after it. */
+  checkpointedEntriesUpTo(key: LedgerKey, at: Instant): Awaitable<CheckpointedMovements>;
   getGrantsByIds(workspaceId: string, ids: readonly string[]): Awaitable<readonly GrantState[]>;
   getMeter(workspaceId: string, id: string): Awaitable<MeterRecord | null>;
   listMeters(workspaceId: string, page: PageRequest): Awaitable<Page<MeterRecord>>;

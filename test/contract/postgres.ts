@@ -21,13 +21,20 @@ function requiredPostgresUrl(): string {
   return url;
 }
 
-export async function openPostgresInFreshSchema(): Promise<PostgresStorage> {
+export async function openPostgresInFreshSchema(
+  options: { checkpointInterval?: number } = {},
+): Promise<PostgresStorage> {
   const schema = `bd_test_${randomBytes(6).toString('hex')}`;
   const admin = new pg.Client({ connectionString: POSTGRES_URL });
   await admin.connect();
   await admin.query(`CREATE SCHEMA ${schema}`);
   await admin.end();
-  const storage = await PostgresStorage.open({ connectionString: POSTGRES_URL, schema, poolSize: 8 });
+  const storage = await PostgresStorage.open({
+    connectionString: POSTGRES_URL,
+    schema,
+    poolSize: 8,
+    ...options,
+  });
   const close = storage.close.bind(storage);
   storage.close = async () => {
     await close();

@@ -271,4 +271,23 @@ CREATE TABLE purchases (
 CREATE INDEX purchases_by_customer ON purchases (workspace_id, customer_id, created_at, id);
 `,
   },
+  {
+    version: 5,
+    name: 'ledger checkpoints',
+    // Point-in-time reads in bounded time (see src/storage/sql/checkpoints.ts for the invariant).
+    // Independent of any other migration: it only adds two columns to balances and one table.
+    sql: `
+ALTER TABLE balances ADD COLUMN checkpoint_at BIGINT;
+ALTER TABLE balances ADD COLUMN since_checkpoint BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE ledger_checkpoints (
+  workspace_id TEXT COLLATE "C" NOT NULL,
+  customer_id TEXT COLLATE "C" NOT NULL,
+  credit_type TEXT COLLATE "C" NOT NULL,
+  at BIGINT NOT NULL,
+  seq BIGINT NOT NULL,
+  balances TEXT NOT NULL,
+  PRIMARY KEY (workspace_id, customer_id, credit_type, at, seq)
+);
+`,
+  },
 ];

@@ -1,10 +1,12 @@
 import { Amount } from '../../domain/amount/amount.js';
 import { invalidRequest } from '../../domain/errors.js';
 import type { CreditLedger, CreditLedgerSnapshot } from '../../domain/ledger/credit-ledger.js';
+import type { Movement } from '../../domain/ledger/point-in-time.js';
 import type { GrantState, GrantStatus, HoldState, LedgerEntry } from '../../domain/ledger/types.js';
 import type { Instant } from '../../domain/time/instant.js';
 import type {
   ApiKeyRecord,
+  CheckpointedMovements,
   CreditType,
   Customer,
   EventBurn,
@@ -51,9 +53,22 @@ import {
   type RateRow,
   rateFromRow,
 } from '../rows.js';
+import {
+  checkpointBalancesOf,
+  checkpointIntervalOf,
+  DEFAULT_CHECKPOINT_INTERVAL,
+  parseCheckpointBalances,
+  repairedBalances,
+} from './checkpoints.js';
 import type { SqlExecutor } from './executor.js';
 import { PlanReads, PlanWrites } from './plan-queries.js';
 import { Q } from './queries.js';
+
+/** What the balances upsert answers: entries since the last checkpoint, and that checkpoint's instant. */
+export interface CheckpointHead {
+  readonly since_checkpoint: number | string;
+  readonly checkpoint_at: number | string | null;
+}
 
 /** The parts of a resume key of a known shape; a key of another shape is a 400, never a 500. */
 export function resumeKeyParts(key: ResumeKey, arity: number): readonly string[] {
@@ -235,6 +250,37 @@ export class SqlReads implements ReadOperations {
     return row?.at === null || row?.at === undefined ? null : Number(row.at);
   }
 
+  async checkpointedEntriesUpTo(key: LedgerKey, at: Instant): Promise<CheckpointedMovements> {
+    const params = ledgerParams(key);
+    const rows = await this.db.all<{
+      from_account: string | null;
+      to_account: string | null;
+      amount: string | null;
+      grant_id: string | null;
+      at: number | string;
+      seq: number | string;
+      balances: string | null;
+    }>(Q.checkpointedEntriesUpTo, [...params, at, ...params, at]);
+    let start: ReadonlyMap<string, bigint> = new Map();
+    let checkpointAt: Instant | null = null;
+    const movements: CheckpointedMovements['movements'][number][] = [];
+    for (const row of rows) {
+      if (row.balances !== null) {
+        start = parseCheckpointBalances(row.balances);
+        checkpointAt = Number(row.at);
+      } else {
+        movements.push({
+          at: Number(row.at),
+          fromAccount: row.from_account!,
+          toAccount: row.to_account!,
+          units: Amount.parse(String(row.amount)).units,
+          grantId: row.grant_id,
+        });
+      }
+    }
+    return { start, checkpointAt, movements };
+  }
+
   async entriesUpTo(key: LedgerKey, at: Instant): Promise<StoredEntry[]> {
     const rows = await this.db.all<EntryRow>(Q.entriesUpTo, [
       key.workspaceId,
@@ -395,6 +441,7 @@ export class SqlWrites extends SqlReads implements WriteOperations {
           a.voided.toString(),
           a.overage.toString(),
           now,
+          ledger.newEntries.length,
         ],
       },
     ];
@@ -428,8 +475,63 @@ export class SqlWrites extends SqlReads implements WriteOperations {
   }
 
   async saveLedger(workspaceId: string, ledger: CreditLedger, now: Instant): Promise<void> {
-    for (const { sql, params } of this.ledgerStatements(workspaceId, ledger, now))
-      await this.db.run(sql, params);
+    const [balances, ...rest] = this.ledgerStatements(workspaceId, ledger, now);
+    const head = await this.db.get<CheckpointHead>(balances!.sql, balances!.params);
+    for (const { sql, params } of rest) await this.db.run(sql, params);
+    await this.maintainCheckpoints(workspaceId, ledger, head);
+  }
+
+  /** Entries between checkpoints (see checkpoints.ts); tests set it small to exercise them. */
+  checkpointInterval = DEFAULT_CHECKPOINT_INTERVAL;
+
+  /**
+   * Keeps the checkpoint invariant after a ledger's entries were inserted, in the same
+   * transaction (see checkpoints.ts): repairs the checkpoints a late entry falls below, and writes
+   * a new checkpoint once enough entries were recorded since the last one.
+   */
+  protected async maintainCheckpoints(
+    workspaceId: string,
+    ledger: CreditLedger,
+    head: CheckpointHead | undefined,
+  ): Promise<void> {
+    if (!head || ledger.newEntries.length === 0) return;
+    const params = [workspaceId, ledger.customerId, ledger.creditType];
+    const checkpointAt = head.checkpoint_at === null ? null : Number(head.checkpoint_at);
+    if (checkpointAt !== null) {
+      const late: Movement[] = [];
+      for (const e of ledger.newEntries) {
+        if (e.at < checkpointAt)
+          late.push({ at: e.at, fromAccount: e.fromAccount, toAccount: e.toAccount, units: e.amount.units });
+      }
+      if (late.length > 0) {
+        const earliest = Math.min(...late.map((m) => m.at));
+        const rows = await this.db.all<{ at: number | string; seq: number | string; balances: string }>(
+          Q.checkpointsAfter,
+          [...params, earliest],
+        );
+        for (const row of rows) {
+          await this.db.run(Q.updateCheckpoint, [
+            repairedBalances(row.balances, late, Number(row.at)),
+            ...params,
+            row.at,
+            row.seq,
+          ]);
+        }
+      }
+    }
+    if (Number(head.since_checkpoint) < checkpointIntervalOf(ledger, this.checkpointInterval)) return;
+    const last = await this.db.get<{ at: number | string; seq: number | string }>(
+      Q.lastEntryOfLedger,
+      params,
+    );
+    if (!last) return;
+    await this.db.run(Q.putCheckpoint, [
+      ...params,
+      last.at,
+      last.seq,
+      JSON.stringify(checkpointBalancesOf(ledger)),
+    ]);
+    await this.db.run(Q.checkpointWritten, [last.at, ...params]);
   }
 
   async insertCustomer(c: Customer): Promise<boolean> {

@@ -30,6 +30,8 @@ export interface SqliteStorageOptions extends GroupCommitOptions {
    * loss. Anything weaker is only for throwaway test databases.
    */
   readonly synchronous?: 'FULL' | 'NORMAL' | 'OFF';
+  /** Entries between ledger checkpoints (default 128, see src/storage/sql/checkpoints.ts); tests use tiny ones. */
+  readonly checkpointInterval?: number;
 }
 
 /** The shared writes, served from a write-through cache of ledgers and customers where it can. */
@@ -152,7 +154,9 @@ export class SqliteStorage implements Storage {
     this.path = options.path;
     const writerExecutor = new SqliteExecutor(writer);
     const cache = new LedgerCache(dataVersionOf(writer));
-    this.writes = new CachedSqliteWrites(writerExecutor, cache);
+    const writes = new CachedSqliteWrites(writerExecutor, cache);
+    if (options.checkpointInterval !== undefined) writes.checkpointInterval = options.checkpointInterval;
+    this.writes = writes;
     this.readerExecutor = reader === writer ? writerExecutor : new SqliteExecutor(reader);
     this.read =
       reader === writer ? this.writes : new CachedSqliteReads(this.readerExecutor, dataVersionOf(reader));
