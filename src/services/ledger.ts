@@ -368,6 +368,7 @@ async function balanceAtFromCheckpoint(
   ctx: ServiceContext,
   key: LedgerKey,
   at: Instant,
+  knownGrants: Map<string, GrantState> = new Map(),
 ): Promise<BalanceView> {
   const reads = ctx.storage.read;
   const { start, movements } = await reads.checkpointedEntriesUpTo(key, at);
@@ -375,16 +376,22 @@ async function balanceAtFromCheckpoint(
   const grantIds = new Set<string>();
   for (const [account, units] of balances) {
     if (units === 0n) continue;
-    if (account.startsWith('grant:')) grantIds.add(account.slice(6));
-    else if (account.startsWith('held:')) grantIds.add(account.slice(5));
+    const id = account.startsWith('grant:')
+      ? account.slice(6)
+      : account.startsWith('held:')
+        ? account.slice(5)
+        : null;
+    if (id !== null && !knownGrants.has(id)) grantIds.add(id);
   }
-  const grants = new Map((await reads.getGrantsByIds(key.workspaceId, [...grantIds])).map((g) => [g.id, g]));
+  if (grantIds.size > 0) {
+    for (const g of await reads.getGrantsByIds(key.workspaceId, [...grantIds])) knownGrants.set(g.id, g);
+  }
   return balanceFromAccounts({
     customerId: key.customerId,
     creditType: key.creditType,
     at,
     balances,
-    grants,
+    grants: knownGrants,
   });
 }
 
@@ -422,7 +429,10 @@ export async function readBalanceSeries(
   }
   await settleDue(ctx, key);
   const series: BalanceView[] = [];
-  for (let i = 0; i < points; i++) series.push(await balanceAtFromCheckpoint(ctx, key, from + i * step));
+  // Grants are read once for the whole series (their terms do not change; only accounts move).
+  const grants = new Map<string, GrantState>();
+  for (let i = 0; i < points; i++)
+    series.push(await balanceAtFromCheckpoint(ctx, key, from + i * step, grants));
   return series;
 }
 
