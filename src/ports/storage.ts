@@ -290,6 +290,11 @@ export interface WriteOperations extends ReadOperations {
   loadLedgerForUpdate(key: LedgerKey): Awaitable<CreditLedgerSnapshot>;
   /** Persists everything the engine recorded: entries, grants, holds, debits and cached balances. */
   saveLedger(workspaceId: string, ledger: CreditLedger, now: Instant): Awaitable<void>;
+  /**
+   * Writes checkpoints into the gap a point-in-time read at `at` fell into (history older than
+   * checkpoints), walking at most `budget` entries; returns how many it wrote (0: no gap left there).
+   */
+  fillCheckpointGap(key: LedgerKey, at: Instant, budget: number): Awaitable<number>;
   insertCustomer(customer: Customer): Awaitable<boolean>;
   insertCreditType(creditType: CreditType): Awaitable<boolean>;
   getIdempotency(workspaceId: string, key: string): Awaitable<IdempotencyRecord | null>;

@@ -359,6 +359,11 @@ export async function readBalance(
   return balanceAtFromCheckpoint(ctx, key, input.at);
 }
 
+/** A read that summed more entries than this fills the checkpoint gap it fell into (lazy backfill). */
+export const BACKFILL_THRESHOLD = 2_000;
+/** Entries one backfill step walks, under the customer's lock (so a step stays short). */
+export const BACKFILL_BUDGET = 20_000;
+
 /**
  * The balance at a past instant from the latest checkpoint at or before it plus the entries after
  * it (bounded work at any ledger size; see src/storage/sql/checkpoints.ts). Callers have recorded
@@ -372,6 +377,12 @@ async function balanceAtFromCheckpoint(
 ): Promise<BalanceView> {
   const reads = ctx.storage.read;
   const { start, movements } = await reads.checkpointedEntriesUpTo(key, at);
+  if (movements.length > BACKFILL_THRESHOLD) {
+    // History older than checkpoints: leave checkpoints behind for the next reads of this range.
+    await ctx.storage.write(customerLockKey(key.workspaceId, key.customerId), async (tx) =>
+      tx.fillCheckpointGap(key, at, BACKFILL_BUDGET),
+    );
+  }
   const balances = accountsAt(start, movements, at);
   const grantIds = new Set<string>();
   for (const [account, units] of balances) {

@@ -42,6 +42,19 @@ export const Q = {
      WHERE workspace_id = ? AND customer_id = ? AND credit_type = ? AND at > ?`,
   updateCheckpoint: `UPDATE ledger_checkpoints SET balances = ?
      WHERE workspace_id = ? AND customer_id = ? AND credit_type = ? AND at = ? AND seq = ?`,
+  latestCheckpointUpTo: `SELECT at, seq, balances FROM ledger_checkpoints
+     WHERE workspace_id = ? AND customer_id = ? AND credit_type = ? AND at <= ?
+     ORDER BY at DESC, seq DESC LIMIT 1`,
+  /** The first checkpoint whose cut is after (at, seq). */
+  nextCheckpointAfter: `SELECT at, seq FROM ledger_checkpoints
+     WHERE workspace_id = ? AND customer_id = ? AND credit_type = ? AND at >= ? AND (at > ? OR seq > ?)
+     ORDER BY at, seq LIMIT 1`,
+  /** Entries after a cut (at, seq), in ledger order. */
+  entriesAfterCut: `SELECT from_account, to_account, amount, at, seq FROM entries
+     WHERE workspace_id = ? AND customer_id = ? AND credit_type = ? AND at >= ? AND (at > ? OR seq > ?)
+     ORDER BY at, seq LIMIT ?`,
+  raiseCheckpointAt: `UPDATE balances SET checkpoint_at = ?
+     WHERE workspace_id = ? AND customer_id = ? AND credit_type = ? AND (checkpoint_at IS NULL OR checkpoint_at < ?)`,
   /**
    * A point-in-time read in one statement (one snapshot): the latest checkpoint at or before the
    * instant (a row with balances), then the entries after its cut up to the instant.

@@ -481,6 +481,59 @@ export class SqlWrites extends SqlReads implements WriteOperations {
     await this.maintainCheckpoints(workspaceId, ledger, head);
   }
 
+  /**
+   * Fills the checkpoint gap a read at `at` fell into (a ledger older than checkpoints): from the
+   * latest checkpoint at or before `at` (or the first entry), walks at most `budget` entries in
+   * ledger order, up to the next checkpoint, writing one every interval. Each is the previous
+   * checkpoint plus the entries after it, so the invariant holds (the caller holds the ledger's
+   * lock, so no entry arrives meanwhile); `checkpoint_at` is raised so later late entries repair
+   * them. Returns how many checkpoints were written.
+   */
+  async fillCheckpointGap(key: LedgerKey, at: Instant, budget: number): Promise<number> {
+    const params = ledgerParams(key);
+    const from = await this.db.get<{ at: number | string; seq: number | string; balances: string }>(
+      Q.latestCheckpointUpTo,
+      [...params, at],
+    );
+    const balances = from ? parseCheckpointBalances(from.balances) : new Map<string, bigint>();
+    const cutAt = from ? Number(from.at) : Number.MIN_SAFE_INTEGER;
+    const cutSeq = from ? Number(from.seq) : -1;
+    const next = await this.db.get<{ at: number | string; seq: number | string }>(Q.nextCheckpointAfter, [
+      ...params,
+      cutAt,
+      cutAt,
+      cutSeq,
+    ]);
+    const rows = await this.db.all<{
+      from_account: string;
+      to_account: string;
+      amount: string;
+      at: number | string;
+      seq: number | string;
+    }>(Q.entriesAfterCut, [...params, cutAt, cutAt, cutSeq, budget]);
+    const nextAt = next ? Number(next.at) : null;
+    const nextSeq = next ? Number(next.seq) : null;
+    let walked = 0;
+    let written = 0;
+    let highest: number | null = null;
+    for (const row of rows) {
+      const rowAt = Number(row.at);
+      const rowSeq = Number(row.seq);
+      if (nextAt !== null && (rowAt > nextAt || (rowAt === nextAt && rowSeq >= nextSeq!))) break;
+      const units = Amount.parse(String(row.amount)).units;
+      balances.set(row.from_account, (balances.get(row.from_account) ?? 0n) - units);
+      balances.set(row.to_account, (balances.get(row.to_account) ?? 0n) + units);
+      if (++walked % this.checkpointInterval !== 0) continue;
+      const stored: Record<string, string> = {};
+      for (const [name, value] of balances) if (value !== 0n) stored[name] = value.toString();
+      await this.db.run(Q.putCheckpoint, [...params, row.at, row.seq, JSON.stringify(stored)]);
+      written++;
+      highest = rowAt;
+    }
+    if (highest !== null) await this.db.run(Q.raiseCheckpointAt, [highest, ...params, highest]);
+    return written;
+  }
+
   /** Entries between checkpoints (see checkpoints.ts); tests set it small to exercise them. */
   checkpointInterval = DEFAULT_CHECKPOINT_INTERVAL;
 
