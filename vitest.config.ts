@@ -6,5 +6,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // Starts an embedded PostgreSQL when BURNDOWN_TEST_POSTGRES_URL is unset: PostgreSQL tests never skip.
+    globalSetup: ['test/setup/postgres-global.ts'],
   },
 });

@@ -27,7 +27,28 @@ export async function openStorage(
 ): Promise<Storage> {
   if (databaseUrl.startsWith('sqlite:')) {
     const path = sqlitePathOf(databaseUrl);
-    return SqliteStorage.open({ path, onBatch: (size) => options.metrics?.commitBatch.observe(size) });
+    const storage = await SqliteStorage.open({
+      path,
+      onBatch: (size) => options.metrics?.commitBatch.observe(size),
+    });
+    if (options.metrics) {
+      options.metrics.storageGauges = () => {
+        const { journalMode, synchronous } = storage.durability();
+        return [
+          {
+            name: 'burndown_sqlite_wal',
+            help: '1 when the SQLite journal mode is WAL',
+            value: journalMode === 'wal' ? 1 : 0,
+          },
+          {
+            name: 'burndown_sqlite_synchronous',
+            help: 'PRAGMA synchronous of the SQLite writer (2 = FULL: every commit fsyncs the WAL)',
+            value: synchronous,
+          },
+        ];
+      };
+    }
+    return storage;
   }
   if (/^postgres(ql)?:\/\//.test(databaseUrl)) {
     return PostgresStorage.open({

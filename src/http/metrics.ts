@@ -67,6 +67,13 @@ class Histogram {
   }
 }
 
+/** One gauge the storage reports (see {@link Metrics.storageGauges}). */
+export interface StorageGauge {
+  readonly name: string;
+  readonly help: string;
+  readonly value: number;
+}
+
 /** The metrics Burndown exports at /metrics. */
 export class Metrics {
   readonly httpRequests = new Counter('burndown_http_requests_total', 'HTTP requests by route and status');
@@ -84,9 +91,20 @@ export class Metrics {
     'Ledgers whose due expiries the sweeper recorded',
   );
 
+  /**
+   * Gauges read from the storage at each scrape (the SQLite durability settings actually in force
+   * on the writer connection), so a test or an operator can see them on a running server.
+   */
+  storageGauges: () => readonly StorageGauge[] = () => [];
+
   render(): string {
     const memory = process.memoryUsage();
     return [
+      ...this.storageGauges().flatMap((g) => [
+        `# HELP ${g.name} ${g.help}`,
+        `# TYPE ${g.name} gauge`,
+        `${g.name} ${g.value}`,
+      ]),
       this.httpRequests.render(),
       this.httpDuration.render(),
       this.commitBatch.render(),

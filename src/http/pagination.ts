@@ -1,6 +1,5 @@
 import { invalidRequest } from '../domain/errors.js';
-import type { Page, PageRequest } from '../ports/storage.js';
-import { decodeCompositeKey, encodeCompositeKey } from '../storage/sql/sql-store.js';
+import type { Page, PageRequest, ResumeKey } from '../ports/storage.js';
 
 /** Turns `limit` and `cursor` query parameters into a page request (limit 1–1000, default 100). */
 export function readPageRequest(query: {
@@ -12,20 +11,47 @@ export function readPageRequest(query: {
     throw invalidRequest('limit must be an integer from 1 to 1000', { field: 'limit' });
   }
   if (query.cursor === undefined || query.cursor === '') return { after: null, limit };
-  try {
-    const after = Buffer.from(query.cursor, 'base64url').toString('utf8');
-    if (!after) throw new Error('empty');
-    return { after, limit };
-  } catch {
-    throw invalidRequest('cursor is not one this server issued', { field: 'cursor' });
-  }
+  return { after: decodeCursor(query.cursor), limit };
 }
 
-/** The contract's list envelope; cursors are opaque (base64url of the adapter's resume key). */
+/**
+ * Paging cursors are a transport concern: on the wire a cursor is opaque to clients, the
+ * base64url of the JSON array of the adapter's resume-key parts. Storage only sees the parts.
+ */
+export function encodeCursor(key: ResumeKey): string {
+  return Buffer.from(JSON.stringify(key), 'utf8').toString('base64url');
+}
+
+/** Reads a cursor back; one this server did not make is a 400, never a 500. */
+export function decodeCursor(cursor: string): ResumeKey {
+  let parts: unknown;
+  try {
+    parts = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    parts = null;
+  }
+  if (
+    !Array.isArray(parts) ||
+    parts.length < 1 ||
+    parts.length > 4 ||
+    parts.some((p) => typeof p !== 'string' || p.length > 256 || p.includes('\u0000'))
+  ) {
+    throw invalidRequest('cursor is not one this server issued', { field: 'cursor' });
+  }
+  return parts as string[];
+}
+
+/** The parts of a resume key of a known shape (e.g. a creation instant and an id). */
+export function resumeKeyOfArity(key: ResumeKey, arity: number): readonly string[] {
+  if (key.length !== arity) throw invalidRequest('cursor is not one this server issued', { field: 'cursor' });
+  return key;
+}
+
+/** The contract's list envelope; cursors are opaque (see {@link encodeCursor}). */
 export function presentPage<T, U>(page: Page<T>, present: (item: T) => U) {
   return {
     data: page.items.map(present),
-    next_cursor: page.nextAfter === null ? null : Buffer.from(page.nextAfter, 'utf8').toString('base64url'),
+    next_cursor: page.nextAfter === null ? null : encodeCursor(page.nextAfter),
   };
 }
 
@@ -36,18 +62,12 @@ export function readIdPage(query: { limit?: string | undefined; cursor?: string 
 } {
   const page = readPageRequest(query);
   return {
-    afterId: page.after === null ? '' : (decodeCompositeKey(page.after, 1)[0] ?? ''),
+    afterId: page.after === null ? '' : (resumeKeyOfArity(page.after, 1)[0] ?? ''),
     limit: page.limit,
   };
 }
 
-/** Turns a page keyed by bare ids into the contract's list envelope. */
-export function presentIdPage<T extends { readonly id: string }, U>(
-  page: { items: readonly T[]; nextAfter: string | null },
-  present: (item: T) => U,
-) {
-  return presentPage(
-    { items: page.items, nextAfter: page.nextAfter === null ? null : encodeCompositeKey(page.nextAfter) },
-    present,
-  );
+/** Turns a page keyed by ids into the contract's list envelope. */
+export function presentIdPage<T extends { readonly id: string }, U>(page: Page<T>, present: (item: T) => U) {
+  return presentPage(page, present);
 }

@@ -1,9 +1,9 @@
-import { presentBalance } from '../domain/ledger/balance-json.js';
 import { grantStatusAt } from '../domain/ledger/burn-down.js';
 import type { DebitRecord } from '../domain/ledger/credit-ledger.js';
 import type { BalanceView, Drawdown, GrantState, HoldState } from '../domain/ledger/types.js';
 import { formatInstant, type Instant } from '../domain/time/instant.js';
 import type { CreditType, Customer, StoredEntry } from '../ports/storage.js';
+import { presentBalance } from '../services/balance-document.js';
 
 /** Domain objects to the JSON shapes of API.md. Amounts become canonical decimal strings here. */
 

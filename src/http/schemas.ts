@@ -161,6 +161,33 @@ export const BalanceQuery = Type.Object(
   { additionalProperties: false },
 );
 
+/** A balance series: from, from + step, … up to and including to (at most 1,000 points). */
+export const BalanceSeriesQuery = Type.Object(
+  {
+    credit_type: Type.Optional(Id),
+    from: Time,
+    to: Type.Optional(Time),
+    step: Type.Union([Type.Literal('day'), Type.Literal('hour')], {
+      description: 'Spacing of the points: `day` (24 h) or `hour`; at most 1,000 points per series',
+    }),
+  },
+  { additionalProperties: false },
+);
+
+export const BalanceSeriesBody = Type.Object({
+  customer_id: Type.String(),
+  credit_type: Type.String(),
+  step: Type.String(),
+  points: Type.Array(
+    Type.Object({
+      at: Type.String(),
+      available: Type.String(),
+      held: Type.String(),
+      overage: Type.String(),
+    }),
+  ),
+});
+
 export const LedgerQuery = Type.Object(
   {
     ...ListQuery.properties,

@@ -6,6 +6,7 @@ import type {
   DebitRecord,
   ReversibleDebit,
 } from '../domain/ledger/credit-ledger.js';
+import type { Movement } from '../domain/ledger/point-in-time.js';
 import type { GrantState, GrantStatus, HoldState, LedgerEntry } from '../domain/ledger/types.js';
 import type { AutoTopUp, Purchase, Subscription } from '../domain/plans/subscription.js';
 import type { Instant } from '../domain/time/instant.js';
@@ -148,16 +149,37 @@ export interface EventQuery {
   readonly batchSize?: number;
 }
 
-/** Keyset pagination: resume strictly after `after` (an opaque key the adapter understands). */
+/**
+ * Where a keyset page resumes: the sort key of the last item, as decoded parts (an id; a creation
+ * instant and an id; an entry instant and sequence). Adapters make and read these parts; how
+ * they travel to clients (an opaque cursor) is the transport's business (src/http/pagination.ts).
+ */
+export type ResumeKey = readonly string[];
+
+/**
+ * What a point-in-time read of one ledger needs: the balances of the latest checkpoint at or
+ * before the instant, and the entries after that checkpoint's cut up to the instant (see
+ * src/storage/sql/checkpoints.ts for the invariant that makes the two add up to the balance).
+ */
+export interface CheckpointedMovements {
+  /** Units per account at the checkpoint (empty without one). */
+  readonly start: ReadonlyMap<string, bigint>;
+  /** The instant of that checkpoint, or null when the read summed from the first entry. */
+  readonly checkpointAt: Instant | null;
+  /** Entries after the checkpoint, dated at or before the instant read, in no particular order. */
+  readonly movements: readonly (Movement & { readonly grantId: string | null })[];
+}
+
+/** Keyset pagination: resume strictly after `after` (a key this adapter returned). */
 export interface PageRequest {
-  readonly after: string | null;
+  readonly after: ResumeKey | null;
   readonly limit: number;
 }
 
 /** One page of a list and the key to resume after, or null at the end. */
 export interface Page<T> {
   readonly items: readonly T[];
-  readonly nextAfter: string | null;
+  readonly nextAfter: ResumeKey | null;
 }
 
 /** A stored ledger entry with its position in the customer's history. */
@@ -280,6 +302,8 @@ export interface ReadOperations {
   latestEntryAt(key: LedgerKey): Awaitable<Instant | null>;
   /** Every entry of one ledger dated at or before `at`, oldest first (point-in-time balances). */
   entriesUpTo(key: LedgerKey, at: Instant): Awaitable<readonly StoredEntry[]>;
+  /** A balance's inputs at `at` in bounded time: a checkpoint plus the entries after it. */
+  checkpointedEntriesUpTo(key: LedgerKey, at: Instant): Awaitable<CheckpointedMovements>;
   getGrantsByIds(workspaceId: string, ids: readonly string[]): Awaitable<readonly GrantState[]>;
   getMeter(workspaceId: string, id: string): Awaitable<MeterRecord | null>;
   listMeters(workspaceId: string, page: PageRequest): Awaitable<Page<MeterRecord>>;
@@ -319,6 +343,11 @@ export interface WriteOperations extends ReadOperations {
   loadLedgerForUpdate(key: LedgerKey): Awaitable<CreditLedgerSnapshot>;
   /** Persists everything the engine recorded: entries, grants, holds, debits and cached balances. */
   saveLedger(workspaceId: string, ledger: CreditLedger, now: Instant): Awaitable<void>;
+  /**
+   * Writes checkpoints into the gap a point-in-time read at `at` fell into (history older than
+   * checkpoints), walking at most `budget` entries; returns how many it wrote (0: no gap left there).
+   */
+  fillCheckpointGap(key: LedgerKey, at: Instant, budget: number): Awaitable<number>;
   insertCustomer(customer: Customer): Awaitable<boolean>;
   /**
    * The customer as stored now, never from a cache: `getCustomer` may serve a copy cached by this

@@ -10,7 +10,7 @@ import {
   type NewGrant,
   type ReversalRefused,
 } from '../domain/ledger/credit-ledger.js';
-import { balanceFromEntries } from '../domain/ledger/point-in-time.js';
+import { accountsAt, balanceFromAccounts } from '../domain/ledger/point-in-time.js';
 import type { BalanceView, GrantState, HoldState } from '../domain/ledger/types.js';
 import type { AutoTopUp } from '../domain/plans/subscription.js';
 import type { Instant } from '../domain/time/instant.js';
@@ -370,16 +370,95 @@ export async function readBalance(
     });
   }
   await settleDue(ctx, key);
-  const entries = await ctx.storage.read.entriesUpTo(key, input.at);
-  const grantIds = [...new Set(entries.flatMap((e) => (e.grantId ? [e.grantId] : [])))];
-  const grants = new Map((await reads.getGrantsByIds(key.workspaceId, grantIds)).map((g) => [g.id, g]));
-  return balanceFromEntries({
+  return balanceAtFromCheckpoint(ctx, key, input.at);
+}
+
+/** A read that summed more entries than this fills the checkpoint gap it fell into (lazy backfill). */
+export const BACKFILL_THRESHOLD = 2_000;
+/** Entries one backfill step walks, under the customer's lock (so a step stays short). */
+export const BACKFILL_BUDGET = 20_000;
+
+/**
+ * The balance at a past instant from the latest checkpoint at or before it plus the entries after
+ * it (bounded work at any ledger size; see src/storage/sql/checkpoints.ts). Callers have recorded
+ * what was due first ({@link settleDue}).
+ */
+async function balanceAtFromCheckpoint(
+  ctx: ServiceContext,
+  key: LedgerKey,
+  at: Instant,
+  knownGrants: Map<string, GrantState> = new Map(),
+): Promise<BalanceView> {
+  const reads = ctx.storage.read;
+  const { start, movements } = await reads.checkpointedEntriesUpTo(key, at);
+  if (movements.length > BACKFILL_THRESHOLD) {
+    // History older than checkpoints: leave checkpoints behind for the next reads of this range.
+    await ctx.storage.write(customerLockKey(key.workspaceId, key.customerId), async (tx) =>
+      tx.fillCheckpointGap(key, at, BACKFILL_BUDGET),
+    );
+  }
+  const balances = accountsAt(start, movements, at);
+  const grantIds = new Set<string>();
+  for (const [account, units] of balances) {
+    if (units === 0n) continue;
+    const id = account.startsWith('grant:')
+      ? account.slice(6)
+      : account.startsWith('held:')
+        ? account.slice(5)
+        : null;
+    if (id !== null && !knownGrants.has(id)) grantIds.add(id);
+  }
+  if (grantIds.size > 0) {
+    for (const g of await reads.getGrantsByIds(key.workspaceId, [...grantIds])) knownGrants.set(g.id, g);
+  }
+  return balanceFromAccounts({
     customerId: key.customerId,
     creditType: key.creditType,
-    at: input.at,
-    entries,
-    grants,
+    at,
+    balances,
+    grants: knownGrants,
   });
+}
+
+/** Steps of a balance series, and how many points one series may have. */
+export const SERIES_STEPS = { hour: 3_600_000, day: 86_400_000 } as const;
+export const MAX_SERIES_POINTS = 1_000;
+
+/**
+ * Balances at many instants for a chart (e.g. the dashboard's burn-down: a daily series over a
+ * year): `from`, `from + step`, … up to and including `to` (at most {@link MAX_SERIES_POINTS}
+ * points, none in the future). What is due is recorded once, then every point is one bounded
+ * point-in-time read (a checkpoint plus at most about one checkpoint interval of entries), so a
+ * series costs points × one interval, whatever the size of the ledger.
+ */
+export async function readBalanceSeries(
+  ctx: ServiceContext,
+  input: { key: LedgerKey; from: Instant; to: Instant; step: keyof typeof SERIES_STEPS },
+): Promise<BalanceView[]> {
+  const { key, from, to } = input;
+  const reads = ctx.storage.read;
+  await requireCustomer(reads, key.workspaceId, key.customerId);
+  await requireCreditType(reads, key.workspaceId, key.creditType);
+  const now = ctx.clock.now();
+  if (to < from) throw invalidRequest('to must not be before from', { field: 'to' });
+  if (to > now) throw invalidRequest('to must not be in the future', { field: 'to' });
+  const step = SERIES_STEPS[input.step];
+  const points = Math.floor((to - from) / step) + 1;
+  if (points > MAX_SERIES_POINTS) {
+    throw invalidRequest(
+      `a series has at most ${MAX_SERIES_POINTS} points; narrow from/to or take a longer step`,
+      {
+        field: 'step',
+      },
+    );
+  }
+  await settleDue(ctx, key);
+  const series: BalanceView[] = [];
+  // Grants are read once for the whole series (their terms do not change; only accounts move).
+  const grants = new Map<string, GrantState>();
+  for (let i = 0; i < points; i++)
+    series.push(await balanceAtFromCheckpoint(ctx, key, from + i * step, grants));
+  return series;
 }
 
 /** Sweeps ledgers with something due, so expiries appear in the ledger even without traffic. */

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Amount } from '../../src/domain/amount/amount.js';
 import { CreditLedger } from '../../src/domain/ledger/credit-ledger.js';
 import { SequentialIds } from '../../src/infra/ids.js';
-import type { EventListQuery, LedgerKey, Storage } from '../../src/ports/storage.js';
+import type { EventListQuery, LedgerKey, ResumeKey, Storage } from '../../src/ports/storage.js';
 import { reconcileLedger } from '../../src/services/reconcile.js';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
@@ -135,7 +135,7 @@ export function describeStorageContract(dialect: string, open: () => Promise<Sto
         await act(T0 + i, (l) => l.grant(grantInput(String(i + 1), { effectiveAt: T0 + i }), T0 + i));
       }
       const seen: string[] = [];
-      let after: string | null = null;
+      let after: readonly string[] | null = null;
       do {
         const page = await storage.read.listEntries(key, { from: null, to: null }, { after, limit: 3 });
         seen.push(...page.items.map((e) => e.amount.toString()));
@@ -431,7 +431,7 @@ export function describeStorageContract(dialect: string, open: () => Promise<Sto
         to: null,
         status: null,
       };
-      const ids = async (query: Partial<EventListQuery>, limit = 10, after: string | null = null) =>
+      const ids = async (query: Partial<EventListQuery>, limit = 10, after: ResumeKey | null = null) =>
         (await storage.read.listEvents({ ...q, ...query }, { after, limit })).items.map((e) => e.id);
       expect(await ids({})).toEqual(['old', 'a', 'b', 'c']);
       expect(await ids({ status: 'unmetered' })).toEqual(['a']);

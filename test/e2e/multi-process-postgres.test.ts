@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { POSTGRES_URL } from '../contract/postgres.js';
 import { type HttpResponse, ServerProcess } from './server-process.js';
 import {
   type Entry,
@@ -17,10 +18,9 @@ import {
 /**
  * Several stateless server processes on one PostgreSQL database: thousands of concurrent debits,
  * holds and captures over hot and cold customers, with grants expiring mid-load, then faults
- * (terminated backends, a killed server). Runs when BURNDOWN_TEST_POSTGRES_URL is set (CI sets
- * it); locally: BURNDOWN_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test npm test
+ * (terminated backends, a killed server). Never skipped: PostgreSQL comes from
+ * BURNDOWN_TEST_POSTGRES_URL or the embedded server of the global setup (test/contract/postgres.ts).
  */
-const POSTGRES_URL = process.env['BURNDOWN_TEST_POSTGRES_URL'];
 const PROCESSES = 4;
 
 async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
@@ -49,7 +49,7 @@ function accountsFromEntries(entries: readonly Entry[]): Map<string, bigint> {
   return accounts;
 }
 
-describe.skipIf(!POSTGRES_URL)(`PostgreSQL: ${PROCESSES} server processes on one database`, () => {
+describe(`PostgreSQL: ${PROCESSES} server processes on one database`, () => {
   let databaseUrl = '';
   let databaseName = '';
   let servers: ServerProcess[] = [];
@@ -58,7 +58,7 @@ describe.skipIf(!POSTGRES_URL)(`PostgreSQL: ${PROCESSES} server processes on one
   beforeAll(async () => {
     databaseName = `bd_mp_${randomBytes(5).toString('hex')}`;
     await admin((c) => c.query(`CREATE DATABASE ${databaseName}`));
-    const url = new URL(POSTGRES_URL!);
+    const url = new URL(POSTGRES_URL);
     url.pathname = `/${databaseName}`;
     databaseUrl = url.toString();
     // All start at once: migrations must be safe under concurrent starts.

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { POSTGRES_URL } from '../contract/postgres.js';
 import { type HttpResponse, requireBuiltCli, ServerProcess } from './server-process.js';
 import { amount, expectReconcileOk, readLedger, units } from './support.js';
 
@@ -12,13 +13,11 @@ import { amount, expectReconcileOk, readLedger, units } from './support.js';
  * - auto top-up fires in the transaction of the burn that crosses below the threshold, so
  *   concurrent debits buy exactly once per crossing, and never more than `max_per_period`.
  *
- * Every scenario runs against one SQLite server process and, when BURNDOWN_TEST_POSTGRES_URL is
- * set, against several server processes sharing one fresh PostgreSQL database, with the requests
- * spread across them. Locally:
- *   BURNDOWN_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test npx vitest run test/e2e/plans-concurrency.test.ts
+ * Every scenario runs against one SQLite server process and against several server processes
+ * sharing one fresh PostgreSQL database (never skipped: see test/contract/postgres.ts), with the
+ * requests spread across them.
  */
 
-const POSTGRES_URL = process.env['BURNDOWN_TEST_POSTGRES_URL'];
 const PG_PROCESSES = 3;
 const CUSTOMER = 'acme';
 const FEATURE = 'gpt-x';
@@ -33,7 +32,6 @@ interface Cluster {
 
 interface Backend {
   readonly name: string;
-  readonly skip: boolean;
   open(): Promise<Cluster>;
 }
 
@@ -61,18 +59,16 @@ async function pgAdmin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
 const BACKENDS: readonly Backend[] = [
   {
     name: 'SQLite, one server process',
-    skip: false,
     open: async () => clusterOf([await ServerProcess.start()]),
   },
   {
     name: `PostgreSQL, ${PG_PROCESSES} server processes on one database`,
-    skip: !POSTGRES_URL,
     open: async () => {
       const databaseName = `bd_plans_${randomBytes(5).toString('hex')}`;
       await pgAdmin((c) => c.query(`CREATE DATABASE ${databaseName}`));
       const dropDatabase = () =>
         pgAdmin((c) => c.query(`DROP DATABASE IF EXISTS ${databaseName} WITH (FORCE)`)).then(() => {});
-      const url = new URL(POSTGRES_URL!);
+      const url = new URL(POSTGRES_URL);
       url.pathname = `/${databaseName}`;
       // All start at once (migrations are safe under concurrent starts); cleaned up even when one fails.
       const started = await Promise.allSettled(
@@ -269,7 +265,7 @@ async function runTopUpScenario(
 }
 
 for (const backend of BACKENDS) {
-  describe.skipIf(backend.skip)(`e2e: plans under concurrency (${backend.name})`, () => {
+  describe(`e2e: plans under concurrency (${backend.name})`, () => {
     let cluster: Cluster | null = null;
 
     beforeAll(() => requireBuiltCli());

@@ -32,6 +32,7 @@ describe('OpenAPI document', () => {
       'POST /v1/holds/{hold_id}/capture',
       'POST /v1/holds/{hold_id}/release',
       'GET /v1/customers/{id}/balance',
+      'GET /v1/customers/{id}/balance-series',
       'GET /v1/customers/{id}/ledger',
       'POST /v1/events',
       'GET /v1/events',

@@ -3,6 +3,33 @@ import type { Instant } from '../time/instant.js';
 import { compareBurnDownOrder } from './burn-down.js';
 import type { BalanceView, GrantState, LedgerEntry } from './types.js';
 
+/** One movement of units between two accounts, as a point-in-time read needs it. */
+export interface Movement {
+  readonly at: Instant;
+  readonly fromAccount: string;
+  readonly toAccount: string;
+  readonly units: bigint;
+}
+
+/**
+ * Account balances (units) at `at`: `start` (a checkpoint's balances, or nothing) plus every
+ * movement dated at or before `at`. The caller supplies exactly the movements the start does not
+ * already include; their order does not matter (sums commute).
+ */
+export function accountsAt(
+  start: ReadonlyMap<string, bigint>,
+  movements: Iterable<Movement>,
+  at: Instant,
+): Map<string, bigint> {
+  const balances = new Map(start);
+  for (const m of movements) {
+    if (m.at > at) continue;
+    balances.set(m.fromAccount, (balances.get(m.fromAccount) ?? 0n) - m.units);
+    balances.set(m.toAccount, (balances.get(m.toAccount) ?? 0n) + m.units);
+  }
+  return balances;
+}
+
 /**
  * The balance as the ledger records it at a past instant `at`: every account summed over the
  * entries dated at or before `at`. Correct as long as everything due up to `at` has been
@@ -16,14 +43,25 @@ export function balanceFromEntries(input: {
   readonly entries: Iterable<LedgerEntry>;
   readonly grants: ReadonlyMap<string, GrantState>;
 }): BalanceView {
-  const balances = new Map<string, bigint>();
-  const move = (account: string, units: bigint) =>
-    balances.set(account, (balances.get(account) ?? 0n) + units);
-  for (const entry of input.entries) {
-    if (entry.at > input.at) continue;
-    move(entry.fromAccount, -entry.amount.units);
-    move(entry.toAccount, entry.amount.units);
+  const movements: Movement[] = [];
+  for (const e of input.entries) {
+    movements.push({ at: e.at, fromAccount: e.fromAccount, toAccount: e.toAccount, units: e.amount.units });
   }
+  return balanceFromAccounts({ ...input, balances: accountsAt(new Map(), movements, input.at) });
+}
+
+/**
+ * The balance at `at` from the account balances at `at` (see {@link accountsAt}) and the grants
+ * those accounts belong to: what is available, held and owed, and which grants are usable then.
+ */
+export function balanceFromAccounts(input: {
+  readonly customerId: string;
+  readonly creditType: string;
+  readonly at: Instant;
+  readonly balances: ReadonlyMap<string, bigint>;
+  readonly grants: ReadonlyMap<string, GrantState>;
+}): BalanceView {
+  const { balances } = input;
   const overageUnits = balances.get('overage') ?? 0n;
   let freeUnits = 0n;
   let heldUnits = 0n;

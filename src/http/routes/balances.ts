@@ -1,7 +1,8 @@
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
+import { formatInstant } from '../../domain/time/instant.js';
 import { DEFAULT_CREDIT_TYPE } from '../../services/context.js';
-import { readBalance, settleDue } from '../../services/ledger.js';
+import { readBalance, readBalanceSeries, settleDue } from '../../services/ledger.js';
 import { requireCreditType, requireCustomer } from '../../services/lookups.js';
 import type { RouteDeps } from '../app.js';
 import { presentPage, readPageRequest } from '../pagination.js';
@@ -10,6 +11,8 @@ import { readTime } from '../route-helpers.js';
 import {
   BalanceBody,
   BalanceQuery,
+  BalanceSeriesBody,
+  BalanceSeriesQuery,
   EntryBody,
   errorResponses,
   IdParams,
@@ -43,6 +46,43 @@ export function registerBalanceRoutes(app: FastifyInstance, { ctx }: RouteDeps):
         featureId: request.query.feature_id ?? null,
       });
       return presentBalance(balance);
+    },
+  );
+
+  app.get<{ Params: Static<typeof IdParams>; Querystring: Static<typeof BalanceSeriesQuery> }>(
+    '/v1/customers/:id/balance-series',
+    {
+      config: { scope: 'balance' },
+      schema: {
+        tags: ['balances'],
+        summary:
+          'Balances at evenly spaced past instants (a burn-down chart): from, from + step, … up to `to` (default now), at most 1,000 points',
+        params: IdParams,
+        querystring: BalanceSeriesQuery,
+        response: { 200: BalanceSeriesBody, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const from = readTime(request.query.from, 'from');
+      const to = request.query.to === undefined ? ctx.clock.now() : readTime(request.query.to, 'to');
+      const creditType = request.query.credit_type ?? DEFAULT_CREDIT_TYPE;
+      const series = await readBalanceSeries(ctx, {
+        key: { workspaceId: request.auth.workspaceId, customerId: request.params.id, creditType },
+        from,
+        to,
+        step: request.query.step,
+      });
+      return {
+        customer_id: request.params.id,
+        credit_type: creditType,
+        step: request.query.step,
+        points: series.map((b) => ({
+          at: formatInstant(b.at),
+          available: b.available.toString(),
+          held: b.held.toString(),
+          overage: b.overage.toString(),
+        })),
+      };
     },
   );
 

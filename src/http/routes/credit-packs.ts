@@ -6,9 +6,8 @@ import { createCreditPack } from '../../services/catalog.js';
 import { customerLockKey } from '../../services/ledger.js';
 import { requireCustomer } from '../../services/lookups.js';
 import { purchaseCreditPacks, removeAutoTopUp, setAutoTopUp } from '../../services/purchases.js';
-import { decodeCompositeKey } from '../../storage/sql/sql-store.js';
 import type { RouteDeps } from '../app.js';
-import { presentIdPage, presentPage, readIdPage, readPageRequest } from '../pagination.js';
+import { presentIdPage, presentPage, readIdPage, readPageRequest, resumeKeyOfArity } from '../pagination.js';
 import { readAutoTopUp, readCreditPack } from '../plan-input.js';
 import { presentAutoTopUp, presentCreditPack, presentPurchase } from '../plan-presenters.js';
 import {
@@ -142,7 +141,7 @@ export function registerCreditPackRoutes(app: FastifyInstance, { ctx, writer }: 
       const page = readPageRequest(request.query);
       let after: { createdAt: number; id: string } | null = null;
       if (page.after !== null) {
-        const [createdAt = '', id = ''] = decodeCompositeKey(page.after, 2);
+        const [createdAt = '', id = ''] = resumeKeyOfArity(page.after, 2);
         if (!/^-?\d{1,16}$/.test(createdAt)) {
           throw invalidRequest('cursor is not one this server issued', { field: 'cursor' });
         }

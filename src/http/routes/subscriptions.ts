@@ -80,7 +80,7 @@ export function registerSubscriptionRoutes(app: FastifyInstance, { ctx, writer }
         const plan = await reads.plans.getPlanVersion(ws, sub.planId, sub.planVersion);
         if (plan) items.push({ id: sub.id, body: presentSubscription(sub, plan, now) });
       }
-      const page = { items, nextAfter: after.length > limit ? (items.at(-1)?.id ?? null) : null };
+      const page = { items, nextAfter: after.length > limit && items.length > 0 ? [items.at(-1)!.id] : null };
       return presentIdPage(page, (item) => item.body);
     },
   );

@@ -285,4 +285,23 @@ CREATE INDEX events_by_customer_time ON events (workspace_id, customer_id, time,
 ALTER TABLE debits ADD COLUMN reversed TEXT;
 `,
   },
+  {
+    version: 5,
+    name: 'ledger checkpoints',
+    // Point-in-time reads in bounded time (see src/storage/sql/checkpoints.ts for the invariant).
+    // Independent of any other migration: it only adds two columns to balances and one table.
+    sql: `
+ALTER TABLE balances ADD COLUMN checkpoint_at BIGINT;
+ALTER TABLE balances ADD COLUMN since_checkpoint BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE ledger_checkpoints (
+  workspace_id TEXT COLLATE "C" NOT NULL,
+  customer_id TEXT COLLATE "C" NOT NULL,
+  credit_type TEXT COLLATE "C" NOT NULL,
+  at BIGINT NOT NULL,
+  seq BIGINT NOT NULL,
+  balances TEXT NOT NULL,
+  PRIMARY KEY (workspace_id, customer_id, credit_type, at, seq)
+);
+`,
+  },
 ];

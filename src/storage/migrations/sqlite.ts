@@ -283,4 +283,23 @@ CREATE INDEX events_by_customer_time ON events (workspace_id, customer_id, time,
 ALTER TABLE debits ADD COLUMN reversed TEXT;
 `,
   },
+  {
+    version: 5,
+    name: 'ledger checkpoints',
+    // Point-in-time reads in bounded time (see src/storage/sql/checkpoints.ts for the invariant).
+    // Independent of any other migration: it only adds two columns to balances and one table.
+    sql: `
+ALTER TABLE balances ADD COLUMN checkpoint_at INTEGER;
+ALTER TABLE balances ADD COLUMN since_checkpoint INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE ledger_checkpoints (
+  workspace_id TEXT NOT NULL,
+  customer_id TEXT NOT NULL,
+  credit_type TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  balances TEXT NOT NULL,
+  PRIMARY KEY (workspace_id, customer_id, credit_type, at, seq)
+) WITHOUT ROWID;
+`,
+  },
 ];

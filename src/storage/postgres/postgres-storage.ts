@@ -26,9 +26,17 @@ import {
   type HoldRow,
   holdFromRow,
 } from '../rows.js';
+import { DEFAULT_CHECKPOINT_INTERVAL } from '../sql/checkpoints.js';
 import type { SqlExecutor } from '../sql/executor.js';
 import { Q } from '../sql/queries.js';
-import { findDueLedgers, SqlReads, type SqlStatement, SqlWrites, snapshotSource } from '../sql/sql-store.js';
+import {
+  type CheckpointHead,
+  findDueLedgers,
+  SqlReads,
+  type SqlStatement,
+  SqlWrites,
+  snapshotSource,
+} from '../sql/sql-store.js';
 
 /** Options of the PostgreSQL adapter. */
 export interface PostgresStorageOptions {
@@ -40,6 +48,8 @@ export interface PostgresStorageOptions {
   readonly schema?: string;
   /** Attempts of a transaction that hit a deadlock, serialization failure or lost connection. Default 5. */
   readonly maxAttempts?: number;
+  /** Entries between ledger checkpoints (default {@link DEFAULT_CHECKPOINT_INTERVAL}); tests use tiny ones. */
+  readonly checkpointInterval?: number;
 }
 
 /** Shared SQL is written with `?`; PostgreSQL wants `$1, $2, …`. Converted once per statement text. */
@@ -254,14 +264,21 @@ class PgWrites extends SqlWrites {
     // Pack consecutive statements into CTEs under the parameter limit; packs run in order.
     let pack: SqlStatement[] = [];
     let packParams = 0;
+    // The balances upsert comes first and answers with the checkpoint bookkeeping.
+    let head: CheckpointHead | undefined;
     const flush = async () => {
-      if (pack.length === 1) await this.pg.runOnce(pack[0]!.sql, pack[0]!.params);
+      const withHead = pack[0]?.sql === Q.upsertBalances;
+      if (pack.length === 1 && withHead) {
+        [head] = await this.pg.allOnce<CheckpointHead>(pack[0]!.sql, pack[0]!.params);
+      } else if (pack.length === 1) await this.pg.runOnce(pack[0]!.sql, pack[0]!.params);
       else if (pack.length > 1) {
-        const sql = `WITH ${pack.map((st, i) => `w${i} AS (${st.sql})`).join(', ')} SELECT 1`;
-        await this.pg.runOnce(
+        const tail = withHead ? 'SELECT since_checkpoint, checkpoint_at FROM w0' : 'SELECT 1';
+        const sql = `WITH ${pack.map((st, i) => `w${i} AS (${st.sql})`).join(', ')} ${tail}`;
+        const rows = await this.pg.allOnce<CheckpointHead>(
           sql,
           pack.flatMap((st) => st.params),
         );
+        if (withHead) head = rows[0];
       }
       pack = [];
       packParams = 0;
@@ -279,6 +296,7 @@ class PgWrites extends SqlWrites {
       packParams += statement.params.length;
     }
     await flush();
+    await this.maintainCheckpoints(workspaceId, ledger, head);
   }
 }
 
@@ -342,7 +360,10 @@ export class PostgresStorage implements Storage {
     this.reads = new PgExecutor(pool);
     this.read = new PgReads(this.reads);
     this.maxAttempts = options.maxAttempts ?? 5;
+    this.checkpointInterval = options.checkpointInterval ?? DEFAULT_CHECKPOINT_INTERVAL;
   }
+
+  private readonly checkpointInterval: number;
 
   /**
    * Whether the database exists and its schema (the search path's) holds Burndown's tables;
@@ -402,7 +423,9 @@ export class PostgresStorage implements Storage {
         // One round trip: the simple protocol carries both statements. The lock id is a number
         // computed here from the key, so no client text is ever spliced into SQL.
         await client.query(begin);
-        const result = await work(new PgWrites(new PgExecutor(client), this.customers));
+        const writes = new PgWrites(new PgExecutor(client), this.customers);
+        writes.checkpointInterval = this.checkpointInterval;
+        const result = await work(writes);
         committing = true;
         await client.query('COMMIT');
         return result;

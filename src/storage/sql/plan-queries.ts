@@ -2,7 +2,7 @@ import { Amount } from '../../domain/amount/amount.js';
 import type { CreditPack, Feature, PlanVersion } from '../../domain/catalog/catalog.js';
 import type { AutoTopUp, Purchase, Subscription } from '../../domain/plans/subscription.js';
 import type { Instant } from '../../domain/time/instant.js';
-import type { Page, PlanReadOperations, PlanWriteOperations } from '../../ports/storage.js';
+import type { Page, PlanReadOperations, PlanWriteOperations, ResumeKey } from '../../ports/storage.js';
 import {
   autoTopUpFromJson,
   autoTopUpToJson,
@@ -69,7 +69,7 @@ export const PQ = {
 
 type IdBody = { id: string; body: string };
 
-function pageOf<T>(items: T[], limit: number, keyOf: (item: T) => string): Page<T> {
+function pageOf<T>(items: T[], limit: number, keyOf: (item: T) => ResumeKey): Page<T> {
   if (items.length <= limit) return { items, nextAfter: null };
   const kept = items.slice(0, limit);
   return { items: kept, nextAfter: keyOf(kept[kept.length - 1]!) };
@@ -89,7 +89,7 @@ export class PlanReads implements PlanReadOperations {
     return pageOf(
       rows.map((r) => featureFromJson(workspaceId, r.id, r.body)),
       limit,
-      (f) => f.id,
+      (f) => [f.id],
     );
   }
 
@@ -119,7 +119,7 @@ export class PlanReads implements PlanReadOperations {
     return pageOf(
       rows.map((r) => planFromJson(workspaceId, r.id, Number(r.version), r.body)),
       limit,
-      (p) => p.id,
+      (p) => [p.id],
     );
   }
 
@@ -133,7 +133,7 @@ export class PlanReads implements PlanReadOperations {
     return pageOf(
       rows.map((r) => packFromJson(workspaceId, r.id, r.body)),
       limit,
-      (p) => p.id,
+      (p) => [p.id],
     );
   }
 
@@ -208,7 +208,7 @@ export class PlanReads implements PlanReadOperations {
     return pageOf(
       rows.map((r) => purchaseFromJson(workspaceId, r.id, r.customer_id, r.body)),
       limit,
-      (p) => JSON.stringify([String(p.createdAt), p.id]),
+      (p) => [String(p.createdAt), p.id],
     );
   }
 

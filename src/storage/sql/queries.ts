@@ -23,11 +23,53 @@ export const Q = {
     'INSERT INTO credit_types (workspace_id, id, name, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING',
   getBalances:
     'SELECT issued, consumed, expired, voided, overage FROM balances WHERE workspace_id = ? AND customer_id = ? AND credit_type = ?',
-  upsertBalances: `INSERT INTO balances (workspace_id, customer_id, credit_type, issued, consumed, expired, voided, overage, updated_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+  /** Also counts the entries recorded since the last checkpoint, and answers with that count (see checkpoints.ts). */
+  upsertBalances: `INSERT INTO balances (workspace_id, customer_id, credit_type, issued, consumed, expired, voided, overage, updated_at, since_checkpoint)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT (workspace_id, customer_id, credit_type) DO UPDATE SET issued = excluded.issued,
        consumed = excluded.consumed, expired = excluded.expired, voided = excluded.voided,
-       overage = excluded.overage, updated_at = excluded.updated_at`,
+       overage = excluded.overage, updated_at = excluded.updated_at,
+       since_checkpoint = balances.since_checkpoint + excluded.since_checkpoint
+     RETURNING since_checkpoint, checkpoint_at`,
+  /** The greatest (at, seq) of a ledger: where a checkpoint written now cuts. */
+  lastEntryOfLedger: `SELECT at, seq FROM entries WHERE workspace_id = ? AND customer_id = ? AND credit_type = ?
+     ORDER BY at DESC, seq DESC LIMIT 1`,
+  putCheckpoint: `INSERT INTO ledger_checkpoints (workspace_id, customer_id, credit_type, at, seq, balances)
+     VALUES (?, ?, ?, ?, ?, ?)
+     ON CONFLICT (workspace_id, customer_id, credit_type, at, seq) DO UPDATE SET balances = excluded.balances`,
+  checkpointWritten:
+    'UPDATE balances SET checkpoint_at = ?, since_checkpoint = 0 WHERE workspace_id = ? AND customer_id = ? AND credit_type = ?',
+  checkpointsAfter: `SELECT at, seq, balances FROM ledger_checkpoints
+     WHERE workspace_id = ? AND customer_id = ? AND credit_type = ? AND at > ?`,
+  updateCheckpoint: `UPDATE ledger_checkpoints SET balances = ?
+     WHERE workspace_id = ? AND customer_id = ? AND credit_type = ? AND at = ? AND seq = ?`,
+  latestCheckpointUpTo: `SELECT at, seq, balances FROM ledger_checkpoints
+     WHERE workspace_id = ? AND customer_id = ? AND credit_type = ? AND at <= ?
+     ORDER BY at DESC, seq DESC LIMIT 1`,
+  /** The first checkpoint whose cut is after (at, seq). */
+  nextCheckpointAfter: `SELECT at, seq FROM ledger_checkpoints
+     WHERE workspace_id = ? AND customer_id = ? AND credit_type = ? AND at >= ? AND (at > ? OR seq > ?)
+     ORDER BY at, seq LIMIT 1`,
+  /** Entries after a cut (at, seq), in ledger order. */
+  entriesAfterCut: `SELECT from_account, to_account, amount, at, seq FROM entries
+     WHERE workspace_id = ? AND customer_id = ? AND credit_type = ? AND at >= ? AND (at > ? OR seq > ?)
+     ORDER BY at, seq LIMIT ?`,
+  raiseCheckpointAt: `UPDATE balances SET checkpoint_at = ?
+     WHERE workspace_id = ? AND customer_id = ? AND credit_type = ? AND (checkpoint_at IS NULL OR checkpoint_at < ?)`,
+  /**
+   * A point-in-time read in one statement (one snapshot): the latest checkpoint at or before the
+   * instant (a row with balances), then the entries after its cut up to the instant.
+   */
+  checkpointedEntriesUpTo: `WITH c AS (
+       SELECT at, seq, balances FROM ledger_checkpoints
+       WHERE workspace_id = ? AND customer_id = ? AND credit_type = ? AND at <= ?
+       ORDER BY at DESC, seq DESC LIMIT 1)
+     SELECT NULL AS from_account, NULL AS to_account, NULL AS amount, NULL AS grant_id, at, seq, balances FROM c
+     UNION ALL
+     SELECT e.from_account, e.to_account, e.amount, e.grant_id, e.at, e.seq, NULL FROM entries e
+     WHERE e.workspace_id = ? AND e.customer_id = ? AND e.credit_type = ? AND e.at <= ?
+       AND e.at >= COALESCE((SELECT at FROM c), -9007199254740991)
+       AND (e.at > COALESCE((SELECT at FROM c), -9007199254740991) OR e.seq > COALESCE((SELECT seq FROM c), -1))`,
   openGrants:
     'SELECT * FROM grants WHERE workspace_id = ? AND customer_id = ? AND credit_type = ? AND is_open = 1',
   activeHolds: `SELECT * FROM holds WHERE workspace_id = ? AND customer_id = ? AND credit_type = ? AND status = 'active'`,

@@ -5,10 +5,12 @@ import type {
   CreditLedgerSnapshot,
   ReversibleDebit,
 } from '../../domain/ledger/credit-ledger.js';
+import type { Movement } from '../../domain/ledger/point-in-time.js';
 import type { GrantState, GrantStatus, HoldState, LedgerEntry } from '../../domain/ledger/types.js';
 import type { Instant } from '../../domain/time/instant.js';
 import type {
   ApiKeyRecord,
+  CheckpointedMovements,
   CreditType,
   Customer,
   EventBurn,
@@ -25,6 +27,7 @@ import type {
   RateRecord,
   ReadOperations,
   ReconciliationSource,
+  ResumeKey,
   StoredEntry,
   StoredEvent,
   WriteOperations,
@@ -60,34 +63,30 @@ import {
   rateFromRow,
   reversedToJson,
 } from '../rows.js';
+import {
+  checkpointBalancesOf,
+  checkpointIntervalOf,
+  DEFAULT_CHECKPOINT_INTERVAL,
+  parseCheckpointBalances,
+  repairedBalances,
+} from './checkpoints.js';
 import type { SqlExecutor } from './executor.js';
 import { PlanReads, PlanWrites } from './plan-queries.js';
 import { Q } from './queries.js';
 
-/** Cursor keys made of several parts (e.g. `at` and `seq`), joined unambiguously. */
-export function encodeCompositeKey(...parts: string[]): string {
-  return JSON.stringify(parts);
+/** What the balances upsert answers: entries since the last checkpoint, and that checkpoint's instant. */
+export interface CheckpointHead {
+  readonly since_checkpoint: number | string;
+  readonly checkpoint_at: number | string | null;
 }
 
-/** Reads a cursor key back; a key this server did not make is a 400, never a 500. */
-export function decodeCompositeKey(key: string, arity: number): string[] {
-  let parts: unknown;
-  try {
-    parts = JSON.parse(key);
-  } catch {
-    parts = null;
-  }
-  if (
-    !Array.isArray(parts) ||
-    parts.length !== arity ||
-    parts.some((p) => typeof p !== 'string' || p.length > 256 || p.includes('\u0000'))
-  ) {
-    throw invalidRequest('cursor is not one this server issued', { field: 'cursor' });
-  }
-  return parts as string[];
+/** The parts of a resume key of a known shape; a key of another shape is a 400, never a 500. */
+export function resumeKeyParts(key: ResumeKey, arity: number): readonly string[] {
+  if (key.length !== arity) throw invalidRequest('cursor is not one this server issued', { field: 'cursor' });
+  return key;
 }
 
-function page<T>(rows: readonly T[], limit: number, keyOf: (row: T) => string): Page<T> {
+function page<T>(rows: readonly T[], limit: number, keyOf: (row: T) => ResumeKey): Page<T> {
   if (rows.length > limit) {
     const items = rows.slice(0, limit);
     return { items, nextAfter: keyOf(items[items.length - 1]!) };
@@ -157,9 +156,9 @@ export class SqlReads implements ReadOperations {
     req: PageRequest,
     map: (row: R) => T,
   ): Promise<Page<T>> {
-    const after = req.after === null ? '' : (decodeCompositeKey(req.after, 1)[0] ?? '');
+    const after = req.after === null ? '' : (resumeKeyParts(req.after, 1)[0] ?? '');
     const rows = await this.db.all<R>(sql, [workspaceId, after, req.limit + 1]);
-    return page(rows.map(map), req.limit, (item) => encodeCompositeKey(item.id));
+    return page(rows.map(map), req.limit, (item) => [item.id]);
   }
 
   getCustomer(workspaceId: string, customerId: string): Promise<Customer | null> {
@@ -210,14 +209,14 @@ export class SqlReads implements ReadOperations {
       params.push(...status.params);
     }
     if (req.after !== null) {
-      const [createdAt = '', id = ''] = decodeCompositeKey(req.after, 2);
+      const [createdAt = '', id = ''] = resumeKeyParts(req.after, 2);
       const at = numericPart(createdAt);
       conditions.push('(created_at > ? OR (created_at = ? AND id > ?))');
       params.push(at, at, id);
     }
     const sql = `SELECT * FROM grants WHERE ${conditions.join(' AND ')} ORDER BY created_at, id LIMIT ?`;
     const rows = await this.db.all<GrantRow>(sql, [...params, req.limit + 1]);
-    return page(rows.map(grantFromRow), req.limit, (g) => encodeCompositeKey(String(g.createdAt), g.id));
+    return page(rows.map(grantFromRow), req.limit, (g) => [String(g.createdAt), g.id]);
   }
 
   async getHold(workspaceId: string, holdId: string): Promise<HoldState | null> {
@@ -251,7 +250,7 @@ export class SqlReads implements ReadOperations {
     }
     if (req.after !== null) {
       // A newest-first cursor carries its order, so it cannot silently resume the other way.
-      const [atText = '', seqText = '', orderText] = decodeCompositeKey(req.after, desc ? 3 : 2);
+      const [atText = '', seqText = '', orderText] = resumeKeyParts(req.after, desc ? 3 : 2);
       if (desc && orderText !== 'desc')
         throw invalidRequest('cursor is not one this server issued', { field: 'cursor' });
       const at = numericPart(atText);
@@ -262,7 +261,7 @@ export class SqlReads implements ReadOperations {
     const sql = `SELECT * FROM entries WHERE ${conditions.join(' AND ')} ${order} LIMIT ?`;
     const rows = await this.db.all<EntryRow>(sql, [...params, req.limit + 1]);
     return page(rows.map(entryFromRow), req.limit, (e) =>
-      desc ? encodeCompositeKey(String(e.at), e.seq, 'desc') : encodeCompositeKey(String(e.at), e.seq),
+      desc ? [String(e.at), e.seq, 'desc'] : [String(e.at), e.seq],
     );
   }
 
@@ -273,6 +272,37 @@ export class SqlReads implements ReadOperations {
       key.creditType,
     ]);
     return row?.at === null || row?.at === undefined ? null : Number(row.at);
+  }
+
+  async checkpointedEntriesUpTo(key: LedgerKey, at: Instant): Promise<CheckpointedMovements> {
+    const params = ledgerParams(key);
+    const rows = await this.db.all<{
+      from_account: string | null;
+      to_account: string | null;
+      amount: string | null;
+      grant_id: string | null;
+      at: number | string;
+      seq: number | string;
+      balances: string | null;
+    }>(Q.checkpointedEntriesUpTo, [...params, at, ...params, at]);
+    let start: ReadonlyMap<string, bigint> = new Map();
+    let checkpointAt: Instant | null = null;
+    const movements: CheckpointedMovements['movements'][number][] = [];
+    for (const row of rows) {
+      if (row.balances !== null) {
+        start = parseCheckpointBalances(row.balances);
+        checkpointAt = Number(row.at);
+      } else {
+        movements.push({
+          at: Number(row.at),
+          fromAccount: row.from_account!,
+          toAccount: row.to_account!,
+          units: Amount.parse(String(row.amount)).units,
+          grantId: row.grant_id,
+        });
+      }
+    }
+    return { start, checkpointAt, movements };
   }
 
   async entriesUpTo(key: LedgerKey, at: Instant): Promise<StoredEntry[]> {
@@ -367,15 +397,13 @@ export class SqlReads implements ReadOperations {
     else if (query.status === 'unmetered') add('unmetered = 1');
     else if (query.status === 'duplicate') add('duplicates > 0');
     if (req.after !== null) {
-      const [timeText = '', key = ''] = decodeCompositeKey(req.after, 2);
+      const [timeText = '', key = ''] = resumeKeyParts(req.after, 2);
       const time = signedNumericPart(timeText);
       add('(time > ? OR (time = ? AND event_key > ?))', time, time, key);
     }
     const sql = `SELECT * FROM events WHERE ${conditions.join(' AND ')} ORDER BY time, event_key LIMIT ?`;
     const rows = await this.db.all<EventRow>(sql, [...params, req.limit + 1]);
-    return page(rows.map(listedEventFromRow), req.limit, (e) =>
-      encodeCompositeKey(String(e.time), e.eventKey),
-    );
+    return page(rows.map(listedEventFromRow), req.limit, (e) => [String(e.time), e.eventKey]);
   }
 
   getEvent(workspaceId: string, eventKey: string): Promise<ListedEvent | null> {
@@ -491,6 +519,7 @@ export class SqlWrites extends SqlReads implements WriteOperations {
           a.voided.toString(),
           a.overage.toString(),
           now,
+          ledger.newEntries.length,
         ],
       },
     ];
@@ -530,8 +559,116 @@ export class SqlWrites extends SqlReads implements WriteOperations {
   }
 
   async saveLedger(workspaceId: string, ledger: CreditLedger, now: Instant): Promise<void> {
-    for (const { sql, params } of this.ledgerStatements(workspaceId, ledger, now))
-      await this.db.run(sql, params);
+    const [balances, ...rest] = this.ledgerStatements(workspaceId, ledger, now);
+    const head = await this.db.get<CheckpointHead>(balances!.sql, balances!.params);
+    for (const { sql, params } of rest) await this.db.run(sql, params);
+    await this.maintainCheckpoints(workspaceId, ledger, head);
+  }
+
+  /**
+   * Fills the checkpoint gap a read at `at` fell into (a ledger older than checkpoints): from the
+   * latest checkpoint at or before `at` (or the first entry), walks at most `budget` entries in
+   * ledger order, up to the next checkpoint, writing one every interval. Each is the previous
+   * checkpoint plus the entries after it, so the invariant holds (the caller holds the ledger's
+   * lock, so no entry arrives meanwhile); `checkpoint_at` is raised so later late entries repair
+   * them. Returns how many checkpoints were written.
+   */
+  async fillCheckpointGap(key: LedgerKey, at: Instant, budget: number): Promise<number> {
+    const params = ledgerParams(key);
+    const from = await this.db.get<{ at: number | string; seq: number | string; balances: string }>(
+      Q.latestCheckpointUpTo,
+      [...params, at],
+    );
+    const balances = from ? parseCheckpointBalances(from.balances) : new Map<string, bigint>();
+    const cutAt = from ? Number(from.at) : Number.MIN_SAFE_INTEGER;
+    const cutSeq = from ? Number(from.seq) : -1;
+    const next = await this.db.get<{ at: number | string; seq: number | string }>(Q.nextCheckpointAfter, [
+      ...params,
+      cutAt,
+      cutAt,
+      cutSeq,
+    ]);
+    const rows = await this.db.all<{
+      from_account: string;
+      to_account: string;
+      amount: string;
+      at: number | string;
+      seq: number | string;
+    }>(Q.entriesAfterCut, [...params, cutAt, cutAt, cutSeq, budget]);
+    const nextAt = next ? Number(next.at) : null;
+    const nextSeq = next ? Number(next.seq) : null;
+    let walked = 0;
+    let written = 0;
+    let highest: number | null = null;
+    for (const row of rows) {
+      const rowAt = Number(row.at);
+      const rowSeq = Number(row.seq);
+      if (nextAt !== null && (rowAt > nextAt || (rowAt === nextAt && rowSeq >= nextSeq!))) break;
+      const units = Amount.parse(String(row.amount)).units;
+      balances.set(row.from_account, (balances.get(row.from_account) ?? 0n) - units);
+      balances.set(row.to_account, (balances.get(row.to_account) ?? 0n) + units);
+      if (++walked % this.checkpointInterval !== 0) continue;
+      const stored: Record<string, string> = {};
+      for (const [name, value] of balances) if (value !== 0n) stored[name] = value.toString();
+      await this.db.run(Q.putCheckpoint, [...params, row.at, row.seq, JSON.stringify(stored)]);
+      written++;
+      highest = rowAt;
+    }
+    if (highest !== null) await this.db.run(Q.raiseCheckpointAt, [highest, ...params, highest]);
+    return written;
+  }
+
+  /** Entries between checkpoints (see checkpoints.ts); tests set it small to exercise them. */
+  checkpointInterval = DEFAULT_CHECKPOINT_INTERVAL;
+
+  /**
+   * Keeps the checkpoint invariant after a ledger's entries were inserted, in the same
+   * transaction (see checkpoints.ts): repairs the checkpoints a late entry falls below, and writes
+   * a new checkpoint once enough entries were recorded since the last one.
+   */
+  protected async maintainCheckpoints(
+    workspaceId: string,
+    ledger: CreditLedger,
+    head: CheckpointHead | undefined,
+  ): Promise<void> {
+    if (!head || ledger.newEntries.length === 0) return;
+    const params = [workspaceId, ledger.customerId, ledger.creditType];
+    const checkpointAt = head.checkpoint_at === null ? null : Number(head.checkpoint_at);
+    if (checkpointAt !== null) {
+      const late: Movement[] = [];
+      for (const e of ledger.newEntries) {
+        if (e.at < checkpointAt)
+          late.push({ at: e.at, fromAccount: e.fromAccount, toAccount: e.toAccount, units: e.amount.units });
+      }
+      if (late.length > 0) {
+        const earliest = Math.min(...late.map((m) => m.at));
+        const rows = await this.db.all<{ at: number | string; seq: number | string; balances: string }>(
+          Q.checkpointsAfter,
+          [...params, earliest],
+        );
+        for (const row of rows) {
+          await this.db.run(Q.updateCheckpoint, [
+            repairedBalances(row.balances, late, Number(row.at)),
+            ...params,
+            row.at,
+            row.seq,
+          ]);
+        }
+      }
+    }
+    if (Number(head.since_checkpoint) < checkpointIntervalOf(ledger, this.checkpointInterval)) return;
+    const last = await this.db.get<{ at: number | string; seq: number | string }>(
+      Q.lastEntryOfLedger,
+      params,
+    );
+    if (!last) return;
+    await this.db.run(Q.putCheckpoint, [
+      ...params,
+      last.at,
+      last.seq,
+      JSON.stringify(checkpointBalancesOf(ledger)),
+    ]);
+    await this.db.run(Q.checkpointWritten, [last.at, ...params]);
   }
 
   async insertCustomer(c: Customer): Promise<boolean> {

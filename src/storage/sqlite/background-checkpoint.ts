@@ -1,5 +1,7 @@
-import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import type { CheckpointWorkerData } from './checkpoint-worker.js';
 
 /**
  * Runs WAL checkpoints on a worker thread with its own connection, so copying the WAL back into
@@ -11,23 +13,8 @@ export class BackgroundCheckpoint {
   private readonly worker: Worker;
 
   constructor(path: string, intervalMs = 250) {
-    const driver = createRequire(import.meta.url).resolve('better-sqlite3');
-    // Plain JavaScript evaluated in the worker, so it runs the same from dist/ and under the test runner.
-    const source = `
-      const { workerData, parentPort } = require('node:worker_threads');
-      const Database = require(workerData.driver);
-      const db = new Database(workerData.path);
-      db.pragma('busy_timeout = 5000');
-      const checkpoint = (mode) => { try { db.pragma('wal_checkpoint(' + mode + ')'); } catch {} };
-      const timer = setInterval(() => checkpoint('PASSIVE'), workerData.intervalMs);
-      parentPort.on('message', () => {
-        clearInterval(timer);
-        checkpoint('TRUNCATE');
-        db.close();
-        parentPort.postMessage('closed');
-      });
-    `;
-    this.worker = new Worker(source, { eval: true, workerData: { driver, path, intervalMs } });
+    const workerData: CheckpointWorkerData = { path, intervalMs };
+    this.worker = new Worker(checkpointWorkerUrl(), { workerData });
     this.worker.unref();
   }
 
@@ -47,4 +34,20 @@ export class BackgroundCheckpoint {
     });
     await this.worker.terminate();
   }
+}
+
+/**
+ * Where the compiled worker module is. From dist/ it sits next to this module. Under the test
+ * runner this module is the TypeScript source in src/, which a worker thread cannot load (Node 20
+ * runs no TypeScript and the runner does not transform worker threads), so the same path under
+ * dist/ is used: `npm test` builds first.
+ */
+export function checkpointWorkerUrl(moduleUrl: string = import.meta.url): URL {
+  const beside = new URL('./checkpoint-worker.js', moduleUrl);
+  if (!moduleUrl.endsWith('.ts')) return beside;
+  const compiled = new URL(beside.href.replace(/\/src\/(?!.*\/src\/)/, '/dist/'));
+  if (!existsSync(fileURLToPath(compiled))) {
+    throw new Error(`${fileURLToPath(compiled)} is missing: run \`npm run build\` before the tests`);
+  }
+  return compiled;
 }

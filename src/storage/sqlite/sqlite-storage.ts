@@ -31,6 +31,8 @@ export interface SqliteStorageOptions extends GroupCommitOptions {
    * loss. Anything weaker is only for throwaway test databases.
    */
   readonly synchronous?: 'FULL' | 'NORMAL' | 'OFF';
+  /** Entries between ledger checkpoints (default 128, see src/storage/sql/checkpoints.ts); tests use tiny ones. */
+  readonly checkpointInterval?: number;
 }
 
 /** The shared writes, served from a write-through cache of ledgers and customers where it can. */
@@ -158,7 +160,9 @@ export class SqliteStorage implements Storage {
     this.path = options.path;
     const writerExecutor = new SqliteExecutor(writer);
     const cache = new LedgerCache(dataVersionOf(writer));
-    this.writes = new CachedSqliteWrites(writerExecutor, cache);
+    const writes = new CachedSqliteWrites(writerExecutor, cache);
+    if (options.checkpointInterval !== undefined) writes.checkpointInterval = options.checkpointInterval;
+    this.writes = writes;
     this.readerExecutor = reader === writer ? writerExecutor : new SqliteExecutor(reader);
     this.read =
       reader === writer ? this.writes : new CachedSqliteReads(this.readerExecutor, dataVersionOf(reader));
@@ -197,6 +201,18 @@ export class SqliteStorage implements Storage {
     const reader = inMemory ? writer : new BetterSqlite3(options.path, { readonly: true });
     if (!inMemory) reader.pragma('busy_timeout = 10000');
     return new SqliteStorage(writer, reader, options, checkpoint);
+  }
+
+  /**
+   * The durability settings in force on the writer connection, read from SQLite itself (not from
+   * the options): `journalMode` `wal` and `synchronous` 2 (FULL) mean every acknowledged commit's
+   * WAL frames were fsync'd. A crash test cannot see a missing fsync, so this is what tests check.
+   */
+  durability(): { readonly journalMode: string; readonly synchronous: number } {
+    return {
+      journalMode: String(this.writer.pragma('journal_mode', { simple: true })),
+      synchronous: Number(this.writer.pragma('synchronous', { simple: true })),
+    };
   }
 
   write<T>(_lockKey: string | readonly string[], work: (tx: WriteOperations) => Promise<T>): Promise<T> {

@@ -1,9 +1,10 @@
-import { formatInstant } from '../time/instant.js';
-import type { BalanceView } from './types.js';
+import type { BalanceView } from '../domain/ledger/types.js';
+import { formatInstant } from '../domain/time/instant.js';
 
 /**
- * A balance in the JSON shape of API.md. Lives with the domain, not the HTTP layer, because the
- * CLI prints the very same shape (`burndown balance`) and must not depend on the transport.
+ * A balance as the documented JSON document (snake_case, decimal strings, RFC 3339 instants).
+ * It lives here, not in `http/`, because two adapters print it: the HTTP API answers with it and
+ * `burndown balance` on the command line writes it, and the CLI must not depend on the transport.
  */
 export function presentBalance(b: BalanceView) {
   return {
