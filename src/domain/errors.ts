@@ -1,6 +1,6 @@
 /**
  * The closed set of error codes Burndown answers with. The codes are part of the public contract
- * (API.md): clients branch on them, so they are never renamed. The HTTP status of each code lives
+ * (docs/api.md): clients branch on them, so they are never renamed. The HTTP status of each code lives
  * in the transport (`http/error-status.ts`), which must map every one of them.
  */
 export const ErrorCode = {

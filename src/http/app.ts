@@ -195,10 +195,10 @@ export function toBurndownError(error: unknown): BurndownError {
   return new BurndownError(ErrorCode.internalError, 'internal error', {}, { cause: error });
 }
 
-/** Builds the HTTP app: auth, errors, OpenAPI and the routes of API.md. Does not listen. */
+/** Builds the HTTP app: auth, errors, OpenAPI and the routes of docs/api.md. Does not listen. */
 export async function buildApp(ctx: ServiceContext, options: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
-    // Ids may be 128 characters (API.md); the router's default limit is 100.
+    // Ids may be 128 characters (docs/api.md); the router's default limit is 100.
     routerOptions: { maxParamLength: 512 },
     // Errors the router raises before any hook (bad percent-encoding, …) get the envelope too.
     frameworkErrors: (error, _request, reply) => {

@@ -5,7 +5,7 @@ import { formatInstant, type Instant } from '../domain/time/instant.js';
 import type { CreditType, Customer, StoredEntry } from '../ports/storage.js';
 import { presentBalance } from '../services/balance-document.js';
 
-/** Domain objects to the JSON shapes of API.md. Amounts become canonical decimal strings here. */
+/** Domain objects to the JSON shapes of docs/api.md. Amounts become canonical decimal strings here. */
 
 // The balance shape is shared with the CLI, so it lives outside the transport.
 export { presentBalance };

@@ -60,7 +60,7 @@ class ProgressCounter {
 }
 
 /**
- * Replays every entry and proves DESIGN.md's invariants: (a) every cached account balance equals
+ * Replays every entry and proves docs/design.md's invariants: (a) every cached account balance equals
  * the sum of its entries, (b) all entries sum to zero, (c) no grant's remaining is below zero
  * or above its amount; (e) no debit or capture has more reversed than it burned, in total or per
  * part, and the `reversal` entries of each reversal add up to what its debit records. Streams the
@@ -247,7 +247,7 @@ async function checkReversals(
 }
 
 /**
- * DESIGN.md Finance (d): every stored event that a rate matched when it arrived (or that a
+ * docs/design.md Finance (d): every stored event that a rate matched when it arrived (or that a
  * backfill applied the rate to) has exactly one burn by that rate, and no burn lacks its event.
  * Events and burns are both read in (workspace, event key) order and merged, so memory stays flat.
  */

@@ -2,10 +2,10 @@
  * Model-based test of the pure ledger engine (CreditLedger).
  *
  * Random command sequences (grants, debits, holds, captures, releases, voids and clock moves) run
- * against the engine and against a deliberately naive reference model written from DESIGN.md /
- * API.md with plain bigint arithmetic. The model shares no code with the engine (not even the
+ * against the engine and against a deliberately naive reference model written from docs/design.md /
+ * docs/api.md with plain bigint arithmetic. The model shares no code with the engine (not even the
  * burn-down comparator): it keeps two numbers per grant (available, held), a debt and a list of
- * holds, and it applies due events one at a time by rescanning its state. Where DESIGN.md leaves a
+ * holds, and it applies due events one at a time by rescanning its state. Where docs/design.md leaves a
  * tie open, the model follows the engine's stated convention: events due at the same instant apply
  * hold expiries first, then grant expiries, then activations, each kind in id order.
  *
@@ -99,7 +99,7 @@ interface MDebit {
   overage: bigint;
 }
 
-/** DESIGN.md order, written independently: key tuple (priority, expiry or +∞, effective_at, id). */
+/** docs/design.md order, written independently: key tuple (priority, expiry or +∞, effective_at, id). */
 function modelOrder(a: MGrant, b: MGrant): number {
   const ka: [number, number, number] = [a.priority, a.expiresAt ?? Number.POSITIVE_INFINITY, a.effectiveAt];
   const kb: [number, number, number] = [b.priority, b.expiresAt ?? Number.POSITIVE_INFINITY, b.effectiveAt];
@@ -1386,7 +1386,7 @@ describe('CreditLedger against a reference model', () => {
 });
 
 // ---------------------------------------------------------------------------------------------
-// A few fixed scenarios from DESIGN.md / API.md, as readable regressions
+// A few fixed scenarios from docs/design.md / docs/api.md, as readable regressions
 // ---------------------------------------------------------------------------------------------
 
 describe('CreditLedger scenarios', () => {

@@ -7,7 +7,7 @@ import { amount, entriesByRef, expectReconcileOk, readLedger, sum, units } from 
  * CloudEvents 1.0 over HTTP against a real server, with the official JavaScript SDK as the
  * client: structured mode (`HTTP.structured`), binary mode (`HTTP.binary`), batched mode (the SDK
  * parses batches but has no batch serializer, so the batch is a JSON array of the SDK's events,
- * checked by the SDK's own `HTTP.toEvent`) and the SDK's emitter. API.md: `subject` is the
+ * checked by the SDK's own `HTTP.toEvent`) and the SDK's emitter. docs/api.md: `subject` is the
  * customer, `source` + `id` identify the event, `time` and `data` feed the meter, malformed
  * events are refused one by one (`invalid_event` at their index) and the rest is kept.
  */

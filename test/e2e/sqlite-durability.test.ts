@@ -1,5 +1,5 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { requireBuiltCli, ServerProcess } from './server-process.js';
+import { E2E_API_KEY, requireBuiltCli, ServerProcess } from './server-process.js';
 
 /**
  * The running SQLite server commits durably: WAL and `synchronous=FULL` on its writer connection,
@@ -16,7 +16,9 @@ describe('e2e: the SQLite server runs with WAL and synchronous=FULL', () => {
 
   it('reports journal_mode=wal and synchronous=2 (FULL) from the live writer connection', async () => {
     server = await ServerProcess.start();
-    const response = await fetch(`${server.url}/metrics`);
+    const response = await fetch(`${server.url}/metrics`, {
+      headers: { authorization: `Bearer ${E2E_API_KEY}` },
+    });
     expect(response.status).toBe(200);
     const text = await response.text();
     expect(text).toMatch(/^burndown_sqlite_wal 1$/m);

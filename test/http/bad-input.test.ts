@@ -5,7 +5,7 @@ import { BAD_AMOUNTS, dumpDatabase, expectErrorEnvelope } from '../fixtures/bad-
 import { createTestApp, TEST_API_KEY, type TestApp } from '../fixtures/harness.js';
 
 /**
- * Bad input on every endpoint of API.md (Customers … Balance and ledger): each refusal must carry
+ * Bad input on every endpoint of docs/api.md (Customers … Balance and ledger): each refusal must carry
  * the documented status and code in the contract's error envelope, and must change nothing
  * ("A failed request changes nothing"). One app serves every case; each case snapshots the
  * observable state (and the raw database) right before and right after its request. Features,
@@ -1289,7 +1289,7 @@ describe('bad input on every endpoint: documented error envelope, nothing writte
     expectErrorEnvelope(await t.get('/v1/nothing-here'), 404, 'not_found');
   });
 
-  it('a customer id with every punctuation character API.md allows works in paths', async () => {
+  it('a customer id with every punctuation character docs/api.md allows works in paths', async () => {
     const id = 'org:acme.eu-1_x';
     expect((await t.post('/v1/customers', { id })).statusCode).toBe(201);
     const got = await t.get(`/v1/customers/${id}`);
@@ -1299,7 +1299,7 @@ describe('bad input on every endpoint: documented error envelope, nothing writte
     expect((await t.get(`/v1/customers/${id}/balance`)).json().available).toBe('3');
   });
 
-  it('a customer id of 128 characters (the maximum API.md allows) works in every path', async () => {
+  it('a customer id of 128 characters (the maximum docs/api.md allows) works in every path', async () => {
     const id = `c${'x'.repeat(127)}`;
     expect(id).toMatch(/^[A-Za-z0-9._:-]{1,128}$/);
     const created = await t.post('/v1/customers', { id });

@@ -251,7 +251,7 @@ describe.each(DIALECTS)('extreme input ($name)', (dialect) => {
           data: deepText(10_000),
         }),
       }),
-      202,
+      400,
     );
     expect(ce.rejected).toEqual([{ index: 0, error: expect.objectContaining({ code: 'invalid_event' }) }]);
     expect((await t.get('/v1/customers/acme/balance')).json().available).toBe('993');

@@ -4,7 +4,7 @@ import { hashApiKey } from '../../src/services/api-keys.js';
 import { createTestApp, type TestApp } from '../fixtures/harness.js';
 
 /**
- * Idempotency-Key semantics of API.md (Conventions): the first response to a key (success or a
+ * Idempotency-Key semantics of docs/api.md (Conventions): the first response to a key (success or a
  * business refusal, not a 400 or 5xx) is stored; the same request again gets that status and
  * body back with `Idempotent-Replayed: true` and writes nothing; another request with the key is
  * a 422 `idempotency_key_reused`; a duplicate still running is a 409 `request_in_progress`.
@@ -443,7 +443,7 @@ describe('Idempotency-Key', () => {
   });
 
   it('a key is any 1 to 255 characters: interior spaces and other visible characters are accepted', async () => {
-    // API.md only bounds the length; a space is a valid character of an HTTP field value.
+    // docs/api.md only bounds the length; a space is a valid character of an HTTP field value.
     for (const k of ['order 42 attempt 1', 'a:b/c?d=e&f#g', '"quoted"', '{"json":true}']) {
       const res = await t.post('/v1/customers/acme/debits', { amount: '1' }, key(k));
       expect(res.statusCode, `${k}: ${res.payload}`).toBe(201);

@@ -3,8 +3,8 @@ import { reconcileLedger } from '../../src/services/reconcile.js';
 import { createTestApp, type TestApp } from '../fixtures/harness.js';
 
 /*
- * Metering and rating over HTTP against the contract (API.md "Usage events", "Meters", "Rates";
- * DESIGN.md "Metering and rating", Finance (d)). Every test ends with a passing reconciliation.
+ * Metering and rating over HTTP against the contract (docs/api.md "Usage events", "Meters", "Rates";
+ * docs/design.md "Metering and rating", Finance (d)). Every test ends with a passing reconciliation.
  */
 
 interface LedgerEntry {

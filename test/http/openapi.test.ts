@@ -10,7 +10,7 @@ describe('OpenAPI document', () => {
     await t.close();
   });
 
-  it('documents every public route of API.md, with the schemas that validate it', async () => {
+  it('documents every public route of docs/api.md, with the schemas that validate it', async () => {
     const res = await t.get('/openapi.json', { authorization: '' });
     expect(res.statusCode).toBe(200);
     const doc = res.json();

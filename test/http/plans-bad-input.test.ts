@@ -5,7 +5,7 @@ import { BAD_AMOUNTS, dumpDatabase, expectErrorEnvelope } from '../fixtures/bad-
 import { createTestApp, TEST_API_KEY, type TestApp } from '../fixtures/harness.js';
 
 /**
- * Bad input on the endpoints of API.md "Features, plans, subscriptions, packs" and "Check", and on
+ * Bad input on the endpoints of docs/api.md "Features, plans, subscriptions, packs" and "Check", and on
  * the feature fields of debits, holds and balances: each refusal must carry the documented status
  * and code in the contract's error envelope, and must change nothing ("A failed request changes
  * nothing"). Same pattern as bad-input.test.ts: one app serves every case; each case snapshots the

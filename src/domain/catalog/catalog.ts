@@ -2,7 +2,7 @@ import type { Amount } from '../amount/amount.js';
 import type { Instant } from '../time/instant.js';
 import type { Period } from '../time/periods.js';
 
-/** What a customer can be entitled to (DESIGN.md "Plans, allowances and resets"). */
+/** What a customer can be entitled to (docs/design.md "Plans, allowances and resets"). */
 export type FeatureType = 'boolean' | 'metered' | 'config';
 export const FEATURE_TYPES: readonly FeatureType[] = ['boolean', 'metered', 'config'];
 

@@ -1,7 +1,7 @@
 import { Amount } from '../amount/amount.js';
 import type { Entitlement, Feature } from '../catalog/catalog.js';
 
-/** Why a check answered as it did (API.md "Check"). */
+/** Why a check answered as it did (docs/api.md "Check"). */
 export type CheckReason = 'ok' | 'insufficient_credits' | 'no_entitlement' | 'limit_reached';
 
 /** Everything a check decides on, gathered by the caller (no I/O here). */

@@ -2,7 +2,7 @@ import type { Instant } from '../time/instant.js';
 import type { GrantState, GrantStatus } from './types.js';
 
 /**
- * The burn-down order (DESIGN.md): lower priority first, then the grant expiring soonest (no
+ * The burn-down order (docs/design.md): lower priority first, then the grant expiring soonest (no
  * expiry last), then the older `effective_at`, then the id, so the order is total and the same on
  * every run and every storage backend.
  */
