@@ -640,6 +640,17 @@ for (const dialect of DIALECTS) {
           expect(report.failures.map((f) => f.message).join('\n')).toMatch(
             /back to grt_.*which gave 4[\s\S]*entries of/,
           );
+          // A refund of paid overage to a grant that never paid debt is caught too.
+          const refunded = {
+            ...stored,
+            overage: '1',
+            grants: [],
+            paid: stored.grants.map(([g]) => [g, '1']),
+          };
+          db.prepare('UPDATE debits SET reversed = ? WHERE id = ?').run(JSON.stringify(refunded), d.id);
+          const messages = (await reconcileLedger(t.storage)).failures.map((f) => f.message).join('\n');
+          expect(messages).toMatch(/overage reversed 1/);
+          expect(messages).toMatch(/grant grt_\S+ was refunded 1 of paid overage but paid 0/);
           db.prepare('UPDATE debits SET reversed = ? WHERE id = ?').run(original, d.id);
         },
       );
