@@ -38,8 +38,10 @@ async function openLedgerForCorrection(
   grantIds: readonly string[],
   now: Instant,
 ): Promise<CreditLedger> {
-  const history = await tx.settlementHistoryOf(key);
   const ledger = await openCustomerLedger(ctx, tx, key, now);
+  // Read once the ledger is open (its writers serialised); what opening recorded is not stored
+  // yet, and loadSettlements adds it.
+  const history = await tx.settlementHistoryOf(key);
   await loadGrants(
     tx,
     ledger,
