@@ -5,6 +5,7 @@ import type {
   CreditLedgerSnapshot,
   DebitRecord,
   ReversibleDebit,
+  SettlementHistory,
 } from '../domain/ledger/credit-ledger.js';
 import type { Movement } from '../domain/ledger/point-in-time.js';
 import type { GrantState, GrantStatus, HoldState, LedgerEntry } from '../domain/ledger/types.js';
@@ -323,6 +324,11 @@ export interface ReadOperations {
   burnsOfEvents(workspaceId: string, eventKeys: readonly string[]): Awaitable<readonly EventBurn[]>;
   /** A debit or capture with what has been reversed of it. */
   getDebit(workspaceId: string, debitId: string): Awaitable<ReversibleDebit | null>;
+  /**
+   * What the grants of a ledger paid in overage debt (its `overage_settled` entries, oldest first)
+   * and what reversals refunded to each as paid overage (read by corrections only).
+   */
+  settlementHistoryOf(key: LedgerKey): Awaitable<SettlementHistory>;
   /** Several debits at once (any order; unknown ids are left out). */
   getDebits(workspaceId: string, debitIds: readonly string[]): Awaitable<readonly ReversibleDebit[]>;
   /** A customer's usage of a rate in a rating period (zero when none). */

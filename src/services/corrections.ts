@@ -26,11 +26,12 @@ export function requireReason(reason: string | undefined): string {
 }
 
 /**
- * Opens the ledger of `key` with every grant `grantIds` names loaded, depleted ones too (a
- * reversal returns credits to them), then applies what is due again so that a loaded grant past
- * its expiry is closed before anything returns to it.
+ * Opens the ledger of `key` for corrections: every grant `grantIds` names and every grant that
+ * paid overage debt loaded, depleted ones too (a reversal returns credits to them), what is due
+ * applied again (a loaded grant past its expiry is closed before anything returns to it), and the
+ * settlement history loaded (what paid overage may be refunded to which grant).
  */
-async function openLedgerWithGrants(
+async function openLedgerForCorrection(
   ctx: ServiceContext,
   tx: WriteOperations,
   key: LedgerKey,
@@ -38,10 +39,31 @@ async function openLedgerWithGrants(
   now: Instant,
 ): Promise<CreditLedger> {
   const ledger = await openCustomerLedger(ctx, tx, key, now);
-  const missing = grantIds.filter((id) => !ledger.grants.has(id));
-  for (const grant of await tx.getGrantsByIds(key.workspaceId, missing)) ledger.grants.set(grant.id, grant);
-  ledger.advanceTo(now);
+  // Read once the ledger is open (its writers serialised); what opening recorded is not stored
+  // yet, and loadSettlements adds it.
+  const history = await tx.settlementHistoryOf(key);
+  await loadGrants(
+    tx,
+    ledger,
+    key.workspaceId,
+    [...grantIds, ...history.settlements.map((s) => s.grantId)],
+    now,
+  );
+  ledger.loadSettlements(history);
   return ledger;
+}
+
+/** Loads the grants of `grantIds` the ledger does not hold yet, then applies what is due. */
+async function loadGrants(
+  tx: WriteOperations,
+  ledger: CreditLedger,
+  workspaceId: string,
+  grantIds: readonly string[],
+  now: Instant,
+): Promise<void> {
+  const missing = [...new Set(grantIds)].filter((id) => !ledger.grants.has(id));
+  for (const grant of await tx.getGrantsByIds(workspaceId, missing)) ledger.grants.set(grant.id, grant);
+  ledger.advanceTo(now);
 }
 
 /**
@@ -59,10 +81,21 @@ export async function reverseDebit(
   if (!target) throw notFound('debit', input.debitId);
   const key = { workspaceId, customerId: target.debit.customerId, creditType: target.debit.creditType };
   const grantIds = target.debit.drawdowns.map((d) => d.grantId);
-  const ledger = await openLedgerWithGrants(ctx, tx, key, grantIds, now);
+  const ledger = await openLedgerForCorrection(ctx, tx, key, grantIds, now);
   const outcome = ledger.reverse({ target, amount: input.amount, reason: input.reason }, now);
   if ('refused' in outcome) return outcome;
   await persistLedger(tx, workspaceId, ledger, now);
+  const { featureId } = target.debit;
+  if (featureId !== null && outcome.quantityReturned?.isPositive()) {
+    // The use goes back to the usage counter of the period it was counted in (the debit's time).
+    await recordFeatureUsage(ctx, tx, {
+      workspaceId,
+      customerId: target.debit.customerId,
+      featureId,
+      uses: [{ at: target.debit.createdAt, quantity: outcome.quantityReturned }],
+      giveBack: true,
+    });
+  }
   return { reversal: outcome, balance: ledger.balance(now) };
 }
 
@@ -94,7 +127,7 @@ export async function reverseEvent(
     let ledger = ledgers.get(creditType);
     const grantIds = target.debit.drawdowns.map((d) => d.grantId);
     if (!ledger) {
-      ledger = await openLedgerWithGrants(
+      ledger = await openLedgerForCorrection(
         ctx,
         tx,
         { workspaceId, customerId: event.customerId, creditType },
@@ -103,9 +136,7 @@ export async function reverseEvent(
       );
       ledgers.set(creditType, ledger);
     } else {
-      const missing = grantIds.filter((id) => !ledger!.grants.has(id));
-      for (const grant of await tx.getGrantsByIds(workspaceId, missing)) ledger.grants.set(grant.id, grant);
-      ledger.advanceTo(now);
+      await loadGrants(tx, ledger, workspaceId, grantIds, now);
     }
     if (!ledger.reversibleOf(target).isPositive()) continue;
     const outcome = ledger.reverse({ target, amount: null, reason: input.reason }, now);

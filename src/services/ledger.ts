@@ -174,7 +174,9 @@ export async function debitCredits(
 ): Promise<{ debit: DebitRecord; balance: BalanceView } | InsufficientCredits> {
   const { key, now } = input;
   const featureId = input.featureId ?? null;
-  const burned = await burn(ctx, tx, key, featureId, now, (ledger) => ledger.debit(input, now));
+  const burned = await burn(ctx, tx, key, featureId, now, (ledger) =>
+    ledger.debit({ ...input, quantity: featureId === null ? null : (input.quantity ?? Amount.of('1')) }, now),
+  );
   if ('refused' in burned) return burned;
   const { ledger, outcome } = burned;
   if (featureId !== null) {

@@ -63,7 +63,9 @@ class ProgressCounter {
  * Replays every entry and proves docs/design.md's invariants: (a) every cached account balance equals
  * the sum of its entries, (b) all entries sum to zero, (c) no grant's remaining is below zero
  * or above its amount; (e) no debit or capture has more reversed than it burned, in total or per
- * part, and the `reversal` entries of each reversal add up to what its debit records. Streams the
+ * part, and the `reversal` entries of each reversal add up to what its debit records; overage
+ * already paid that reversals refunded to a grant never exceeds what that grant paid in
+ * `overage_settled` entries, and no debit gave back more usage than its quantity. Streams the
  * ledger; memory grows with the number of accounts (and reversals) only.
  */
 export function reconcileLedger(
@@ -83,6 +85,8 @@ async function reconcileSnapshot(
   const sums = new Map<string, bigint>();
   /** Σ of `reversal` entries per (workspace, reversal id). */
   const reversalSums = new Map<string, bigint>();
+  /** Σ of `overage_settled` entries per (workspace, customer, credit type, grant). */
+  const settledSums = new Map<string, bigint>();
   let entryCount = 0;
   let malformed = 0;
   for await (const e of storage.allEntries()) {
@@ -97,6 +101,10 @@ async function reconcileSnapshot(
     if (e.type === 'reversal') {
       const k = key(e.workspaceId, e.ref ?? '');
       reversalSums.set(k, (reversalSums.get(k) ?? 0n) + e.amount.units);
+    }
+    if (e.type === 'overage_settled') {
+      const k = key(e.workspaceId, e.customerId, e.creditType, e.grantId ?? '');
+      settledSums.set(k, (settledSums.get(k) ?? 0n) + e.amount.units);
     }
   }
   const failures: ReconciliationFailure[] = [];
@@ -196,7 +204,7 @@ async function reconcileSnapshot(
       message: `entries do not sum to zero (off by ${grandTotal} units; ${malformed} entries with a non-positive amount)`,
     });
   }
-  await checkReversals(storage, inScope, reversalSums, failures);
+  await checkReversals(storage, inScope, reversalSums, settledSums, failures);
   const events = await checkEventBurns(storage, inScope, failures, () => progress.row('events'));
   return {
     ok: failures.length === 0,
@@ -213,8 +221,11 @@ async function checkReversals(
   storage: ReconciliationSource,
   inScope: (workspaceId: string) => boolean,
   reversalSums: Map<string, bigint>,
+  settledSums: Map<string, bigint>,
   failures: ReconciliationFailure[],
 ): Promise<void> {
+  /** Σ of paid overage refunded per (workspace, customer, credit type, grant). */
+  const refundedSums = new Map<string, bigint>();
   const fail = (workspaceId: string, customerId: string | null, creditType: string | null, message: string) =>
     failures.push({ check: 'reversal_bounds', workspaceId, customerId, creditType, account: null, message });
   for await (const { workspaceId, debit, reversed } of storage.allReversedDebits()) {
@@ -225,6 +236,15 @@ async function checkReversals(
       const drawn = debit.drawdowns.find((d) => d.grantId === grantId)?.amount ?? Amount.ZERO;
       if (amount.greaterThan(drawn)) problems.push(`${amount} back to ${grantId}, which gave ${drawn}`);
     }
+    const paidBack = Amount.sum(reversed.paidBack.values());
+    if (paidBack.greaterThan(reversed.overage))
+      problems.push(`paid overage refunded ${paidBack} exceeds the overage reversed ${reversed.overage}`);
+    for (const [grantId, amount] of reversed.paidBack) {
+      const k = key(workspaceId, debit.customerId, debit.creditType, grantId);
+      refundedSums.set(k, (refundedSums.get(k) ?? 0n) + amount.units);
+    }
+    if (reversed.quantity.greaterThan(debit.quantity ?? Amount.ZERO))
+      problems.push(`usage given back ${reversed.quantity} exceeds its quantity ${debit.quantity ?? 'none'}`);
     const parts = Amount.sum([reversed.overage, ...reversed.byGrant.values()]);
     const history = Amount.sum(reversed.history.map((r) => r.amount));
     if (!parts.equals(history)) problems.push(`parts ${parts} differ from its reversals ${history}`);
@@ -238,6 +258,17 @@ async function checkReversals(
     for (const problem of problems) {
       fail(workspaceId, debit.customerId, debit.creditType, `debit ${debit.id}: ${problem}`);
     }
+  }
+  for (const [k, units] of refundedSums) {
+    const settled = settledSums.get(k) ?? 0n;
+    const [workspaceId = '', customerId = '', creditType = '', grantId = ''] = k.split('\u0000');
+    if (units > settled)
+      fail(
+        workspaceId,
+        customerId,
+        creditType,
+        `grant ${grantId} was refunded ${Amount.fromUnits(units)} of paid overage but paid ${Amount.fromUnits(settled)}`,
+      );
   }
   for (const [k, units] of reversalSums) {
     const [workspaceId = '', id = ''] = k.split('\u0000');

@@ -244,6 +244,7 @@ export interface DebitRow {
   description: string | null;
   metadata: string;
   feature_id: string | null;
+  quantity: string | null;
   reversed: string | null;
 }
 
@@ -259,6 +260,7 @@ export function debitFromRow(row: DebitRow): ReversibleDebit {
       overage: Amount.parse(String(row.overage)),
       holdId: row.hold_id,
       featureId: row.feature_id,
+      quantity: row.quantity === null ? null : Amount.parse(String(row.quantity)),
       createdAt: Number(row.created_at),
       description: row.description,
       metadata: JSON.parse(row.metadata) as Record<string, unknown>,
@@ -268,27 +270,41 @@ export function debitFromRow(row: DebitRow): ReversibleDebit {
 }
 
 /**
- * `{"overage": "…", "grants": [[grantId, "…"], …], "history": [[id, "…", reason, at], …]}`: the
- * reversed parts of a debit and its reversals.
+ * `{"overage": "…", "grants": [[grantId, "…"], …], "paid": [[grantId, "…"], …], "quantity": "…",
+ * "history": [[id, "…", reason, at], …]}`: the reversed parts of a debit (`paid`: overage already
+ * paid, refunded per grant; `quantity`: usage given back) and its reversals.
  */
 export function reversedToJson(reversed: DebitReversed): string {
   return JSON.stringify({
     overage: reversed.overage.toString(),
     grants: [...reversed.byGrant].map(([grantId, amount]) => [grantId, amount.toString()]),
+    paid: [...reversed.paidBack].map(([grantId, amount]) => [grantId, amount.toString()]),
+    quantity: reversed.quantity.toString(),
     history: reversed.history.map((r) => [r.id, r.amount.toString(), r.reason, r.at]),
   });
 }
 
-function reversedFromJson(text: string | null): DebitReversed {
-  if (text === null) return { overage: Amount.ZERO, byGrant: new Map(), history: [] };
+export function reversedFromJson(text: string | null): DebitReversed {
+  if (text === null)
+    return {
+      overage: Amount.ZERO,
+      byGrant: new Map(),
+      paidBack: new Map(),
+      quantity: Amount.ZERO,
+      history: [],
+    };
   const parsed = JSON.parse(text) as {
     overage: string;
     grants: [string, string][];
+    paid?: [string, string][];
+    quantity?: string;
     history: [string, string, string, number][];
   };
   return {
     overage: Amount.parse(parsed.overage),
     byGrant: new Map(parsed.grants.map(([grantId, amount]) => [grantId, Amount.parse(amount)])),
+    paidBack: new Map((parsed.paid ?? []).map(([grantId, amount]) => [grantId, Amount.parse(amount)])),
+    quantity: parsed.quantity === undefined ? Amount.ZERO : Amount.parse(parsed.quantity),
     history: parsed.history.map(([id, amount, reason, at]) => ({
       id,
       amount: Amount.parse(amount),
@@ -311,6 +327,7 @@ export const DEBIT_COLUMNS = [
   'description',
   'metadata',
   'feature_id',
+  'quantity',
 ] as const;
 
 export function debitToParams(workspaceId: string, d: DebitRecord): unknown[] {
@@ -327,6 +344,7 @@ export function debitToParams(workspaceId: string, d: DebitRecord): unknown[] {
     d.description,
     JSON.stringify(d.metadata),
     d.featureId,
+    d.quantity === null ? null : d.quantity.toString(),
   ];
 }
 

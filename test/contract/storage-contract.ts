@@ -471,7 +471,13 @@ export function describeStorageContract(dialect: string, open: () => Promise<Sto
       const debit = await act(T0, (l) => l.debit({ amount: Amount.parse('6'), allowOverage: false }, T0));
       if ('refused' in debit) throw new Error('refused');
       const stored = await storage.read.getDebit('ws1', debit.id);
-      expect(stored?.reversed).toEqual({ overage: Amount.ZERO, byGrant: new Map(), history: [] });
+      expect(stored?.reversed).toEqual({
+        overage: Amount.ZERO,
+        byGrant: new Map(),
+        paidBack: new Map(),
+        quantity: Amount.ZERO,
+        history: [],
+      });
       await act(T0 + 1, (l) => {
         const outcome = l.reverse({ target: stored!, amount: Amount.parse('2.5'), reason: 'why' }, T0 + 1);
         expect('refused' in outcome).toBe(false);
@@ -482,6 +488,54 @@ export function describeStorageContract(dialect: string, open: () => Promise<Sto
         ['2.5', 'why', T0 + 1],
       ]);
       expect((await storage.read.loadLedger(key)).grants[0]?.available.toString()).toBe('6.5');
+      expect((await reconcileLedger(storage)).failures).toEqual([]);
+    });
+
+    it("stores a debit's quantity, the settlement history corrections read, and paid overage refunded", async () => {
+      const debit = await act(T0, (l) =>
+        l.debit(
+          { amount: Amount.parse('3'), allowOverage: true, featureId: 'f', quantity: Amount.parse('2.5') },
+          T0,
+        ),
+      );
+      if ('refused' in debit) throw new Error('refused');
+      const g1 = await act(T0 + 1, (l) => l.grant(grantInput('2'), T0 + 1)); // pays 2 of the 3 owed
+      const g2 = await act(T0 + 2, (l) => l.grant(grantInput('5'), T0 + 2)); // pays 1
+      const stored = await storage.read.getDebit('ws1', debit.id);
+      expect(stored?.debit.quantity?.toString()).toBe('2.5');
+      expect(stored?.debit.featureId).toBe('f');
+      const history = await storage.write('acme', async (tx) => await tx.settlementHistoryOf(key));
+      expect(history.settlements.map((s) => [s.grantId, s.amount.toString()])).toEqual([
+        [g1.id, '2'],
+        [g2.id, '1'],
+      ]);
+      expect(history.refunded.size).toBe(0);
+      await storage.write('acme', async (tx) => {
+        const ledger = new CreditLedger(await tx.loadLedgerForUpdate(key), ids);
+        for (const g of await tx.getGrantsByIds('ws1', [g1.id])) ledger.grants.set(g.id, g);
+        ledger.advanceTo(T0 + 3);
+        ledger.loadSettlements(await tx.settlementHistoryOf(key));
+        const outcome = ledger.reverse({ target: stored!, amount: Amount.parse('2'), reason: 'why' }, T0 + 3);
+        if ('refused' in outcome) throw new Error('refused');
+        expect(outcome.parts.map((p) => [p.kind, p.grantId, p.amount.toString()])).toEqual([
+          ['paid_overage', g2.id, '1'],
+          ['paid_overage', g1.id, '1'],
+        ]);
+        expect(outcome.quantityReturned?.toString()).toBe('1.666666666666');
+        await tx.saveLedger(key.workspaceId, ledger, T0 + 3);
+      });
+      const after = await storage.read.getDebit('ws1', debit.id);
+      expect(plain([...after!.reversed.paidBack])).toEqual([
+        [g2.id, '1'],
+        [g1.id, '1'],
+      ]);
+      expect(after!.reversed.quantity.toString()).toBe('1.666666666666');
+      const refunded = (await storage.write('acme', async (tx) => await tx.settlementHistoryOf(key)))
+        .refunded;
+      expect(plain([...refunded])).toEqual([
+        [g2.id, '1'],
+        [g1.id, '1'],
+      ]);
       expect((await reconcileLedger(storage)).failures).toEqual([]);
     });
   });

@@ -1,9 +1,12 @@
 /**
  * Property test of reversals in the pure ledger engine (CreditLedger.reverse).
  *
- * Random sequences of grants (some expiring), debits (some into overage), voids, clock moves and
- * reversals (full or partial, of any earlier debit, asking for too much at times) run against the
- * engine. After every step: no debit ever has more reversed than it burned, in total or per part;
+ * Random sequences of grants (some expiring; later grants pay overage debt), debits (some into
+ * overage, some naming a feature with a quantity), voids, clock moves and reversals (full or
+ * partial, of any earlier debit, asking for too much at times) run against the engine. After every
+ * step: no debit ever has more reversed than it burned, in total or per part, and all it burned
+ * stays reversible (overage still owed, overage already paid, drawdowns); paid overage refunded to
+ * a grant never exceeds what it paid in settlements; usage given back follows the reversed share;
  * a refusal records nothing; a reversal raises `available` by exactly what it returned to open
  * grants plus the overage it cancelled; every cached balance equals the sum of its entries and all
  * accounts sum to zero; every grant's remaining stays within [0, amount]; and the balance rebuilt
@@ -28,7 +31,7 @@ class CounterIds implements IdSource {
 
 type Command =
   | { kind: 'grant'; amount: number; priority: number; expiresIn: number | null }
-  | { kind: 'debit'; amount: number; overage: boolean }
+  | { kind: 'debit'; amount: number; overage: boolean; quantity: number | null }
   | { kind: 'void'; pick: number }
   | { kind: 'advance'; seconds: number }
   | { kind: 'reverse'; pick: number; amount: number | null };
@@ -44,6 +47,7 @@ const command: fc.Arbitrary<Command> = fc.oneof(
     kind: fc.constant('debit' as const),
     amount: fc.integer({ min: 1, max: 60 }),
     overage: fc.boolean(),
+    quantity: fc.option(fc.integer({ min: 1, max: 7 }), { nil: null }),
   }),
   fc.record({ kind: fc.constant('void' as const), pick: fc.nat() }),
   fc.record({ kind: fc.constant('advance' as const), seconds: fc.integer({ min: 1, max: 10 }) }),
@@ -88,9 +92,18 @@ function checkBooks(ledger: CreditLedger, now: number): void {
   expect(rebuilt.overage.units).toBe(ledger.accounts.overage.negated().units);
 }
 
-function checkNeverBeyondBurn(target: ReversibleDebit): void {
+function checkNeverBeyondBurn(ledger: CreditLedger, target: ReversibleDebit): void {
   const { debit, reversed } = target;
   expect(reversed.overage.units).toBeLessThanOrEqual(debit.overage.units);
+  const paidBack = [...reversed.paidBack.values()].reduce((s, a) => s + a.units, 0n);
+  expect(paidBack).toBeLessThanOrEqual(reversed.overage.units);
+  // Everything burned stays reversible until reversed: owed overage, paid overage, drawdowns.
+  const done = reversed.history.reduce((sum, r) => sum + r.amount.units, 0n);
+  expect(ledger.reversibleOf(target).units + done).toBe(debit.amount.units);
+  // Usage given back: the reversed share rounded down, all of it once fully reversed.
+  if (debit.quantity === null) expect(reversed.quantity.isZero()).toBe(true);
+  else if (done === debit.amount.units) expect(reversed.quantity.units).toBe(debit.quantity.units);
+  else expect(reversed.quantity.units).toBe((debit.quantity.units * done) / debit.amount.units);
   for (const [grantId, amount] of reversed.byGrant) {
     const drawn = debit.drawdowns.find((d) => d.grantId === grantId);
     expect(drawn, grantId).toBeDefined();
@@ -100,6 +113,20 @@ function checkNeverBeyondBurn(target: ReversibleDebit): void {
   const parts = reversed.overage.units + [...reversed.byGrant.values()].reduce((s, a) => s + a.units, 0n);
   expect(history).toBe(parts);
   expect(history).toBeLessThanOrEqual(debit.amount.units);
+}
+
+/** Paid overage refunded to a grant (Σ over debits) never exceeds what it paid in settlements. */
+function checkRefundsWithinSettlements(ledger: CreditLedger, debits: readonly ReversibleDebit[]): void {
+  const settled = new Map<string, bigint>();
+  for (const e of ledger.newEntries)
+    if (e.type === 'overage_settled')
+      settled.set(e.grantId!, (settled.get(e.grantId!) ?? 0n) + e.amount.units);
+  const refunded = new Map<string, bigint>();
+  for (const d of debits)
+    for (const [grantId, a] of d.reversed.paidBack)
+      refunded.set(grantId, (refunded.get(grantId) ?? 0n) + a.units);
+  for (const [grantId, units] of refunded)
+    expect(units, grantId).toBeLessThanOrEqual(settled.get(grantId) ?? 0n);
 }
 
 describe('CreditLedger reversals (property)', () => {
@@ -122,6 +149,7 @@ describe('CreditLedger reversals (property)', () => {
           },
           new CounterIds(),
         );
+        ledger.loadSettlements({ settlements: [], refunded: new Map() });
         const debits: ReversibleDebit[] = [];
         const grantIds: string[] = [];
         let now = T0;
@@ -147,11 +175,25 @@ describe('CreditLedger reversals (property)', () => {
               break;
             }
             case 'debit': {
-              const d = ledger.debit({ amount: units(c.amount), allowOverage: c.overage }, now);
+              const d = ledger.debit(
+                {
+                  amount: units(c.amount),
+                  allowOverage: c.overage,
+                  featureId: c.quantity === null ? null : 'f',
+                  quantity: c.quantity === null ? null : units(c.quantity),
+                },
+                now,
+              );
               if (!('refused' in d))
                 debits.push({
                   debit: d,
-                  reversed: { overage: Amount.ZERO, byGrant: new Map(), history: [] },
+                  reversed: {
+                    overage: Amount.ZERO,
+                    byGrant: new Map(),
+                    paidBack: new Map(),
+                    quantity: Amount.ZERO,
+                    history: [],
+                  },
                 });
               break;
             }
@@ -184,10 +226,17 @@ describe('CreditLedger reversals (property)', () => {
               const expected = c.amount === null ? reversible : units(c.amount);
               expect(outcome.amount.units).toBe(expected.units);
               expect(outcome.parts.reduce((s, p) => s + p.amount.units, 0n)).toBe(expected.units);
-              // Overage first: no drawdown is returned while this debit's owed overage is left.
-              const firstGrant = outcome.parts.findIndex((p) => p.grantId !== null);
-              if (firstGrant > 0)
-                expect(outcome.parts.slice(firstGrant).every((p) => p.grantId !== null)).toBe(true);
+              // Owed overage first, then paid overage, then drawdowns.
+              const rank = { owed_overage: 0, paid_overage: 1, drawdown: 2 } as const;
+              const ranks = outcome.parts.map((p) => rank[p.kind]);
+              expect(ranks).toEqual([...ranks].sort((a, b) => a - b));
+              expect(outcome.parts.every((p) => (p.kind === 'owed_overage') === (p.grantId === null))).toBe(
+                true,
+              );
+              // Paid overage is refunded only once no overage is owed any more.
+              if (ranks.includes(1)) expect(ledger.accounts.overage.isZero()).toBe(true);
+              const quantityBefore = target.reversed.quantity.units - (outcome.quantityReturned?.units ?? 0n);
+              expect(quantityBefore).toBeGreaterThanOrEqual(0n);
               // What stayed (not left again as expiry/void) is what available rose by, before any
               // settlement of other debt (which moves credits from grants to overage: net zero).
               const stayed = outcome.parts
@@ -198,11 +247,13 @@ describe('CreditLedger reversals (property)', () => {
               break;
             }
           }
-          for (const d of debits) checkNeverBeyondBurn(d);
+          for (const d of debits) checkNeverBeyondBurn(ledger, d);
+          checkRefundsWithinSettlements(ledger, debits);
+          expect(ledger.accounts.overage.units).toBeLessThanOrEqual(0n);
           checkBooks(ledger, now);
         }
       }),
-      { numRuns: 300 },
+      { numRuns: 500 },
     );
   });
 });

@@ -309,8 +309,8 @@ for (const dialect of DIALECTS) {
         );
         expect(first.statusCode, first.body).toBe(201);
         expect(first.json().returned).toEqual([
-          { grant_id: b.id, amount: '5', left_again_as: null },
-          { grant_id: a.id, amount: '2', left_again_as: null },
+          { grant_id: b.id, amount: '5', kind: 'drawdown', left_again_as: null },
+          { grant_id: a.id, amount: '2', kind: 'drawdown', left_again_as: null },
         ]);
         const replay = await t.post(
           `/v1/debits/${d.id}/reverse`,
@@ -418,6 +418,128 @@ for (const dialect of DIALECTS) {
         ]);
       });
 
+      it('refunds overage already paid to the grants that paid it (latest settlement first) after cancelling what is owed', async () => {
+        const g1 = await grant({ amount: '10' });
+        const d = await debit({ amount: '16', allow_overage: true }); // 10 from g1, 6 overage
+        const g2 = await grant({ amount: '3' }); // pays 3 of the debt
+        t.clock.advance(1000);
+        const g3 = await grant({ amount: '2' }); // pays 2 more: 1 still owed
+        expect(await balance()).toMatchObject({ available: '-1', overage: '1' });
+        t.clock.advance(1000);
+        const part = await t.post(`/v1/debits/${d.id}/reverse`, { amount: '4', reason: 'wrong usage' });
+        expect(part.statusCode, part.body).toBe(201);
+        expect(part.json()).toMatchObject({
+          amount: '4',
+          overage_cancelled: '1',
+          overage_refunded: '3',
+          returned: [
+            { grant_id: g3.id, amount: '2', kind: 'paid_overage', left_again_as: null },
+            { grant_id: g2.id, amount: '1', kind: 'paid_overage', left_again_as: null },
+          ],
+          usage_returned: null,
+        });
+        expect(await balance()).toMatchObject({ available: '3', overage: '0' });
+        // g2 is voided meanwhile: the rest of what it paid goes back and leaves again at once.
+        expect((await t.post(`/v1/grants/${g2.id}/void`, {})).statusCode).toBe(200);
+        const rest = await t.post(`/v1/debits/${d.id}/reverse`, { reason: 'wrong usage' });
+        expect(rest.statusCode, rest.body).toBe(201);
+        expect(rest.json()).toMatchObject({
+          amount: '12',
+          overage_cancelled: '0',
+          overage_refunded: '2',
+          returned: [
+            { grant_id: g2.id, amount: '2', kind: 'paid_overage', left_again_as: 'void' },
+            { grant_id: g1.id, amount: '10', kind: 'drawdown', left_again_as: null },
+          ],
+        });
+        // All 16 came back: 10 to g1, 2 to g3, 3 to g2 (which was voided).
+        expect(await balance()).toMatchObject({ available: '12', overage: '0' });
+        const reversals = (await ledger()).filter(
+          (e) => e.ref === part.json().id || e.ref === rest.json().id,
+        );
+        expect(reversals.map((e) => [e.type, e.amount, e.from_account, e.to_account])).toEqual([
+          ['reversal', '1', 'consumed', 'overage'],
+          ['reversal', '2', 'consumed', `grant:${g3.id}`],
+          ['reversal', '1', 'consumed', `grant:${g2.id}`],
+          ['reversal', '2', 'consumed', `grant:${g2.id}`],
+          ['void', '2', `grant:${g2.id}`, 'voided'],
+          ['reversal', '10', 'consumed', `grant:${g1.id}`],
+        ]);
+        expect((await t.post(`/v1/debits/${d.id}/reverse`, { reason: 'again' })).json().error.code).toBe(
+          'nothing_to_reverse',
+        );
+        // Before the reversals, the balance still shows the burn.
+        expect(await balance(`?at=${encodeURIComponent(iso(T0 + 1500))}`)).toMatchObject({
+          available: '-1',
+          overage: '1',
+        });
+      });
+
+      it('reverses an event whose overage a later grant paid: the payer gets it back', async () => {
+        const g1 = await grant({ amount: '2' });
+        await t.post('/v1/events', [event('big', 8)]); // 4 credits: 2 from g1, 2 overage
+        expect(await balance()).toMatchObject({ available: '-2', overage: '2' });
+        const g2 = await grant({ amount: '5' });
+        expect(await balance()).toMatchObject({ available: '3', overage: '0' });
+        const res = await t.post('/v1/events/big/reverse', { reason: 'test traffic' });
+        expect(res.statusCode, res.body).toBe(201);
+        expect(res.json().reversals).toMatchObject([
+          {
+            amount: '4',
+            overage_cancelled: '0',
+            overage_refunded: '2',
+            returned: [
+              { grant_id: g2.id, amount: '2', kind: 'paid_overage' },
+              { grant_id: g1.id, amount: '2', kind: 'drawdown' },
+            ],
+          },
+        ]);
+        expect(await balance()).toMatchObject({ available: '7', overage: '0' });
+      });
+
+      it("gives a debit's quantity back to its feature's usage counter: a limited feature is allowed again", async () => {
+        await created(t.post('/v1/features', { id: 'exports', type: 'metered', credits_per_use: '1' }));
+        await created(
+          t.post('/v1/plans', {
+            id: 'team',
+            entitlements: [{ feature_id: 'exports', usage_limit: { amount: '3', period: 'P1D' } }],
+          }),
+        );
+        await created(t.post('/v1/customers/acme/subscriptions', { plan_id: 'team' }));
+        await grant({ amount: '100' });
+        const check = async (quantity: string) => {
+          const res = await t.post('/v1/check', { customer_id: 'acme', feature_id: 'exports', quantity });
+          expect(res.statusCode, res.body).toBe(200);
+          return res.json() as { allowed: boolean; reason: string; usage: { used: string } };
+        };
+        const d = await debit({ amount: '3', feature_id: 'exports', quantity: '1' });
+        const other = await debit({ amount: '2', feature_id: 'exports', quantity: '2' });
+        expect(await check('1')).toMatchObject({
+          allowed: false,
+          reason: 'limit_reached',
+          usage: { used: '3' },
+        });
+        t.clock.advance(HOUR);
+        // Fully: all of its quantity comes back.
+        const full = await t.post(`/v1/debits/${other.id}/reverse`, { reason: 'wrong usage' });
+        expect(full.json()).toMatchObject({ amount: '2', usage_returned: '2' });
+        expect(await check('2')).toMatchObject({ allowed: true, usage: { used: '1' } });
+        // In parts: the share reversed, rounded down at 12 decimals; the last part gives the rest.
+        const thirds: string[] = [];
+        for (let i = 0; i < 3; i++) {
+          const res = await t.post(`/v1/debits/${d.id}/reverse`, { amount: '1', reason: 'wrong usage' });
+          expect(res.statusCode, res.body).toBe(201);
+          thirds.push(res.json().usage_returned);
+        }
+        expect(thirds).toEqual(['0.333333333333', '0.333333333333', '0.333333333334']);
+        expect(await check('3')).toMatchObject({ allowed: true, usage: { used: '0' } });
+        // A debit naming no feature stores no quantity.
+        const plain = await debit({ amount: '1' });
+        expect(
+          (await t.post(`/v1/debits/${plain.id}/reverse`, { reason: 'x' })).json().usage_returned,
+        ).toBeNull();
+      });
+
       it('reverses a capture through its debit id', async () => {
         const g = await grant({ amount: '10' });
         const hold = await created(t.post('/v1/customers/acme/holds', { amount: '6' }));
@@ -518,6 +640,17 @@ for (const dialect of DIALECTS) {
           expect(report.failures.map((f) => f.message).join('\n')).toMatch(
             /back to grt_.*which gave 4[\s\S]*entries of/,
           );
+          // A refund of paid overage to a grant that never paid debt is caught too.
+          const refunded = {
+            ...stored,
+            overage: '1',
+            grants: [],
+            paid: stored.grants.map(([g]) => [g, '1']),
+          };
+          db.prepare('UPDATE debits SET reversed = ? WHERE id = ?').run(JSON.stringify(refunded), d.id);
+          const messages = (await reconcileLedger(t.storage)).failures.map((f) => f.message).join('\n');
+          expect(messages).toMatch(/overage reversed 1/);
+          expect(messages).toMatch(/grant grt_\S+ was refunded 1 of paid overage but paid 0/);
           db.prepare('UPDATE debits SET reversed = ? WHERE id = ?').run(original, d.id);
         },
       );

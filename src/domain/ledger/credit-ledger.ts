@@ -55,6 +55,12 @@ export interface DebitRecord {
   readonly holdId: string | null;
   /** The feature the credits paid for, if the burn named one. */
   readonly featureId: string | null;
+  /**
+   * How much of that feature the debit counted against its usage limit (a debit naming a feature;
+   * null for captures and event burns, whose usage a hold or the event counts). A reversal gives it
+   * back in proportion.
+   */
+  readonly quantity: Amount | null;
   readonly createdAt: Instant;
   readonly description: string | null;
   readonly metadata: Readonly<Record<string, unknown>>;
@@ -66,8 +72,16 @@ export interface DebitRecord {
  * can never return more than was burned, part by part.
  */
 export interface DebitReversed {
+  /** All of its overage reversed: cancelled while still owed, plus refunded once paid. */
   overage: Amount;
   readonly byGrant: Map<string, Amount>;
+  /**
+   * The part of {@link overage} that had been paid already and went back as credits, per grant
+   * that had paid overage debt (`overage_settled`).
+   */
+  readonly paidBack: Map<string, Amount>;
+  /** How much of the debit's {@link DebitRecord.quantity} was given back to the usage counter. */
+  quantity: Amount;
   /** Every reversal of it, oldest first, with its reason (the audit trail). */
   readonly history: {
     readonly id: string;
@@ -83,8 +97,12 @@ export interface ReversibleDebit {
   readonly reversed: DebitReversed;
 }
 
-/** One part a reversal returned: overage cancelled (grantId null), or credits back to a grant. */
+/**
+ * One part a reversal returned: overage still owed cancelled (`owed_overage`, grantId null), overage
+ * already paid refunded to a grant that paid debt (`paid_overage`), or a drawdown back to its grant.
+ */
 export interface ReversalPart {
+  readonly kind: 'owed_overage' | 'paid_overage' | 'drawdown';
   readonly grantId: string | null;
   readonly amount: Amount;
   /** Set when the grant had already expired or been voided: the part left again at once that way. */
@@ -100,8 +118,26 @@ export interface ReversalRecord {
   readonly amount: Amount;
   /** In the order they were reversed: overage first, then drawdowns in reverse burn order. */
   readonly parts: readonly ReversalPart[];
+  /** The debit's quantity this reversal gives back to the feature's usage counter (null: none stored). */
+  readonly quantityReturned: Amount | null;
   readonly reason: string;
   readonly createdAt: Instant;
+}
+
+/**
+ * What the grants of one customer and credit type paid in overage debt (`overage_settled` entries,
+ * oldest first) and what reversals have refunded to each of them as paid overage: what a reversal
+ * of paid overage may give back, per grant. Loaded only by corrections.
+ */
+export interface SettlementHistory {
+  readonly settlements: readonly { readonly grantId: string; readonly amount: Amount }[];
+  readonly refunded: ReadonlyMap<string, Amount>;
+}
+
+interface SettlementBook {
+  /** Per grant: Σ settled, Σ refunded, and the rank of its latest settlement (higher is later). */
+  readonly byGrant: Map<string, { settled: Amount; refunded: Amount; latest: number }>;
+  next: number;
 }
 
 /**
@@ -178,6 +214,8 @@ export class CreditLedger {
   readonly newDebits: DebitRecord[] = [];
   /** Debits and captures whose reversed parts changed since loading (persisted with the entries). */
   readonly reversedDebits = new Set<ReversibleDebit>();
+  /** Loaded by {@link loadSettlements} (corrections only); kept current as debt is paid and refunded. */
+  private settlementBook: SettlementBook | null = null;
 
   constructor(
     snapshot: CreditLedgerSnapshot,
@@ -271,7 +309,12 @@ export class CreditLedger {
 
   /** Draws `amount` in burn-down order; all of it or nothing, unless overage is allowed for the shortfall. */
   debit(
-    input: { readonly amount: Amount; readonly allowOverage: boolean } & ConsumeOptions,
+    input: {
+      readonly amount: Amount;
+      readonly allowOverage: boolean;
+      /** Stored with a debit naming a feature: the quantity it counted against the usage limit. */
+      readonly quantity?: Amount | null;
+    } & ConsumeOptions,
     now: Instant,
   ): DebitRecord | InsufficientCredits {
     const featureId = input.featureId ?? null;
@@ -295,6 +338,7 @@ export class CreditLedger {
       overage: shortfall,
       holdId: null,
       featureId,
+      quantity: featureId === null ? null : (input.quantity ?? null),
       createdAt: now,
       description: input.description ?? null,
       metadata: input.metadata ?? {},
@@ -399,6 +443,7 @@ export class CreditLedger {
       overage: shortfall,
       holdId: hold.id,
       featureId: hold.featureId,
+      quantity: null,
       createdAt: now,
       description: input.description ?? hold.description,
       metadata: input.metadata ?? hold.metadata,
@@ -424,22 +469,61 @@ export class CreditLedger {
   }
 
   /**
-   * What a reversal of `target` could return now: the overage it recorded that is still owed (an
-   * overage a later grant already paid stays paid), plus what it drew from grants, less what was
-   * reversed of each part already.
+   * Loads what each grant paid in overage debt and what reversals refunded to it already, so a
+   * reversal can refund overage that was paid (see {@link reverse}). Corrections call this before
+   * reversing, after the grants are loaded and what is due applied; debits, checks and ingest never
+   * load it, so they never pay for it.
+   */
+  loadSettlements(history: SettlementHistory): void {
+    const book: SettlementBook = { byGrant: new Map(), next: 0 };
+    // The stored settlements, then those recorded since loading (not stored yet).
+    const recorded = this.newEntries.flatMap((e) =>
+      e.type === 'overage_settled' && e.grantId !== null ? [{ grantId: e.grantId, amount: e.amount }] : [],
+    );
+    for (const { grantId, amount } of [...history.settlements, ...recorded]) {
+      const slot = book.byGrant.get(grantId) ?? { settled: Amount.ZERO, refunded: Amount.ZERO, latest: 0 };
+      slot.settled = slot.settled.plus(amount);
+      slot.latest = book.next++;
+      book.byGrant.set(grantId, slot);
+    }
+    for (const [grantId, amount] of history.refunded) {
+      const slot = book.byGrant.get(grantId);
+      if (!slot || amount.greaterThan(slot.settled))
+        throw new Error(`ledger invariant: grant ${grantId} was refunded more paid overage than it paid`);
+      slot.refunded = amount;
+    }
+    this.settlementBook = book;
+  }
+
+  /** Grants that paid overage debt, by id: what {@link loadSettlements} needs loaded. */
+  settlingGrantIds(): string[] {
+    return this.settlementBook === null ? [] : [...this.settlementBook.byGrant.keys()];
+  }
+
+  /**
+   * What a reversal of `target` could return now: the overage it recorded not reversed yet (still
+   * owed, or already paid by later grants), plus what it drew from grants, less what was reversed
+   * of each part already.
    */
   reversibleOf(target: ReversibleDebit): Amount {
     return Amount.sum(this.reversibleParts(target).map((p) => p.amount));
   }
 
   /**
-   * Reverses `amount` (default: all that is left) of a debit or capture, in a defined order: the
-   * overage it recorded is cancelled first (`consumed → overage`, as far as it is still owed), then
-   * its drawdowns go back to their grants in reverse burn order (`consumed → grant:<id>`, the grant
-   * drawn last first). A part whose grant has since expired or been voided leaves again at once
-   * (`expiry`/`void`, same instant). Credits back in an open grant pay overage debt first, as a
-   * released hold's do. Never more than was burned: a refusal is a value and changes nothing. The
-   * caller loads every grant the debit drew on (depleted ones too) before calling.
+   * Reverses `amount` (default: all that is left) of a debit or capture, in a defined order:
+   * 1. its overage still owed is cancelled (`consumed → overage`; owed: at most what the customer
+   *    owes now);
+   * 2. its overage already paid is refunded as credits to the grants that paid overage debt
+   *    (`consumed → grant:<id>`), the grant whose latest settlement is latest first, each at most
+   *    what it paid in `overage_settled` less what reversals refunded to it before;
+   * 3. its drawdowns go back to their grants in reverse burn order (`consumed → grant:<id>`).
+   * A part whose grant has since expired or been voided leaves again at once (`expiry`/`void`,
+   * same instant). Credits back in an open grant pay overage debt first, as a released hold's do.
+   * Never more than was burned: a refusal is a value and changes nothing. The caller loads the
+   * settlements ({@link loadSettlements}) and every grant the debit drew on or that paid debt
+   * (depleted ones too) before calling. A debit that stored a `quantity` gives back
+   * `quantity × reversed / amount` (cumulative, rounded down at 12 decimals; the rest once it is
+   * fully reversed) in {@link ReversalRecord.quantityReturned}.
    */
   reverse(
     input: { readonly target: ReversibleDebit; readonly amount: Amount | null; readonly reason: string },
@@ -464,16 +548,22 @@ export class CreditLedger {
       const take = Amount.min(part.amount, left);
       if (!take.isPositive()) continue;
       left = left.minus(take);
-      if (part.grantId === null) {
+      if (part.kind === 'owed_overage') {
         this.record('reversal', take, 'consumed', 'overage', null, id, now, now);
         target.reversed.overage = target.reversed.overage.plus(take);
-        done.push({ grantId: null, amount: take, leftAgainAs: null });
+        done.push({ kind: part.kind, grantId: null, amount: take, leftAgainAs: null });
         continue;
       }
-      const grant = this.requireGrant(part.grantId);
+      const grant = this.requireGrant(part.grantId!);
       this.record('reversal', take, 'consumed', `grant:${grant.id}`, grant.id, id, now, now);
-      const byGrant = target.reversed.byGrant;
-      byGrant.set(grant.id, (byGrant.get(grant.id) ?? Amount.ZERO).plus(take));
+      if (part.kind === 'paid_overage') {
+        target.reversed.overage = target.reversed.overage.plus(take);
+        addTo(target.reversed.paidBack, grant.id, take);
+        const slot = this.settlementBook!.byGrant.get(grant.id)!;
+        slot.refunded = slot.refunded.plus(take);
+      } else {
+        addTo(target.reversed.byGrant, grant.id, take);
+      }
       let leftAgainAs: ReversalPart['leftAgainAs'] = null;
       if (grant.closedReason !== null) {
         leftAgainAs = grant.closedReason === 'expired' ? 'expiry' : 'void';
@@ -481,9 +571,10 @@ export class CreditLedger {
       } else {
         returned = true;
       }
-      done.push({ grantId: grant.id, amount: take, leftAgainAs });
+      done.push({ kind: part.kind, grantId: grant.id, amount: take, leftAgainAs });
     }
     target.reversed.history.push({ id, amount, reason: input.reason, at: now });
+    const quantityReturned = this.quantityBack(target);
     this.reversedDebits.add(target);
     if (returned) this.settleOverage(now);
     return {
@@ -493,21 +584,65 @@ export class CreditLedger {
       creditType: this.creditType,
       amount,
       parts: done,
+      quantityReturned,
       reason: input.reason,
       createdAt: now,
     };
   }
 
-  /** The parts of a debit still reversible, in reversal order (overage, then drawdowns last first). */
-  private reversibleParts(target: ReversibleDebit): { grantId: string | null; amount: Amount }[] {
+  /**
+   * The quantity a reversal just recorded in `target.reversed.history` gives back: what is due for
+   * all reversed so far (`quantity × Σ reversed / amount`, rounded down at 12 decimals; all of it
+   * once the debit is fully reversed) less what earlier reversals gave back.
+   */
+  private quantityBack(target: ReversibleDebit): Amount | null {
     const { debit, reversed } = target;
-    const owed = this.accounts.overage.negated();
-    const overageLeft = Amount.max(Amount.ZERO, Amount.min(debit.overage.minus(reversed.overage), owed));
-    const parts: { grantId: string | null; amount: Amount }[] = [{ grantId: null, amount: overageLeft }];
+    if (debit.quantity === null) return null;
+    const total = Amount.sum(reversed.history.map((r) => r.amount));
+    const due = total.equals(debit.amount)
+      ? debit.quantity
+      : debit.quantity.mulRatio(total.units, debit.amount.units, 'down');
+    const back = Amount.max(Amount.ZERO, due.minus(reversed.quantity));
+    reversed.quantity = reversed.quantity.plus(back);
+    return back;
+  }
+
+  /**
+   * The parts of a debit still reversible, in reversal order: its overage still owed, its overage
+   * already paid (per grant that paid debt, latest settlement first), then its drawdowns last
+   * drawn first.
+   */
+  private reversibleParts(
+    target: ReversibleDebit,
+  ): { kind: ReversalPart['kind']; grantId: string | null; amount: Amount }[] {
+    const { debit, reversed } = target;
+    const overageLeft = Amount.max(Amount.ZERO, debit.overage.minus(reversed.overage));
+    const owed = Amount.min(overageLeft, Amount.max(Amount.ZERO, this.accounts.overage.negated()));
+    const parts: { kind: ReversalPart['kind']; grantId: string | null; amount: Amount }[] = [
+      { kind: 'owed_overage', grantId: null, amount: owed },
+    ];
+    let paid = overageLeft.minus(owed);
+    if (paid.isPositive()) {
+      // Σ overage not yet reversed = debt owed + Σ settled − Σ refunded, so the settlements
+      // always cover what is paid of one debit; anything else is a broken ledger.
+      if (this.settlementBook === null) throw new Error('ledger invariant: settlements are not loaded');
+      const payers = [...this.settlementBook.byGrant].sort((a, b) => b[1].latest - a[1].latest);
+      for (const [grantId, slot] of payers) {
+        if (!paid.isPositive()) break;
+        const take = Amount.min(paid, slot.settled.minus(slot.refunded));
+        if (!take.isPositive()) continue;
+        parts.push({ kind: 'paid_overage', grantId, amount: take });
+        paid = paid.minus(take);
+      }
+      if (paid.isPositive())
+        throw new Error(
+          `ledger invariant: ${paid} of the overage of ${debit.id} is neither owed nor settled`,
+        );
+    }
     for (let i = debit.drawdowns.length - 1; i >= 0; i--) {
       const d = debit.drawdowns[i]!;
       const left = d.amount.minus(reversed.byGrant.get(d.grantId) ?? Amount.ZERO);
-      if (left.isPositive()) parts.push({ grantId: d.grantId, amount: left });
+      if (left.isPositive()) parts.push({ kind: 'drawdown', grantId: d.grantId, amount: left });
     }
     return parts.filter((p) => p.amount.isPositive());
   }
@@ -662,6 +797,13 @@ export class CreditLedger {
     for (const grant of this.drawableGrants(at, null)) {
       const take = Amount.min(grant.available, debt);
       this.record('overage_settled', take, `grant:${grant.id}`, 'overage', grant.id, grant.id, at, at);
+      if (this.settlementBook !== null && take.isPositive()) {
+        const book = this.settlementBook;
+        const slot = book.byGrant.get(grant.id) ?? { settled: Amount.ZERO, refunded: Amount.ZERO, latest: 0 };
+        slot.settled = slot.settled.plus(take);
+        slot.latest = book.next++;
+        book.byGrant.set(grant.id, slot);
+      }
       debt = debt.minus(take);
       if (!debt.isPositive()) break;
     }
@@ -757,6 +899,10 @@ export class CreditLedger {
     if (!grant) throw new Error(`ledger invariant: grant ${grantId} is not loaded`);
     return grant;
   }
+}
+
+function addTo(map: Map<string, Amount>, key: string, amount: Amount): void {
+  map.set(key, (map.get(key) ?? Amount.ZERO).plus(amount));
 }
 
 function dueId(event: DueEvent): string {

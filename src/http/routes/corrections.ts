@@ -43,14 +43,27 @@ const ReversalBody = Type.Object({
   customer_id: Type.String(),
   credit_type: Type.String(),
   amount: AmountText,
-  overage_cancelled: AmountText,
+  overage_cancelled: { ...AmountText, description: 'Overage still owed that this reversal cancelled' },
+  overage_refunded: {
+    ...AmountText,
+    description:
+      'Overage already paid (by grants, overage_settled) that went back as credits to those grants',
+  },
   returned: Type.Array(
     Type.Object({
       grant_id: Type.String(),
       amount: AmountText,
+      kind: Type.Union([Type.Literal('drawdown'), Type.Literal('paid_overage')], {
+        description: 'drawdown: credits the debit drew from it; paid_overage: overage debt it had paid',
+      }),
       left_again_as: Nullable(Type.Union([Type.Literal('expiry'), Type.Literal('void')])),
     }),
   ),
+  usage_returned: Nullable({
+    ...AmountText,
+    description:
+      "The debit's quantity given back to its feature's usage counter (null: the debit stored none)",
+  }),
   reason: Type.String(),
   created_at: Time,
 });
@@ -66,11 +79,12 @@ const EventReversalBody = Type.Object({
 
 /** A reversal as the API shows it: the overage it cancelled and what went back to each grant. */
 export function presentReversal(r: ReversalRecord) {
-  const overage = Amount.sum(r.parts.filter((p) => p.grantId === null).map((p) => p.amount));
+  const overage = Amount.sum(r.parts.filter((p) => p.kind === 'owed_overage').map((p) => p.amount));
+  const refunded = Amount.sum(r.parts.filter((p) => p.kind === 'paid_overage').map((p) => p.amount));
   const returned = r.parts.flatMap((p) =>
-    p.grantId === null
+    p.grantId === null || p.kind === 'owed_overage'
       ? []
-      : [{ grant_id: p.grantId, amount: p.amount.toString(), left_again_as: p.leftAgainAs }],
+      : [{ grant_id: p.grantId, amount: p.amount.toString(), kind: p.kind, left_again_as: p.leftAgainAs }],
   );
   return {
     id: r.id,
@@ -80,7 +94,9 @@ export function presentReversal(r: ReversalRecord) {
     credit_type: r.creditType,
     amount: r.amount.toString(),
     overage_cancelled: overage.toString(),
+    overage_refunded: refunded.toString(),
     returned,
+    usage_returned: r.quantityReturned === null ? null : r.quantityReturned.toString(),
     reason: r.reason,
     created_at: formatInstant(r.createdAt),
   };

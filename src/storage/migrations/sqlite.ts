@@ -281,6 +281,11 @@ ALTER TABLE events ADD COLUMN reversed_at INTEGER;
 CREATE INDEX events_by_customer_time ON events (workspace_id, customer_id, time, event_key);
 -- What has been reversed of a debit or capture so far, per part (JSON); null: nothing.
 ALTER TABLE debits ADD COLUMN reversed TEXT;
+-- A corrections-only index: the reversed debits of one ledger (what paid overage was refunded
+-- to which grant). Partial, so debits (never reversed when written) do not maintain it.
+CREATE INDEX debits_reversed ON debits (workspace_id, customer_id, credit_type) WHERE reversed IS NOT NULL;
+-- How much of its feature a debit counted against the usage limit (a reversal gives it back).
+ALTER TABLE debits ADD COLUMN quantity TEXT;
 `,
   },
   {

@@ -127,6 +127,10 @@ export const Q = {
     'UPDATE events SET reversed_at = ? WHERE workspace_id = ? AND event_key = ? AND reversed_at IS NULL',
   getEvent: 'SELECT * FROM events WHERE workspace_id = ? AND event_key = ?',
   getDebit: 'SELECT * FROM debits WHERE workspace_id = ? AND id = ?',
+  settlementsOfLedger: `SELECT grant_id, amount FROM entries WHERE workspace_id = ? AND customer_id = ? AND credit_type = ?
+     AND type = 'overage_settled' ORDER BY at, seq`,
+  reversedDebitsOfLedger:
+    'SELECT reversed FROM debits WHERE workspace_id = ? AND customer_id = ? AND credit_type = ? AND reversed IS NOT NULL',
   updateDebitReversed: 'UPDATE debits SET reversed = ? WHERE id = ?',
   reversedDebitsAfter: 'SELECT * FROM debits WHERE id > ? AND reversed IS NOT NULL ORDER BY id LIMIT ?',
   eventsOfTypeAfter: `SELECT * FROM events WHERE workspace_id = ? AND type = ? AND time >= ? AND time < ?

@@ -4,6 +4,7 @@ import type {
   CreditLedger,
   CreditLedgerSnapshot,
   ReversibleDebit,
+  SettlementHistory,
 } from '../../domain/ledger/credit-ledger.js';
 import type { Movement } from '../../domain/ledger/point-in-time.js';
 import type { GrantState, GrantStatus, HoldState, LedgerEntry } from '../../domain/ledger/types.js';
@@ -61,6 +62,7 @@ import {
   meterFromRow,
   type RateRow,
   rateFromRow,
+  reversedFromJson,
   reversedToJson,
 } from '../rows.js';
 import {
@@ -422,6 +424,23 @@ export class SqlReads implements ReadOperations {
 
   getDebit(workspaceId: string, debitId: string): Promise<ReversibleDebit | null> {
     return this.one(Q.getDebit, [workspaceId, debitId], debitFromRow);
+  }
+
+  async settlementHistoryOf(key: LedgerKey): Promise<SettlementHistory> {
+    const params = [key.workspaceId, key.customerId, key.creditType];
+    const settled = await this.db.all<{ grant_id: string; amount: string | number }>(
+      Q.settlementsOfLedger,
+      params,
+    );
+    const refunded = new Map<string, Amount>();
+    for (const row of await this.db.all<{ reversed: string }>(Q.reversedDebitsOfLedger, params)) {
+      for (const [grantId, amount] of reversedFromJson(row.reversed).paidBack)
+        refunded.set(grantId, (refunded.get(grantId) ?? Amount.ZERO).plus(amount));
+    }
+    return {
+      settlements: settled.map((r) => ({ grantId: r.grant_id, amount: Amount.parse(String(r.amount)) })),
+      refunded,
+    };
   }
 
   async getDebits(workspaceId: string, debitIds: readonly string[]): Promise<ReversibleDebit[]> {
