@@ -181,7 +181,7 @@ describe('burndown CLI: which database, and refusing one that does not exist', (
   });
 });
 
-describe.skipIf(!POSTGRES_URL)('burndown CLI on PostgreSQL', () => {
+describe('burndown CLI on PostgreSQL', () => {
   it('refuses a database that does not exist or was never migrated, and never prints the password', async () => {
     const dir = tempDir();
     const name = `bd_cli_${randomBytes(5).toString('hex')}`;

@@ -229,7 +229,7 @@ for (const dialect of DIALECTS) {
   });
 }
 
-describe.skipIf(!POSTGRES_URL)('PATCH /v1/customers/{id} across PostgreSQL processes', () => {
+describe('PATCH /v1/customers/{id} across PostgreSQL processes', () => {
   it("starts from the stored customer, not from another process's cached copy", async () => {
     const url = POSTGRES_URL ?? '';
     const schema = `bd_test_${randomBytes(6).toString('hex')}`;
