@@ -2,10 +2,14 @@ import type { Static } from '@sinclair/typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { invalidRequest, notFound } from '../../domain/errors.js';
-import { createCreditPack } from '../../services/catalog.js';
-import { customerLockKey } from '../../services/ledger.js';
+import {
+  createCreditPackCommand,
+  purchaseCommand,
+  removeAutoTopUpCommand,
+  setAutoTopUpCommand,
+} from '../../services/commands.js';
 import { requireCustomer } from '../../services/lookups.js';
-import { purchaseCreditPacks, removeAutoTopUp, setAutoTopUp } from '../../services/purchases.js';
+import { execute } from '../../services/unit-of-work.js';
 import type { RouteDeps } from '../app.js';
 import { presentIdPage, presentPage, readIdPage, readPageRequest, resumeKeyOfArity } from '../pagination.js';
 import { readAutoTopUp, readCreditPack } from '../plan-input.js';
@@ -20,7 +24,6 @@ import {
 } from '../plan-schemas.js';
 import { presentBalance, presentGrant } from '../presenters.js';
 import { BalanceBody, errorResponses, GrantBody, IdParams, ListOf, ListQuery } from '../schemas.js';
-import { catalogLockKey } from './features-plans.js';
 
 const PurchaseResponse = Type.Object({
   ...PurchaseBody.properties,
@@ -44,9 +47,9 @@ export function registerCreditPackRoutes(app: FastifyInstance, { ctx, writer }: 
     async (request, reply) => {
       const input = readCreditPack(request.body);
       const ws = request.auth.workspaceId;
-      return writer.run(request, reply, catalogLockKey(ws), async (tx, now) => ({
+      return writer.run(request, reply, createCreditPackCommand(ws, input), (pack) => ({
         status: 201,
-        body: presentCreditPack(await createCreditPack(tx, ws, input, now)),
+        body: presentCreditPack(pack),
       }));
     },
   );
@@ -103,23 +106,20 @@ export function registerCreditPackRoutes(app: FastifyInstance, { ctx, writer }: 
     },
     async (request, reply) => {
       const ws = request.auth.workspaceId;
-      return writer.run(request, reply, customerLockKey(ws, request.params.id), async (tx, now) => {
-        const bought = await purchaseCreditPacks(ctx, tx, {
-          workspaceId: ws,
-          customerId: request.params.id,
-          packId: request.body.pack_id,
-          quantity: request.body.quantity ?? 1,
-          now,
-        });
-        return {
-          status: 201,
-          body: {
-            ...presentPurchase(bought.purchase),
-            grant: presentGrant(bought.grant, now),
-            balance_after: presentBalance(bought.balance),
-          },
-        };
+      const purchase = purchaseCommand(ctx, {
+        workspaceId: ws,
+        customerId: request.params.id,
+        packId: request.body.pack_id,
+        quantity: request.body.quantity ?? 1,
       });
+      return writer.run(request, reply, purchase, (bought, now) => ({
+        status: 201,
+        body: {
+          ...presentPurchase(bought.purchase),
+          grant: presentGrant(bought.grant, now),
+          balance_after: presentBalance(bought.balance),
+        },
+      }));
     },
   );
 
@@ -167,8 +167,9 @@ export function registerCreditPackRoutes(app: FastifyInstance, { ctx, writer }: 
     async (request) => {
       const ws = request.auth.workspaceId;
       const input = readAutoTopUp(request.body);
-      const rule = await ctx.storage.write(customerLockKey(ws, request.params.id), (tx) =>
-        setAutoTopUp(tx, { ...input, workspaceId: ws, customerId: request.params.id, now: ctx.clock.now() }),
+      const rule = await execute(
+        ctx,
+        setAutoTopUpCommand({ ...input, workspaceId: ws, customerId: request.params.id }),
       );
       return presentAutoTopUp(rule);
     },
@@ -187,9 +188,7 @@ export function registerCreditPackRoutes(app: FastifyInstance, { ctx, writer }: 
     },
     async (request, reply) => {
       const ws = request.auth.workspaceId;
-      await ctx.storage.write(customerLockKey(ws, request.params.id), (tx) =>
-        removeAutoTopUp(tx, { workspaceId: ws, customerId: request.params.id }),
-      );
+      await execute(ctx, removeAutoTopUpCommand({ workspaceId: ws, customerId: request.params.id }));
       return reply.code(204).send();
     },
   );

@@ -1,7 +1,7 @@
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
+import { createCreditTypeCommand } from '../../services/commands.js';
 import { DEFAULT_CREDIT_TYPE } from '../../services/context.js';
-import { createCreditType } from '../../services/customers.js';
 import type { RouteDeps } from '../app.js';
 import { presentPage, readPageRequest } from '../pagination.js';
 import { presentCreditType } from '../presenters.js';
@@ -21,15 +21,16 @@ export function registerCreditTypeRoutes(app: FastifyInstance, { ctx, writer }: 
       },
     },
     async (request, reply) =>
-      writer.run(request, reply, `${request.auth.workspaceId}/credit-types`, async (tx, now) => {
-        const creditType = await createCreditType(tx, {
+      writer.run(
+        request,
+        reply,
+        createCreditTypeCommand({
           workspaceId: request.auth.workspaceId,
           id: request.body.id,
           name: request.body.name ?? null,
-          now,
-        });
-        return { status: 201, body: presentCreditType(creditType) };
-      }),
+        }),
+        (creditType) => ({ status: 201, body: presentCreditType(creditType) }),
+      ),
   );
 
   app.get<{ Querystring: Static<typeof ListQuery> }>(

@@ -4,11 +4,10 @@ import { invalidRequest, notFound } from '../../domain/errors.js';
 import { formatInstant } from '../../domain/time/instant.js';
 import { isValidTimeZone, type WindowUnit } from '../../domain/time/zoned.js';
 import type { MeterRecord, RateRecord, StoredPricing } from '../../ports/storage.js';
+import { createMeterCommand, createRateCommand } from '../../services/commands.js';
 import { DEFAULT_CREDIT_TYPE } from '../../services/context.js';
 import {
   backfillRate,
-  createMeter,
-  createRate,
   meterUsage,
   quoteEvents,
   USAGE_PAGE,
@@ -192,18 +191,19 @@ export function registerMeteringRoutes(app: FastifyInstance, { ctx, writer }: Ro
       },
     },
     async (request, reply) =>
-      writer.run(request, reply, `${request.auth.workspaceId}/#meters`, async (tx, now) => {
-        const meter = await createMeter(tx, {
+      writer.run(
+        request,
+        reply,
+        createMeterCommand({
           workspaceId: request.auth.workspaceId,
           id: request.body.id,
           eventType: request.body.event_type,
           aggregation: request.body.aggregation as MeterRecord['aggregation'],
           valueProperty: request.body.value_property ?? null,
           groupBy: request.body.group_by ?? {},
-          now,
-        });
-        return { status: 201, body: presentMeter(meter) };
-      }),
+        }),
+        (meter) => ({ status: 201, body: presentMeter(meter) }),
+      ),
   );
 
   app.get<{ Querystring: Static<typeof ListQuery> }>(
@@ -319,18 +319,15 @@ export function registerMeteringRoutes(app: FastifyInstance, { ctx, writer }: Ro
           : b.package !== undefined
             ? { package: b.package }
             : { tiers: b.tiers ?? [] };
-      return writer.run(request, reply, `${request.auth.workspaceId}/#meters`, async (tx, now) => {
-        const rate = await createRate(tx, {
-          workspaceId: request.auth.workspaceId,
-          id: b.id,
-          meterId: b.meter_id,
-          filter: b.filter ?? {},
-          creditType: b.credit_type ?? DEFAULT_CREDIT_TYPE,
-          pricing,
-          now,
-        });
-        return { status: 201, body: presentRate(rate) };
+      const create = createRateCommand({
+        workspaceId: request.auth.workspaceId,
+        id: b.id,
+        meterId: b.meter_id,
+        filter: b.filter ?? {},
+        creditType: b.credit_type ?? DEFAULT_CREDIT_TYPE,
+        pricing,
       });
+      return writer.run(request, reply, create, (rate) => ({ status: 201, body: presentRate(rate) }));
     },
   );
 
