@@ -14,7 +14,7 @@ import { prepareCustomer } from './customer-upkeep.js';
 import { adjustFeatureUsage } from './feature-usage.js';
 import { persistLedger } from './ledger-persistence.js';
 import { requireCustomer } from './lookups.js';
-import { compilePricing } from './metering.js';
+import { compilePricing } from './pricing.js';
 import { isSubscriptionLive, renewDueSubscriptions } from './subscriptions.js';
 
 /** Plan versions never change once stored, so every process may keep them (bounded). */

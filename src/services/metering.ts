@@ -14,7 +14,6 @@ import {
 } from '../domain/metering/meter.js';
 import type { AutoTopUp } from '../domain/plans/subscription.js';
 import {
-  type Pricing,
   priceBound,
   type RateDefinition,
   rateEvent,
@@ -31,13 +30,13 @@ import type {
   StoredPricing,
   WriteOperations,
 } from '../ports/storage.js';
-import type { ServiceContext } from './context.js';
+import { customerLockKey, type ServiceContext } from './context.js';
 import { autoTopUpOnCrossing } from './credit-packs.js';
 import { prepareCustomer } from './customer-upkeep.js';
 import { recordFeatureUsage } from './entitlements.js';
-import { customerLockKey } from './ledger.js';
 import { persistLedger } from './ledger-persistence.js';
 import { requireCreditType, requireCustomer } from './lookups.js';
+import { compilePricing } from './pricing.js';
 
 /** Compiles a stored meter (parses its paths); stored meters were validated, so paths parse. */
 export function compileMeter(record: MeterRecord): MeterDefinition {
@@ -55,25 +54,7 @@ export function compileMeter(record: MeterRecord): MeterDefinition {
   };
 }
 
-/** Stored pricing (decimal strings) to the domain's. */
-export function compilePricing(pricing: StoredPricing): Pricing {
-  if ('credits_per_unit' in pricing)
-    return { kind: 'per_unit', creditsPerUnit: Amount.parse(pricing.credits_per_unit) };
-  if ('package' in pricing) {
-    return {
-      kind: 'package',
-      size: Amount.parse(pricing.package.size),
-      credits: Amount.parse(pricing.package.credits),
-    };
-  }
-  return {
-    kind: 'tiers',
-    tiers: pricing.tiers.map((t) => ({
-      upTo: t.up_to === null ? null : Amount.parse(t.up_to),
-      creditsPerUnit: Amount.parse(t.credits_per_unit),
-    })),
-  };
-}
+export { compilePricing };
 
 export function compileRate(record: RateRecord): RateDefinition {
   return {

@@ -5,6 +5,7 @@ import { formatInstant } from '../../domain/time/instant.js';
 import type { ApiKeyRecord } from '../../ports/storage.js';
 import { ENV_KEY_NAME } from '../../services/api-keys.js';
 import { createApiKeyCommand, revokeApiKeyCommand } from '../../services/commands.js';
+import { listApiKeys } from '../../services/queries.js';
 import type { RouteDeps } from '../app.js';
 import { errorResponses, OpaqueId } from '../schemas.js';
 
@@ -88,7 +89,7 @@ export function registerApiKeyRoutes(app: FastifyInstance, { ctx, writer, keys }
       },
     },
     async (request) => ({
-      data: (await ctx.storage.read.listApiKeysOf(request.auth.workspaceId)).map(presentApiKey),
+      data: (await listApiKeys(ctx, request.auth.workspaceId)).map(presentApiKey),
       next_cursor: null,
     }),
   );

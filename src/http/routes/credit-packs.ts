@@ -8,7 +8,7 @@ import {
   removeAutoTopUpCommand,
   setAutoTopUpCommand,
 } from '../../services/commands.js';
-import { requireCustomer } from '../../services/lookups.js';
+import { getAutoTopUp, getCreditPack, listCreditPacks, listPurchases } from '../../services/queries.js';
 import { execute } from '../../services/unit-of-work.js';
 import type { RouteDeps } from '../app.js';
 import { presentIdPage, presentPage, readIdPage, readPageRequest, resumeKeyOfArity } from '../pagination.js';
@@ -66,9 +66,7 @@ export function registerCreditPackRoutes(app: FastifyInstance, { ctx, writer }: 
       },
     },
     async (request) => {
-      const pack = await ctx.storage.read.plans.getCreditPack(request.auth.workspaceId, request.params.id);
-      if (!pack) throw notFound('credit pack', request.params.id);
-      return presentCreditPack(pack);
+      return presentCreditPack(await getCreditPack(ctx, request.auth.workspaceId, request.params.id));
     },
   );
 
@@ -86,7 +84,7 @@ export function registerCreditPackRoutes(app: FastifyInstance, { ctx, writer }: 
     async (request) => {
       const { afterId, limit } = readIdPage(request.query);
       return presentIdPage(
-        await ctx.storage.read.plans.listCreditPacks(request.auth.workspaceId, afterId, limit),
+        await listCreditPacks(ctx, request.auth.workspaceId, afterId, limit),
         presentCreditPack,
       );
     },
@@ -137,7 +135,6 @@ export function registerCreditPackRoutes(app: FastifyInstance, { ctx, writer }: 
     },
     async (request) => {
       const ws = request.auth.workspaceId;
-      await requireCustomer(ctx.storage.read, ws, request.params.id);
       const page = readPageRequest(request.query);
       let after: { createdAt: number; id: string } | null = null;
       if (page.after !== null) {
@@ -147,7 +144,7 @@ export function registerCreditPackRoutes(app: FastifyInstance, { ctx, writer }: 
         }
         after = { createdAt: Number(createdAt), id };
       }
-      const purchases = await ctx.storage.read.plans.listPurchases(ws, request.params.id, after, page.limit);
+      const purchases = await listPurchases(ctx, ws, request.params.id, after, page.limit);
       return presentPage(purchases, presentPurchase);
     },
   );
@@ -206,8 +203,7 @@ export function registerCreditPackRoutes(app: FastifyInstance, { ctx, writer }: 
     },
     async (request) => {
       const ws = request.auth.workspaceId;
-      await requireCustomer(ctx.storage.read, ws, request.params.id);
-      const rule = await ctx.storage.read.plans.getAutoTopUp(ws, request.params.id);
+      const rule = await getAutoTopUp(ctx, ws, request.params.id);
       if (!rule) throw notFound('auto top-up of customer', request.params.id);
       return presentAutoTopUp(rule);
     },

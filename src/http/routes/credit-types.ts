@@ -2,6 +2,7 @@ import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { createCreditTypeCommand } from '../../services/commands.js';
 import { DEFAULT_CREDIT_TYPE } from '../../services/context.js';
+import { listCreditTypes } from '../../services/queries.js';
 import type { RouteDeps } from '../app.js';
 import { presentPage, readPageRequest } from '../pagination.js';
 import { presentCreditType } from '../presenters.js';
@@ -46,7 +47,7 @@ export function registerCreditTypeRoutes(app: FastifyInstance, { ctx, writer }: 
     },
     async (request) => {
       const pageRequest = readPageRequest(request.query);
-      const page = await ctx.storage.read.listCreditTypes(request.auth.workspaceId, pageRequest);
+      const page = await listCreditTypes(ctx, request.auth.workspaceId, pageRequest);
       const body = presentPage(page, presentCreditType);
       if (pageRequest.after === null) {
         body.data.unshift({

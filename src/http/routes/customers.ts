@@ -1,7 +1,7 @@
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { createCustomerCommand, updateCustomerCommand } from '../../services/commands.js';
-import { requireCustomer } from '../../services/lookups.js';
+import { getCustomer, listCustomers } from '../../services/queries.js';
 import type { RouteDeps } from '../app.js';
 import { presentPage, readPageRequest } from '../pagination.js';
 import { presentCustomer } from '../presenters.js';
@@ -56,8 +56,7 @@ export function registerCustomerRoutes(app: FastifyInstance, { ctx, writer }: Ro
         response: { 200: CustomerBody, ...errorResponses },
       },
     },
-    async (request) =>
-      presentCustomer(await requireCustomer(ctx.storage.read, request.auth.workspaceId, request.params.id)),
+    async (request) => presentCustomer(await getCustomer(ctx, request.auth.workspaceId, request.params.id)),
   );
 
   app.patch<{ Params: Static<typeof IdParams>; Body: Static<typeof UpdateCustomerBody> }>(
@@ -106,10 +105,7 @@ export function registerCustomerRoutes(app: FastifyInstance, { ctx, writer }: Ro
       },
     },
     async (request) => {
-      const page = await ctx.storage.read.listCustomers(
-        request.auth.workspaceId,
-        readPageRequest(request.query),
-      );
+      const page = await listCustomers(ctx, request.auth.workspaceId, readPageRequest(request.query));
       return presentPage(page, presentCustomer);
     },
   );

@@ -9,6 +9,7 @@ import {
   updateFeatureCommand,
   updatePlanCommand,
 } from '../../services/commands.js';
+import { getFeature, getPlanVersion, listFeatures, listPlans } from '../../services/queries.js';
 import { execute } from '../../services/unit-of-work.js';
 import type { RouteDeps } from '../app.js';
 import { presentIdPage, readIdPage } from '../pagination.js';
@@ -104,8 +105,7 @@ export function registerFeatureAndPlanRoutes(app: FastifyInstance, { ctx, writer
       },
     },
     async (request) => {
-      const feature = await ctx.storage.read.plans.getFeature(request.auth.workspaceId, request.params.id);
-      if (!feature) throw notFound('feature', request.params.id);
+      const feature = await getFeature(ctx, request.auth.workspaceId, request.params.id);
       return presentFeature(feature);
     },
   );
@@ -123,7 +123,7 @@ export function registerFeatureAndPlanRoutes(app: FastifyInstance, { ctx, writer
     },
     async (request) => {
       const { afterId, limit } = readIdPage(request.query);
-      const page = await ctx.storage.read.plans.listFeatures(request.auth.workspaceId, afterId, limit);
+      const page = await listFeatures(ctx, request.auth.workspaceId, afterId, limit);
       return presentIdPage(page, presentFeature);
     },
   );
@@ -185,11 +185,7 @@ export function registerFeatureAndPlanRoutes(app: FastifyInstance, { ctx, writer
     },
     async (request) => {
       const version = request.query.version === undefined ? null : Number(request.query.version);
-      const plan = await ctx.storage.read.plans.getPlanVersion(
-        request.auth.workspaceId,
-        request.params.id,
-        version,
-      );
+      const plan = await getPlanVersion(ctx, request.auth.workspaceId, request.params.id, version);
       if (!plan) throw notFound(version === null ? 'plan' : `plan version ${version} of`, request.params.id);
       return presentPlan(plan);
     },
@@ -208,7 +204,7 @@ export function registerFeatureAndPlanRoutes(app: FastifyInstance, { ctx, writer
     },
     async (request) => {
       const { afterId, limit } = readIdPage(request.query);
-      const page = await ctx.storage.read.plans.listPlans(request.auth.workspaceId, afterId, limit);
+      const page = await listPlans(ctx, request.auth.workspaceId, afterId, limit);
       return presentIdPage(page, presentPlan);
     },
   );

@@ -5,7 +5,7 @@ import { BurndownError, ErrorCode, notFound } from '../../domain/errors.js';
 import { grantCommand, voidGrantCommand } from '../../services/commands.js';
 import { DEFAULT_CREDIT_TYPE } from '../../services/context.js';
 import { requirePositiveAmount } from '../../services/ledger.js';
-import { requireCustomer } from '../../services/lookups.js';
+import { getGrant, listGrants } from '../../services/queries.js';
 import type { RouteDeps } from '../app.js';
 import { presentPage, readPageRequest } from '../pagination.js';
 import { presentGrant } from '../presenters.js';
@@ -100,12 +100,11 @@ export function registerGrantRoutes(app: FastifyInstance, { ctx, writer }: Route
     async (request) => {
       const workspaceId = request.auth.workspaceId;
       const pageRequest = readPageRequest(request.query);
-      await requireCustomer(ctx.storage.read, workspaceId, request.params.id);
-      const now = ctx.clock.now();
-      const page = await ctx.storage.read.listGrants(
+      const { page, now } = await listGrants(
+        ctx,
         workspaceId,
         request.params.id,
-        { status: request.query.status ?? null, creditType: request.query.credit_type ?? null, now },
+        { status: request.query.status ?? null, creditType: request.query.credit_type ?? null },
         pageRequest,
       );
       return presentPage(page, (g) => presentGrant(g, now));
@@ -124,7 +123,7 @@ export function registerGrantRoutes(app: FastifyInstance, { ctx, writer }: Route
       },
     },
     async (request) => {
-      const grant = await ctx.storage.read.getGrant(request.auth.workspaceId, request.params.grant_id);
+      const grant = await getGrant(ctx, request.auth.workspaceId, request.params.grant_id);
       if (!grant) throw notFound('grant', request.params.grant_id);
       return presentGrant(grant, ctx.clock.now());
     },

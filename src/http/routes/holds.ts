@@ -1,9 +1,9 @@
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { notFound } from '../../domain/errors.js';
 import { captureHoldCommand, placeHoldCommand, releaseHoldCommand } from '../../services/commands.js';
 import { DEFAULT_CREDIT_TYPE } from '../../services/context.js';
 import { requirePositiveAmount } from '../../services/ledger.js';
+import { getHold } from '../../services/queries.js';
 import type { RouteDeps } from '../app.js';
 import { presentDebit, presentHold } from '../presenters.js';
 import { readMetadata } from '../route-helpers.js';
@@ -73,8 +73,7 @@ export function registerHoldRoutes(app: FastifyInstance, { ctx, writer }: RouteD
       },
     },
     async (request) => {
-      const hold = await ctx.storage.read.getHold(request.auth.workspaceId, request.params.hold_id);
-      if (!hold) throw notFound('hold', request.params.hold_id);
+      const hold = await getHold(ctx, request.auth.workspaceId, request.params.hold_id);
       return presentHold(hold, ctx.clock.now());
     },
   );

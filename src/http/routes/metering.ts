@@ -1,6 +1,6 @@
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { invalidRequest, notFound } from '../../domain/errors.js';
+import { invalidRequest } from '../../domain/errors.js';
 import { formatInstant } from '../../domain/time/instant.js';
 import { isValidTimeZone, type WindowUnit } from '../../domain/time/zoned.js';
 import type { MeterRecord, RateRecord, StoredPricing } from '../../ports/storage.js';
@@ -13,6 +13,7 @@ import {
   USAGE_PAGE,
   type UsagePosition,
 } from '../../services/metering.js';
+import { getMeter, getRate, listMeters, listRates } from '../../services/queries.js';
 import type { RouteDeps } from '../app.js';
 import { presentPage, readPageRequest } from '../pagination.js';
 import { readTime } from '../route-helpers.js';
@@ -219,7 +220,7 @@ export function registerMeteringRoutes(app: FastifyInstance, { ctx, writer }: Ro
     },
     async (request) =>
       presentPage(
-        await ctx.storage.read.listMeters(request.auth.workspaceId, readPageRequest(request.query)),
+        await listMeters(ctx, request.auth.workspaceId, readPageRequest(request.query)),
         presentMeter,
       ),
   );
@@ -236,9 +237,7 @@ export function registerMeteringRoutes(app: FastifyInstance, { ctx, writer }: Ro
       },
     },
     async (request) => {
-      const meter = await ctx.storage.read.getMeter(request.auth.workspaceId, request.params.id);
-      if (!meter) throw notFound('meter', request.params.id);
-      return presentMeter(meter);
+      return presentMeter(await getMeter(ctx, request.auth.workspaceId, request.params.id));
     },
   );
 
@@ -344,7 +343,7 @@ export function registerMeteringRoutes(app: FastifyInstance, { ctx, writer }: Ro
     },
     async (request) =>
       presentPage(
-        await ctx.storage.read.listRates(request.auth.workspaceId, readPageRequest(request.query)),
+        await listRates(ctx, request.auth.workspaceId, readPageRequest(request.query)),
         presentRate,
       ),
   );
@@ -361,8 +360,7 @@ export function registerMeteringRoutes(app: FastifyInstance, { ctx, writer }: Ro
       },
     },
     async (request) => {
-      const rate = await ctx.storage.read.getRate(request.auth.workspaceId, request.params.id);
-      if (!rate) throw notFound('rate', request.params.id);
+      const rate = await getRate(ctx, request.auth.workspaceId, request.params.id);
       return presentRate(rate);
     },
   );

@@ -1,13 +1,11 @@
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { notFound } from '../../domain/errors.js';
 import {
   cancelSubscriptionCommand,
   changeSubscriptionCommand,
   startSubscriptionCommand,
 } from '../../services/commands.js';
-import { requireCustomer } from '../../services/lookups.js';
-import { readSubscriptions } from '../../services/subscriptions.js';
+import { getSubscription, listSubscriptions } from '../../services/queries.js';
 import type { RouteDeps } from '../app.js';
 import { presentIdPage, readIdPage } from '../pagination.js';
 import { presentSubscription } from '../plan-presenters.js';
@@ -68,18 +66,13 @@ export function registerSubscriptionRoutes(app: FastifyInstance, { ctx, writer }
     },
     async (request) => {
       const ws = request.auth.workspaceId;
-      const reads = ctx.storage.read;
-      await requireCustomer(reads, ws, request.params.id);
       const { afterId, limit } = readIdPage(request.query);
-      const now = ctx.clock.now();
-      // A customer has a handful of subscriptions: they are read whole and paged here.
-      const after = (await readSubscriptions(ctx, ws, request.params.id)).filter((s) => s.id > afterId);
-      const items = [];
-      for (const sub of after.slice(0, limit)) {
-        const plan = await reads.plans.getPlanVersion(ws, sub.planId, sub.planVersion);
-        if (plan) items.push({ id: sub.id, body: presentSubscription(sub, plan, now) });
-      }
-      const page = { items, nextAfter: after.length > limit && items.length > 0 ? [items.at(-1)!.id] : null };
+      const found = await listSubscriptions(ctx, ws, request.params.id, afterId, limit);
+      const items = found.items.map(({ subscription, plan }) => ({
+        id: subscription.id,
+        body: presentSubscription(subscription, plan, found.now),
+      }));
+      const page = { items, nextAfter: found.more && items.length > 0 ? [items.at(-1)!.id] : null };
       return presentIdPage(page, (item) => item.body);
     },
   );
@@ -98,12 +91,8 @@ export function registerSubscriptionRoutes(app: FastifyInstance, { ctx, writer }
     async (request) => {
       const ws = request.auth.workspaceId;
       const id = request.params.subscription_id;
-      const found = await ctx.storage.read.plans.getSubscription(ws, id);
-      if (!found) throw notFound('subscription', id);
-      const sub = (await readSubscriptions(ctx, ws, found.customerId)).find((s) => s.id === id);
-      const plan = sub && (await ctx.storage.read.plans.getPlanVersion(ws, sub.planId, sub.planVersion));
-      if (!sub || !plan) throw notFound('subscription', id);
-      return presentSubscription(sub, plan, ctx.clock.now());
+      const { subscription, plan, now } = await getSubscription(ctx, ws, id);
+      return presentSubscription(subscription, plan, now);
     },
   );
 
