@@ -4,8 +4,10 @@ import swagger from '@fastify/swagger';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, LogController } from 'fastify';
 import { BurndownError, ErrorCode, invalidRequest } from '../domain/errors.js';
 import type { ApiKeyScope } from '../ports/storage.js';
-import { ApiKeyResolver, type RouteScope, scopeAllows } from '../services/api-keys.js';
+import type { ApiKeyResolver, RouteScope } from '../services/api-keys.js';
+import { scopeAllows } from '../services/api-keys.js';
 import type { ServiceContext } from '../services/context.js';
+import { apiKeyResolverOf } from '../services/queries.js';
 import { statusOfErrorCode } from './error-status.js';
 import { NOT_JSON_BODY } from './event-parsing.js';
 import { errorBody, IdempotentWriter } from './idempotent-write.js';
@@ -231,7 +233,7 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
   // Node's own headers timeout (60 s) would otherwise outlast a shorter request timeout.
   app.server.headersTimeout = Math.min(app.server.headersTimeout, app.server.requestTimeout);
   const metrics = options.metrics ?? new Metrics();
-  const keys = new ApiKeyResolver(ctx.storage, () => ctx.clock.now());
+  const keys = apiKeyResolverOf(ctx);
   const deps: RouteDeps = { ctx, writer: new IdempotentWriter(ctx), metrics, keys };
 
   app.decorateRequest('auth', undefined as unknown as RouteDepsAuth);

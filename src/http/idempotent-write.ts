@@ -2,19 +2,24 @@ import { createHash } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { BurndownError, ErrorCode, invalidRequest } from '../domain/errors.js';
 import type { Instant } from '../domain/time/instant.js';
-import type { WriteOperations } from '../ports/storage.js';
 import type { ServiceContext } from '../services/context.js';
+import {
+  type BusinessRefusal,
+  businessRefusalError,
+  type IdempotencyIdentity,
+  type Presented,
+  runWrite,
+  storeAnswer,
+  storedAnswer,
+  type WriteCommand,
+  type WriteOutcome,
+} from '../services/unit-of-work.js';
 import { statusOfErrorCode } from './error-status.js';
 import { NOT_JSON_BODY } from './event-parsing.js';
 import { canonicalJson, jsonValueProblem } from './json-limits.js';
 
 /** What a write route answers: a status and a JSON body (success or a business refusal). */
-export interface WriteResult {
-  readonly status: number;
-  readonly body: unknown;
-  /** What a replay answers, when it must differ from the first answer (a secret shown once). */
-  readonly replayBody?: unknown;
-}
+export type WriteResult = Presented;
 
 /** Idempotency keys: 1–255 printable ASCII characters (spaces inside allowed). */
 const IDEMPOTENCY_KEY = /^[\x20-\x7e]{1,255}$/;
@@ -24,20 +29,6 @@ export const IDEMPOTENCY_RETENTION_MS = 72 * 3600 * 1000;
 /** The error envelope body of the contract. */
 export function errorBody(error: BurndownError) {
   return { error: { code: error.code, message: error.message, details: error.details } };
-}
-
-/** Business refusals are answered again on replay; validation errors and 5xx are not stored. */
-function reused(): BurndownError {
-  return new BurndownError(
-    ErrorCode.idempotencyKeyReused,
-    'this Idempotency-Key was used for a different request',
-    {},
-  );
-}
-
-function isStoredRefusal(error: BurndownError): boolean {
-  const status = statusOfErrorCode(error.code);
-  return status === 402 || (status === 409 && error.code !== ErrorCode.requestInProgress);
 }
 
 /**
@@ -68,30 +59,17 @@ export class IdempotentWriter {
       const result = await work();
       return send(reply, result.status, JSON.stringify(result.body), false);
     }
-    const { key, fingerprint, flightKey } = this.identify(request, header);
-    const workspaceId = request.auth.workspaceId;
+    const { identity, flightKey } = this.identify(request, header);
     this.inFlight.add(flightKey);
     try {
-      const stored = await this.ctx.storage.write(`${workspaceId}/#idempotency`, async (tx) =>
-        tx.getIdempotency(workspaceId, key),
-      );
-      if (stored) {
-        if (stored.fingerprint !== fingerprint) throw reused();
-        return send(reply, stored.statusCode, stored.responseBody, true);
-      }
+      const stored = await storedAnswer(this.ctx, identity);
+      if (stored) return send(reply, stored.status, stored.text, true);
       const result = await work();
       const text = JSON.stringify(result.body);
       // A refused batch (400 invalid_batch) stored nothing, so a retry must run again.
       if (result.status >= 400) return send(reply, result.status, text, false);
       try {
-        await this.ctx.storage.write(`${workspaceId}/#idempotency`, async (tx) =>
-          tx.putIdempotency(workspaceId, key, {
-            fingerprint,
-            statusCode: result.status,
-            responseBody: text,
-            createdAt: this.ctx.clock.now(),
-          }),
-        );
+        await storeAnswer(this.ctx, identity, { status: result.status, text });
       } catch (error) {
         // Another process stored an answer for this key meanwhile; the work itself is idempotent.
         request.log.warn({ err: error }, 'idempotency record not stored');
@@ -106,7 +84,7 @@ export class IdempotentWriter {
   private identify(
     request: FastifyRequest,
     header: string | string[],
-  ): { key: string; fingerprint: string; flightKey: string } {
+  ): { identity: IdempotencyIdentity; flightKey: string } {
     if (typeof header !== 'string' || !IDEMPOTENCY_KEY.test(header)) {
       throw invalidRequest('Idempotency-Key must be 1 to 255 printable ASCII characters', {
         field: 'Idempotency-Key',
@@ -124,52 +102,42 @@ export class IdempotentWriter {
         {},
       );
     }
-    return { key: header, fingerprint, flightKey };
+    return { identity: { workspaceId: request.auth.workspaceId, key: header, fingerprint }, flightKey };
   }
 
-  async run(
+  /**
+   * Runs a service's write command through the unit of work ({@link runWrite}): the route has
+   * parsed the request and built the command; `present` formats the command's value (pure, no
+   * I/O); a business refusal is answered with its 402/409 envelope.
+   */
+  async run<T>(
     request: FastifyRequest,
     reply: FastifyReply,
-    lockKey: string,
-    work: (tx: WriteOperations, now: Instant) => Promise<WriteResult>,
+    command: WriteCommand<T>,
+    present: (value: T, now: Instant) => WriteResult,
   ): Promise<FastifyReply> {
     const header = request.headers['idempotency-key'];
-    const workspaceId = request.auth.workspaceId;
+    const presentOutcome = (outcome: WriteOutcome<T>, now: Instant): WriteResult =>
+      outcome.ok ? present(outcome.value, now) : refusalResult(outcome.refusal);
     if (header === undefined) {
-      const result = await this.ctx.storage.write(lockKey, (tx) => work(tx, this.ctx.clock.now()));
-      return send(reply, result.status, JSON.stringify(result.body), false);
+      const answer = await runWrite(this.ctx, command, presentOutcome);
+      return send(reply, answer.status, answer.text, false);
     }
-    const { key, fingerprint, flightKey } = this.identify(request, header);
+    const { identity, flightKey } = this.identify(request, header);
     this.inFlight.add(flightKey);
     try {
-      const outcome = await this.ctx.storage.write(lockKey, async (tx) => {
-        const stored = await tx.getIdempotency(workspaceId, key);
-        if (stored) {
-          if (stored.fingerprint !== fingerprint) throw reused();
-          return { status: stored.statusCode, text: stored.responseBody, replayed: true };
-        }
-        const now = this.ctx.clock.now();
-        let result: WriteResult;
-        try {
-          result = await work(tx, now);
-        } catch (error) {
-          if (!(error instanceof BurndownError) || !isStoredRefusal(error)) throw error;
-          result = { status: statusOfErrorCode(error.code), body: errorBody(error) };
-        }
-        const text = JSON.stringify(result.body);
-        await tx.putIdempotency(workspaceId, key, {
-          fingerprint,
-          statusCode: result.status,
-          responseBody: result.replayBody === undefined ? text : JSON.stringify(result.replayBody),
-          createdAt: now,
-        });
-        return { status: result.status, text, replayed: false };
-      });
-      return send(reply, outcome.status, outcome.text, outcome.replayed);
+      const answer = await runWrite(this.ctx, command, presentOutcome, identity);
+      return send(reply, answer.status, answer.text, answer.replayed);
     } finally {
       this.inFlight.delete(flightKey);
     }
   }
+}
+
+/** A refusal value as the answer the contract prescribes (402 or 409 with the envelope). */
+export function refusalResult(refusal: BusinessRefusal): WriteResult {
+  const error = businessRefusalError(refusal);
+  return { status: statusOfErrorCode(error.code), body: errorBody(error) };
 }
 
 function send(reply: FastifyReply, status: number, text: string, replayed: boolean): FastifyReply {

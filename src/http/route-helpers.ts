@@ -1,8 +1,5 @@
 import { BurndownError, ErrorCode, invalidRequest } from '../domain/errors.js';
 import { type Instant, parseInstant, whyNotAnInstant } from '../domain/time/instant.js';
-import { type Refusal, refusalError } from '../services/ledger.js';
-import { statusOfErrorCode } from './error-status.js';
-import { errorBody, type WriteResult } from './idempotent-write.js';
 
 /** Parses an RFC 3339 field or refuses with 400 naming the field. */
 export function readTime(text: string, field: string): Instant {
@@ -11,11 +8,7 @@ export function readTime(text: string, field: string): Instant {
   return instant;
 }
 
-/** A refusal value as the write result the contract prescribes (402 or 409 with the envelope). */
-export function refusalResult(refusal: Refusal): WriteResult {
-  const error = refusalError(refusal);
-  return { status: statusOfErrorCode(error.code), body: errorBody(error) };
-}
+export { refusalResult } from './idempotent-write.js';
 
 const METADATA_LIMIT = 16 * 1024;
 

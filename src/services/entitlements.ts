@@ -9,12 +9,10 @@ import type { Instant } from '../domain/time/instant.js';
 import { periodContaining } from '../domain/time/periods.js';
 import type { ReadOperations, WriteOperations } from '../ports/storage.js';
 import { customerLockKey, type ServiceContext } from './context.js';
-import { autoTopUpOnCrossing } from './credit-packs.js';
-import { prepareCustomer } from './customer-upkeep.js';
 import { adjustFeatureUsage } from './feature-usage.js';
-import { persistLedger } from './ledger-persistence.js';
+import { LedgerSession } from './ledger-session.js';
 import { requireCustomer } from './lookups.js';
-import { compilePricing } from './metering.js';
+import { compilePricing } from './pricing.js';
 import { isSubscriptionLive, renewDueSubscriptions } from './subscriptions.js';
 
 /** Plan versions never change once stored, so every process may keep them (bounded). */
@@ -236,14 +234,9 @@ export async function checkAndHold(
   input: CheckInput & { readonly ttlMs: number; readonly now: Instant },
 ): Promise<CheckResult> {
   const { workspaceId, customerId, now } = input;
-  const autoTopUp = await prepareCustomer(ctx, tx, workspaceId, customerId, now);
+  const session = await LedgerSession.open(ctx, tx, { workspaceId, customerId }, now);
   const feature = await tx.plans.getFeature(workspaceId, input.featureId);
-  const ledger = feature
-    ? new CreditLedger(
-        await tx.loadLedgerForUpdate({ workspaceId, customerId, creditType: feature.creditType }),
-        ctx.ids,
-      )
-    : null;
+  const ledger = feature ? await session.ledger(feature.creditType) : null;
   const result = await evaluate(ctx, tx, ledger, input, { feature });
   let holdId: string | null = null;
   if (result.decision.allowed) {
@@ -254,7 +247,6 @@ export async function checkAndHold(
     if (usage !== null)
       await adjustFeatureUsage(tx, { ...input, periodStart: usage.periodStart }, usage.quantity);
     if (result.decision.reserve.isPositive()) {
-      const availableBefore = result.ledger.availableAt(now);
       const hold = result.ledger.placeHold(
         {
           amount: result.decision.reserve,
@@ -269,9 +261,8 @@ export async function checkAndHold(
       if ('refused' in hold)
         throw new Error('check invariant: a hold within the available balance was refused');
       holdId = hold.id;
-      const ledger = result.ledger;
-      await autoTopUpOnCrossing(ctx, tx, { workspaceId, ledger, rule: autoTopUp, availableBefore, now });
-      await persistLedger(tx, workspaceId, ledger, now);
+      session.burned(result.ledger.creditType);
+      await session.save();
     }
   }
   return present(result, holdId);

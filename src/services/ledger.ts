@@ -12,15 +12,12 @@ import {
 } from '../domain/ledger/credit-ledger.js';
 import { accountsAt, balanceFromAccounts } from '../domain/ledger/point-in-time.js';
 import type { BalanceView, GrantState, HoldState } from '../domain/ledger/types.js';
-import type { AutoTopUp } from '../domain/plans/subscription.js';
 import type { Instant } from '../domain/time/instant.js';
 import type { LedgerKey, ReadOperations, WriteOperations } from '../ports/storage.js';
 import { requireApplicableFeatures } from './catalog.js';
 import { customerLockKey, type ServiceContext } from './context.js';
-import { autoTopUpOnCrossing } from './credit-packs.js';
-import { prepareCustomer } from './customer-upkeep.js';
 import { recordFeatureUsage } from './entitlements.js';
-import { persistLedger } from './ledger-persistence.js';
+import { LedgerSession } from './ledger-session.js';
 import { requireCreditType, requireCustomer } from './lookups.js';
 
 /** A refusal the client can act on, returned as a value (and stored for idempotent replay). */
@@ -61,52 +58,43 @@ export function refusalError(refusal: Refusal): BurndownError {
 export { customerLockKey };
 
 /**
- * Loads a ledger for writing and applies everything due up to `now`: the customer's subscription
- * resets first (so a burn right after a reset draws on the new allowance), then expiries and
- * activations.
+ * Opens the customer's ledger session for a request that names its customer and credit type (both
+ * must exist: 404), and its ledger of that credit type, with everything due up to `now` applied.
  */
-async function openLedger(
+async function openCustomerSession(
   ctx: ServiceContext,
   tx: WriteOperations,
   key: LedgerKey,
   now: Instant,
-): Promise<CreditLedger> {
-  return (await openLedgerForBurn(ctx, tx, key, now)).ledger;
-}
-
-/** {@link openLedger}, also returning the customer's auto top-up rule (which a burn may trigger). */
-async function openLedgerForBurn(
-  ctx: ServiceContext,
-  tx: WriteOperations,
-  key: LedgerKey,
-  now: Instant,
-): Promise<{ ledger: CreditLedger; autoTopUp: AutoTopUp | null }> {
-  const autoTopUp = await prepareCustomer(ctx, tx, key.workspaceId, key.customerId, now);
-  const ledger = new CreditLedger(await tx.loadLedgerForUpdate(key), ctx.ids);
-  ledger.advanceTo(now);
-  return { ledger, autoTopUp };
-}
-
-/** {@link openLedgerForBurn} for a request that names its customer and credit type: both must exist (404). */
-async function openCustomerLedgerForBurn(
-  ctx: ServiceContext,
-  tx: WriteOperations,
-  key: LedgerKey,
-  now: Instant,
-): Promise<{ ledger: CreditLedger; autoTopUp: AutoTopUp | null }> {
+): Promise<{ session: LedgerSession; ledger: CreditLedger }> {
   await requireCustomer(tx, key.workspaceId, key.customerId);
   await requireCreditType(tx, key.workspaceId, key.creditType);
-  return openLedgerForBurn(ctx, tx, key, now);
+  const session = await LedgerSession.open(ctx, tx, key, now);
+  return { session, ledger: await session.ledger(key.creditType) };
 }
 
-/** {@link openLedger} for a request that names its customer and credit type: both must exist (404). */
+/**
+ * The ledger of {@link openCustomerSession} alone, for a caller that persists it itself
+ * (corrections, until they move onto {@link LedgerSession}).
+ */
 export async function openCustomerLedger(
   ctx: ServiceContext,
   tx: WriteOperations,
   key: LedgerKey,
   now: Instant,
 ): Promise<CreditLedger> {
-  return (await openCustomerLedgerForBurn(ctx, tx, key, now)).ledger;
+  return (await openCustomerSession(ctx, tx, key, now)).ledger;
+}
+
+/** The session and ledger of a hold's or grant's customer and credit type (known to exist). */
+async function openSessionOf(
+  ctx: ServiceContext,
+  tx: WriteOperations,
+  key: LedgerKey,
+  now: Instant,
+): Promise<{ session: LedgerSession; ledger: CreditLedger }> {
+  const session = await LedgerSession.open(ctx, tx, key, now);
+  return { session, ledger: await session.ledger(key.creditType) };
 }
 
 /** Grants credits to a customer; a grant pays outstanding overage debt first. */
@@ -119,10 +107,10 @@ export async function grantCredits(
   if (input.grant.expiresAt !== null && input.grant.expiresAt <= input.grant.effectiveAt) {
     throw invalidRequest('expires_at must be after effective_at', { field: 'expires_at' });
   }
-  const ledger = await openCustomerLedger(ctx, tx, key, now);
+  const { session, ledger } = await openCustomerSession(ctx, tx, key, now);
   await requireApplicableFeatures(tx, key.workspaceId, input.grant.appliesTo, 'applies_to');
   const grant = ledger.grant(input.grant, now);
-  await persistLedger(tx, key.workspaceId, ledger, now);
+  await session.save();
   return { grant, balance: ledger.balance(now) };
 }
 
@@ -139,19 +127,12 @@ async function burn<T extends object>(
   now: Instant,
   act: (ledger: CreditLedger) => T | InsufficientCredits,
 ): Promise<{ ledger: CreditLedger; outcome: T } | InsufficientCredits> {
-  const { ledger, autoTopUp } = await openCustomerLedgerForBurn(ctx, tx, key, now);
+  const { session, ledger } = await openCustomerSession(ctx, tx, key, now);
   if (featureId !== null) await requireFeature(tx, key.workspaceId, featureId, key.creditType);
-  const availableBefore = ledger.availableAt(now);
   const outcome = act(ledger);
   if ('refused' in outcome) return outcome;
-  await autoTopUpOnCrossing(ctx, tx, {
-    workspaceId: key.workspaceId,
-    ledger,
-    rule: autoTopUp,
-    availableBefore,
-    now,
-  });
-  await persistLedger(tx, key.workspaceId, ledger, now);
+  session.burned(key.creditType);
+  await session.save();
   return { ledger, outcome };
 }
 
@@ -255,8 +236,7 @@ export async function captureHold(
     customerId: stored.customerId,
     creditType: stored.creditType,
   };
-  const { ledger, autoTopUp } = await openLedgerForBurn(ctx, tx, key, input.now);
-  const availableBefore = ledger.availableAt(input.now);
+  const { session, ledger } = await openSessionOf(ctx, tx, key, input.now);
   const outcome = ledger.capture(
     {
       holdId: input.holdId,
@@ -273,14 +253,8 @@ export async function captureHold(
       ? { refused: outcome.refused, status: statusOf(ledger, stored) }
       : outcome;
   }
-  await autoTopUpOnCrossing(ctx, tx, {
-    workspaceId: input.workspaceId,
-    ledger,
-    rule: autoTopUp,
-    availableBefore,
-    now: input.now,
-  });
-  await persistLedger(tx, input.workspaceId, ledger, input.now);
+  session.burned(key.creditType);
+  await session.save();
   return { debit: outcome, balance: ledger.balance(input.now) };
 }
 
@@ -296,10 +270,10 @@ export async function releaseHold(
     customerId: stored.customerId,
     creditType: stored.creditType,
   };
-  const ledger = await openLedger(ctx, tx, key, input.now);
+  const { session, ledger } = await openSessionOf(ctx, tx, key, input.now);
   const outcome = ledger.release(input.holdId, input.now);
   if ('refused' in outcome) return { refused: outcome.refused, status: statusOf(ledger, stored) };
-  await persistLedger(tx, input.workspaceId, ledger, input.now);
+  await session.save();
   return outcome;
 }
 
@@ -322,21 +296,20 @@ export async function voidGrant(
     customerId: stored.customerId,
     creditType: stored.creditType,
   };
-  const ledger = await openLedger(ctx, tx, key, input.now);
+  const { session, ledger } = await openSessionOf(ctx, tx, key, input.now);
   // A depleted grant is not loaded with the ledger (nothing left); it can still be voided.
   if (!ledger.grants.has(stored.id)) ledger.grants.set(stored.id, stored);
   const outcome = ledger.voidGrant(input.grantId, input.now);
   if ('refused' in outcome) return outcome;
-  await persistLedger(tx, input.workspaceId, ledger, input.now);
+  await session.save();
   return outcome;
 }
 
 /** Writes everything due up to now for one ledger (expiries, hold releases, activations). */
 export async function settleDue(ctx: ServiceContext, key: LedgerKey): Promise<void> {
   await ctx.storage.write(customerLockKey(key.workspaceId, key.customerId), async (tx) => {
-    const now = ctx.clock.now();
-    const ledger = await openLedger(ctx, tx, key, now);
-    if (ledger.isDirty) await persistLedger(tx, key.workspaceId, ledger, now);
+    const { session } = await openSessionOf(ctx, tx, key, ctx.clock.now());
+    await session.save();
   });
 }
 

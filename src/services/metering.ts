@@ -12,9 +12,7 @@ import {
   UsageAccumulator,
   type UsageRow,
 } from '../domain/metering/meter.js';
-import type { AutoTopUp } from '../domain/plans/subscription.js';
 import {
-  type Pricing,
   priceBound,
   type RateDefinition,
   rateEvent,
@@ -31,13 +29,11 @@ import type {
   StoredPricing,
   WriteOperations,
 } from '../ports/storage.js';
-import type { ServiceContext } from './context.js';
-import { autoTopUpOnCrossing } from './credit-packs.js';
-import { prepareCustomer } from './customer-upkeep.js';
+import { customerLockKey, type ServiceContext } from './context.js';
 import { recordFeatureUsage } from './entitlements.js';
-import { customerLockKey } from './ledger.js';
-import { persistLedger } from './ledger-persistence.js';
+import { LedgerSession } from './ledger-session.js';
 import { requireCreditType, requireCustomer } from './lookups.js';
+import { compilePricing } from './pricing.js';
 
 /** Compiles a stored meter (parses its paths); stored meters were validated, so paths parse. */
 export function compileMeter(record: MeterRecord): MeterDefinition {
@@ -55,25 +51,7 @@ export function compileMeter(record: MeterRecord): MeterDefinition {
   };
 }
 
-/** Stored pricing (decimal strings) to the domain's. */
-export function compilePricing(pricing: StoredPricing): Pricing {
-  if ('credits_per_unit' in pricing)
-    return { kind: 'per_unit', creditsPerUnit: Amount.parse(pricing.credits_per_unit) };
-  if ('package' in pricing) {
-    return {
-      kind: 'package',
-      size: Amount.parse(pricing.package.size),
-      credits: Amount.parse(pricing.package.credits),
-    };
-  }
-  return {
-    kind: 'tiers',
-    tiers: pricing.tiers.map((t) => ({
-      upTo: t.up_to === null ? null : Amount.parse(t.up_to),
-      creditsPerUnit: Amount.parse(t.credits_per_unit),
-    })),
-  };
-}
+export { compilePricing };
 
 export function compileRate(record: RateRecord): RateDefinition {
   return {
@@ -449,7 +427,8 @@ function isOutOfRange(rules: RatingRules, event: { readonly type: string; readon
  * per credit type) and rating-period usage in memory and writes them once at the end.
  */
 class Burner {
-  private readonly ledgers = new Map<string, { ledger: CreditLedger; availableBefore: Amount }>();
+  /** The customer's ledger session, opened at the first burn (resets applied, auto top-up rule read). */
+  private session: LedgerSession | null = null;
   private readonly burns: EventBurn[] = [];
   private readonly usage = new Map<string, { rateId: string; period: Instant; quantity: Amount }>();
   /** Uses of features (by rates that price them), each at its event's time. */
@@ -457,8 +436,6 @@ class Burner {
   /** Credits (by credit type) and rate usage (by rate and period) reserved by the events accepted so far. */
   private readonly reservedCredits = new Map<string, Amount>();
   private readonly reservedUsage = new Map<string, Amount>();
-  /** Set once the customer was prepared (resets applied, auto top-up rule read). */
-  private prepared: { autoTopUp: AutoTopUp | null } | null = null;
 
   constructor(
     private readonly ctx: ServiceContext,
@@ -568,33 +545,21 @@ class Burner {
   }
 
   private async ledger(creditType: string): Promise<CreditLedger> {
-    const open = this.ledgers.get(creditType);
-    if (open) return open.ledger;
-    if (this.prepared === null) {
-      // Resets due before these burns come first, so usage after a reset draws on the new allowance.
-      const autoTopUp = await prepareCustomer(this.ctx, this.tx, this.workspaceId, this.customerId, this.now);
-      this.prepared = { autoTopUp };
-    }
-    const key = { workspaceId: this.workspaceId, customerId: this.customerId, creditType };
-    const ledger = new CreditLedger(await this.tx.loadLedgerForUpdate(key), this.ctx.ids);
-    ledger.advanceTo(this.now);
-    this.ledgers.set(creditType, { ledger, availableBefore: ledger.availableAt(this.now) });
+    // Resets due before these burns come first, so usage after a reset draws on the new allowance.
+    this.session ??= await LedgerSession.open(
+      this.ctx,
+      this.tx,
+      { workspaceId: this.workspaceId, customerId: this.customerId },
+      this.now,
+    );
+    const ledger = await this.session.ledger(creditType);
+    this.session.burned(creditType);
     return ledger;
   }
 
   /** Writes the ledgers and period usage; returns the burns for the caller to store (in bulk). */
   async save(): Promise<EventBurn[]> {
-    for (const { ledger, availableBefore } of this.ledgers.values()) {
-      const ws = this.workspaceId;
-      await autoTopUpOnCrossing(this.ctx, this.tx, {
-        workspaceId: ws,
-        ledger,
-        rule: this.prepared?.autoTopUp ?? null,
-        availableBefore,
-        now: this.now,
-      });
-      await persistLedger(this.tx, ws, ledger, this.now);
-    }
+    await this.session?.save();
     for (const [featureId, uses] of this.featureUsage) {
       await recordFeatureUsage(this.ctx, this.tx, {
         workspaceId: this.workspaceId,

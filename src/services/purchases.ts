@@ -7,8 +7,7 @@ import type { Period } from '../domain/time/periods.js';
 import type { WriteOperations } from '../ports/storage.js';
 import type { ServiceContext } from './context.js';
 import { buyPacks, topUpPeriodStart } from './credit-packs.js';
-import { openCustomerLedger } from './ledger.js';
-import { persistLedger } from './ledger-persistence.js';
+import { LedgerSession } from './ledger-session.js';
 import { requireCustomer } from './lookups.js';
 
 /** A customer buys `quantity` packs: a `paid` grant at the discounted price, recorded as a purchase. */
@@ -21,12 +20,8 @@ export async function purchaseCreditPacks(
   await requireCustomer(tx, workspaceId, customerId);
   const pack = await tx.plans.getCreditPack(workspaceId, input.packId);
   if (!pack) throw notFound('credit pack', input.packId);
-  const ledger = await openCustomerLedger(
-    ctx,
-    tx,
-    { workspaceId, customerId, creditType: pack.creditType },
-    now,
-  );
+  const session = await LedgerSession.open(ctx, tx, { workspaceId, customerId }, now);
+  const ledger = await session.ledger(pack.creditType);
   const bought = await buyPacks(ctx, tx, {
     workspaceId,
     ledger,
@@ -35,7 +30,7 @@ export async function purchaseCreditPacks(
     source: 'api',
     now,
   });
-  await persistLedger(tx, workspaceId, ledger, now);
+  await session.save();
   return { ...bought, balance: ledger.balance(now) };
 }
 

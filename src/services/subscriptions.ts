@@ -1,7 +1,7 @@
 import { Amount } from '../domain/amount/amount.js';
 import type { Allowance, PlanVersion } from '../domain/catalog/catalog.js';
 import { BurndownError, ErrorCode, invalidRequest, notFound } from '../domain/errors.js';
-import { CreditLedger } from '../domain/ledger/credit-ledger.js';
+import type { CreditLedger } from '../domain/ledger/credit-ledger.js';
 import type { GrantState } from '../domain/ledger/types.js';
 import { planRollover, proratedIncrease } from '../domain/plans/allowances.js';
 import type { Subscription } from '../domain/plans/subscription.js';
@@ -9,7 +9,7 @@ import { formatInstant, type Instant } from '../domain/time/instant.js';
 import { anniversary, type Period, periodContaining } from '../domain/time/periods.js';
 import type { WriteOperations } from '../ports/storage.js';
 import { customerLockKey, type ServiceContext } from './context.js';
-import { persistLedger } from './ledger-persistence.js';
+import { CustomerLedgers } from './ledger-set.js';
 import { requireCustomer } from './lookups.js';
 
 /** Grant metadata that ties an allowance grant to its subscription, allowance and period. */
@@ -32,34 +32,6 @@ type AllowanceKind = 'allowance' | 'rollover' | 'proration';
 export function allowanceKey(allowance: Pick<Allowance, 'creditType' | 'period' | 'appliesTo'>): string {
   const scope = allowance.appliesTo === null ? '*' : [...allowance.appliesTo].sort().join(',');
   return `${allowance.creditType}/${allowance.period}/${scope}`;
-}
-
-/** The ledgers of one customer touched while processing, saved together at the end. */
-class CustomerLedgers {
-  private readonly ledgers = new Map<string, CreditLedger>();
-
-  constructor(
-    private readonly ctx: ServiceContext,
-    private readonly tx: WriteOperations,
-    private readonly workspaceId: string,
-    private readonly customerId: string,
-  ) {}
-
-  async get(creditType: string): Promise<CreditLedger> {
-    let ledger = this.ledgers.get(creditType);
-    if (!ledger) {
-      const key = { workspaceId: this.workspaceId, customerId: this.customerId, creditType };
-      ledger = new CreditLedger(await this.tx.loadLedgerForUpdate(key), this.ctx.ids);
-      this.ledgers.set(creditType, ledger);
-    }
-    return ledger;
-  }
-
-  async save(now: Instant): Promise<void> {
-    for (const ledger of this.ledgers.values()) {
-      if (ledger.isDirty) await persistLedger(this.tx, this.workspaceId, ledger, now);
-    }
-  }
 }
 
 function grantsOf(

@@ -74,6 +74,45 @@ function offenders(imports: readonly Import[]): string[] {
     .map((i) => `${i.file} (${i.fromLayer}) imports ${i.specifier} (${i.toLayer})`);
 }
 
+/** The import graph among the files of one folder (type-only imports included: they couple too). */
+function importGraph(dir: string): Map<string, string[]> {
+  const graph = new Map<string, string[]>();
+  for (const file of filesUnder(dir)) {
+    const targets = specifiersOf(readFileSync(file, 'utf8'))
+      .filter((s) => s.startsWith('.'))
+      .map((s) => normalize(join(dirname(file), s)).replace(/\.js$/, '.ts'))
+      .filter((target) => dirname(target) === normalize(dir));
+    graph.set(normalize(file), targets);
+  }
+  return graph;
+}
+
+/** The first import cycle found by depth-first search (as a path that returns to its start), or null. */
+function findCycle(graph: ReadonlyMap<string, readonly string[]>): string[] | null {
+  const state = new Map<string, 'open' | 'done'>();
+  const path: string[] = [];
+  const visit = (node: string): string[] | null => {
+    state.set(node, 'open');
+    path.push(node);
+    for (const next of graph.get(node) ?? []) {
+      if (state.get(next) === 'open') return [...path.slice(path.indexOf(next)), next];
+      if (state.get(next) === undefined && graph.has(next)) {
+        const cycle = visit(next);
+        if (cycle) return cycle;
+      }
+    }
+    path.pop();
+    state.set(node, 'done');
+    return null;
+  };
+  for (const node of graph.keys()) {
+    if (state.get(node) !== undefined) continue;
+    const cycle = visit(node);
+    if (cycle) return cycle;
+  }
+  return null;
+}
+
 describe('architecture', () => {
   const all = filesUnder(SRC).flatMap((file) => importsOf(file));
 
@@ -122,6 +161,36 @@ describe('architecture', () => {
 
   it('keeps every never-rule in src/', () => {
     expect(offenders(all)).toEqual([]);
+  });
+
+  it('http/ reaches storage only through services: it never references ctx.storage', () => {
+    const offending = filesUnder(join(SRC, 'http')).filter((file) =>
+      /\.storage\b/.test(readFileSync(file, 'utf8')),
+    );
+    expect(offending).toEqual([]);
+  });
+
+  it('finds an import cycle when there is one (the search is not blind)', () => {
+    const graph = new Map([
+      ['a.ts', ['b.ts']],
+      ['b.ts', ['c.ts']],
+      ['c.ts', ['a.ts']],
+      ['d.ts', ['a.ts']],
+    ]);
+    expect(findCycle(graph)).toEqual(['a.ts', 'b.ts', 'c.ts', 'a.ts']);
+    expect(
+      findCycle(
+        new Map([
+          ['a.ts', ['b.ts']],
+          ['b.ts', []],
+        ]),
+      ),
+    ).toBeNull();
+    expect(importGraph(join(SRC, 'services')).size).toBeGreaterThan(10);
+  });
+
+  it('has no import cycle among the services', () => {
+    expect(findCycle(importGraph(join(SRC, 'services')))).toBeNull();
   });
 
   it('keeps the domain core free of time, randomness and the process', () => {

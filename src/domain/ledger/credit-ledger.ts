@@ -826,10 +826,15 @@ export class CreditLedger {
     at: Instant,
     recordedAt: Instant,
   ): void {
-    if (!amount.isPositive()) return;
+    if (amount.isZero()) return;
+    if (amount.isNegative())
+      invariantViolated(`a ${type} entry of ${amount.toString()} credits (must be > 0)`);
+    if (fromAccount === toAccount) invariantViolated(`a ${type} entry from ${fromAccount} to itself`);
     this.requireInRange(amount, fromAccount, toAccount);
     this.applyToAccount(fromAccount, amount.negated());
     this.applyToAccount(toAccount, amount);
+    this.assertGrantBalances(fromAccount, type);
+    this.assertGrantBalances(toAccount, type);
     this.newEntries.push({
       id: this.ids.newId('ent'),
       customerId: this.customerId,
@@ -894,6 +899,28 @@ export class CreditLedger {
     this.accounts[name] = this.accounts[name].plus(delta);
   }
 
+  /**
+   * The engine's cheap invariants, checked on the grant an entry just moved (both sides of every
+   * entry pass here, so every balance change is covered): neither of its parts below zero, and
+   * together never more than it was granted. A violation is a bug, never a refusal: it throws
+   * {@link InvariantViolation} (a 500) and the caller's transaction rolls back whole.
+   */
+  private assertGrantBalances(account: AccountName, type: EntryType): void {
+    const isHeld = account.startsWith('held:');
+    if (!isHeld && !account.startsWith('grant:')) return;
+    const grant = this.requireGrant(account.slice(isHeld ? 5 : 6));
+    if (grant.available.isNegative() || grant.held.isNegative()) {
+      invariantViolated(
+        `grant ${grant.id} would have available ${grant.available.toString()} and held ${grant.held.toString()} after a ${type} entry`,
+      );
+    }
+    if (grant.available.plus(grant.held).greaterThan(grant.amount)) {
+      invariantViolated(
+        `grant ${grant.id} would hold ${grant.available.plus(grant.held).toString()} of its ${grant.amount.toString()} after a ${type} entry`,
+      );
+    }
+  }
+
   private requireGrant(grantId: string): GrantState {
     const grant = this.grants.get(grantId);
     if (!grant) throw new Error(`ledger invariant: grant ${grantId} is not loaded`);
@@ -903,6 +930,18 @@ export class CreditLedger {
 
 function addTo(map: Map<string, Amount>, key: string, amount: Amount): void {
   map.set(key, (map.get(key) ?? Amount.ZERO).plus(amount));
+}
+
+/**
+ * A broken engine invariant (a bug, not a refusal): answered as a 500, and because it is thrown
+ * before the write is persisted, the transaction that carried it rolls back whole.
+ */
+export class InvariantViolation extends Error {
+  override readonly name = 'InvariantViolation';
+}
+
+function invariantViolated(what: string): never {
+  throw new InvariantViolation(`ledger invariant violated: ${what}`);
 }
 
 function dueId(event: DueEvent): string {

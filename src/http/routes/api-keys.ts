@@ -1,9 +1,11 @@
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { invalidRequest, notFound } from '../../domain/errors.js';
+import { invalidRequest } from '../../domain/errors.js';
 import { formatInstant } from '../../domain/time/instant.js';
 import type { ApiKeyRecord } from '../../ports/storage.js';
-import { createApiKey, ENV_KEY_NAME, requireKeyStillActive } from '../../services/api-keys.js';
+import { ENV_KEY_NAME } from '../../services/api-keys.js';
+import { createApiKeyCommand, revokeApiKeyCommand } from '../../services/commands.js';
+import { listApiKeys } from '../../services/queries.js';
 import type { RouteDeps } from '../app.js';
 import { errorResponses, OpaqueId } from '../schemas.js';
 
@@ -59,23 +61,17 @@ export function registerApiKeyRoutes(app: FastifyInstance, { ctx, writer, keys }
           field: 'name',
         });
       }
-      return writer.run(request, reply, `${request.auth.workspaceId}/api-keys`, async (tx, now) => {
-        // The caller's key may have been revoked since it was authenticated (from the cache):
-        // read it again here, serialised with revocations by the workspace's api-keys lock.
-        await requireKeyStillActive(tx, request.auth.keyHash);
-        const { record, key } = await createApiKey(ctx, tx, {
-          workspaceId: request.auth.workspaceId,
-          scope: request.body.scope,
-          name: request.body.name ?? null,
-          now,
-        });
-        // A replay must not reveal the key again: only its hash is kept, here too.
-        return {
-          status: 201,
-          body: { ...presentApiKey(record), key },
-          replayBody: { ...presentApiKey(record), key: null },
-        };
+      const create = createApiKeyCommand(ctx, request.auth.keyHash, {
+        workspaceId: request.auth.workspaceId,
+        scope: request.body.scope,
+        name: request.body.name ?? null,
       });
+      // A replay must not reveal the key again: only its hash is kept, here too.
+      return writer.run(request, reply, create, ({ record, key }) => ({
+        status: 201,
+        body: { ...presentApiKey(record), key },
+        replayBody: { ...presentApiKey(record), key: null },
+      }));
     },
   );
 
@@ -93,7 +89,7 @@ export function registerApiKeyRoutes(app: FastifyInstance, { ctx, writer, keys }
       },
     },
     async (request) => ({
-      data: (await ctx.storage.read.listApiKeysOf(request.auth.workspaceId)).map(presentApiKey),
+      data: (await listApiKeys(ctx, request.auth.workspaceId)).map(presentApiKey),
       next_cursor: null,
     }),
   );
@@ -120,15 +116,11 @@ export function registerApiKeyRoutes(app: FastifyInstance, { ctx, writer, keys }
       },
     },
     async (request, reply) =>
-      writer.run(request, reply, `${request.auth.workspaceId}/api-keys`, async (tx, now) => {
-        const workspaceId = request.auth.workspaceId;
-        await requireKeyStillActive(tx, request.auth.keyHash);
-        if (!(await tx.revokeApiKey(workspaceId, request.params.key_id, now))) {
-          throw notFound('active API key', request.params.key_id);
-        }
-        const revoked = (await tx.listApiKeysOf(workspaceId)).find((k) => k.id === request.params.key_id);
-        if (!revoked) throw notFound('API key', request.params.key_id);
-        return { status: 200, body: presentApiKey(revoked) };
-      }),
+      writer.run(
+        request,
+        reply,
+        revokeApiKeyCommand(request.auth.workspaceId, request.auth.keyHash, request.params.key_id),
+        (revoked) => ({ status: 200, body: presentApiKey(revoked) }),
+      ),
   );
 }

@@ -2,8 +2,8 @@ import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { formatInstant } from '../../domain/time/instant.js';
 import { DEFAULT_CREDIT_TYPE } from '../../services/context.js';
-import { readBalance, readBalanceSeries, settleDue } from '../../services/ledger.js';
-import { requireCreditType, requireCustomer } from '../../services/lookups.js';
+import { readBalance, readBalanceSeries } from '../../services/ledger.js';
+import { listEntries } from '../../services/queries.js';
 import type { RouteDeps } from '../app.js';
 import { presentPage, readPageRequest } from '../pagination.js';
 import { presentBalance, presentEntry } from '../presenters.js';
@@ -109,12 +109,8 @@ export function registerBalanceRoutes(app: FastifyInstance, { ctx }: RouteDeps):
         customerId: request.params.id,
         creditType: query.credit_type ?? DEFAULT_CREDIT_TYPE,
       };
-      await requireCustomer(ctx.storage.read, key.workspaceId, key.customerId);
-      await requireCreditType(ctx.storage.read, key.workspaceId, key.creditType);
-      // Record what is due first, so the listing shows expiries that happened without traffic.
-      if (pageRequest.after === null) await settleDue(ctx, key);
       const order = query.order ?? 'asc';
-      const page = await ctx.storage.read.listEntries(key, { from, to, order }, pageRequest);
+      const page = await listEntries(ctx, key, { from, to, order }, pageRequest);
       return presentPage(page, presentEntry);
     },
   );

@@ -2,8 +2,9 @@ import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { Amount } from '../../domain/amount/amount.js';
 import { invalidRequest } from '../../domain/errors.js';
-import { checkAndHold, checkNow } from '../../services/entitlements.js';
-import { customerLockKey, requirePositiveAmount } from '../../services/ledger.js';
+import { checkAndHoldCommand } from '../../services/commands.js';
+import { checkNow } from '../../services/entitlements.js';
+import { requirePositiveAmount } from '../../services/ledger.js';
 import type { RouteDeps } from '../app.js';
 import { presentCheck } from '../plan-presenters.js';
 import { CheckBody, CheckRequestBody } from '../plan-schemas.js';
@@ -63,15 +64,10 @@ export function registerCheckRoutes(
         });
       }
       const ttlMs = ttlSeconds * 1000;
-      return writer.run(
-        request,
-        reply,
-        customerLockKey(input.workspaceId, input.customerId),
-        async (tx, now) => ({
-          status: 200,
-          body: presentCheck(await checkAndHold(ctx, tx, { ...input, ttlMs, now })),
-        }),
-      );
+      return writer.run(request, reply, checkAndHoldCommand(ctx, { ...input, ttlMs }), (result) => ({
+        status: 200,
+        body: presentCheck(result),
+      }));
     },
   );
 }

@@ -1,15 +1,15 @@
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { Amount } from '../../domain/amount/amount.js';
-import { invalidRequest, notFound } from '../../domain/errors.js';
+import { invalidRequest } from '../../domain/errors.js';
 import type { ReversalRecord } from '../../domain/ledger/credit-ledger.js';
 import { formatInstant } from '../../domain/time/instant.js';
-import { MAX_REASON_LENGTH, requireReason, reverseDebit, reverseEvent } from '../../services/corrections.js';
-import { customerLockKey, requirePositiveAmount } from '../../services/ledger.js';
+import { reverseDebitCommand, reverseEventCommand } from '../../services/commands.js';
+import { MAX_REASON_LENGTH, requireReason } from '../../services/corrections.js';
+import { requirePositiveAmount } from '../../services/ledger.js';
 import { eventKeyOf } from '../../services/metering.js';
 import type { RouteDeps } from '../app.js';
 import { presentBalance } from '../presenters.js';
-import { refusalResult } from '../route-helpers.js';
 import { AmountText, BalanceBody, errorResponses, Nullable, OpaqueId, Time } from '../schemas.js';
 
 const ReverseBody = Type.Object(
@@ -127,23 +127,16 @@ export function registerCorrectionRoutes(app: FastifyInstance, { ctx, writer }: 
       const reason = requireReason(body.reason);
       const amount = body.amount === undefined ? null : requirePositiveAmount(body.amount, 'amount');
       const workspaceId = request.auth.workspaceId;
-      const stored = await ctx.storage.read.getDebit(workspaceId, request.params.id);
-      if (!stored) throw notFound('debit', request.params.id);
-      const lockKey = customerLockKey(workspaceId, stored.debit.customerId);
-      return writer.run(request, reply, lockKey, async (tx, now) => {
-        const outcome = await reverseDebit(ctx, tx, {
-          workspaceId,
-          debitId: request.params.id,
-          amount,
-          reason,
-          now,
-        });
-        if ('refused' in outcome) return refusalResult(outcome);
-        return {
-          status: 201,
-          body: { ...presentReversal(outcome.reversal), balance_after: presentBalance(outcome.balance) },
-        };
+      const reverse = await reverseDebitCommand(ctx, {
+        workspaceId,
+        debitId: request.params.id,
+        amount,
+        reason,
       });
+      return writer.run(request, reply, reverse, (done) => ({
+        status: 201,
+        body: { ...presentReversal(done.reversal), balance_after: presentBalance(done.balance) },
+      }));
     },
   );
 
@@ -181,24 +174,18 @@ export function registerCorrectionRoutes(app: FastifyInstance, { ctx, writer }: 
       }
       const workspaceId = request.auth.workspaceId;
       const eventKey = eventKeyOf({ id: request.params.id, source: request.query.source ?? null });
-      const stored = await ctx.storage.read.getEvent(workspaceId, eventKey);
-      if (!stored) throw notFound('event', request.params.id);
-      const lockKey = customerLockKey(workspaceId, stored.customerId);
-      return writer.run(request, reply, lockKey, async (tx, now) => {
-        const outcome = await reverseEvent(ctx, tx, { workspaceId, eventKey, reason, now });
-        if ('refused' in outcome) return refusalResult(outcome);
-        return {
-          status: 201,
-          body: {
-            event_id: outcome.event.id,
-            source: outcome.event.source,
-            customer_id: outcome.event.customerId,
-            reversed_at: formatInstant(now),
-            reason,
-            reversals: outcome.reversals.map(presentReversal),
-          },
-        };
-      });
+      const reverse = await reverseEventCommand(ctx, { workspaceId, eventKey, reason }, request.params.id);
+      return writer.run(request, reply, reverse, (done, now) => ({
+        status: 201,
+        body: {
+          event_id: done.event.id,
+          source: done.event.source,
+          customer_id: done.event.customerId,
+          reversed_at: formatInstant(now),
+          reason,
+          reversals: done.reversals.map(presentReversal),
+        },
+      }));
     },
   );
 }

@@ -2,10 +2,14 @@ import type { Static } from '@sinclair/typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { invalidRequest, notFound } from '../../domain/errors.js';
-import { createCreditPack } from '../../services/catalog.js';
-import { customerLockKey } from '../../services/ledger.js';
-import { requireCustomer } from '../../services/lookups.js';
-import { purchaseCreditPacks, removeAutoTopUp, setAutoTopUp } from '../../services/purchases.js';
+import {
+  createCreditPackCommand,
+  purchaseCommand,
+  removeAutoTopUpCommand,
+  setAutoTopUpCommand,
+} from '../../services/commands.js';
+import { getAutoTopUp, getCreditPack, listCreditPacks, listPurchases } from '../../services/queries.js';
+import { execute } from '../../services/unit-of-work.js';
 import type { RouteDeps } from '../app.js';
 import { presentIdPage, presentPage, readIdPage, readPageRequest, resumeKeyOfArity } from '../pagination.js';
 import { readAutoTopUp, readCreditPack } from '../plan-input.js';
@@ -20,7 +24,6 @@ import {
 } from '../plan-schemas.js';
 import { presentBalance, presentGrant } from '../presenters.js';
 import { BalanceBody, errorResponses, GrantBody, IdParams, ListOf, ListQuery } from '../schemas.js';
-import { catalogLockKey } from './features-plans.js';
 
 const PurchaseResponse = Type.Object({
   ...PurchaseBody.properties,
@@ -44,9 +47,9 @@ export function registerCreditPackRoutes(app: FastifyInstance, { ctx, writer }: 
     async (request, reply) => {
       const input = readCreditPack(request.body);
       const ws = request.auth.workspaceId;
-      return writer.run(request, reply, catalogLockKey(ws), async (tx, now) => ({
+      return writer.run(request, reply, createCreditPackCommand(ws, input), (pack) => ({
         status: 201,
-        body: presentCreditPack(await createCreditPack(tx, ws, input, now)),
+        body: presentCreditPack(pack),
       }));
     },
   );
@@ -63,9 +66,7 @@ export function registerCreditPackRoutes(app: FastifyInstance, { ctx, writer }: 
       },
     },
     async (request) => {
-      const pack = await ctx.storage.read.plans.getCreditPack(request.auth.workspaceId, request.params.id);
-      if (!pack) throw notFound('credit pack', request.params.id);
-      return presentCreditPack(pack);
+      return presentCreditPack(await getCreditPack(ctx, request.auth.workspaceId, request.params.id));
     },
   );
 
@@ -83,7 +84,7 @@ export function registerCreditPackRoutes(app: FastifyInstance, { ctx, writer }: 
     async (request) => {
       const { afterId, limit } = readIdPage(request.query);
       return presentIdPage(
-        await ctx.storage.read.plans.listCreditPacks(request.auth.workspaceId, afterId, limit),
+        await listCreditPacks(ctx, request.auth.workspaceId, afterId, limit),
         presentCreditPack,
       );
     },
@@ -103,23 +104,20 @@ export function registerCreditPackRoutes(app: FastifyInstance, { ctx, writer }: 
     },
     async (request, reply) => {
       const ws = request.auth.workspaceId;
-      return writer.run(request, reply, customerLockKey(ws, request.params.id), async (tx, now) => {
-        const bought = await purchaseCreditPacks(ctx, tx, {
-          workspaceId: ws,
-          customerId: request.params.id,
-          packId: request.body.pack_id,
-          quantity: request.body.quantity ?? 1,
-          now,
-        });
-        return {
-          status: 201,
-          body: {
-            ...presentPurchase(bought.purchase),
-            grant: presentGrant(bought.grant, now),
-            balance_after: presentBalance(bought.balance),
-          },
-        };
+      const purchase = purchaseCommand(ctx, {
+        workspaceId: ws,
+        customerId: request.params.id,
+        packId: request.body.pack_id,
+        quantity: request.body.quantity ?? 1,
       });
+      return writer.run(request, reply, purchase, (bought, now) => ({
+        status: 201,
+        body: {
+          ...presentPurchase(bought.purchase),
+          grant: presentGrant(bought.grant, now),
+          balance_after: presentBalance(bought.balance),
+        },
+      }));
     },
   );
 
@@ -137,7 +135,6 @@ export function registerCreditPackRoutes(app: FastifyInstance, { ctx, writer }: 
     },
     async (request) => {
       const ws = request.auth.workspaceId;
-      await requireCustomer(ctx.storage.read, ws, request.params.id);
       const page = readPageRequest(request.query);
       let after: { createdAt: number; id: string } | null = null;
       if (page.after !== null) {
@@ -147,7 +144,7 @@ export function registerCreditPackRoutes(app: FastifyInstance, { ctx, writer }: 
         }
         after = { createdAt: Number(createdAt), id };
       }
-      const purchases = await ctx.storage.read.plans.listPurchases(ws, request.params.id, after, page.limit);
+      const purchases = await listPurchases(ctx, ws, request.params.id, after, page.limit);
       return presentPage(purchases, presentPurchase);
     },
   );
@@ -167,8 +164,9 @@ export function registerCreditPackRoutes(app: FastifyInstance, { ctx, writer }: 
     async (request) => {
       const ws = request.auth.workspaceId;
       const input = readAutoTopUp(request.body);
-      const rule = await ctx.storage.write(customerLockKey(ws, request.params.id), (tx) =>
-        setAutoTopUp(tx, { ...input, workspaceId: ws, customerId: request.params.id, now: ctx.clock.now() }),
+      const rule = await execute(
+        ctx,
+        setAutoTopUpCommand({ ...input, workspaceId: ws, customerId: request.params.id }),
       );
       return presentAutoTopUp(rule);
     },
@@ -187,9 +185,7 @@ export function registerCreditPackRoutes(app: FastifyInstance, { ctx, writer }: 
     },
     async (request, reply) => {
       const ws = request.auth.workspaceId;
-      await ctx.storage.write(customerLockKey(ws, request.params.id), (tx) =>
-        removeAutoTopUp(tx, { workspaceId: ws, customerId: request.params.id }),
-      );
+      await execute(ctx, removeAutoTopUpCommand({ workspaceId: ws, customerId: request.params.id }));
       return reply.code(204).send();
     },
   );
@@ -207,8 +203,7 @@ export function registerCreditPackRoutes(app: FastifyInstance, { ctx, writer }: 
     },
     async (request) => {
       const ws = request.auth.workspaceId;
-      await requireCustomer(ctx.storage.read, ws, request.params.id);
-      const rule = await ctx.storage.read.plans.getAutoTopUp(ws, request.params.id);
+      const rule = await getAutoTopUp(ctx, ws, request.params.id);
       if (!rule) throw notFound('auto top-up of customer', request.params.id);
       return presentAutoTopUp(rule);
     },

@@ -1,7 +1,8 @@
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
+import { createCreditTypeCommand } from '../../services/commands.js';
 import { DEFAULT_CREDIT_TYPE } from '../../services/context.js';
-import { createCreditType } from '../../services/customers.js';
+import { listCreditTypes } from '../../services/queries.js';
 import type { RouteDeps } from '../app.js';
 import { presentPage, readPageRequest } from '../pagination.js';
 import { presentCreditType } from '../presenters.js';
@@ -21,15 +22,16 @@ export function registerCreditTypeRoutes(app: FastifyInstance, { ctx, writer }: 
       },
     },
     async (request, reply) =>
-      writer.run(request, reply, `${request.auth.workspaceId}/credit-types`, async (tx, now) => {
-        const creditType = await createCreditType(tx, {
+      writer.run(
+        request,
+        reply,
+        createCreditTypeCommand({
           workspaceId: request.auth.workspaceId,
           id: request.body.id,
           name: request.body.name ?? null,
-          now,
-        });
-        return { status: 201, body: presentCreditType(creditType) };
-      }),
+        }),
+        (creditType) => ({ status: 201, body: presentCreditType(creditType) }),
+      ),
   );
 
   app.get<{ Querystring: Static<typeof ListQuery> }>(
@@ -45,7 +47,7 @@ export function registerCreditTypeRoutes(app: FastifyInstance, { ctx, writer }: 
     },
     async (request) => {
       const pageRequest = readPageRequest(request.query);
-      const page = await ctx.storage.read.listCreditTypes(request.auth.workspaceId, pageRequest);
+      const page = await listCreditTypes(ctx, request.auth.workspaceId, pageRequest);
       const body = presentPage(page, presentCreditType);
       if (pageRequest.after === null) {
         body.data.unshift({

@@ -1,8 +1,7 @@
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { createCustomer, updateCustomer } from '../../services/customers.js';
-import { customerLockKey } from '../../services/ledger.js';
-import { requireCustomer } from '../../services/lookups.js';
+import { createCustomerCommand, updateCustomerCommand } from '../../services/commands.js';
+import { getCustomer, listCustomers } from '../../services/queries.js';
 import type { RouteDeps } from '../app.js';
 import { presentPage, readPageRequest } from '../pagination.js';
 import { presentCustomer } from '../presenters.js';
@@ -33,16 +32,16 @@ export function registerCustomerRoutes(app: FastifyInstance, { ctx, writer }: Ro
     async (request, reply) => {
       const { id, name = null, metadata } = request.body;
       const meta = readMetadata(metadata);
-      return writer.run(request, reply, customerLockKey(request.auth.workspaceId, id), async (tx, now) => {
-        const customer = await createCustomer(tx, {
-          workspaceId: request.auth.workspaceId,
-          id,
-          name,
-          metadata: meta,
-          now,
-        });
-        return { status: 201, body: presentCustomer(customer) };
+      const create = createCustomerCommand({
+        workspaceId: request.auth.workspaceId,
+        id,
+        name,
+        metadata: meta,
       });
+      return writer.run(request, reply, create, (customer) => ({
+        status: 201,
+        body: presentCustomer(customer),
+      }));
     },
   );
 
@@ -57,8 +56,7 @@ export function registerCustomerRoutes(app: FastifyInstance, { ctx, writer }: Ro
         response: { 200: CustomerBody, ...errorResponses },
       },
     },
-    async (request) =>
-      presentCustomer(await requireCustomer(ctx.storage.read, request.auth.workspaceId, request.params.id)),
+    async (request) => presentCustomer(await getCustomer(ctx, request.auth.workspaceId, request.params.id)),
   );
 
   app.patch<{ Params: Static<typeof IdParams>; Body: Static<typeof UpdateCustomerBody> }>(
@@ -82,15 +80,16 @@ export function registerCustomerRoutes(app: FastifyInstance, { ctx, writer }: Ro
       const body = request.body;
       const metadata = body.metadata === undefined ? undefined : readMetadata(body.metadata);
       const ws = request.auth.workspaceId;
-      return writer.run(request, reply, customerLockKey(ws, request.params.id), async (tx) => {
-        const customer = await updateCustomer(tx, {
-          workspaceId: ws,
-          id: request.params.id,
-          ...(body.name === undefined ? {} : { name: body.name }),
-          ...(metadata === undefined ? {} : { metadata }),
-        });
-        return { status: 200, body: presentCustomer(customer) };
+      const update = updateCustomerCommand({
+        workspaceId: ws,
+        id: request.params.id,
+        ...(body.name === undefined ? {} : { name: body.name }),
+        ...(metadata === undefined ? {} : { metadata }),
       });
+      return writer.run(request, reply, update, (customer) => ({
+        status: 200,
+        body: presentCustomer(customer),
+      }));
     },
   );
 
@@ -106,10 +105,7 @@ export function registerCustomerRoutes(app: FastifyInstance, { ctx, writer }: Ro
       },
     },
     async (request) => {
-      const page = await ctx.storage.read.listCustomers(
-        request.auth.workspaceId,
-        readPageRequest(request.query),
-      );
+      const page = await listCustomers(ctx, request.auth.workspaceId, readPageRequest(request.query));
       return presentPage(page, presentCustomer);
     },
   );

@@ -1,11 +1,12 @@
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { invalidRequest } from '../../domain/errors.js';
+import { debitCommand } from '../../services/commands.js';
 import { DEFAULT_CREDIT_TYPE } from '../../services/context.js';
-import { customerLockKey, debitCredits, requirePositiveAmount } from '../../services/ledger.js';
+import { requirePositiveAmount } from '../../services/ledger.js';
 import type { RouteDeps } from '../app.js';
 import { presentDebit } from '../presenters.js';
-import { readMetadata, refusalResult } from '../route-helpers.js';
+import { readMetadata } from '../route-helpers.js';
 import { CreateDebitBody, DebitBody, ErrorBody, errorResponses, IdParams } from '../schemas.js';
 
 /** Debits: credits out, in burn-down order, never partially. */
@@ -33,8 +34,10 @@ export function registerDebitRoutes(app: FastifyInstance, { ctx, writer }: Route
       }
       const metadata = readMetadata(body.metadata);
       const workspaceId = request.auth.workspaceId;
-      return writer.run(request, reply, customerLockKey(workspaceId, request.params.id), async (tx, now) => {
-        const outcome = await debitCredits(ctx, tx, {
+      return writer.run(
+        request,
+        reply,
+        debitCommand(ctx, {
           key: {
             workspaceId,
             customerId: request.params.id,
@@ -46,11 +49,9 @@ export function registerDebitRoutes(app: FastifyInstance, { ctx, writer }: Route
           quantity,
           description: body.description ?? null,
           metadata,
-          now,
-        });
-        if ('refused' in outcome) return refusalResult(outcome);
-        return { status: 201, body: presentDebit(outcome.debit, outcome.balance) };
-      });
+        }),
+        (done) => ({ status: 201, body: presentDebit(done.debit, done.balance) }),
+      );
     },
   );
 }

@@ -6,6 +6,7 @@ import type { ReversibleDebit } from '../../domain/ledger/credit-ledger.js';
 import { formatInstant } from '../../domain/time/instant.js';
 import type { EventBurn, ListedEvent } from '../../ports/storage.js';
 import { type IncomingEvent, ingestEvents } from '../../services/metering.js';
+import { listEvents } from '../../services/queries.js';
 import type { RouteDeps } from '../app.js';
 import {
   type EventRejection,
@@ -199,8 +200,8 @@ function registerEventListRoute(app: FastifyInstance, { ctx }: RouteDeps): void 
       const workspaceId = request.auth.workspaceId;
       const from = q.from === undefined ? null : readTime(q.from, 'from');
       const to = q.to === undefined ? null : readTime(q.to, 'to');
-      const reads = ctx.storage.read;
-      const page = await reads.listEvents(
+      const { page, burnsByEvent, debits } = await listEvents(
+        ctx,
         {
           workspaceId,
           customerId: q.customer_id ?? null,
@@ -211,16 +212,9 @@ function registerEventListRoute(app: FastifyInstance, { ctx }: RouteDeps): void 
         },
         readPageRequest(q),
       );
-      const burns = await reads.burnsOfEvents(
-        workspaceId,
-        page.items.map((e) => e.eventKey),
+      return presentPage(page, (event) =>
+        presentEvent(event, burnsByEvent.get(event.eventKey) ?? [], debits),
       );
-      const byEvent = new Map<string, EventBurn[]>();
-      for (const burn of burns) byEvent.set(burn.eventKey, [...(byEvent.get(burn.eventKey) ?? []), burn]);
-      const debitIds = burns.flatMap((b) => (b.debitId === null ? [] : [b.debitId]));
-      const debits = new Map<string, ReversibleDebit>();
-      for (const d of await reads.getDebits(workspaceId, debitIds)) debits.set(d.debit.id, d);
-      return presentPage(page, (event) => presentEvent(event, byEvent.get(event.eventKey) ?? [], debits));
     },
   );
 }

@@ -3,12 +3,14 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { notFound } from '../../domain/errors.js';
 import {
-  archiveFeature,
-  createFeature,
-  createPlan,
-  updateFeature,
-  updatePlan,
-} from '../../services/catalog.js';
+  archiveFeatureCommand,
+  createFeatureCommand,
+  createPlanCommand,
+  updateFeatureCommand,
+  updatePlanCommand,
+} from '../../services/commands.js';
+import { getFeature, getPlanVersion, listFeatures, listPlans } from '../../services/queries.js';
+import { execute } from '../../services/unit-of-work.js';
 import type { RouteDeps } from '../app.js';
 import { presentIdPage, readIdPage } from '../pagination.js';
 import { readFeature, readPlan } from '../plan-input.js';
@@ -22,9 +24,6 @@ import {
   ReplacePlanBody,
 } from '../plan-schemas.js';
 import { errorResponses, IdParams, ListOf, ListQuery } from '../schemas.js';
-
-/** The workspace's catalogue lock: catalogue edits are rare and need no finer serialisation. */
-export const catalogLockKey = (workspaceId: string) => `${workspaceId}/#catalog`;
 
 const PlanVersionQuery = Type.Object(
   { version: Type.Optional(Type.String({ pattern: '^[0-9]{1,9}$' })) },
@@ -47,9 +46,9 @@ export function registerFeatureAndPlanRoutes(app: FastifyInstance, { ctx, writer
     async (request, reply) => {
       const input = readFeature(request.body.id, request.body);
       const ws = request.auth.workspaceId;
-      return writer.run(request, reply, catalogLockKey(ws), async (tx, now) => ({
+      return writer.run(request, reply, createFeatureCommand(ws, input), (feature) => ({
         status: 201,
-        body: presentFeature(await createFeature(tx, ws, input, now)),
+        body: presentFeature(feature),
       }));
     },
   );
@@ -69,9 +68,9 @@ export function registerFeatureAndPlanRoutes(app: FastifyInstance, { ctx, writer
     async (request, reply) => {
       const input = readFeature(request.params.id, request.body);
       const ws = request.auth.workspaceId;
-      return writer.run(request, reply, catalogLockKey(ws), async (tx, now) => ({
+      return writer.run(request, reply, updateFeatureCommand(ws, input), (feature) => ({
         status: 200,
-        body: presentFeature(await updateFeature(tx, ws, input, now)),
+        body: presentFeature(feature),
       }));
     },
   );
@@ -89,9 +88,7 @@ export function registerFeatureAndPlanRoutes(app: FastifyInstance, { ctx, writer
     },
     async (request) => {
       const ws = request.auth.workspaceId;
-      const feature = await ctx.storage.write(catalogLockKey(ws), (tx) =>
-        archiveFeature(tx, ws, request.params.id, ctx.clock.now()),
-      );
+      const feature = await execute(ctx, archiveFeatureCommand(ws, request.params.id));
       return presentFeature(feature);
     },
   );
@@ -108,8 +105,7 @@ export function registerFeatureAndPlanRoutes(app: FastifyInstance, { ctx, writer
       },
     },
     async (request) => {
-      const feature = await ctx.storage.read.plans.getFeature(request.auth.workspaceId, request.params.id);
-      if (!feature) throw notFound('feature', request.params.id);
+      const feature = await getFeature(ctx, request.auth.workspaceId, request.params.id);
       return presentFeature(feature);
     },
   );
@@ -127,7 +123,7 @@ export function registerFeatureAndPlanRoutes(app: FastifyInstance, { ctx, writer
     },
     async (request) => {
       const { afterId, limit } = readIdPage(request.query);
-      const page = await ctx.storage.read.plans.listFeatures(request.auth.workspaceId, afterId, limit);
+      const page = await listFeatures(ctx, request.auth.workspaceId, afterId, limit);
       return presentIdPage(page, presentFeature);
     },
   );
@@ -146,9 +142,9 @@ export function registerFeatureAndPlanRoutes(app: FastifyInstance, { ctx, writer
     async (request, reply) => {
       const input = readPlan(request.body.id, request.body);
       const ws = request.auth.workspaceId;
-      return writer.run(request, reply, catalogLockKey(ws), async (tx, now) => ({
+      return writer.run(request, reply, createPlanCommand(ws, input), (plan) => ({
         status: 201,
-        body: presentPlan(await createPlan(tx, ws, input, now)),
+        body: presentPlan(plan),
       }));
     },
   );
@@ -168,9 +164,9 @@ export function registerFeatureAndPlanRoutes(app: FastifyInstance, { ctx, writer
     async (request, reply) => {
       const input = readPlan(request.params.id, request.body);
       const ws = request.auth.workspaceId;
-      return writer.run(request, reply, catalogLockKey(ws), async (tx, now) => ({
+      return writer.run(request, reply, updatePlanCommand(ws, input), (plan) => ({
         status: 201,
-        body: presentPlan(await updatePlan(tx, ws, input, now)),
+        body: presentPlan(plan),
       }));
     },
   );
@@ -189,11 +185,7 @@ export function registerFeatureAndPlanRoutes(app: FastifyInstance, { ctx, writer
     },
     async (request) => {
       const version = request.query.version === undefined ? null : Number(request.query.version);
-      const plan = await ctx.storage.read.plans.getPlanVersion(
-        request.auth.workspaceId,
-        request.params.id,
-        version,
-      );
+      const plan = await getPlanVersion(ctx, request.auth.workspaceId, request.params.id, version);
       if (!plan) throw notFound(version === null ? 'plan' : `plan version ${version} of`, request.params.id);
       return presentPlan(plan);
     },
@@ -212,7 +204,7 @@ export function registerFeatureAndPlanRoutes(app: FastifyInstance, { ctx, writer
     },
     async (request) => {
       const { afterId, limit } = readIdPage(request.query);
-      const page = await ctx.storage.read.plans.listPlans(request.auth.workspaceId, afterId, limit);
+      const page = await listPlans(ctx, request.auth.workspaceId, afterId, limit);
       return presentIdPage(page, presentPlan);
     },
   );

@@ -2,13 +2,14 @@ import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { Amount } from '../../domain/amount/amount.js';
 import { BurndownError, ErrorCode, notFound } from '../../domain/errors.js';
+import { grantCommand, voidGrantCommand } from '../../services/commands.js';
 import { DEFAULT_CREDIT_TYPE } from '../../services/context.js';
-import { customerLockKey, grantCredits, requirePositiveAmount, voidGrant } from '../../services/ledger.js';
-import { requireCustomer } from '../../services/lookups.js';
+import { requirePositiveAmount } from '../../services/ledger.js';
+import { getGrant, listGrants } from '../../services/queries.js';
 import type { RouteDeps } from '../app.js';
 import { presentPage, readPageRequest } from '../pagination.js';
 import { presentGrant } from '../presenters.js';
-import { readMetadata, readTime, refusalResult } from '../route-helpers.js';
+import { readMetadata, readTime } from '../route-helpers.js';
 import {
   CreateGrantBody,
   errorResponses,
@@ -59,28 +60,28 @@ export function registerGrantRoutes(app: FastifyInstance, { ctx, writer }: Route
       }
       const metadata = readMetadata(body.metadata);
       const workspaceId = request.auth.workspaceId;
-      return writer.run(request, reply, customerLockKey(workspaceId, request.params.id), async (tx, now) => {
-        const { grant } = await grantCredits(ctx, tx, {
-          key: {
-            workspaceId,
-            customerId: request.params.id,
-            creditType: body.credit_type ?? DEFAULT_CREDIT_TYPE,
-          },
-          grant: {
-            amount,
-            category: body.category ?? 'paid',
-            priority: body.priority ?? DEFAULT_GRANT_PRIORITY,
-            effectiveAt: effectiveAt ?? now,
-            expiresAt,
-            costBasis,
-            appliesTo: body.applies_to ?? null,
-            description: body.description ?? null,
-            metadata,
-          },
-          now,
-        });
-        return { status: 201, body: presentGrant(grant, now) };
+      const grant = grantCommand(ctx, {
+        key: {
+          workspaceId,
+          customerId: request.params.id,
+          creditType: body.credit_type ?? DEFAULT_CREDIT_TYPE,
+        },
+        grant: {
+          amount,
+          category: body.category ?? 'paid',
+          priority: body.priority ?? DEFAULT_GRANT_PRIORITY,
+          effectiveAt,
+          expiresAt,
+          costBasis,
+          appliesTo: body.applies_to ?? null,
+          description: body.description ?? null,
+          metadata,
+        },
       });
+      return writer.run(request, reply, grant, (done, now) => ({
+        status: 201,
+        body: presentGrant(done.grant, now),
+      }));
     },
   );
 
@@ -99,12 +100,11 @@ export function registerGrantRoutes(app: FastifyInstance, { ctx, writer }: Route
     async (request) => {
       const workspaceId = request.auth.workspaceId;
       const pageRequest = readPageRequest(request.query);
-      await requireCustomer(ctx.storage.read, workspaceId, request.params.id);
-      const now = ctx.clock.now();
-      const page = await ctx.storage.read.listGrants(
+      const { page, now } = await listGrants(
+        ctx,
         workspaceId,
         request.params.id,
-        { status: request.query.status ?? null, creditType: request.query.credit_type ?? null, now },
+        { status: request.query.status ?? null, creditType: request.query.credit_type ?? null },
         pageRequest,
       );
       return presentPage(page, (g) => presentGrant(g, now));
@@ -123,7 +123,7 @@ export function registerGrantRoutes(app: FastifyInstance, { ctx, writer }: Route
       },
     },
     async (request) => {
-      const grant = await ctx.storage.read.getGrant(request.auth.workspaceId, request.params.grant_id);
+      const grant = await getGrant(ctx, request.auth.workspaceId, request.params.grant_id);
       if (!grant) throw notFound('grant', request.params.grant_id);
       return presentGrant(grant, ctx.clock.now());
     },
@@ -146,18 +146,15 @@ export function registerGrantRoutes(app: FastifyInstance, { ctx, writer }: Route
     },
     async (request, reply) => {
       const workspaceId = request.auth.workspaceId;
-      const stored = await ctx.storage.read.getGrant(workspaceId, request.params.grant_id);
-      if (!stored) throw notFound('grant', request.params.grant_id);
-      return writer.run(request, reply, customerLockKey(workspaceId, stored.customerId), async (tx, now) => {
-        const outcome = await voidGrant(ctx, tx, {
-          workspaceId,
-          grantId: request.params.grant_id,
-          reason: request.body?.reason ?? null,
-          now,
-        });
-        if ('refused' in outcome) return refusalResult(outcome);
-        return { status: 200, body: presentGrant(outcome, now) };
+      const voiding = await voidGrantCommand(ctx, {
+        workspaceId,
+        grantId: request.params.grant_id,
+        reason: request.body?.reason ?? null,
       });
+      return writer.run(request, reply, voiding, (grant, now) => ({
+        status: 200,
+        body: presentGrant(grant, now),
+      }));
     },
   );
 }

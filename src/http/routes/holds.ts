@@ -1,17 +1,12 @@
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { notFound } from '../../domain/errors.js';
+import { captureHoldCommand, placeHoldCommand, releaseHoldCommand } from '../../services/commands.js';
 import { DEFAULT_CREDIT_TYPE } from '../../services/context.js';
-import {
-  captureHold,
-  customerLockKey,
-  placeHold,
-  releaseHold,
-  requirePositiveAmount,
-} from '../../services/ledger.js';
+import { requirePositiveAmount } from '../../services/ledger.js';
+import { getHold } from '../../services/queries.js';
 import type { RouteDeps } from '../app.js';
 import { presentDebit, presentHold } from '../presenters.js';
-import { readMetadata, refusalResult } from '../route-helpers.js';
+import { readMetadata } from '../route-helpers.js';
 import {
   CaptureHoldBody,
   CreateHoldBody,
@@ -46,8 +41,10 @@ export function registerHoldRoutes(app: FastifyInstance, { ctx, writer }: RouteD
       const amount = requirePositiveAmount(body.amount, 'amount');
       const metadata = readMetadata(body.metadata);
       const workspaceId = request.auth.workspaceId;
-      return writer.run(request, reply, customerLockKey(workspaceId, request.params.id), async (tx, now) => {
-        const outcome = await placeHold(ctx, tx, {
+      return writer.run(
+        request,
+        reply,
+        placeHoldCommand(ctx, {
           key: {
             workspaceId,
             customerId: request.params.id,
@@ -58,11 +55,9 @@ export function registerHoldRoutes(app: FastifyInstance, { ctx, writer }: RouteD
           featureId: body.feature_id ?? null,
           description: body.description ?? null,
           metadata,
-          now,
-        });
-        if ('refused' in outcome) return refusalResult(outcome);
-        return { status: 201, body: presentHold(outcome.hold, now) };
-      });
+        }),
+        (done, now) => ({ status: 201, body: presentHold(done.hold, now) }),
+      );
     },
   );
 
@@ -78,8 +73,7 @@ export function registerHoldRoutes(app: FastifyInstance, { ctx, writer }: RouteD
       },
     },
     async (request) => {
-      const hold = await ctx.storage.read.getHold(request.auth.workspaceId, request.params.hold_id);
-      if (!hold) throw notFound('hold', request.params.hold_id);
+      const hold = await getHold(ctx, request.auth.workspaceId, request.params.hold_id);
       return presentHold(hold, ctx.clock.now());
     },
   );
@@ -104,21 +98,18 @@ export function registerHoldRoutes(app: FastifyInstance, { ctx, writer }: RouteD
       const amount = body.amount === undefined ? null : requirePositiveAmount(body.amount, 'amount');
       const metadata = body.metadata === undefined ? null : readMetadata(body.metadata);
       const workspaceId = request.auth.workspaceId;
-      const stored = await ctx.storage.read.getHold(workspaceId, request.params.hold_id);
-      if (!stored) throw notFound('hold', request.params.hold_id);
-      return writer.run(request, reply, customerLockKey(workspaceId, stored.customerId), async (tx, now) => {
-        const outcome = await captureHold(ctx, tx, {
-          workspaceId,
-          holdId: request.params.hold_id,
-          amount,
-          allowOverage: body.allow_overage ?? false,
-          description: body.description ?? null,
-          metadata,
-          now,
-        });
-        if ('refused' in outcome) return refusalResult(outcome);
-        return { status: 201, body: presentDebit(outcome.debit, outcome.balance) };
+      const capture = await captureHoldCommand(ctx, {
+        workspaceId,
+        holdId: request.params.hold_id,
+        amount,
+        allowOverage: body.allow_overage ?? false,
+        description: body.description ?? null,
+        metadata,
       });
+      return writer.run(request, reply, capture, (done) => ({
+        status: 201,
+        body: presentDebit(done.debit, done.balance),
+      }));
     },
   );
 
@@ -139,13 +130,11 @@ export function registerHoldRoutes(app: FastifyInstance, { ctx, writer }: RouteD
     },
     async (request, reply) => {
       const workspaceId = request.auth.workspaceId;
-      const stored = await ctx.storage.read.getHold(workspaceId, request.params.hold_id);
-      if (!stored) throw notFound('hold', request.params.hold_id);
-      return writer.run(request, reply, customerLockKey(workspaceId, stored.customerId), async (tx, now) => {
-        const outcome = await releaseHold(ctx, tx, { workspaceId, holdId: request.params.hold_id, now });
-        if ('refused' in outcome) return refusalResult(outcome);
-        return { status: 200, body: presentHold(outcome, now) };
-      });
+      const release = await releaseHoldCommand(ctx, { workspaceId, holdId: request.params.hold_id });
+      return writer.run(request, reply, release, (hold, now) => ({
+        status: 200,
+        body: presentHold(hold, now),
+      }));
     },
   );
 }

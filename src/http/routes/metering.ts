@@ -1,19 +1,19 @@
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { invalidRequest, notFound } from '../../domain/errors.js';
+import { invalidRequest } from '../../domain/errors.js';
 import { formatInstant } from '../../domain/time/instant.js';
 import { isValidTimeZone, type WindowUnit } from '../../domain/time/zoned.js';
 import type { MeterRecord, RateRecord, StoredPricing } from '../../ports/storage.js';
+import { createMeterCommand, createRateCommand } from '../../services/commands.js';
 import { DEFAULT_CREDIT_TYPE } from '../../services/context.js';
 import {
   backfillRate,
-  createMeter,
-  createRate,
   meterUsage,
   quoteEvents,
   USAGE_PAGE,
   type UsagePosition,
 } from '../../services/metering.js';
+import { getMeter, getRate, listMeters, listRates } from '../../services/queries.js';
 import type { RouteDeps } from '../app.js';
 import { presentPage, readPageRequest } from '../pagination.js';
 import { readTime } from '../route-helpers.js';
@@ -192,18 +192,19 @@ export function registerMeteringRoutes(app: FastifyInstance, { ctx, writer }: Ro
       },
     },
     async (request, reply) =>
-      writer.run(request, reply, `${request.auth.workspaceId}/#meters`, async (tx, now) => {
-        const meter = await createMeter(tx, {
+      writer.run(
+        request,
+        reply,
+        createMeterCommand({
           workspaceId: request.auth.workspaceId,
           id: request.body.id,
           eventType: request.body.event_type,
           aggregation: request.body.aggregation as MeterRecord['aggregation'],
           valueProperty: request.body.value_property ?? null,
           groupBy: request.body.group_by ?? {},
-          now,
-        });
-        return { status: 201, body: presentMeter(meter) };
-      }),
+        }),
+        (meter) => ({ status: 201, body: presentMeter(meter) }),
+      ),
   );
 
   app.get<{ Querystring: Static<typeof ListQuery> }>(
@@ -219,7 +220,7 @@ export function registerMeteringRoutes(app: FastifyInstance, { ctx, writer }: Ro
     },
     async (request) =>
       presentPage(
-        await ctx.storage.read.listMeters(request.auth.workspaceId, readPageRequest(request.query)),
+        await listMeters(ctx, request.auth.workspaceId, readPageRequest(request.query)),
         presentMeter,
       ),
   );
@@ -236,9 +237,7 @@ export function registerMeteringRoutes(app: FastifyInstance, { ctx, writer }: Ro
       },
     },
     async (request) => {
-      const meter = await ctx.storage.read.getMeter(request.auth.workspaceId, request.params.id);
-      if (!meter) throw notFound('meter', request.params.id);
-      return presentMeter(meter);
+      return presentMeter(await getMeter(ctx, request.auth.workspaceId, request.params.id));
     },
   );
 
@@ -319,18 +318,15 @@ export function registerMeteringRoutes(app: FastifyInstance, { ctx, writer }: Ro
           : b.package !== undefined
             ? { package: b.package }
             : { tiers: b.tiers ?? [] };
-      return writer.run(request, reply, `${request.auth.workspaceId}/#meters`, async (tx, now) => {
-        const rate = await createRate(tx, {
-          workspaceId: request.auth.workspaceId,
-          id: b.id,
-          meterId: b.meter_id,
-          filter: b.filter ?? {},
-          creditType: b.credit_type ?? DEFAULT_CREDIT_TYPE,
-          pricing,
-          now,
-        });
-        return { status: 201, body: presentRate(rate) };
+      const create = createRateCommand({
+        workspaceId: request.auth.workspaceId,
+        id: b.id,
+        meterId: b.meter_id,
+        filter: b.filter ?? {},
+        creditType: b.credit_type ?? DEFAULT_CREDIT_TYPE,
+        pricing,
       });
+      return writer.run(request, reply, create, (rate) => ({ status: 201, body: presentRate(rate) }));
     },
   );
 
@@ -347,7 +343,7 @@ export function registerMeteringRoutes(app: FastifyInstance, { ctx, writer }: Ro
     },
     async (request) =>
       presentPage(
-        await ctx.storage.read.listRates(request.auth.workspaceId, readPageRequest(request.query)),
+        await listRates(ctx, request.auth.workspaceId, readPageRequest(request.query)),
         presentRate,
       ),
   );
@@ -364,8 +360,7 @@ export function registerMeteringRoutes(app: FastifyInstance, { ctx, writer }: Ro
       },
     },
     async (request) => {
-      const rate = await ctx.storage.read.getRate(request.auth.workspaceId, request.params.id);
-      if (!rate) throw notFound('rate', request.params.id);
+      const rate = await getRate(ctx, request.auth.workspaceId, request.params.id);
       return presentRate(rate);
     },
   );

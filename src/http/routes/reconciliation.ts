@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { reconcileLedger } from '../../services/reconcile.js';
+import { reconcileWorkspace } from '../../services/queries.js';
 import type { RouteDeps } from '../app.js';
 import { errorResponses } from '../schemas.js';
 
@@ -36,7 +36,7 @@ export function registerReconciliationRoutes(app: FastifyInstance, { ctx }: Rout
       },
     },
     async (request) => {
-      const report = await reconcileLedger(ctx.storage, { workspaceId: request.auth.workspaceId });
+      const report = await reconcileWorkspace(ctx, request.auth.workspaceId);
       return {
         ok: report.ok,
         entries: report.entries,

@@ -1,14 +1,11 @@
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { notFound } from '../../domain/errors.js';
-import { customerLockKey } from '../../services/ledger.js';
-import { requireCustomer } from '../../services/lookups.js';
 import {
-  cancelSubscription,
-  changeSubscription,
-  readSubscriptions,
-  startSubscription,
-} from '../../services/subscriptions.js';
+  cancelSubscriptionCommand,
+  changeSubscriptionCommand,
+  startSubscriptionCommand,
+} from '../../services/commands.js';
+import { getSubscription, listSubscriptions } from '../../services/queries.js';
 import type { RouteDeps } from '../app.js';
 import { presentIdPage, readIdPage } from '../pagination.js';
 import { presentSubscription } from '../plan-presenters.js';
@@ -40,18 +37,18 @@ export function registerSubscriptionRoutes(app: FastifyInstance, { ctx, writer }
       const body = request.body;
       const startAt = body.start_at === undefined ? null : readTime(body.start_at, 'start_at');
       const ws = request.auth.workspaceId;
-      return writer.run(request, reply, customerLockKey(ws, request.params.id), async (tx, now) => {
-        const { subscription, plan } = await startSubscription(ctx, tx, {
-          workspaceId: ws,
-          customerId: request.params.id,
-          planId: body.plan_id,
-          planVersion: body.plan_version ?? null,
-          startAt,
-          allowMultiple: body.allow_multiple === true,
-          now,
-        });
-        return { status: 201, body: presentSubscription(subscription, plan, now) };
+      const start = startSubscriptionCommand(ctx, {
+        workspaceId: ws,
+        customerId: request.params.id,
+        planId: body.plan_id,
+        planVersion: body.plan_version ?? null,
+        startAt,
+        allowMultiple: body.allow_multiple === true,
       });
+      return writer.run(request, reply, start, ({ subscription, plan }, now) => ({
+        status: 201,
+        body: presentSubscription(subscription, plan, now),
+      }));
     },
   );
 
@@ -69,18 +66,13 @@ export function registerSubscriptionRoutes(app: FastifyInstance, { ctx, writer }
     },
     async (request) => {
       const ws = request.auth.workspaceId;
-      const reads = ctx.storage.read;
-      await requireCustomer(reads, ws, request.params.id);
       const { afterId, limit } = readIdPage(request.query);
-      const now = ctx.clock.now();
-      // A customer has a handful of subscriptions: they are read whole and paged here.
-      const after = (await readSubscriptions(ctx, ws, request.params.id)).filter((s) => s.id > afterId);
-      const items = [];
-      for (const sub of after.slice(0, limit)) {
-        const plan = await reads.plans.getPlanVersion(ws, sub.planId, sub.planVersion);
-        if (plan) items.push({ id: sub.id, body: presentSubscription(sub, plan, now) });
-      }
-      const page = { items, nextAfter: after.length > limit && items.length > 0 ? [items.at(-1)!.id] : null };
+      const found = await listSubscriptions(ctx, ws, request.params.id, afterId, limit);
+      const items = found.items.map(({ subscription, plan }) => ({
+        id: subscription.id,
+        body: presentSubscription(subscription, plan, found.now),
+      }));
+      const page = { items, nextAfter: found.more && items.length > 0 ? [items.at(-1)!.id] : null };
       return presentIdPage(page, (item) => item.body);
     },
   );
@@ -99,21 +91,10 @@ export function registerSubscriptionRoutes(app: FastifyInstance, { ctx, writer }
     async (request) => {
       const ws = request.auth.workspaceId;
       const id = request.params.subscription_id;
-      const found = await ctx.storage.read.plans.getSubscription(ws, id);
-      if (!found) throw notFound('subscription', id);
-      const sub = (await readSubscriptions(ctx, ws, found.customerId)).find((s) => s.id === id);
-      const plan = sub && (await ctx.storage.read.plans.getPlanVersion(ws, sub.planId, sub.planVersion));
-      if (!sub || !plan) throw notFound('subscription', id);
-      return presentSubscription(sub, plan, ctx.clock.now());
+      const { subscription, plan, now } = await getSubscription(ctx, ws, id);
+      return presentSubscription(subscription, plan, now);
     },
   );
-
-  /** Subscription writes lock the customer; the subscription is looked up first to find it. */
-  const lockOf = async (ws: string, subscriptionId: string) => {
-    const sub = await ctx.storage.read.plans.getSubscription(ws, subscriptionId);
-    if (!sub) throw notFound('subscription', subscriptionId);
-    return customerLockKey(ws, sub.customerId);
-  };
 
   app.post<{ Params: Static<typeof SubscriptionIdParams>; Body: Static<typeof CancelSubscriptionBody> }>(
     '/v1/subscriptions/:subscription_id/cancel',
@@ -134,15 +115,15 @@ export function registerSubscriptionRoutes(app: FastifyInstance, { ctx, writer }
     async (request, reply) => {
       const ws = request.auth.workspaceId;
       const id = request.params.subscription_id;
-      return writer.run(request, reply, await lockOf(ws, id), async (tx, now) => {
-        const { subscription, plan } = await cancelSubscription(ctx, tx, {
-          workspaceId: ws,
-          subscriptionId: id,
-          atPeriodEnd: request.body?.at_period_end ?? false,
-          now,
-        });
-        return { status: 200, body: presentSubscription(subscription, plan, now) };
+      const cancel = await cancelSubscriptionCommand(ctx, {
+        workspaceId: ws,
+        subscriptionId: id,
+        atPeriodEnd: request.body?.at_period_end ?? false,
       });
+      return writer.run(request, reply, cancel, ({ subscription, plan }, now) => ({
+        status: 200,
+        body: presentSubscription(subscription, plan, now),
+      }));
     },
   );
 
@@ -162,18 +143,18 @@ export function registerSubscriptionRoutes(app: FastifyInstance, { ctx, writer }
       const ws = request.auth.workspaceId;
       const id = request.params.subscription_id;
       const body = request.body;
-      return writer.run(request, reply, await lockOf(ws, id), async (tx, now) => {
-        const { subscription, plan } = await changeSubscription(ctx, tx, {
-          workspaceId: ws,
-          subscriptionId: id,
-          planId: body.plan_id,
-          planVersion: body.plan_version ?? null,
-          when: body.at ?? null,
-          allowMultiple: body.allow_multiple === true,
-          now,
-        });
-        return { status: 200, body: presentSubscription(subscription, plan, now) };
+      const change = await changeSubscriptionCommand(ctx, {
+        workspaceId: ws,
+        subscriptionId: id,
+        planId: body.plan_id,
+        planVersion: body.plan_version ?? null,
+        when: body.at ?? null,
+        allowMultiple: body.allow_multiple === true,
       });
+      return writer.run(request, reply, change, ({ subscription, plan }, now) => ({
+        status: 200,
+        body: presentSubscription(subscription, plan, now),
+      }));
     },
   );
 }

@@ -1,0 +1,236 @@
+import { notFound } from '../domain/errors.js';
+import type { NewGrant } from '../domain/ledger/credit-ledger.js';
+import type { Instant } from '../domain/time/instant.js';
+import type { ApiKeyRecord, LedgerKey, WriteOperations } from '../ports/storage.js';
+import { createApiKey, requireKeyStillActive } from './api-keys.js';
+import {
+  archiveFeature,
+  createCreditPack,
+  createFeature,
+  createPlan,
+  updateFeature,
+  updatePlan,
+} from './catalog.js';
+import { customerLockKey, type ServiceContext } from './context.js';
+import { reverseDebit, reverseEvent } from './corrections.js';
+import { createCreditType, createCustomer, updateCustomer } from './customers.js';
+import { checkAndHold } from './entitlements.js';
+import { captureHold, debitCredits, grantCredits, placeHold, releaseHold, voidGrant } from './ledger.js';
+import { createMeter, createRate } from './metering.js';
+import { purchaseCreditPacks, removeAutoTopUp, setAutoTopUp } from './purchases.js';
+import { cancelSubscription, changeSubscription, startSubscription } from './subscriptions.js';
+import { command, type WriteCommand } from './unit-of-work.js';
+
+/**
+ * The write use cases as commands for the unit of work (src/services/unit-of-work.ts): each
+ * names the lock it needs (a customer, a workspace's catalog, meters or keys) and runs its use case
+ * under it. The transport parses a request, builds one command here, runs it and presents its
+ * value; it never chooses a lock or sees a transaction.
+ */
+
+type Input<F extends (ctx: ServiceContext, tx: WriteOperations, input: never) => unknown> = Omit<
+  Parameters<F>[2],
+  'now'
+>;
+
+/** The workspace's catalogue lock (features, plans, packs): edits are rare and need no finer serialisation. */
+export const catalogLockKey = (workspaceId: string) => `${workspaceId}/#catalog`;
+const meterLockKey = (workspaceId: string) => `${workspaceId}/#meters`;
+const apiKeyLockKey = (workspaceId: string) => `${workspaceId}/api-keys`;
+
+// Customers and credit types
+
+export const createCustomerCommand = (input: Omit<Parameters<typeof createCustomer>[1], 'now'>) =>
+  command(customerLockKey(input.workspaceId, input.id), async (tx, now) =>
+    createCustomer(tx, { ...input, now }),
+  );
+
+export const updateCustomerCommand = (input: Parameters<typeof updateCustomer>[1]) =>
+  command(customerLockKey(input.workspaceId, input.id), async (tx) => updateCustomer(tx, input));
+
+export const createCreditTypeCommand = (input: Omit<Parameters<typeof createCreditType>[1], 'now'>) =>
+  command(`${input.workspaceId}/credit-types`, async (tx, now) => createCreditType(tx, { ...input, now }));
+
+// The ledger
+
+/** Grants credits; a grant with no `effectiveAt` is effective at the instant the write runs. */
+export const grantCommand = (
+  ctx: ServiceContext,
+  input: { key: LedgerKey; grant: Omit<NewGrant, 'effectiveAt'> & { effectiveAt: Instant | null } },
+) =>
+  command(customerLockKey(input.key.workspaceId, input.key.customerId), async (tx, now) =>
+    grantCredits(ctx, tx, {
+      key: input.key,
+      grant: { ...input.grant, effectiveAt: input.grant.effectiveAt ?? now },
+      now,
+    }),
+  );
+
+export const debitCommand = (ctx: ServiceContext, input: Input<typeof debitCredits>) =>
+  command(customerLockKey(input.key.workspaceId, input.key.customerId), async (tx, now) =>
+    debitCredits(ctx, tx, { ...input, now }),
+  );
+
+export const placeHoldCommand = (ctx: ServiceContext, input: Input<typeof placeHold>) =>
+  command(customerLockKey(input.key.workspaceId, input.key.customerId), async (tx, now) =>
+    placeHold(ctx, tx, { ...input, now }),
+  );
+
+/** A hold's writes lock its customer; the hold is looked up first to find it (404 when unknown). */
+async function holdLockKey(ctx: ServiceContext, workspaceId: string, holdId: string): Promise<string> {
+  const hold = await ctx.storage.read.getHold(workspaceId, holdId);
+  if (!hold) throw notFound('hold', holdId);
+  return customerLockKey(workspaceId, hold.customerId);
+}
+
+export async function captureHoldCommand(ctx: ServiceContext, input: Input<typeof captureHold>) {
+  return command(await holdLockKey(ctx, input.workspaceId, input.holdId), async (tx, now) =>
+    captureHold(ctx, tx, { ...input, now }),
+  );
+}
+
+export async function releaseHoldCommand(ctx: ServiceContext, input: Input<typeof releaseHold>) {
+  return command(await holdLockKey(ctx, input.workspaceId, input.holdId), async (tx, now) =>
+    releaseHold(ctx, tx, { ...input, now }),
+  );
+}
+
+export async function voidGrantCommand(ctx: ServiceContext, input: Input<typeof voidGrant>) {
+  const grant = await ctx.storage.read.getGrant(input.workspaceId, input.grantId);
+  if (!grant) throw notFound('grant', input.grantId);
+  return command(customerLockKey(input.workspaceId, grant.customerId), async (tx, now) =>
+    voidGrant(ctx, tx, { ...input, now }),
+  );
+}
+
+export const checkAndHoldCommand = (ctx: ServiceContext, input: Input<typeof checkAndHold>) =>
+  command(customerLockKey(input.workspaceId, input.customerId), async (tx, now) =>
+    checkAndHold(ctx, tx, { ...input, now }),
+  );
+
+// Corrections
+
+export async function reverseDebitCommand(ctx: ServiceContext, input: Input<typeof reverseDebit>) {
+  const stored = await ctx.storage.read.getDebit(input.workspaceId, input.debitId);
+  if (!stored) throw notFound('debit', input.debitId);
+  return command(customerLockKey(input.workspaceId, stored.debit.customerId), async (tx, now) =>
+    reverseDebit(ctx, tx, { ...input, now }),
+  );
+}
+
+/** `eventId` is the id the client named (what a 404 reports). */
+export async function reverseEventCommand(
+  ctx: ServiceContext,
+  input: Input<typeof reverseEvent>,
+  eventId: string,
+) {
+  const stored = await ctx.storage.read.getEvent(input.workspaceId, input.eventKey);
+  if (!stored) throw notFound('event', eventId);
+  return command(customerLockKey(input.workspaceId, stored.customerId), async (tx, now) =>
+    reverseEvent(ctx, tx, { ...input, now }),
+  );
+}
+
+// Plans, subscriptions and packs
+
+export const createFeatureCommand = (workspaceId: string, input: Parameters<typeof createFeature>[2]) =>
+  command(catalogLockKey(workspaceId), async (tx, now) => createFeature(tx, workspaceId, input, now));
+
+export const updateFeatureCommand = (workspaceId: string, input: Parameters<typeof updateFeature>[2]) =>
+  command(catalogLockKey(workspaceId), async (tx, now) => updateFeature(tx, workspaceId, input, now));
+
+export const archiveFeatureCommand = (workspaceId: string, id: string) =>
+  command(catalogLockKey(workspaceId), async (tx, now) => archiveFeature(tx, workspaceId, id, now));
+
+export const createPlanCommand = (workspaceId: string, input: Parameters<typeof createPlan>[2]) =>
+  command(catalogLockKey(workspaceId), async (tx, now) => createPlan(tx, workspaceId, input, now));
+
+export const updatePlanCommand = (workspaceId: string, input: Parameters<typeof updatePlan>[2]) =>
+  command(catalogLockKey(workspaceId), async (tx, now) => updatePlan(tx, workspaceId, input, now));
+
+export const createCreditPackCommand = (workspaceId: string, input: Parameters<typeof createCreditPack>[2]) =>
+  command(catalogLockKey(workspaceId), async (tx, now) => createCreditPack(tx, workspaceId, input, now));
+
+export const startSubscriptionCommand = (ctx: ServiceContext, input: Input<typeof startSubscription>) =>
+  command(customerLockKey(input.workspaceId, input.customerId), async (tx, now) =>
+    startSubscription(ctx, tx, { ...input, now }),
+  );
+
+/** Subscription writes lock the customer; the subscription is looked up first to find it. */
+async function subscriptionLockKey(ctx: ServiceContext, workspaceId: string, id: string): Promise<string> {
+  const sub = await ctx.storage.read.plans.getSubscription(workspaceId, id);
+  if (!sub) throw notFound('subscription', id);
+  return customerLockKey(workspaceId, sub.customerId);
+}
+
+export async function cancelSubscriptionCommand(
+  ctx: ServiceContext,
+  input: Input<typeof cancelSubscription>,
+) {
+  return command(await subscriptionLockKey(ctx, input.workspaceId, input.subscriptionId), async (tx, now) =>
+    cancelSubscription(ctx, tx, { ...input, now }),
+  );
+}
+
+export async function changeSubscriptionCommand(
+  ctx: ServiceContext,
+  input: Input<typeof changeSubscription>,
+) {
+  return command(await subscriptionLockKey(ctx, input.workspaceId, input.subscriptionId), async (tx, now) =>
+    changeSubscription(ctx, tx, { ...input, now }),
+  );
+}
+
+export const purchaseCommand = (ctx: ServiceContext, input: Input<typeof purchaseCreditPacks>) =>
+  command(customerLockKey(input.workspaceId, input.customerId), async (tx, now) =>
+    purchaseCreditPacks(ctx, tx, { ...input, now }),
+  );
+
+export const setAutoTopUpCommand = (input: Omit<Parameters<typeof setAutoTopUp>[1], 'now'>) =>
+  command(customerLockKey(input.workspaceId, input.customerId), async (tx, now) =>
+    setAutoTopUp(tx, { ...input, now }),
+  );
+
+export const removeAutoTopUpCommand = (input: Parameters<typeof removeAutoTopUp>[1]) =>
+  command(customerLockKey(input.workspaceId, input.customerId), async (tx) => {
+    await removeAutoTopUp(tx, input);
+    return { removed: true };
+  });
+
+// Metering
+
+export const createMeterCommand = (input: Omit<Parameters<typeof createMeter>[1], 'now'>) =>
+  command(meterLockKey(input.workspaceId), async (tx, now) => createMeter(tx, { ...input, now }));
+
+export const createRateCommand = (input: Omit<Parameters<typeof createRate>[1], 'now'>) =>
+  command(meterLockKey(input.workspaceId), async (tx, now) => createRate(tx, { ...input, now }));
+
+// API keys
+
+/**
+ * Creates an API key. The caller's key may have been revoked since it was authenticated (from the
+ * cache): it is read again under the workspace's api-keys lock, serialised with revocations.
+ */
+export const createApiKeyCommand = (
+  ctx: ServiceContext,
+  callerKeyHash: string,
+  input: Omit<Parameters<typeof createApiKey>[2], 'now'>,
+) =>
+  command(apiKeyLockKey(input.workspaceId), async (tx, now) => {
+    await requireKeyStillActive(tx, callerKeyHash);
+    return createApiKey(ctx, tx, { ...input, now });
+  });
+
+/** Revokes an active key of the workspace (404 when it has no such active key). */
+export const revokeApiKeyCommand = (
+  workspaceId: string,
+  callerKeyHash: string,
+  keyId: string,
+): WriteCommand<ApiKeyRecord> =>
+  command(apiKeyLockKey(workspaceId), async (tx, now) => {
+    await requireKeyStillActive(tx, callerKeyHash);
+    if (!(await tx.revokeApiKey(workspaceId, keyId, now))) throw notFound('active API key', keyId);
+    const revoked = (await tx.listApiKeysOf(workspaceId)).find((k) => k.id === keyId);
+    if (!revoked) throw notFound('API key', keyId);
+    return revoked;
+  });

@@ -1,0 +1,88 @@
+import type { Amount } from '../domain/amount/amount.js';
+import type { CreditLedger } from '../domain/ledger/credit-ledger.js';
+import type { AutoTopUp } from '../domain/plans/subscription.js';
+import type { Instant } from '../domain/time/instant.js';
+import type { WriteOperations } from '../ports/storage.js';
+import type { ServiceContext } from './context.js';
+import { autoTopUpOnCrossing } from './credit-packs.js';
+import { prepareCustomer } from './customer-upkeep.js';
+import { CustomerLedgers } from './ledger-set.js';
+
+/**
+ * The one ledger session of a customer inside a write transaction, used by every write that
+ * changes balances (grants, debits, holds, captures, releases, voids, held checks, purchases,
+ * ingested events):
+ *
+ * 1. {@link LedgerSession.open} applies the customer's upkeep first (subscription resets due by
+ *    `now`, so a burn right after a reset draws on the new allowance) and reads the auto top-up
+ *    rule: one storage round trip when nothing is due;
+ * 2. {@link ledger} loads a credit type's snapshot once and advances it to `now` (expiries, hold
+ *    expiries, activations); the engine's operations are then called on it;
+ * 3. {@link burned} marks a burn: at save, a crossing of the auto top-up threshold since the
+ *    ledger was opened buys packs in the same transaction;
+ * 4. {@link save} persists every changed ledger once.
+ *
+ * A refusal is decided before {@link save}: a caller that refuses simply does not save, so only
+ * the upkeep of step 1 (already written) commits with the refusal (docs/design.md §5).
+ */
+export class LedgerSession {
+  private readonly opened = new Map<
+    string,
+    { ledger: CreditLedger; availableBefore: Amount; burned: boolean }
+  >();
+
+  private constructor(
+    private readonly ctx: ServiceContext,
+    private readonly tx: WriteOperations,
+    private readonly ledgers: CustomerLedgers,
+    readonly now: Instant,
+    private readonly autoTopUp: AutoTopUp | null,
+  ) {}
+
+  static async open(
+    ctx: ServiceContext,
+    tx: WriteOperations,
+    customer: { readonly workspaceId: string; readonly customerId: string },
+    now: Instant,
+  ): Promise<LedgerSession> {
+    const autoTopUp = await prepareCustomer(ctx, tx, customer.workspaceId, customer.customerId, now);
+    const ledgers = new CustomerLedgers(ctx, tx, customer.workspaceId, customer.customerId);
+    return new LedgerSession(ctx, tx, ledgers, now, autoTopUp);
+  }
+
+  get workspaceId(): string {
+    return this.ledgers.workspaceId;
+  }
+
+  /** The customer's ledger of a credit type, loaded once and advanced to now. */
+  async ledger(creditType: string): Promise<CreditLedger> {
+    const open = this.opened.get(creditType);
+    if (open) return open.ledger;
+    const ledger = await this.ledgers.get(creditType);
+    ledger.advanceTo(this.now);
+    this.opened.set(creditType, { ledger, availableBefore: ledger.availableAt(this.now), burned: false });
+    return ledger;
+  }
+
+  /** Marks a burn in this credit type (debit, hold, capture, rated event): auto top-up applies at save. */
+  burned(creditType: string): void {
+    const open = this.opened.get(creditType);
+    if (!open) throw new Error(`ledger session: ${creditType} burned before it was opened`);
+    open.burned = true;
+  }
+
+  /** Auto top-up for each credit type that burned across the threshold, then persists every change once. */
+  async save(): Promise<void> {
+    for (const { ledger, availableBefore, burned } of this.opened.values()) {
+      if (!burned) continue;
+      await autoTopUpOnCrossing(this.ctx, this.tx, {
+        workspaceId: this.workspaceId,
+        ledger,
+        rule: this.autoTopUp,
+        availableBefore,
+        now: this.now,
+      });
+    }
+    await this.ledgers.save(this.now);
+  }
+}

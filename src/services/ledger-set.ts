@@ -1,0 +1,45 @@
+import { CreditLedger } from '../domain/ledger/credit-ledger.js';
+import type { Instant } from '../domain/time/instant.js';
+import type { WriteOperations } from '../ports/storage.js';
+import type { ServiceContext } from './context.js';
+import { persistLedger } from './ledger-persistence.js';
+
+/**
+ * The ledgers of one customer inside one transaction, one per credit type: each loaded (for
+ * update) at most once, and every changed one persisted once by {@link save}. The bottom of
+ * {@link LedgerSession} (src/services/ledger-session.ts); subscription upkeep uses it directly,
+ * because it advances its ledgers instant by instant rather than to the present at once.
+ */
+export class CustomerLedgers {
+  private readonly ledgers = new Map<string, CreditLedger>();
+
+  constructor(
+    private readonly ctx: ServiceContext,
+    private readonly tx: WriteOperations,
+    readonly workspaceId: string,
+    readonly customerId: string,
+  ) {}
+
+  /** Whether the ledger of this credit type is loaded already. */
+  has(creditType: string): boolean {
+    return this.ledgers.has(creditType);
+  }
+
+  /** The ledger of a credit type, as stored (not advanced): loaded on first use. */
+  async get(creditType: string): Promise<CreditLedger> {
+    let ledger = this.ledgers.get(creditType);
+    if (!ledger) {
+      const key = { workspaceId: this.workspaceId, customerId: this.customerId, creditType };
+      ledger = new CreditLedger(await this.tx.loadLedgerForUpdate(key), this.ctx.ids);
+      this.ledgers.set(creditType, ledger);
+    }
+    return ledger;
+  }
+
+  /** Persists every ledger that changed, once. */
+  async save(now: Instant): Promise<void> {
+    for (const ledger of this.ledgers.values()) {
+      if (ledger.isDirty) await persistLedger(this.tx, this.workspaceId, ledger, now);
+    }
+  }
+}
