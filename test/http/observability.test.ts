@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/config.js';
 import { ManualClock } from '../../src/domain/time/clock.js';
 import { buildApp } from '../../src/http/app.js';
 import { Metrics } from '../../src/http/metrics.js';
@@ -96,6 +97,12 @@ describe('request logs', () => {
     expect(records[3]).toMatchObject({ status: 401, key_id: null, workspace: null });
     // Neither the key's hash is logged.
     for (const r of records) expect(Object.keys(r)).not.toContain('keyHash');
+  });
+
+  it('BURNDOWN_LOG_LEVEL defaults to info and takes only pino levels', () => {
+    expect(loadConfig({}).logLevel).toBe('info');
+    expect(loadConfig({ BURNDOWN_LOG_LEVEL: 'warn' }).logLevel).toBe('warn');
+    expect(() => loadConfig({ BURNDOWN_LOG_LEVEL: 'verbose' })).toThrow(/BURNDOWN_LOG_LEVEL must be one of/);
   });
 
   it('logs nothing per request above info (BURNDOWN_LOG_LEVEL=warn)', async () => {
