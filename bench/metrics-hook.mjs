@@ -96,3 +96,33 @@ for (let i = 0; i < renders; i++) await metrics.render();
 console.log(
   `${'/metrics render (no database gauges)'.padEnd(44)} ${(Number(process.hrtime.bigint() - start) / renders / 1000).toFixed(0).padStart(6)} µs/scrape`,
 );
+
+// ---- Whole requests in process (app.inject, GET /healthz): request log on (info) vs off ----
+const { buildApp } = await import('../dist/http/app.js');
+const { SqliteStorage } = await import('../dist/storage/sqlite/sqlite-storage.js');
+const { TimeOrderedIds } = await import('../dist/infra/ids.js');
+const { systemClock } = await import('../dist/infra/system-clock.js');
+const storage = await SqliteStorage.open({ path: ':memory:' });
+const ctx = { storage, clock: systemClock, ids: new TimeOrderedIds(() => Date.now()) };
+const apps = {
+  'log info (one line per request)': await buildApp(ctx, {
+    bodyLimit: 1 << 20,
+    logLevel: 'info',
+    logStream: { write() {} },
+  }),
+  'log silent': await buildApp(ctx, { bodyLimit: 1 << 20, logLevel: 'silent' }),
+};
+const REQUESTS = Number(process.env.REQUESTS ?? 20_000);
+for (let round = 0; round < 3; round++) {
+  for (const [name, app] of Object.entries(apps)) {
+    for (let i = 0; i < 2000; i++) await app.inject({ url: '/healthz' });
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < REQUESTS; i++) await app.inject({ url: '/healthz' });
+    const us = Number(process.hrtime.bigint() - t0) / REQUESTS / 1000;
+    console.log(
+      `${`inject /healthz, ${name} (round ${round + 1})`.padEnd(56)} ${us.toFixed(1).padStart(6)} µs/request`,
+    );
+  }
+}
+for (const app of Object.values(apps)) await app.close();
+await storage.close();
