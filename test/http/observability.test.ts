@@ -1,11 +1,14 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
+import type { CreditLedger } from '../../src/domain/ledger/credit-ledger.js';
+import type { LedgerEntry } from '../../src/domain/ledger/types.js';
 import { ManualClock } from '../../src/domain/time/clock.js';
 import { buildApp } from '../../src/http/app.js';
 import { Metrics } from '../../src/http/metrics.js';
 import { TimeOrderedIds } from '../../src/infra/ids.js';
+import { observeCommittedEntries } from '../../src/infra/observed-storage.js';
 import { instrumentStorage } from '../../src/main.js';
-import type { Storage } from '../../src/ports/storage.js';
+import type { Storage, WriteOperations } from '../../src/ports/storage.js';
 import { ensureAdminKey } from '../../src/services/api-keys.js';
 import type { ServiceContext } from '../../src/services/context.js';
 import { sweepDueLedgers } from '../../src/services/ledger.js';
@@ -224,3 +227,50 @@ for (const dialect of DIALECTS) {
     });
   });
 }
+
+describe('the committed-entries seam', () => {
+  /** A storage whose write runs `work` `attempts` times (a retried transaction), then commits or fails. */
+  function fakeStorage(attempts: number, commit: boolean): Storage {
+    const tx = { saveLedger: () => undefined } as unknown as WriteOperations;
+    return {
+      dialect: 'sqlite',
+      async write<T>(
+        _key: string | readonly string[],
+        work: (tx: WriteOperations) => Promise<T>,
+      ): Promise<T> {
+        let result: T | undefined;
+        for (let i = 0; i < attempts; i++) result = await work(tx);
+        if (!commit) throw new Error('commit failed');
+        return result as T;
+      },
+    } as unknown as Storage;
+  }
+  const entry = { type: 'grant', creditType: 'credits' } as unknown as LedgerEntry;
+  const ledger = () => ({ newEntries: [entry] }) as unknown as CreditLedger;
+
+  it('reports the entries of the last attempt once, after the commit', async () => {
+    const seen: (readonly LedgerEntry[])[] = [];
+    const storage = observeCommittedEntries(fakeStorage(3, true), (entries) => seen.push(entries));
+    await storage.write('k', async (tx) => {
+      const l = ledger();
+      await tx.saveLedger('ws', l, 0);
+      await tx.saveLedger('ws', l, 0); // saved twice: still its entries once
+    });
+    expect(seen).toEqual([[entry]]);
+  });
+
+  it('reports nothing of a write that failed, and a throwing observer never fails a write', async () => {
+    const seen: unknown[] = [];
+    const failing = observeCommittedEntries(fakeStorage(1, false), (entries) => seen.push(entries));
+    await expect(failing.write('k', async (tx) => tx.saveLedger('ws', ledger(), 0))).rejects.toThrow(
+      'commit failed',
+    );
+    expect(seen).toEqual([]);
+    const throwing = observeCommittedEntries(fakeStorage(1, true), () => {
+      throw new Error('observer');
+    });
+    await expect(
+      throwing.write('k', async (tx) => tx.saveLedger('ws', ledger(), 0)),
+    ).resolves.toBeUndefined();
+  });
+});
