@@ -124,7 +124,7 @@ export class Metrics {
   });
   private readonly databaseUp = new Gauge({
     name: 'burndown_metrics_database_read_ok',
-    help: '1 when the database gauges of this scrape were read; 0 when the read failed (they are then absent)',
+    help: '1 when the database gauges of this scrape were read; 0 when the read failed or none are configured (they are then absent)',
     registers: [this.registry],
   });
 
@@ -212,7 +212,10 @@ export class Metrics {
     ]) {
       gauge.reset();
     }
-    if (this.databaseGauges === null) return;
+    if (this.databaseGauges === null) {
+      this.databaseUp.set(0);
+      return;
+    }
     let read: { readonly now: Instant; readonly gauges: OperationalGauges };
     try {
       read = await this.databaseGauges();
