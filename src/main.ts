@@ -2,10 +2,12 @@ import type { FastifyInstance } from 'fastify';
 import type { Config } from './config/config.js';
 import { sqlitePathOf } from './config/database-url.js';
 import { BurndownError, ErrorCode } from './domain/errors.js';
+import type { Clock } from './domain/time/clock.js';
 import { buildApp } from './http/app.js';
 import { IDEMPOTENCY_RETENTION_MS } from './http/idempotent-write.js';
 import { Metrics } from './http/metrics.js';
 import { TimeOrderedIds } from './infra/ids.js';
+import { observeCommittedEntries } from './infra/observed-storage.js';
 import { systemClock } from './infra/system-clock.js';
 import type { DatabaseState, Storage } from './ports/storage.js';
 import { ensureAdminKey } from './services/api-keys.js';
@@ -69,6 +71,18 @@ export async function databaseState(databaseUrl: string): Promise<DatabaseState>
   return PostgresStorage.state({ connectionString: databaseUrl });
 }
 
+/**
+ * Connects a storage to the metrics: ledger entries are counted once committed (one seam, the
+ * storage's `write`), and the database gauges are read at each scrape at `clock`'s now.
+ */
+export function instrumentStorage(storage: Storage, metrics: Metrics, clock: Clock): Storage {
+  metrics.databaseGauges = async () => {
+    const now = clock.now();
+    return { now, gauges: await storage.operationalGauges(now) };
+  };
+  return observeCommittedEntries(storage, (entries) => metrics.observeEntries(entries));
+}
+
 /** The real-time service context for a storage. */
 export function createContext(storage: Storage): ServiceContext {
   return { storage, clock: systemClock, ids: new TimeOrderedIds(() => systemClock.now()) };
@@ -86,7 +100,11 @@ export interface RunningServer {
 /** Starts the HTTP server with a background sweeper for due expiries and old idempotency records. */
 export async function startServer(config: Config): Promise<RunningServer> {
   const metrics = new Metrics();
-  const storage = await openStorage(config.databaseUrl, { metrics, poolSize: config.pgPoolSize });
+  const storage = instrumentStorage(
+    await openStorage(config.databaseUrl, { metrics, poolSize: config.pgPoolSize }),
+    metrics,
+    systemClock,
+  );
   const ctx = createContext(storage);
   const generatedKey = await ensureAdminKey(ctx, config.apiKey);
   const app = await buildApp(ctx, {

@@ -42,6 +42,9 @@ function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: nu
   return Number(raw);
 }
 
+/** The levels `BURNDOWN_LOG_LEVEL` takes (pino's); `info` logs one line per request. */
+export const LOG_LEVELS: readonly string[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
 /** Reads the configuration; throws a clear error naming the variable that is wrong. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const apiKey = env['BURNDOWN_API_KEY'];
@@ -55,6 +58,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       name: 'BURNDOWN_METRICS_PUBLIC',
     });
   }
+  const logLevel = env['BURNDOWN_LOG_LEVEL'] || 'info';
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new BurndownError(
+      ErrorCode.invalidRequest,
+      `BURNDOWN_LOG_LEVEL must be one of: ${LOG_LEVELS.join(', ')}`,
+      { name: 'BURNDOWN_LOG_LEVEL' },
+    );
+  }
   return Object.freeze({
     port: integer(env, 'PORT', 7420, 0, 65535),
     host: env['HOST'] || '127.0.0.1',
@@ -63,7 +74,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     sweepIntervalMs: integer(env, 'BURNDOWN_SWEEP_INTERVAL_MS', 1000, 10, 3_600_000),
     bodyLimit: integer(env, 'BURNDOWN_BODY_LIMIT', 1024 * 1024, 1024, 256 * 1024 * 1024),
     pgPoolSize: integer(env, 'BURNDOWN_PG_POOL_SIZE', 10, 1, 1000),
-    logLevel: env['BURNDOWN_LOG_LEVEL'] || 'info',
+    logLevel,
     requestTimeoutMs: integer(env, 'BURNDOWN_REQUEST_TIMEOUT_MS', 30_000, 1000, 3_600_000),
     maxConnections: integer(env, 'BURNDOWN_MAX_CONNECTIONS', 1024, 1, 1_000_000),
     checkHoldMaxTtlSeconds: integer(env, 'BURNDOWN_CHECK_HOLD_MAX_TTL_SECONDS', 900, 1, 30 * 24 * 3600),

@@ -59,6 +59,8 @@ export interface AppOptions {
   readonly bodyLimit: number;
   /** Fastify logger level; `silent` in tests. */
   readonly logLevel?: string;
+  /** Where log lines go (default stdout); tests capture them here. */
+  readonly logStream?: { write(line: string): void };
   readonly metrics?: Metrics;
   /** Largest body of `POST /v1/events` (a batch of up to 10,000 events), default 32 MiB. */
   readonly eventsBodyLimit?: number;
@@ -210,7 +212,10 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
         .type('application/json; charset=utf-8')
         .send(JSON.stringify(errorBody(mapped)));
     },
-    logger: { level: options.logLevel ?? 'info' },
+    logger: {
+      level: options.logLevel ?? 'info',
+      ...(options.logStream ? { stream: options.logStream } : {}),
+    },
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.bodyLimit,
     return503OnClosing: true,
@@ -290,7 +295,12 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
         },
       );
     }
-    request.auth = { workspaceId: record.workspaceId, scope: record.scope, keyHash: resolved.keyHash };
+    request.auth = {
+      workspaceId: record.workspaceId,
+      scope: record.scope,
+      keyHash: resolved.keyHash,
+      keyId: record.id,
+    };
   });
 
   // Deep nesting and NUL characters are refused before validation, so neither reaches a
@@ -309,10 +319,44 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
     }
   });
 
+  // One log line per request (Fastify's own two lines are off): the route template as well as the
+  // URL, and the key's id, never the key or its hash.
+  const logRequests = ['info', 'debug', 'trace'].includes(app.log.level);
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
-    metrics.httpRequests.inc({ method: request.method, route, status: String(reply.statusCode) });
-    metrics.httpDuration.observe(reply.elapsedTime / 1000, { route });
+    const status = reply.statusCode;
+    const seconds = reply.elapsedTime / 1000;
+    metrics.httpRequests.inc({ method: request.method, route, status: String(status) });
+    metrics.httpDuration.observe({ route }, seconds);
+    if (logRequests) {
+      const auth = request.auth;
+      request.log.info(
+        {
+          method: request.method,
+          route,
+          url: request.url,
+          status,
+          duration_ms: Math.round(reply.elapsedTime * 1000) / 1000,
+          key_id: auth?.keyId ?? null,
+          workspace: auth?.workspaceId ?? null,
+        },
+        'request',
+      );
+    }
+  });
+
+  // Event outcomes as answered (the answer comes after the batch is durable); a replayed answer
+  // of an Idempotency-Key counted already.
+  app.addHook('onSend', async (request, reply, payload) => {
+    if (
+      request.method === 'POST' &&
+      request.routeOptions.url === '/v1/events' &&
+      typeof payload === 'string' &&
+      reply.getHeader('idempotent-replayed') === undefined
+    ) {
+      countEventOutcomes(metrics, payload);
+    }
+    return payload;
   });
 
   app.setErrorHandler((error, request, reply) => {
@@ -425,7 +469,27 @@ function markAmountKeyword(ajv: {
 }
 
 /** The caller, as the auth hook found it; `keyHash` lets a write re-check the key in its transaction. */
-type RouteDepsAuth = { workspaceId: string; scope: ApiKeyScope; keyHash: string };
+type RouteDepsAuth = { workspaceId: string; scope: ApiKeyScope; keyHash: string; keyId: string };
+
+/** Counts the outcomes of an answer of `POST /v1/events` (202, or 400/500 with the same counts). */
+function countEventOutcomes(metrics: Metrics, payload: string): void {
+  let body: unknown;
+  try {
+    body = JSON.parse(payload);
+  } catch {
+    return;
+  }
+  if (typeof body !== 'object' || body === null) return;
+  const b = body as Record<string, unknown>;
+  const count = (v: unknown) => (typeof v === 'number' ? v : Array.isArray(v) ? v.length : 0);
+  if (!('accepted' in b) || !('rejected' in b)) return;
+  metrics.observeEvents({
+    accepted: count(b['accepted']),
+    duplicates: count(b['duplicates']),
+    unmetered: count(b['unmetered']),
+    rejected: count(b['rejected']),
+  });
+}
 
 /**
  * Answers what Node reports before a request reaches Fastify, or while its body is still arriving

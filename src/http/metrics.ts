@@ -1,71 +1,21 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Amount } from '../domain/amount/amount.js';
+import type { LedgerEntry } from '../domain/ledger/types.js';
+import type { Instant } from '../domain/time/instant.js';
+import type { OperationalGauges } from '../ports/storage.js';
+
 /**
- * A small Prometheus text-format registry: counters and histograms with labels. Hand-rolled to
- * keep the hot path free of allocation-heavy generic machinery.
+ * The metrics Burndown exports at `/metrics` (Prometheus text), on prom-client with a registry
+ * per instance (no global state, so tests and several apps in one process stay apart).
+ *
+ * Semantics across processes: counters (requests, events, credits) count what **this process**
+ * did since it started (sum them across processes); gauges under "database" are read from the
+ * database at scrape time and are **global** (every process reports the same value; take one, or
+ * `max`). Credit amounts are accumulated exactly (`bigint` units of 10^-12) and converted to
+ * float64 once per scrape (one rounding, ~15–16 significant digits): metrics only, never fed back
+ * into amounts.
  */
 const DEFAULT_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
-
-function labelText(labels: Record<string, string>): string {
-  const parts = Object.entries(labels).map(
-    ([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`,
-  );
-  return parts.length ? `{${parts.join(',')}}` : '';
-}
-
-class Counter {
-  private readonly values = new Map<string, number>();
-  constructor(
-    readonly name: string,
-    readonly help: string,
-  ) {}
-
-  inc(labels: Record<string, string> = {}, by = 1): void {
-    const key = labelText(labels);
-    this.values.set(key, (this.values.get(key) ?? 0) + by);
-  }
-
-  render(): string {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`];
-    for (const [labels, value] of this.values) lines.push(`${this.name}${labels} ${value}`);
-    return lines.join('\n');
-  }
-}
-
-class Histogram {
-  private readonly series = new Map<
-    string,
-    { counts: number[]; sum: number; count: number; labels: Record<string, string> }
-  >();
-  constructor(
-    readonly name: string,
-    readonly help: string,
-    private readonly buckets: readonly number[] = DEFAULT_BUCKETS,
-  ) {}
-
-  observe(value: number, labels: Record<string, string> = {}): void {
-    const key = labelText(labels);
-    let s = this.series.get(key);
-    if (!s) {
-      s = { counts: this.buckets.map(() => 0), sum: 0, count: 0, labels };
-      this.series.set(key, s);
-    }
-    for (let i = 0; i < this.buckets.length; i++) if (value <= this.buckets[i]!) s.counts[i]! += 1;
-    s.sum += value;
-    s.count += 1;
-  }
-
-  render(): string {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
-    for (const s of this.series.values()) {
-      this.buckets.forEach((bound, i) => {
-        lines.push(`${this.name}_bucket${labelText({ ...s.labels, le: String(bound) })} ${s.counts[i]}`);
-      });
-      lines.push(`${this.name}_bucket${labelText({ ...s.labels, le: '+Inf' })} ${s.count}`);
-      lines.push(`${this.name}_sum${labelText(s.labels)} ${s.sum}`);
-      lines.push(`${this.name}_count${labelText(s.labels)} ${s.count}`);
-    }
-    return lines.join('\n');
-  }
-}
 
 /** One gauge the storage reports (see {@link Metrics.storageGauges}). */
 export interface StorageGauge {
@@ -74,48 +24,217 @@ export interface StorageGauge {
   readonly value: number;
 }
 
-/** The metrics Burndown exports at /metrics. */
+/** What an answer to `POST /v1/events` counted (unmetered events are a subset of accepted ones). */
+export interface EventOutcomeCounts {
+  readonly accepted: number;
+  readonly duplicates: number;
+  readonly unmetered: number;
+  readonly rejected: number;
+}
+
+/** Which credit counter an entry moves, by the accounts it moves between (see the README's Metrics). */
+type CreditFlow = 'granted' | 'burned' | 'reversed' | 'expired' | 'voided';
+
+function flowOf(entry: LedgerEntry): CreditFlow | null {
+  if (entry.type === 'grant') return 'granted';
+  if (entry.toAccount === 'consumed') return 'burned';
+  if (entry.fromAccount === 'consumed') return 'reversed';
+  if (entry.toAccount === 'expired') return 'expired';
+  if (entry.toAccount === 'voided') return 'voided';
+  return null;
+}
+
+const FLOW_HELP: Record<CreditFlow, string> = {
+  granted: 'Credits granted (grant entries), by credit type; this process, committed writes',
+  burned:
+    'Credits burned (entries into consumed: debits, captures, event burns, overage), by credit type; this process',
+  reversed: 'Credits given back by corrections (entries out of consumed), by credit type; this process',
+  expired: 'Credits expired (entries into expired), by credit type; this process',
+  voided: 'Credits voided (entries into voided), by credit type; this process',
+};
+
 export class Metrics {
-  readonly httpRequests = new Counter('burndown_http_requests_total', 'HTTP requests by route and status');
-  readonly httpDuration = new Histogram(
-    'burndown_http_request_duration_seconds',
-    'HTTP request latency by route',
-  );
-  readonly commitBatch = new Histogram(
-    'burndown_commit_batch_size',
-    'Writes sharing one transaction and fsync (group commit)',
-    [1, 2, 5, 10, 20, 50, 100, 200, 500],
-  );
-  readonly sweeps = new Counter(
-    'burndown_sweeper_ledgers_total',
-    'Ledgers whose due expiries the sweeper recorded',
-  );
+  readonly registry = new Registry();
+  readonly httpRequests = new Counter({
+    name: 'burndown_http_requests_total',
+    help: 'HTTP requests by method, route template and status',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers: [this.registry],
+  });
+  readonly httpDuration = new Histogram({
+    name: 'burndown_http_request_duration_seconds',
+    help: 'HTTP request latency by route template',
+    labelNames: ['route'] as const,
+    buckets: DEFAULT_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly commitBatch = new Histogram({
+    name: 'burndown_commit_batch_size',
+    help: 'Writes sharing one transaction and fsync (SQLite group commit)',
+    buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500],
+    registers: [this.registry],
+  });
+  readonly sweeps = new Counter({
+    name: 'burndown_sweeper_ledgers_total',
+    help: 'Ledgers whose due expiries the sweeper recorded',
+    registers: [this.registry],
+  });
+  readonly events = new Counter({
+    name: 'burndown_events_total',
+    help:
+      'Events answered by POST /v1/events, by outcome (accepted, of which unmetered; duplicate; rejected); ' +
+      'replays of an Idempotency-Key are not counted again; this process',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  private readonly creditCounters = new Map<CreditFlow, Counter<'credit_type'>>();
+  /** Exact totals in 10^-12 units per flow and credit type; published as floats at each scrape. */
+  private readonly creditTotals = new Map<CreditFlow, Map<string, bigint>>();
+  private readonly holdsOpen = new Gauge({
+    name: 'burndown_holds_open',
+    help: 'Active holds by credit type (database, global)',
+    labelNames: ['credit_type'] as const,
+    registers: [this.registry],
+  });
+  private readonly holdsOpenCredits = new Gauge({
+    name: 'burndown_holds_open_credits',
+    help: 'Credits reserved by active holds, by credit type (database, global)',
+    labelNames: ['credit_type'] as const,
+    registers: [this.registry],
+  });
+  private readonly overageCredits = new Gauge({
+    name: 'burndown_overage_outstanding_credits',
+    help: 'Overage owed (positive), by credit type (database, global)',
+    labelNames: ['credit_type'] as const,
+    registers: [this.registry],
+  });
+  private readonly overageLedgers = new Gauge({
+    name: 'burndown_overage_ledgers',
+    help: 'Customer ledgers that owe overage, by credit type (database, global)',
+    labelNames: ['credit_type'] as const,
+    registers: [this.registry],
+  });
+  private readonly sweeperLag = new Gauge({
+    name: 'burndown_sweeper_lag_seconds',
+    help:
+      'Now minus the oldest due grant expiry, grant activation, hold expiry or subscription reset not yet ' +
+      'applied, by kind (0 when nothing is overdue; database, global)',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+  private readonly databaseUp = new Gauge({
+    name: 'burndown_metrics_database_read_ok',
+    help: '1 when the database gauges of this scrape were read; 0 when the read failed or none are configured (they are then absent)',
+    registers: [this.registry],
+  });
 
   /**
    * Gauges read from the storage at each scrape (the SQLite durability settings actually in force
    * on the writer connection), so a test or an operator can see them on a running server.
    */
   storageGauges: () => readonly StorageGauge[] = () => [];
+  /** Reads the database gauges (set by the composition root); none when unset. */
+  databaseGauges: (() => Promise<{ readonly now: Instant; readonly gauges: OperationalGauges }>) | null =
+    null;
 
-  render(): string {
-    const memory = process.memoryUsage();
-    return [
-      ...this.storageGauges().flatMap((g) => [
-        `# HELP ${g.name} ${g.help}`,
-        `# TYPE ${g.name} gauge`,
-        `${g.name} ${g.value}`,
-      ]),
-      this.httpRequests.render(),
-      this.httpDuration.render(),
-      this.commitBatch.render(),
-      this.sweeps.render(),
-      '# HELP burndown_process_resident_memory_bytes Resident set size',
-      '# TYPE burndown_process_resident_memory_bytes gauge',
-      `burndown_process_resident_memory_bytes ${memory.rss}`,
-      '# HELP burndown_process_uptime_seconds Seconds since the process started',
-      '# TYPE burndown_process_uptime_seconds gauge',
-      `burndown_process_uptime_seconds ${process.uptime()}`,
-      '',
-    ].join('\n');
+  constructor() {
+    for (const flow of Object.keys(FLOW_HELP) as CreditFlow[]) {
+      this.creditTotals.set(flow, new Map());
+      this.creditCounters.set(
+        flow,
+        new Counter({
+          name: `burndown_credits_${flow}_total`,
+          help: FLOW_HELP[flow],
+          labelNames: ['credit_type'] as const,
+          registers: [this.registry],
+        }),
+      );
+    }
+    new Gauge({
+      name: 'burndown_process_resident_memory_bytes',
+      help: 'Resident set size',
+      registers: [this.registry],
+      collect() {
+        this.set(process.memoryUsage.rss());
+      },
+    });
+    new Gauge({
+      name: 'burndown_process_uptime_seconds',
+      help: 'Seconds since the process started',
+      registers: [this.registry],
+      collect() {
+        this.set(process.uptime());
+      },
+    });
+  }
+
+  /** Counts committed ledger entries (see `observeCommittedEntries`): cheap, exact, no I/O. */
+  observeEntries(entries: readonly LedgerEntry[]): void {
+    for (const entry of entries) {
+      const flow = flowOf(entry);
+      if (flow === null) continue;
+      const totals = this.creditTotals.get(flow)!;
+      totals.set(entry.creditType, (totals.get(entry.creditType) ?? 0n) + entry.amount.units);
+    }
+  }
+
+  /** Counts one answer of `POST /v1/events`. */
+  observeEvents(counts: EventOutcomeCounts): void {
+    if (counts.accepted > 0) this.events.inc({ outcome: 'accepted' }, counts.accepted);
+    if (counts.unmetered > 0) this.events.inc({ outcome: 'unmetered' }, counts.unmetered);
+    if (counts.duplicates > 0) this.events.inc({ outcome: 'duplicate' }, counts.duplicates);
+    if (counts.rejected > 0) this.events.inc({ outcome: 'rejected' }, counts.rejected);
+  }
+
+  /** The Prometheus text: one database read for the global gauges, the rest from memory. */
+  async render(): Promise<string> {
+    for (const [flow, totals] of this.creditTotals) {
+      const counter = this.creditCounters.get(flow)!;
+      counter.reset();
+      for (const [creditType, units] of totals) {
+        counter.inc({ credit_type: creditType }, Number(Amount.fromUnits(units).toString()));
+      }
+    }
+    await this.readDatabaseGauges();
+    const storage = this.storageGauges()
+      .map((g) => `# HELP ${g.name} ${g.help}\n# TYPE ${g.name} gauge\n${g.name} ${g.value}\n`)
+      .join('');
+    return storage + (await this.registry.metrics());
+  }
+
+  private async readDatabaseGauges(): Promise<void> {
+    for (const gauge of [
+      this.holdsOpen,
+      this.holdsOpenCredits,
+      this.overageCredits,
+      this.overageLedgers,
+      this.sweeperLag,
+    ]) {
+      gauge.reset();
+    }
+    if (this.databaseGauges === null) {
+      this.databaseUp.set(0);
+      return;
+    }
+    let read: { readonly now: Instant; readonly gauges: OperationalGauges };
+    try {
+      read = await this.databaseGauges();
+    } catch {
+      this.databaseUp.set(0);
+      return;
+    }
+    this.databaseUp.set(1);
+    const { now, gauges } = read;
+    for (const h of gauges.openHolds) {
+      this.holdsOpen.set({ credit_type: h.creditType }, h.count);
+      this.holdsOpenCredits.set({ credit_type: h.creditType }, h.amount);
+    }
+    for (const o of gauges.overage) {
+      this.overageLedgers.set({ credit_type: o.creditType }, o.count);
+      this.overageCredits.set({ credit_type: o.creditType }, o.amount);
+    }
+    for (const [kind, due] of Object.entries(gauges.oldestDue)) {
+      this.sweeperLag.set({ kind }, due === null ? 0 : Math.max(0, now - due) / 1000);
+    }
   }
 }

@@ -417,6 +417,29 @@ export interface ReconciliationSource {
 }
 
 /**
+ * Operational gauges read from the database at scrape time: global (whichever process asks), and
+ * float64 (for metrics only; never fed back into amounts).
+ */
+export interface OperationalGauges {
+  /** Active holds per credit type: how many, and the credits they reserve. */
+  readonly openHolds: readonly {
+    readonly creditType: string;
+    readonly count: number;
+    readonly amount: number;
+  }[];
+  /** Overage owed per credit type: how many ledgers owe, and how much (positive). */
+  readonly overage: readonly {
+    readonly creditType: string;
+    readonly count: number;
+    readonly amount: number;
+  }[];
+  /** The oldest instant at or before now of something due the sweeper has not applied yet, per kind. */
+  readonly oldestDue: Readonly<
+    Record<'grant_expiry' | 'grant_activation' | 'hold_expiry' | 'subscription_reset', Instant | null>
+  >;
+}
+
+/**
  * The storage port. One interface, one contract test suite, two adapters (SQLite, PostgreSQL);
  * how each adapter serialises writers is its own documented capability.
  */
@@ -438,6 +461,8 @@ export interface Storage extends DueLedgerQuery {
   readSnapshot<T>(work: (source: ReconciliationSource) => Promise<T>): Promise<T>;
   /** Applies pending schema migrations (idempotent; safe to call at every start). */
   migrate(): Promise<void>;
+  /** Reads the gauges `/metrics` shows from the database (indexed reads, bounded by what is open or owed). */
+  operationalGauges(now: Instant): Promise<OperationalGauges>;
   close(): Promise<void>;
 }
 

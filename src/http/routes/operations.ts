@@ -18,7 +18,7 @@ export function registerOperationRoutes(
     '/metrics',
     { schema: { hide: true }, config: options.metricsPublic ? {} : { scope: 'balance' } },
     async (_request, reply) => {
-      return reply.type('text/plain; version=0.0.4; charset=utf-8').send(deps.metrics.render());
+      return reply.type('text/plain; version=0.0.4; charset=utf-8').send(await deps.metrics.render());
     },
   );
 }

@@ -309,4 +309,13 @@ CREATE TABLE ledger_checkpoints (
 );
 `,
   },
+  {
+    version: 6,
+    name: 'owing balances index',
+    // /metrics reads the overage outstanding per credit type at each scrape: this partial index
+    // holds only the balances that owe something, so that read costs what is owed, not every ledger.
+    sql: `
+CREATE INDEX balances_owing ON balances (credit_type) WHERE overage <> 0;
+`,
+  },
 ];

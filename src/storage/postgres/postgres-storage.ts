@@ -7,6 +7,7 @@ import type {
   DatabaseState,
   EventBurn,
   LedgerKey,
+  OperationalGauges,
   ReadOperations,
   ReconciliationSource,
   Storage,
@@ -28,6 +29,7 @@ import {
 } from '../rows.js';
 import { DEFAULT_CHECKPOINT_INTERVAL } from '../sql/checkpoints.js';
 import type { SqlExecutor } from '../sql/executor.js';
+import { readOperationalGauges } from '../sql/gauges.js';
 import { Q } from '../sql/queries.js';
 import {
   type CheckpointHead,
@@ -499,6 +501,10 @@ export class PostgresStorage implements Storage {
     } finally {
       client.release();
     }
+  }
+
+  operationalGauges(now: Instant): Promise<OperationalGauges> {
+    return readOperationalGauges(this.reads, 'postgres', now);
   }
 
   findDueLedgers(now: Instant, limit: number): Promise<LedgerKey[]> {

@@ -8,6 +8,7 @@ import type {
   DatabaseState,
   LedgerKey,
   MeterRecord,
+  OperationalGauges,
   RateRecord,
   ReadOperations,
   ReconciliationSource,
@@ -16,6 +17,7 @@ import type {
 } from '../../ports/storage.js';
 import { SQLITE_MIGRATIONS } from '../migrations/sqlite.js';
 import type { SqlExecutor } from '../sql/executor.js';
+import { readOperationalGauges } from '../sql/gauges.js';
 import { findDueLedgers, SqlWrites, snapshotSource } from '../sql/sql-store.js';
 import { BackgroundCheckpoint } from './background-checkpoint.js';
 import { type GroupCommitOptions, GroupCommitter } from './group-commit.js';
@@ -221,6 +223,10 @@ export class SqliteStorage implements Storage {
 
   async migrate(): Promise<void> {
     migrateSqlite(this.writer);
+  }
+
+  operationalGauges(now: Instant): Promise<OperationalGauges> {
+    return readOperationalGauges(this.readerExecutor, 'sqlite', now);
   }
 
   findDueLedgers(now: Instant, limit: number): Promise<LedgerKey[]> {
