@@ -59,7 +59,7 @@ await runExample(async ({ url, apiKey }) => {
     params: { path: { id: customer } },
     body: { pack_id: pack.id, quantity: 1 },
   });
-  console.log(`purchased ${purchase.purchase.credits} credits`);
+  console.log(`purchased ${purchase.credits} credits (grant ${purchase.grant.id})`);
   const debit = await bd.POST('/v1/customers/{id}/debits', {
     params: { path: { id: customer } },
     body: { amount: '300' },

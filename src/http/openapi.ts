@@ -300,6 +300,9 @@ export const API_DESCRIPTION = [
   'The full reference is docs/api.md in the repository.',
 ].join('\n');
 
+/** Operations whose body may be left out (filled in by the transform). */
+const optionalBodies = new Set<OperationKey>();
+
 const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 /** `/v1/customers/:id` → `/v1/customers/{id}`. */
@@ -434,6 +437,8 @@ export function documentedSchema(route: {
       },
     };
   }
+  // A route that reads a missing body as `{}` (its preValidation) takes the body as optional.
+  if (schema['body'] !== undefined && route.route.preValidation !== undefined) optionalBodies.add(key);
   if (REQUEST_EXAMPLES[key] !== undefined && schema['body'] !== undefined) {
     out['body'] = { ...(schema['body'] as object), examples: [REQUEST_EXAMPLES[key]] };
   }
@@ -672,6 +677,12 @@ export function finishDocument(doc: Json, named: NamedSchemas): Json {
   schemas['Error'] = JSON.parse(JSON.stringify(ErrorBody));
   delete (schemas['Error'] as Json)['$id'];
   describeEventIngest(finished);
+  for (const key of optionalBodies) {
+    const [method, path] = key.split(' ') as [string, string];
+    const op = ((finished['paths'] as Json)[path] as Json | undefined)?.[method.toLowerCase()] as Json | undefined;
+    const body = op?.['requestBody'] as Json | undefined;
+    if (body) body['required'] = false;
+  }
   const metrics = ((finished['paths'] as Json)['/metrics'] as Json | undefined)?.['get'] as Json | undefined;
   const ok = (metrics?.['responses'] as Json | undefined)?.['200'] as Json | undefined;
   if (ok?.['content']) {

@@ -1,4 +1,4 @@
-import createClient, { type Client, type FetchResponse, type MaybeOptionalInit } from 'openapi-fetch';
+import createClient, { type Client, type MaybeOptionalInit } from 'openapi-fetch';
 import type { HttpMethod, PathsWithMethod, RequiredKeysOf } from 'openapi-typescript-helpers';
 import type { components, paths } from './schema.js';
 
@@ -109,19 +109,23 @@ type InitParam<Init> = RequiredKeysOf<Init> extends never
   ? [(Init & { [key: string]: unknown })?]
   : [Init & { [key: string]: unknown }];
 type OpOf<P extends keyof paths, M extends HttpMethod> = M extends keyof paths[P] ? paths[P][M] : never;
-/** The success body of a call. */
-type Data<P extends keyof paths, M extends HttpMethod, I> = Extract<
-  // biome-ignore lint/suspicious/noExplicitAny: openapi-fetch's own constraint.
-  FetchResponse<OpOf<P, M> & Record<string | number, any>, I, `${string}/${string}`>,
-  { error?: never }
->['data'];
 /** A typed call of one method: answers the success body, throws {@link BurndownApiError}. */
 type Call<M extends HttpMethod> = <P extends PathsWithMethod<paths, M>, I extends MaybeOptionalInit<paths[P], M>>(
   path: P,
   ...init: InitParam<I>
-) => Promise<Data<P, M, I>>;
+) => Promise<Ok<OpOf<P, M>>>;
 type Ok<O> = O extends { responses: infer R }
-  ? { [S in keyof R]: S extends 200 | 201 | 202 ? R[S] extends { content: { 'application/json': infer B } } ? B : never : never }[keyof R]
+  ? {
+      [S in keyof R]: S extends 200 | 201 | 202
+        ? R[S] extends { content: { 'application/json': infer B } }
+          ? B
+          : R[S] extends { content: { 'text/plain': infer T } }
+            ? T
+            : undefined
+        : S extends 204
+          ? undefined
+          : never;
+    }[keyof R]
   : never;
 
 /** GET operations answering a cursor-paged list `{data, next_cursor}`. */
