@@ -21,7 +21,12 @@ await runExample(async ({ url, apiKey }) => {
 
   // Pricing: output tokens of gpt-x cost 0.002 credits each; the chat feature is priced by that rate.
   await bd.POST('/v1/meters', {
-    body: { id: `tokens-${suffix}`, event_type: 'llm.tokens', aggregation: 'sum', value_property: '$.tokens' },
+    body: {
+      id: `tokens-${suffix}`,
+      event_type: 'llm.tokens',
+      aggregation: 'sum',
+      value_property: '$.tokens',
+    },
   });
   await bd.POST('/v1/rates', {
     body: { id: `gpt-x-output-${suffix}`, meter_id: `tokens-${suffix}`, credits_per_unit: '0.002' },

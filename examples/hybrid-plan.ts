@@ -14,7 +14,9 @@ await runExample(async ({ url, apiKey }) => {
   const customer = `hybrid-${suffix}`;
 
   // The catalogue: a feature, a plan with 1,000 credits a month, a pack of 5,000 credits.
-  await bd.POST('/v1/features', { body: { id: `reports-${suffix}`, type: 'metered', credits_per_use: '50' } });
+  await bd.POST('/v1/features', {
+    body: { id: `reports-${suffix}`, type: 'metered', credits_per_use: '50' },
+  });
   const plan = await bd.POST('/v1/plans', {
     body: {
       id: `team-${suffix}`,
@@ -47,7 +49,10 @@ await runExample(async ({ url, apiKey }) => {
   // Burn the allowance down, then run short.
   await bd.POST('/v1/customers/{id}/debits', { params: { path: { id: customer } }, body: { amount: '900' } });
   try {
-    await bd.POST('/v1/customers/{id}/debits', { params: { path: { id: customer } }, body: { amount: '300' } });
+    await bd.POST('/v1/customers/{id}/debits', {
+      params: { path: { id: customer } },
+      body: { amount: '300' },
+    });
     throw new Error('expected 402');
   } catch (error) {
     if (!(error instanceof BurndownApiError) || error.code !== 'insufficient_credits') throw error;
@@ -71,7 +76,10 @@ await runExample(async ({ url, apiKey }) => {
     params: { path: { id: customer } },
     body: { threshold: '500', pack_id: pack.id, quantity: 1, max_per_period: 2, period: 'P1M' },
   });
-  await bd.POST('/v1/customers/{id}/debits', { params: { path: { id: customer } }, body: { amount: '4500' } });
+  await bd.POST('/v1/customers/{id}/debits', {
+    params: { path: { id: customer } },
+    body: { amount: '4500' },
+  });
   const balance = await bd.GET('/v1/customers/{id}/balance', { params: { path: { id: customer } } });
   console.log(`available ${balance.available} across ${balance.grants.length} grants`);
   const grants: string[] = [];

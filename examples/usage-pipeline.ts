@@ -15,7 +15,10 @@ await runExample(async ({ url, apiKey }) => {
   const customer = `pipeline-${suffix}`;
   const type = `com.example.llm.tokens.${suffix}`;
   await bd.POST('/v1/customers', { body: { id: customer } });
-  await bd.POST('/v1/customers/{id}/grants', { params: { path: { id: customer } }, body: { amount: '1000' } });
+  await bd.POST('/v1/customers/{id}/grants', {
+    params: { path: { id: customer } },
+    body: { amount: '1000' },
+  });
   await bd.POST('/v1/meters', {
     body: { id: `tokens-${suffix}`, event_type: type, aggregation: 'sum', value_property: '$.tokens' },
   });
@@ -60,7 +63,9 @@ await runExample(async ({ url, apiKey }) => {
   const balance = await bd.GET('/v1/customers/{id}/balance', { params: { path: { id: customer } } });
   console.log(`available after usage: ${balance.available}`);
   let events = 0;
-  for await (const stored of bd.list('/v1/events', { params: { query: { customer_id: customer, limit: '2' } } })) {
+  for await (const stored of bd.list('/v1/events', {
+    params: { query: { customer_id: customer, limit: '2' } },
+  })) {
     events += 1;
     console.log(`  ${stored.id} (${stored.source}) ${stored.status}, duplicates ${stored.duplicates}`);
   }

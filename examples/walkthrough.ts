@@ -35,7 +35,10 @@ await runExample(async ({ url, apiKey }) => {
   console.log('debit', debit.amount, debit.drawdowns);
 
   // reserve, then capture part of it (the rest is released)
-  const hold = await bd.POST('/v1/customers/{id}/holds', { ...customer, body: { amount: '40', ttl_seconds: 300 } });
+  const hold = await bd.POST('/v1/customers/{id}/holds', {
+    ...customer,
+    body: { amount: '40', ttl_seconds: 300 },
+  });
   const capture = await bd.POST('/v1/holds/{hold_id}/capture', {
     params: { path: { hold_id: hold.id } },
     body: { amount: '31.5' },
@@ -45,10 +48,16 @@ await runExample(async ({ url, apiKey }) => {
   // the balance now, as it was an hour ago, and the ledger behind it
   const now = await bd.GET('/v1/customers/{id}/balance', customer);
   const anHourAgo = new Date(Date.now() - 3600_000).toISOString();
-  const before = await bd.GET('/v1/customers/{id}/balance', { params: { path: { id }, query: { at: anHourAgo } } });
+  const before = await bd.GET('/v1/customers/{id}/balance', {
+    params: { path: { id }, query: { at: anHourAgo } },
+  });
   console.log('available now', now.available, '- an hour ago', before.available);
-  for await (const entry of bd.list('/v1/customers/{id}/ledger', { params: { path: { id }, query: { limit: '20' } } })) {
-    console.log(`  ${entry.at} ${entry.type.padEnd(8)} ${entry.amount.padStart(10)} → ${entry.balance_after}`);
+  for await (const entry of bd.list('/v1/customers/{id}/ledger', {
+    params: { path: { id }, query: { limit: '20' } },
+  })) {
+    console.log(
+      `  ${entry.at} ${entry.type.padEnd(8)} ${entry.amount.padStart(10)} → ${entry.balance_after}`,
+    );
   }
 
   // a short balance is a typed error: 402 insufficient_credits, and nothing is debited

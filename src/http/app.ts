@@ -380,7 +380,11 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
       tags: [...TAGS],
       components: {
         securitySchemes: {
-          bearer: { type: 'http', scheme: 'bearer', description: 'An API key: `Authorization: Bearer <key>`' },
+          bearer: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'An API key: `Authorization: Bearer <key>`',
+          },
         },
       },
       security: [{ bearer: [] }],

@@ -266,16 +266,25 @@ const REQUEST_EXAMPLES: Readonly<Record<OperationKey, unknown>> = {
 export const TAGS: readonly { name: string; description: string }[] = [
   { name: 'customers', description: 'The accounts credits belong to.' },
   { name: 'credit types', description: 'Separate balances per unit (`credits` always exists).' },
-  { name: 'grants', description: 'Credits in: priority, effective and expiry instants, category, cost basis.' },
+  {
+    name: 'grants',
+    description: 'Credits in: priority, effective and expiry instants, category, cost basis.',
+  },
   { name: 'debits', description: 'Credits out in burn-down order, all or nothing (or with overage).' },
   { name: 'holds', description: 'Reserve credits, then capture what was used or release.' },
   { name: 'balances', description: 'Balances now and at any past instant; the ledger behind them.' },
   { name: 'corrections', description: 'Reversals of debits, captures and events.' },
-  { name: 'metering', description: 'Usage events (native and CloudEvents), meters, rates, quotes, backfills.' },
+  {
+    name: 'metering',
+    description: 'Usage events (native and CloudEvents), meters, rates, quotes, backfills.',
+  },
   { name: 'plans', description: 'Features and plans with entitlements and allowances.' },
   { name: 'subscriptions', description: 'Customers on plans: periods, allowances, changes, cancellation.' },
   { name: 'credit packs', description: 'Credit packs, purchases of them and auto top-up.' },
-  { name: 'check', description: 'May this customer use this feature now (optionally reserving its credits)?' },
+  {
+    name: 'check',
+    description: 'May this customer use this feature now (optionally reserving its credits)?',
+  },
   { name: 'api keys', description: 'Keys and their scopes (admin).' },
   { name: 'operations', description: 'Health, this document, metrics and reconciliation.' },
 ];
@@ -515,7 +524,10 @@ export class NamedSchemas {
         let node = ((holder?.['content'] as Json | undefined)?.['application/json'] as Json | undefined)?.[
           'schema'
         ] as Json | undefined;
-        if (list) node = ((node?.['properties'] as Json | undefined)?.['data'] as Json | undefined)?.['items'] as Json;
+        if (list)
+          node = ((node?.['properties'] as Json | undefined)?.['data'] as Json | undefined)?.[
+            'items'
+          ] as Json;
         if (node !== undefined) this.add(name, node);
       }
     }
@@ -679,7 +691,9 @@ export function finishDocument(doc: Json, named: NamedSchemas): Json {
   describeEventIngest(finished);
   for (const key of optionalBodies) {
     const [method, path] = key.split(' ') as [string, string];
-    const op = ((finished['paths'] as Json)[path] as Json | undefined)?.[method.toLowerCase()] as Json | undefined;
+    const op = ((finished['paths'] as Json)[path] as Json | undefined)?.[method.toLowerCase()] as
+      | Json
+      | undefined;
     const body = op?.['requestBody'] as Json | undefined;
     if (body) body['required'] = false;
   }

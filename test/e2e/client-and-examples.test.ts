@@ -28,7 +28,9 @@ describe('TypeScript client and examples', () => {
 
   it('the client, its tests and the examples type-check against the generated types', async () => {
     const tsc = join(root, 'node_modules/typescript/bin/tsc');
-    await run(process.execPath, [tsc, '-p', join(root, 'clients/typescript/tsconfig.check.json')], { cwd: root });
+    await run(process.execPath, [tsc, '-p', join(root, 'clients/typescript/tsconfig.check.json')], {
+      cwd: root,
+    });
   });
 
   for (const example of ['walkthrough', 'ai-app', 'usage-pipeline', 'hybrid-plan']) {

@@ -105,12 +105,16 @@ function retryingFetch(options: BurndownClientOptions): (request: Request) => Pr
 }
 
 /** The init argument of a call, optional when nothing in it is required (as in openapi-fetch). */
-type InitParam<Init> = RequiredKeysOf<Init> extends never
-  ? [(Init & { [key: string]: unknown })?]
-  : [Init & { [key: string]: unknown }];
+type InitParam<Init> =
+  RequiredKeysOf<Init> extends never
+    ? [(Init & { [key: string]: unknown })?]
+    : [Init & { [key: string]: unknown }];
 type OpOf<P extends keyof paths, M extends HttpMethod> = M extends keyof paths[P] ? paths[P][M] : never;
 /** A typed call of one method: answers the success body, throws {@link BurndownApiError}. */
-type Call<M extends HttpMethod> = <P extends PathsWithMethod<paths, M>, I extends MaybeOptionalInit<paths[P], M>>(
+type Call<M extends HttpMethod> = <
+  P extends PathsWithMethod<paths, M>,
+  I extends MaybeOptionalInit<paths[P], M>,
+>(
   path: P,
   ...init: InitParam<I>
 ) => Promise<Ok<OpOf<P, M>>>;
@@ -169,7 +173,10 @@ export interface BurndownClient {
 
 /** A client for one server and key. */
 export function createBurndownClient(options: BurndownClientOptions): BurndownClient {
-  const raw = createClient<paths>({ baseUrl: options.baseUrl.replace(/\/$/, ''), fetch: retryingFetch(options) });
+  const raw = createClient<paths>({
+    baseUrl: options.baseUrl.replace(/\/$/, ''),
+    fetch: retryingFetch(options),
+  });
   // biome-ignore lint/suspicious/noExplicitAny: the typed surface is the interface above.
   const r = raw as any;
   return {

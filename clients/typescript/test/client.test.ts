@@ -33,7 +33,10 @@ describe('@burndown/client against a real server', () => {
       const c = await bd.POST('/v1/customers', { body: { id, name: `Customer ${id}` } });
       expect(c.id).toBe(id);
     }
-    const updated = await bd.PATCH('/v1/customers/{id}', { params: { path: { id: 'c-1' } }, body: { name: 'One' } });
+    const updated = await bd.PATCH('/v1/customers/{id}', {
+      params: { path: { id: 'c-1' } },
+      body: { name: 'One' },
+    });
     expect(updated.name).toBe('One');
     expect((await bd.GET('/v1/customers/{id}', { params: { path: { id: 'c-1' } } })).name).toBe('One');
     const ids: string[] = [];
@@ -55,20 +58,28 @@ describe('@burndown/client against a real server', () => {
     const grant = await bd.POST('/v1/customers/{id}/grants', { params: { path }, body: { amount: '100.5' } });
     expect(grant.remaining).toBe('100.5');
     expect(typeof grant.amount).toBe('string');
-    expect((await bd.GET('/v1/grants/{grant_id}', { params: { path: { grant_id: grant.id } } })).id).toBe(grant.id);
+    expect((await bd.GET('/v1/grants/{grant_id}', { params: { path: { grant_id: grant.id } } })).id).toBe(
+      grant.id,
+    );
     const debit = await bd.POST('/v1/customers/{id}/debits', { params: { path }, body: { amount: '0.5' } });
     expect(debit.balance_after.available).toBe('100');
-    const short = await refusal(bd.POST('/v1/customers/{id}/debits', { params: { path }, body: { amount: '1000' } }));
+    const short = await refusal(
+      bd.POST('/v1/customers/{id}/debits', { params: { path }, body: { amount: '1000' } }),
+    );
     expect([short.status, short.code]).toEqual([402, 'insufficient_credits']);
     expect(short.details).toMatchObject({ available: '100', requested: '1000' });
     const hold = await bd.POST('/v1/customers/{id}/holds', { params: { path }, body: { amount: '40' } });
-    expect((await bd.GET('/v1/holds/{hold_id}', { params: { path: { hold_id: hold.id } } })).status).toBe('active');
+    expect((await bd.GET('/v1/holds/{hold_id}', { params: { path: { hold_id: hold.id } } })).status).toBe(
+      'active',
+    );
     const capture = await bd.POST('/v1/holds/{hold_id}/capture', {
       params: { path: { hold_id: hold.id } },
       body: { amount: '30' },
     });
     expect(capture.hold_id).toBe(hold.id);
-    const again = await refusal(bd.POST('/v1/holds/{hold_id}/release', { params: { path: { hold_id: hold.id } } }));
+    const again = await refusal(
+      bd.POST('/v1/holds/{hold_id}/release', { params: { path: { hold_id: hold.id } } }),
+    );
     expect([again.status, again.code]).toEqual([409, 'hold_not_active']);
     const hold2 = await bd.POST('/v1/customers/{id}/holds', { params: { path }, body: { amount: '10' } });
     expect(
@@ -86,12 +97,17 @@ describe('@burndown/client against a real server', () => {
     });
     expect(series.points.length).toBeGreaterThan(0);
     let entries = 0;
-    for await (const entry of bd.list('/v1/customers/{id}/ledger', { params: { path, query: { limit: '2' } } })) {
+    for await (const entry of bd.list('/v1/customers/{id}/ledger', {
+      params: { path, query: { limit: '2' } },
+    })) {
       expect(typeof entry.amount).toBe('string');
       entries += 1;
     }
     expect(entries).toBeGreaterThan(4);
-    const voided = await bd.POST('/v1/grants/{grant_id}/void', { params: { path: { grant_id: grant.id } }, body: {} });
+    const voided = await bd.POST('/v1/grants/{grant_id}/void', {
+      params: { path: { grant_id: grant.id } },
+      body: {},
+    });
     expect(voided.status).toBe('voided');
     const grants = await bd.GET('/v1/customers/{id}/grants', { params: { path } });
     expect(grants.data.length).toBe(1);
@@ -115,7 +131,9 @@ describe('@burndown/client against a real server', () => {
     expect((await bd.GET('/v1/rates')).data.length).toBe(1);
     const backfill = await bd.POST('/v1/backfills', { body: { rate_id: 'tok-rate' } });
     expect(backfill).toBeTypeOf('object');
-    const quote = await bd.POST('/v1/quote', { body: { customer_id: 'c-3', events: [{ type: 'tok', data: { n: 5 } }] } });
+    const quote = await bd.POST('/v1/quote', {
+      body: { customer_id: 'c-3', events: [{ type: 'tok', data: { n: 5 } }] },
+    });
     expect(quote.credits).toBe('10');
     const usage = await bd.GET('/v1/meters/{id}/usage', {
       params: { path: { id: 'tok' }, query: { customer_id: 'c-3', window: 'day' } },
@@ -123,7 +141,10 @@ describe('@burndown/client against a real server', () => {
     expect(usage.data[0]?.value).toBe('10');
     const events = await bd.GET('/v1/events', { params: { query: { customer_id: 'c-3' } } });
     expect(events.data[0]?.id).toBe('ev-1');
-    const reversed = await bd.POST('/v1/events/{id}/reverse', { params: { path: { id: 'ev-1' } }, body: { reason: 'x' } });
+    const reversed = await bd.POST('/v1/events/{id}/reverse', {
+      params: { path: { id: 'ev-1' } },
+      body: { reason: 'x' },
+    });
     expect(reversed).toBeTypeOf('object');
     const refused = await refusal(
       bd.POST('/v1/events', { body: [{ id: 'bad', type: 'tok', customer_id: 'nobody' }] } as never),
@@ -133,12 +154,19 @@ describe('@burndown/client against a real server', () => {
 
   it('catalogue: features, plans, subscriptions, packs, purchases, auto top-up, check', async () => {
     await bd.POST('/v1/features', { body: { id: 'f', type: 'metered', credits_per_use: '3' } });
-    await bd.PUT('/v1/features/{id}', { params: { path: { id: 'f' } }, body: { type: 'metered', credits_per_use: '4' } });
+    await bd.PUT('/v1/features/{id}', {
+      params: { path: { id: 'f' } },
+      body: { type: 'metered', credits_per_use: '4' },
+    });
     expect((await bd.GET('/v1/features/{id}', { params: { path: { id: 'f' } } })).credits_per_use).toBe('4');
     await bd.POST('/v1/features', { body: { id: 'old', type: 'boolean' } });
     await bd.DELETE('/v1/features/{id}', { params: { path: { id: 'old' } } });
     expect((await bd.GET('/v1/features')).data.length).toBeGreaterThan(0);
-    const planBody = { name: 'P', entitlements: [{ feature_id: 'f' }], allowances: [{ amount: '100', period: 'P1M' as const }] };
+    const planBody = {
+      name: 'P',
+      entitlements: [{ feature_id: 'f' }],
+      allowances: [{ amount: '100', period: 'P1M' as const }],
+    };
     await bd.POST('/v1/plans', { body: { id: 'p', ...planBody } });
     await bd.POST('/v1/plans', { body: { id: 'q', ...planBody } });
     const v2 = await bd.PUT('/v1/plans/{id}', { params: { path: { id: 'p' } }, body: planBody });
@@ -150,14 +178,22 @@ describe('@burndown/client against a real server', () => {
       body: { plan_id: 'p' },
     });
     const twice = await refusal(
-      bd.POST('/v1/customers/{id}/subscriptions', { params: { path: { id: 'c-4' } }, body: { plan_id: 'p' } }),
+      bd.POST('/v1/customers/{id}/subscriptions', {
+        params: { path: { id: 'c-4' } },
+        body: { plan_id: 'p' },
+      }),
     );
     expect([twice.status, twice.code]).toEqual([409, 'already_subscribed']);
     expect(
-      (await bd.GET('/v1/subscriptions/{subscription_id}', { params: { path: { subscription_id: sub.id } } })).plan_id,
+      (await bd.GET('/v1/subscriptions/{subscription_id}', { params: { path: { subscription_id: sub.id } } }))
+        .plan_id,
     ).toBe('p');
-    expect((await bd.GET('/v1/customers/{id}/subscriptions', { params: { path: { id: 'c-4' } } })).data.length).toBe(1);
-    const check = await bd.POST('/v1/check', { body: { customer_id: 'c-4', feature_id: 'f', hold: { ttl_seconds: 60 } } });
+    expect(
+      (await bd.GET('/v1/customers/{id}/subscriptions', { params: { path: { id: 'c-4' } } })).data.length,
+    ).toBe(1);
+    const check = await bd.POST('/v1/check', {
+      body: { customer_id: 'c-4', feature_id: 'f', hold: { ttl_seconds: 60 } },
+    });
     expect(check.allowed).toBe(true);
     expect(check.hold_id).not.toBeNull();
     await bd.POST('/v1/subscriptions/{subscription_id}/change', {
@@ -173,13 +209,20 @@ describe('@burndown/client against a real server', () => {
     });
     expect((await bd.GET('/v1/credit-packs/{id}', { params: { path: { id: 'pk' } } })).credits).toBe('500');
     expect((await bd.GET('/v1/credit-packs')).data.length).toBe(1);
-    await bd.POST('/v1/customers/{id}/purchases', { params: { path: { id: 'c-5' } }, body: { pack_id: pack.id } });
-    expect((await bd.GET('/v1/customers/{id}/purchases', { params: { path: { id: 'c-5' } } })).data.length).toBe(1);
+    await bd.POST('/v1/customers/{id}/purchases', {
+      params: { path: { id: 'c-5' } },
+      body: { pack_id: pack.id },
+    });
+    expect(
+      (await bd.GET('/v1/customers/{id}/purchases', { params: { path: { id: 'c-5' } } })).data.length,
+    ).toBe(1);
     await bd.PUT('/v1/customers/{id}/auto-top-up', {
       params: { path: { id: 'c-5' } },
       body: { threshold: '10', pack_id: 'pk' },
     });
-    expect((await bd.GET('/v1/customers/{id}/auto-top-up', { params: { path: { id: 'c-5' } } })).pack_id).toBe('pk');
+    expect(
+      (await bd.GET('/v1/customers/{id}/auto-top-up', { params: { path: { id: 'c-5' } } })).pack_id,
+    ).toBe('pk');
     await bd.DELETE('/v1/customers/{id}/auto-top-up', { params: { path: { id: 'c-5' } } });
   });
 
@@ -208,9 +251,13 @@ describe('idempotent writes and safe retries', () => {
         await fetch(request.clone()).then((r) => r.arrayBuffer());
         throw new TypeError('fetch failed');
       }
-      if (step === 503 || step === 429) return new Response('', { status: step, headers: { 'retry-after': '0' } });
+      if (step === 503 || step === 429)
+        return new Response('', { status: step, headers: { 'retry-after': '0' } });
       if (step === 'in-progress') {
-        return Response.json({ error: { code: 'request_in_progress', message: 'busy', details: {} } }, { status: 409 });
+        return Response.json(
+          { error: { code: 'request_in_progress', message: 'busy', details: {} } },
+          { status: 409 },
+        );
       }
       return fetch(request);
     };
@@ -219,7 +266,10 @@ describe('idempotent writes and safe retries', () => {
 
   it('gives every write an Idempotency-Key and keeps it across retries: a lost answer never debits twice', async () => {
     await bd.POST('/v1/customers', { body: { id: 'retry' } });
-    await bd.POST('/v1/customers/{id}/grants', { params: { path: { id: 'retry' } }, body: { amount: '100' } });
+    await bd.POST('/v1/customers/{id}/grants', {
+      params: { path: { id: 'retry' } },
+      body: { amount: '100' },
+    });
     const { seen, fetchImpl } = flaky(['network', 503, 'in-progress', 429, 'pass']);
     const client = createBurndownClient({
       baseUrl: server.url,
