@@ -100,6 +100,7 @@ export const ROUTE_ERRORS: Readonly<Record<OperationKey, readonly ErrorCode[]>> 
   'POST /v1/subscriptions/{subscription_id}/change': [
     'not_found',
     'subscription_not_active',
+    'already_subscribed',
     'amount_out_of_range',
   ],
   'POST /v1/credit-packs': ['not_found', 'already_exists'],

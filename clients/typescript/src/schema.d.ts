@@ -18198,7 +18198,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "subscription_not_active" | "request_in_progress";
+                            code: "subscription_not_active" | "already_subscribed" | "request_in_progress";
                             message: string;
                             details: {
                                 [key: string]: unknown;
