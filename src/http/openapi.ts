@@ -683,6 +683,25 @@ function ensureResponseExamples(doc: Json): void {
   }
 }
 
+const SUCCESS_TEXT: Readonly<Record<string, string>> = {
+  200: 'OK',
+  201: 'Created',
+  202: 'Accepted: every event was accepted, a duplicate, or rejected alone (see `rejected`)',
+  204: 'No content',
+};
+
+/** Success answers get a description instead of swagger's "Default Response". */
+function describeSuccess(doc: Json): void {
+  for (const methods of Object.values(doc['paths'] as Json)) {
+    for (const op of Object.values(methods as Json)) {
+      for (const [status, response] of Object.entries(((op as Json)['responses'] ?? {}) as Json)) {
+        const r = response as Json;
+        if (r['description'] === 'Default Response') r['description'] = SUCCESS_TEXT[status] ?? 'Success';
+      }
+    }
+  }
+}
+
 /** The finishing pass over the document @fastify/swagger built. */
 export function finishDocument(doc: Json, named: NamedSchemas): Json {
   const finished = named.apply(doc);
@@ -690,6 +709,7 @@ export function finishDocument(doc: Json, named: NamedSchemas): Json {
   schemas['Error'] = JSON.parse(JSON.stringify(ErrorBody));
   delete (schemas['Error'] as Json)['$id'];
   describeEventIngest(finished);
+  describeSuccess(finished);
   for (const key of optionalBodies) {
     const [method, path] = key.split(' ') as [string, string];
     const op = ((finished['paths'] as Json)[path] as Json | undefined)?.[method.toLowerCase()] as
