@@ -2,11 +2,13 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
+    include: ['test/**/*.test.ts', 'clients/typescript/test/**/*.test.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
     // Starts an embedded PostgreSQL when BURNDOWN_TEST_POSTGRES_URL is unset: PostgreSQL tests never skip.
     globalSetup: ['test/setup/postgres-global.ts'],
+    // Every error a test provoked through the harness is in the OpenAPI document (test/setup/documented-errors.ts).
+    setupFiles: ['test/setup/documented-errors.ts'],
   },
 });

@@ -13,6 +13,14 @@ import { NOT_JSON_BODY } from './event-parsing.js';
 import { errorBody, IdempotentWriter } from './idempotent-write.js';
 import { jsonValueProblem, MAX_JSON_DEPTH } from './json-limits.js';
 import { Metrics } from './metrics.js';
+import {
+  API_DESCRIPTION,
+  documentedSchema,
+  finishDocument,
+  NamedSchemas,
+  sharedNamedSchemas,
+  TAGS,
+} from './openapi.js';
 import { registerApiKeyRoutes } from './routes/api-keys.js';
 import { registerBalanceRoutes } from './routes/balances.js';
 import { DEFAULT_CHECK_HOLD_MAX_TTL_SECONDS, registerCheckRoutes } from './routes/check.js';
@@ -29,7 +37,7 @@ import { registerMeteringRoutes } from './routes/metering.js';
 import { registerOperationRoutes } from './routes/operations.js';
 import { registerReconciliationRoutes } from './routes/reconciliation.js';
 import { registerSubscriptionRoutes } from './routes/subscriptions.js';
-import { ErrorBody } from './schemas.js';
+import { AmountText, BalanceBody, EntryBody, ErrorBody } from './schemas.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -373,7 +381,14 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
   // The router answers 404 for a known path with a wrong method; the routes are remembered as they
   // are registered so that case becomes a 405 naming the methods the path does take.
   const routes = new KnownRoutes();
-  app.addHook('onRoute', (route) => routes.add(route.method, route.url));
+  const registered: { method: string; url: string }[] = [];
+  registeredRoutes.set(app, registered);
+  app.addHook('onRoute', (route) => {
+    routes.add(route.method, route.url);
+    for (const m of typeof route.method === 'string' ? [route.method] : route.method) {
+      registered.push({ method: m.toUpperCase(), url: route.url });
+    }
+  });
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0] ?? '';
     const allow = routes.methodsOf(path);
@@ -396,17 +411,37 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
     return reply.code(404).type('application/json; charset=utf-8').send(JSON.stringify(body));
   });
 
+  const named = new NamedSchemas();
+  sharedNamedSchemas(named, { Amount: AmountText, LedgerEntry: EntryBody, Balance: BalanceBody });
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
       info: {
         title: 'Burndown API',
         version: '1',
-        description: 'Credit ledger: grants, burn-down debits, holds, balances. Amounts are decimal strings.',
+        description: API_DESCRIPTION,
+        license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
       },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      servers: [{ url: 'http://127.0.0.1:7420', description: 'A local server (`npm start`)' }],
+      tags: [...TAGS],
+      components: {
+        securitySchemes: {
+          bearer: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'An API key: `Authorization: Bearer <key>`',
+          },
+        },
+      },
       security: [{ bearer: [] }],
     },
+    // The document only: routes keep validating with their own schemas.
+    transform: ({ schema, url, route }) => {
+      const documented = documentedSchema({ schema: schema as Record<string, unknown>, url, route });
+      return { schema: documented as never, url };
+    },
+    transformObject: (documentObject) =>
+      finishDocument((documentObject as { openapiObject: Record<string, unknown> }).openapiObject, named),
   });
   app.addSchema(ErrorBody);
 
@@ -428,6 +463,13 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
   registerCheckRoutes(app, deps, options.checkHoldMaxTtlSeconds ?? DEFAULT_CHECK_HOLD_MAX_TTL_SECONDS);
   await app.ready();
   return app;
+}
+
+const registeredRoutes = new WeakMap<FastifyInstance, readonly { method: string; url: string }[]>();
+
+/** Every route the app registered (method and URL pattern), HEAD routes included. */
+export function routesOf(app: FastifyInstance): readonly { method: string; url: string }[] {
+  return registeredRoutes.get(app) ?? [];
 }
 
 /** The registered routes' paths and methods, to tell a wrong method (405) from an unknown path (404). */

@@ -47,7 +47,10 @@ describe('OpenAPI document', () => {
     }
     // Amounts are documented as decimal strings, the same schema that refuses JSON numbers.
     const debit = doc.paths['/v1/customers/{id}/debits'].post;
-    const amount = debit.requestBody.content['application/json'].schema.properties.amount;
+    // Bodies are named component schemas; amounts the shared `Amount` schema.
+    const ref = (s: { $ref?: string }) => (s.$ref ? doc.components.schemas[s.$ref.split('/').pop()!] : s);
+    const body = ref(debit.requestBody.content['application/json'].schema);
+    const amount = ref(body.properties.amount);
     expect(amount.type).toBe('string');
     expect(debit.responses['402']).toBeDefined();
   });
