@@ -1207,12 +1207,18 @@ export interface components {
             customer_id: string;
             credit_type: string;
             amount: components["schemas"]["Amount"];
-            overage_cancelled: components["schemas"]["Amount"];
+            /** @description Overage still owed that this reversal cancelled */
+            overage_cancelled: string;
+            /** @description Overage already paid (by grants, overage_settled) that went back as credits to those grants */
+            overage_refunded: string;
             returned: {
                 grant_id: string;
                 amount: components["schemas"]["Amount"];
+                /** @description drawdown: credits the debit drew from it; paid_overage: overage debt it had paid */
+                kind: "drawdown" | "paid_overage";
                 left_again_as: ("expiry" | "void") | null;
             }[];
+            usage_returned: string | null;
             reason: string;
             /**
              * Format: date-time
@@ -1276,12 +1282,18 @@ export interface components {
                 customer_id: string;
                 credit_type: string;
                 amount: components["schemas"]["Amount"];
-                overage_cancelled: components["schemas"]["Amount"];
+                /** @description Overage still owed that this reversal cancelled */
+                overage_cancelled: string;
+                /** @description Overage already paid (by grants, overage_settled) that went back as credits to those grants */
+                overage_refunded: string;
                 returned: {
                     grant_id: string;
                     amount: components["schemas"]["Amount"];
+                    /** @description drawdown: credits the debit drew from it; paid_overage: overage debt it had paid */
+                    kind: "drawdown" | "paid_overage";
                     left_again_as: ("expiry" | "void") | null;
                 }[];
+                usage_returned: string | null;
                 reason: string;
                 /**
                  * Format: date-time
