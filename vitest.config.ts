@@ -9,6 +9,7 @@ export default defineConfig({
     // Starts an embedded PostgreSQL when BURNDOWN_TEST_POSTGRES_URL is unset: PostgreSQL tests never skip.
     globalSetup: ['test/setup/postgres-global.ts'],
     // Every error a test provoked through the harness is in the OpenAPI document (test/setup/documented-errors.ts).
-    setupFiles: ['test/setup/documented-errors.ts'],
+    // Every property test starts from one fixed seed (test/setup/property-seed.ts).
+    setupFiles: ['test/setup/documented-errors.ts', 'test/setup/property-seed.ts'],
   },
 });
