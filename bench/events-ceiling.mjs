@@ -27,6 +27,8 @@ const batch = Number(batchArg ?? 1000);
 const allSql = SQLITE_MIGRATIONS.map((m) => m.sql).join('\n');
 const table = /CREATE TABLE events \([\s\S]*?\)[^;]*;/.exec(allSql)?.[0];
 const indexes = allSql.match(/CREATE (?:UNIQUE )?INDEX \w+ ON events \([^)]*\);/g) ?? [];
+// columns later migrations added to the table (unmetered, duplicates, reversed_at, …)
+const alterations = allSql.match(/ALTER TABLE events ADD COLUMN [^;]*;/g) ?? [];
 if (!table) throw new Error('no CREATE TABLE events in the migrations');
 
 const db = new Database(path);
@@ -34,11 +36,14 @@ db.pragma('journal_mode = WAL');
 db.pragma('synchronous = FULL');
 db.pragma('cache_size = -262144');
 db.exec(table);
+for (const alteration of alterations) db.exec(alteration);
 for (const ix of indexes) db.exec(ix);
 db.pragma('wal_autocheckpoint = 0');
 const checkpoint = new BackgroundCheckpoint(path);
 
 const insert = db.prepare(Q.insertEvent);
+/** How many values the server's insert takes (it grew with migrations). */
+const insertArity = (Q.insertEvent.match(/\?/g) ?? []).length;
 const begin = db.prepare('BEGIN IMMEDIATE');
 const commit = db.prepare('COMMIT');
 
@@ -59,7 +64,10 @@ while (process.hrtime.bigint() < deadline) {
   for (let i = 0; i < batch; i++) {
     const e = randomEvent(customers);
     const id = eventId(tag, 0, seq++);
-    params[i] = [WORKSPACE, `id:${id}`, id, null, EVENT_TYPE, e.customer, now, dataText(e), 1, now];
+    const row = [WORKSPACE, `id:${id}`, id, null, EVENT_TYPE, e.customer, now, dataText(e), 1, now];
+    // Later columns of the insert (`unmetered`, 0: the bench's events are all metered).
+    while (row.length < insertArity) row.push(0);
+    params[i] = row;
   }
   const i0 = process.hrtime.bigint();
   begin.run();
