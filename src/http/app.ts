@@ -344,7 +344,7 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
           route,
           url: request.url,
           status,
-          duration_ms: Math.round(reply.elapsedTime * 1000) / 1000,
+          duration_ms: Math.trunc(reply.elapsedTime * 1000) / 1000,
           key_id: auth?.keyId ?? null,
           workspace: auth?.workspaceId ?? null,
         },
