@@ -436,6 +436,8 @@ class Burner {
   /** Credits (by credit type) and rate usage (by rate and period) reserved by the events accepted so far. */
   private readonly reservedCredits = new Map<string, Amount>();
   private readonly reservedUsage = new Map<string, Amount>();
+  /** A rate's stored usage in a period, read once per batch (the reservation and the burn share it). */
+  private readonly storedUsage = new Map<string, Amount>();
 
   constructor(
     private readonly ctx: ServiceContext,
@@ -474,9 +476,7 @@ class Burner {
     }
     const usageAfter = new Map<string, Amount>();
     for (const [key, { rateId, period, quantity }] of usage) {
-      const reserved =
-        this.reservedUsage.get(key) ??
-        (await this.tx.getRateUsage(this.workspaceId, this.customerId, rateId, period));
+      const reserved = this.reservedUsage.get(key) ?? (await this.rateUsageStored(rateId, period, key));
       const after = reserved.plus(quantity);
       if (!after.isWithinAccountRange()) return false;
       usageAfter.set(key, after);
@@ -489,13 +489,23 @@ class Burner {
     return true;
   }
 
+  /** The usage of a rate in a period as stored before this batch; one read per batch and key. */
+  private async rateUsageStored(rateId: string, period: Instant, key: string): Promise<Amount> {
+    let stored = this.storedUsage.get(key);
+    if (stored === undefined) {
+      stored = await this.tx.getRateUsage(this.workspaceId, this.customerId, rateId, period);
+      this.storedUsage.set(key, stored);
+    }
+    return stored;
+  }
+
   /** Rates one stored event with one rate; burns its credits (with overage) and records the burn once. */
   async burn(event: StoredEvent, rate: RateDefinition, meter: MeterDefinition): Promise<boolean> {
     const period = ratingPeriodStart(event.time);
     const usageKey = `${rate.id}/${period}`;
     let usage = this.usage.get(usageKey);
     if (!usage) {
-      const quantity = await this.tx.getRateUsage(this.workspaceId, this.customerId, rate.id, period);
+      const quantity = await this.rateUsageStored(rate.id, period, usageKey);
       usage = { rateId: rate.id, period, quantity };
       this.usage.set(usageKey, usage);
     }
