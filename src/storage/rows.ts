@@ -1,5 +1,10 @@
 import { Amount } from '../domain/amount/amount.js';
-import type { DebitRecord, DebitReversed, ReversibleDebit } from '../domain/ledger/credit-ledger.js';
+import {
+  type DebitRecord,
+  type DebitReversed,
+  noAccounts,
+  type ReversibleDebit,
+} from '../domain/ledger/credit-ledger.js';
 import type {
   AccountName,
   CustomerAccounts,
@@ -408,15 +413,7 @@ export interface AccountsRow {
 }
 
 export function accountsFromRow(row: AccountsRow | undefined | null): CustomerAccounts {
-  if (!row) {
-    return {
-      issued: Amount.ZERO,
-      consumed: Amount.ZERO,
-      expired: Amount.ZERO,
-      voided: Amount.ZERO,
-      overage: Amount.ZERO,
-    };
-  }
+  if (!row) return noAccounts();
   return {
     issued: Amount.parse(String(row.issued)),
     consumed: Amount.parse(String(row.consumed)),

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Amount } from '../../src/domain/amount/amount.js';
 import { BurndownError } from '../../src/domain/errors.js';
-import { CreditLedger } from '../../src/domain/ledger/credit-ledger.js';
+import { CreditLedger, emptyLedgerSnapshot } from '../../src/domain/ledger/credit-ledger.js';
 import { type Pricing, priceBound, priceQuantity } from '../../src/domain/rating/rate.js';
 import { SequentialIds } from '../../src/infra/ids.js';
 
@@ -24,23 +24,7 @@ const newGrant = (amount: Amount) => ({
   description: null,
   metadata: {},
 });
-const emptyLedger = () =>
-  new CreditLedger(
-    {
-      customerId: 'c',
-      creditType: 'credits',
-      accounts: {
-        issued: Amount.ZERO,
-        consumed: Amount.ZERO,
-        expired: Amount.ZERO,
-        voided: Amount.ZERO,
-        overage: Amount.ZERO,
-      },
-      grants: [],
-      holds: [],
-    },
-    new SequentialIds(),
-  );
+const emptyLedger = () => new CreditLedger(emptyLedgerSnapshot('c', 'credits'), new SequentialIds());
 
 function expectOutOfRange(work: () => unknown): void {
   try {

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Amount } from '../../src/domain/amount/amount.js';
-import { CreditLedger } from '../../src/domain/ledger/credit-ledger.js';
+import { CreditLedger, emptyLedgerSnapshot } from '../../src/domain/ledger/credit-ledger.js';
 import { SequentialIds } from '../../src/infra/ids.js';
 
 const T0 = 1_700_000_000_000;
@@ -59,22 +59,7 @@ describe('applies_to (property)', () => {
   it('restricts every burn to the grants that apply, and refuses exactly past what may be used', () => {
     fc.assert(
       fc.property(fc.array(opArb, { minLength: 1, maxLength: 40 }), (ops) => {
-        const ledger = new CreditLedger(
-          {
-            customerId: 'c',
-            creditType: 'credits',
-            accounts: {
-              issued: Amount.ZERO,
-              consumed: Amount.ZERO,
-              expired: Amount.ZERO,
-              voided: Amount.ZERO,
-              overage: Amount.ZERO,
-            },
-            grants: [],
-            holds: [],
-          },
-          new SequentialIds(),
-        );
+        const ledger = new CreditLedger(emptyLedgerSnapshot('c', 'credits'), new SequentialIds());
         const holds: { id: string; feature: string | null }[] = [];
         let now = T0;
         for (const op of ops) {

@@ -21,6 +21,7 @@ import { compareBurnDownOrder, grantStatusAt } from '../../src/domain/ledger/bur
 import {
   CreditLedger,
   type DebitRecord,
+  emptyLedgerSnapshot,
   type GrantNotActive,
   type HoldNotActive,
   type IdSource,
@@ -465,22 +466,7 @@ class Real {
   readonly storedHolds = new Map<string, HoldState>();
 
   constructor() {
-    this.ledger = new CreditLedger(
-      {
-        customerId: 'cus',
-        creditType: 'credits',
-        accounts: {
-          issued: Amount.ZERO,
-          consumed: Amount.ZERO,
-          expired: Amount.ZERO,
-          voided: Amount.ZERO,
-          overage: Amount.ZERO,
-        },
-        grants: [],
-        holds: [],
-      },
-      this.ids,
-    );
+    this.ledger = new CreditLedger(emptyLedgerSnapshot('cus', 'credits'), this.ids);
   }
 
   /** Folds the entries recorded since the last call into {@link sums}; returns them. */

@@ -15,19 +15,16 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Amount } from '../../src/domain/amount/amount.js';
-import { CreditLedger, type IdSource, type ReversibleDebit } from '../../src/domain/ledger/credit-ledger.js';
+import {
+  CreditLedger,
+  emptyLedgerSnapshot,
+  type ReversibleDebit,
+} from '../../src/domain/ledger/credit-ledger.js';
 import { balanceFromEntries } from '../../src/domain/ledger/point-in-time.js';
+import { SequentialIds } from '../../src/infra/ids.js';
 
 const T0 = 1_700_000_000_000;
 const SEC = 1000;
-
-class CounterIds implements IdSource {
-  private n = 0;
-  newId(prefix: string): string {
-    this.n += 1;
-    return `${prefix}_${String(this.n).padStart(6, '0')}`;
-  }
-}
 
 type Command =
   | { kind: 'grant'; amount: number; priority: number; expiresIn: number | null }
@@ -133,22 +130,7 @@ describe('CreditLedger reversals (property)', () => {
   it('never reverse more than was burned, keep the books balanced, and show at every instant', () => {
     fc.assert(
       fc.property(fc.array(command, { minLength: 1, maxLength: 40 }), (commands) => {
-        const ledger = new CreditLedger(
-          {
-            customerId: 'c',
-            creditType: 'credits',
-            accounts: {
-              issued: Amount.ZERO,
-              consumed: Amount.ZERO,
-              expired: Amount.ZERO,
-              voided: Amount.ZERO,
-              overage: Amount.ZERO,
-            },
-            grants: [],
-            holds: [],
-          },
-          new CounterIds(),
-        );
+        const ledger = new CreditLedger(emptyLedgerSnapshot('c', 'credits'), new SequentialIds());
         ledger.loadSettlements({ settlements: [], refunded: new Map() });
         const debits: ReversibleDebit[] = [];
         const grantIds: string[] = [];

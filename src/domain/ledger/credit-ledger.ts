@@ -31,6 +31,22 @@ export interface CreditLedgerSnapshot {
   readonly holds: readonly HoldState[];
 }
 
+/** The accounts of a ledger with no entries yet: every balance zero (a fresh object each time). */
+export function noAccounts(): CustomerAccounts {
+  return {
+    issued: Amount.ZERO,
+    consumed: Amount.ZERO,
+    expired: Amount.ZERO,
+    voided: Amount.ZERO,
+    overage: Amount.ZERO,
+  };
+}
+
+/** The snapshot of a ledger with no entries yet: a new customer, or a credit type it never used. */
+export function emptyLedgerSnapshot(customerId: string, creditType: string): CreditLedgerSnapshot {
+  return { customerId, creditType, accounts: noAccounts(), grants: [], holds: [] };
+}
+
 /** The input of a new grant, already validated by the caller. */
 export interface NewGrant {
   readonly amount: Amount;
