@@ -271,6 +271,8 @@ export interface PlanWriteOperations extends PlanReadOperations {
 export interface ReadOperations {
   /** Features, plans, packs, subscriptions, auto top-ups, feature usage. */
   readonly plans: PlanReadOperations;
+  /** Facts written for webhooks (see {@link OutboxRecord}). */
+  readonly outbox: OutboxReadOperations;
   getCustomer(workspaceId: string, customerId: string): Awaitable<Customer | null>;
   listCustomers(workspaceId: string, page: PageRequest): Awaitable<Page<Customer>>;
   getCreditType(workspaceId: string, id: string): Awaitable<CreditType | null>;
@@ -343,7 +345,45 @@ export interface ReadOperations {
 }
 
 /** Writes, available only inside {@link Storage.write}; all of one call commit or none do. */
+/**
+ * One fact for the outbox (webhooks): written in the transaction of the change that caused it, so
+ * it exists exactly when the change does; delivered later by a dispatcher. `seq` is assigned by the
+ * store on insert and grows with insertion; writes of one customer are serialised, so one customer's
+ * events are in `seq` order of their commits (events of different customers may commit out of `seq`
+ * order on PostgreSQL, so a reader must not treat `seq` as a commit high-water mark).
+ */
+export interface OutboxRecord {
+  /** The event id (`evt_…`), stable across deliveries: the `webhook-id`. */
+  readonly id: string;
+  readonly workspaceId: string;
+  /** The event type (`grant.created`, `balance.low`, …). */
+  readonly type: string;
+  /** The customer the event is about, when it is about one (ordering and filtering). */
+  readonly customerId: string | null;
+  readonly occurredAt: Instant;
+  /** The event's `data`, a JSON value. */
+  readonly data: unknown;
+}
+
+/** A stored outbox fact with its insertion order. */
+export interface StoredOutboxRecord extends OutboxRecord {
+  readonly seq: number;
+}
+
+/** The outbox aggregate's reads. */
+export interface OutboxReadOperations {
+  /** A workspace's facts after `afterSeq` in insertion order (oldest first). */
+  listAfter(workspaceId: string, afterSeq: number, limit: number): Awaitable<readonly StoredOutboxRecord[]>;
+}
+
+/** The outbox aggregate's writes: append only. */
+export interface OutboxWriteOperations extends OutboxReadOperations {
+  append(records: readonly OutboxRecord[]): Awaitable<void>;
+}
+
 export interface WriteOperations extends ReadOperations {
+  /** The outbox, written in this transaction. */
+  readonly outbox: OutboxWriteOperations;
   readonly plans: PlanWriteOperations;
   /** Loads one ledger and serialises concurrent writers to it until the transaction ends. */
   loadLedgerForUpdate(key: LedgerKey): Awaitable<CreditLedgerSnapshot>;

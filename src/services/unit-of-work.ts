@@ -10,7 +10,7 @@ import { type Refusal, refusalError } from './ledger.js';
  * A use case is a {@link WriteCommand}: the lock key it needs (chosen by the service, never by the
  * transport) and its `work`, which runs inside that lock and one transaction and returns a typed
  * {@link WriteOutcome}. {@link runWrite} owns the lock, the transaction, the stored idempotent
- * answer and (an extension point for webhooks) the outbox.
+ * answer and the outbox (facts for webhooks, in the write's transaction).
  *
  * **Commit rule.**
  * - `{ ok: true }`: everything the work wrote commits, with the stored answer and outbox rows.
@@ -48,17 +48,19 @@ export type WriteOutcome<T> =
   | { readonly ok: false; readonly refusal: BusinessRefusal };
 
 /**
- * A message for the outbox (for the coming webhooks): persisted in the transaction of the write
- * that produced it, delivered after commit. No table yet: {@link runWrite} hands them to
- * `ctx.outbox` when the composition root provides one (see {@link OutboxSink}).
+ * A fact for the outbox (webhooks): persisted in the transaction of the write that produced it
+ * (so it exists exactly when the change commits), delivered after commit. {@link runWrite} gives it
+ * its stable event id (`evt_…`, the future `webhook-id`) and the write's instant.
  */
 export interface OutboxMessage {
-  readonly topic: string;
-  readonly payload: unknown;
+  readonly workspaceId: string;
+  /** The event type, e.g. `grant.created`. */
+  readonly type: string;
+  /** The customer it is about, if any: one customer's events keep their commit order. */
+  readonly customerId: string | null;
+  /** The event's `data` (a JSON value; amounts as decimal strings). */
+  readonly data: unknown;
 }
-
-/** Where outbox messages go, inside the write's transaction. */
-export type OutboxSink = (tx: WriteOperations, messages: readonly OutboxMessage[]) => Promise<void>;
 
 /** One use case's write: the lock it needs and the work to run under it. */
 export interface WriteCommand<T> {
@@ -160,7 +162,7 @@ export function idempotencyKeyReused(): BurndownError {
  * request: 422 `idempotency_key_reused`.
  */
 export async function runWrite<T>(
-  ctx: ServiceContext & { readonly outbox?: OutboxSink },
+  ctx: ServiceContext,
   command: WriteCommand<T>,
   present: (outcome: WriteOutcome<T>, now: Instant) => Presented,
   idempotency: IdempotencyIdentity | null = null,
@@ -169,7 +171,7 @@ export async function runWrite<T>(
     const { outcome, now } = await ctx.storage.write(command.lockKey, async (tx) => {
       const now = ctx.clock.now();
       const outcome = await attempt(command.work, tx, now);
-      await persistOutbox(ctx.outbox, tx, outcome);
+      await persistOutbox(ctx, tx, outcome, now);
       return { outcome, now };
     });
     // Presented after the commit, outside the lock.
@@ -185,7 +187,7 @@ export async function runWrite<T>(
     }
     const now = ctx.clock.now();
     const outcome = await attempt(command.work, tx, now);
-    await persistOutbox(ctx.outbox, tx, outcome);
+    await persistOutbox(ctx, tx, outcome, now);
     // The answer is stored with the write: pure formatting, the only step under the lock after the work.
     const presented = present(outcome, now);
     const text = JSON.stringify(presented.body);
@@ -200,27 +202,33 @@ export async function runWrite<T>(
 }
 
 async function persistOutbox<T>(
-  outbox: OutboxSink | undefined,
+  ctx: ServiceContext,
   tx: WriteOperations,
   outcome: WriteOutcome<T>,
+  now: Instant,
 ): Promise<void> {
-  if (outcome.ok && outcome.outbox !== undefined && outcome.outbox.length > 0) {
-    if (outbox === undefined) throw new Error('a write produced outbox messages but no outbox is configured');
-    await outbox(tx, outcome.outbox);
-  }
+  if (!outcome.ok || outcome.outbox === undefined || outcome.outbox.length === 0) return;
+  await tx.outbox.append(
+    outcome.outbox.map((m) => ({
+      id: ctx.ids.newId('evt'),
+      workspaceId: m.workspaceId,
+      type: m.type,
+      customerId: m.customerId,
+      occurredAt: now,
+      data: m.data,
+    })),
+  );
 }
 
 /**
  * Runs a command without an idempotency key and returns its value; a refusal is thrown as its
  * 402/409 error after the commit (for writes the contract does not make idempotent).
  */
-export async function execute<T>(
-  ctx: ServiceContext & { readonly outbox?: OutboxSink },
-  command: WriteCommand<T>,
-): Promise<T> {
+export async function execute<T>(ctx: ServiceContext, command: WriteCommand<T>): Promise<T> {
   const outcome = await ctx.storage.write(command.lockKey, async (tx) => {
-    const outcome = await attempt(command.work, tx, ctx.clock.now());
-    await persistOutbox(ctx.outbox, tx, outcome);
+    const now = ctx.clock.now();
+    const outcome = await attempt(command.work, tx, now);
+    await persistOutbox(ctx, tx, outcome, now);
     return outcome;
   });
   if (!outcome.ok) throw businessRefusalError(outcome.refusal);

@@ -538,5 +538,31 @@ export function describeStorageContract(dialect: string, open: () => Promise<Sto
       ]);
       expect((await reconcileLedger(storage)).failures).toEqual([]);
     });
+    it('appends outbox facts with the transaction that wrote them, in insertion order per workspace', async () => {
+      const fact = (id: string, workspaceId = 'ws1') => ({
+        id,
+        workspaceId,
+        type: 'grant.created',
+        customerId: 'acme',
+        occurredAt: T0,
+        data: { grant: { id, amount: '10.5' }, nested: [1, 'two', null] },
+      });
+      await storage.write('acme', async (tx) =>
+        tx.outbox.append([fact('evt_1'), fact('evt_2'), fact('evt_x', 'ws2')]),
+      );
+      await expect(
+        storage.write('acme', async (tx) => {
+          await tx.outbox.append([fact('evt_3')]);
+          throw new Error('rolled back');
+        }),
+      ).rejects.toThrow('rolled back');
+      await storage.write('acme', async (tx) => tx.outbox.append([fact('evt_4')]));
+      const all = await storage.read.outbox.listAfter('ws1', 0, 10);
+      expect(all.map((r) => r.id)).toEqual(['evt_1', 'evt_2', 'evt_4']);
+      expect(all[0]).toEqual({ ...fact('evt_1'), seq: all[0]?.seq });
+      const rest = await storage.read.outbox.listAfter('ws1', all[0]?.seq ?? 0, 1);
+      expect(rest.map((r) => r.id)).toEqual(['evt_2']);
+      expect((await storage.read.outbox.listAfter('ws2', 0, 10)).map((r) => r.id)).toEqual(['evt_x']);
+    });
   });
 }

@@ -16,7 +16,6 @@ import type { WriteOperations } from '../../src/ports/storage.js';
 import type { ServiceContext } from '../../src/services/context.js';
 import {
   businessRefusalError,
-  type OutboxMessage,
   type Presented,
   runWrite,
   type WriteCommand,
@@ -28,9 +27,7 @@ const T0 = Date.parse('2026-01-01T00:00:00Z');
 const WS = 'default';
 
 let storage: SqliteStorage;
-let ctx: ServiceContext & {
-  outbox?: (tx: WriteOperations, messages: readonly OutboxMessage[]) => Promise<void>;
-};
+let ctx: ServiceContext;
 
 beforeEach(async () => {
   const path = join(mkdtempSync(join(tmpdir(), 'burndown-uow-')), 'db.sqlite');
@@ -188,24 +185,42 @@ describe('runWrite', () => {
     expect(seen).toEqual([true, false]);
   });
 
-  it('writes outbox messages with a success, in its transaction; a refusal writes none', async () => {
-    const written: OutboxMessage[] = [];
-    ctx.outbox = async (tx, messages) => {
-      await upkeep(tx, `c-outbox-${written.length}`);
-      written.push(...messages);
+  it('writes outbox messages with a success, in its transaction, with ids and the write instant; a refusal writes none', async () => {
+    const message = {
+      workspaceId: WS,
+      type: 'debit.created',
+      customerId: 'c1',
+      data: { id: 'd1', amount: '5' },
     };
     await runWrite(
       ctx,
-      cmd(async () => ({ ok: true, value: 1, outbox: [{ topic: 'debit.created', payload: { id: 'd1' } }] })),
+      cmd(async () => ({ ok: true, value: 1, outbox: [message] })),
       present,
     );
-    expect(written).toEqual([{ topic: 'debit.created', payload: { id: 'd1' } }]);
-    expect(await storage.read.getCustomer(WS, 'c-outbox-0')).not.toBeNull();
+    const written = await storage.read.outbox.listAfter(WS, 0, 10);
+    expect(written).toHaveLength(1);
+    expect(written[0]).toMatchObject({
+      workspaceId: WS,
+      type: 'debit.created',
+      customerId: 'c1',
+      data: message.data,
+    });
+    expect(written[0]?.id).toMatch(/^evt_/);
+    expect(written[0]?.occurredAt).toBe(ctx.clock.now());
     await runWrite(
       ctx,
       cmd<number>(async () => ({ ok: false, refusal })),
       present,
     );
-    expect(written).toHaveLength(1);
+    await expect(
+      runWrite(
+        ctx,
+        cmd<number>(async () => {
+          throw new Error('boom');
+        }),
+        present,
+      ),
+    ).rejects.toThrow('boom');
+    expect(await storage.read.outbox.listAfter(WS, 0, 10)).toHaveLength(1);
   });
 });

@@ -318,4 +318,21 @@ CREATE TABLE ledger_checkpoints (
 CREATE INDEX balances_owing ON balances (credit_type) WHERE overage <> 0;
 `,
   },
+  {
+    version: 7,
+    name: 'outbox',
+    // Facts for webhooks, written in the transaction of the change that caused them (docs/design.md).
+    sql: `
+CREATE TABLE outbox_events (
+  seq BIGSERIAL PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  workspace_id TEXT NOT NULL,
+  type TEXT NOT NULL,
+  customer_id TEXT,
+  occurred_at BIGINT NOT NULL,
+  data TEXT NOT NULL
+);
+CREATE INDEX outbox_events_by_time ON outbox_events (workspace_id, occurred_at, seq);
+`,
+  },
 ];

@@ -21,6 +21,8 @@ import type {
   LedgerKey,
   ListedEvent,
   MeterRecord,
+  OutboxReadOperations,
+  OutboxWriteOperations,
   Page,
   PageRequest,
   PlanReadOperations,
@@ -73,6 +75,7 @@ import {
   repairedBalances,
 } from './checkpoints.js';
 import type { SqlExecutor } from './executor.js';
+import { OutboxReads, OutboxWrites } from './outbox-queries.js';
 import { PlanReads, PlanWrites } from './plan-queries.js';
 import { Q } from './queries.js';
 
@@ -131,6 +134,7 @@ export function snapshotFromRows(
 /** Reads shared by every SQL dialect. */
 export class SqlReads implements ReadOperations {
   readonly plans: PlanReadOperations;
+  readonly outbox: OutboxReadOperations;
 
   /** `plans` lets an adapter hand out its own plan reads (a cache in front of them). */
   constructor(
@@ -138,11 +142,16 @@ export class SqlReads implements ReadOperations {
     plans?: PlanReadOperations,
   ) {
     this.plans = plans ?? this.makePlans();
+    this.outbox = this.makeOutbox();
   }
 
   /** Overridden by the writes, which hand out the writable plan store. */
   protected makePlans(): PlanReadOperations {
     return new PlanReads(this.db);
+  }
+
+  protected makeOutbox(): OutboxReadOperations {
+    return new OutboxReads(this.db);
   }
 
   /** One row by key, mapped, or null. */
@@ -488,6 +497,11 @@ export interface SqlStatement {
 /** Writes shared by every SQL dialect; the adapter decides how transactions and locks work. */
 export class SqlWrites extends SqlReads implements WriteOperations {
   declare readonly plans: PlanWriteOperations;
+  declare readonly outbox: OutboxWriteOperations;
+
+  protected override makeOutbox(): OutboxWriteOperations {
+    return new OutboxWrites(this.db);
+  }
 
   protected override makePlans(): PlanWriteOperations {
     return new PlanWrites(this.db);
