@@ -207,9 +207,23 @@ async function persistOutbox<T>(
   outcome: WriteOutcome<T>,
   now: Instant,
 ): Promise<void> {
-  if (!outcome.ok || outcome.outbox === undefined || outcome.outbox.length === 0) return;
+  if (outcome.ok && outcome.outbox !== undefined) await appendFacts(ctx, tx, now, outcome.outbox);
+}
+
+/**
+ * Appends facts to the outbox directly, inside a running write. For facts of upkeep that commits
+ * whatever the operation's outcome (an expiry applied on the way to a refused debit still
+ * happened); the operation's own facts go in its {@link WriteOutcome} instead, so a refusal drops them.
+ */
+export async function appendFacts(
+  ctx: ServiceContext,
+  tx: WriteOperations,
+  now: Instant,
+  messages: readonly OutboxMessage[],
+): Promise<void> {
+  if (messages.length === 0) return;
   await tx.outbox.append(
-    outcome.outbox.map((m) => ({
+    messages.map((m) => ({
       id: ctx.ids.newId('evt'),
       workspaceId: m.workspaceId,
       type: m.type,
