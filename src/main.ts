@@ -9,11 +9,13 @@ import { Metrics } from './http/metrics.js';
 import { TimeOrderedIds } from './infra/ids.js';
 import { observeCommittedEntries } from './infra/observed-storage.js';
 import { systemClock } from './infra/system-clock.js';
+import { HttpWebhookTransport } from './infra/webhook-transport.js';
 import type { DatabaseState, Storage } from './ports/storage.js';
 import { ensureAdminKey } from './services/api-keys.js';
 import type { ServiceContext } from './services/context.js';
 import { sweepDueLedgers } from './services/ledger.js';
 import { sweepDueSubscriptions } from './services/subscriptions.js';
+import { WebhookDispatcher } from './services/webhook-dispatcher.js';
 import { PostgresStorage } from './storage/postgres/postgres-storage.js';
 import { SqliteStorage } from './storage/sqlite/sqlite-storage.js';
 
@@ -107,7 +109,12 @@ export async function startServer(config: Config): Promise<RunningServer> {
   );
   const ctx = createContext(storage);
   const generatedKey = await ensureAdminKey(ctx, config.apiKey);
+  const transport = new HttpWebhookTransport({
+    allowPrivate: config.webhooksAllowPrivate,
+    timeoutMs: config.webhookTimeoutMs,
+  });
   const app = await buildApp(ctx, {
+    webhooks: { transport, secretOverlapMs: config.webhookSecretOverlapHours * 3_600_000 },
     bodyLimit: config.bodyLimit,
     logLevel: config.logLevel,
     metrics,
@@ -151,12 +158,22 @@ export async function startServer(config: Config): Promise<RunningServer> {
     })();
   }, config.sweepIntervalMs);
   sweeper.unref();
+  // The webhook dispatcher runs beside the API (never inside a request): a slow or dead receiver
+  // holds one of its slots, not a request. Several processes may run it on one PostgreSQL database.
+  const dispatcher = new WebhookDispatcher(ctx, {
+    transport,
+    concurrency: config.webhookConcurrency,
+    disableAfterMs: config.webhookDisableAfterDays * 86_400_000,
+    onError: (error) => app.log.error({ err: error }, 'webhook dispatcher failed'),
+  });
+  if (config.webhookIntervalMs > 0) dispatcher.start(config.webhookIntervalMs);
   return {
     app,
     url,
     generatedKey,
     async stop() {
       clearInterval(sweeper);
+      await dispatcher.stop();
       await app.close();
       await storage.close();
     },

@@ -27,6 +27,21 @@ export interface Config {
   readonly checkHoldMaxTtlSeconds: number;
   /** Serve `/metrics` without a key. `BURNDOWN_METRICS_PUBLIC=1`; default off (any valid key). */
   readonly metricsPublic: boolean;
+  /**
+   * Let webhook endpoints point at private, loopback and link-local addresses.
+   * `BURNDOWN_WEBHOOKS_ALLOW_PRIVATE=1`; default off (server-side request forgery guard). Tests set it.
+   */
+  readonly webhooksAllowPrivate: boolean;
+  /** How often the webhook dispatcher runs, in ms; 0 disables it in this process. `BURNDOWN_WEBHOOK_INTERVAL_MS`, default 1000. */
+  readonly webhookIntervalMs: number;
+  /** Deliveries one process sends at once. `BURNDOWN_WEBHOOK_CONCURRENCY`, default 8. */
+  readonly webhookConcurrency: number;
+  /** An endpoint failing this many days in a row is disabled. `BURNDOWN_WEBHOOK_DISABLE_AFTER_DAYS`, default 5. */
+  readonly webhookDisableAfterDays: number;
+  /** How long a rotated secret keeps signing, in hours. `BURNDOWN_WEBHOOK_SECRET_OVERLAP_HOURS`, default 24. */
+  readonly webhookSecretOverlapHours: number;
+  /** Longest wait for a receiver's answer, in ms. `BURNDOWN_WEBHOOK_TIMEOUT_MS`, default 15,000. */
+  readonly webhookTimeoutMs: number;
 }
 
 function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
@@ -58,6 +73,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       name: 'BURNDOWN_METRICS_PUBLIC',
     });
   }
+  const allowPrivate = env['BURNDOWN_WEBHOOKS_ALLOW_PRIVATE'] ?? '';
+  if (!['', '0', '1'].includes(allowPrivate)) {
+    throw new BurndownError(ErrorCode.invalidRequest, 'BURNDOWN_WEBHOOKS_ALLOW_PRIVATE must be 0 or 1', {
+      name: 'BURNDOWN_WEBHOOKS_ALLOW_PRIVATE',
+    });
+  }
   const logLevel = env['BURNDOWN_LOG_LEVEL'] || 'info';
   if (!LOG_LEVELS.includes(logLevel)) {
     throw new BurndownError(
@@ -79,5 +100,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxConnections: integer(env, 'BURNDOWN_MAX_CONNECTIONS', 1024, 1, 1_000_000),
     checkHoldMaxTtlSeconds: integer(env, 'BURNDOWN_CHECK_HOLD_MAX_TTL_SECONDS', 900, 1, 30 * 24 * 3600),
     metricsPublic: metricsPublic === '1',
+    webhooksAllowPrivate: allowPrivate === '1',
+    webhookIntervalMs: integer(env, 'BURNDOWN_WEBHOOK_INTERVAL_MS', 1000, 0, 3_600_000),
+    webhookConcurrency: integer(env, 'BURNDOWN_WEBHOOK_CONCURRENCY', 8, 1, 1000),
+    webhookDisableAfterDays: integer(env, 'BURNDOWN_WEBHOOK_DISABLE_AFTER_DAYS', 5, 1, 365),
+    webhookSecretOverlapHours: integer(env, 'BURNDOWN_WEBHOOK_SECRET_OVERLAP_HOURS', 24, 0, 24 * 30),
+    webhookTimeoutMs: integer(env, 'BURNDOWN_WEBHOOK_TIMEOUT_MS', 15_000, 100, 60_000),
   });
 }

@@ -30,6 +30,12 @@ export const ErrorCode = {
   headersTooLarge: 'headers_too_large',
   unsupportedMediaType: 'unsupported_media_type',
   methodNotAllowed: 'method_not_allowed',
+  /** A webhook endpoint URL that is not an absolute http(s) URL. */
+  invalidWebhookUrl: 'invalid_webhook_url',
+  /** A webhook endpoint URL longer than 2048 characters. */
+  webhookUrlTooLong: 'webhook_url_too_long',
+  /** A webhook endpoint URL whose host is or resolves to a private, loopback or link-local address. */
+  webhookUrlNotAllowed: 'webhook_url_not_allowed',
   internalError: 'internal_error',
   serviceUnavailable: 'service_unavailable',
 } as const;

@@ -3,11 +3,13 @@ import type { Socket } from 'node:net';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, LogController } from 'fastify';
 import { BurndownError, ErrorCode, invalidRequest } from '../domain/errors.js';
+import { HttpWebhookTransport } from '../infra/webhook-transport.js';
 import type { ApiKeyScope } from '../ports/storage.js';
 import type { ApiKeyResolver, RouteScope } from '../services/api-keys.js';
 import { scopeAllows } from '../services/api-keys.js';
 import type { ServiceContext } from '../services/context.js';
 import { apiKeyResolverOf } from '../services/queries.js';
+import { DEFAULT_SECRET_OVERLAP_MS, type WebhookSettings } from '../services/webhook-endpoints.js';
 import { statusOfErrorCode } from './error-status.js';
 import { NOT_JSON_BODY } from './event-parsing.js';
 import { errorBody, IdempotentWriter } from './idempotent-write.js';
@@ -37,6 +39,7 @@ import { registerMeteringRoutes } from './routes/metering.js';
 import { registerOperationRoutes } from './routes/operations.js';
 import { registerReconciliationRoutes } from './routes/reconciliation.js';
 import { registerSubscriptionRoutes } from './routes/subscriptions.js';
+import { registerWebhookEndpointRoutes } from './routes/webhook-endpoints.js';
 import { AmountText, BalanceBody, EntryBody, ErrorBody } from './schemas.js';
 
 declare module 'fastify' {
@@ -59,6 +62,8 @@ export interface RouteDeps {
   readonly metrics: Metrics;
   /** The API-key cache; a revocation invalidates it before it is answered. */
   readonly keys: ApiKeyResolver;
+  /** Where webhook endpoints may point and how long a rotated secret keeps signing. */
+  readonly webhooks: WebhookSettings;
 }
 
 /** Options of the HTTP app. */
@@ -83,6 +88,11 @@ export interface AppOptions {
   readonly metricsPublic?: boolean;
   /** Longest `ttl_seconds` of a hold taken by `POST /v1/check`. Default 900. */
   readonly checkHoldMaxTtlSeconds?: number;
+  /**
+   * Webhook settings. Default: the HTTP transport refusing private destinations, and a rotated
+   * secret signing for 24 h more.
+   */
+  readonly webhooks?: WebhookSettings;
 }
 
 /** One Ajv error as Fastify hands it over (`verbose`: with the failing schema and its parent). */
@@ -247,7 +257,11 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
   app.server.headersTimeout = Math.min(app.server.headersTimeout, app.server.requestTimeout);
   const metrics = options.metrics ?? new Metrics();
   const keys = apiKeyResolverOf(ctx);
-  const deps: RouteDeps = { ctx, writer: new IdempotentWriter(ctx), metrics, keys };
+  const webhooks = options.webhooks ?? {
+    transport: new HttpWebhookTransport({ allowPrivate: false }),
+    secretOverlapMs: DEFAULT_SECRET_OVERLAP_MS,
+  };
+  const deps: RouteDeps = { ctx, writer: new IdempotentWriter(ctx), metrics, keys, webhooks };
 
   app.decorateRequest('auth', undefined as unknown as RouteDepsAuth);
   app.decorateRequest('rawBody', undefined);
@@ -460,6 +474,7 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
   registerFeatureAndPlanRoutes(app, deps);
   registerSubscriptionRoutes(app, deps);
   registerCreditPackRoutes(app, deps);
+  registerWebhookEndpointRoutes(app, deps);
   registerCheckRoutes(app, deps, options.checkHoldMaxTtlSeconds ?? DEFAULT_CHECK_HOLD_MAX_TTL_SECONDS);
   await app.ready();
   return app;

@@ -6,6 +6,9 @@ export function statusOfErrorCode(code: ErrorCode): number {
     case 'invalid_request':
     case 'invalid_amount':
     case 'invalid_batch':
+    case 'invalid_webhook_url':
+    case 'webhook_url_too_long':
+    case 'webhook_url_not_allowed':
       return 400;
     case 'unauthorized':
       return 401;

@@ -2,6 +2,7 @@ import type { RouteOptions } from 'fastify';
 import { ErrorCode } from '../domain/errors.js';
 import { statusOfErrorCode } from './error-status.js';
 import { ErrorBody } from './schemas.js';
+import { WEBHOOK_EVENTS } from './webhook-events/index.js';
 
 /**
  * The OpenAPI 3.1 document as a contract (docs/api.md): named component schemas, per operation the
@@ -112,6 +113,23 @@ export const ROUTE_ERRORS: Readonly<Record<OperationKey, readonly ErrorCode[]>> 
   'GET /v1/customers/{id}/auto-top-up': ['not_found'],
   'DELETE /v1/customers/{id}/auto-top-up': ['not_found'],
   'POST /v1/check': ['not_found', 'amount_out_of_range'],
+  'POST /v1/webhook-endpoints': ['invalid_webhook_url', 'webhook_url_too_long', 'webhook_url_not_allowed'],
+  'GET /v1/webhook-endpoints': [],
+  'GET /v1/webhook-endpoints/{id}': ['not_found'],
+  'PATCH /v1/webhook-endpoints/{id}': [
+    'not_found',
+    'invalid_webhook_url',
+    'webhook_url_too_long',
+    'webhook_url_not_allowed',
+  ],
+  'DELETE /v1/webhook-endpoints/{id}': ['not_found'],
+  'POST /v1/webhook-endpoints/{id}/disable': ['not_found'],
+  'POST /v1/webhook-endpoints/{id}/enable': ['not_found'],
+  'POST /v1/webhook-endpoints/{id}/rotate-secret': ['not_found'],
+  'GET /v1/webhook-endpoints/{id}/attempts': ['not_found'],
+  'POST /v1/webhook-endpoints/{id}/replay': ['not_found'],
+  'GET /v1/webhook-events/{event_id}': ['not_found'],
+  'GET /v1/webhook-events/{event_id}/attempts': ['not_found'],
   'GET /healthz': [],
   'GET /openapi.json': [],
   'GET /metrics': [],
@@ -261,6 +279,16 @@ const REQUEST_EXAMPLES: Readonly<Record<OperationKey, unknown>> = {
     period: 'month',
   },
   'POST /v1/check': { customer_id: 'acme', feature_id: 'chat', quantity: '1', hold: { ttl_seconds: 120 } },
+  'POST /v1/webhook-endpoints': {
+    url: 'https://example.com/burndown/webhooks',
+    event_types: ['grant.created', 'purchase.created'],
+    description: 'Billing service',
+  },
+  'PATCH /v1/webhook-endpoints/{id}': { event_types: null },
+  'POST /v1/webhook-endpoints/{id}/disable': {},
+  'POST /v1/webhook-endpoints/{id}/enable': {},
+  'POST /v1/webhook-endpoints/{id}/rotate-secret': {},
+  'POST /v1/webhook-endpoints/{id}/replay': { from: '2026-01-01T00:00:00Z', to: '2026-01-02T00:00:00Z' },
 };
 
 /** Tags in the order the document lists them, with what each covers. */
@@ -287,6 +315,11 @@ export const TAGS: readonly { name: string; description: string }[] = [
     description: 'May this customer use this feature now (optionally reserving its credits)?',
   },
   { name: 'api keys', description: 'Keys and their scopes (admin).' },
+  {
+    name: 'webhooks',
+    description:
+      'Signed outbound webhooks (Standard Webhooks 1.0): endpoints, delivery log, replay (admin). The events are in `webhooks`.',
+  },
   { name: 'operations', description: 'Health, this document, metrics and reconciliation.' },
 ];
 
@@ -724,5 +757,67 @@ export function finishDocument(doc: Json, named: NamedSchemas): Json {
     ok['content'] = { 'text/plain': (ok['content'] as Json)['application/json'] };
   }
   ensureResponseExamples(finished);
+  finished['webhooks'] = webhooksSection();
   return finished;
+}
+
+/**
+ * The OpenAPI 3.1 `webhooks` section: one entry per event type Burndown sends, each a POST of the
+ * envelope `{type, timestamp, data}` with the event's data schema and the Standard Webhooks headers.
+ */
+function webhooksSection(): Json {
+  const header = (description: string) => ({ required: true, schema: { type: 'string' }, description });
+  const section: Json = {};
+  for (const event of WEBHOOK_EVENTS) {
+    const data = JSON.parse(JSON.stringify(event.data)) as Json;
+    section[event.type] = {
+      post: {
+        summary: event.summary,
+        operationId: `webhook_${event.type.replace(/[^A-Za-z0-9]/g, '_')}`,
+        tags: ['webhooks'],
+        parameters: [
+          {
+            in: 'header',
+            name: 'webhook-id',
+            ...header('The event id (evt_…): the same on every attempt and replay'),
+          },
+          {
+            in: 'header',
+            name: 'webhook-timestamp',
+            ...header('Seconds since the epoch when this attempt was sent'),
+          },
+          {
+            in: 'header',
+            name: 'webhook-signature',
+            ...header(
+              'Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>`, one per signing secret',
+            ),
+          },
+        ],
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                required: ['type', 'timestamp', 'data'],
+                properties: {
+                  type: { type: 'string', const: event.type },
+                  timestamp: { type: 'string', format: 'date-time' },
+                  data,
+                },
+              },
+            },
+          },
+        },
+        responses: {
+          '200': {
+            description:
+              'Any 2xx acknowledges the event; 410 disables the endpoint; anything else is retried',
+          },
+        },
+      },
+    };
+  }
+  return section;
 }

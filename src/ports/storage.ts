@@ -273,6 +273,8 @@ export interface ReadOperations {
   readonly plans: PlanReadOperations;
   /** Facts written for webhooks (see {@link OutboxRecord}). */
   readonly outbox: OutboxReadOperations;
+  /** Webhook endpoints and their delivery log. */
+  readonly webhooks: WebhookReadOperations;
   getCustomer(workspaceId: string, customerId: string): Awaitable<Customer | null>;
   listCustomers(workspaceId: string, page: PageRequest): Awaitable<Page<Customer>>;
   getCreditType(workspaceId: string, id: string): Awaitable<CreditType | null>;
@@ -381,7 +383,153 @@ export interface OutboxWriteOperations extends OutboxReadOperations {
   append(records: readonly OutboxRecord[]): Awaitable<void>;
 }
 
+/** Why an endpoint is disabled: by a caller, by a 410 answer, or after failing for too long. */
+export type EndpointDisabledReason = 'manual' | 'gone' | 'failing';
+
+/**
+ * A webhook endpoint as stored. The signing secrets are kept in clear (they sign, so they cannot
+ * be hashed); they are shown to clients once, at creation and rotation.
+ */
+export interface WebhookEndpoint {
+  readonly workspaceId: string;
+  readonly id: string;
+  readonly url: string;
+  readonly description: string | null;
+  /** Event types it receives; null: every type. */
+  readonly eventTypes: readonly string[] | null;
+  readonly enabled: boolean;
+  readonly disabledReason: EndpointDisabledReason | null;
+  /** The signing secret, `whsec_<base64>`. */
+  readonly secret: string;
+  /** The secret before the last rotation, still signing until `previousSecretUntil`. */
+  readonly previousSecret: string | null;
+  readonly previousSecretUntil: Instant | null;
+  /** Since when every attempt to it failed (null: its last attempt succeeded, or none yet). */
+  readonly failingSince: Instant | null;
+  readonly createdAt: Instant;
+  readonly updatedAt: Instant;
+}
+
+/** Where a delivery stands: waiting for its next attempt, done, given up, or dropped with its endpoint. */
+export type DeliveryState = 'pending' | 'delivered' | 'failed' | 'canceled';
+
+/** One event to send to one endpoint (a replay is a delivery of its own). */
+export interface WebhookDelivery {
+  readonly id: string;
+  readonly workspaceId: string;
+  readonly endpointId: string;
+  readonly eventId: string;
+  /** The event's outbox `seq` (ordering of one customer's events). */
+  readonly eventSeq: number;
+  readonly customerId: string | null;
+  /** A replay asked for by a client: not held back behind the customer's earlier events. */
+  readonly replay: boolean;
+  readonly state: DeliveryState;
+  readonly attempts: number;
+  readonly nextAttemptAt: Instant;
+  readonly createdAt: Instant;
+}
+
+/** A delivery claimed by one dispatcher, with what it needs to send it. */
+export interface ClaimedDelivery {
+  readonly delivery: WebhookDelivery;
+  readonly event: StoredOutboxRecord;
+  readonly endpoint: WebhookEndpoint;
+}
+
+/** What an attempt came to: sent and accepted, to be retried, given up, or the endpoint is gone (410). */
+export type AttemptOutcome = 'delivered' | 'retry' | 'failed' | 'gone';
+
+/** One attempt of a delivery, for the delivery log. */
+export interface WebhookAttempt {
+  readonly id: string;
+  readonly workspaceId: string;
+  readonly deliveryId: string;
+  readonly endpointId: string;
+  readonly eventId: string;
+  /** 1 for the first attempt of the delivery. */
+  readonly attempt: number;
+  readonly attemptedAt: Instant;
+  readonly statusCode: number | null;
+  readonly latencyMs: number;
+  /** The first 1 kB of the answer's body. */
+  readonly responseExcerpt: string | null;
+  /** Why no answer came (timeout, refused connection, forbidden address). */
+  readonly error: string | null;
+  readonly outcome: AttemptOutcome;
+}
+
+/** How a delivery stands after an attempt (written only while the claim's lease is held). */
+export interface DeliveryUpdate {
+  readonly deliveryId: string;
+  /** The dispatcher that claimed it; a lease lost to another dispatcher changes nothing. */
+  readonly owner: string;
+  readonly state: DeliveryState;
+  readonly attempts: number;
+  readonly nextAttemptAt: Instant;
+  readonly finishedAt: Instant | null;
+}
+
+/** Reads of webhook endpoints, their deliveries' log, and the outbox events they carry. */
+export interface WebhookReadOperations {
+  /** A live (not deleted) endpoint. */
+  getEndpoint(workspaceId: string, id: string): Awaitable<WebhookEndpoint | null>;
+  listEndpoints(workspaceId: string, afterId: string, limit: number): Awaitable<Page<WebhookEndpoint>>;
+  /** One outbox event by its id. */
+  getEvent(workspaceId: string, eventId: string): Awaitable<StoredOutboxRecord | null>;
+  /** Attempts to one endpoint or of one event, oldest first (by id). */
+  listAttempts(
+    workspaceId: string,
+    of: { readonly endpointId: string } | { readonly eventId: string },
+    afterId: string,
+    limit: number,
+  ): Awaitable<Page<WebhookAttempt>>;
+  /** The deliveries of one event (tests and the per-event log). */
+  deliveriesOfEvent(workspaceId: string, eventId: string): Awaitable<readonly WebhookDelivery[]>;
+}
+
+/** Writes of the webhook aggregate, inside {@link Storage.write}. */
+export interface WebhookWriteOperations extends WebhookReadOperations {
+  insertEndpoint(endpoint: WebhookEndpoint): Awaitable<void>;
+  /** Stores an endpoint's changed fields (id, workspace and creation time never change). */
+  saveEndpoint(endpoint: WebhookEndpoint): Awaitable<void>;
+  /** Marks an endpoint deleted (it disappears from reads) and cancels its pending deliveries. */
+  deleteEndpoint(workspaceId: string, id: string, now: Instant): Awaitable<boolean>;
+  /** Enabled, live endpoints of a workspace (what fan-out sends to). */
+  liveEndpointsOf(workspaceId: string): Awaitable<readonly WebhookEndpoint[]>;
+  /**
+   * Outbox events not fanned out yet, oldest first; on PostgreSQL locked for this transaction and
+   * skipping rows another dispatcher holds (`FOR UPDATE SKIP LOCKED`).
+   */
+  claimEventsToFanOut(limit: number): Awaitable<readonly StoredOutboxRecord[]>;
+  markFannedOut(seqs: readonly number[]): Awaitable<void>;
+  /** Inserts deliveries; a non-replay delivery of an event already queued for that endpoint is skipped. */
+  insertDeliveries(deliveries: readonly WebhookDelivery[]): Awaitable<void>;
+  /**
+   * Leases due deliveries to `owner` until `leaseUntil`: pending, due at `now`, lease free or
+   * expired, endpoint enabled and live, and (for non-replays with a customer) no earlier pending
+   * delivery of the same customer to the same endpoint. Each is claimed by exactly one caller.
+   */
+  claimDueDeliveries(claim: {
+    readonly now: Instant;
+    readonly owner: string;
+    readonly leaseUntil: Instant;
+    readonly limit: number;
+  }): Awaitable<readonly ClaimedDelivery[]>;
+  /** Records an attempt and, if `owner` still holds the lease, the delivery's new state; false when it did not. */
+  finishAttempt(attempt: WebhookAttempt, update: DeliveryUpdate): Awaitable<boolean>;
+  /** Outbox events of a workspace that occurred in [from, to), oldest first, after `afterSeq`. */
+  eventsBetween(
+    workspaceId: string,
+    range: { readonly from: Instant; readonly to: Instant },
+    afterSeq: number,
+    limit: number,
+  ): Awaitable<readonly StoredOutboxRecord[]>;
+}
+
 export interface WriteOperations extends ReadOperations {
+  /** Webhook endpoints and deliveries, written in this transaction. */
+  readonly webhooks: WebhookWriteOperations;
   /** The outbox, written in this transaction. */
   readonly outbox: OutboxWriteOperations;
   readonly plans: PlanWriteOperations;

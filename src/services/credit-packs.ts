@@ -8,6 +8,8 @@ import type { Instant } from '../domain/time/instant.js';
 import { periodContaining } from '../domain/time/periods.js';
 import type { WriteOperations } from '../ports/storage.js';
 import type { ServiceContext } from './context.js';
+import { appendFacts } from './outbox.js';
+import { purchaseCreatedFact } from './webhook-facts.js';
 
 const DAY_MS = 86_400_000;
 
@@ -60,6 +62,7 @@ export async function buyPacks(
     createdAt: now,
   };
   await tx.plans.insertPurchase(purchase);
+  await appendFacts(ctx, tx, now, [purchaseCreatedFact(purchase)]);
   return { purchase, grant };
 }
 

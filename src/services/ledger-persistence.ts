@@ -1,21 +1,35 @@
 import type { CreditLedger } from '../domain/ledger/credit-ledger.js';
 import type { Instant } from '../domain/time/instant.js';
 import type { WriteOperations } from '../ports/storage.js';
+import type { ServiceContext } from './context.js';
 import { adjustFeatureUsage } from './feature-usage.js';
+import { appendFacts } from './outbox.js';
+import { grantCreatedFact } from './webhook-facts.js';
 
 /**
  * Persists what a ledger recorded, and what follows from it outside the ledger: a held check
  * counted its quantity against the feature's usage limit; if its hold was released or expired in
  * this transaction (instead of captured), that usage is given back, exactly once. Every service
- * saves ledgers through here.
+ * saves ledgers through here, so this is also where every new grant becomes a `grant.created` fact
+ * (whatever made it: the API, a purchase, auto top-up, an allowance at a subscription's start or
+ * renewal), in the same transaction, exactly when it is persisted.
  */
 export async function persistLedger(
+  ctx: ServiceContext,
   tx: WriteOperations,
   workspaceId: string,
   ledger: CreditLedger,
   now: Instant,
 ): Promise<void> {
   await tx.saveLedger(workspaceId, ledger, now);
+  if (ledger.newGrants.size > 0) {
+    await appendFacts(
+      ctx,
+      tx,
+      now,
+      [...ledger.newGrants].map((grant) => grantCreatedFact(workspaceId, grant)),
+    );
+  }
   for (const hold of ledger.changedHolds) {
     if (hold.usage === null || hold.featureId === null) continue;
     if (hold.status !== 'released' && hold.status !== 'expired') continue;

@@ -39,7 +39,7 @@ export class CustomerLedgers {
   /** Persists every ledger that changed, once. */
   async save(now: Instant): Promise<void> {
     for (const ledger of this.ledgers.values()) {
-      if (ledger.isDirty) await persistLedger(this.tx, this.workspaceId, ledger, now);
+      if (ledger.isDirty) await persistLedger(this.ctx, this.tx, this.workspaceId, ledger, now);
     }
   }
 }

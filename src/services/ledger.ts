@@ -19,6 +19,8 @@ import { customerLockKey, type ServiceContext } from './context.js';
 import { recordFeatureUsage } from './entitlements.js';
 import { LedgerSession } from './ledger-session.js';
 import { requireCreditType, requireCustomer } from './lookups.js';
+import { appendFacts } from './outbox.js';
+import { grantVoidedFact } from './webhook-facts.js';
 
 /** A refusal the client can act on, returned as a value (and stored for idempotent replay). */
 export type Refusal = InsufficientCredits | HoldNotActive | GrantNotActive | ReversalRefused;
@@ -299,9 +301,14 @@ export async function voidGrant(
   const { session, ledger } = await openSessionOf(ctx, tx, key, input.now);
   // A depleted grant is not loaded with the ledger (nothing left); it can still be voided.
   if (!ledger.grants.has(stored.id)) ledger.grants.set(stored.id, stored);
+  const freeBefore = ledger.grants.get(stored.id)?.available ?? stored.available;
+  const amountVoided = freeBefore.toString();
   const outcome = ledger.voidGrant(input.grantId, input.now);
   if ('refused' in outcome) return outcome;
   await session.save();
+  await appendFacts(ctx, tx, input.now, [
+    grantVoidedFact(input.workspaceId, outcome, amountVoided, input.reason, input.now),
+  ]);
   return outcome;
 }
 

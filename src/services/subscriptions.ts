@@ -11,6 +11,8 @@ import type { WriteOperations } from '../ports/storage.js';
 import { customerLockKey, type ServiceContext } from './context.js';
 import { CustomerLedgers } from './ledger-set.js';
 import { requireCustomer } from './lookups.js';
+import { appendFacts, type OutboxMessage } from './outbox.js';
+import { subscriptionCanceledFact, subscriptionRenewedFact } from './webhook-facts.js';
 
 /** Grant metadata that ties an allowance grant to its subscription, allowance and period. */
 const META = {
@@ -366,12 +368,19 @@ export async function renewDueSubscriptions(
     for (const { advance } of advances) steps.push(...(await advance.prepare(at)));
     for (const step of steps) await step();
   }
-  for (const { sub, advance } of advances) {
+  const renewed: OutboxMessage[] = [];
+  for (const [i, { sub, advance }] of advances.entries()) {
     sub.nextDueAt = await advance.nextDueAt();
     sub.updatedAt = now;
     await tx.plans.saveSubscription(sub);
+    const before = due[i]!.nextAllowancePeriod;
+    const reset = sub.nextAllowancePeriod.some((n, k) => n > (before[k] ?? 0));
+    if (reset && sub.status === 'active') {
+      renewed.push(subscriptionRenewedFact(sub, currentPeriod(sub, await advance.currentPlan(), now)));
+    }
   }
   await ledgers.save(now);
+  await appendFacts(ctx, tx, now, renewed);
   return due.length;
 }
 
@@ -520,6 +529,7 @@ export async function cancelSubscription(
   sub.updatedAt = now;
   await ledgers.save(now);
   await tx.plans.saveSubscription(sub);
+  await appendFacts(ctx, tx, now, [subscriptionCanceledFact(sub, now)]);
   return { subscription: sub, plan };
 }
 

@@ -116,7 +116,7 @@ async function seedNearAccountLimit(t: TestApp, customerId: string): Promise<voi
       now,
     );
     ledger.debit({ amount, allowOverage: false }, now);
-    await persistLedger(tx, DEFAULT_WORKSPACE, ledger, now);
+    await persistLedger(t.ctx, tx, DEFAULT_WORKSPACE, ledger, now);
   });
 }
 

@@ -172,7 +172,7 @@ describe.each(DIALECTS)('extreme input ($name)', (dialect) => {
       ledger.grant({ ...base, amount: nearLimit }, T0);
       const debit = ledger.debit({ amount: nearLimit, allowOverage: false }, T0);
       expect('refused' in debit).toBe(false);
-      await persistLedger(tx, DEFAULT_WORKSPACE, ledger, T0);
+      await persistLedger(t.ctx, tx, DEFAULT_WORKSPACE, ledger, T0);
     });
     await expectReadable(t, 'acme');
     const before = await observe(t, 'acme');

@@ -335,4 +335,68 @@ CREATE TABLE outbox_events (
 CREATE INDEX outbox_events_by_time ON outbox_events (workspace_id, occurred_at, seq);
 `,
   },
+  {
+    version: 8,
+    name: 'webhook endpoints and deliveries',
+    // Outbound webhooks (docs/design.md, "Outbound webhooks"): endpoints, one delivery row per
+    // event and endpoint (its retry state and lease), and every attempt for the delivery log.
+    sql: `
+ALTER TABLE outbox_events ADD COLUMN fanned_out INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX outbox_events_to_fan_out ON outbox_events (seq) WHERE fanned_out = 0;
+CREATE TABLE webhook_endpoints (
+  workspace_id TEXT NOT NULL,
+  id TEXT NOT NULL,
+  url TEXT NOT NULL,
+  description TEXT,
+  event_types TEXT,
+  enabled INTEGER NOT NULL,
+  disabled_reason TEXT,
+  secret TEXT NOT NULL,
+  previous_secret TEXT,
+  previous_secret_until BIGINT,
+  failing_since BIGINT,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  deleted_at BIGINT,
+  PRIMARY KEY (workspace_id, id)
+);
+CREATE INDEX webhook_endpoints_live ON webhook_endpoints (workspace_id) WHERE deleted_at IS NULL;
+CREATE TABLE webhook_deliveries (
+  id TEXT PRIMARY KEY,
+  workspace_id TEXT NOT NULL,
+  endpoint_id TEXT NOT NULL,
+  event_id TEXT NOT NULL,
+  event_seq BIGINT NOT NULL,
+  customer_id TEXT,
+  replay INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  attempts INTEGER NOT NULL,
+  next_attempt_at BIGINT NOT NULL,
+  lease_owner TEXT,
+  lease_until BIGINT,
+  created_at BIGINT NOT NULL,
+  finished_at BIGINT
+);
+CREATE UNIQUE INDEX webhook_deliveries_once ON webhook_deliveries (endpoint_id, event_id) WHERE replay = 0;
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE state = 'pending';
+CREATE INDEX webhook_deliveries_in_order ON webhook_deliveries (endpoint_id, customer_id, event_seq)
+  WHERE state = 'pending' AND replay = 0;
+CREATE TABLE webhook_attempts (
+  id TEXT PRIMARY KEY,
+  workspace_id TEXT NOT NULL,
+  delivery_id TEXT NOT NULL,
+  endpoint_id TEXT NOT NULL,
+  event_id TEXT NOT NULL,
+  attempt INTEGER NOT NULL,
+  attempted_at BIGINT NOT NULL,
+  status_code INTEGER,
+  latency_ms INTEGER NOT NULL,
+  response_excerpt TEXT,
+  error TEXT,
+  outcome TEXT NOT NULL
+);
+CREATE INDEX webhook_attempts_of_endpoint ON webhook_attempts (workspace_id, endpoint_id, id);
+CREATE INDEX webhook_attempts_of_event ON webhook_attempts (workspace_id, event_id, id);
+`,
+  },
 ];

@@ -12,6 +12,7 @@ import type {
   ReconciliationSource,
   Storage,
   StoredEvent,
+  WebhookWriteOperations,
   WriteOperations,
 } from '../../ports/storage.js';
 import { POSTGRES_MIGRATIONS } from '../migrations/postgres.js';
@@ -39,6 +40,7 @@ import {
   SqlWrites,
   snapshotSource,
 } from '../sql/sql-store.js';
+import { WebhookWrites } from '../sql/webhook-queries.js';
 
 /** Options of the PostgreSQL adapter. */
 export interface PostgresStorageOptions {
@@ -158,6 +160,17 @@ class PgWrites extends SqlWrites {
     private readonly customers: Map<string, Customer>,
   ) {
     super(pg);
+  }
+
+  /**
+   * Several processes dispatch webhooks from one database: a claim locks the rows it takes and
+   * skips rows another dispatcher's transaction holds, so each is claimed by exactly one.
+   */
+  protected override makeWebhooks(): WebhookWriteOperations {
+    return new WebhookWrites(this.db, {
+      events: 'FOR UPDATE SKIP LOCKED',
+      deliveries: 'FOR UPDATE OF d SKIP LOCKED',
+    });
   }
 
   /** One multi-row INSERT per 2,000 events; RETURNING tells which were new. */

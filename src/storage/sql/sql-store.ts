@@ -33,6 +33,8 @@ import type {
   ResumeKey,
   StoredEntry,
   StoredEvent,
+  WebhookReadOperations,
+  WebhookWriteOperations,
   WriteOperations,
 } from '../../ports/storage.js';
 import {
@@ -78,6 +80,7 @@ import type { SqlExecutor } from './executor.js';
 import { OutboxReads, OutboxWrites } from './outbox-queries.js';
 import { PlanReads, PlanWrites } from './plan-queries.js';
 import { Q } from './queries.js';
+import { WebhookReads, WebhookWrites } from './webhook-queries.js';
 
 /** What the balances upsert answers: entries since the last checkpoint, and that checkpoint's instant. */
 export interface CheckpointHead {
@@ -135,6 +138,7 @@ export function snapshotFromRows(
 export class SqlReads implements ReadOperations {
   readonly plans: PlanReadOperations;
   readonly outbox: OutboxReadOperations;
+  readonly webhooks: WebhookReadOperations;
 
   /** `plans` lets an adapter hand out its own plan reads (a cache in front of them). */
   constructor(
@@ -143,6 +147,7 @@ export class SqlReads implements ReadOperations {
   ) {
     this.plans = plans ?? this.makePlans();
     this.outbox = this.makeOutbox();
+    this.webhooks = this.makeWebhooks();
   }
 
   /** Overridden by the writes, which hand out the writable plan store. */
@@ -152,6 +157,11 @@ export class SqlReads implements ReadOperations {
 
   protected makeOutbox(): OutboxReadOperations {
     return new OutboxReads(this.db);
+  }
+
+  /** Overridden by the writes (and by dialects with row locks). */
+  protected makeWebhooks(): WebhookReadOperations {
+    return new WebhookReads(this.db);
   }
 
   /** One row by key, mapped, or null. */
@@ -498,9 +508,15 @@ export interface SqlStatement {
 export class SqlWrites extends SqlReads implements WriteOperations {
   declare readonly plans: PlanWriteOperations;
   declare readonly outbox: OutboxWriteOperations;
+  declare readonly webhooks: WebhookWriteOperations;
 
   protected override makeOutbox(): OutboxWriteOperations {
     return new OutboxWrites(this.db);
+  }
+
+  /** SQLite: one writer per database, so claims need no row locks (PostgreSQL overrides this). */
+  protected override makeWebhooks(): WebhookWriteOperations {
+    return new WebhookWrites(this.db);
   }
 
   protected override makePlans(): PlanWriteOperations {

@@ -1,0 +1,14 @@
+import { CORE_WEBHOOK_EVENTS } from './core.js';
+import type { WebhookEventDefinition } from './definition.js';
+
+export type { WebhookEventDefinition } from './definition.js';
+
+/**
+ * Every webhook event type Burndown emits, collected from one file per area (add an area's array
+ * here). Published in the OpenAPI document's `webhooks` section; endpoints may subscribe only to
+ * these types.
+ */
+export const WEBHOOK_EVENTS: readonly WebhookEventDefinition[] = [...CORE_WEBHOOK_EVENTS];
+
+/** The event type names, for validating subscriptions. */
+export const WEBHOOK_EVENT_TYPES: readonly string[] = WEBHOOK_EVENTS.map((e) => e.type);
