@@ -564,5 +564,122 @@ export function describeStorageContract(dialect: string, open: () => Promise<Sto
       expect(rest.map((r) => r.id)).toEqual(['evt_2']);
       expect((await storage.read.outbox.listAfter('ws2', 0, 10)).map((r) => r.id)).toEqual(['evt_x']);
     });
+    it('webhooks: endpoints, fan-out once, claims leased to one owner in customer order, attempts and deletion', async () => {
+      const endpoint = {
+        workspaceId: 'ws1',
+        id: 'ep_1',
+        url: 'https://example.com/hook',
+        description: null,
+        eventTypes: ['grant.created'],
+        enabled: true,
+        disabledReason: null,
+        secret: 'whsec_c2VjcmV0',
+        previousSecret: null,
+        previousSecretUntil: null,
+        failingSince: null,
+        createdAt: T0,
+        updatedAt: T0,
+      } as const;
+      const fact = (id: string) => ({
+        id,
+        workspaceId: 'ws1',
+        type: 'grant.created',
+        customerId: 'acme',
+        occurredAt: T0 + 1,
+        data: { amount: '1' },
+      });
+      await storage.write('ep', async (tx) => {
+        await tx.webhooks.insertEndpoint(endpoint);
+        await tx.outbox.append([fact('evt_a'), fact('evt_b')]);
+      });
+      expect(await storage.read.webhooks.getEndpoint('ws1', 'ep_1')).toEqual(endpoint);
+      expect((await storage.read.webhooks.listEndpoints('ws1', '', 10)).items).toEqual([endpoint]);
+      // Fan-out: each event is handed out once.
+      const events = await storage.write('fan', async (tx) => {
+        const claimed = await tx.webhooks.claimEventsToFanOut(10);
+        await tx.webhooks.insertDeliveries(
+          claimed.map((e) => ({
+            id: `dlv_${e.id}`,
+            workspaceId: 'ws1',
+            endpointId: 'ep_1',
+            eventId: e.id,
+            eventSeq: e.seq,
+            customerId: e.customerId,
+            replay: false,
+            state: 'pending' as const,
+            attempts: 0,
+            nextAttemptAt: T0 + 1,
+            createdAt: T0 + 1,
+          })),
+        );
+        await tx.webhooks.markFannedOut(claimed.map((e) => e.seq));
+        return claimed;
+      });
+      expect(events.map((e) => e.id)).toEqual(['evt_a', 'evt_b']);
+      expect(await storage.write('fan', async (tx) => tx.webhooks.claimEventsToFanOut(10))).toEqual([]);
+      // Claims: only the customer's first pending delivery, leased to one owner.
+      const claim = (owner: string, now: number) =>
+        storage.write(owner, async (tx) =>
+          tx.webhooks.claimDueDeliveries({ now, owner, leaseUntil: now + 1000, limit: 10 }),
+        );
+      const first = await claim('one', T0 + 1);
+      expect(first.map((c) => c.delivery.eventId)).toEqual(['evt_a']);
+      expect(first[0]?.endpoint.url).toBe(endpoint.url);
+      expect(first[0]?.event.data).toEqual({ amount: '1' });
+      expect(await claim('two', T0 + 2)).toEqual([]);
+      const attempt = {
+        id: 'att_1',
+        workspaceId: 'ws1',
+        deliveryId: 'dlv_evt_a',
+        endpointId: 'ep_1',
+        eventId: 'evt_a',
+        attempt: 1,
+        attemptedAt: T0 + 2,
+        statusCode: 200,
+        latencyMs: 12,
+        responseExcerpt: 'ok',
+        error: null,
+        outcome: 'delivered' as const,
+      };
+      const update = {
+        deliveryId: 'dlv_evt_a',
+        state: 'delivered' as const,
+        attempts: 1,
+        nextAttemptAt: T0 + 1,
+        finishedAt: T0 + 2,
+      };
+      // A dispatcher that does not hold the lease records its attempt but changes nothing.
+      expect(
+        await storage.write('two', async (tx) =>
+          tx.webhooks.finishAttempt({ ...attempt, id: 'att_0' }, { ...update, owner: 'two' }),
+        ),
+      ).toBe(false);
+      expect(
+        await storage.write('one', async (tx) =>
+          tx.webhooks.finishAttempt(attempt, { ...update, owner: 'one' }),
+        ),
+      ).toBe(true);
+      const next = await claim('two', T0 + 3);
+      expect(next.map((c) => c.delivery.eventId)).toEqual(['evt_b']);
+      // A lease that expired is taken over.
+      expect((await claim('three', T0 + 3 + 1000)).map((c) => c.delivery.eventId)).toEqual(['evt_b']);
+      const log = await storage.read.webhooks.listAttempts('ws1', { endpointId: 'ep_1' }, '', 10);
+      expect(log.items.map((a) => a.id)).toEqual(['att_0', 'att_1']);
+      expect(log.items[1]).toEqual(attempt);
+      expect(
+        (await storage.read.webhooks.listAttempts('ws1', { eventId: 'evt_a' }, '', 1)).nextAfter,
+      ).toEqual(['att_0']);
+      expect((await storage.read.webhooks.deliveriesOfEvent('ws1', 'evt_a'))[0]?.state).toBe('delivered');
+      // Deleting cancels what is pending and hides the endpoint; claims skip it.
+      expect(await storage.write('ep', async (tx) => tx.webhooks.deleteEndpoint('ws1', 'ep_1', T0 + 5))).toBe(
+        true,
+      );
+      expect(await storage.read.webhooks.getEndpoint('ws1', 'ep_1')).toBeNull();
+      expect((await storage.read.webhooks.deliveriesOfEvent('ws1', 'evt_b'))[0]?.state).toBe('canceled');
+      expect(await claim('four', T0 + 10_000)).toEqual([]);
+      expect(await storage.write('ep', async (tx) => tx.webhooks.deleteEndpoint('ws1', 'ep_1', T0 + 6))).toBe(
+        false,
+      );
+    });
   });
 }
