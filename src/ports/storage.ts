@@ -516,7 +516,10 @@ export interface WebhookWriteOperations extends WebhookReadOperations {
     readonly leaseUntil: Instant;
     readonly limit: number;
   }): Awaitable<readonly ClaimedDelivery[]>;
-  /** Records an attempt and, if `owner` still holds the lease, the delivery's new state; false when it did not. */
+  /**
+   * Records an attempt and, if `owner` still holds the lease of a still pending delivery (not
+   * canceled by a deletion meanwhile), the delivery's new state; false otherwise.
+   */
   finishAttempt(attempt: WebhookAttempt, update: DeliveryUpdate): Awaitable<boolean>;
   /** Outbox events of a workspace that occurred in [from, to), oldest first, after `afterSeq`. */
   eventsBetween(

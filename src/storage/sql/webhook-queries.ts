@@ -66,7 +66,7 @@ export const WQ = {
      AND (lease_until IS NULL OR lease_until <= ?)
      RETURNING id`,
   finishDelivery: `UPDATE webhook_deliveries SET state = ?, attempts = ?, next_attempt_at = ?, finished_at = ?,
-     lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ?`,
+     lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ? AND state = 'pending'`,
   insertAttempt: `INSERT INTO webhook_attempts (${ATTEMPT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   attemptsOfEndpoint: `SELECT ${ATTEMPT_COLUMNS} FROM webhook_attempts
      WHERE workspace_id = ? AND endpoint_id = ? AND id > ? ORDER BY id LIMIT ?`,
