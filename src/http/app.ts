@@ -30,9 +30,12 @@ import { registerCreditTypeRoutes } from './routes/credit-types.js';
 import { registerCustomerRoutes } from './routes/customers.js';
 import { registerDebitRoutes } from './routes/debits.js';
 import { registerEventRoutes } from './routes/events.js';
+import { registerExportRoutes } from './routes/exports.js';
 import { registerFeatureAndPlanRoutes } from './routes/features-plans.js';
+import { registerFinanceRoutes } from './routes/finance.js';
 import { registerGrantRoutes } from './routes/grants.js';
 import { registerHoldRoutes } from './routes/holds.js';
+import { registerImportRoutes } from './routes/imports.js';
 import { registerMeteringRoutes } from './routes/metering.js';
 import { registerOperationRoutes } from './routes/operations.js';
 import { registerReconciliationRoutes } from './routes/reconciliation.js';
@@ -276,6 +279,17 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
     if (type.endsWith('+json') || type.endsWith('/json')) return parseJson(request, text, done);
     return done(null, { [NOT_JSON_BODY]: type });
   });
+  // CSV imports (POST /v1/imports) take text/csv; every other route refuses it as it refuses any
+  // media type but JSON.
+  app.addContentTypeParser('text/csv', { parseAs: 'string' }, (request, body, done) => {
+    request.rawBody = body as string;
+    if (request.routeOptions.url !== '/v1/imports') {
+      return done(
+        new BurndownError(ErrorCode.unsupportedMediaType, 'Content-Type must be application/json', {}),
+      );
+    }
+    return done(null, body);
+  });
   // CloudEvents structured and batched modes are JSON too.
   for (const type of ['application/cloudevents+json', 'application/cloudevents-batch+json']) {
     app.addContentTypeParser(type, { parseAs: 'string' }, (request, body, done) => {
@@ -461,6 +475,9 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
   registerSubscriptionRoutes(app, deps);
   registerCreditPackRoutes(app, deps);
   registerCheckRoutes(app, deps, options.checkHoldMaxTtlSeconds ?? DEFAULT_CHECK_HOLD_MAX_TTL_SECONDS);
+  registerFinanceRoutes(app, deps);
+  registerExportRoutes(app, deps);
+  registerImportRoutes(app, deps);
   await app.ready();
   return app;
 }

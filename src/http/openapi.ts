@@ -112,6 +112,17 @@ export const ROUTE_ERRORS: Readonly<Record<OperationKey, readonly ErrorCode[]>> 
   'GET /v1/customers/{id}/auto-top-up': ['not_found'],
   'DELETE /v1/customers/{id}/auto-top-up': ['not_found'],
   'POST /v1/check': ['not_found', 'amount_out_of_range'],
+  'GET /v1/reports/revenue': [],
+  'GET /v1/reports/journal': [],
+  'GET /v1/settings/revenue': [],
+  'PUT /v1/settings/revenue': [],
+  'PUT /v1/credit-packs/{id}/revenue-policy': ['not_found'],
+  'DELETE /v1/credit-packs/{id}/revenue-policy': ['not_found'],
+  'GET /v1/exports/ledger-entries': [],
+  'GET /v1/exports/grants': [],
+  'GET /v1/exports/events': [],
+  'GET /v1/exports/usage': [],
+  'POST /v1/imports': ['invalid_import', 'unsupported_media_type', 'amount_out_of_range'],
   'GET /healthz': [],
   'GET /openapi.json': [],
   'GET /metrics': [],
@@ -287,6 +298,10 @@ export const TAGS: readonly { name: string; description: string }[] = [
     description: 'May this customer use this feature now (optionally reserving its credits)?',
   },
   { name: 'api keys', description: 'Keys and their scopes (admin).' },
+  {
+    name: 'finance',
+    description: 'Revenue recognition of paid credits, the journal, streaming exports and CSV imports.',
+  },
   { name: 'operations', description: 'Health, this document, metrics and reconciliation.' },
 ];
 

@@ -17,6 +17,8 @@ import type {
   EventBurn,
   EventListQuery,
   EventQuery,
+  FinanceReadOperations,
+  FinanceWriteOperations,
   IdempotencyRecord,
   LedgerKey,
   ListedEvent,
@@ -75,6 +77,7 @@ import {
   repairedBalances,
 } from './checkpoints.js';
 import type { SqlExecutor } from './executor.js';
+import { FinanceReads, FinanceWrites } from './finance-queries.js';
 import { OutboxReads, OutboxWrites } from './outbox-queries.js';
 import { PlanReads, PlanWrites } from './plan-queries.js';
 import { Q } from './queries.js';
@@ -135,6 +138,7 @@ export function snapshotFromRows(
 export class SqlReads implements ReadOperations {
   readonly plans: PlanReadOperations;
   readonly outbox: OutboxReadOperations;
+  readonly finance: FinanceReadOperations;
 
   /** `plans` lets an adapter hand out its own plan reads (a cache in front of them). */
   constructor(
@@ -143,6 +147,11 @@ export class SqlReads implements ReadOperations {
   ) {
     this.plans = plans ?? this.makePlans();
     this.outbox = this.makeOutbox();
+    this.finance = this.makeFinance();
+  }
+
+  protected makeFinance(): FinanceReadOperations {
+    return new FinanceReads(this.db);
   }
 
   /** Overridden by the writes, which hand out the writable plan store. */
@@ -498,9 +507,14 @@ export interface SqlStatement {
 export class SqlWrites extends SqlReads implements WriteOperations {
   declare readonly plans: PlanWriteOperations;
   declare readonly outbox: OutboxWriteOperations;
+  declare readonly finance: FinanceWriteOperations;
 
   protected override makeOutbox(): OutboxWriteOperations {
     return new OutboxWrites(this.db);
+  }
+
+  protected override makeFinance(): FinanceWriteOperations {
+    return new FinanceWrites(this.db);
   }
 
   protected override makePlans(): PlanWriteOperations {
