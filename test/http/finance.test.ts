@@ -434,6 +434,8 @@ for (const dialect of DIALECTS) {
         expect.objectContaining({ row: 1, column: 'external_id', code: 'missing_column' }),
       ]);
       expect((await csv('/v1/customers', 'id\nx\n')).statusCode).toBe(415);
+      const json = await t.post('/v1/imports?kind=customers', { id: 'x' });
+      expect([json.statusCode, json.json().error.code]).toEqual([415, 'unsupported_media_type']);
     });
   });
 }
