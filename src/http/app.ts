@@ -261,6 +261,10 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     const text = body as string;
     request.rawBody = text;
+    // CSV imports take text/csv only (a JSON body is a 415, not a confusing "must be string").
+    if (request.routeOptions.url === '/v1/imports') {
+      return done(new BurndownError(ErrorCode.unsupportedMediaType, 'Content-Type must be text/csv', {}));
+    }
     if (text.trim() === '') return done(null, undefined);
     return parseJson(request, text, done);
   });

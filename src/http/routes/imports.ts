@@ -1,6 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { BurndownError, ErrorCode } from '../../domain/errors.js';
 import {
   dryRunImport,
   IMPORT_KINDS,
@@ -63,13 +62,6 @@ export function registerImportRoutes(app: FastifyInstance, { ctx, writer }: Rout
     '/v1/imports',
     {
       config: { scope: FINANCE_SCOPES.imports },
-      // A JSON (or any non-CSV) body is a 415 before validation, not a confusing "must be string".
-      preValidation: async (request) => {
-        const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-        if (type !== 'text/csv') {
-          throw new BurndownError(ErrorCode.unsupportedMediaType, 'Content-Type must be text/csv', {});
-        }
-      },
       schema: {
         tags: ['finance'],
         summary: `Import customers, grants or opening balances from a CSV body (Content-Type: text/csv; at most ${MAX_IMPORT_ROWS} rows): all or nothing, dry_run=true writes nothing, re-running changes nothing`,
