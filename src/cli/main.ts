@@ -3,6 +3,8 @@ import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { loadConfig } from '../config/config.js';
 import { checkDatabaseUrl, DEFAULT_DATABASE_URL, describeDatabaseUrl } from '../config/database-url.js';
+import { csvLine } from '../domain/csv/csv.js';
+import { REVENUE_GROUP_BYS, type RevenueGroupBy } from '../domain/revenue/report.js';
 import { parseInstant, whyNotAnInstant } from '../domain/time/instant.js';
 import { createContext, databaseState, openStorage, startServer } from '../main.js';
 import type { Storage } from '../ports/storage.js';
@@ -11,6 +13,14 @@ import { DEFAULT_CREDIT_TYPE, DEFAULT_WORKSPACE } from '../services/context.js';
 import { readBalance } from '../services/ledger.js';
 import { backfillRate } from '../services/metering.js';
 import { reconcileLedger } from '../services/reconcile.js';
+import {
+  JOURNAL_COLUMNS,
+  journalLineFields,
+  REVENUE_COLUMNS,
+  revenueJournal,
+  revenueReport,
+  revenueRowFields,
+} from '../services/revenue.js';
 import { ProgressLine } from './progress-line.js';
 
 /** A refusal of the command line itself (exit 2), as opposed to a failure while working (exit 1). */
@@ -226,6 +236,115 @@ withDatabase(
       process.stdout.write(
         `backfill ${options.rate}: ${result.scanned} events scanned, ${result.burned} burned, ${result.alreadyBurned} already burned\n`,
       );
+    } finally {
+      await storage.close();
+    }
+  },
+);
+
+/** The options `report revenue` and `report journal` share, checked before any database is opened. */
+function reportRange(options: { from: string; to: string; currency?: string; format: string }) {
+  const from = time(options.from, 'from')!;
+  const to = time(options.to, 'to')!;
+  if (to <= from) throw new UsageError('--to must be after --from');
+  if (options.currency !== undefined && !/^[A-Z]{3}$/.test(options.currency)) {
+    throw new UsageError(`--currency must be an ISO 4217 code such as USD, got "${options.currency}"`);
+  }
+  if (options.format !== 'json' && options.format !== 'csv') {
+    throw new UsageError(`--format must be json or csv, got "${options.format}"`);
+  }
+  return { from, to, currency: options.currency ?? null, csv: options.format === 'csv' };
+}
+
+/** Rows of text fields as CSV (with a header) or as JSON objects keyed by the columns. */
+function printTable(columns: readonly string[], rows: readonly string[][], csv: boolean, extra: object = {}) {
+  if (csv) {
+    process.stdout.write(csvLine(columns) + rows.map(csvLine).join(''));
+    return;
+  }
+  const objects = rows.map((fields) => Object.fromEntries(columns.map((c, i) => [c, fields[i]])));
+  process.stdout.write(`${JSON.stringify({ ...extra, rows: objects }, null, 2)}\n`);
+}
+
+const report = program.command('report').description('finance reports of the books (read only)');
+
+withDatabase(
+  report
+    .command('revenue')
+    .description(
+      'deferred revenue roll-forward of paid credits per currency and group: opening, additions, recognised, breakage, refunds, closing (totals last)',
+    )
+    .requiredOption('--from <time>', 'start of the range, inclusive (RFC 3339)')
+    .requiredOption('--to <time>', 'end of the range, exclusive (RFC 3339)')
+    .option('--currency <code>', 'only grants whose cost basis is in this currency')
+    .option('--group-by <group>', `${REVENUE_GROUP_BYS.join(' | ')}`, 'customer')
+    .option('--workspace <id>', 'workspace', DEFAULT_WORKSPACE)
+    .option('--format <format>', 'json | csv', 'json'),
+).action(
+  async (options: {
+    database?: string;
+    from: string;
+    to: string;
+    currency?: string;
+    groupBy: string;
+    workspace: string;
+    format: string;
+  }) => {
+    const range = reportRange(options);
+    if (!(REVENUE_GROUP_BYS as readonly string[]).includes(options.groupBy)) {
+      throw new UsageError(
+        `--group-by must be one of ${REVENUE_GROUP_BYS.join(', ')}, got "${options.groupBy}"`,
+      );
+    }
+    const storage = await openExisting(chooseDatabase(options.database));
+    try {
+      const result = await revenueReport(createContext(storage), {
+        workspaceId: options.workspace,
+        from: range.from,
+        to: range.to,
+        currency: range.currency,
+        groupBy: options.groupBy as RevenueGroupBy,
+      });
+      printTable(REVENUE_COLUMNS, [...result.rows, ...result.totals].map(revenueRowFields), range.csv, {
+        from: new Date(range.from).toISOString(),
+        to: new Date(range.to).toISOString(),
+        group_by: options.groupBy,
+        currency: range.currency,
+      });
+    } finally {
+      await storage.close();
+    }
+  },
+);
+
+withDatabase(
+  report
+    .command('journal')
+    .description('the revenue facts as balanced double-entry journal lines per currency and month')
+    .requiredOption('--from <time>', 'start of the range, inclusive (RFC 3339)')
+    .requiredOption('--to <time>', 'end of the range, exclusive (RFC 3339)')
+    .option('--currency <code>', 'only grants whose cost basis is in this currency')
+    .option('--workspace <id>', 'workspace', DEFAULT_WORKSPACE)
+    .option('--format <format>', 'json | csv', 'json'),
+).action(
+  async (options: {
+    database?: string;
+    from: string;
+    to: string;
+    currency?: string;
+    workspace: string;
+    format: string;
+  }) => {
+    const range = reportRange(options);
+    const storage = await openExisting(chooseDatabase(options.database));
+    try {
+      const lines = await revenueJournal(createContext(storage), {
+        workspaceId: options.workspace,
+        from: range.from,
+        to: range.to,
+        currency: range.currency,
+      });
+      printTable(JOURNAL_COLUMNS, lines.map(journalLineFields), range.csv);
     } finally {
       await storage.close();
     }

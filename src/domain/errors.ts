@@ -14,6 +14,8 @@ export const ErrorCode = {
   amountOutOfRange: 'amount_out_of_range',
   /** Every event of a batch was rejected: nothing was stored. */
   invalidBatch: 'invalid_batch',
+  /** A CSV import had rows that failed validation: nothing was written (details list each row's errors). */
+  invalidImport: 'invalid_import',
   /** A reversal of a debit, capture or event that has nothing left to reverse. */
   nothingToReverse: 'nothing_to_reverse',
   /** A reversal asked for more than is left to reverse of that burn. */

@@ -32,9 +32,12 @@ import { registerCreditTypeRoutes } from './routes/credit-types.js';
 import { registerCustomerRoutes } from './routes/customers.js';
 import { registerDebitRoutes } from './routes/debits.js';
 import { registerEventRoutes } from './routes/events.js';
+import { registerExportRoutes } from './routes/exports.js';
 import { registerFeatureAndPlanRoutes } from './routes/features-plans.js';
+import { registerFinanceRoutes } from './routes/finance.js';
 import { registerGrantRoutes } from './routes/grants.js';
 import { registerHoldRoutes } from './routes/holds.js';
+import { registerImportRoutes } from './routes/imports.js';
 import { registerMeteringRoutes } from './routes/metering.js';
 import { registerOperationRoutes } from './routes/operations.js';
 import { registerReconciliationRoutes } from './routes/reconciliation.js';
@@ -272,6 +275,10 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     const text = body as string;
     request.rawBody = text;
+    // CSV imports take text/csv only (a JSON body is a 415, not a confusing "must be string").
+    if (request.routeOptions.url === '/v1/imports') {
+      return done(new BurndownError(ErrorCode.unsupportedMediaType, 'Content-Type must be text/csv', {}));
+    }
     if (text.trim() === '') return done(null, undefined);
     return parseJson(request, text, done);
   });
@@ -289,6 +296,17 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
     const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (type.endsWith('+json') || type.endsWith('/json')) return parseJson(request, text, done);
     return done(null, { [NOT_JSON_BODY]: type });
+  });
+  // CSV imports (POST /v1/imports) take text/csv; every other route refuses it as it refuses any
+  // media type but JSON.
+  app.addContentTypeParser('text/csv', { parseAs: 'string' }, (request, body, done) => {
+    request.rawBody = body as string;
+    if (request.routeOptions.url !== '/v1/imports') {
+      return done(
+        new BurndownError(ErrorCode.unsupportedMediaType, 'Content-Type must be application/json', {}),
+      );
+    }
+    return done(null, body);
   });
   // CloudEvents structured and batched modes are JSON too.
   for (const type of ['application/cloudevents+json', 'application/cloudevents-batch+json']) {
@@ -476,6 +494,9 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
   registerCreditPackRoutes(app, deps);
   registerWebhookEndpointRoutes(app, deps);
   registerCheckRoutes(app, deps, options.checkHoldMaxTtlSeconds ?? DEFAULT_CHECK_HOLD_MAX_TTL_SECONDS);
+  registerFinanceRoutes(app, deps);
+  registerExportRoutes(app, deps);
+  registerImportRoutes(app, deps);
   await app.ready();
   return app;
 }

@@ -9,6 +9,7 @@ export function statusOfErrorCode(code: ErrorCode): number {
     case 'invalid_webhook_url':
     case 'webhook_url_too_long':
     case 'webhook_url_not_allowed':
+    case 'invalid_import':
       return 400;
     case 'unauthorized':
       return 401;

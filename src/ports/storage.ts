@@ -10,6 +10,7 @@ import type {
 import type { Movement } from '../domain/ledger/point-in-time.js';
 import type { GrantState, GrantStatus, HoldState, LedgerEntry } from '../domain/ledger/types.js';
 import type { AutoTopUp, Purchase, Subscription } from '../domain/plans/subscription.js';
+import type { BreakagePolicy } from '../domain/revenue/recognition.js';
 import type { Instant } from '../domain/time/instant.js';
 
 /** A value now (SQLite, synchronous) or later (PostgreSQL); services always `await` it. */
@@ -267,8 +268,86 @@ export interface PlanWriteOperations extends PlanReadOperations {
   insertPurchase(purchase: Purchase): Awaitable<void>;
 }
 
+/** Which rows an export reads: a workspace's, optionally one customer's, optionally within [from, to). */
+export interface ExportQuery {
+  readonly workspaceId: string;
+  readonly customerId: string | null;
+  /** Inclusive lower bound of the row's instant (entries: `at`; grants and burns: creation; events: `time`). */
+  readonly from: Instant | null;
+  /** Exclusive upper bound of the same instant. */
+  readonly to: Instant | null;
+}
+
+/** Breakage policies of a workspace: its default (null: never set) and overrides per credit pack. */
+export interface RevenuePolicies {
+  readonly workspaceDefault: BreakagePolicy | null;
+  readonly byPack: ReadonlyMap<string, BreakagePolicy>;
+}
+
+/** An object an import created, keyed by the row's external id so a re-run finds it. */
+export interface ImportRecord {
+  readonly workspaceId: string;
+  /** `customers`, `grants` or `opening_balances`. */
+  readonly kind: string;
+  readonly externalId: string;
+  /** The id of what the row created (a customer or grant id). */
+  readonly objectId: string;
+  readonly createdAt: Instant;
+}
+
+/**
+ * Finance reads: paid grants for revenue recognition, breakage policies, import records, and the
+ * keyset pages the streaming exports read (each resumes strictly after a key it returned).
+ */
+export interface FinanceReadOperations {
+  /**
+   * Paid grants carrying a cost basis, issued before `createdBefore`, in (customer, credit type,
+   * id) order so a caller can read each ledger's entries once.
+   */
+  paidGrants(
+    query: {
+      readonly workspaceId: string;
+      readonly customerId: string | null;
+      readonly createdBefore: Instant;
+    },
+    page: PageRequest,
+  ): Awaitable<Page<GrantState>>;
+  revenuePolicies(workspaceId: string): Awaitable<RevenuePolicies>;
+  /** What earlier imports created for these external ids of one kind (unknown ids are left out). */
+  importRecords(
+    workspaceId: string,
+    kind: string,
+    externalIds: readonly string[],
+  ): Awaitable<readonly ImportRecord[]>;
+  /** Ledger entries in recording (`seq`) order. */
+  exportEntries(query: ExportQuery, page: PageRequest): Awaitable<Page<StoredEntry>>;
+  /** Grants in id order. */
+  exportGrants(
+    query: ExportQuery,
+    page: PageRequest,
+  ): Awaitable<Page<GrantState & { readonly workspaceId: string }>>;
+  /** Stored events in (workspace, event key) order. */
+  exportEvents(query: ExportQuery, page: PageRequest): Awaitable<Page<ListedEvent>>;
+  /** Event burns (usage priced by rates) in (event key, rate) order. */
+  exportUsage(query: ExportQuery, page: PageRequest): Awaitable<Page<EventBurn>>;
+}
+
+/** Finance writes: breakage policies and import records. */
+export interface FinanceWriteOperations extends FinanceReadOperations {
+  /** Sets the workspace default (`packId` null) or a pack's override; null `policy` removes it. */
+  putRevenuePolicy(
+    workspaceId: string,
+    packId: string | null,
+    policy: BreakagePolicy | null,
+    now: Instant,
+  ): Awaitable<void>;
+  insertImportRecord(record: ImportRecord): Awaitable<void>;
+}
+
 /** Reads that see only committed data. */
 export interface ReadOperations {
+  /** Revenue recognition inputs, policies, import records and export pages. */
+  readonly finance: FinanceReadOperations;
   /** Features, plans, packs, subscriptions, auto top-ups, feature usage. */
   readonly plans: PlanReadOperations;
   /** Facts written for webhooks (see {@link OutboxRecord}). */
@@ -535,6 +614,8 @@ export interface WriteOperations extends ReadOperations {
   readonly webhooks: WebhookWriteOperations;
   /** The outbox, written in this transaction. */
   readonly outbox: OutboxWriteOperations;
+  /** Breakage policies and import records, written in this transaction. */
+  readonly finance: FinanceWriteOperations;
   readonly plans: PlanWriteOperations;
   /** Loads one ledger and serialises concurrent writers to it until the transaction ends. */
   loadLedgerForUpdate(key: LedgerKey): Awaitable<CreditLedgerSnapshot>;

@@ -680,6 +680,110 @@ export function describeStorageContract(dialect: string, open: () => Promise<Sto
       expect(await storage.write('ep', async (tx) => tx.webhooks.deleteEndpoint('ws1', 'ep_1', T0 + 6))).toBe(
         false,
       );
+    it('finance: paid grants by ledger, breakage policies, import records and export pages', async () => {
+      await storage.write('beta', async (tx) => {
+        await tx.insertCustomer({ workspaceId: 'ws1', id: 'beta', name: null, metadata: {}, createdAt: T0 });
+      });
+      const usd = { amount: Amount.parse('10'), currency: 'USD' };
+      const paid = await act(T0, (l) => l.grant(grantInput('100', { costBasis: usd }), T0));
+      await act(T0, (l) => l.grant(grantInput('5', { category: 'promotional' }), T0));
+      await act(T0 + 1, (l) => l.grant(grantInput('7', { costBasis: null }), T0 + 1));
+      await act(T0 + 2, (l) => l.debit({ amount: Amount.parse('3'), allowOverage: false }, T0 + 2));
+      const betaKey = { ...key, customerId: 'beta' };
+      const betaGrant = await storage.write('beta', async (tx) => {
+        const ledger = new CreditLedger(await tx.loadLedgerForUpdate(betaKey), ids);
+        const g = ledger.grant(grantInput('1', { costBasis: usd }), T0 + 3);
+        await tx.saveLedger('ws1', ledger, T0 + 3);
+        return g;
+      });
+      // Only paid grants with a cost basis, created before the bound, in (customer, credit type, id) order, paged.
+      const first = await storage.read.finance.paidGrants(
+        { workspaceId: 'ws1', customerId: null, createdBefore: T0 + 10 },
+        { after: null, limit: 1 },
+      );
+      expect(first.items.map((g) => g.id)).toEqual([paid.id]);
+      const second = await storage.read.finance.paidGrants(
+        { workspaceId: 'ws1', customerId: null, createdBefore: T0 + 10 },
+        { after: first.nextAfter, limit: 1 },
+      );
+      expect(second.items.map((g) => g.id)).toEqual([betaGrant.id]);
+      expect(
+        (
+          await storage.read.finance.paidGrants(
+            { workspaceId: 'ws1', customerId: null, createdBefore: T0 + 3 },
+            { after: null, limit: 10 },
+          )
+        ).items.map((g) => g.id),
+      ).toEqual([paid.id]);
+
+      // Policies: a workspace default and per-pack overrides, replaced and removed.
+      const proportional = { policy: 'proportional' as const, expectedBreakageRate: Amount.parse('0.125') };
+      await storage.write('settings', async (tx) => {
+        await tx.finance.putRevenuePolicy('ws1', null, proportional, T0);
+        await tx.finance.putRevenuePolicy('ws1', 'pack-a', proportional, T0);
+        await tx.finance.putRevenuePolicy('ws1', 'pack-b', proportional, T0);
+        await tx.finance.putRevenuePolicy(
+          'ws1',
+          'pack-b',
+          { policy: 'at_expiry', expectedBreakageRate: Amount.ZERO },
+          T0,
+        );
+        await tx.finance.putRevenuePolicy('ws1', 'pack-a', null, T0);
+      });
+      const policies = await storage.read.finance.revenuePolicies('ws1');
+      expect(plain(policies.workspaceDefault)).toEqual(plain(proportional));
+      expect(plain([...policies.byPack.entries()])).toEqual([
+        ['pack-b', { policy: 'at_expiry', expectedBreakageRate: '0' }],
+      ]);
+      expect((await storage.read.finance.revenuePolicies('ws2')).workspaceDefault).toBeNull();
+
+      // Import records: found by external id; a second insert of the same id fails (and rolls back).
+      const record = {
+        workspaceId: 'ws1',
+        kind: 'grants',
+        externalId: 'x-1',
+        objectId: paid.id,
+        createdAt: T0,
+      };
+      await storage.write('imports', async (tx) => tx.finance.insertImportRecord(record));
+      await expect(
+        storage.write('imports', async (tx) => tx.finance.insertImportRecord(record)),
+      ).rejects.toThrow();
+      expect(await storage.read.finance.importRecords('ws1', 'grants', ['x-1', 'x-2'])).toEqual([record]);
+      expect(await storage.read.finance.importRecords('ws1', 'customers', ['x-1'])).toEqual([]);
+
+      // Export pages: entries in seq order with filters, resumable from the returned key.
+      const query = { workspaceId: 'ws1', customerId: null, from: null, to: null };
+      const entries = [];
+      let after: ResumeKey | null = null;
+      for (;;) {
+        const page = await storage.read.finance.exportEntries(query, { after, limit: 2 });
+        entries.push(...page.items);
+        if (page.nextAfter === null) break;
+        after = page.nextAfter;
+      }
+      expect(entries.map((e) => e.type)).toEqual(['grant', 'grant', 'grant', 'debit', 'grant']);
+      expect(entries.map((e) => BigInt(e.seq))).toEqual(
+        [...entries.map((e) => BigInt(e.seq))].sort((a, b) => (a < b ? -1 : 1)),
+      );
+      const betaOnly = await storage.read.finance.exportEntries(
+        { ...query, customerId: 'beta' },
+        { after: null, limit: 10 },
+      );
+      expect(betaOnly.items.map((e) => e.grantId)).toEqual([betaGrant.id]);
+      const ranged = await storage.read.finance.exportEntries(
+        { ...query, from: T0 + 1, to: T0 + 3 },
+        { after: null, limit: 10 },
+      );
+      expect(ranged.items.map((e) => e.at)).toEqual([T0 + 1, T0 + 2]);
+      const grants = await storage.read.finance.exportGrants(
+        { ...query, customerId: 'acme' },
+        { after: null, limit: 10 },
+      );
+      expect(grants.items).toHaveLength(3);
+      expect(grants.items.every((g) => g.workspaceId === 'ws1')).toBe(true);
+      expect((await storage.read.finance.exportEvents(query, { after: null, limit: 10 })).items).toEqual([]);
+      expect((await storage.read.finance.exportUsage(query, { after: null, limit: 10 })).items).toEqual([]);
     });
   });
 }

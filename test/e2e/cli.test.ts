@@ -179,6 +179,67 @@ describe('burndown CLI: which database, and refusing one that does not exist', (
     expect(balance.code, balance.stderr).toBe(0);
     expect((JSON.parse(balance.stdout) as { available: string }).available).toBe('9');
   });
+  it('report revenue and report journal print the same books as the API, in JSON and CSV; bad options exit 2', async () => {
+    const dir = tempDir();
+    const t = await createTestApp({ storage: await SqliteStorage.open({ path: join(dir, 'r.db') }) });
+    expect((await t.post('/v1/customers', { id: 'acme' })).statusCode).toBe(201);
+    const grant = { amount: '3', cost_basis: { amount: '10.00', currency: 'USD' } };
+    expect((await t.post('/v1/customers/acme/grants', grant)).statusCode).toBe(201);
+    expect((await t.post('/v1/customers/acme/debits', { amount: '1' })).statusCode).toBe(201);
+    const api = (await t.get('/v1/reports/revenue?from=2025-12-01T00:00:00Z&to=2026-02-01T00:00:00Z')).json();
+    await t.close();
+    const db = [
+      '--database',
+      'sqlite:r.db',
+      '--from',
+      '2025-12-01T00:00:00Z',
+      '--to',
+      '2026-02-01T00:00:00Z',
+    ];
+    const json = await burndown(['report', 'revenue', ...db], dir);
+    expect(json.code, json.stderr).toBe(0);
+    const printed = JSON.parse(json.stdout) as { rows: Record<string, string>[] };
+    expect(printed.rows).toEqual([...api.rows, ...api.totals]);
+    expect(printed.rows[0]).toMatchObject({
+      group: 'acme',
+      additions: '10.00',
+      recognised: '3.33',
+      closing_deferred: '6.67',
+    });
+    const csv = await burndown(['report', 'revenue', ...db, '--group-by', 'month', '--format', 'csv'], dir);
+    expect(csv.code, csv.stderr).toBe(0);
+    expect(csv.stdout.split('\r\n').slice(0, 2)).toEqual([
+      'currency,group,period_start,period_end,opening_deferred,additions,recognised,breakage,refunds,closing_deferred',
+      'USD,2026-01,2026-01-01T00:00:00.000Z,2026-02-01T00:00:00.000Z,0.00,10.00,3.33,0.00,0.00,6.67',
+    ]);
+    const journal = await burndown(['report', 'journal', ...db, '--format', 'csv'], dir);
+    expect(journal.code, journal.stderr).toBe(0);
+    expect(journal.stdout).toContain(
+      'USD-2026-01-recognised,2026-01-01,2026-02-01T00:00:00.000Z,USD,revenue,0.00,3.33,',
+    );
+    for (const bad of [
+      ['--group-by', 'week'],
+      ['--format', 'xml'],
+      ['--currency', 'usd'],
+    ]) {
+      const run = await burndown(['report', 'revenue', ...db, ...bad], dir);
+      expect(run.code, run.stderr).toBe(2);
+    }
+    const backwards = await burndown(
+      [
+        'report',
+        'revenue',
+        '--database',
+        'sqlite:r.db',
+        '--from',
+        '2026-02-01T00:00:00Z',
+        '--to',
+        '2026-01-01T00:00:00Z',
+      ],
+      dir,
+    );
+    expect(backwards.code).toBe(2);
+  });
 });
 
 describe('burndown CLI on PostgreSQL', () => {

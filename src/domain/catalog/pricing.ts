@@ -1,7 +1,7 @@
 import { Amount } from '../amount/amount.js';
 import type { CreditPack, Money } from './catalog.js';
 
-/** Currencies without minor units (ISO 4217 exponent 0); every other currency is priced to the cent. */
+/** Currencies without minor units (ISO 4217 exponent 0). */
 const ZERO_DECIMAL_CURRENCIES = new Set([
   'BIF',
   'CLP',
@@ -21,9 +21,14 @@ const ZERO_DECIMAL_CURRENCIES = new Set([
   'XPF',
 ]);
 
-/** The minor-unit exponent of a currency (2 unless it has none). */
+/** Currencies with three decimal places of minor unit (ISO 4217 exponent 3). */
+const THREE_DECIMAL_CURRENCIES = new Set(['BHD', 'IQD', 'JOD', 'KWD', 'LYD', 'OMR', 'TND']);
+
+/** The minor-unit exponent of a currency (ISO 4217: 0, 3, or 2 for every other code). */
 export function currencyExponent(currency: string): number {
-  return ZERO_DECIMAL_CURRENCIES.has(currency.toUpperCase()) ? 0 : 2;
+  const code = currency.toUpperCase();
+  if (ZERO_DECIMAL_CURRENCIES.has(code)) return 0;
+  return THREE_DECIMAL_CURRENCIES.has(code) ? 3 : 2;
 }
 
 /** Rounds money half-up to the currency's minor unit. */

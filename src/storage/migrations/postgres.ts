@@ -399,4 +399,31 @@ CREATE INDEX webhook_attempts_of_endpoint ON webhook_attempts (workspace_id, end
 CREATE INDEX webhook_attempts_of_event ON webhook_attempts (workspace_id, event_id, id);
 `,
   },
+  {
+    version: 11,
+    name: 'finance',
+    // Revenue recognition's breakage policies (workspace default: pack_id ''; per credit pack
+    // otherwise), what CSV imports created per external id (re-running an import changes nothing),
+    // and a partial index of paid grants with a cost basis (the revenue report reads only those).
+    sql: `
+CREATE TABLE revenue_policies (
+  workspace_id TEXT COLLATE "C" NOT NULL,
+  pack_id TEXT COLLATE "C" NOT NULL,
+  policy TEXT NOT NULL,
+  expected_breakage_rate TEXT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  PRIMARY KEY (workspace_id, pack_id)
+);
+CREATE TABLE import_records (
+  workspace_id TEXT COLLATE "C" NOT NULL,
+  kind TEXT COLLATE "C" NOT NULL,
+  external_id TEXT COLLATE "C" NOT NULL,
+  object_id TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  PRIMARY KEY (workspace_id, kind, external_id)
+);
+CREATE INDEX grants_paid ON grants (workspace_id, customer_id, credit_type, id)
+  WHERE category = 'paid' AND cost_basis_amount IS NOT NULL;
+`,
+  },
 ];

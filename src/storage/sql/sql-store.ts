@@ -17,6 +17,8 @@ import type {
   EventBurn,
   EventListQuery,
   EventQuery,
+  FinanceReadOperations,
+  FinanceWriteOperations,
   IdempotencyRecord,
   LedgerKey,
   ListedEvent,
@@ -77,6 +79,7 @@ import {
   repairedBalances,
 } from './checkpoints.js';
 import type { SqlExecutor } from './executor.js';
+import { FinanceReads, FinanceWrites } from './finance-queries.js';
 import { OutboxReads, OutboxWrites } from './outbox-queries.js';
 import { PlanReads, PlanWrites } from './plan-queries.js';
 import { Q } from './queries.js';
@@ -139,6 +142,7 @@ export class SqlReads implements ReadOperations {
   readonly plans: PlanReadOperations;
   readonly outbox: OutboxReadOperations;
   readonly webhooks: WebhookReadOperations;
+  readonly finance: FinanceReadOperations;
 
   /** `plans` lets an adapter hand out its own plan reads (a cache in front of them). */
   constructor(
@@ -148,6 +152,11 @@ export class SqlReads implements ReadOperations {
     this.plans = plans ?? this.makePlans();
     this.outbox = this.makeOutbox();
     this.webhooks = this.makeWebhooks();
+    this.finance = this.makeFinance();
+  }
+
+  protected makeFinance(): FinanceReadOperations {
+    return new FinanceReads(this.db);
   }
 
   /** Overridden by the writes, which hand out the writable plan store. */
@@ -509,6 +518,7 @@ export class SqlWrites extends SqlReads implements WriteOperations {
   declare readonly plans: PlanWriteOperations;
   declare readonly outbox: OutboxWriteOperations;
   declare readonly webhooks: WebhookWriteOperations;
+  declare readonly finance: FinanceWriteOperations;
 
   protected override makeOutbox(): OutboxWriteOperations {
     return new OutboxWrites(this.db);
@@ -517,6 +527,8 @@ export class SqlWrites extends SqlReads implements WriteOperations {
   /** SQLite: one writer per database, so claims need no row locks (PostgreSQL overrides this). */
   protected override makeWebhooks(): WebhookWriteOperations {
     return new WebhookWrites(this.db);
+  protected override makeFinance(): FinanceWriteOperations {
+    return new FinanceWrites(this.db);
   }
 
   protected override makePlans(): PlanWriteOperations {
