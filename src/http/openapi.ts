@@ -330,6 +330,8 @@ export const TAGS: readonly { name: string; description: string }[] = [
     name: 'webhooks',
     description:
       'Signed outbound webhooks (Standard Webhooks 1.0): endpoints, delivery log, replay (admin). The events are in `webhooks`.',
+  },
+  {
     name: 'finance',
     description: 'Revenue recognition of paid credits, the journal, streaming exports and CSV imports.',
   },

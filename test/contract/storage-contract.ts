@@ -680,6 +680,8 @@ export function describeStorageContract(dialect: string, open: () => Promise<Sto
       expect(await storage.write('ep', async (tx) => tx.webhooks.deleteEndpoint('ws1', 'ep_1', T0 + 6))).toBe(
         false,
       );
+    });
+
     it('finance: paid grants by ledger, breakage policies, import records and export pages', async () => {
       await storage.write('beta', async (tx) => {
         await tx.insertCustomer({ workspaceId: 'ws1', id: 'beta', name: null, metadata: {}, createdAt: T0 });

@@ -527,6 +527,8 @@ export class SqlWrites extends SqlReads implements WriteOperations {
   /** SQLite: one writer per database, so claims need no row locks (PostgreSQL overrides this). */
   protected override makeWebhooks(): WebhookWriteOperations {
     return new WebhookWrites(this.db);
+  }
+
   protected override makeFinance(): FinanceWriteOperations {
     return new FinanceWrites(this.db);
   }
