@@ -9,11 +9,13 @@ import {
   type MeterDefinition,
   meterReads,
   quantityOf,
+  readQuantity,
   UsageAccumulator,
   type UsageRow,
 } from '../domain/metering/meter.js';
 import {
   priceBound,
+  priceQuantity,
   type RateDefinition,
   rateEvent,
   rateMatches,
@@ -317,7 +319,7 @@ async function ingestChunk(
   const rules = compileRules(await tx.listRatingRules(workspaceId));
   const featureOfRate = rules.seq > 0 ? await featuresByRate(tx, workspaceId) : new Map<string, string>();
   const burners = new Map<string, Burner>();
-  const candidates: { index: number; stored: StoredEvent }[] = [];
+  const candidates: { index: number; stored: StoredEvent; priced: readonly PricedBy[] }[] = [];
   for (const [customerId, indexes] of chunk) {
     if (!(await tx.getCustomer(workspaceId, customerId))) {
       for (const i of indexes) outcomes[i] = 'customer_not_found';
@@ -325,12 +327,9 @@ async function ingestChunk(
     }
     for (const i of indexes) {
       const event = events[i]!;
-      if (hasNegativeUsage(rules, event)) {
-        outcomes[i] = 'negative_usage';
-        continue;
-      }
-      if (isOutOfRange(rules, event)) {
-        outcomes[i] = 'value_out_of_range';
+      const reading = readEvent(rules, event);
+      if (reading.refusal !== null) {
+        outcomes[i] = reading.refusal;
         continue;
       }
       if (rules.byEventType.has(event.type)) {
@@ -341,7 +340,7 @@ async function ingestChunk(
         }
         // Before anything is stored: an event whose burns could carry a running total past the
         // account range is refused alone (its batch's other events are kept).
-        if (!(await burner.reserve(event, rules))) {
+        if (!(await burner.reserve(event, reading.priced))) {
           outcomes[i] = 'value_out_of_range';
           continue;
         }
@@ -352,14 +351,14 @@ async function ingestChunk(
         eventKey: eventKeyOf(event),
         rulesSeq: rules.seq,
         receivedAt: now,
-        unmetered: !(rules.metersByEventType.get(event.type) ?? []).some((m) => meterReads(m, event.data)),
+        unmetered: reading.unmetered,
       };
-      candidates.push({ index: i, stored });
+      candidates.push({ index: i, stored, priced: reading.priced });
     }
   }
   const inserted = await tx.insertEvents(candidates.map((c) => c.stored));
   const duplicates: string[] = [];
-  for (const { index, stored } of candidates) {
+  for (const { index, stored, priced } of candidates) {
     // The first occurrence of a key in the batch is the one stored; later ones are duplicates.
     if (!inserted.delete(stored.eventKey)) {
       outcomes[index] = 'duplicate';
@@ -373,8 +372,7 @@ async function ingestChunk(
       burner = new Burner(ctx, tx, workspaceId, stored.customerId, now, featureOfRate);
       burners.set(stored.customerId, burner);
     }
-    for (const { rate, meter } of rules.byEventType.get(stored.type) ?? [])
-      await burner.burn(stored, rate, meter);
+    for (const { rate, quantity } of priced) await burner.burn(stored, rate, quantity);
   }
   const burns: EventBurn[] = [];
   for (const burner of burners.values()) burns.push(...(await burner.save()));
@@ -395,19 +393,84 @@ export async function featuresByRate(tx: WriteOperations, workspaceId: string): 
   return byRate;
 }
 
-/** Whether a meter of the event's type reads a negative value from it. */
-function hasNegativeUsage(rules: RatingRules, event: IncomingEvent): boolean {
-  for (const meter of rules.metersByEventType.get(event.type) ?? []) {
-    if (meter.aggregation !== 'sum' && meter.aggregation !== 'max') continue;
-    if (quantityOf(meter, event.data)?.isNegative()) return true;
+/** A rate that prices an event: its quantity by the rate's meter and the most it can cost. */
+interface PricedBy {
+  readonly rate: RateDefinition;
+  readonly quantity: Amount;
+  /** {@link priceBound}: what the range reservation counts, whatever the usage before the event. */
+  readonly bound: Amount;
+}
+
+/** What the rules make of one event, read once (its checks, the reservation and the burn share it). */
+interface EventReading {
+  /**
+   * Why it is refused alone, or null: `negative_usage` when a `sum` or `max` meter of its type reads
+   * a negative value; `value_out_of_range` when a meter of its type reads a number past the value
+   * range, or a rate that matches it could price it past that range (whatever the usage before it).
+   */
+  readonly refusal: 'negative_usage' | 'value_out_of_range' | null;
+  /** No meter of its type reads it (stored, burns nothing). */
+  readonly unmetered: boolean;
+  /** The rates that price it, in the rules' order. */
+  readonly priced: readonly PricedBy[];
+}
+
+const NOTHING_PRICED: readonly PricedBy[] = [];
+
+/**
+ * Reads an event once against the rules: each meter of its type reads the value once, and each
+ * rate of its type is matched and bounded once (before, the refusal checks, the range reservation
+ * and the burn each matched the rates and parsed the value again).
+ */
+function readEvent(
+  rules: RatingRules,
+  event: { readonly type: string; readonly data: unknown },
+): EventReading {
+  const meters = rules.metersByEventType.get(event.type);
+  if (meters === undefined) return { refusal: null, unmetered: true, priced: NOTHING_PRICED };
+  const quantities = new Map<MeterDefinition, Amount | null | 'out_of_range'>();
+  let negative = false;
+  let outOfRange = false;
+  let read = false;
+  for (const meter of meters) {
+    const quantity = readQuantity(meter, event.data);
+    quantities.set(meter, quantity);
+    if (quantity === 'out_of_range') outOfRange = true;
+    else if (quantity?.isNegative() && (meter.aggregation === 'sum' || meter.aggregation === 'max'))
+      negative = true;
+    if (!read)
+      read =
+        meter.aggregation === 'unique_count'
+          ? meterReads(meter, event.data)
+          : quantity !== null && quantity !== 'out_of_range';
   }
-  return false;
+  if (negative) return { refusal: 'negative_usage', unmetered: !read, priced: NOTHING_PRICED };
+  if (outOfRange) return { refusal: 'value_out_of_range', unmetered: !read, priced: NOTHING_PRICED };
+  const priced: PricedBy[] = [];
+  for (const { rate, meter } of rules.byEventType.get(event.type) ?? []) {
+    if (!rateMatches(rate, meter, event.data)) continue;
+    const quantity = quantities.has(meter) ? quantities.get(meter) : quantityOf(meter, event.data);
+    if (quantity === undefined || quantity === null || quantity === 'out_of_range' || quantity.isNegative())
+      continue;
+    const bound = priceBound(rate.pricing, quantity);
+    if (!bound.isWithinValueRange()) {
+      return { refusal: 'value_out_of_range', unmetered: !read, priced: NOTHING_PRICED };
+    }
+    priced.push({ rate, quantity, bound });
+  }
+  return { refusal: null, unmetered: !read, priced };
+}
+
+/** The quantity a rate prices in an event, or null when the rate does not apply to it (as {@link rateEvent}). */
+function rateQuantity(rate: RateDefinition, meter: MeterDefinition, event: StoredEvent): Amount | null {
+  if (event.type !== meter.eventType || !rateMatches(rate, meter, event.data)) return null;
+  const quantity = quantityOf(meter, event.data);
+  return quantity === null || quantity.isNegative() ? null : quantity;
 }
 
 /**
  * Whether a meter of the event's type reads a number past the value range from it, or a rate that
- * matches it could price it past that range (whatever the usage before it): such an event is
- * refused alone, before anything of it is stored.
+ * matches it could price it past that range (whatever the usage before it): a quote refuses it.
  */
 function isOutOfRange(rules: RatingRules, event: { readonly type: string; readonly data: unknown }): boolean {
   for (const meter of rules.metersByEventType.get(event.type) ?? []) {
@@ -454,14 +517,10 @@ class Burner {
    * accounts, and its rates' usage counters); if they do, reserves them. Conservative: a bound
    * may exceed the price, and a reserved event may turn out a duplicate.
    */
-  async reserve(event: IncomingEvent, rules: RatingRules): Promise<boolean> {
+  async reserve(event: IncomingEvent, priced: readonly PricedBy[]): Promise<boolean> {
     const credits = new Map<string, Amount>();
     const usage = new Map<string, { rateId: string; period: Instant; quantity: Amount }>();
-    for (const { rate, meter } of rules.byEventType.get(event.type) ?? []) {
-      if (!rateMatches(rate, meter, event.data)) continue;
-      const quantity = quantityOf(meter, event.data);
-      if (quantity === null || quantity.isNegative()) continue;
-      const bound = priceBound(rate.pricing, quantity);
+    for (const { rate, quantity, bound } of priced) {
       credits.set(rate.creditType, (credits.get(rate.creditType) ?? Amount.ZERO).plus(bound));
       const period = ratingPeriodStart(event.time);
       const key = `${rate.id}/${period}`;
@@ -500,7 +559,7 @@ class Burner {
   }
 
   /** Rates one stored event with one rate; burns its credits (with overage) and records the burn once. */
-  async burn(event: StoredEvent, rate: RateDefinition, meter: MeterDefinition): Promise<boolean> {
+  async burn(event: StoredEvent, rate: RateDefinition, quantity: Amount): Promise<void> {
     const period = ratingPeriodStart(event.time);
     const usageKey = `${rate.id}/${period}`;
     let usage = this.usage.get(usageKey);
@@ -509,24 +568,23 @@ class Burner {
       usage = { rateId: rate.id, period, quantity };
       this.usage.set(usageKey, usage);
     }
-    const rated = rateEvent(rate, meter, event, usage.quantity);
-    if (rated === null) return false;
-    usage.quantity = usage.quantity.plus(rated.quantity);
+    const credits = priceQuantity(rate.pricing, quantity, usage.quantity);
+    usage.quantity = usage.quantity.plus(quantity);
     if (!usage.quantity.isWithinAccountRange()) {
       throw amountOutOfRange(`the usage of rate "${rate.id}" in this period`, { rate_id: rate.id });
     }
     const featureId = this.featureOfRate.get(rate.id) ?? null;
     if (featureId !== null) {
       const uses = this.featureUsage.get(featureId) ?? [];
-      uses.push({ at: event.time, quantity: rated.quantity });
+      uses.push({ at: event.time, quantity: quantity });
       this.featureUsage.set(featureId, uses);
     }
     let debitId: string | null = null;
-    if (rated.credits.isPositive()) {
+    if (credits.isPositive()) {
       const ledger = await this.ledger(rate.creditType);
       const debit = ledger.debit(
         {
-          amount: rated.credits,
+          amount: credits,
           allowOverage: true,
           featureId,
           description: `usage event ${event.id} rated by ${rate.id}`,
@@ -547,11 +605,10 @@ class Burner {
       rateId: rate.id,
       customerId: this.customerId,
       debitId,
-      quantity: rated.quantity,
-      credits: rated.credits,
+      quantity: quantity,
+      credits: credits,
       createdAt: this.now,
     });
-    return true;
   }
 
   private async ledger(creditType: string): Promise<CreditLedger> {
@@ -802,7 +859,12 @@ export async function backfillRate(
             const burner = new Burner(ctx, tx, input.workspaceId, customerId, ctx.clock.now(), features);
             for (const event of list) {
               if (await tx.getBurn(input.workspaceId, event.eventKey, rate.id)) counts.alreadyBurned += 1;
-              else if (await burner.burn(event, rate, meter)) counts.burned += 1;
+              else {
+                const quantity = rateQuantity(rate, meter, event);
+                if (quantity === null) continue;
+                await burner.burn(event, rate, quantity);
+                counts.burned += 1;
+              }
             }
             await tx.insertBurns(await burner.save());
             return counts;

@@ -94,6 +94,47 @@ describe('SQLite write-through ledger cache', () => {
     cache.beforeBatch();
     expect(issued()).toBeUndefined();
   });
+
+  it('keeps a credit type only once its job and batch commit, and forgets it when another connection commits', () => {
+    let version = 1;
+    const cache = new LedgerCache(() => version);
+    const gold = { workspaceId: 'ws', id: 'gold', name: 'Gold', createdAt: T0 };
+    const cached = () => cache.getCreditType('ws', 'gold')?.name;
+    cache.beforeBatch();
+    cache.stageCreditType(gold);
+    expect(cached()).toBe('Gold');
+    cache.jobFailed();
+    expect(cached()).toBeUndefined();
+    cache.stageCreditType(gold);
+    cache.jobSucceeded();
+    cache.batchFailed();
+    expect(cached()).toBeUndefined();
+    cache.beforeBatch();
+    cache.stageCreditType(gold);
+    cache.jobSucceeded();
+    cache.batchCommitted();
+    expect(cached()).toBe('Gold');
+    version = 2;
+    cache.beforeBatch();
+    expect(cached()).toBeUndefined();
+  });
+
+  it('answers a credit type from the cache without a statement, and a missing one from the database', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'burndown-cache-')), 'db.sqlite');
+    const storage = await SqliteStorage.open({ path });
+    await storage.write('ct', async (tx) => {
+      await tx.ensureWorkspace('ws', T0);
+      await tx.insertCreditType({ workspaceId: 'ws', id: 'gold', name: 'Gold', createdAt: T0 });
+    });
+    expect(await storage.write('ct', async (tx) => tx.getCreditType('ws', 'missing'))).toBeNull();
+    expect((await storage.write('ct', async (tx) => tx.getCreditType('ws', 'gold')))?.name).toBe('Gold');
+    // Cached now: a statement would fail on the renamed table, the cache does not need one.
+    const raw = (storage as unknown as { writer: { exec(sql: string): void } }).writer;
+    raw.exec('ALTER TABLE credit_types RENAME TO credit_types_moved');
+    expect((await storage.write('ct', async (tx) => tx.getCreditType('ws', 'gold')))?.name).toBe('Gold');
+    raw.exec('ALTER TABLE credit_types_moved RENAME TO credit_types');
+    await storage.close();
+  });
 });
 
 describe('SQLite write-through ledger cache and other writers', () => {

@@ -2,7 +2,7 @@ import { Amount } from '../amount/amount.js';
 import type { Instant } from '../time/instant.js';
 import { nextWindowStart, type WindowUnit, windowStart } from '../time/zoned.js';
 import { type JsonPath, readJsonPath } from './json-path.js';
-import { isUsageValueOutOfRange, usageValueFrom } from './usage-value.js';
+import { isUsageValueOutOfRange, parseUsageValue, usageValueFrom } from './usage-value.js';
 
 /** How a meter folds events into one number per window. */
 export type Aggregation = 'sum' | 'count' | 'max' | 'unique_count';
@@ -50,6 +50,19 @@ export function quantityOf(meter: MeterDefinition, data: unknown): Amount | null
   if (meter.aggregation === 'count') return Amount.of(1n);
   if (meter.valuePath === null) return null;
   return usageValueFrom(readJsonPath(data, meter.valuePath));
+}
+
+/** The quantity of one event on a `count` meter (immutable, so shared). */
+const ONE = Amount.of(1n);
+
+/**
+ * {@link quantityOf} and {@link isQuantityOutOfRange} from one read of the event's value: the
+ * quantity, null when the meter reads none, or `out_of_range` for a number past the value range.
+ */
+export function readQuantity(meter: MeterDefinition, data: unknown): Amount | null | 'out_of_range' {
+  if (meter.aggregation === 'count') return ONE;
+  if (meter.valuePath === null) return null;
+  return parseUsageValue(readJsonPath(data, meter.valuePath));
 }
 
 /** Whether the event's value for this meter is a number past the value range (ingest refuses such an event). */

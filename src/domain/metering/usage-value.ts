@@ -21,7 +21,11 @@ export function isUsageValueOutOfRange(value: unknown): boolean {
   return parseUsageValue(value) === 'out_of_range';
 }
 
-function parseUsageValue(value: unknown): Amount | null | 'out_of_range' {
+/**
+ * {@link usageValueFrom} and {@link isUsageValueOutOfRange} in one parse: the value, null when it
+ * is no usable number, or `out_of_range` (ingest reads each event once, not once per check).
+ */
+export function parseUsageValue(value: unknown): Amount | null | 'out_of_range' {
   let text: string;
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) return null;

@@ -1,6 +1,6 @@
 import type { CreditLedger, CreditLedgerSnapshot } from '../../domain/ledger/credit-ledger.js';
 import type { GrantState, HoldState } from '../../domain/ledger/types.js';
-import type { Customer, LedgerKey, MeterRecord, RateRecord } from '../../ports/storage.js';
+import type { CreditType, Customer, LedgerKey, MeterRecord, RateRecord } from '../../ports/storage.js';
 import { isGrantOpen } from '../rows.js';
 import type { CommitObserver } from './group-commit.js';
 
@@ -14,9 +14,23 @@ export type RatingRulesRecord = {
 type Layer = {
   ledgers: Map<string, CreditLedgerSnapshot>;
   customers: Map<string, Customer>;
+  creditTypes: Map<string, CreditType>;
   rules: Map<string, RatingRulesRecord | null>;
 };
-const emptyLayer = (): Layer => ({ ledgers: new Map(), customers: new Map(), rules: new Map() });
+const emptyLayer = (): Layer => ({
+  ledgers: new Map(),
+  customers: new Map(),
+  creditTypes: new Map(),
+  rules: new Map(),
+});
+
+/** Empties a layer in place: a job or batch layer is reused, not reallocated, for every write. */
+function clearLayer(layer: Layer): void {
+  layer.ledgers.clear();
+  layer.customers.clear();
+  layer.creditTypes.clear();
+  layer.rules.clear();
+}
 
 const ledgerKeyOf = (key: LedgerKey) => `${key.workspaceId}/${key.customerId}/${key.creditType}`;
 
@@ -71,8 +85,8 @@ export function cloneSnapshot(s: CreditLedgerSnapshot): CreditLedgerSnapshot {
  */
 export class LedgerCache implements CommitObserver {
   private readonly committed = emptyLayer();
-  private batch = emptyLayer();
-  private job = emptyLayer();
+  private readonly batch = emptyLayer();
+  private readonly job = emptyLayer();
 
   constructor(
     /** Reads the connection's data_version; a change means another connection committed. */
@@ -121,6 +135,19 @@ export class LedgerCache implements CommitObserver {
     this.job.customers.set(`${customer.workspaceId}/${customer.id}`, customer);
   }
 
+  getCreditType(workspaceId: string, id: string): CreditType | undefined {
+    const k = `${workspaceId}/${id}`;
+    return this.job.creditTypes.get(k) ?? this.batch.creditTypes.get(k) ?? this.committed.creditTypes.get(k);
+  }
+
+  /**
+   * Credit types never change or disappear once they exist (no update or delete in the port), so a
+   * found one stays valid; staged like customers, a rolled-back job drops it.
+   */
+  stageCreditType(creditType: CreditType): void {
+    this.job.creditTypes.set(`${creditType.workspaceId}/${creditType.id}`, creditType);
+  }
+
   /** A workspace's rating rules (meters and rates never change once created; new ones invalidate). */
   getRules(workspaceId: string): RatingRulesRecord | undefined {
     for (const layer of [this.job, this.batch, this.committed]) {
@@ -138,6 +165,7 @@ export class LedgerCache implements CommitObserver {
     if (version !== this.lastDataVersion) {
       this.committed.ledgers.clear();
       this.committed.customers.clear();
+      this.committed.creditTypes.clear();
       this.committed.rules.clear();
       this.lastDataVersion = version;
     }
@@ -146,12 +174,13 @@ export class LedgerCache implements CommitObserver {
   jobSucceeded(): void {
     for (const [k, v] of this.job.ledgers) this.batch.ledgers.set(k, v);
     for (const [k, v] of this.job.customers) this.batch.customers.set(k, v);
+    for (const [k, v] of this.job.creditTypes) this.batch.creditTypes.set(k, v);
     for (const [k, v] of this.job.rules) this.batch.rules.set(k, v);
-    this.job = emptyLayer();
+    clearLayer(this.job);
   }
 
   jobFailed(): void {
-    this.job = emptyLayer();
+    clearLayer(this.job);
   }
 
   batchCommitted(): void {
@@ -160,18 +189,20 @@ export class LedgerCache implements CommitObserver {
       this.committed.ledgers.set(k, v);
     }
     for (const [k, v] of this.batch.customers) this.committed.customers.set(k, v);
+    for (const [k, v] of this.batch.creditTypes) this.committed.creditTypes.set(k, v);
     for (const [k, v] of this.batch.rules) {
       if (v === null) this.committed.rules.delete(k);
       else this.committed.rules.set(k, v);
     }
-    this.batch = emptyLayer();
+    clearLayer(this.batch);
     this.evict(this.committed.ledgers);
     this.evict(this.committed.customers);
+    this.evict(this.committed.creditTypes);
   }
 
   batchFailed(): void {
-    this.batch = emptyLayer();
-    this.job = emptyLayer();
+    clearLayer(this.batch);
+    clearLayer(this.job);
   }
 
   /** Drops the least recently written entries beyond the bound (Map keeps insertion order). */

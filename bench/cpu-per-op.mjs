@@ -1,0 +1,238 @@
+// CPU per operation of the write path, in process (no HTTP, no load generator): the figure to
+// compare builds by on a shared machine, where throughput is noise but the CPU one operation costs
+// moves much less. Two workloads on a fresh durable SQLite file (WAL, synchronous=FULL, group commit):
+//   - ingest: BENCH_BATCHES batches of 1,000 events over 10,000 customers (the shape of
+//     bench/events.mjs: a sum meter of $.tokens by model, one rate of 0.001 credits per token,
+//     one grant each), BENCH_CLIENTS batches in flight, through `ingestEvents`;
+//   - debits: BENCH_DEBITS debits of 1.5 over 1,000 customers with 12 grants each (the shape of
+//     bench/debits.mjs), 50 in flight, through `runWrite(debitCommand)` as the route calls it.
+// Prints process CPU (user + system, from process.cpuUsage) per event and per debit, over the
+// measured part only (seeding and a warm-up are excluded), and the best and median of BENCH_ROUNDS.
+// Usage: npm run build && node bench/cpu-per-op.mjs [--dist <another build>/dist] [ingest|debits]
+//   node --cpu-prof --cpu-prof-dir=bench/results/profile/cpu-per-op bench/cpu-per-op.mjs ingest
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { num, root } from './lib.mjs';
+
+const distArg = process.argv.indexOf('--dist');
+const dist = distArg > 0 ? process.argv[distArg + 1] : join(root, 'dist');
+const which = process.argv.slice(2).filter((a, i, all) => a !== '--dist' && all[i - 1] !== '--dist');
+const want = (name) => which.length === 0 || which.includes(name);
+const load = (path) => import(pathToFileURL(join(dist, path)).href);
+
+const { Amount } = await load('domain/amount/amount.js');
+const { TimeOrderedIds } = await load('infra/ids.js');
+const { SqliteStorage } = await load('storage/sqlite/sqlite-storage.js');
+const { createCustomer } = await load('services/customers.js');
+const { grantCredits } = await load('services/ledger.js');
+const { createMeter, createRate, ingestEvents } = await load('services/metering.js');
+const { debitCredits } = await load('services/ledger.js');
+const { presentDebit } = await load('http/presenters.js');
+// Builds before the unit of work (f4598f6) have no commands: the route wrote through storage itself.
+const commands = await load('services/commands.js').catch(() => null);
+const unitOfWork = await load('services/unit-of-work.js').catch(() => null);
+
+const ROUNDS = num('BENCH_ROUNDS', 3);
+const BATCHES = num('BENCH_BATCHES', 30);
+const CLIENTS = num('BENCH_CLIENTS', 6);
+const DEBITS = num('BENCH_DEBITS', 20_000);
+const WS = 'default';
+const DAY = 86_400_000;
+
+/** Deterministic pseudo-random numbers (mulberry32), so every build sees the same workload. */
+function prng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const cpuMicros = () => {
+  const u = process.cpuUsage();
+  return u.user + u.system;
+};
+
+async function openStore() {
+  const dir = mkdtempSync(join(tmpdir(), 'burndown-cpu-per-op-'));
+  const storage = await SqliteStorage.open({ path: join(dir, 'bench.db') });
+  const ctx = { storage, clock: { now: () => Date.now() }, ids: new TimeOrderedIds(() => Date.now()) };
+  return { dir, storage, ctx };
+}
+
+async function seedCustomers(ctx, count, grantsEach, random) {
+  const now = Date.now();
+  const ids = [];
+  for (let start = 0; start < count; start += 100) {
+    const chunk = [];
+    for (let i = start; i < Math.min(count, start + 100); i++) chunk.push(`cust-${i}`);
+    await Promise.all(
+      chunk.map((id) =>
+        ctx.storage.write(`${WS}/${id}`, async (tx) => {
+          await tx.ensureWorkspace(WS, now);
+          await createCustomer(tx, { workspaceId: WS, id, name: null, metadata: {}, now });
+          for (let g = 0; g < grantsEach; g++) {
+            const never = g % 4 === 0;
+            await grantCredits(ctx, tx, {
+              key: { workspaceId: WS, customerId: id, creditType: 'credits' },
+              grant: {
+                amount: Amount.of(grantsEach === 1 ? '1000000000' : '1000000'),
+                category: ['paid', 'promotional', 'allowance'][g % 3],
+                priority: Math.floor(random() * 100),
+                effectiveAt: now,
+                expiresAt: never ? null : now + (2 + Math.floor(random() * 178)) * DAY,
+                costBasis: null,
+                appliesTo: null,
+                description: null,
+                metadata: {},
+              },
+              now,
+            });
+          }
+        }),
+      ),
+    );
+    ids.push(...chunk);
+  }
+  return ids;
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function ingestRound() {
+  const { dir, storage, ctx } = await openStore();
+  const random = prng(7);
+  const customers = await seedCustomers(ctx, 10_000, 1, random);
+  const now = Date.now();
+  await ctx.storage.write(`${WS}/#meters`, async (tx) => {
+    await createMeter(tx, {
+      workspaceId: WS,
+      id: 'bench-tokens',
+      eventType: 'llm.tokens',
+      aggregation: 'sum',
+      valueProperty: '$.tokens',
+      groupBy: { model: '$.model' },
+      now,
+    });
+    await createRate(tx, {
+      workspaceId: WS,
+      id: 'bench-tokens-all',
+      meterId: 'bench-tokens',
+      filter: {},
+      creditType: 'credits',
+      pricing: { credits_per_unit: '0.001' },
+      now,
+    });
+  });
+  const models = ['small', 'medium', 'large', 'xl'];
+  let seq = 0;
+  const batch = () => {
+    const events = [];
+    for (let i = 0; i < 1000; i++) {
+      events.push({
+        id: `e-${seq++}`,
+        source: null,
+        type: 'llm.tokens',
+        customerId: customers[Math.floor(random() * customers.length)],
+        time: Date.now(),
+        data: { model: models[Math.floor(random() * 4)], tokens: 1 + Math.floor(random() * 2000) },
+      });
+    }
+    return events;
+  };
+  const run = async (batches) => {
+    let left = batches;
+    let accepted = 0;
+    const client = async () => {
+      while (left-- > 0) {
+        const outcomes = await ingestEvents(ctx, WS, batch());
+        accepted += outcomes.filter((o) => o === 'accepted').length;
+      }
+    };
+    await Promise.all(Array.from({ length: CLIENTS }, client));
+    return accepted;
+  };
+  await run(5);
+  const cpu0 = cpuMicros();
+  const t0 = performance.now();
+  // For `cpuprofile-top.mjs --only-after-ms=` (the profile's clock starts about when the process does).
+  console.error(`measured window starts ${Math.round(t0)} ms after start`);
+  const accepted = await run(BATCHES);
+  const cpu = cpuMicros() - cpu0;
+  const ms = performance.now() - t0;
+  await storage.close();
+  rmSync(dir, { recursive: true, force: true });
+  return { perOp: cpu / accepted, ops: accepted, wallPerSec: (accepted / ms) * 1000 };
+}
+
+async function debitRound() {
+  const { dir, storage, ctx } = await openStore();
+  const random = prng(11);
+  const customers = await seedCustomers(ctx, 1000, 12, random);
+  const run = async (count) => {
+    let left = count;
+    let ok = 0;
+    const client = async () => {
+      while (left-- > 0) {
+        const customerId = customers[Math.floor(random() * customers.length)];
+        const input = {
+          key: { workspaceId: WS, customerId, creditType: 'credits' },
+          amount: Amount.of('1.5'),
+          allowOverage: false,
+          featureId: null,
+          quantity: null,
+          description: null,
+          metadata: {},
+        };
+        if (commands && unitOfWork) {
+          const answer = await unitOfWork.runWrite(ctx, commands.debitCommand(ctx, input), (outcome) =>
+            outcome.ok
+              ? { status: 201, body: presentDebit(outcome.value.debit, outcome.value.balance) }
+              : { status: 402, body: {} },
+          );
+          if (answer.status === 201) ok++;
+        } else {
+          const done = await ctx.storage.write(`${WS}/${customerId}`, (tx) =>
+            debitCredits(ctx, tx, { ...input, now: Date.now() }),
+          );
+          if (!('refused' in done)) {
+            JSON.stringify(presentDebit(done.debit, done.balance));
+            ok++;
+          }
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: 50 }, client));
+    return ok;
+  };
+  await run(2000);
+  const cpu0 = cpuMicros();
+  const t0 = performance.now();
+  // For `cpuprofile-top.mjs --only-after-ms=` (the profile's clock starts about when the process does).
+  console.error(`measured window starts ${Math.round(t0)} ms after start`);
+  const ok = await run(DEBITS);
+  const cpu = cpuMicros() - cpu0;
+  const ms = performance.now() - t0;
+  await storage.close();
+  rmSync(dir, { recursive: true, force: true });
+  return { perOp: cpu / ok, ops: ok, wallPerSec: (ok / ms) * 1000 };
+}
+
+for (const [name, round] of [
+  ['ingest', ingestRound],
+  ['debits', debitRound],
+]) {
+  if (!want(name)) continue;
+  const results = [];
+  for (let r = 0; r < ROUNDS; r++) results.push(await round());
+  const per = results.map((x) => x.perOp);
+  console.log(
+    `${name}: CPU µs per ${name === 'ingest' ? 'event' : 'debit'}: median ${median(per).toFixed(1)}, best ${Math.min(...per).toFixed(1)} ` +
+      `(rounds ${per.map((x) => x.toFixed(1)).join(' / ')}; ${results[0].ops} ops each; wall ${results.map((x) => Math.round(x.wallPerSec)).join(' / ')} per s) [${dist}]`,
+  );
+}
