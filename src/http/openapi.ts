@@ -111,6 +111,10 @@ export const ROUTE_ERRORS: Readonly<Record<OperationKey, readonly ErrorCode[]>> 
   'PUT /v1/customers/{id}/auto-top-up': ['not_found'],
   'GET /v1/customers/{id}/auto-top-up': ['not_found'],
   'DELETE /v1/customers/{id}/auto-top-up': ['not_found'],
+  'POST /v1/balance-thresholds': ['not_found'],
+  'GET /v1/balance-thresholds': ['not_found'],
+  'GET /v1/balance-thresholds/{threshold_id}': ['not_found'],
+  'DELETE /v1/balance-thresholds/{threshold_id}': ['not_found'],
   'POST /v1/check': ['not_found', 'amount_out_of_range'],
   'GET /healthz': [],
   'GET /openapi.json': [],
@@ -155,6 +159,7 @@ const NAMED: Readonly<Record<OperationKey, Readonly<Record<string, string>>>> = 
   'POST /v1/customers/{id}/purchases': { body: 'CreatePurchaseRequest', 201: 'PurchaseResult' },
   'GET /v1/customers/{id}/purchases': { '200[]': 'Purchase' },
   'PUT /v1/customers/{id}/auto-top-up': { body: 'AutoTopUpRequest', 200: 'AutoTopUp' },
+  'POST /v1/balance-thresholds': { body: 'CreateBalanceThresholdRequest', 201: 'BalanceThreshold' },
   'POST /v1/check': { body: 'CheckRequest', 200: 'CheckResult' },
   'GET /v1/events': { '200[]': 'Event' },
   'GET /v1/customers/{id}/ledger': { '200[]': 'LedgerEntry' },
@@ -261,6 +266,12 @@ const REQUEST_EXAMPLES: Readonly<Record<OperationKey, unknown>> = {
     period: 'month',
   },
   'POST /v1/check': { customer_id: 'acme', feature_id: 'chat', quantity: '1', hold: { ttl_seconds: 120 } },
+  'POST /v1/balance-thresholds': {
+    customer_id: 'acme',
+    credit_type: 'credits',
+    kind: 'percent',
+    value: '20',
+  },
 };
 
 /** Tags in the order the document lists them, with what each covers. */
@@ -282,6 +293,11 @@ export const TAGS: readonly { name: string; description: string }[] = [
   { name: 'plans', description: 'Features and plans with entitlements and allowances.' },
   { name: 'subscriptions', description: 'Customers on plans: periods, allowances, changes, cancellation.' },
   { name: 'credit packs', description: 'Credit packs, purchases of them and auto top-up.' },
+  {
+    name: 'alerts',
+    description:
+      'Balance thresholds: balance.low / balance.recovered facts for webhooks, decided in the write.',
+  },
   {
     name: 'check',
     description: 'May this customer use this feature now (optionally reserving its credits)?',

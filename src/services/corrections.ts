@@ -84,7 +84,7 @@ export async function reverseDebit(
   const ledger = await openLedgerForCorrection(ctx, tx, key, grantIds, now);
   const outcome = ledger.reverse({ target, amount: input.amount, reason: input.reason }, now);
   if ('refused' in outcome) return outcome;
-  await persistLedger(tx, workspaceId, ledger, now);
+  await persistLedger(ctx, tx, workspaceId, ledger, now);
   const { featureId } = target.debit;
   if (featureId !== null && outcome.quantityReturned?.isPositive()) {
     // The use goes back to the usage counter of the period it was counted in (the debit's time).
@@ -146,7 +146,7 @@ export async function reverseEvent(
   if (!(await tx.markEventReversed(workspaceId, event.eventKey, now))) {
     return { refused: 'nothing_to_reverse', reversible: Amount.ZERO, requested: null };
   }
-  for (const ledger of ledgers.values()) await persistLedger(tx, workspaceId, ledger, now);
+  for (const ledger of ledgers.values()) await persistLedger(ctx, tx, workspaceId, ledger, now);
   const features = burns.length > 0 ? await featuresByRate(tx, workspaceId) : new Map<string, string>();
   const period = ratingPeriodStart(event.time);
   for (const burn of burns) {

@@ -1,6 +1,7 @@
 import { CreditLedger } from '../domain/ledger/credit-ledger.js';
 import type { Instant } from '../domain/time/instant.js';
 import type { WriteOperations } from '../ports/storage.js';
+import { noteLoaded } from './balance-facts.js';
 import type { ServiceContext } from './context.js';
 import { persistLedger } from './ledger-persistence.js';
 
@@ -31,6 +32,7 @@ export class CustomerLedgers {
     if (!ledger) {
       const key = { workspaceId: this.workspaceId, customerId: this.customerId, creditType };
       ledger = new CreditLedger(await this.tx.loadLedgerForUpdate(key), this.ctx.ids);
+      noteLoaded(ledger);
       this.ledgers.set(creditType, ledger);
     }
     return ledger;
@@ -39,7 +41,7 @@ export class CustomerLedgers {
   /** Persists every ledger that changed, once. */
   async save(now: Instant): Promise<void> {
     for (const ledger of this.ledgers.values()) {
-      if (ledger.isDirty) await persistLedger(this.tx, this.workspaceId, ledger, now);
+      if (ledger.isDirty) await persistLedger(this.ctx, this.tx, this.workspaceId, ledger, now);
     }
   }
 }

@@ -10,6 +10,8 @@ import type { Movement } from '../../domain/ledger/point-in-time.js';
 import type { GrantState, GrantStatus, HoldState, LedgerEntry } from '../../domain/ledger/types.js';
 import type { Instant } from '../../domain/time/instant.js';
 import type {
+  AlertReadOperations,
+  AlertWriteOperations,
   ApiKeyRecord,
   CheckpointedMovements,
   CreditType,
@@ -67,6 +69,7 @@ import {
   reversedFromJson,
   reversedToJson,
 } from '../rows.js';
+import { AlertReads, AlertWrites } from './alert-queries.js';
 import {
   checkpointBalancesOf,
   checkpointIntervalOf,
@@ -135,6 +138,7 @@ export function snapshotFromRows(
 export class SqlReads implements ReadOperations {
   readonly plans: PlanReadOperations;
   readonly outbox: OutboxReadOperations;
+  readonly alerts: AlertReadOperations;
 
   /** `plans` lets an adapter hand out its own plan reads (a cache in front of them). */
   constructor(
@@ -143,6 +147,7 @@ export class SqlReads implements ReadOperations {
   ) {
     this.plans = plans ?? this.makePlans();
     this.outbox = this.makeOutbox();
+    this.alerts = this.makeAlerts();
   }
 
   /** Overridden by the writes, which hand out the writable plan store. */
@@ -152,6 +157,10 @@ export class SqlReads implements ReadOperations {
 
   protected makeOutbox(): OutboxReadOperations {
     return new OutboxReads(this.db);
+  }
+
+  protected makeAlerts(): AlertReadOperations {
+    return new AlertReads(this.db);
   }
 
   /** One row by key, mapped, or null. */
@@ -498,9 +507,14 @@ export interface SqlStatement {
 export class SqlWrites extends SqlReads implements WriteOperations {
   declare readonly plans: PlanWriteOperations;
   declare readonly outbox: OutboxWriteOperations;
+  declare readonly alerts: AlertWriteOperations;
 
   protected override makeOutbox(): OutboxWriteOperations {
     return new OutboxWrites(this.db);
+  }
+
+  protected override makeAlerts(): AlertWriteOperations {
+    return new AlertWrites(this.db);
   }
 
   protected override makePlans(): PlanWriteOperations {
