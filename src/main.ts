@@ -12,6 +12,7 @@ import { systemClock } from './infra/system-clock.js';
 import { HttpWebhookTransport } from './infra/webhook-transport.js';
 import type { DatabaseState, Storage } from './ports/storage.js';
 import { ensureAdminKey } from './services/api-keys.js';
+import { sweepExpiryNotices } from './services/balance-alerts.js';
 import type { ServiceContext } from './services/context.js';
 import { sweepDueLedgers } from './services/ledger.js';
 import { sweepDueSubscriptions } from './services/subscriptions.js';
@@ -133,6 +134,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const url = await app.listen({ port: config.port, host: config.host });
   let sweeping = false;
   let lastCleanup = 0;
+  let lastNotices = 0;
   const sweeper = setInterval(() => {
     if (sweeping) return;
     sweeping = true;
@@ -144,6 +146,11 @@ export async function startServer(config: Config): Promise<RunningServer> {
         const swept = await sweepDueLedgers(ctx);
         if (swept > 0) metrics.sweeps.inc({}, swept);
         const now = ctx.clock.now();
+        // Notices are days ahead: a scan a minute is timely, and spares a range read every second.
+        if (now - lastNotices > 60_000 && config.expiryNoticeLeadsMs.length > 0) {
+          lastNotices = now;
+          await sweepExpiryNotices(ctx, config.expiryNoticeLeadsMs);
+        }
         if (now - lastCleanup > 60_000) {
           lastCleanup = now;
           await storage.write('idempotency-cleanup', async (tx) =>

@@ -1,3 +1,4 @@
+import { DEFAULT_EXPIRY_NOTICE_LEADS_MS, parseNoticeLeads } from '../domain/alerts/balance-thresholds.js';
 import { BurndownError, ErrorCode } from '../domain/errors.js';
 import { checkDatabaseUrl, DEFAULT_DATABASE_URL } from './database-url.js';
 
@@ -25,6 +26,11 @@ export interface Config {
   readonly maxConnections: number;
   /** Longest hold a `POST /v1/check` may take, in seconds. `BURNDOWN_CHECK_HOLD_MAX_TTL_SECONDS`, default 900. */
   readonly checkHoldMaxTtlSeconds: number;
+  /**
+   * Lead times of `grant.expiring_soon`, in ms: each open grant gets one notice per lead time.
+   * `BURNDOWN_EXPIRY_NOTICE_LEADS` (e.g. `7d,1d,12h`; empty: none), default 7d and 1d.
+   */
+  readonly expiryNoticeLeadsMs: readonly number[];
   /** Serve `/metrics` without a key. `BURNDOWN_METRICS_PUBLIC=1`; default off (any valid key). */
   readonly metricsPublic: boolean;
   /**
@@ -87,6 +93,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       { name: 'BURNDOWN_LOG_LEVEL' },
     );
   }
+  const leads = env['BURNDOWN_EXPIRY_NOTICE_LEADS'];
+  let expiryNoticeLeadsMs: readonly number[] = DEFAULT_EXPIRY_NOTICE_LEADS_MS;
+  if (leads !== undefined) {
+    try {
+      expiryNoticeLeadsMs = parseNoticeLeads(leads);
+    } catch (error) {
+      throw new BurndownError(
+        ErrorCode.invalidRequest,
+        `BURNDOWN_EXPIRY_NOTICE_LEADS: ${(error as Error).message}`,
+        { name: 'BURNDOWN_EXPIRY_NOTICE_LEADS' },
+      );
+    }
+  }
   return Object.freeze({
     port: integer(env, 'PORT', 7420, 0, 65535),
     host: env['HOST'] || '127.0.0.1',
@@ -106,5 +125,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webhookDisableAfterDays: integer(env, 'BURNDOWN_WEBHOOK_DISABLE_AFTER_DAYS', 5, 1, 365),
     webhookSecretOverlapHours: integer(env, 'BURNDOWN_WEBHOOK_SECRET_OVERLAP_HOURS', 24, 0, 24 * 30),
     webhookTimeoutMs: integer(env, 'BURNDOWN_WEBHOOK_TIMEOUT_MS', 15_000, 100, 60_000),
+    expiryNoticeLeadsMs,
   });
 }

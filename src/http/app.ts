@@ -24,6 +24,7 @@ import {
   TAGS,
 } from './openapi.js';
 import { registerApiKeyRoutes } from './routes/api-keys.js';
+import { registerBalanceThresholdRoutes } from './routes/balance-thresholds.js';
 import { registerBalanceRoutes } from './routes/balances.js';
 import { DEFAULT_CHECK_HOLD_MAX_TTL_SECONDS, registerCheckRoutes } from './routes/check.js';
 import { registerCorrectionRoutes } from './routes/corrections.js';
@@ -485,6 +486,7 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
   registerHoldRoutes(app, deps);
   registerCorrectionRoutes(app, deps);
   registerBalanceRoutes(app, deps);
+  registerBalanceThresholdRoutes(app, deps);
   registerReconciliationRoutes(app, deps);
   registerApiKeyRoutes(app, deps);
   registerEventRoutes(app, deps, options.eventsBodyLimit ?? 32 * 1024 * 1024);

@@ -112,6 +112,10 @@ export const ROUTE_ERRORS: Readonly<Record<OperationKey, readonly ErrorCode[]>> 
   'PUT /v1/customers/{id}/auto-top-up': ['not_found'],
   'GET /v1/customers/{id}/auto-top-up': ['not_found'],
   'DELETE /v1/customers/{id}/auto-top-up': ['not_found'],
+  'POST /v1/balance-thresholds': ['not_found'],
+  'GET /v1/balance-thresholds': ['not_found'],
+  'GET /v1/balance-thresholds/{threshold_id}': ['not_found'],
+  'DELETE /v1/balance-thresholds/{threshold_id}': ['not_found'],
   'POST /v1/check': ['not_found', 'amount_out_of_range'],
   'POST /v1/webhook-endpoints': ['invalid_webhook_url', 'webhook_url_too_long', 'webhook_url_not_allowed'],
   'GET /v1/webhook-endpoints': [],
@@ -184,6 +188,7 @@ const NAMED: Readonly<Record<OperationKey, Readonly<Record<string, string>>>> = 
   'POST /v1/customers/{id}/purchases': { body: 'CreatePurchaseRequest', 201: 'PurchaseResult' },
   'GET /v1/customers/{id}/purchases': { '200[]': 'Purchase' },
   'PUT /v1/customers/{id}/auto-top-up': { body: 'AutoTopUpRequest', 200: 'AutoTopUp' },
+  'POST /v1/balance-thresholds': { body: 'CreateBalanceThresholdRequest', 201: 'BalanceThreshold' },
   'POST /v1/check': { body: 'CheckRequest', 200: 'CheckResult' },
   'GET /v1/events': { '200[]': 'Event' },
   'GET /v1/customers/{id}/ledger': { '200[]': 'LedgerEntry' },
@@ -300,6 +305,12 @@ const REQUEST_EXAMPLES: Readonly<Record<OperationKey, unknown>> = {
   'POST /v1/webhook-endpoints/{id}/enable': {},
   'POST /v1/webhook-endpoints/{id}/rotate-secret': {},
   'POST /v1/webhook-endpoints/{id}/replay': { from: '2026-01-01T00:00:00Z', to: '2026-01-02T00:00:00Z' },
+  'POST /v1/balance-thresholds': {
+    customer_id: 'acme',
+    credit_type: 'credits',
+    kind: 'percent',
+    value: '20',
+  },
 };
 
 /** Tags in the order the document lists them, with what each covers. */
@@ -321,6 +332,11 @@ export const TAGS: readonly { name: string; description: string }[] = [
   { name: 'plans', description: 'Features and plans with entitlements and allowances.' },
   { name: 'subscriptions', description: 'Customers on plans: periods, allowances, changes, cancellation.' },
   { name: 'credit packs', description: 'Credit packs, purchases of them and auto top-up.' },
+  {
+    name: 'alerts',
+    description:
+      'Balance thresholds: balance.low / balance.recovered facts for webhooks, decided in the write.',
+  },
   {
     name: 'check',
     description: 'May this customer use this feature now (optionally reserving its credits)?',

@@ -1,3 +1,4 @@
+import type { BalanceThreshold } from '../domain/alerts/balance-thresholds.js';
 import type { Amount } from '../domain/amount/amount.js';
 import type { CreditPack, Feature, PlanVersion } from '../domain/catalog/catalog.js';
 import type {
@@ -354,6 +355,8 @@ export interface ReadOperations {
   readonly outbox: OutboxReadOperations;
   /** Webhook endpoints and their delivery log. */
   readonly webhooks: WebhookReadOperations;
+  /** Balance thresholds and their per-customer state. */
+  readonly alerts: AlertReadOperations;
   getCustomer(workspaceId: string, customerId: string): Awaitable<Customer | null>;
   listCustomers(workspaceId: string, page: PageRequest): Awaitable<Page<Customer>>;
   getCreditType(workspaceId: string, id: string): Awaitable<CreditType | null>;
@@ -607,6 +610,57 @@ export interface WebhookWriteOperations extends WebhookReadOperations {
     afterSeq: number,
     limit: number,
   ): Awaitable<readonly StoredOutboxRecord[]>;
+/** Which thresholds to list: a customer's own, or the workspace defaults (customerId null). */
+export interface ThresholdListQuery {
+  readonly workspaceId: string;
+  readonly customerId: string | null;
+  readonly creditType: string | null;
+}
+
+/** A grant whose expiry is within a notice lead time (`grant.expiring_soon`), not yet noticed. */
+export interface ExpiringGrant {
+  readonly workspaceId: string;
+  readonly grantId: string;
+  readonly customerId: string;
+  readonly creditType: string;
+  readonly expiresAt: Instant;
+  /** Its remaining credits (free and held) when scanned. */
+  readonly remaining: Amount;
+}
+
+/** The balance alerts aggregate's reads. */
+export interface AlertReadOperations {
+  getThreshold(workspaceId: string, id: string): Awaitable<BalanceThreshold | null>;
+  /** Thresholds of one scope (a customer's own, or the workspace defaults), oldest first. */
+  listThresholds(query: ThresholdListQuery): Awaitable<readonly BalanceThreshold[]>;
+}
+
+/** The balance alerts aggregate's writes (and the reads a write needs, inside its transaction). */
+export interface AlertWriteOperations extends AlertReadOperations {
+  insertThreshold(threshold: BalanceThreshold): Awaitable<void>;
+  /** Deletes a threshold and its per-customer state; false when there was none. */
+  deleteThreshold(workspaceId: string, id: string): Awaitable<boolean>;
+  /**
+   * The thresholds that may apply to one ledger (the customer's own and the workspace defaults of
+   * its credit type), each with whether it has fired for this customer. One indexed read; empty
+   * for a workspace without thresholds.
+   */
+  thresholdsForLedger(key: LedgerKey): Awaitable<readonly { threshold: BalanceThreshold; fired: boolean }[]>;
+  /** Records that a threshold fired for a customer (disarmed until it recovers). */
+  markThresholdFired(
+    workspaceId: string,
+    thresholdId: string,
+    customerId: string,
+    at: Instant,
+  ): Awaitable<void>;
+  /** Re-arms a threshold for a customer. */
+  markThresholdRecovered(workspaceId: string, thresholdId: string, customerId: string): Awaitable<void>;
+  /** Σ original amounts of a ledger's grants in force at `now` (effective, not expired, not voided), depleted ones included. */
+  grantedInForce(key: LedgerKey, now: Instant): Awaitable<Amount>;
+  /** Open grants expiring in (now, now + leadMs] whose notice for that lead was not written, soonest first. */
+  expiringWithoutNotice(now: Instant, leadMs: number, limit: number): Awaitable<readonly ExpiringGrant[]>;
+  /** Records a grant's notice for one lead time; false when it was recorded already (another sweeper). */
+  recordExpiryNotice(workspaceId: string, grantId: string, leadMs: number, at: Instant): Awaitable<boolean>;
 }
 
 export interface WriteOperations extends ReadOperations {
@@ -616,6 +670,8 @@ export interface WriteOperations extends ReadOperations {
   readonly outbox: OutboxWriteOperations;
   /** Breakage policies and import records, written in this transaction. */
   readonly finance: FinanceWriteOperations;
+  /** Balance thresholds and their state, written in this transaction. */
+  readonly alerts: AlertWriteOperations;
   readonly plans: PlanWriteOperations;
   /** Loads one ledger and serialises concurrent writers to it until the transaction ends. */
   loadLedgerForUpdate(key: LedgerKey): Awaitable<CreditLedgerSnapshot>;

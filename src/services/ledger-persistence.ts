@@ -1,6 +1,7 @@
 import type { CreditLedger } from '../domain/ledger/credit-ledger.js';
 import type { Instant } from '../domain/time/instant.js';
 import type { WriteOperations } from '../ports/storage.js';
+import { appendBalanceFacts } from './balance-facts.js';
 import type { ServiceContext } from './context.js';
 import { adjustFeatureUsage } from './feature-usage.js';
 import { appendFacts } from './outbox.js';
@@ -13,6 +14,8 @@ import { grantCreatedFact } from './webhook-facts.js';
  * saves ledgers through here, so this is also where every new grant becomes a `grant.created` fact
  * (whatever made it: the API, a purchase, auto top-up, an allowance at a subscription's start or
  * renewal), in the same transaction, exactly when it is persisted.
+ * saves ledgers through here, which is why the balance alerts are decided here too (in the same
+ * transaction, see src/services/balance-alerts.ts).
  */
 export async function persistLedger(
   ctx: ServiceContext,
@@ -30,6 +33,7 @@ export async function persistLedger(
       [...ledger.newGrants].map((grant) => grantCreatedFact(workspaceId, grant)),
     );
   }
+  await appendBalanceFacts(ctx, tx, workspaceId, ledger, now);
   for (const hold of ledger.changedHolds) {
     if (hold.usage === null || hold.featureId === null) continue;
     if (hold.status !== 'released' && hold.status !== 'expired') continue;

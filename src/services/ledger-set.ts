@@ -1,6 +1,7 @@
 import { CreditLedger } from '../domain/ledger/credit-ledger.js';
 import type { Instant } from '../domain/time/instant.js';
 import type { WriteOperations } from '../ports/storage.js';
+import { noteLoaded } from './balance-facts.js';
 import type { ServiceContext } from './context.js';
 import { persistLedger } from './ledger-persistence.js';
 
@@ -31,6 +32,7 @@ export class CustomerLedgers {
     if (!ledger) {
       const key = { workspaceId: this.workspaceId, customerId: this.customerId, creditType };
       ledger = new CreditLedger(await this.tx.loadLedgerForUpdate(key), this.ctx.ids);
+      noteLoaded(ledger);
       this.ledgers.set(creditType, ledger);
     }
     return ledger;

@@ -538,6 +538,95 @@ export function describeStorageContract(dialect: string, open: () => Promise<Sto
       ]);
       expect((await reconcileLedger(storage)).failures).toEqual([]);
     });
+    it('stores balance thresholds by scope, their per-customer state, the granted total and expiry notices', async () => {
+      const threshold = (id: string, customerId: string | null, creditType = 'credits', createdAt = T0) => ({
+        workspaceId: 'ws1',
+        id,
+        customerId,
+        creditType,
+        kind: 'amount' as const,
+        value: Amount.parse('12.5'),
+        createdAt,
+      });
+      await storage.write('acme', async (tx) => {
+        await tx.alerts.insertThreshold(threshold('thr_own', 'acme'));
+        await tx.alerts.insertThreshold(threshold('thr_default', null, 'credits', T0 + 1));
+        await tx.alerts.insertThreshold(threshold('thr_gold', null, 'gold'));
+        await tx.alerts.insertThreshold(threshold('thr_other', 'beta'));
+      });
+      expect(plain(await storage.read.alerts.getThreshold('ws1', 'thr_own'))).toEqual(
+        plain(threshold('thr_own', 'acme')),
+      );
+      expect(await storage.read.alerts.getThreshold('ws2', 'thr_own')).toBeNull();
+      const ids = async (customerId: string | null, creditType: string | null) =>
+        (await storage.read.alerts.listThresholds({ workspaceId: 'ws1', customerId, creditType })).map(
+          (t) => t.id,
+        );
+      expect(await ids(null, null)).toEqual(['thr_gold', 'thr_default']);
+      expect(await ids(null, 'credits')).toEqual(['thr_default']);
+      expect(await ids('acme', null)).toEqual(['thr_own']);
+      // What may apply to acme's credits (its own and the defaults), with state: none fired yet.
+      const forLedger = async () =>
+        (await storage.write('acme', async (tx) => tx.alerts.thresholdsForLedger(key)))
+          .map((c) => [c.threshold.id, c.fired])
+          .sort();
+      expect(await forLedger()).toEqual([
+        ['thr_default', false],
+        ['thr_own', false],
+      ]);
+      await storage.write('acme', async (tx) => {
+        await tx.alerts.markThresholdFired('ws1', 'thr_own', 'acme', T0);
+        await tx.alerts.markThresholdFired('ws1', 'thr_own', 'acme', T0 + 1); // already fired: no change
+        await tx.alerts.markThresholdFired('ws1', 'thr_default', 'beta', T0);
+      });
+      expect(await forLedger()).toEqual([
+        ['thr_default', false],
+        ['thr_own', true],
+      ]);
+      await storage.write('acme', async (tx) => tx.alerts.markThresholdRecovered('ws1', 'thr_own', 'acme'));
+      expect(await forLedger()).toEqual([
+        ['thr_default', false],
+        ['thr_own', false],
+      ]);
+      expect(await storage.write('acme', async (tx) => tx.alerts.deleteThreshold('ws1', 'thr_own'))).toBe(
+        true,
+      );
+      expect(await storage.write('acme', async (tx) => tx.alerts.deleteThreshold('ws1', 'thr_own'))).toBe(
+        false,
+      );
+      expect(await forLedger()).toEqual([['thr_default', false]]);
+
+      // Granted in force: effective, not expired or voided, depleted grants included.
+      await act(T0, (l) => {
+        l.grant(grantInput('100.5'), T0);
+        l.debit({ amount: Amount.parse('100.5'), allowOverage: false }, T0);
+      });
+      await act(T0, (l) => {
+        l.grant(grantInput('10', { expiresAt: T0 + HOUR }), T0);
+        l.grant(grantInput('7', { effectiveAt: T0 + 2 * HOUR }), T0);
+      });
+      const granted = (at: number) => storage.write('acme', async (tx) => tx.alerts.grantedInForce(key, at));
+      expect((await granted(T0)).toString()).toBe('110.5');
+      expect((await granted(T0 + 2 * HOUR)).toString()).toBe('107.5');
+
+      // Expiry notices: open grants expiring within the lead, each noticed once per lead.
+      const expiring = (now: number, lead: number) =>
+        storage.write('acme', async (tx) => tx.alerts.expiringWithoutNotice(now, lead, 10));
+      const soon = await expiring(T0, 2 * HOUR);
+      expect(soon.map((g) => [g.customerId, g.creditType, g.expiresAt, g.remaining.toString()])).toEqual([
+        ['acme', 'credits', T0 + HOUR, '10'],
+      ]);
+      expect(await expiring(T0, HOUR / 2)).toEqual([]);
+      const grantId = soon[0]?.grantId ?? '';
+      expect(
+        await storage.write('acme', async (tx) => tx.alerts.recordExpiryNotice('ws1', grantId, 2 * HOUR, T0)),
+      ).toBe(true);
+      expect(
+        await storage.write('acme', async (tx) => tx.alerts.recordExpiryNotice('ws1', grantId, 2 * HOUR, T0)),
+      ).toBe(false);
+      expect(await expiring(T0, 2 * HOUR)).toEqual([]);
+      expect((await expiring(T0, 3 * HOUR)).map((g) => g.grantId)).toEqual([grantId]);
+    });
     it('appends outbox facts with the transaction that wrote them, in insertion order per workspace', async () => {
       const fact = (id: string, workspaceId = 'ws1') => ({
         id,

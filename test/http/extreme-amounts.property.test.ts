@@ -3,6 +3,7 @@ import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Amount } from '../../src/domain/amount/amount.js';
 import { CreditLedger } from '../../src/domain/ledger/credit-ledger.js';
+import { noteLoaded } from '../../src/services/balance-facts.js';
 import { customerLockKey, DEFAULT_WORKSPACE } from '../../src/services/context.js';
 import { persistLedger } from '../../src/services/ledger-persistence.js';
 import { reconcileLedger } from '../../src/services/reconcile.js';
@@ -99,6 +100,7 @@ async function seedNearAccountLimit(t: TestApp, customerId: string): Promise<voi
   await t.storage.write(customerLockKey(DEFAULT_WORKSPACE, customerId), async (tx) => {
     const key = { workspaceId: DEFAULT_WORKSPACE, customerId, creditType: 'credits' };
     const ledger = new CreditLedger(await tx.loadLedgerForUpdate(key), t.ctx.ids);
+    noteLoaded(ledger);
     const now = t.clock.now();
     ledger.advanceTo(now);
     ledger.grant(

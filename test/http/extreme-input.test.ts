@@ -2,6 +2,7 @@ import type { LightMyRequestResponse } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Amount } from '../../src/domain/amount/amount.js';
 import { CreditLedger } from '../../src/domain/ledger/credit-ledger.js';
+import { noteLoaded } from '../../src/services/balance-facts.js';
 import { customerLockKey, DEFAULT_WORKSPACE } from '../../src/services/context.js';
 import { persistLedger } from '../../src/services/ledger-persistence.js';
 import { reconcileLedger } from '../../src/services/reconcile.js';
@@ -158,6 +159,7 @@ describe.each(DIALECTS)('extreme input ($name)', (dialect) => {
     await t.storage.write(customerLockKey(DEFAULT_WORKSPACE, 'acme'), async (tx) => {
       const key = { workspaceId: DEFAULT_WORKSPACE, customerId: 'acme', creditType: 'credits' };
       const ledger = new CreditLedger(await tx.loadLedgerForUpdate(key), t.ctx.ids);
+      noteLoaded(ledger);
       ledger.advanceTo(T0);
       const base = {
         category: 'promotional' as const,

@@ -18,6 +18,7 @@ import type {
 /** Makes the opaque ids the ledger hands out; injected so tests are deterministic. */
 export interface IdSource {
   newId(prefix: 'ent' | 'dbt' | 'hld' | 'grt' | 'sub' | 'pur' | 'rev' | 'evt' | 'ep' | 'dlv' | 'att'): string;
+  newId(prefix: 'ent' | 'dbt' | 'hld' | 'grt' | 'sub' | 'pur' | 'rev' | 'evt' | 'thr'): string;
 }
 
 /** What the engine needs loaded to act for one customer and credit type: O(open grants + active holds). */

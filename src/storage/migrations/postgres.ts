@@ -426,4 +426,39 @@ CREATE INDEX grants_paid ON grants (workspace_id, customer_id, credit_type, id)
   WHERE category = 'paid' AND cost_basis_amount IS NOT NULL;
 `,
   },
+  {
+    version: 10,
+    name: 'balance alerts',
+    // Balance thresholds (a customer's own, or the workspace default with customer_id ''), the
+    // per-customer state of each (a row while it has fired and not recovered), and which
+    // grant.expiring_soon notices were written (once per grant and lead time). docs/design.md.
+    sql: `
+CREATE TABLE balance_thresholds (
+  workspace_id TEXT NOT NULL,
+  id TEXT NOT NULL,
+  customer_id TEXT NOT NULL,
+  credit_type TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  value TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  PRIMARY KEY (workspace_id, id)
+);
+CREATE INDEX balance_thresholds_scope ON balance_thresholds (workspace_id, credit_type, customer_id);
+CREATE INDEX balance_thresholds_by_customer ON balance_thresholds (workspace_id, customer_id, created_at, id);
+CREATE TABLE balance_threshold_states (
+  workspace_id TEXT NOT NULL,
+  threshold_id TEXT NOT NULL,
+  customer_id TEXT NOT NULL,
+  fired_at BIGINT NOT NULL,
+  PRIMARY KEY (workspace_id, threshold_id, customer_id)
+);
+CREATE TABLE grant_expiry_notices (
+  workspace_id TEXT NOT NULL,
+  grant_id TEXT NOT NULL,
+  lead_ms BIGINT NOT NULL,
+  noticed_at BIGINT NOT NULL,
+  PRIMARY KEY (workspace_id, grant_id, lead_ms)
+);
+`,
+  },
 ];

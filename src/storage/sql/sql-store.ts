@@ -10,6 +10,8 @@ import type { Movement } from '../../domain/ledger/point-in-time.js';
 import type { GrantState, GrantStatus, HoldState, LedgerEntry } from '../../domain/ledger/types.js';
 import type { Instant } from '../../domain/time/instant.js';
 import type {
+  AlertReadOperations,
+  AlertWriteOperations,
   ApiKeyRecord,
   CheckpointedMovements,
   CreditType,
@@ -71,6 +73,7 @@ import {
   reversedFromJson,
   reversedToJson,
 } from '../rows.js';
+import { AlertReads, AlertWrites } from './alert-queries.js';
 import {
   checkpointBalancesOf,
   checkpointIntervalOf,
@@ -143,6 +146,7 @@ export class SqlReads implements ReadOperations {
   readonly outbox: OutboxReadOperations;
   readonly webhooks: WebhookReadOperations;
   readonly finance: FinanceReadOperations;
+  readonly alerts: AlertReadOperations;
 
   /** `plans` lets an adapter hand out its own plan reads (a cache in front of them). */
   constructor(
@@ -157,6 +161,7 @@ export class SqlReads implements ReadOperations {
 
   protected makeFinance(): FinanceReadOperations {
     return new FinanceReads(this.db);
+    this.alerts = this.makeAlerts();
   }
 
   /** Overridden by the writes, which hand out the writable plan store. */
@@ -171,6 +176,8 @@ export class SqlReads implements ReadOperations {
   /** Overridden by the writes (and by dialects with row locks). */
   protected makeWebhooks(): WebhookReadOperations {
     return new WebhookReads(this.db);
+  protected makeAlerts(): AlertReadOperations {
+    return new AlertReads(this.db);
   }
 
   /** One row by key, mapped, or null. */
@@ -519,6 +526,7 @@ export class SqlWrites extends SqlReads implements WriteOperations {
   declare readonly outbox: OutboxWriteOperations;
   declare readonly webhooks: WebhookWriteOperations;
   declare readonly finance: FinanceWriteOperations;
+  declare readonly alerts: AlertWriteOperations;
 
   protected override makeOutbox(): OutboxWriteOperations {
     return new OutboxWrites(this.db);
@@ -531,6 +539,8 @@ export class SqlWrites extends SqlReads implements WriteOperations {
 
   protected override makeFinance(): FinanceWriteOperations {
     return new FinanceWrites(this.db);
+  protected override makeAlerts(): AlertWriteOperations {
+    return new AlertWrites(this.db);
   }
 
   protected override makePlans(): PlanWriteOperations {

@@ -1,0 +1,179 @@
+import {
+  type ArmedThreshold,
+  applicableThresholds,
+  type BalancePoint,
+  type BalanceThreshold,
+  depleted,
+  overageStarted,
+  recordedPoint,
+  type ThresholdKind,
+  thresholdTransitions,
+} from '../domain/alerts/balance-thresholds.js';
+import { Amount } from '../domain/amount/amount.js';
+import type { CreditLedger } from '../domain/ledger/credit-ledger.js';
+import { formatInstant, type Instant } from '../domain/time/instant.js';
+import type { LedgerKey, WriteOperations } from '../ports/storage.js';
+import type { ServiceContext } from './context.js';
+
+/**
+ * Balance facts (docs/design.md, "Balance alerts"): `balance.low`, `balance.recovered`,
+ * `balance.depleted`, `overage.started`, `grant.expired` and `hold.expired`, decided in the
+ * transaction of the write that persists a ledger ({@link persistLedger} calls
+ * {@link appendBalanceFacts} for every ledger it saves).
+ *
+ * Why at persistence: every write that changes a balance (debits, holds, captures, releases, event
+ * burns, grants, voids, reversals, expiries applied on access or by the sweeper, subscription
+ * resets) saves through one function while holding the ledger's lock. Comparing the balance the
+ * write loaded with the one it saves therefore sees every change exactly once, in commit order:
+ * one write's "after" is the next write's "before". The facts are appended directly (not through
+ * the outcome) because whatever is saved commits, including upkeep saved on the way to a refusal;
+ * a refused operation saves nothing of its own, so it writes no balance facts.
+ */
+
+interface Loaded {
+  point: BalancePoint;
+  /** Grants open when loaded (or granted since): only their closing by expiry is news. */
+  open: Set<string>;
+}
+
+const loaded = new WeakMap<CreditLedger, Loaded>();
+
+/** Remembers the balance a ledger had when it was loaded for update (call right after loading). */
+export function noteLoaded(ledger: CreditLedger): void {
+  loaded.set(ledger, { point: pointOf(ledger), open: openGrantIds(ledger) });
+}
+
+function pointOf(ledger: CreditLedger): BalancePoint {
+  return recordedPoint(ledger.grants.values(), ledger.accounts.overage);
+}
+
+function openGrantIds(ledger: CreditLedger): Set<string> {
+  const open = new Set<string>();
+  for (const grant of ledger.grants.values()) if (grant.closedReason === null) open.add(grant.id);
+  return open;
+}
+
+/**
+ * Appends the balance facts of one ledger being persisted, and persists the thresholds' state,
+ * in the write's transaction. When the balance did not move, it reads nothing; otherwise one
+ * indexed read of the thresholds that may apply (empty for a workspace without any), plus one read
+ * of the granted amount only when a percent threshold applies.
+ */
+export async function appendBalanceFacts(
+  ctx: ServiceContext,
+  tx: WriteOperations,
+  workspaceId: string,
+  ledger: CreditLedger,
+  now: Instant,
+): Promise<void> {
+  const was = loaded.get(ledger);
+  if (was === undefined) throw new Error('balance alerts: a ledger was saved without being noted at load');
+  const after = pointOf(ledger);
+  const before = was.point;
+  const key: LedgerKey = { workspaceId, customerId: ledger.customerId, creditType: ledger.creditType };
+  const facts: Fact[] = [];
+  const fact = (type: string, data: Record<string, unknown>): void => {
+    facts.push({
+      workspaceId,
+      type,
+      customerId: ledger.customerId,
+      data: { customer_id: ledger.customerId, credit_type: ledger.creditType, ...data },
+    });
+  };
+  expiredGrantFacts(ledger, was.open, fact);
+  for (const hold of ledger.changedHolds) {
+    if (hold.status !== 'expired') continue;
+    fact('hold.expired', {
+      hold_id: hold.id,
+      amount: hold.amount.toString(),
+      expired_at: formatInstant(hold.expiresAt),
+    });
+  }
+  if (!before.available.equals(after.available) || !before.overageOwed.equals(after.overageOwed)) {
+    const moved = { balance_before: before.available.toString(), balance_after: after.available.toString() };
+    const candidates = await tx.alerts.thresholdsForLedger(key);
+    if (candidates.length > 0) {
+      const applicable = applicableThresholds(ledger.customerId, candidates as ArmedThreshold[]);
+      const granted = applicable.some((a) => a.threshold.kind === 'percent')
+        ? await tx.alerts.grantedInForce(key, now)
+        : Amount.ZERO;
+      for (const t of thresholdTransitions(applicable, before, after, granted)) {
+        const threshold = { ...thresholdView(t.threshold), level: t.level.toString() };
+        if (t.kind === 'low') {
+          await tx.alerts.markThresholdFired(workspaceId, t.threshold.id, ledger.customerId, now);
+          fact('balance.low', { threshold, ...moved });
+        } else {
+          await tx.alerts.markThresholdRecovered(workspaceId, t.threshold.id, ledger.customerId);
+          fact('balance.recovered', { threshold, ...moved });
+        }
+      }
+    }
+    if (depleted(before, after)) fact('balance.depleted', moved);
+    if (overageStarted(before, after))
+      fact('overage.started', { ...moved, overage: after.overageOwed.toString() });
+  }
+  // A ledger saved twice in one transaction reports only what changed since the first save.
+  loaded.set(ledger, { point: after, open: openGrantIds(ledger) });
+  await appendToOutbox(ctx, tx, now, facts);
+}
+
+function expiredGrantFacts(
+  ledger: CreditLedger,
+  openAtLoad: ReadonlySet<string>,
+  fact: (type: string, data: Record<string, unknown>) => void,
+): void {
+  let expiredBy: Map<string, Amount> | null = null;
+  for (const grant of ledger.changedGrants) {
+    if (grant.closedReason !== 'expired') continue;
+    if (!openAtLoad.has(grant.id) && !ledger.newGrants.has(grant)) continue;
+    if (expiredBy === null) {
+      expiredBy = new Map();
+      for (const e of ledger.newEntries) {
+        if (e.type !== 'expiry' || e.grantId === null) continue;
+        expiredBy.set(e.grantId, (expiredBy.get(e.grantId) ?? Amount.ZERO).plus(e.amount));
+      }
+    }
+    fact('grant.expired', {
+      grant_id: grant.id,
+      amount: grant.amount.toString(),
+      amount_expired: (expiredBy.get(grant.id) ?? Amount.ZERO).toString(),
+      expired_at: formatInstant(grant.closedAt ?? grant.expiresAt ?? 0),
+    });
+  }
+}
+
+/** A threshold as events and the API show it. */
+export function thresholdView(t: BalanceThreshold): { id: string; kind: ThresholdKind; value: string } {
+  return { id: t.id, kind: t.kind, value: t.value.toString() };
+}
+
+/** A fact of one customer's ledger (the shape of unit-of-work's OutboxMessage). */
+interface Fact {
+  readonly workspaceId: string;
+  readonly type: string;
+  readonly customerId: string;
+  readonly data: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * What unit-of-work's `appendFacts` does (an `evt_` id, the write's instant), written here because
+ * unit-of-work depends on the ledger services that persist through this module (an import cycle).
+ */
+async function appendToOutbox(
+  ctx: ServiceContext,
+  tx: WriteOperations,
+  now: Instant,
+  facts: readonly Fact[],
+) {
+  if (facts.length === 0) return;
+  await tx.outbox.append(
+    facts.map((f) => ({
+      id: ctx.ids.newId('evt'),
+      workspaceId: f.workspaceId,
+      type: f.type,
+      customerId: f.customerId,
+      occurredAt: now,
+      data: f.data,
+    })),
+  );
+}
