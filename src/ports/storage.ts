@@ -610,6 +610,8 @@ export interface WebhookWriteOperations extends WebhookReadOperations {
     afterSeq: number,
     limit: number,
   ): Awaitable<readonly StoredOutboxRecord[]>;
+}
+
 /** Which thresholds to list: a customer's own, or the workspace defaults (customerId null). */
 export interface ThresholdListQuery {
   readonly workspaceId: string;

@@ -157,11 +157,11 @@ export class SqlReads implements ReadOperations {
     this.outbox = this.makeOutbox();
     this.webhooks = this.makeWebhooks();
     this.finance = this.makeFinance();
+    this.alerts = this.makeAlerts();
   }
 
   protected makeFinance(): FinanceReadOperations {
     return new FinanceReads(this.db);
-    this.alerts = this.makeAlerts();
   }
 
   /** Overridden by the writes, which hand out the writable plan store. */
@@ -176,6 +176,8 @@ export class SqlReads implements ReadOperations {
   /** Overridden by the writes (and by dialects with row locks). */
   protected makeWebhooks(): WebhookReadOperations {
     return new WebhookReads(this.db);
+  }
+
   protected makeAlerts(): AlertReadOperations {
     return new AlertReads(this.db);
   }
@@ -539,6 +541,8 @@ export class SqlWrites extends SqlReads implements WriteOperations {
 
   protected override makeFinance(): FinanceWriteOperations {
     return new FinanceWrites(this.db);
+  }
+
   protected override makeAlerts(): AlertWriteOperations {
     return new AlertWrites(this.db);
   }
