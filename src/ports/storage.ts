@@ -9,6 +9,7 @@ import type {
 } from '../domain/ledger/credit-ledger.js';
 import type { Movement } from '../domain/ledger/point-in-time.js';
 import type { GrantState, GrantStatus, HoldState, LedgerEntry } from '../domain/ledger/types.js';
+import type { PaymentRecord, PendingTopUp, StripeEventRecord } from '../domain/payments/payments.js';
 import type { AutoTopUp, Purchase, Subscription } from '../domain/plans/subscription.js';
 import type { Instant } from '../domain/time/instant.js';
 
@@ -273,6 +274,8 @@ export interface ReadOperations {
   readonly plans: PlanReadOperations;
   /** Facts written for webhooks (see {@link OutboxRecord}). */
   readonly outbox: OutboxReadOperations;
+  /** Payments in: Stripe events, the payments that bought credits, auto top-ups waiting to be charged. */
+  readonly payments: PaymentReadOperations;
   getCustomer(workspaceId: string, customerId: string): Awaitable<Customer | null>;
   listCustomers(workspaceId: string, page: PageRequest): Awaitable<Page<Customer>>;
   getCreditType(workspaceId: string, id: string): Awaitable<CreditType | null>;
@@ -381,9 +384,41 @@ export interface OutboxWriteOperations extends OutboxReadOperations {
   append(records: readonly OutboxRecord[]): Awaitable<void>;
 }
 
+/** The payments aggregate's reads (payments in: docs/design.md). */
+export interface PaymentReadOperations {
+  getStripeEvent(workspaceId: string, id: string): Awaitable<StripeEventRecord | null>;
+  /** Stripe events of a workspace, newest first; `status` filters (e.g. the failed ones operators act on). */
+  listStripeEvents(
+    workspaceId: string,
+    filter: { readonly status: StripeEventRecord['status'] | null },
+    page: PageRequest,
+  ): Awaitable<Page<StripeEventRecord>>;
+  getPayment(workspaceId: string, id: string): Awaitable<PaymentRecord | null>;
+  /** The payment a refund or dispute is about: by its payment intent, else by its charge. */
+  findPayment(
+    workspaceId: string,
+    ref: { readonly paymentIntentId: string | null; readonly chargeId: string | null },
+  ): Awaitable<PaymentRecord | null>;
+  getTopUp(workspaceId: string, id: string): Awaitable<PendingTopUp | null>;
+  /** Top-ups still waiting for their charge, oldest first, across workspaces (the top-up worker). */
+  listWaitingTopUps(limit: number): Awaitable<readonly PendingTopUp[]>;
+}
+
+/** The payments aggregate's writes. */
+export interface PaymentWriteOperations extends PaymentReadOperations {
+  /** Records a Stripe event once; false when its id was recorded already (nothing written). */
+  insertStripeEvent(event: StripeEventRecord): Awaitable<boolean>;
+  /** Stores a payment (new, or its refunds, dispute and references changed). */
+  putPayment(payment: PaymentRecord): Awaitable<void>;
+  /** Stores a top-up (new, or its status changed). */
+  putTopUp(topUp: PendingTopUp): Awaitable<void>;
+}
+
 export interface WriteOperations extends ReadOperations {
   /** The outbox, written in this transaction. */
   readonly outbox: OutboxWriteOperations;
+  /** Payments in, written in this transaction. */
+  readonly payments: PaymentWriteOperations;
   readonly plans: PlanWriteOperations;
   /** Loads one ledger and serialises concurrent writers to it until the transaction ends. */
   loadLedgerForUpdate(key: LedgerKey): Awaitable<CreditLedgerSnapshot>;

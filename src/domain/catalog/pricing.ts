@@ -21,9 +21,14 @@ const ZERO_DECIMAL_CURRENCIES = new Set([
   'XPF',
 ]);
 
-/** The minor-unit exponent of a currency (2 unless it has none). */
+/** Currencies with three decimal places (ISO 4217 exponent 3), as payment providers count them. */
+const THREE_DECIMAL_CURRENCIES = new Set(['BHD', 'JOD', 'KWD', 'OMR', 'TND']);
+
+/** The minor-unit exponent of a currency: 0 or 3 for the listed ones, 2 for every other. */
 export function currencyExponent(currency: string): number {
-  return ZERO_DECIMAL_CURRENCIES.has(currency.toUpperCase()) ? 0 : 2;
+  const code = currency.toUpperCase();
+  if (ZERO_DECIMAL_CURRENCIES.has(code)) return 0;
+  return THREE_DECIMAL_CURRENCIES.has(code) ? 3 : 2;
 }
 
 /** Rounds money half-up to the currency's minor unit. */

@@ -25,6 +25,8 @@ import type {
   OutboxWriteOperations,
   Page,
   PageRequest,
+  PaymentReadOperations,
+  PaymentWriteOperations,
   PlanReadOperations,
   PlanWriteOperations,
   RateRecord,
@@ -76,6 +78,7 @@ import {
 } from './checkpoints.js';
 import type { SqlExecutor } from './executor.js';
 import { OutboxReads, OutboxWrites } from './outbox-queries.js';
+import { PaymentReads, PaymentWrites } from './payment-queries.js';
 import { PlanReads, PlanWrites } from './plan-queries.js';
 import { Q } from './queries.js';
 
@@ -135,6 +138,7 @@ export function snapshotFromRows(
 export class SqlReads implements ReadOperations {
   readonly plans: PlanReadOperations;
   readonly outbox: OutboxReadOperations;
+  readonly payments: PaymentReadOperations;
 
   /** `plans` lets an adapter hand out its own plan reads (a cache in front of them). */
   constructor(
@@ -143,6 +147,7 @@ export class SqlReads implements ReadOperations {
   ) {
     this.plans = plans ?? this.makePlans();
     this.outbox = this.makeOutbox();
+    this.payments = this.makePayments();
   }
 
   /** Overridden by the writes, which hand out the writable plan store. */
@@ -152,6 +157,10 @@ export class SqlReads implements ReadOperations {
 
   protected makeOutbox(): OutboxReadOperations {
     return new OutboxReads(this.db);
+  }
+
+  protected makePayments(): PaymentReadOperations {
+    return new PaymentReads(this.db);
   }
 
   /** One row by key, mapped, or null. */
@@ -498,9 +507,14 @@ export interface SqlStatement {
 export class SqlWrites extends SqlReads implements WriteOperations {
   declare readonly plans: PlanWriteOperations;
   declare readonly outbox: OutboxWriteOperations;
+  declare readonly payments: PaymentWriteOperations;
 
   protected override makeOutbox(): OutboxWriteOperations {
     return new OutboxWrites(this.db);
+  }
+
+  protected override makePayments(): PaymentWriteOperations {
+    return new PaymentWrites(this.db);
   }
 
   protected override makePlans(): PlanWriteOperations {
@@ -551,6 +565,7 @@ export class SqlWrites extends SqlReads implements WriteOperations {
           a.expired.toString(),
           a.voided.toString(),
           a.overage.toString(),
+          a.clawed_back.toString(),
           now,
           ledger.newEntries.length,
         ],
