@@ -8,12 +8,14 @@ import { IDEMPOTENCY_RETENTION_MS } from './http/idempotent-write.js';
 import { Metrics } from './http/metrics.js';
 import { TimeOrderedIds } from './infra/ids.js';
 import { observeCommittedEntries } from './infra/observed-storage.js';
+import { StripePaymentProvider } from './infra/payments/stripe-provider.js';
 import { systemClock } from './infra/system-clock.js';
 import type { DatabaseState, Storage } from './ports/storage.js';
 import { ensureAdminKey } from './services/api-keys.js';
 import type { ServiceContext } from './services/context.js';
 import { sweepDueLedgers } from './services/ledger.js';
 import { sweepDueSubscriptions } from './services/subscriptions.js';
+import { chargeWaitingTopUps } from './services/top-ups.js';
 import { PostgresStorage } from './storage/postgres/postgres-storage.js';
 import { SqliteStorage } from './storage/sqlite/sqlite-storage.js';
 
@@ -115,6 +117,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     maxConnections: config.maxConnections,
     metricsPublic: config.metricsPublic,
     checkHoldMaxTtlSeconds: config.checkHoldMaxTtlSeconds,
+    stripe: { webhookSecret: config.stripeWebhookSecret, workspaceId: config.stripeWorkspace },
   });
   // Resets missed while the server was down are issued before it takes traffic (each exactly once).
   for (;;) {
@@ -151,12 +154,26 @@ export async function startServer(config: Config): Promise<RunningServer> {
     })();
   }, config.sweepIntervalMs);
   sweeper.unref();
+  // Auto top-ups charged through Stripe: a loop of their own, so a slow charge never delays expiries.
+  const provider = config.stripeSecretKey === null ? null : new StripePaymentProvider(config.stripeSecretKey);
+  let charging = false;
+  const topUpWorker = setInterval(() => {
+    if (provider === null || charging) return;
+    charging = true;
+    void chargeWaitingTopUps(ctx, provider)
+      .catch((error: unknown) => app.log.error({ err: error }, 'top-up worker failed'))
+      .finally(() => {
+        charging = false;
+      });
+  }, config.sweepIntervalMs);
+  topUpWorker.unref();
   return {
     app,
     url,
     generatedKey,
     async stop() {
       clearInterval(sweeper);
+      clearInterval(topUpWorker);
       await app.close();
       await storage.close();
     },

@@ -27,6 +27,19 @@ export interface Config {
   readonly checkHoldMaxTtlSeconds: number;
   /** Serve `/metrics` without a key. `BURNDOWN_METRICS_PUBLIC=1`; default off (any valid key). */
   readonly metricsPublic: boolean;
+  /**
+   * Signing secret of the Stripe webhook endpoint (`whsec_…`). `BURNDOWN_STRIPE_WEBHOOK_SECRET`;
+   * unset: `POST /v1/integrations/stripe/webhook` answers 503 and applies nothing.
+   */
+  readonly stripeWebhookSecret: string | null;
+  /** The workspace Stripe's events apply to. `BURNDOWN_STRIPE_WORKSPACE`, default `default`. */
+  readonly stripeWorkspace: string;
+  /**
+   * Stripe secret API key (`sk_…` or a restricted `rk_…` allowed to create PaymentIntents), used to
+   * charge auto top-ups whose provider is `stripe`. `BURNDOWN_STRIPE_SECRET_KEY`; unset: such
+   * top-ups stay pending (nothing is charged or granted).
+   */
+  readonly stripeSecretKey: string | null;
 }
 
 function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
@@ -79,5 +92,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxConnections: integer(env, 'BURNDOWN_MAX_CONNECTIONS', 1024, 1, 1_000_000),
     checkHoldMaxTtlSeconds: integer(env, 'BURNDOWN_CHECK_HOLD_MAX_TTL_SECONDS', 900, 1, 30 * 24 * 3600),
     metricsPublic: metricsPublic === '1',
+    stripeWebhookSecret: env['BURNDOWN_STRIPE_WEBHOOK_SECRET'] || null,
+    stripeWorkspace: env['BURNDOWN_STRIPE_WORKSPACE'] || 'default',
+    stripeSecretKey: env['BURNDOWN_STRIPE_SECRET_KEY'] || null,
   });
 }

@@ -14,6 +14,8 @@ export const ErrorCode = {
   amountOutOfRange: 'amount_out_of_range',
   /** Every event of a batch was rejected: nothing was stored. */
   invalidBatch: 'invalid_batch',
+  /** A payment provider's webhook that is unsigned, wrongly signed or too old: nothing was applied. */
+  invalidSignature: 'invalid_signature',
   /** A reversal of a debit, capture or event that has nothing left to reverse. */
   nothingToReverse: 'nothing_to_reverse',
   /** A reversal asked for more than is left to reverse of that burn. */

@@ -36,6 +36,7 @@ import { registerHoldRoutes } from './routes/holds.js';
 import { registerMeteringRoutes } from './routes/metering.js';
 import { registerOperationRoutes } from './routes/operations.js';
 import { registerReconciliationRoutes } from './routes/reconciliation.js';
+import { registerStripeRoutes, STRIPE_WEBHOOK_PATH, type StripeWebhookOptions } from './routes/stripe.js';
 import { registerSubscriptionRoutes } from './routes/subscriptions.js';
 import { AmountText, BalanceBody, EntryBody, ErrorBody } from './schemas.js';
 
@@ -83,6 +84,8 @@ export interface AppOptions {
   readonly metricsPublic?: boolean;
   /** Longest `ttl_seconds` of a hold taken by `POST /v1/check`. Default 900. */
   readonly checkHoldMaxTtlSeconds?: number;
+  /** Stripe's webhook (payments in); without it the webhook answers 503 and applies nothing. */
+  readonly stripe?: StripeWebhookOptions;
 }
 
 /** One Ajv error as Fastify hands it over (`verbose`: with the failing schema and its parent). */
@@ -319,7 +322,9 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
       [request.query, 'the query'],
       [request.params, 'the path'],
     ];
-    if (request.routeOptions.url !== '/v1/events') inputs.push([request.body, 'the body']);
+    // Event batches are checked per event; Stripe's webhook body is raw bytes, checked by its signature.
+    const url = request.routeOptions.url;
+    if (url !== '/v1/events' && url !== STRIPE_WEBHOOK_PATH) inputs.push([request.body, 'the body']);
     for (const [value, where] of inputs) {
       const problem = jsonValueProblem(value, where);
       if (problem !== null)
@@ -461,6 +466,7 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
   registerSubscriptionRoutes(app, deps);
   registerCreditPackRoutes(app, deps);
   registerCheckRoutes(app, deps, options.checkHoldMaxTtlSeconds ?? DEFAULT_CHECK_HOLD_MAX_TTL_SECONDS);
+  registerStripeRoutes(app, deps, options.stripe ?? { webhookSecret: null, workspaceId: 'default' });
   await app.ready();
   return app;
 }

@@ -6,6 +6,7 @@ export function statusOfErrorCode(code: ErrorCode): number {
     case 'invalid_request':
     case 'invalid_amount':
     case 'invalid_batch':
+    case 'invalid_signature':
       return 400;
     case 'unauthorized':
       return 401;

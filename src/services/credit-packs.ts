@@ -2,7 +2,7 @@ import type { Amount } from '../domain/amount/amount.js';
 import type { CreditPack } from '../domain/catalog/catalog.js';
 import { pricePurchase } from '../domain/catalog/pricing.js';
 import type { CreditLedger } from '../domain/ledger/credit-ledger.js';
-import type { GrantState } from '../domain/ledger/types.js';
+import type { CostBasis, GrantState } from '../domain/ledger/types.js';
 import type { AutoTopUp, Purchase } from '../domain/plans/subscription.js';
 import type { Instant } from '../domain/time/instant.js';
 import { periodContaining } from '../domain/time/periods.js';
@@ -10,6 +10,13 @@ import type { WriteOperations } from '../ports/storage.js';
 import type { ServiceContext } from './context.js';
 
 const DAY_MS = 86_400_000;
+
+/** What a grant's description adds about how the pack was bought. */
+const SOURCE_NOTE: Readonly<Record<Purchase['source'], string>> = {
+  api: '',
+  auto_top_up: ' (auto top-up)',
+  stripe_checkout: ' (Stripe Checkout)',
+};
 
 /**
  * Buys `quantity` packs into an open ledger of the pack's credit type: a `paid` grant whose cost
@@ -25,11 +32,19 @@ export async function buyPacks(
     pack: CreditPack;
     quantity: number;
     source: Purchase['source'];
+    /**
+     * The money actually collected, when a payment provider collected it (Stripe Checkout, a charged
+     * auto top-up): it becomes the cost basis and the purchase's price instead of the list price.
+     */
+    paid?: CostBasis;
+    /** More grant metadata (e.g. the provider's payment references), next to the purchase's own. */
+    metadata?: Readonly<Record<string, unknown>>;
     now: Instant;
   },
 ): Promise<{ purchase: Purchase; grant: GrantState }> {
   const { ledger, pack, quantity, now } = input;
   const priced = pricePurchase(pack, quantity);
+  const price = input.paid ?? priced.price;
   const purchaseId = ctx.ids.newId('pur');
   const grant = ledger.grant(
     {
@@ -38,10 +53,10 @@ export async function buyPacks(
       priority: pack.priority,
       effectiveAt: now,
       expiresAt: pack.expiresAfterDays === null ? null : now + pack.expiresAfterDays * DAY_MS,
-      costBasis: priced.price,
+      costBasis: price,
       appliesTo: null,
-      description: `${quantity} × credit pack ${pack.id}${input.source === 'auto_top_up' ? ' (auto top-up)' : ''}`,
-      metadata: { purchase_id: purchaseId, pack_id: pack.id, quantity },
+      description: `${quantity} × credit pack ${pack.id}${SOURCE_NOTE[input.source]}`,
+      metadata: { ...(input.metadata ?? {}), purchase_id: purchaseId, pack_id: pack.id, quantity },
     },
     now,
   );
@@ -52,8 +67,8 @@ export async function buyPacks(
     packId: pack.id,
     quantity,
     credits: priced.credits,
-    priceAmount: priced.price.amount,
-    currency: priced.price.currency,
+    priceAmount: price.amount,
+    currency: price.currency,
     percentOff: priced.percentOff,
     grantId: grant.id,
     source: input.source,
@@ -95,6 +110,31 @@ export async function autoTopUpOnCrossing(
   const periodStart = topUpPeriodStart(rule, now);
   const count = rule.periodStart === periodStart ? rule.countInPeriod : 0;
   if (count >= rule.maxPerPeriod) return null;
+  await tx.plans.putAutoTopUp({ ...rule, periodStart, countInPeriod: count + 1, updatedAt: now });
+  if (rule.provider !== 'none') {
+    // The charge is a network call: it never runs in this transaction or under the customer's
+    // lock. The top-up waits, durable with the burn that caused it, for the top-up worker to
+    // charge it and grant in a transaction of its own (src/services/top-ups.ts). A failed charge
+    // still counts against the cap, so a declined card is not retried at every burn.
+    const priced = pricePurchase(pack, rule.quantity);
+    await tx.payments.putTopUp({
+      workspaceId: input.workspaceId,
+      id: ctx.ids.newId('tpu'),
+      customerId: ledger.customerId,
+      packId: pack.id,
+      quantity: rule.quantity,
+      creditType: pack.creditType,
+      priceAmount: priced.price.amount,
+      currency: priced.price.currency,
+      status: 'pending',
+      reason: null,
+      providerRef: null,
+      purchaseId: null,
+      createdAt: now,
+      updatedAt: now,
+    });
+    return null;
+  }
   const { purchase } = await buyPacks(ctx, tx, {
     workspaceId: input.workspaceId,
     ledger,
@@ -103,6 +143,5 @@ export async function autoTopUpOnCrossing(
     source: 'auto_top_up',
     now,
   });
-  await tx.plans.putAutoTopUp({ ...rule, periodStart, countInPeriod: count + 1, updatedAt: now });
   return purchase;
 }

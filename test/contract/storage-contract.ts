@@ -352,6 +352,7 @@ export function describeStorageContract(dialect: string, open: () => Promise<Sto
         quantity: 1,
         maxPerPeriod: 3,
         period: 'P1M' as const,
+        provider: 'stripe' as const,
         anchorAt: T0,
         periodStart: T0,
         countInPeriod: 2,
