@@ -87,7 +87,8 @@ export function topUpPeriodStart(rule: AutoTopUp, now: Instant): Instant {
  * Auto top-up, run by every burn (debit, capture, ingested events) in the burn's transaction.
  * It fires only on a crossing: the available balance was at or above the threshold before the burn
  * and is below it after. Burns of one customer are serialised, so under any concurrency exactly
- * one burn sees a given crossing; the per-period cap is counted in the same transaction.
+ * one burn sees a given crossing; the per-period cap is counted in the same transaction. A rule
+ * with a payment provider records a pending top-up instead of buying (src/services/top-ups.ts).
  */
 export async function autoTopUpOnCrossing(
   ctx: ServiceContext,
