@@ -8,6 +8,7 @@ import { IDEMPOTENCY_RETENTION_MS } from './http/idempotent-write.js';
 import { Metrics } from './http/metrics.js';
 import { TimeOrderedIds } from './infra/ids.js';
 import { observeCommittedEntries } from './infra/observed-storage.js';
+import { StripePaymentProvider } from './infra/payments/stripe-provider.js';
 import { systemClock } from './infra/system-clock.js';
 import { HttpWebhookTransport } from './infra/webhook-transport.js';
 import type { DatabaseState, Storage } from './ports/storage.js';
@@ -17,6 +18,7 @@ import type { ServiceContext } from './services/context.js';
 import { sweepDueLedgers } from './services/ledger.js';
 import { sweepDueSubscriptions } from './services/subscriptions.js';
 import { WebhookDispatcher } from './services/webhook-dispatcher.js';
+import { chargeWaitingTopUps } from './services/top-ups.js';
 import { PostgresStorage } from './storage/postgres/postgres-storage.js';
 import { SqliteStorage } from './storage/sqlite/sqlite-storage.js';
 
@@ -123,6 +125,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     maxConnections: config.maxConnections,
     metricsPublic: config.metricsPublic,
     checkHoldMaxTtlSeconds: config.checkHoldMaxTtlSeconds,
+    stripe: { webhookSecret: config.stripeWebhookSecret, workspaceId: config.stripeWorkspace },
   });
   // Resets missed while the server was down are issued before it takes traffic (each exactly once).
   for (;;) {
@@ -174,6 +177,19 @@ export async function startServer(config: Config): Promise<RunningServer> {
     onError: (error) => app.log.error({ err: error }, 'webhook dispatcher failed'),
   });
   if (config.webhookIntervalMs > 0) dispatcher.start(config.webhookIntervalMs);
+  // Auto top-ups charged through Stripe: a loop of their own, so a slow charge never delays expiries.
+  const provider = config.stripeSecretKey === null ? null : new StripePaymentProvider(config.stripeSecretKey);
+  let charging = false;
+  const topUpWorker = setInterval(() => {
+    if (provider === null || charging) return;
+    charging = true;
+    void chargeWaitingTopUps(ctx, provider)
+      .catch((error: unknown) => app.log.error({ err: error }, 'top-up worker failed'))
+      .finally(() => {
+        charging = false;
+      });
+  }, config.sweepIntervalMs);
+  topUpWorker.unref();
   return {
     app,
     url,
@@ -181,6 +197,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     async stop() {
       clearInterval(sweeper);
       await dispatcher.stop();
+      clearInterval(topUpWorker);
       await app.close();
       await storage.close();
     },

@@ -48,6 +48,18 @@ export interface Config {
   readonly webhookSecretOverlapHours: number;
   /** Longest wait for a receiver's answer, in ms. `BURNDOWN_WEBHOOK_TIMEOUT_MS`, default 15,000. */
   readonly webhookTimeoutMs: number;
+   * Signing secret of the Stripe webhook endpoint (`whsec_…`). `BURNDOWN_STRIPE_WEBHOOK_SECRET`;
+   * unset: `POST /v1/integrations/stripe/webhook` answers 503 and applies nothing.
+   */
+  readonly stripeWebhookSecret: string | null;
+  /** The workspace Stripe's events apply to. `BURNDOWN_STRIPE_WORKSPACE`, default `default`. */
+  readonly stripeWorkspace: string;
+  /**
+   * Stripe secret API key (`sk_…` or a restricted `rk_…` allowed to create PaymentIntents), used to
+   * charge auto top-ups whose provider is `stripe`. `BURNDOWN_STRIPE_SECRET_KEY`; unset: such
+   * top-ups stay pending (nothing is charged or granted).
+   */
+  readonly stripeSecretKey: string | null;
 }
 
 function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
@@ -126,5 +138,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webhookSecretOverlapHours: integer(env, 'BURNDOWN_WEBHOOK_SECRET_OVERLAP_HOURS', 24, 0, 24 * 30),
     webhookTimeoutMs: integer(env, 'BURNDOWN_WEBHOOK_TIMEOUT_MS', 15_000, 100, 60_000),
     expiryNoticeLeadsMs,
+    stripeWebhookSecret: env['BURNDOWN_STRIPE_WEBHOOK_SECRET'] || null,
+    stripeWorkspace: env['BURNDOWN_STRIPE_WORKSPACE'] || 'default',
+    stripeSecretKey: env['BURNDOWN_STRIPE_SECRET_KEY'] || null,
   });
 }

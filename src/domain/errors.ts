@@ -16,6 +16,8 @@ export const ErrorCode = {
   invalidBatch: 'invalid_batch',
   /** A CSV import had rows that failed validation: nothing was written (details list each row's errors). */
   invalidImport: 'invalid_import',
+  /** A payment provider's webhook that is unsigned, wrongly signed or too old: nothing was applied. */
+  invalidSignature: 'invalid_signature',
   /** A reversal of a debit, capture or event that has nothing left to reverse. */
   nothingToReverse: 'nothing_to_reverse',
   /** A reversal asked for more than is left to reverse of that burn. */

@@ -10,6 +10,7 @@ export function statusOfErrorCode(code: ErrorCode): number {
     case 'webhook_url_too_long':
     case 'webhook_url_not_allowed':
     case 'invalid_import':
+    case 'invalid_signature':
       return 400;
     case 'unauthorized':
       return 401;

@@ -71,6 +71,8 @@ export const ROUTE_ERRORS: Readonly<Record<OperationKey, readonly ErrorCode[]>> 
   'GET /v1/customers/{id}/balance-series': ['not_found'],
   'GET /v1/customers/{id}/ledger': ['not_found'],
   'GET /v1/reconciliation': [],
+  'POST /v1/integrations/stripe/webhook': ['invalid_signature'],
+  'GET /v1/integrations/stripe/events': [],
   'POST /v1/api-keys': [],
   'GET /v1/api-keys': [],
   'POST /v1/api-keys/{key_id}/revoke': ['not_found'],
@@ -169,6 +171,8 @@ const NAMED: Readonly<Record<OperationKey, Readonly<Record<string, string>>>> = 
   'GET /v1/customers/{id}/balance': { 200: 'Balance' },
   'GET /v1/customers/{id}/balance-series': { 200: 'BalanceSeries' },
   'GET /v1/reconciliation': { 200: 'Reconciliation' },
+  'POST /v1/integrations/stripe/webhook': { 200: 'StripeWebhookReceipt' },
+  'GET /v1/integrations/stripe/events': { '200[]': 'StripeEvent' },
   'POST /v1/api-keys': { body: 'CreateApiKeyRequest', 201: 'CreatedApiKey' },
   'POST /v1/api-keys/{key_id}/revoke': { 200: 'ApiKey' },
   'POST /v1/events': { 202: 'IngestResult' },
@@ -350,6 +354,8 @@ export const TAGS: readonly { name: string; description: string }[] = [
   {
     name: 'finance',
     description: 'Revenue recognition of paid credits, the journal, streaming exports and CSV imports.',
+    name: 'integrations',
+    description: 'Payments in: Stripe Checkout buys credit packs; refunds and disputes take credits back.',
   },
   { name: 'operations', description: 'Health, this document, metrics and reconciliation.' },
 ];

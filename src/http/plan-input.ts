@@ -151,5 +151,6 @@ export function readAutoTopUp(body: Static<typeof PutAutoTopUpBody>) {
     quantity: body.quantity ?? 1,
     maxPerPeriod: body.max_per_period ?? 1,
     period: (body.period ?? 'P1M') as Period,
+    provider: body.provider ?? 'none',
   };
 }

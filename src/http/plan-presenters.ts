@@ -123,6 +123,7 @@ export function presentAutoTopUp(a: AutoTopUp) {
     quantity: a.quantity,
     max_per_period: a.maxPerPeriod,
     period: a.period,
+    provider: a.provider,
     current_period_start: formatInstant(a.periodStart),
     count_in_period: a.countInPeriod,
     updated_at: formatInstant(a.updatedAt),

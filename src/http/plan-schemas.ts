@@ -164,6 +164,12 @@ export const PutAutoTopUpBody = Type.Object(
     quantity: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000 })),
     max_per_period: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, description: 'Default 1' })),
     period: Type.Optional(PeriodText),
+    provider: Type.Optional(
+      Type.Union([Type.Literal('none'), Type.Literal('stripe')], {
+        description:
+          "Who charges the top-up. `none` (default): the packs are granted at once and charging is up to you; `stripe`: the top-up is charged off session through Stripe (the customer's metadata `stripe_customer_id` and `stripe_payment_method_id`) and granted only when the charge succeeds (`topup.succeeded` / `topup.failed`).",
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -299,6 +305,7 @@ export const AutoTopUpBody = Type.Object({
   quantity: Type.Integer(),
   max_per_period: Type.Integer(),
   period: Type.String(),
+  provider: Type.Union([Type.Literal('none'), Type.Literal('stripe')]),
   current_period_start: Time,
   count_in_period: Type.Integer(),
   updated_at: Time,

@@ -10,6 +10,7 @@ import type {
 } from '../domain/ledger/credit-ledger.js';
 import type { Movement } from '../domain/ledger/point-in-time.js';
 import type { GrantState, GrantStatus, HoldState, LedgerEntry } from '../domain/ledger/types.js';
+import type { PaymentRecord, PendingTopUp, StripeEventRecord } from '../domain/payments/payments.js';
 import type { AutoTopUp, Purchase, Subscription } from '../domain/plans/subscription.js';
 import type { BreakagePolicy } from '../domain/revenue/recognition.js';
 import type { Instant } from '../domain/time/instant.js';
@@ -357,6 +358,8 @@ export interface ReadOperations {
   readonly webhooks: WebhookReadOperations;
   /** Balance thresholds and their per-customer state. */
   readonly alerts: AlertReadOperations;
+  /** Payments in: Stripe events, the payments that bought credits, auto top-ups waiting to be charged. */
+  readonly payments: PaymentReadOperations;
   getCustomer(workspaceId: string, customerId: string): Awaitable<Customer | null>;
   listCustomers(workspaceId: string, page: PageRequest): Awaitable<Page<Customer>>;
   getCreditType(workspaceId: string, id: string): Awaitable<CreditType | null>;
@@ -663,6 +666,34 @@ export interface AlertWriteOperations extends AlertReadOperations {
   expiringWithoutNotice(now: Instant, leadMs: number, limit: number): Awaitable<readonly ExpiringGrant[]>;
   /** Records a grant's notice for one lead time; false when it was recorded already (another sweeper). */
   recordExpiryNotice(workspaceId: string, grantId: string, leadMs: number, at: Instant): Awaitable<boolean>;
+/** The payments aggregate's reads (payments in: docs/design.md). */
+export interface PaymentReadOperations {
+  getStripeEvent(workspaceId: string, id: string): Awaitable<StripeEventRecord | null>;
+  /** Stripe events of a workspace, newest first; `status` filters (e.g. the failed ones operators act on). */
+  listStripeEvents(
+    workspaceId: string,
+    filter: { readonly status: StripeEventRecord['status'] | null },
+    page: PageRequest,
+  ): Awaitable<Page<StripeEventRecord>>;
+  getPayment(workspaceId: string, id: string): Awaitable<PaymentRecord | null>;
+  /** The payment a refund or dispute is about: by its payment intent, else by its charge. */
+  findPayment(
+    workspaceId: string,
+    ref: { readonly paymentIntentId: string | null; readonly chargeId: string | null },
+  ): Awaitable<PaymentRecord | null>;
+  getTopUp(workspaceId: string, id: string): Awaitable<PendingTopUp | null>;
+  /** Top-ups still waiting for their charge, oldest first, across workspaces (the top-up worker). */
+  listWaitingTopUps(limit: number): Awaitable<readonly PendingTopUp[]>;
+}
+
+/** The payments aggregate's writes. */
+export interface PaymentWriteOperations extends PaymentReadOperations {
+  /** Records a Stripe event once; false when its id was recorded already (nothing written). */
+  insertStripeEvent(event: StripeEventRecord): Awaitable<boolean>;
+  /** Stores a payment (new, or its refunds, dispute and references changed). */
+  putPayment(payment: PaymentRecord): Awaitable<void>;
+  /** Stores a top-up (new, or its status changed). */
+  putTopUp(topUp: PendingTopUp): Awaitable<void>;
 }
 
 export interface WriteOperations extends ReadOperations {
@@ -674,6 +705,8 @@ export interface WriteOperations extends ReadOperations {
   readonly finance: FinanceWriteOperations;
   /** Balance thresholds and their state, written in this transaction. */
   readonly alerts: AlertWriteOperations;
+  /** Payments in, written in this transaction. */
+  readonly payments: PaymentWriteOperations;
   readonly plans: PlanWriteOperations;
   /** Loads one ledger and serialises concurrent writers to it until the transaction ends. */
   loadLedgerForUpdate(key: LedgerKey): Awaitable<CreditLedgerSnapshot>;

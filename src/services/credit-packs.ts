@@ -2,7 +2,7 @@ import type { Amount } from '../domain/amount/amount.js';
 import type { CreditPack } from '../domain/catalog/catalog.js';
 import { pricePurchase } from '../domain/catalog/pricing.js';
 import type { CreditLedger } from '../domain/ledger/credit-ledger.js';
-import type { GrantState } from '../domain/ledger/types.js';
+import type { CostBasis, GrantState } from '../domain/ledger/types.js';
 import type { AutoTopUp, Purchase } from '../domain/plans/subscription.js';
 import type { Instant } from '../domain/time/instant.js';
 import { periodContaining } from '../domain/time/periods.js';
@@ -12,6 +12,13 @@ import { appendFacts } from './outbox.js';
 import { purchaseCreatedFact } from './webhook-facts.js';
 
 const DAY_MS = 86_400_000;
+
+/** What a grant's description adds about how the pack was bought. */
+const SOURCE_NOTE: Readonly<Record<Purchase['source'], string>> = {
+  api: '',
+  auto_top_up: ' (auto top-up)',
+  stripe_checkout: ' (Stripe Checkout)',
+};
 
 /**
  * Buys `quantity` packs into an open ledger of the pack's credit type: a `paid` grant whose cost
@@ -27,11 +34,19 @@ export async function buyPacks(
     pack: CreditPack;
     quantity: number;
     source: Purchase['source'];
+    /**
+     * The money actually collected, when a payment provider collected it (Stripe Checkout, a charged
+     * auto top-up): it becomes the cost basis and the purchase's price instead of the list price.
+     */
+    paid?: CostBasis;
+    /** More grant metadata (e.g. the provider's payment references), next to the purchase's own. */
+    metadata?: Readonly<Record<string, unknown>>;
     now: Instant;
   },
 ): Promise<{ purchase: Purchase; grant: GrantState }> {
   const { ledger, pack, quantity, now } = input;
   const priced = pricePurchase(pack, quantity);
+  const price = input.paid ?? priced.price;
   const purchaseId = ctx.ids.newId('pur');
   const grant = ledger.grant(
     {
@@ -40,10 +55,10 @@ export async function buyPacks(
       priority: pack.priority,
       effectiveAt: now,
       expiresAt: pack.expiresAfterDays === null ? null : now + pack.expiresAfterDays * DAY_MS,
-      costBasis: priced.price,
+      costBasis: price,
       appliesTo: null,
-      description: `${quantity} × credit pack ${pack.id}${input.source === 'auto_top_up' ? ' (auto top-up)' : ''}`,
-      metadata: { purchase_id: purchaseId, pack_id: pack.id, quantity },
+      description: `${quantity} × credit pack ${pack.id}${SOURCE_NOTE[input.source]}`,
+      metadata: { ...(input.metadata ?? {}), purchase_id: purchaseId, pack_id: pack.id, quantity },
     },
     now,
   );
@@ -54,8 +69,8 @@ export async function buyPacks(
     packId: pack.id,
     quantity,
     credits: priced.credits,
-    priceAmount: priced.price.amount,
-    currency: priced.price.currency,
+    priceAmount: price.amount,
+    currency: price.currency,
     percentOff: priced.percentOff,
     grantId: grant.id,
     source: input.source,
@@ -75,7 +90,8 @@ export function topUpPeriodStart(rule: AutoTopUp, now: Instant): Instant {
  * Auto top-up, run by every burn (debit, capture, ingested events) in the burn's transaction.
  * It fires only on a crossing: the available balance was at or above the threshold before the burn
  * and is below it after. Burns of one customer are serialised, so under any concurrency exactly
- * one burn sees a given crossing; the per-period cap is counted in the same transaction.
+ * one burn sees a given crossing; the per-period cap is counted in the same transaction. A rule
+ * with a payment provider records a pending top-up instead of buying (src/services/top-ups.ts).
  */
 export async function autoTopUpOnCrossing(
   ctx: ServiceContext,
@@ -98,6 +114,31 @@ export async function autoTopUpOnCrossing(
   const periodStart = topUpPeriodStart(rule, now);
   const count = rule.periodStart === periodStart ? rule.countInPeriod : 0;
   if (count >= rule.maxPerPeriod) return null;
+  await tx.plans.putAutoTopUp({ ...rule, periodStart, countInPeriod: count + 1, updatedAt: now });
+  if (rule.provider !== 'none') {
+    // The charge is a network call: it never runs in this transaction or under the customer's
+    // lock. The top-up waits, durable with the burn that caused it, for the top-up worker to
+    // charge it and grant in a transaction of its own (src/services/top-ups.ts). A failed charge
+    // still counts against the cap, so a declined card is not retried at every burn.
+    const priced = pricePurchase(pack, rule.quantity);
+    await tx.payments.putTopUp({
+      workspaceId: input.workspaceId,
+      id: ctx.ids.newId('tpu'),
+      customerId: ledger.customerId,
+      packId: pack.id,
+      quantity: rule.quantity,
+      creditType: pack.creditType,
+      priceAmount: priced.price.amount,
+      currency: priced.price.currency,
+      status: 'pending',
+      reason: null,
+      providerRef: null,
+      purchaseId: null,
+      createdAt: now,
+      updatedAt: now,
+    });
+    return null;
+  }
   const { purchase } = await buyPacks(ctx, tx, {
     workspaceId: input.workspaceId,
     ledger,
@@ -106,6 +147,5 @@ export async function autoTopUpOnCrossing(
     source: 'auto_top_up',
     now,
   });
-  await tx.plans.putAutoTopUp({ ...rule, periodStart, countInPeriod: count + 1, updatedAt: now });
   return purchase;
 }

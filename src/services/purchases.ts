@@ -1,6 +1,6 @@
 import type { Amount } from '../domain/amount/amount.js';
 import { notFound } from '../domain/errors.js';
-import type { BalanceView, GrantState } from '../domain/ledger/types.js';
+import type { BalanceView, CostBasis, GrantState } from '../domain/ledger/types.js';
 import type { AutoTopUp, Purchase } from '../domain/plans/subscription.js';
 import type { Instant } from '../domain/time/instant.js';
 import type { Period } from '../domain/time/periods.js';
@@ -14,7 +14,19 @@ import { requireCustomer } from './lookups.js';
 export async function purchaseCreditPacks(
   ctx: ServiceContext,
   tx: WriteOperations,
-  input: { workspaceId: string; customerId: string; packId: string; quantity: number; now: Instant },
+  input: {
+    workspaceId: string;
+    customerId: string;
+    packId: string;
+    quantity: number;
+    now: Instant;
+    /** How it was bought (default `api`). */
+    source?: Purchase['source'];
+    /** The money a payment provider collected (the cost basis); default the pack's list price. */
+    paid?: CostBasis;
+    /** More grant metadata (the provider's payment references). */
+    metadata?: Readonly<Record<string, unknown>>;
+  },
 ): Promise<{ purchase: Purchase; grant: GrantState; balance: BalanceView }> {
   const { workspaceId, customerId, now } = input;
   await requireCustomer(tx, workspaceId, customerId);
@@ -27,7 +39,9 @@ export async function purchaseCreditPacks(
     ledger,
     pack,
     quantity: input.quantity,
-    source: 'api',
+    source: input.source ?? 'api',
+    ...(input.paid ? { paid: input.paid } : {}),
+    ...(input.metadata ? { metadata: input.metadata } : {}),
     now,
   });
   await session.save();
@@ -49,6 +63,7 @@ export async function setAutoTopUp(
     quantity: number;
     maxPerPeriod: number;
     period: Period;
+    provider: AutoTopUp['provider'];
     now: Instant;
   },
 ): Promise<AutoTopUp> {
@@ -66,6 +81,7 @@ export async function setAutoTopUp(
     quantity: input.quantity,
     maxPerPeriod: input.maxPerPeriod,
     period: input.period,
+    provider: input.provider,
     anchorAt,
     periodStart: anchorAt,
     countInPeriod: 0,

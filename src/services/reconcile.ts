@@ -5,7 +5,13 @@ import { compileRules, type RatingRules } from './metering.js';
 
 /** One failed check, naming the account or grant so an operator can find it. */
 export interface ReconciliationFailure {
-  readonly check: 'account_balance' | 'entries_sum' | 'grant_bounds' | 'event_burn' | 'reversal_bounds';
+  readonly check:
+    | 'account_balance'
+    | 'entries_sum'
+    | 'grant_bounds'
+    | 'event_burn'
+    | 'reversal_bounds'
+    | 'clawback_bounds';
   readonly workspaceId: string;
   readonly customerId: string | null;
   readonly creditType: string | null;
@@ -62,7 +68,7 @@ class ProgressCounter {
 /**
  * Replays every entry and proves docs/design.md's invariants: (a) every cached account balance equals
  * the sum of its entries, (b) all entries sum to zero, (c) no grant's remaining is below zero
- * or above its amount; (e) no debit or capture has more reversed than it burned, in total or per
+ * or above its amount, and clawbacks never take back more of a grant than its amount; (e) no debit or capture has more reversed than it burned, in total or per
  * part, and the `reversal` entries of each reversal add up to what its debit records; overage
  * already paid that reversals refunded to a grant never exceeds what that grant paid in
  * `overage_settled` entries, and no debit gave back more usage than its quantity. Streams the
@@ -87,6 +93,8 @@ async function reconcileSnapshot(
   const reversalSums = new Map<string, bigint>();
   /** Σ of `overage_settled` entries per (workspace, customer, credit type, grant). */
   const settledSums = new Map<string, bigint>();
+  /** Σ of `clawback` entries per (workspace, grant): never more than the grant's amount. */
+  const clawbackSums = new Map<string, bigint>();
   let entryCount = 0;
   let malformed = 0;
   for await (const e of storage.allEntries()) {
@@ -101,6 +109,10 @@ async function reconcileSnapshot(
     if (e.type === 'reversal') {
       const k = key(e.workspaceId, e.ref ?? '');
       reversalSums.set(k, (reversalSums.get(k) ?? 0n) + e.amount.units);
+    }
+    if (e.type === 'clawback') {
+      const k = key(e.workspaceId, e.grantId ?? '');
+      clawbackSums.set(k, (clawbackSums.get(k) ?? 0n) + e.amount.units);
     }
     if (e.type === 'overage_settled') {
       const k = key(e.workspaceId, e.customerId, e.creditType, e.grantId ?? '');
@@ -151,6 +163,17 @@ async function reconcileSnapshot(
     accountCount += 2;
     compare(g.workspaceId, g.customerId, g.creditType, `grant:${g.id}`, g.available.units);
     compare(g.workspaceId, g.customerId, g.creditType, `held:${g.id}`, g.held.units);
+    const clawedBack = clawbackSums.get(key(g.workspaceId, g.id)) ?? 0n;
+    if (clawedBack > g.amount.units) {
+      failures.push({
+        check: 'clawback_bounds',
+        workspaceId: g.workspaceId,
+        customerId: g.customerId,
+        creditType: g.creditType,
+        account: `grant:${g.id}`,
+        message: `clawbacks of grant ${g.id} take back ${clawedBack} units of its ${g.amount.units}`,
+      });
+    }
     const remaining = g.available.plus(g.held);
     if (
       g.available.isNegative() ||

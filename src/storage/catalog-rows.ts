@@ -230,6 +230,7 @@ export function autoTopUpToJson(a: AutoTopUp): string {
     quantity: a.quantity,
     max_per_period: a.maxPerPeriod,
     period: a.period,
+    provider: a.provider,
     anchor_at: a.anchorAt,
     period_start: a.periodStart,
     count_in_period: a.countInPeriod,
@@ -249,6 +250,8 @@ export function autoTopUpFromJson(workspaceId: string, customerId: string, body:
     quantity: Number(j.quantity),
     maxPerPeriod: Number(j.max_per_period),
     period: j.period as AutoTopUp['period'],
+    // Rules stored before payment providers existed grant at once, as they did.
+    provider: (j.provider as AutoTopUp['provider'] | undefined) ?? 'none',
     anchorAt: Number(j.anchor_at),
     periodStart: Number(j.period_start),
     countInPeriod: Number(j.count_in_period),

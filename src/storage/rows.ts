@@ -410,6 +410,7 @@ export interface AccountsRow {
   expired: string;
   voided: string;
   overage: string;
+  clawed_back: string;
 }
 
 export function accountsFromRow(row: AccountsRow | undefined | null): CustomerAccounts {
@@ -420,6 +421,7 @@ export function accountsFromRow(row: AccountsRow | undefined | null): CustomerAc
     expired: Amount.parse(String(row.expired)),
     voided: Amount.parse(String(row.voided)),
     overage: Amount.parse(String(row.overage)),
+    clawed_back: Amount.parse(String(row.clawed_back)),
   };
 }
 

@@ -9,6 +9,9 @@ const T0 = Date.parse('2026-01-01T00:00:00Z');
 const HOUR = 3600_000;
 /** Plain JSON of a record: amounts as their decimal text (Amount memoises its text, so compare that). */
 const plain = (value: unknown) => JSON.parse(JSON.stringify(value)) as unknown;
+/** Like {@link plain}, with bigints kept exact as `<digits>n` strings. */
+const exact = (value: unknown) =>
+  JSON.parse(JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v))) as unknown;
 const key: LedgerKey = { workspaceId: 'ws1', customerId: 'acme', creditType: 'credits' };
 
 const grantInput = (amount: string, extra: Partial<Parameters<CreditLedger['grant']>[0]> = {}) => ({
@@ -352,6 +355,7 @@ export function describeStorageContract(dialect: string, open: () => Promise<Sto
         quantity: 1,
         maxPerPeriod: 3,
         period: 'P1M' as const,
+        provider: 'stripe' as const,
         anchorAt: T0,
         periodStart: T0,
         countInPeriod: 2,
@@ -875,6 +879,116 @@ export function describeStorageContract(dialect: string, open: () => Promise<Sto
       expect(grants.items.every((g) => g.workspaceId === 'ws1')).toBe(true);
       expect((await storage.read.finance.exportEvents(query, { after: null, limit: 10 })).items).toEqual([]);
       expect((await storage.read.finance.exportUsage(query, { after: null, limit: 10 })).items).toEqual([]);
+
+    it('records Stripe events once, stores payments found by intent or charge, and waiting top-ups', async () => {
+      const event = (id: string, receivedAt: number, status: 'processed' | 'ignored' | 'failed') => ({
+        workspaceId: 'ws1',
+        id,
+        type: 'charge.refunded',
+        status,
+        reason: status === 'failed' ? 'no payment' : null,
+        customerId: 'acme',
+        objectId: 'ch_1',
+        receivedAt,
+      });
+      const payment = {
+        workspaceId: 'ws1',
+        id: 'cs_1',
+        customerId: 'acme',
+        purchaseId: 'pur_1',
+        grantId: 'grt_1',
+        creditType: 'credits',
+        credits: Amount.parse('100.000000000001'),
+        amountMinor: 123_456_789_012n,
+        currency: 'USD',
+        paymentIntentId: 'pi_1',
+        chargeId: null as string | null,
+        refundedMinor: 0n,
+        refundCredits: Amount.ZERO,
+        disputeCredits: Amount.ZERO,
+        dispute: null as null | {
+          id: string;
+          status: 'opened' | 'won' | 'lost';
+          amountMinor: bigint;
+          credits: Amount;
+          holdId: string | null;
+        },
+        createdAt: T0,
+        updatedAt: T0,
+      };
+      const topUp = {
+        workspaceId: 'ws1',
+        id: 'tpu_1',
+        customerId: 'acme',
+        packId: 'p1',
+        quantity: 2,
+        creditType: 'credits',
+        priceAmount: Amount.parse('19.99'),
+        currency: 'USD',
+        status: 'pending' as 'pending' | 'succeeded' | 'failed',
+        reason: null as string | null,
+        providerRef: null as string | null,
+        purchaseId: null as string | null,
+        createdAt: T0,
+        updatedAt: T0,
+      };
+      await storage.write('acme', async (tx) => {
+        expect(await tx.payments.insertStripeEvent(event('evt_a', T0, 'processed'))).toBe(true);
+        expect(await tx.payments.insertStripeEvent(event('evt_a', T0 + 9, 'failed'))).toBe(false);
+        expect(await tx.payments.insertStripeEvent(event('evt_b', T0 + 1, 'failed'))).toBe(true);
+        expect(await tx.payments.insertStripeEvent(event('evt_c', T0 + 2, 'ignored'))).toBe(true);
+        await tx.payments.putPayment(payment);
+        await tx.payments.putTopUp(topUp);
+      });
+      await expect(
+        storage.write('acme', async (tx) => {
+          await tx.payments.insertStripeEvent(event('evt_rolled_back', T0, 'processed'));
+          throw new Error('rolled back');
+        }),
+      ).rejects.toThrow('rolled back');
+      const reads = storage.read.payments;
+      expect(await reads.getStripeEvent('ws1', 'evt_a')).toEqual(event('evt_a', T0, 'processed'));
+      expect(await reads.getStripeEvent('ws1', 'evt_rolled_back')).toBeNull();
+      expect(await reads.getStripeEvent('ws2', 'evt_a')).toBeNull();
+      const first = await reads.listStripeEvents('ws1', { status: null }, { after: null, limit: 2 });
+      expect(first.items.map((e) => e.id)).toEqual(['evt_c', 'evt_b']);
+      const rest = await reads.listStripeEvents(
+        'ws1',
+        { status: null },
+        { after: first.nextAfter, limit: 2 },
+      );
+      expect(rest.items.map((e) => e.id)).toEqual(['evt_a']);
+      expect(rest.nextAfter).toBeNull();
+      const failed = await reads.listStripeEvents('ws1', { status: 'failed' }, { after: null, limit: 10 });
+      expect(failed.items.map((e) => e.id)).toEqual(['evt_b']);
+
+      expect(exact(await reads.getPayment('ws1', 'cs_1'))).toEqual(exact(payment));
+      expect(exact(await reads.findPayment('ws1', { paymentIntentId: 'pi_1', chargeId: null }))).toEqual(
+        exact(payment),
+      );
+      expect(await reads.findPayment('ws1', { paymentIntentId: null, chargeId: 'ch_1' })).toBeNull();
+      const disputed = {
+        ...payment,
+        chargeId: 'ch_1',
+        refundedMinor: 5n,
+        refundCredits: Amount.parse('0.5'),
+        dispute: {
+          id: 'dp_1',
+          status: 'opened' as const,
+          amountMinor: 7n,
+          credits: Amount.parse('7'),
+          holdId: 'hld_1',
+        },
+      };
+      await storage.write('acme', async (tx) => tx.payments.putPayment(disputed));
+      const byCharge = await reads.findPayment('ws1', { paymentIntentId: 'pi_other', chargeId: 'ch_1' });
+      expect(exact(byCharge)).toEqual(exact(disputed));
+
+      expect(exact(await reads.listWaitingTopUps(10))).toEqual(exact([topUp]));
+      const done = { ...topUp, status: 'succeeded' as const, providerRef: 'pi_9', purchaseId: 'pur_9' };
+      await storage.write('acme', async (tx) => tx.payments.putTopUp(done));
+      expect(await reads.listWaitingTopUps(10)).toEqual([]);
+      expect(exact(await reads.getTopUp('ws1', 'tpu_1'))).toEqual(exact(done));
     });
   });
 }

@@ -49,7 +49,14 @@ function ledgerOf(...grants: GrantState[]): CreditLedger {
     {
       customerId: 'c1',
       creditType: 'credits',
-      accounts: { issued: a('-100'), consumed: zero, expired: zero, voided: zero, overage: zero },
+      accounts: {
+        issued: a('-100'),
+        consumed: zero,
+        expired: zero,
+        voided: zero,
+        overage: zero,
+        clawed_back: zero,
+      },
       grants,
       holds: [],
     },

@@ -67,6 +67,7 @@ describe('SQLite write-through ledger cache', () => {
         expired: Amount.ZERO,
         voided: Amount.ZERO,
         overage: Amount.ZERO,
+        clawed_back: Amount.ZERO,
       },
       grants: [],
       holds: [],

@@ -19,6 +19,7 @@ import type {
 export interface IdSource {
   newId(prefix: 'ent' | 'dbt' | 'hld' | 'grt' | 'sub' | 'pur' | 'rev' | 'evt' | 'ep' | 'dlv' | 'att'): string;
   newId(prefix: 'ent' | 'dbt' | 'hld' | 'grt' | 'sub' | 'pur' | 'rev' | 'evt' | 'thr'): string;
+  newId(prefix: 'ent' | 'dbt' | 'hld' | 'grt' | 'sub' | 'pur' | 'rev' | 'evt' | 'tpu'): string;
 }
 
 /** What the engine needs loaded to act for one customer and credit type: O(open grants + active holds). */
@@ -40,6 +41,7 @@ export function noAccounts(): CustomerAccounts {
     expired: Amount.ZERO,
     voided: Amount.ZERO,
     overage: Amount.ZERO,
+    clawed_back: Amount.ZERO,
   };
 }
 
@@ -165,6 +167,18 @@ export interface ReversalRefused {
   readonly refused: 'nothing_to_reverse' | 'reversal_exceeds_burn';
   readonly reversible: Amount;
   readonly requested: Amount | null;
+}
+
+/**
+ * A completed clawback of one grant: how much was taken back, how much of it the grant still had
+ * free, and how much became overage debt because the grant no longer had it.
+ */
+export interface ClawbackRecord {
+  readonly grantId: string;
+  readonly amount: Amount;
+  readonly fromGrant: Amount;
+  readonly becameOverage: Amount;
+  readonly at: Instant;
 }
 
 /** The business refusal "not enough credits": a value, not an exception, so callers must handle it. */
@@ -483,6 +497,74 @@ export class CreditLedger {
     if (grant.closedReason !== null) return { refused: 'grant_not_active', status: grant.closedReason };
     this.closeGrant(grant, 'voided', now);
     return grant;
+  }
+
+  /**
+   * Takes `amount` credits of one grant back, because the money paid for them was refunded or lost
+   * in a dispute (`clawback` entries, to the `clawed_back` account):
+   * 1. what the grant still has free leaves it (`grant:<id> → clawed_back`);
+   * 2. the rest (credits already consumed, or pinned by a hold, or gone with the grant's expiry or
+   *    void) becomes overage debt (`overage → clawed_back`): the customer owes it, as usage beyond
+   *    the balance, and the next credits pay it first.
+   * Because debt and free unrestricted credits never coexist, other drawable grants then pay that
+   * debt at once (`overage_settled`). The caller bounds the total clawed back of a grant by its
+   * amount (a refund share never exceeds the whole). The grant must be loaded (depleted ones too).
+   */
+  clawBack(grantId: string, amount: Amount, now: Instant): ClawbackRecord {
+    const grant = this.requireGrant(grantId);
+    if (!amount.isPositive()) invariantViolated(`a clawback of ${amount.toString()} credits (must be > 0)`);
+    const fromGrant = Amount.min(amount, grant.available);
+    const becameOverage = amount.minus(fromGrant);
+    this.record('clawback', fromGrant, `grant:${grant.id}`, 'clawed_back', grant.id, grant.id, now, now);
+    this.record('clawback', becameOverage, 'overage', 'clawed_back', grant.id, grant.id, now, now);
+    if (becameOverage.isPositive()) this.settleOverage(now);
+    // Emptied by the clawback while open: its status reads "depleted", like a grant used up.
+    if (fromGrant.isPositive() && grant.available.isZero() && grant.held.isZero())
+      this.reshapedGrants.add(grant);
+    return { grantId: grant.id, amount, fromGrant, becameOverage, at: now };
+  }
+
+  /**
+   * Pins up to `amount` of one grant's free remainder (not the burn-down order: a dispute freezes
+   * the credits of the purchase disputed). What the grant no longer has free (consumed already) is
+   * not pinned; the hold's amount says what was. Null when nothing is free. The hold is an ordinary
+   * hold (released or captured like any), dated to expire at `expiresAt`.
+   */
+  holdGrant(
+    input: {
+      readonly grantId: string;
+      readonly amount: Amount;
+      readonly expiresAt: Instant;
+      readonly description: string | null;
+      readonly metadata: Readonly<Record<string, unknown>>;
+    },
+    now: Instant,
+  ): HoldState | null {
+    const grant = this.requireGrant(input.grantId);
+    const take = Amount.min(input.amount, grant.closedReason === null ? grant.available : Amount.ZERO);
+    if (!take.isPositive()) return null;
+    const holdId = this.ids.newId('hld');
+    this.record('hold', take, `grant:${grant.id}`, `held:${grant.id}`, grant.id, holdId, now, now);
+    const hold: HoldState = {
+      id: holdId,
+      customerId: this.customerId,
+      creditType: this.creditType,
+      amount: take,
+      createdAt: now,
+      expiresAt: input.expiresAt,
+      featureId: null,
+      usage: null,
+      description: input.description,
+      metadata: input.metadata,
+      status: 'active',
+      portions: [{ grantId: grant.id, amount: take }],
+      drawdowns: [{ grantId: grant.id, amount: take }],
+      capturedAmount: null,
+      closedAt: null,
+    };
+    this.holds.set(hold.id, hold);
+    this.changedHolds.add(hold);
+    return hold;
   }
 
   /**

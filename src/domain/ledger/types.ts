@@ -96,7 +96,8 @@ export type EntryType =
   | 'overage'
   | 'overage_settled'
   | 'adjustment'
-  | 'reversal';
+  | 'reversal'
+  | 'clawback';
 
 /**
  * Accounts of one customer and credit type. Per-customer counterparts (rather than one global
@@ -109,6 +110,7 @@ export type AccountName =
   | 'expired'
   | 'voided'
   | 'overage'
+  | 'clawed_back'
   | `grant:${string}`
   | `held:${string}`;
 
@@ -142,6 +144,12 @@ export interface CustomerAccounts {
   voided: Amount;
   /** Negative while the customer owes overage. */
   overage: Amount;
+  /**
+   * Credits taken back because the money paid for them was refunded or lost in a dispute
+   * (`clawback` entries): from the grant's free remainder, or as new overage debt for what the
+   * grant no longer had. Named like the account so reconciliation can match the two.
+   */
+  clawed_back: Amount;
 }
 
 /** A balance as the API shows it. */

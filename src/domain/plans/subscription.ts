@@ -39,6 +39,9 @@ export interface Subscription {
   updatedAt: Instant;
 }
 
+/** Who charges an auto top-up (see {@link AutoTopUp.provider}). */
+export type AutoTopUpProvider = 'none' | 'stripe';
+
 /** An auto top-up rule: buy `quantity` packs when the balance falls below `threshold`. */
 export interface AutoTopUp {
   readonly workspaceId: string;
@@ -49,6 +52,12 @@ export interface AutoTopUp {
   readonly quantity: number;
   readonly maxPerPeriod: number;
   readonly period: 'P1D' | 'P1W' | 'P1M' | 'P1Y';
+  /**
+   * Who collects the money: `none` grants the packs at once and leaves charging to the operator
+   * (the behaviour before payment providers); `stripe` records a pending top-up that a worker
+   * charges through the payment provider, granting only once the charge succeeded.
+   */
+  readonly provider: AutoTopUpProvider;
   /** Periods are anniversaries of this instant (UTC). */
   readonly anchorAt: Instant;
   /** Start of the period `countInPeriod` counts in. */
@@ -70,7 +79,10 @@ export interface Purchase {
   readonly currency: string;
   readonly percentOff: Amount;
   readonly grantId: string;
-  /** `api` for a purchase a client made, `auto_top_up` for one the engine made. */
-  readonly source: 'api' | 'auto_top_up';
+  /**
+   * `api` for a purchase a client made, `auto_top_up` for one the engine made, `stripe_checkout`
+   * for one a paid Stripe Checkout Session made.
+   */
+  readonly source: 'api' | 'auto_top_up' | 'stripe_checkout';
   readonly createdAt: Instant;
 }

@@ -461,4 +461,47 @@ CREATE TABLE grant_expiry_notices (
 );
 `,
   },
+  {
+    version: 9,
+    name: 'stripe payments in',
+    // Payments in (docs/design.md, "Payments in"): Stripe events processed once by id, the payments
+    // that bought credits (what refunds and disputes find by payment intent or charge), auto
+    // top-ups waiting for their charge, and the account of credits taken back.
+    sql: `
+ALTER TABLE balances ADD COLUMN clawed_back NUMERIC(48,12) NOT NULL DEFAULT 0;
+CREATE TABLE stripe_events (
+  workspace_id TEXT COLLATE "C" NOT NULL,
+  id TEXT COLLATE "C" NOT NULL,
+  type TEXT NOT NULL,
+  status TEXT NOT NULL,
+  reason TEXT,
+  customer_id TEXT,
+  object_id TEXT,
+  received_at BIGINT NOT NULL,
+  PRIMARY KEY (workspace_id, id)
+);
+CREATE INDEX stripe_events_by_time ON stripe_events (workspace_id, received_at, id);
+CREATE TABLE stripe_payments (
+  workspace_id TEXT COLLATE "C" NOT NULL,
+  id TEXT COLLATE "C" NOT NULL,
+  customer_id TEXT COLLATE "C" NOT NULL,
+  payment_intent_id TEXT,
+  charge_id TEXT,
+  body TEXT NOT NULL,
+  PRIMARY KEY (workspace_id, id)
+);
+CREATE INDEX stripe_payments_by_intent ON stripe_payments (workspace_id, payment_intent_id);
+CREATE INDEX stripe_payments_by_charge ON stripe_payments (workspace_id, charge_id);
+CREATE TABLE pending_top_ups (
+  workspace_id TEXT COLLATE "C" NOT NULL,
+  id TEXT COLLATE "C" NOT NULL,
+  customer_id TEXT COLLATE "C" NOT NULL,
+  status TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  body TEXT NOT NULL,
+  PRIMARY KEY (workspace_id, id)
+);
+CREATE INDEX pending_top_ups_waiting ON pending_top_ups (created_at, id) WHERE status = 'pending';
+`,
+  },
 ];

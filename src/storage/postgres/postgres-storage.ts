@@ -118,7 +118,7 @@ const LEDGER_WHERE = 'workspace_id = ? AND customer_id = ? AND credit_type = ?';
 
 /** A customer's ledger in one round trip: balances, open grants and active holds as JSON. */
 const LOAD_LEDGER = `SELECT
-  (SELECT ${jsonRow(['issued', 'consumed', 'expired', 'voided', 'overage'], new Set(['issued', 'consumed', 'expired', 'voided', 'overage']))}
+  (SELECT ${jsonRow(['issued', 'consumed', 'expired', 'voided', 'overage', 'clawed_back'], new Set(['issued', 'consumed', 'expired', 'voided', 'overage', 'clawed_back']))}
      FROM balances WHERE ${LEDGER_WHERE}) AS accounts,
   COALESCE((SELECT json_agg(${jsonRow(GRANT_COLUMNS, NUMERIC_COLUMNS)}) FROM grants WHERE ${LEDGER_WHERE} AND is_open = 1), '[]'::json) AS grants,
   COALESCE((SELECT json_agg(${jsonRow(HOLD_COLUMNS, NUMERIC_COLUMNS)}) FROM holds WHERE ${LEDGER_WHERE} AND status = 'active'), '[]'::json) AS holds`;

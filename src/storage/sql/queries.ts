@@ -22,13 +22,13 @@ export const Q = {
   insertCreditType:
     'INSERT INTO credit_types (workspace_id, id, name, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING',
   getBalances:
-    'SELECT issued, consumed, expired, voided, overage FROM balances WHERE workspace_id = ? AND customer_id = ? AND credit_type = ?',
+    'SELECT issued, consumed, expired, voided, overage, clawed_back FROM balances WHERE workspace_id = ? AND customer_id = ? AND credit_type = ?',
   /** Also counts the entries recorded since the last checkpoint, and answers with that count (see checkpoints.ts). */
-  upsertBalances: `INSERT INTO balances (workspace_id, customer_id, credit_type, issued, consumed, expired, voided, overage, updated_at, since_checkpoint)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+  upsertBalances: `INSERT INTO balances (workspace_id, customer_id, credit_type, issued, consumed, expired, voided, overage, clawed_back, updated_at, since_checkpoint)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT (workspace_id, customer_id, credit_type) DO UPDATE SET issued = excluded.issued,
        consumed = excluded.consumed, expired = excluded.expired, voided = excluded.voided,
-       overage = excluded.overage, updated_at = excluded.updated_at,
+       overage = excluded.overage, clawed_back = excluded.clawed_back, updated_at = excluded.updated_at,
        since_checkpoint = balances.since_checkpoint + excluded.since_checkpoint
      RETURNING since_checkpoint, checkpoint_at`,
   /** The greatest (at, seq) of a ledger: where a checkpoint written now cuts. */

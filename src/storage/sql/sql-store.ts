@@ -29,6 +29,8 @@ import type {
   OutboxWriteOperations,
   Page,
   PageRequest,
+  PaymentReadOperations,
+  PaymentWriteOperations,
   PlanReadOperations,
   PlanWriteOperations,
   RateRecord,
@@ -84,6 +86,7 @@ import {
 import type { SqlExecutor } from './executor.js';
 import { FinanceReads, FinanceWrites } from './finance-queries.js';
 import { OutboxReads, OutboxWrites } from './outbox-queries.js';
+import { PaymentReads, PaymentWrites } from './payment-queries.js';
 import { PlanReads, PlanWrites } from './plan-queries.js';
 import { Q } from './queries.js';
 import { WebhookReads, WebhookWrites } from './webhook-queries.js';
@@ -147,6 +150,7 @@ export class SqlReads implements ReadOperations {
   readonly webhooks: WebhookReadOperations;
   readonly finance: FinanceReadOperations;
   readonly alerts: AlertReadOperations;
+  readonly payments: PaymentReadOperations;
 
   /** `plans` lets an adapter hand out its own plan reads (a cache in front of them). */
   constructor(
@@ -162,6 +166,7 @@ export class SqlReads implements ReadOperations {
 
   protected makeFinance(): FinanceReadOperations {
     return new FinanceReads(this.db);
+    this.payments = this.makePayments();
   }
 
   /** Overridden by the writes, which hand out the writable plan store. */
@@ -180,6 +185,8 @@ export class SqlReads implements ReadOperations {
 
   protected makeAlerts(): AlertReadOperations {
     return new AlertReads(this.db);
+  protected makePayments(): PaymentReadOperations {
+    return new PaymentReads(this.db);
   }
 
   /** One row by key, mapped, or null. */
@@ -529,6 +536,7 @@ export class SqlWrites extends SqlReads implements WriteOperations {
   declare readonly webhooks: WebhookWriteOperations;
   declare readonly finance: FinanceWriteOperations;
   declare readonly alerts: AlertWriteOperations;
+  declare readonly payments: PaymentWriteOperations;
 
   protected override makeOutbox(): OutboxWriteOperations {
     return new OutboxWrites(this.db);
@@ -545,6 +553,8 @@ export class SqlWrites extends SqlReads implements WriteOperations {
 
   protected override makeAlerts(): AlertWriteOperations {
     return new AlertWrites(this.db);
+  protected override makePayments(): PaymentWriteOperations {
+    return new PaymentWrites(this.db);
   }
 
   protected override makePlans(): PlanWriteOperations {
@@ -595,6 +605,7 @@ export class SqlWrites extends SqlReads implements WriteOperations {
           a.expired.toString(),
           a.voided.toString(),
           a.overage.toString(),
+          a.clawed_back.toString(),
           now,
           ledger.newEntries.length,
         ],
