@@ -17,8 +17,8 @@ import { sweepExpiryNotices } from './services/balance-alerts.js';
 import type { ServiceContext } from './services/context.js';
 import { sweepDueLedgers } from './services/ledger.js';
 import { sweepDueSubscriptions } from './services/subscriptions.js';
-import { WebhookDispatcher } from './services/webhook-dispatcher.js';
 import { chargeWaitingTopUps } from './services/top-ups.js';
+import { WebhookDispatcher } from './services/webhook-dispatcher.js';
 import { PostgresStorage } from './storage/postgres/postgres-storage.js';
 import { SqliteStorage } from './storage/sqlite/sqlite-storage.js';
 

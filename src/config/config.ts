@@ -48,6 +48,7 @@ export interface Config {
   readonly webhookSecretOverlapHours: number;
   /** Longest wait for a receiver's answer, in ms. `BURNDOWN_WEBHOOK_TIMEOUT_MS`, default 15,000. */
   readonly webhookTimeoutMs: number;
+  /**
    * Signing secret of the Stripe webhook endpoint (`whsec_…`). `BURNDOWN_STRIPE_WEBHOOK_SECRET`;
    * unset: `POST /v1/integrations/stripe/webhook` answers 503 and applies nothing.
    */

@@ -354,6 +354,8 @@ export const TAGS: readonly { name: string; description: string }[] = [
   {
     name: 'finance',
     description: 'Revenue recognition of paid credits, the journal, streaming exports and CSV imports.',
+  },
+  {
     name: 'integrations',
     description: 'Payments in: Stripe Checkout buys credit packs; refunds and disputes take credits back.',
   },

@@ -666,6 +666,8 @@ export interface AlertWriteOperations extends AlertReadOperations {
   expiringWithoutNotice(now: Instant, leadMs: number, limit: number): Awaitable<readonly ExpiringGrant[]>;
   /** Records a grant's notice for one lead time; false when it was recorded already (another sweeper). */
   recordExpiryNotice(workspaceId: string, grantId: string, leadMs: number, at: Instant): Awaitable<boolean>;
+}
+
 /** The payments aggregate's reads (payments in: docs/design.md). */
 export interface PaymentReadOperations {
   getStripeEvent(workspaceId: string, id: string): Awaitable<StripeEventRecord | null>;

@@ -879,6 +879,7 @@ export function describeStorageContract(dialect: string, open: () => Promise<Sto
       expect(grants.items.every((g) => g.workspaceId === 'ws1')).toBe(true);
       expect((await storage.read.finance.exportEvents(query, { after: null, limit: 10 })).items).toEqual([]);
       expect((await storage.read.finance.exportUsage(query, { after: null, limit: 10 })).items).toEqual([]);
+    });
 
     it('records Stripe events once, stores payments found by intent or charge, and waiting top-ups', async () => {
       const event = (id: string, receivedAt: number, status: 'processed' | 'ignored' | 'failed') => ({

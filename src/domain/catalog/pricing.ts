@@ -25,10 +25,6 @@ const ZERO_DECIMAL_CURRENCIES = new Set([
 const THREE_DECIMAL_CURRENCIES = new Set(['BHD', 'IQD', 'JOD', 'KWD', 'LYD', 'OMR', 'TND']);
 
 /** The minor-unit exponent of a currency (ISO 4217: 0, 3, or 2 for every other code). */
-/** Currencies with three decimal places (ISO 4217 exponent 3), as payment providers count them. */
-const THREE_DECIMAL_CURRENCIES = new Set(['BHD', 'JOD', 'KWD', 'OMR', 'TND']);
-
-/** The minor-unit exponent of a currency: 0 or 3 for the listed ones, 2 for every other. */
 export function currencyExponent(currency: string): number {
   const code = currency.toUpperCase();
   if (ZERO_DECIMAL_CURRENCIES.has(code)) return 0;

@@ -15,11 +15,25 @@ import type {
   LedgerEntry,
 } from './types.js';
 
+/** The prefixes of generated ids: one per kind of object, so an id says what it names. */
+export type IdPrefix =
+  | 'ent'
+  | 'dbt'
+  | 'hld'
+  | 'grt'
+  | 'sub'
+  | 'pur'
+  | 'rev'
+  | 'evt'
+  | 'ep'
+  | 'dlv'
+  | 'att'
+  | 'thr'
+  | 'tpu';
+
 /** Makes the opaque ids the ledger hands out; injected so tests are deterministic. */
 export interface IdSource {
-  newId(prefix: 'ent' | 'dbt' | 'hld' | 'grt' | 'sub' | 'pur' | 'rev' | 'evt' | 'ep' | 'dlv' | 'att'): string;
-  newId(prefix: 'ent' | 'dbt' | 'hld' | 'grt' | 'sub' | 'pur' | 'rev' | 'evt' | 'thr'): string;
-  newId(prefix: 'ent' | 'dbt' | 'hld' | 'grt' | 'sub' | 'pur' | 'rev' | 'evt' | 'tpu'): string;
+  newId(prefix: IdPrefix): string;
 }
 
 /** What the engine needs loaded to act for one customer and credit type: O(open grants + active holds). */

@@ -162,11 +162,11 @@ export class SqlReads implements ReadOperations {
     this.webhooks = this.makeWebhooks();
     this.finance = this.makeFinance();
     this.alerts = this.makeAlerts();
+    this.payments = this.makePayments();
   }
 
   protected makeFinance(): FinanceReadOperations {
     return new FinanceReads(this.db);
-    this.payments = this.makePayments();
   }
 
   /** Overridden by the writes, which hand out the writable plan store. */
@@ -185,6 +185,8 @@ export class SqlReads implements ReadOperations {
 
   protected makeAlerts(): AlertReadOperations {
     return new AlertReads(this.db);
+  }
+
   protected makePayments(): PaymentReadOperations {
     return new PaymentReads(this.db);
   }
@@ -553,6 +555,8 @@ export class SqlWrites extends SqlReads implements WriteOperations {
 
   protected override makeAlerts(): AlertWriteOperations {
     return new AlertWrites(this.db);
+  }
+
   protected override makePayments(): PaymentWriteOperations {
     return new PaymentWrites(this.db);
   }
