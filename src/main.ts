@@ -115,6 +115,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     maxConnections: config.maxConnections,
     metricsPublic: config.metricsPublic,
     checkHoldMaxTtlSeconds: config.checkHoldMaxTtlSeconds,
+    rateLimits: { perKey: config.rateLimitPerKey, perCustomer: config.rateLimitPerCustomer },
   });
   // Resets missed while the server was down are issued before it takes traffic (each exactly once).
   for (;;) {

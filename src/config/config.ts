@@ -1,4 +1,5 @@
 import { BurndownError, ErrorCode } from '../domain/errors.js';
+import { parseRateLimit, type RateLimitPolicy } from '../domain/limits/token-bucket.js';
 import { checkDatabaseUrl, DEFAULT_DATABASE_URL } from './database-url.js';
 
 /** The service's configuration, parsed and validated once from the environment, then frozen. */
@@ -27,6 +28,31 @@ export interface Config {
   readonly checkHoldMaxTtlSeconds: number;
   /** Serve `/metrics` without a key. `BURNDOWN_METRICS_PUBLIC=1`; default off (any valid key). */
   readonly metricsPublic: boolean;
+  /**
+   * Default rate limit of every key without its own, `<requests>/<seconds>s` (a token bucket: a
+   * burst of <requests>, refilled at <requests> per <seconds>). `BURNDOWN_RATE_LIMIT_PER_KEY`;
+   * default none.
+   */
+  readonly rateLimitPerKey: RateLimitPolicy | null;
+  /**
+   * Rate limit per customer on debits, holds, checks and event ingest, same form.
+   * `BURNDOWN_RATE_LIMIT_PER_CUSTOMER`; default none.
+   */
+  readonly rateLimitPerCustomer: RateLimitPolicy | null;
+}
+
+function rateLimit(env: NodeJS.ProcessEnv, name: string): RateLimitPolicy | null {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return null;
+  const policy = parseRateLimit(raw);
+  if (policy === null) {
+    throw new BurndownError(
+      ErrorCode.invalidRequest,
+      `${name} must be <requests>/<seconds>s, e.g. 100/1s or 6000/60s`,
+      { name },
+    );
+  }
+  return policy;
 }
 
 function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
@@ -79,5 +105,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxConnections: integer(env, 'BURNDOWN_MAX_CONNECTIONS', 1024, 1, 1_000_000),
     checkHoldMaxTtlSeconds: integer(env, 'BURNDOWN_CHECK_HOLD_MAX_TTL_SECONDS', 900, 1, 30 * 24 * 3600),
     metricsPublic: metricsPublic === '1',
+    rateLimitPerKey: rateLimit(env, 'BURNDOWN_RATE_LIMIT_PER_KEY'),
+    rateLimitPerCustomer: rateLimit(env, 'BURNDOWN_RATE_LIMIT_PER_CUSTOMER'),
   });
 }

@@ -1,6 +1,7 @@
 import { BurndownError, ErrorCode } from '../domain/errors.js';
 import type { Instant } from '../domain/time/instant.js';
 import type { WriteOperations } from '../ports/storage.js';
+import { type AuditMessage, appendAudit, type RequestContext, SYSTEM_REQUEST } from './audit.js';
 import type { ServiceContext } from './context.js';
 import { type Refusal, refusalError } from './ledger.js';
 
@@ -10,7 +11,9 @@ import { type Refusal, refusalError } from './ledger.js';
  * A use case is a {@link WriteCommand}: the lock key it needs (chosen by the service, never by the
  * transport) and its `work`, which runs inside that lock and one transaction and returns a typed
  * {@link WriteOutcome}. {@link runWrite} owns the lock, the transaction, the stored idempotent
- * answer and the outbox (facts for webhooks, in the write's transaction).
+ * answer, the outbox (facts for webhooks, in the write's transaction) and the audit log (a
+ * success's {@link AuditMessage}s, stamped with the {@link RequestContext} the transport passed
+ * in: the actor's key id and the request id; in the write's transaction too).
  *
  * **Commit rule.**
  * - `{ ok: true }`: everything the work wrote commits, with the stored answer and outbox rows.
@@ -44,7 +47,13 @@ export interface NamedRefusal {
 
 /** What a write's work returns: a value, or a refusal with its details. */
 export type WriteOutcome<T> =
-  | { readonly ok: true; readonly value: T; readonly outbox?: readonly OutboxMessage[] }
+  | {
+      readonly ok: true;
+      readonly value: T;
+      readonly outbox?: readonly OutboxMessage[];
+      /** Administrative changes to record in the audit log (src/services/audit.ts says which). */
+      readonly audit?: readonly AuditMessage[];
+    }
   | { readonly ok: false; readonly refusal: BusinessRefusal };
 
 /**
@@ -60,6 +69,34 @@ export interface OutboxMessage {
   readonly customerId: string | null;
   /** The event's `data` (a JSON value; amounts as decimal strings). */
   readonly data: unknown;
+}
+
+/**
+ * A command whose success is an administrative change: after `command`'s work succeeds, `describe`
+ * names what changed and the unit of work records it in the audit log, in the write's transaction.
+ */
+export function audited<T>(command: WriteCommand<T>, describe: (value: T) => AuditMessage): WriteCommand<T> {
+  return auditedChange(command, async () => null, describe);
+}
+
+/**
+ * {@link audited} for an edit: `readBefore` reads the state before the change (in the same
+ * transaction, under the command's lock), and `describe` gets it with the value.
+ */
+export function auditedChange<T, B>(
+  command: WriteCommand<T>,
+  readBefore: (tx: WriteOperations) => Promise<B>,
+  describe: (value: T, before: B) => AuditMessage,
+): WriteCommand<T> {
+  return {
+    lockKey: command.lockKey,
+    work: async (tx, now) => {
+      const before = await readBefore(tx);
+      const outcome = await command.work(tx, now);
+      if (!outcome.ok) return outcome;
+      return { ...outcome, audit: [...(outcome.audit ?? []), describe(outcome.value, before)] };
+    },
+  };
 }
 
 /** One use case's write: the lock it needs and the work to run under it. */
@@ -166,12 +203,13 @@ export async function runWrite<T>(
   command: WriteCommand<T>,
   present: (outcome: WriteOutcome<T>, now: Instant) => Presented,
   idempotency: IdempotencyIdentity | null = null,
+  request: RequestContext = SYSTEM_REQUEST,
 ): Promise<WriteAnswer> {
   if (idempotency === null) {
     const { outcome, now } = await ctx.storage.write(command.lockKey, async (tx) => {
       const now = ctx.clock.now();
       const outcome = await attempt(command.work, tx, now);
-      await persistOutbox(ctx, tx, outcome, now);
+      await persistOutbox(ctx, tx, outcome, now, request);
       return { outcome, now };
     });
     // Presented after the commit, outside the lock.
@@ -187,7 +225,7 @@ export async function runWrite<T>(
     }
     const now = ctx.clock.now();
     const outcome = await attempt(command.work, tx, now);
-    await persistOutbox(ctx, tx, outcome, now);
+    await persistOutbox(ctx, tx, outcome, now, request);
     // The answer is stored with the write: pure formatting, the only step under the lock after the work.
     const presented = present(outcome, now);
     const text = JSON.stringify(presented.body);
@@ -201,13 +239,19 @@ export async function runWrite<T>(
   });
 }
 
+/** A success's outbox facts and audit records, in its transaction; a refusal's are dropped. */
 async function persistOutbox<T>(
   ctx: ServiceContext,
   tx: WriteOperations,
   outcome: WriteOutcome<T>,
   now: Instant,
+  request: RequestContext,
 ): Promise<void> {
-  if (outcome.ok && outcome.outbox !== undefined) await appendFacts(ctx, tx, now, outcome.outbox);
+  if (!outcome.ok) return;
+  if (outcome.outbox !== undefined) await appendFacts(ctx, tx, now, outcome.outbox);
+  if (outcome.audit !== undefined && outcome.audit.length > 0) {
+    await appendAudit(ctx, tx, now, request, outcome.audit);
+  }
 }
 
 /**
@@ -238,11 +282,15 @@ export async function appendFacts(
  * Runs a command without an idempotency key and returns its value; a refusal is thrown as its
  * 402/409 error after the commit (for writes the contract does not make idempotent).
  */
-export async function execute<T>(ctx: ServiceContext, command: WriteCommand<T>): Promise<T> {
+export async function execute<T>(
+  ctx: ServiceContext,
+  command: WriteCommand<T>,
+  request: RequestContext = SYSTEM_REQUEST,
+): Promise<T> {
   const outcome = await ctx.storage.write(command.lockKey, async (tx) => {
     const now = ctx.clock.now();
     const outcome = await attempt(command.work, tx, now);
-    await persistOutbox(ctx, tx, outcome, now);
+    await persistOutbox(ctx, tx, outcome, now, request);
     return outcome;
   });
   if (!outcome.ok) throw businessRefusalError(outcome.refusal);

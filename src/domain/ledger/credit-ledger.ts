@@ -17,7 +17,7 @@ import type {
 
 /** Makes the opaque ids the ledger hands out; injected so tests are deterministic. */
 export interface IdSource {
-  newId(prefix: 'ent' | 'dbt' | 'hld' | 'grt' | 'sub' | 'pur' | 'rev' | 'evt'): string;
+  newId(prefix: 'ent' | 'dbt' | 'hld' | 'grt' | 'sub' | 'pur' | 'rev' | 'evt' | 'aud'): string;
 }
 
 /** What the engine needs loaded to act for one customer and credit type: O(open grants + active holds). */

@@ -11,6 +11,8 @@ import type { GrantState, GrantStatus, HoldState, LedgerEntry } from '../../doma
 import type { Instant } from '../../domain/time/instant.js';
 import type {
   ApiKeyRecord,
+  AuditReadOperations,
+  AuditWriteOperations,
   CheckpointedMovements,
   CreditType,
   Customer,
@@ -21,6 +23,7 @@ import type {
   LedgerKey,
   ListedEvent,
   MeterRecord,
+  NewApiKey,
   OutboxReadOperations,
   OutboxWriteOperations,
   Page,
@@ -33,6 +36,7 @@ import type {
   ResumeKey,
   StoredEntry,
   StoredEvent,
+  WorkspaceRecord,
   WriteOperations,
 } from '../../ports/storage.js';
 import {
@@ -66,7 +70,10 @@ import {
   rateFromRow,
   reversedFromJson,
   reversedToJson,
+  type WorkspaceRow,
+  workspaceFromRow,
 } from '../rows.js';
+import { AuditReads, AuditWrites } from './audit-queries.js';
 import {
   checkpointBalancesOf,
   checkpointIntervalOf,
@@ -135,6 +142,7 @@ export function snapshotFromRows(
 export class SqlReads implements ReadOperations {
   readonly plans: PlanReadOperations;
   readonly outbox: OutboxReadOperations;
+  readonly audit: AuditReadOperations;
 
   /** `plans` lets an adapter hand out its own plan reads (a cache in front of them). */
   constructor(
@@ -143,6 +151,11 @@ export class SqlReads implements ReadOperations {
   ) {
     this.plans = plans ?? this.makePlans();
     this.outbox = this.makeOutbox();
+    this.audit = this.makeAudit();
+  }
+
+  protected makeAudit(): AuditReadOperations {
+    return new AuditReads(this.db);
   }
 
   /** Overridden by the writes, which hand out the writable plan store. */
@@ -486,6 +499,14 @@ export class SqlReads implements ReadOperations {
   async listApiKeysOf(workspaceId: string): Promise<ApiKeyRecord[]> {
     return (await this.db.all<ApiKeyRow>(Q.listApiKeys, [workspaceId])).map(apiKeyFromRow);
   }
+
+  async getWorkspace(workspaceId: string): Promise<WorkspaceRecord | null> {
+    return this.one(Q.getWorkspace, [workspaceId], workspaceFromRow);
+  }
+
+  async listWorkspaces(): Promise<WorkspaceRecord[]> {
+    return (await this.db.all<WorkspaceRow>(Q.listWorkspaces, [])).map(workspaceFromRow);
+  }
 }
 
 /** One statement with its parameters. */
@@ -498,9 +519,14 @@ export interface SqlStatement {
 export class SqlWrites extends SqlReads implements WriteOperations {
   declare readonly plans: PlanWriteOperations;
   declare readonly outbox: OutboxWriteOperations;
+  declare readonly audit: AuditWriteOperations;
 
   protected override makeOutbox(): OutboxWriteOperations {
     return new OutboxWrites(this.db);
+  }
+
+  protected override makeAudit(): AuditWriteOperations {
+    return new AuditWrites(this.db);
   }
 
   protected override makePlans(): PlanWriteOperations {
@@ -764,7 +790,7 @@ export class SqlWrites extends SqlReads implements WriteOperations {
     return this.db.run(Q.deleteIdempotency, [cutoff]);
   }
 
-  async insertApiKey(k: ApiKeyRecord & { keyHash: string }): Promise<void> {
+  async insertApiKey(k: NewApiKey): Promise<void> {
     await this.db.run(Q.insertApiKey, [
       k.id,
       k.workspaceId,
@@ -773,6 +799,25 @@ export class SqlWrites extends SqlReads implements WriteOperations {
       k.name,
       k.createdAt,
       k.revokedAt,
+      k.permissions == null ? null : JSON.stringify(k.permissions),
+      k.expiresAt ?? null,
+      k.lastUsedAt ?? null,
+      k.rateLimit ?? null,
+    ]);
+  }
+
+  async insertWorkspace(w: WorkspaceRecord): Promise<boolean> {
+    return (await this.db.run(Q.insertWorkspace, [w.id, w.name, w.createdAt])) === 1;
+  }
+
+  async markApiKeyUsed(keyId: string, at: Instant): Promise<void> {
+    await this.db.run(Q.markApiKeyUsed, [at, keyId, at]);
+  }
+
+  async setApiKeyPermissions(keyId: string, permissions: readonly string[] | null): Promise<void> {
+    await this.db.run(Q.setApiKeyPermissions, [
+      permissions === null ? null : JSON.stringify(permissions),
+      keyId,
     ]);
   }
 
