@@ -43,7 +43,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Prometheus metrics (text exposition format); needs a key unless BURNDOWN_METRICS_PUBLIC=1 */
+        /**
+         * Prometheus metrics (text exposition format); needs a key unless BURNDOWN_METRICS_PUBLIC=1
+         * @description Needs the permission `metrics:read`.
+         */
         get: operations["getMetrics"];
         put?: never;
         post?: never;
@@ -60,10 +63,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List customers */
+        /**
+         * List customers
+         * @description Needs the permission `customers:read`.
+         */
         get: operations["getCustomers"];
         put?: never;
-        /** Create a customer */
+        /**
+         * Create a customer
+         * @description Needs the permission `customers:write`.
+         */
         post: operations["postCustomers"];
         delete?: never;
         options?: never;
@@ -78,14 +87,20 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a customer */
+        /**
+         * Get a customer
+         * @description Needs the permission `customers:read`.
+         */
         get: operations["getCustomersId"];
         put?: never;
         post?: never;
         delete?: never;
         options?: never;
         head?: never;
-        /** Update a customer: fields left out are kept, name null clears it, metadata replaces the stored metadata whole */
+        /**
+         * Update a customer: fields left out are kept, name null clears it, metadata replaces the stored metadata whole
+         * @description Needs the permission `customers:write`.
+         */
         patch: operations["patchCustomersId"];
         trace?: never;
     };
@@ -96,10 +111,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List credit types (including the built-in `credits`) */
+        /**
+         * List credit types (including the built-in `credits`)
+         * @description Needs the permission `catalog:read`.
+         */
         get: operations["getCreditTypes"];
         put?: never;
-        /** Create a credit type */
+        /**
+         * Create a credit type
+         * @description Needs the permission `catalog:write`.
+         */
         post: operations["postCreditTypes"];
         delete?: never;
         options?: never;
@@ -114,10 +135,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List a customer's grants (oldest first), optionally by status */
+        /**
+         * List a customer's grants (oldest first), optionally by status
+         * @description Needs the permission `ledger:read`.
+         */
         get: operations["getCustomersIdGrants"];
         put?: never;
-        /** Grant credits to a customer */
+        /**
+         * Grant credits to a customer
+         * @description Needs the permission `ledger:write`.
+         */
         post: operations["postCustomersIdGrants"];
         delete?: never;
         options?: never;
@@ -132,7 +159,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a grant */
+        /**
+         * Get a grant
+         * @description Needs the permission `ledger:read`.
+         */
         get: operations["getGrantsGrantId"];
         put?: never;
         post?: never;
@@ -151,7 +181,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Void a grant: its free remainder leaves the balance now */
+        /**
+         * Void a grant: its free remainder leaves the balance now
+         * @description Needs the permission `ledger:write`.
+         */
         post: operations["postGrantsGrantIdVoid"];
         delete?: never;
         options?: never;
@@ -168,7 +201,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Debit credits in burn-down order (all or nothing; overage when allowed) */
+        /**
+         * Debit credits in burn-down order (all or nothing; overage when allowed)
+         * @description Needs the permission `ledger:write`.
+         */
         post: operations["postCustomersIdDebits"];
         delete?: never;
         options?: never;
@@ -185,7 +221,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Reserve credits (pins grant portions in burn-down order) */
+        /**
+         * Reserve credits (pins grant portions in burn-down order)
+         * @description Needs the permission `ledger:write`.
+         */
         post: operations["postCustomersIdHolds"];
         delete?: never;
         options?: never;
@@ -200,7 +239,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a hold */
+        /**
+         * Get a hold
+         * @description Needs the permission `ledger:read`.
+         */
         get: operations["getHoldsHoldId"];
         put?: never;
         post?: never;
@@ -219,7 +261,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Capture (part of) a hold; the rest is released, any excess drawn like a debit */
+        /**
+         * Capture (part of) a hold; the rest is released, any excess drawn like a debit
+         * @description Needs the permission `ledger:write`.
+         */
         post: operations["postHoldsHoldIdCapture"];
         delete?: never;
         options?: never;
@@ -236,7 +281,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Release an active hold */
+        /**
+         * Release an active hold
+         * @description Needs the permission `ledger:write`.
+         */
         post: operations["postHoldsHoldIdRelease"];
         delete?: never;
         options?: never;
@@ -256,6 +304,8 @@ export interface paths {
         /**
          * Reverse (part of) a debit or a capture: overage first, then drawdowns last-drawn first
          * @description A capture is reversed through the id of the debit its capture answered with. Credits go back to the grants they were drawn from; a part whose grant has since expired or been voided leaves again at once (expiry/void).
+         *
+         *     Needs the permission `ledger:write`.
          */
         post: operations["postDebitsIdReverse"];
         delete?: never;
@@ -276,6 +326,8 @@ export interface paths {
         /**
          * Reverse a usage event's burns; the event leaves meter usage
          * @description Whole events only (a partial correction reverses part of a burn through its debit, listed by GET /v1/events). A CloudEvent is named by its id and `?source=`.
+         *
+         *     Needs the permission `ledger:write`.
          */
         post: operations["postEventsIdReverse"];
         delete?: never;
@@ -291,7 +343,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Balance now, or as it was at a past instant (`at`) */
+        /**
+         * Balance now, or as it was at a past instant (`at`)
+         * @description Needs the permission `balances:read`.
+         */
         get: operations["getCustomersIdBalance"];
         put?: never;
         post?: never;
@@ -308,7 +363,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Balances at evenly spaced past instants (a burn-down chart): from, from + step, … up to `to` (default now), at most 1,000 points */
+        /**
+         * Balances at evenly spaced past instants (a burn-down chart): from, from + step, … up to `to` (default now), at most 1,000 points
+         * @description Needs the permission `balances:read`.
+         */
         get: operations["getCustomersIdBalanceSeries"];
         put?: never;
         post?: never;
@@ -325,7 +383,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Ledger entries, oldest first (by effective instant, then recording order), or newest first with order=desc */
+        /**
+         * Ledger entries, oldest first (by effective instant, then recording order), or newest first with order=desc
+         * @description Needs the permission `ledger:read`.
+         */
         get: operations["getCustomersIdLedger"];
         put?: never;
         post?: never;
@@ -342,7 +403,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Replay the workspace's ledger: cached balances = Σ entries, entries sum to zero, grants within bounds */
+        /**
+         * Replay the workspace's ledger: cached balances = Σ entries, entries sum to zero, grants within bounds
+         * @description Needs the permission `reports:read`.
+         */
         get: operations["getReconciliation"];
         put?: never;
         post?: never;
@@ -359,10 +423,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List the workspace's API keys (never the keys themselves) */
+        /**
+         * List the workspace's API keys (never the keys themselves)
+         * @description Needs the permission `keys:admin`.
+         */
         get: operations["getApiKeys"];
         put?: never;
-        /** Create an API key with a scope (admin, write, read, check); the key is returned only here */
+        /**
+         * Create an API key with a scope preset (admin, write, read, check) or resource:action permissions, an optional expiry and rate limit; the key is returned only here
+         * @description Needs the permission `keys:admin`.
+         */
         post: operations["postApiKeys"];
         delete?: never;
         options?: never;
@@ -379,7 +449,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Revoke an API key (refused at once by this server, within 1 s by every other) */
+        /**
+         * Revoke an API key (refused at once by this server, within 1 s by every other)
+         * @description Needs the permission `keys:admin`.
+         */
         post: operations["postApiKeysKeyIdRevoke"];
         delete?: never;
         options?: never;
@@ -397,12 +470,16 @@ export interface paths {
         /**
          * List stored events with their burns (filters: customer, type, time range, status)
          * @description Oldest first by event time. status=burned: a meter read the event; unmetered: no meter could read it (as the meters were when it arrived); duplicate: its id was delivered again at least once.
+         *
+         *     Needs the permission `events:read`.
          */
         get: operations["getEvents"];
         put?: never;
         /**
          * Ingest usage events (native JSON, or CloudEvents structured/batched/binary)
          * @description Body: one event `{"id","type","customer_id","time"?,"data"}` (time defaults to when the batch arrived) or an array of up to 10,000; or a CloudEvent (`application/cloudevents+json`), a batch (`application/cloudevents-batch+json`), or binary mode (`ce-*` headers, body = data). An event is identified by its id (CloudEvents: source and id) within the workspace; re-sending it is a duplicate and changes nothing. 202 when at least one event was accepted or was a duplicate; when every event was rejected, 400 `invalid_batch` with the same counts.
+         *
+         *     Needs the permission `events:write`.
          */
         post: operations["postEvents"];
         delete?: never;
@@ -418,10 +495,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List meters */
+        /**
+         * List meters
+         * @description Needs the permission `metering:read`.
+         */
         get: operations["getMeters"];
         put?: never;
-        /** Create a meter */
+        /**
+         * Create a meter
+         * @description Needs the permission `metering:write`.
+         */
         post: operations["postMeters"];
         delete?: never;
         options?: never;
@@ -436,7 +519,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a meter */
+        /**
+         * Get a meter
+         * @description Needs the permission `metering:read`.
+         */
         get: operations["getMetersId"];
         put?: never;
         post?: never;
@@ -453,7 +539,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A meter's usage by window (aligned in time_zone) and group, paged (limit, cursor → next_cursor) */
+        /**
+         * A meter's usage by window (aligned in time_zone) and group, paged (limit, cursor → next_cursor)
+         * @description Needs the permission `metering:read`.
+         */
         get: operations["getMetersIdUsage"];
         put?: never;
         post?: never;
@@ -470,10 +559,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List rates */
+        /**
+         * List rates
+         * @description Needs the permission `metering:read`.
+         */
         get: operations["getRates"];
         put?: never;
-        /** Create a rate: credits per unit, per package (rounded up per event) or graduated tiers per period */
+        /**
+         * Create a rate: credits per unit, per package (rounded up per event) or graduated tiers per period
+         * @description Needs the permission `metering:write`.
+         */
         post: operations["postRates"];
         delete?: never;
         options?: never;
@@ -488,7 +583,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a rate */
+        /**
+         * Get a rate
+         * @description Needs the permission `metering:read`.
+         */
         get: operations["getRatesId"];
         put?: never;
         post?: never;
@@ -507,7 +605,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** What hypothetical events would cost this customer now (tiers included); writes nothing */
+        /**
+         * What hypothetical events would cost this customer now (tiers included); writes nothing
+         * @description Needs the permission `balances:read`.
+         */
         post: operations["postQuote"];
         delete?: never;
         options?: never;
@@ -524,7 +625,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Apply a rate to stored events it has not burned yet (idempotent) */
+        /**
+         * Apply a rate to stored events it has not burned yet (idempotent)
+         * @description Needs the permission `metering:write`.
+         */
         post: operations["postBackfills"];
         delete?: never;
         options?: never;
@@ -539,10 +643,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List features */
+        /**
+         * List features
+         * @description Needs the permission `catalog:read`.
+         */
         get: operations["getFeatures"];
         put?: never;
-        /** Create a feature (boolean, metered or config) */
+        /**
+         * Create a feature (boolean, metered or config)
+         * @description Needs the permission `catalog:write`.
+         */
         post: operations["postFeatures"];
         delete?: never;
         options?: never;
@@ -557,12 +667,21 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a feature */
+        /**
+         * Get a feature
+         * @description Needs the permission `catalog:read`.
+         */
         get: operations["getFeaturesId"];
-        /** Replace a feature's definition (its type cannot change) */
+        /**
+         * Replace a feature's definition (its type cannot change)
+         * @description Needs the permission `catalog:write`.
+         */
         put: operations["putFeaturesId"];
         post?: never;
-        /** Archive a feature: it stays readable and entitles nobody any more */
+        /**
+         * Archive a feature: it stays readable and entitles nobody any more
+         * @description Needs the permission `catalog:write`.
+         */
         delete: operations["deleteFeaturesId"];
         options?: never;
         head?: never;
@@ -576,10 +695,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List plans (latest versions) */
+        /**
+         * List plans (latest versions)
+         * @description Needs the permission `catalog:read`.
+         */
         get: operations["getPlans"];
         put?: never;
-        /** Create a plan (version 1): entitlements, allowances, time zone, price */
+        /**
+         * Create a plan (version 1): entitlements, allowances, time zone, price
+         * @description Needs the permission `catalog:write`.
+         */
         post: operations["postPlans"];
         delete?: never;
         options?: never;
@@ -594,9 +719,15 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a plan (the latest version, or ?version=n) */
+        /**
+         * Get a plan (the latest version, or ?version=n)
+         * @description Needs the permission `catalog:read`.
+         */
         get: operations["getPlansId"];
-        /** Edit a plan: stores the next version; subscriptions keep theirs until changed */
+        /**
+         * Edit a plan: stores the next version; subscriptions keep theirs until changed
+         * @description Needs the permission `catalog:write`.
+         */
         put: operations["putPlansId"];
         post?: never;
         delete?: never;
@@ -612,10 +743,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A customer's subscriptions, active and ended, by id */
+        /**
+         * A customer's subscriptions, active and ended, by id
+         * @description Needs the permission `subscriptions:read`.
+         */
         get: operations["getCustomersIdSubscriptions"];
         put?: never;
-        /** Start a subscription; its first allowance grants exist when this returns */
+        /**
+         * Start a subscription; its first allowance grants exist when this returns
+         * @description Needs the permission `subscriptions:write`.
+         */
         post: operations["postCustomersIdSubscriptions"];
         delete?: never;
         options?: never;
@@ -630,7 +767,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a subscription */
+        /**
+         * Get a subscription
+         * @description Needs the permission `subscriptions:read`.
+         */
         get: operations["getSubscriptionsSubscriptionId"];
         put?: never;
         post?: never;
@@ -649,7 +789,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Cancel now (unused allowance credits leave) or at the end of the billing period */
+        /**
+         * Cancel now (unused allowance credits leave) or at the end of the billing period
+         * @description Needs the permission `subscriptions:write`.
+         */
         post: operations["postSubscriptionsSubscriptionIdCancel"];
         delete?: never;
         options?: never;
@@ -666,7 +809,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Change plan: upgrades now with the allowance increase prorated, downgrades at period end */
+        /**
+         * Change plan: upgrades now with the allowance increase prorated, downgrades at period end
+         * @description Needs the permission `subscriptions:write`.
+         */
         post: operations["postSubscriptionsSubscriptionIdChange"];
         delete?: never;
         options?: never;
@@ -681,10 +827,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List credit packs */
+        /**
+         * List credit packs
+         * @description Needs the permission `catalog:read`.
+         */
         get: operations["getCreditPacks"];
         put?: never;
-        /** Create a credit pack, with volume discounts by quantity */
+        /**
+         * Create a credit pack, with volume discounts by quantity
+         * @description Needs the permission `catalog:write`.
+         */
         post: operations["postCreditPacks"];
         delete?: never;
         options?: never;
@@ -699,7 +851,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a credit pack */
+        /**
+         * Get a credit pack
+         * @description Needs the permission `catalog:read`.
+         */
         get: operations["getCreditPacksId"];
         put?: never;
         post?: never;
@@ -716,10 +871,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A customer's purchases (by the API and by auto top-up), oldest first */
+        /**
+         * A customer's purchases (by the API and by auto top-up), oldest first
+         * @description Needs the permission `subscriptions:read`.
+         */
         get: operations["getCustomersIdPurchases"];
         put?: never;
-        /** Buy packs: a paid grant whose cost basis is the (discounted) price */
+        /**
+         * Buy packs: a paid grant whose cost basis is the (discounted) price
+         * @description Needs the permission `subscriptions:write`.
+         */
         post: operations["postCustomersIdPurchases"];
         delete?: never;
         options?: never;
@@ -734,12 +895,21 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A customer's auto top-up rule */
+        /**
+         * A customer's auto top-up rule
+         * @description Needs the permission `subscriptions:read`.
+         */
         get: operations["getCustomersIdAutoTopUp"];
-        /** Set the auto top-up rule: buy packs when the balance crosses below a threshold */
+        /**
+         * Set the auto top-up rule: buy packs when the balance crosses below a threshold
+         * @description Needs the permission `subscriptions:write`.
+         */
         put: operations["putCustomersIdAutoTopUp"];
         post?: never;
-        /** Remove a customer's auto top-up rule (204); 404 when it has none */
+        /**
+         * Remove a customer's auto top-up rule (204); 404 when it has none
+         * @description Needs the permission `subscriptions:write`.
+         */
         delete: operations["deleteCustomersIdAutoTopUp"];
         options?: never;
         head?: never;
@@ -755,8 +925,95 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Check an entitlement; with hold, an allowed check reserves its credits atomically */
+        /**
+         * Check an entitlement; with hold, an allowed check reserves its credits atomically
+         * @description Needs the permission `check:read`.
+         */
         post: operations["postCheck"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/workspaces": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the installation's workspaces (installation admin)
+         * @description Needs the permission `workspaces:admin`.
+         */
+        get: operations["getWorkspaces"];
+        put?: never;
+        /**
+         * Create a workspace (installation admin); answers its first admin key, shown only here
+         * @description Needs the permission `workspaces:admin`.
+         */
+        post: operations["postWorkspaces"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/workspaces/{workspace_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One workspace (installation admin)
+         * @description Needs the permission `workspaces:admin`.
+         */
+        get: operations["getWorkspacesWorkspaceId"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/audit-log": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The workspace's audit log, oldest first, filtered by actor, action, target and time
+         * @description Needs the permission `audit:read`.
+         */
+        get: operations["getAuditLog"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/audit-log/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export the audit log (all matching records) as NDJSON (default) or CSV, streamed
+         * @description Needs the permission `audit:read`.
+         */
+        get: operations["getAuditLogExport"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -772,9 +1029,34 @@ export interface components {
         ApiKey: {
             id: string;
             scope: "admin" | "write" | "read" | "check";
+            /** @description The key's effective permissions */
+            permissions: string[];
             name: string | null;
             created_at: string;
             revoked_at: string | null;
+            expires_at: string | null;
+            /** @description Exact to a minute */
+            last_used_at: string | null;
+            rate_limit: string | null;
+        };
+        AuditRecord: {
+            id: string;
+            /** @description Position in the workspace chain, from 1, without gaps */
+            seq: number;
+            at: string;
+            actor_key_id: string | null;
+            request_id: string | null;
+            action: string;
+            target_type: string;
+            target_id: string;
+            /** @description State before (null: created) */
+            before: unknown;
+            /** @description State after (null: removed) */
+            after: unknown;
+            /** @description Hash of the previous record (empty for the first) */
+            prev_hash: string;
+            /** @description SHA-256 over this record and prev_hash (docs/design.md) */
+            hash: string;
         };
         AutoTopUp: {
             customer_id: string;
@@ -922,8 +1204,12 @@ export interface components {
             } | null;
         };
         CreateApiKeyRequest: {
-            scope: "admin" | "write" | "read" | "check";
+            scope?: "admin" | "write" | "read" | "check";
+            /** @description resource:action permissions (instead of a scope); each must be held by the creating key */
+            permissions?: ("customers:read" | "customers:write" | "ledger:read" | "ledger:write" | "balances:read" | "events:read" | "events:write" | "metering:read" | "metering:write" | "catalog:read" | "catalog:write" | "subscriptions:read" | "subscriptions:write" | "check:read" | "reports:read" | "audit:read" | "metrics:read" | "keys:admin" | "webhooks:admin" | "workspaces:admin")[];
             name?: string | null;
+            expires_at?: string | null;
+            rate_limit?: string | null;
         };
         CreateCreditPackRequest: {
             /** @description Client-chosen id: 1 to 128 of A-Z a-z 0-9 . _ : - (not "." or "..", no "..") */
@@ -1123,14 +1409,44 @@ export interface components {
             /** @description Default false: a customer with a live subscription to this plan gets 409 already_subscribed */
             allow_multiple?: boolean;
         };
+        CreateWorkspaceRequest: {
+            /** @description Lower-case letters, digits, `_` and `-`; 1–64 characters */
+            id: string;
+            name?: string | null;
+        };
         CreatedApiKey: {
             id: string;
             scope: "admin" | "write" | "read" | "check";
+            /** @description The key's effective permissions */
+            permissions: string[];
             name: string | null;
             created_at: string;
             revoked_at: string | null;
+            expires_at: string | null;
+            /** @description Exact to a minute */
+            last_used_at: string | null;
+            rate_limit: string | null;
             /** @description Shown once */
             key: string;
+        };
+        CreatedWorkspace: {
+            id: string;
+            name: string | null;
+            created_at: string;
+            admin_key: {
+                id: string;
+                scope: "admin" | "write" | "read" | "check";
+                /** @description The key's effective permissions */
+                permissions: string[];
+                name: string | null;
+                created_at: string;
+                revoked_at: string | null;
+                expires_at: string | null;
+                /** @description Exact to a minute */
+                last_used_at: string | null;
+                rate_limit: string | null;
+                key: string | null;
+            };
         };
         CreditPack: {
             id: string;
@@ -1725,6 +2041,11 @@ export interface components {
         VoidGrantRequest: {
             reason?: string | null;
         };
+        Workspace: {
+            id: string;
+            name: string | null;
+            created_at: string;
+        };
         Error: {
             error: {
                 code: string;
@@ -2210,7 +2531,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -2219,7 +2540,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2292,6 +2613,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -2453,7 +2801,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -2462,7 +2810,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2535,6 +2883,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -2705,7 +3080,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -2714,7 +3089,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2903,6 +3278,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large */
             431: {
                 headers: {
@@ -3052,7 +3454,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -3061,7 +3463,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3161,6 +3563,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -3330,7 +3759,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -3339,7 +3768,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3555,6 +3984,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large */
             431: {
                 headers: {
@@ -3708,7 +4164,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -3717,7 +4173,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3790,6 +4246,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -3957,7 +4440,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -3966,7 +4449,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4155,6 +4638,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large */
             431: {
                 headers: {
@@ -4314,7 +4824,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -4323,7 +4833,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4423,6 +4933,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -4598,7 +5135,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -4607,7 +5144,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4823,6 +5360,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large */
             431: {
                 headers: {
@@ -4971,7 +5535,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -4980,7 +5544,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5080,6 +5644,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -5248,7 +5839,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -5257,7 +5848,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5473,6 +6064,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large */
             431: {
                 headers: {
@@ -5635,7 +6253,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -5671,7 +6289,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5879,6 +6497,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "amount_out_of_range" | "idempotency_key_reused";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -6049,7 +6694,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -6085,7 +6730,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6301,6 +6946,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large */
             431: {
                 headers: {
@@ -6449,7 +7121,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -6458,7 +7130,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6558,6 +7230,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -6726,7 +7425,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -6762,7 +7461,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6970,6 +7669,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "amount_out_of_range" | "idempotency_key_reused";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -7134,7 +7860,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -7143,7 +7869,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7351,6 +8077,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "amount_out_of_range" | "idempotency_key_reused";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -7520,7 +8273,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -7529,7 +8282,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7745,6 +8498,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large */
             431: {
                 headers: {
@@ -7907,7 +8687,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -7916,7 +8696,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -8132,6 +8912,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large */
             431: {
                 headers: {
@@ -8288,7 +9095,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -8297,7 +9104,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -8397,6 +9204,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -8563,7 +9397,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -8572,7 +9406,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -8672,6 +9506,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -8844,7 +9705,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -8853,7 +9714,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -8953,6 +9814,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -9107,7 +9995,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -9116,7 +10004,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -9189,6 +10077,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -9346,7 +10261,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -9355,7 +10270,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -9428,6 +10343,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -9533,8 +10475,13 @@ export interface operations {
             content: {
                 /**
                  * @example {
-                 *       "scope": "read",
-                 *       "name": "dashboard"
+                 *       "permissions": [
+                 *         "events:write",
+                 *         "check:read"
+                 *       ],
+                 *       "name": "ingest worker",
+                 *       "expires_at": "2031-01-01T00:00:00Z",
+                 *       "rate_limit": "1000/1s"
                  *     }
                  */
                 "application/json": components["schemas"]["CreateApiKeyRequest"];
@@ -9595,7 +10542,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -9604,7 +10551,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -9785,6 +10732,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "idempotency_key_reused";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -9949,7 +10923,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -9958,7 +10932,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -10166,6 +11140,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "idempotency_key_reused";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -10335,7 +11336,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -10344,7 +11345,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -10417,6 +11418,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -10606,7 +11634,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -10615,7 +11643,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -10804,6 +11832,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large */
             431: {
                 headers: {
@@ -10957,7 +12012,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -10966,7 +12021,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -11039,6 +12094,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -11212,7 +12294,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -11221,7 +12303,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -11410,6 +12492,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large */
             431: {
                 headers: {
@@ -11559,7 +12668,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -11568,7 +12677,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -11668,6 +12777,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -11841,7 +12977,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -11850,7 +12986,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -11950,6 +13086,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -12111,7 +13274,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -12120,7 +13283,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -12193,6 +13356,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -12365,7 +13555,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -12374,7 +13564,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -12590,6 +13780,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large */
             431: {
                 headers: {
@@ -12739,7 +13956,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -12748,7 +13965,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -12848,6 +14065,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -13024,7 +14268,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -13033,7 +14277,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -13241,6 +14485,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "amount_out_of_range" | "idempotency_key_reused";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -13408,7 +14679,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -13417,7 +14688,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -13633,6 +14904,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large */
             431: {
                 headers: {
@@ -13786,7 +15084,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -13795,7 +15093,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -13868,6 +15166,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -14038,7 +15363,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -14047,7 +15372,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -14263,6 +15588,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large */
             431: {
                 headers: {
@@ -14412,7 +15764,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -14421,7 +15773,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -14521,6 +15873,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -14693,7 +16072,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -14702,7 +16081,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -14910,6 +16289,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "idempotency_key_reused";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -15070,7 +16476,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -15079,7 +16485,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -15287,6 +16693,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "idempotency_key_reused";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -15448,7 +16881,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -15457,7 +16890,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -15530,6 +16963,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -15646,14 +17106,14 @@ export interface operations {
                  *         {
                  *           "credit_type": "credits",
                  *           "amount": "5000",
-                 *           "period": "month"
+                 *           "period": "P1M"
                  *         }
                  *       ],
                  *       "price": {
                  *         "amount": "49.00",
                  *         "currency": "USD"
                  *       },
-                 *       "billing_period": "month"
+                 *       "billing_period": "P1M"
                  *     }
                  */
                 "application/json": components["schemas"]["CreatePlanRequest"];
@@ -15714,7 +17174,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -15723,7 +17183,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -15939,6 +17399,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large */
             431: {
                 headers: {
@@ -16090,7 +17577,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -16099,7 +17586,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -16199,6 +17686,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -16317,7 +17831,7 @@ export interface operations {
                  *         {
                  *           "credit_type": "credits",
                  *           "amount": "6000",
-                 *           "period": "month"
+                 *           "period": "P1M"
                  *         }
                  *       ]
                  *     }
@@ -16380,7 +17894,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -16389,7 +17903,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -16605,6 +18119,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large */
             431: {
                 headers: {
@@ -16761,7 +18302,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -16770,7 +18311,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -16870,6 +18411,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -17039,7 +18607,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -17048,7 +18616,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -17264,6 +18832,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large */
             431: {
                 headers: {
@@ -17412,7 +19007,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -17421,7 +19016,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -17521,6 +19116,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -17689,7 +19311,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -17698,7 +19320,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -17914,6 +19536,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large */
             431: {
                 headers: {
@@ -18075,7 +19724,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -18084,7 +19733,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -18300,6 +19949,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large */
             431: {
                 headers: {
@@ -18453,7 +20129,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -18462,7 +20138,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -18535,6 +20211,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -18706,7 +20409,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -18715,7 +20418,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -18931,6 +20634,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large */
             431: {
                 headers: {
@@ -19080,7 +20810,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -19089,7 +20819,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -19189,6 +20919,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -19353,7 +21110,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -19362,7 +21119,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -19462,6 +21219,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -19632,7 +21416,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -19641,7 +21425,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -19857,6 +21641,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large */
             431: {
                 headers: {
@@ -20006,7 +21817,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -20015,7 +21826,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -20115,6 +21926,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -20227,7 +22065,7 @@ export interface operations {
                  *       "pack_id": "pack-10k",
                  *       "quantity": 1,
                  *       "max_per_period": 3,
-                 *       "period": "month"
+                 *       "period": "P1M"
                  *     }
                  */
                 "application/json": components["schemas"]["AutoTopUpRequest"];
@@ -20288,7 +22126,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -20297,7 +22135,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -20505,6 +22343,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "idempotency_key_reused";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -20663,7 +22528,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -20672,7 +22537,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -20880,6 +22745,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "idempotency_key_reused";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -21051,7 +22943,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -21060,7 +22952,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -21268,6 +23160,1532 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "amount_out_of_range" | "idempotency_key_reused";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Request headers too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "headers_too_large",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "headers_too_large";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "internal_error",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "internal_error";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "service_unavailable",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "service_unavailable";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+        };
+    };
+    getWorkspaces: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Workspace"][];
+                        next_cursor: null;
+                    };
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "invalid_request",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "invalid_request";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "unauthorized",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unauthorized" | "api_key_expired";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description The key lacks the permission this call needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "forbidden",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "forbidden";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "method_not_allowed",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "method_not_allowed";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Request not received in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "request_timeout",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Request headers too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "headers_too_large",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "headers_too_large";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "internal_error",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "internal_error";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "service_unavailable",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "service_unavailable";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+        };
+    };
+    postWorkspaces: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the write safe to retry: the same key with the same request answers the first answer again (`Idempotent-Replayed: true`); with another request 422 `idempotency_key_reused`; while the first still runs 409 `request_in_progress`. 1–255 printable ASCII characters, scoped to the workspace. */
+                "idempotency-key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "id": "test",
+                 *       "name": "Test environment"
+                 *     }
+                 */
+                "application/json": components["schemas"]["CreateWorkspaceRequest"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatedWorkspace"];
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "invalid_request",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "invalid_request";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "unauthorized",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unauthorized" | "api_key_expired";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description The key lacks the permission this call needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "forbidden",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "forbidden";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "method_not_allowed",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "method_not_allowed";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Request not received in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "request_timeout",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "already_exists",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "already_exists" | "request_in_progress";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Payload too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "payload_too_large",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "payload_too_large";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "unsupported_media_type",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unsupported_media_type";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Unprocessable request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "idempotency_key_reused",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "idempotency_key_reused";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Request headers too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "headers_too_large",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "headers_too_large";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "internal_error",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "internal_error";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "service_unavailable",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "service_unavailable";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+        };
+    };
+    getWorkspacesWorkspaceId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Lower-case letters, digits, `_` and `-`; 1–64 characters */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Workspace"];
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "invalid_request",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "invalid_request";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "unauthorized",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unauthorized" | "api_key_expired";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description The key lacks the permission this call needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "forbidden",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "forbidden";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "not_found",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "not_found";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "method_not_allowed",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "method_not_allowed";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Request not received in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "request_timeout",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Request headers too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "headers_too_large",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "headers_too_large";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "internal_error",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "internal_error";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "service_unavailable",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "service_unavailable";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+        };
+    };
+    getAuditLog: {
+        parameters: {
+            query?: {
+                /** @description The acting API key id */
+                actor?: string;
+                /** @description e.g. `grant.created` */
+                action?: string;
+                /** @description e.g. `grant`, `plan`, `api_key` */
+                target_type?: string;
+                target_id?: string;
+                /** @description RFC 3339, inclusive */
+                from?: string;
+                /** @description RFC 3339, exclusive */
+                to?: string;
+                limit?: string;
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["AuditRecord"][];
+                        next_cursor: string | null;
+                    };
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "invalid_request",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "invalid_request";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "unauthorized",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unauthorized" | "api_key_expired";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description The key lacks the permission this call needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "forbidden",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "forbidden";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "method_not_allowed",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "method_not_allowed";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Request not received in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "request_timeout",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Request headers too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "headers_too_large",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "headers_too_large";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "internal_error",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "internal_error";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "service_unavailable",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "service_unavailable";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+        };
+    };
+    getAuditLogExport: {
+        parameters: {
+            query?: {
+                /** @description The acting API key id */
+                actor?: string;
+                /** @description e.g. `grant.created` */
+                action?: string;
+                /** @description e.g. `grant`, `plan`, `api_key` */
+                target_type?: string;
+                target_id?: string;
+                /** @description RFC 3339, inclusive */
+                from?: string;
+                /** @description RFC 3339, exclusive */
+                to?: string;
+                format?: "ndjson" | "csv";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description NDJSON: one record per line; CSV: a header line, then one per line */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string;
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "invalid_request",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "invalid_request";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "unauthorized",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unauthorized" | "api_key_expired";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description The key lacks the permission this call needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "forbidden",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "forbidden";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "method_not_allowed",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "method_not_allowed";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Request not received in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "request_timeout",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
