@@ -21,11 +21,15 @@ import type { RateLimitLeases } from '../ports/storage.js';
  *   processes together never exceed the bucket: **no overshoot**. The cost is the other way round:
  *   a process may strand at most one unspent lease per bucket (refused early by at most
  *   `leaseSize × (processes − 1)` requests in a burst), and the database sees at most one statement
- *   per `leaseSize` requests per bucket rather than one per request.
+ *   per `leaseSize` requests per bucket rather than one per request. A process that finds the
+ *   bucket empty refuses locally for the time one lease takes to refill (so a flood of refused
+ *   requests costs no more statements than accepted ones).
  */
 export class RateLimiter {
   private readonly local = new Map<string, BucketState>();
   private readonly leases = new Map<string, { tokens: number; until: Instant }>();
+  /** Buckets found empty: refused here, without a statement, until a lease could have refilled. */
+  private readonly emptyUntil = new Map<string, Instant>();
 
   constructor(
     private readonly shared: RateLimitLeases | null,
@@ -60,17 +64,23 @@ export class RateLimiter {
       lease.tokens -= 1;
       return decide(true, lease.tokens, policy);
     }
+    const empty = this.emptyUntil.get(bucketKey);
+    if (empty !== undefined && empty > now) return decide(false, 0, policy);
+    const want = this.leaseSize(policy);
     const granted = await this.shared.take({
       bucketKey,
-      want: this.leaseSize(policy),
+      want,
       capacity: policy.limit,
       refillPerMs: refillPerMs(policy),
       now,
     });
     if (granted < 1) {
+      // A flood of refused requests costs one statement per lease's refill time, not one each.
       this.leases.delete(bucketKey);
+      this.remember(this.emptyUntil, bucketKey, now + Math.ceil(want / refillPerMs(policy)));
       return decide(false, 0, policy);
     }
+    this.emptyUntil.delete(bucketKey);
     const next = { tokens: granted - 1, until: now + (this.options.leaseTtlMs ?? 1000) };
     this.remember(this.leases, bucketKey, next);
     return decide(true, next.tokens, policy);

@@ -310,12 +310,12 @@ class PgWrites extends SqlWrites {
  * leases from several processes queue on the row and never take more than it holds.
  */
 export const RATE_LIMIT_TAKE_SQL = `INSERT INTO rate_limit_buckets AS b (bucket_key, tokens, last_granted, updated_at)
-  VALUES (?, ?, ?, ?)
+  VALUES (?, ?::float8, ?::bigint, ?::bigint)
   ON CONFLICT (bucket_key) DO UPDATE SET
-    last_granted = LEAST(?, FLOOR(LEAST(?, b.tokens + GREATEST(0, ? - b.updated_at) * ?))),
-    tokens = LEAST(?, b.tokens + GREATEST(0, ? - b.updated_at) * ?)
-      - LEAST(?, FLOOR(LEAST(?, b.tokens + GREATEST(0, ? - b.updated_at) * ?))),
-    updated_at = GREATEST(b.updated_at, ?)
+    last_granted = LEAST(?::float8, FLOOR(LEAST(?::float8, b.tokens + GREATEST(0, ?::bigint - b.updated_at) * ?::float8))),
+    tokens = LEAST(?::float8, b.tokens + GREATEST(0, ?::bigint - b.updated_at) * ?::float8)
+      - LEAST(?::float8, FLOOR(LEAST(?::float8, b.tokens + GREATEST(0, ?::bigint - b.updated_at) * ?::float8))),
+    updated_at = GREATEST(b.updated_at, ?::bigint)
   RETURNING last_granted`;
 
 class PgRateLimitLeases implements RateLimitLeases {
