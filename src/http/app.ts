@@ -5,11 +5,11 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, Lo
 import { BurndownError, ErrorCode, invalidRequest } from '../domain/errors.js';
 import { parseRateLimit, type RateDecision, type RateLimitPolicy } from '../domain/limits/token-bucket.js';
 import type { ApiKeyScope } from '../ports/storage.js';
-import { type ApiKeyResolver, apiKeyExpired, isExpired, KeyUsageRecorder } from '../services/api-keys.js';
+import { type ApiKeyResolver, apiKeyExpired, isExpired, keyUsageRecorderOf } from '../services/api-keys.js';
 import type { ServiceContext } from '../services/context.js';
 import { type Permission, permissionsOf } from '../services/permissions.js';
 import { apiKeyResolverOf } from '../services/queries.js';
-import { RateLimiter } from '../services/rate-limits.js';
+import { type RateLimiter, rateLimiterOf } from '../services/rate-limits.js';
 import { statusOfErrorCode } from './error-status.js';
 import { NOT_JSON_BODY } from './event-parsing.js';
 import { errorBody, IdempotentWriter } from './idempotent-write.js';
@@ -282,8 +282,8 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
   const keys = apiKeyResolverOf(ctx);
   const rateLimits: RateLimitDefaults = options.rateLimits ?? { perKey: null, perCustomer: null };
   const deps: RouteDeps = { ctx, writer: new IdempotentWriter(ctx), metrics, keys, rateLimits };
-  const limiter = options.rateLimiter ?? new RateLimiter(ctx.storage.rateLimitLeases, () => ctx.clock.now());
-  const usage = new KeyUsageRecorder(ctx.storage, (error) =>
+  const limiter = options.rateLimiter ?? rateLimiterOf(ctx);
+  const usage = keyUsageRecorderOf(ctx, (error) =>
     app.log.warn({ err: error }, 'API key last-used time not recorded'),
   );
   const keyPolicies = new Map<string, RateLimitPolicy | null>();

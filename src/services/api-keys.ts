@@ -155,6 +155,11 @@ export class ApiKeyResolver {
   }
 }
 
+/** The last-used recorder of a server, writing through its storage. */
+export function keyUsageRecorderOf(ctx: ServiceContext, onError: (error: unknown) => void): KeyUsageRecorder {
+  return new KeyUsageRecorder(ctx.storage, onError);
+}
+
 /** Sets a cache entry, evicting the oldest inserted entries beyond `max` (insertion order). */
 function remember<V>(map: Map<string, V>, key: string, value: V, max: number): void {
   map.delete(key);

@@ -9,6 +9,7 @@ import {
 } from '../domain/limits/token-bucket.js';
 import type { Instant } from '../domain/time/instant.js';
 import type { RateLimitLeases } from '../ports/storage.js';
+import type { ServiceContext } from './context.js';
 
 /**
  * Per-key and per-customer rate limits (token buckets; docs/design.md, "Rate limits").
@@ -96,4 +97,9 @@ export class RateLimiter {
       map.delete(oldest.value);
     }
   }
+}
+
+/** The limiter of a server: over the storage's shared leases when it has them, else in-process. */
+export function rateLimiterOf(ctx: ServiceContext): RateLimiter {
+  return new RateLimiter(ctx.storage.rateLimitLeases, () => ctx.clock.now());
 }
