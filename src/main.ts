@@ -126,6 +126,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     metricsPublic: config.metricsPublic,
     checkHoldMaxTtlSeconds: config.checkHoldMaxTtlSeconds,
     stripe: { webhookSecret: config.stripeWebhookSecret, workspaceId: config.stripeWorkspace },
+    rateLimits: { perKey: config.rateLimitPerKey, perCustomer: config.rateLimitPerCustomer },
   });
   // Resets missed while the server was down are issued before it takes traffic (each exactly once).
   for (;;) {

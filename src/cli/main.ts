@@ -8,6 +8,7 @@ import { REVENUE_GROUP_BYS, type RevenueGroupBy } from '../domain/revenue/report
 import { parseInstant, whyNotAnInstant } from '../domain/time/instant.js';
 import { createContext, databaseState, openStorage, startServer } from '../main.js';
 import type { Storage } from '../ports/storage.js';
+import { verifyAuditChains } from '../services/audit.js';
 import { presentBalance } from '../services/balance-document.js';
 import { DEFAULT_CREDIT_TYPE, DEFAULT_WORKSPACE } from '../services/context.js';
 import { readBalance } from '../services/ledger.js';
@@ -181,6 +182,38 @@ withDatabase(
     process.exitCode = report.ok ? 0 : 1;
   },
 );
+
+const audit = program.command('audit').description('the audit log of administrative changes');
+withDatabase(
+  audit
+    .command('verify')
+    .description("prove every workspace's audit chain unbroken; exits 1 naming the first bad record")
+    .option('--json', 'print the result as JSON'),
+).action(async (options: { database?: string; json?: boolean }) => {
+  const storage = await openExisting(chooseDatabase(options.database));
+  let result: Awaited<ReturnType<typeof verifyAuditChains>>;
+  try {
+    result = await verifyAuditChains(storage.read);
+  } finally {
+    await storage.close();
+  }
+  if (options.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  else {
+    process.stdout.write(
+      `audit verify: ${result.records} records in ${result.workspaces} workspace chains: ${result.ok ? 'OK' : 'BROKEN'}\n`,
+    );
+    for (const head of result.heads) {
+      process.stdout.write(`  head workspace=${head.workspaceId} seq=${head.seq} hash=${head.hash}\n`);
+    }
+    const b = result.firstBreak;
+    if (b) {
+      process.stdout.write(
+        `  first bad record: workspace=${b.workspaceId} seq=${b.seq} id=${b.recordId ?? '-'}: ${b.reason}\n`,
+      );
+    }
+  }
+  process.exitCode = result.ok ? 0 : 1;
+});
 
 withDatabase(
   program

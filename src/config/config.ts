@@ -1,5 +1,6 @@
 import { DEFAULT_EXPIRY_NOTICE_LEADS_MS, parseNoticeLeads } from '../domain/alerts/balance-thresholds.js';
 import { BurndownError, ErrorCode } from '../domain/errors.js';
+import { parseRateLimit, type RateLimitPolicy } from '../domain/limits/token-bucket.js';
 import { checkDatabaseUrl, DEFAULT_DATABASE_URL } from './database-url.js';
 
 /** The service's configuration, parsed and validated once from the environment, then frozen. */
@@ -61,6 +62,30 @@ export interface Config {
    * top-ups stay pending (nothing is charged or granted).
    */
   readonly stripeSecretKey: string | null;
+   * Default rate limit of every key without its own, `<requests>/<seconds>s` (a token bucket: a
+   * burst of <requests>, refilled at <requests> per <seconds>). `BURNDOWN_RATE_LIMIT_PER_KEY`;
+   * default none.
+   */
+  readonly rateLimitPerKey: RateLimitPolicy | null;
+  /**
+   * Rate limit per customer on debits, holds, checks and event ingest, same form.
+   * `BURNDOWN_RATE_LIMIT_PER_CUSTOMER`; default none.
+   */
+  readonly rateLimitPerCustomer: RateLimitPolicy | null;
+}
+
+function rateLimit(env: NodeJS.ProcessEnv, name: string): RateLimitPolicy | null {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return null;
+  const policy = parseRateLimit(raw);
+  if (policy === null) {
+    throw new BurndownError(
+      ErrorCode.invalidRequest,
+      `${name} must be <requests>/<seconds>s, e.g. 100/1s or 6000/60s`,
+      { name },
+    );
+  }
+  return policy;
 }
 
 function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
@@ -142,5 +167,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     stripeWebhookSecret: env['BURNDOWN_STRIPE_WEBHOOK_SECRET'] || null,
     stripeWorkspace: env['BURNDOWN_STRIPE_WORKSPACE'] || 'default',
     stripeSecretKey: env['BURNDOWN_STRIPE_SECRET_KEY'] || null,
+    rateLimitPerKey: rateLimit(env, 'BURNDOWN_RATE_LIMIT_PER_KEY'),
+    rateLimitPerCustomer: rateLimit(env, 'BURNDOWN_RATE_LIMIT_PER_CUSTOMER'),
   });
 }

@@ -6,6 +6,10 @@
 export const ErrorCode = {
   unauthorized: 'unauthorized',
   forbidden: 'forbidden',
+  /** The API key was valid but its expiry has passed (401, distinct from an unknown key). */
+  apiKeyExpired: 'api_key_expired',
+  /** Too many requests for a key's or a customer's rate limit (429 with Retry-After). */
+  rateLimited: 'rate_limited',
   notFound: 'not_found',
   alreadyExists: 'already_exists',
   invalidRequest: 'invalid_request',

@@ -4,12 +4,14 @@ import swagger from '@fastify/swagger';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, LogController } from 'fastify';
 import { BurndownError, ErrorCode, invalidRequest } from '../domain/errors.js';
 import { HttpWebhookTransport } from '../infra/webhook-transport.js';
+import { parseRateLimit, type RateDecision, type RateLimitPolicy } from '../domain/limits/token-bucket.js';
 import type { ApiKeyScope } from '../ports/storage.js';
-import type { ApiKeyResolver, RouteScope } from '../services/api-keys.js';
-import { scopeAllows } from '../services/api-keys.js';
+import { type ApiKeyResolver, apiKeyExpired, isExpired, keyUsageRecorderOf } from '../services/api-keys.js';
 import type { ServiceContext } from '../services/context.js';
+import { type Permission, permissionsOf } from '../services/permissions.js';
 import { apiKeyResolverOf } from '../services/queries.js';
 import { DEFAULT_SECRET_OVERLAP_MS, type WebhookSettings } from '../services/webhook-endpoints.js';
+import { type RateLimiter, rateLimiterOf } from '../services/rate-limits.js';
 import { statusOfErrorCode } from './error-status.js';
 import { NOT_JSON_BODY } from './event-parsing.js';
 import { errorBody, IdempotentWriter } from './idempotent-write.js';
@@ -23,8 +25,10 @@ import {
   sharedNamedSchemas,
   TAGS,
 } from './openapi.js';
+import { operationKeyOf, permissionOf } from './permissions.js';
 import { registerApiKeyRoutes } from './routes/api-keys.js';
 import { registerBalanceThresholdRoutes } from './routes/balance-thresholds.js';
+import { registerAuditRoutes } from './routes/audit-log.js';
 import { registerBalanceRoutes } from './routes/balances.js';
 import { DEFAULT_CHECK_HOLD_MAX_TTL_SECONDS, registerCheckRoutes } from './routes/check.js';
 import { registerCorrectionRoutes } from './routes/corrections.js';
@@ -45,6 +49,7 @@ import { registerReconciliationRoutes } from './routes/reconciliation.js';
 import { registerStripeRoutes, STRIPE_WEBHOOK_PATH, type StripeWebhookOptions } from './routes/stripe.js';
 import { registerSubscriptionRoutes } from './routes/subscriptions.js';
 import { registerWebhookEndpointRoutes } from './routes/webhook-endpoints.js';
+import { registerWorkspaceRoutes } from './routes/workspaces.js';
 import { AmountText, BalanceBody, EntryBody, ErrorBody } from './schemas.js';
 
 declare module 'fastify' {
@@ -55,8 +60,12 @@ declare module 'fastify' {
     rawBody?: string;
   }
   interface FastifyContextConfig {
-    /** Scope the route needs; routes without one are public (health, OpenAPI; metrics when so configured). */
-    scope?: RouteScope;
+    /**
+     * Marks a route that needs a key; routes without one are public (health, OpenAPI; metrics when
+     * so configured). The value is the scope the route needed before permissions: what a key may
+     * call is decided by OPERATION_PERMISSIONS (src/http/permissions.ts) alone.
+     */
+    scope?: ApiKeyScope | 'balance';
   }
 }
 
@@ -69,7 +78,27 @@ export interface RouteDeps {
   readonly keys: ApiKeyResolver;
   /** Where webhook endpoints may point and how long a rotated secret keeps signing. */
   readonly webhooks: WebhookSettings;
+  /** The default rate limits (null: none), for routes that show them. */
+  readonly rateLimits: RateLimitDefaults;
 }
+
+/**
+ * Default rate limits; both off unless configured (BURNDOWN_RATE_LIMIT_PER_KEY,
+ * BURNDOWN_RATE_LIMIT_PER_CUSTOMER). A key's own `rate_limit` replaces the per-key default.
+ */
+export interface RateLimitDefaults {
+  readonly perKey: RateLimitPolicy | null;
+  /** Per customer, on the usage routes (debits, holds, checks, event ingest). */
+  readonly perCustomer: RateLimitPolicy | null;
+}
+
+/** The operations limited per customer too, and where each finds its customers. */
+const PER_CUSTOMER_OPERATIONS: ReadonlySet<string> = new Set([
+  'POST /v1/customers/{id}/debits',
+  'POST /v1/customers/{id}/holds',
+  'POST /v1/check',
+  'POST /v1/events',
+]);
 
 /** Options of the HTTP app. */
 export interface AppOptions {
@@ -100,6 +129,10 @@ export interface AppOptions {
   readonly webhooks?: WebhookSettings;
   /** Stripe's webhook (payments in); without it the webhook answers 503 and applies nothing. */
   readonly stripe?: StripeWebhookOptions;
+  /** Default rate limits (default: none). */
+  readonly rateLimits?: RateLimitDefaults;
+  /** The rate limiter (tests inject one with their clock); default: over the storage's leases. */
+  readonly rateLimiter?: RateLimiter;
 }
 
 /** One Ajv error as Fastify hands it over (`verbose`: with the failing schema and its parent). */
@@ -269,6 +302,22 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
     secretOverlapMs: DEFAULT_SECRET_OVERLAP_MS,
   };
   const deps: RouteDeps = { ctx, writer: new IdempotentWriter(ctx), metrics, keys, webhooks };
+  const rateLimits: RateLimitDefaults = options.rateLimits ?? { perKey: null, perCustomer: null };
+  const deps: RouteDeps = { ctx, writer: new IdempotentWriter(ctx), metrics, keys, rateLimits };
+  const limiter = options.rateLimiter ?? rateLimiterOf(ctx);
+  const usage = keyUsageRecorderOf(ctx, (error) =>
+    app.log.warn({ err: error }, 'API key last-used time not recorded'),
+  );
+  const keyPolicies = new Map<string, RateLimitPolicy | null>();
+  const keyPolicyOf = (rateLimit: string | null): RateLimitPolicy | null => {
+    if (rateLimit === null) return rateLimits.perKey;
+    let policy = keyPolicies.get(rateLimit);
+    if (policy === undefined) {
+      policy = parseRateLimit(rateLimit);
+      keyPolicies.set(rateLimit, policy);
+    }
+    return policy ?? rateLimits.perKey;
+  };
 
   app.decorateRequest('auth', undefined as unknown as RouteDepsAuth);
   app.decorateRequest('rawBody', undefined);
@@ -322,7 +371,7 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
 
   // Authentication runs on request, before the body is read: an unknown key gets its 401 and the
   // connection is closed (the error handler sets Connection: close) without reading the body.
-  app.addHook('onRequest', async (request) => {
+  app.addHook('onRequest', async (request, reply) => {
     const scope = request.routeOptions.config.scope;
     if (scope === undefined) return;
     const header = request.headers.authorization;
@@ -330,21 +379,47 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
     const resolved = match ? await keys.resolve(match[1]!) : null;
     if (!resolved) throw new BurndownError(ErrorCode.unauthorized, 'missing or unknown API key', {});
     const record = resolved.record;
-    if (!scopeAllows(record.scope, scope)) {
-      throw new BurndownError(
-        ErrorCode.forbidden,
-        `this key's scope (${record.scope}) does not allow this call`,
-        {
-          required: scope,
-        },
-      );
+    const now = ctx.clock.now();
+    if (isExpired(record, now)) throw apiKeyExpired(record);
+    const operation = operationKeyOf(request.method, request.routeOptions.url ?? '');
+    const required = permissionOf(operation);
+    const permissions = permissionsOf(record);
+    if (required === undefined) {
+      // Fail closed: a route nobody declared a permission for is callable by no key.
+      throw new BurndownError(ErrorCode.forbidden, `no permission is declared for ${operation}`, {
+        operation,
+      });
+    }
+    if (!permissions.has(required)) {
+      throw new BurndownError(ErrorCode.forbidden, `this key lacks the permission ${required}`, {
+        required,
+        scope: record.scope,
+      });
     }
     request.auth = {
       workspaceId: record.workspaceId,
       scope: record.scope,
       keyHash: resolved.keyHash,
       keyId: record.id,
+      permissions,
     };
+    usage.noteUsed(record, now);
+    const policy = keyPolicyOf(record.rateLimit);
+    if (policy !== null) {
+      enforce(reply, await limiter.take(`key:${record.id}`, policy), { limited: 'key', key_id: record.id });
+    }
+  });
+
+  // Per-customer limits on the usage routes, once the body names the customers.
+  app.addHook('preHandler', async (request, reply) => {
+    const policy = rateLimits.perCustomer;
+    if (policy === null || request.auth === undefined) return;
+    const operation = operationKeyOf(request.method, request.routeOptions.url ?? '');
+    if (!PER_CUSTOMER_OPERATIONS.has(operation)) return;
+    for (const customerId of customersOf(request.params, request.body)) {
+      const decision = await limiter.take(`customer:${request.auth.workspaceId}/${customerId}`, policy);
+      enforce(reply, decision, { limited: 'customer', customer_id: customerId });
+    }
   });
 
   // Deep nesting and NUL characters are refused before validation, so neither reaches a
@@ -419,12 +494,13 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
   // The router answers 404 for a known path with a wrong method; the routes are remembered as they
   // are registered so that case becomes a 405 naming the methods the path does take.
   const routes = new KnownRoutes();
-  const registered: { method: string; url: string }[] = [];
+  const registered: RegisteredRoute[] = [];
   registeredRoutes.set(app, registered);
   app.addHook('onRoute', (route) => {
     routes.add(route.method, route.url);
+    const scope = (route.config as { scope?: ApiKeyScope | 'balance' } | undefined)?.scope ?? null;
     for (const m of typeof route.method === 'string' ? [route.method] : route.method) {
-      registered.push({ method: m.toUpperCase(), url: route.url });
+      registered.push({ method: m.toUpperCase(), url: route.url, scope });
     }
   });
   app.setNotFoundHandler((request, reply) => {
@@ -505,14 +581,23 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
   registerExportRoutes(app, deps);
   registerImportRoutes(app, deps);
   registerStripeRoutes(app, deps, options.stripe ?? { webhookSecret: null, workspaceId: 'default' });
+  registerWorkspaceRoutes(app, deps);
+  registerAuditRoutes(app, deps);
   await app.ready();
   return app;
 }
 
-const registeredRoutes = new WeakMap<FastifyInstance, readonly { method: string; url: string }[]>();
+/** A registered route: method, URL pattern and `config.scope` (null: public). */
+export interface RegisteredRoute {
+  readonly method: string;
+  readonly url: string;
+  readonly scope: ApiKeyScope | 'balance' | null;
+}
 
-/** Every route the app registered (method and URL pattern), HEAD routes included. */
-export function routesOf(app: FastifyInstance): readonly { method: string; url: string }[] {
+const registeredRoutes = new WeakMap<FastifyInstance, readonly RegisteredRoute[]>();
+
+/** Every route the app registered (method, URL pattern, scope marker), HEAD routes included. */
+export function routesOf(app: FastifyInstance): readonly RegisteredRoute[] {
   return registeredRoutes.get(app) ?? [];
 }
 
@@ -555,7 +640,55 @@ function markAmountKeyword(ajv: {
 }
 
 /** The caller, as the auth hook found it; `keyHash` lets a write re-check the key in its transaction. */
-type RouteDepsAuth = { workspaceId: string; scope: ApiKeyScope; keyHash: string; keyId: string };
+export type RouteDepsAuth = {
+  workspaceId: string;
+  scope: ApiKeyScope;
+  keyHash: string;
+  keyId: string;
+  permissions: ReadonlySet<Permission>;
+};
+
+/**
+ * Sets the RateLimit-* headers (draft-ietf-httpapi-ratelimit-headers-07's three fields:
+ * `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` in seconds) and refuses with 429
+ * `rate_limited` and `Retry-After` when the bucket is empty. Of several limits on one request, the
+ * last one checked sets the headers (a refusal's are always its own).
+ */
+function enforce(reply: FastifyReply, decision: RateDecision, details: Record<string, unknown>): void {
+  reply.header('ratelimit-limit', String(decision.limit));
+  reply.header('ratelimit-remaining', String(decision.remaining));
+  reply.header('ratelimit-reset', String(decision.resetSeconds));
+  if (decision.allowed) return;
+  reply.header('retry-after', String(decision.retryAfterSeconds));
+  throw new BurndownError(ErrorCode.rateLimited, 'rate limit exceeded; retry after the Retry-After seconds', {
+    ...details,
+    retry_after_seconds: decision.retryAfterSeconds,
+  });
+}
+
+/**
+ * The customers a usage request is about: the path's `id`, a check's `customer_id`, or the
+ * `customer_id` (native) or `subject` (CloudEvents) of each event of a batch, once each.
+ * Malformed bodies name none here; validation refuses them.
+ */
+function customersOf(params: unknown, body: unknown): string[] {
+  const found = new Set<string>();
+  const id = (params as Record<string, unknown> | undefined)?.['id'];
+  if (typeof id === 'string') return [id];
+  const add = (item: unknown) => {
+    if (typeof item !== 'object' || item === null) return;
+    const r = item as Record<string, unknown>;
+    const c = r['customer_id'] ?? r['subject'];
+    if (typeof c === 'string') found.add(c);
+  };
+  if (Array.isArray(body)) body.forEach(add);
+  else if (typeof body === 'object' && body !== null) {
+    const events = (body as Record<string, unknown>)['events'];
+    if (Array.isArray(events)) events.forEach(add);
+    else add(body);
+  }
+  return [...found];
+}
 
 /** Counts the outcomes of an answer of `POST /v1/events` (202, or 400/500 with the same counts). */
 function countEventOutcomes(metrics: Metrics, payload: string): void {

@@ -13,6 +13,7 @@ export function statusOfErrorCode(code: ErrorCode): number {
     case 'invalid_signature':
       return 400;
     case 'unauthorized':
+    case 'api_key_expired':
       return 401;
     case 'insufficient_credits':
       return 402;
@@ -39,6 +40,8 @@ export function statusOfErrorCode(code: ErrorCode): number {
       return 415;
     case 'headers_too_large':
       return 431;
+    case 'rate_limited':
+      return 429;
     case 'idempotency_key_reused':
     case 'amount_out_of_range':
       return 422;

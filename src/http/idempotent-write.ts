@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { BurndownError, ErrorCode, invalidRequest } from '../domain/errors.js';
 import type { Instant } from '../domain/time/instant.js';
+import type { RequestContext } from '../services/audit.js';
 import type { ServiceContext } from '../services/context.js';
 import {
   type BusinessRefusal,
@@ -25,6 +26,11 @@ export type WriteResult = Presented;
 const IDEMPOTENCY_KEY = /^[\x20-\x7e]{1,255}$/;
 /** How long stored responses are kept; the contract promises at least 24 h. */
 export const IDEMPOTENCY_RETENTION_MS = 72 * 3600 * 1000;
+
+/** The request's actor (its key's id) and id, handed explicitly to the unit of work for the audit log. */
+export function requestContextOf(request: { auth?: { keyId: string }; id: string }): RequestContext {
+  return { actorKeyId: request.auth?.keyId ?? null, requestId: request.id };
+}
 
 /** The error envelope body of the contract. */
 export function errorBody(error: BurndownError) {
@@ -119,14 +125,16 @@ export class IdempotentWriter {
     const header = request.headers['idempotency-key'];
     const presentOutcome = (outcome: WriteOutcome<T>, now: Instant): WriteResult =>
       outcome.ok ? present(outcome.value, now) : refusalResult(outcome.refusal);
+    // Who asks, for the audit log: passed explicitly into the unit of work.
+    const context = requestContextOf(request);
     if (header === undefined) {
-      const answer = await runWrite(this.ctx, command, presentOutcome);
+      const answer = await runWrite(this.ctx, command, presentOutcome, null, context);
       return send(reply, answer.status, answer.text, false);
     }
     const { identity, flightKey } = this.identify(request, header);
     this.inFlight.add(flightKey);
     try {
-      const answer = await runWrite(this.ctx, command, presentOutcome, identity);
+      const answer = await runWrite(this.ctx, command, presentOutcome, identity, context);
       return send(reply, answer.status, answer.text, answer.replayed);
     } finally {
       this.inFlight.delete(flightKey);

@@ -1,6 +1,7 @@
 import type { RouteOptions } from 'fastify';
 import { ErrorCode } from '../domain/errors.js';
 import { statusOfErrorCode } from './error-status.js';
+import { OPERATION_PERMISSIONS } from './permissions.js';
 import { ErrorBody } from './schemas.js';
 import { WEBHOOK_EVENTS } from './webhook-events/index.js';
 
@@ -18,7 +19,9 @@ export type OperationKey = string;
 export const COMMON_CODES: readonly ErrorCode[] = [
   'invalid_request',
   'unauthorized',
+  'api_key_expired',
   'forbidden',
+  'rate_limited',
   'method_not_allowed',
   'request_timeout',
   'headers_too_large',
@@ -147,6 +150,11 @@ export const ROUTE_ERRORS: Readonly<Record<OperationKey, readonly ErrorCode[]>> 
   'GET /v1/exports/events': [],
   'GET /v1/exports/usage': [],
   'POST /v1/imports': ['invalid_import', 'unsupported_media_type', 'amount_out_of_range'],
+  'POST /v1/workspaces': ['already_exists'],
+  'GET /v1/workspaces': [],
+  'GET /v1/workspaces/{workspace_id}': ['not_found'],
+  'GET /v1/audit-log': [],
+  'GET /v1/audit-log/export': [],
   'GET /healthz': [],
   'GET /openapi.json': [],
   'GET /metrics': [],
@@ -198,6 +206,9 @@ const NAMED: Readonly<Record<OperationKey, Readonly<Record<string, string>>>> = 
   'GET /v1/customers/{id}/ledger': { '200[]': 'LedgerEntry' },
   'GET /v1/customers/{id}/subscriptions': { '200[]': 'Subscription' },
   'GET /v1/api-keys': { '200[]': 'ApiKey' },
+  'POST /v1/workspaces': { body: 'CreateWorkspaceRequest', 201: 'CreatedWorkspace' },
+  'GET /v1/workspaces': { '200[]': 'Workspace' },
+  'GET /v1/audit-log': { '200[]': 'AuditRecord' },
 };
 
 /** The operator endpoints (their routes hide from the document by default; here they are described). */
@@ -244,7 +255,13 @@ const REQUEST_EXAMPLES: Readonly<Record<OperationKey, unknown>> = {
   'POST /v1/holds/{hold_id}/release': {},
   'POST /v1/debits/{id}/reverse': { amount: '10', reason: 'failed job' },
   'POST /v1/events/{id}/reverse': { reason: 'sent twice under two ids' },
-  'POST /v1/api-keys': { scope: 'read', name: 'dashboard' },
+  'POST /v1/api-keys': {
+    permissions: ['events:write', 'check:read'],
+    name: 'ingest worker',
+    expires_at: '2031-01-01T00:00:00Z',
+    rate_limit: '1000/1s',
+  },
+  'POST /v1/workspaces': { id: 'test', name: 'Test environment' },
   'POST /v1/api-keys/{key_id}/revoke': {},
   'POST /v1/events': {
     id: 'evt-123',
@@ -277,14 +294,14 @@ const REQUEST_EXAMPLES: Readonly<Record<OperationKey, unknown>> = {
     id: 'pro',
     name: 'Pro',
     entitlements: [{ feature_id: 'chat' }],
-    allowances: [{ credit_type: 'credits', amount: '5000', period: 'month' }],
+    allowances: [{ credit_type: 'credits', amount: '5000', period: 'P1M' }],
     price: { amount: '49.00', currency: 'USD' },
-    billing_period: 'month',
+    billing_period: 'P1M',
   },
   'PUT /v1/plans/{id}': {
     name: 'Pro',
     entitlements: [{ feature_id: 'chat' }],
-    allowances: [{ credit_type: 'credits', amount: '6000', period: 'month' }],
+    allowances: [{ credit_type: 'credits', amount: '6000', period: 'P1M' }],
   },
   'POST /v1/customers/{id}/subscriptions': { plan_id: 'pro' },
   'POST /v1/subscriptions/{subscription_id}/cancel': { at_period_end: true },
@@ -296,7 +313,7 @@ const REQUEST_EXAMPLES: Readonly<Record<OperationKey, unknown>> = {
     pack_id: 'pack-10k',
     quantity: 1,
     max_per_period: 3,
-    period: 'month',
+    period: 'P1M',
   },
   'POST /v1/check': { customer_id: 'acme', feature_id: 'chat', quantity: '1', hold: { ttl_seconds: 120 } },
   'POST /v1/webhook-endpoints': {
@@ -359,6 +376,12 @@ export const TAGS: readonly { name: string; description: string }[] = [
     name: 'integrations',
     description: 'Payments in: Stripe Checkout buys credit packs; refunds and disputes take credits back.',
   },
+  { name: 'api keys', description: 'Keys, their permissions, expiry and rate limits (keys:admin).' },
+  {
+    name: 'workspaces',
+    description: 'Workspaces of the installation (workspaces:admin, the bootstrap key).',
+  },
+  { name: 'audit log', description: 'Administrative changes, hash-chained per workspace (audit:read).' },
   { name: 'operations', description: 'Health, this document, metrics and reconciliation.' },
 ];
 
@@ -378,7 +401,10 @@ export const API_DESCRIPTION = [
   'the stored answer again (`Idempotent-Replayed: true`), with another request `422',
   'idempotency_key_reused`, while the first still runs `409 request_in_progress`.',
   '',
-  'Authenticate with `Authorization: Bearer <key>`; a key has a scope (`admin`, `write`, `read`, `check`).',
+  'Authenticate with `Authorization: Bearer <key>`. A key belongs to one workspace and holds `resource:action`',
+  'permissions (`ledger:write`, `check:read`, …; the scopes `admin`, `write`, `read`, `check` are presets);',
+  'each operation needs one. An expired key answers `401 api_key_expired`. Rate limits answer `429',
+  'rate_limited` with `Retry-After` and `RateLimit-Limit`/`RateLimit-Remaining`/`RateLimit-Reset`.',
   'The full reference is docs/api.md in the repository.',
 ].join('\n');
 
@@ -422,7 +448,7 @@ const STATUS_TEXT: Readonly<Record<number, string>> = {
   400: 'Bad request',
   401: 'Missing or unknown API key',
   402: 'Not enough credits',
-  403: "The key's scope does not allow this call",
+  403: 'The key lacks the permission this call needs',
   404: 'Not found',
   405: 'Method not allowed',
   408: 'Request not received in time',
@@ -430,6 +456,7 @@ const STATUS_TEXT: Readonly<Record<number, string>> = {
   413: 'Payload too large',
   415: 'Unsupported media type',
   422: 'Unprocessable request',
+  429: 'Rate limit exceeded (see Retry-After)',
   431: 'Request headers too large',
   500: 'Internal error',
   503: 'Service unavailable',
@@ -488,6 +515,13 @@ export function documentedSchema(route: {
   out['operationId'] = operationIdOf(method, path);
   const scoped = (route.route.config as { scope?: string } | undefined)?.scope !== undefined;
   if (!scoped && key !== 'GET /metrics') out['security'] = [];
+  const permission = OPERATION_PERMISSIONS[key];
+  if (permission !== undefined) {
+    out['x-permission'] = permission;
+    out['description'] = [schema['description'], `Needs the permission \`${permission}\`.`]
+      .filter(Boolean)
+      .join('\n\n');
+  }
   const response: Record<string, unknown> = {};
   const original = (schema['response'] ?? {}) as Record<string, unknown>;
   for (const [status, s] of Object.entries(original)) {
@@ -495,9 +529,10 @@ export function documentedSchema(route: {
   }
   const codes = errorCodesOf(method, path, schema as { body?: unknown; querystring?: unknown });
   if (!scoped && key !== 'GET /metrics') {
-    // Public routes: no key is read, so no 401/403.
+    // Public routes: no key is read, so no 401/403, and no key's rate limit.
     codes.delete(401);
     codes.delete(403);
+    codes.delete(429);
   }
   for (const [status, list] of codes) {
     const envelope = errorSchemaFor(list, status);

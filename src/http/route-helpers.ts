@@ -8,7 +8,7 @@ export function readTime(text: string, field: string): Instant {
   return instant;
 }
 
-export { refusalResult } from './idempotent-write.js';
+export { refusalResult, requestContextOf } from './idempotent-write.js';
 
 const METADATA_LIMIT = 16 * 1024;
 

@@ -52,6 +52,106 @@ export interface ApiKeyRecord {
   readonly name: string | null;
   readonly createdAt: Instant;
   readonly revokedAt: Instant | null;
+  /**
+   * The key's `resource:action` permissions, or null for "its scope's preset" (keys made with a
+   * scope only, and every key made before permissions existed). Names are checked by the services.
+   */
+  readonly permissions: readonly string[] | null;
+  /** When the key stops working (401 `api_key_expired`); null: never. */
+  readonly expiresAt: Instant | null;
+  /** When the key was last used, to within a minute (written at most once a minute per key). */
+  readonly lastUsedAt: Instant | null;
+  /** The key's own rate limit (`<requests>/<seconds>s`), or null for the server's default. */
+  readonly rateLimit: string | null;
+}
+
+/**
+ * A key to store: its record and the SHA-256 of the key. The governance fields default to the
+ * scope's preset, no expiry, never used, the server's default rate limit.
+ */
+export type NewApiKey = Omit<ApiKeyRecord, 'permissions' | 'expiresAt' | 'lastUsedAt' | 'rateLimit'> &
+  Partial<Pick<ApiKeyRecord, 'permissions' | 'expiresAt' | 'lastUsedAt' | 'rateLimit'>> & {
+    readonly keyHash: string;
+  };
+
+/** A workspace: the boundary nothing crosses (every object and key belongs to exactly one). */
+export interface WorkspaceRecord {
+  readonly id: string;
+  readonly name: string | null;
+  readonly createdAt: Instant;
+}
+
+/**
+ * One audit record: an administrative change, who made it (the key's id), under which request,
+ * what it was before and after. Records of one workspace form a hash chain: `prevHash` is the
+ * previous record's `hash` (empty for the first) and `hash` covers this record's canonical form
+ * (src/services/audit.ts defines it); `seq` counts from 1 without gaps.
+ */
+export interface AuditRecord {
+  readonly workspaceId: string;
+  readonly seq: number;
+  readonly id: string;
+  readonly at: Instant;
+  readonly actorKeyId: string | null;
+  readonly requestId: string | null;
+  readonly action: string;
+  readonly targetType: string;
+  readonly targetId: string;
+  /** Canonical JSON text of the state before (null: created). */
+  readonly before: string | null;
+  /** Canonical JSON text of the state after (null: deleted). */
+  readonly after: string | null;
+  readonly prevHash: string;
+  readonly hash: string;
+}
+
+/** Filters of the audit log listing (all optional; `from` inclusive, `to` exclusive). */
+export interface AuditQuery {
+  readonly workspaceId: string;
+  readonly actorKeyId: string | null;
+  readonly action: string | null;
+  readonly targetType: string | null;
+  readonly targetId: string | null;
+  readonly from: Instant | null;
+  readonly to: Instant | null;
+}
+
+/** The audit log's reads. */
+export interface AuditReadOperations {
+  /** Records matching the query in `seq` order, after the `seq` `afterSeq` (0: from the start). */
+  list(query: AuditQuery, afterSeq: number, limit: number): Awaitable<readonly AuditRecord[]>;
+  /** The chain heads: per workspace with records, the last `seq` and its hash. */
+  heads(): Awaitable<readonly { workspaceId: string; seq: number; hash: string }[]>;
+}
+
+/** The audit log's writes: append only (no update, no delete). */
+export interface AuditWriteOperations extends AuditReadOperations {
+  /**
+   * Claims the next position of a workspace's chain and locks its head until the transaction ends
+   * (on PostgreSQL a row lock: appenders of one workspace queue here, so the chain stays linear).
+   * Returns the claimed `seq` and the hash of the record before it ('' for the first).
+   */
+  claimNext(workspaceId: string): Awaitable<{ seq: number; prevHash: string }>;
+  /** Stores a record at the position claimed and makes it the chain's head. */
+  append(record: AuditRecord): Awaitable<void>;
+}
+
+/**
+ * Tokens of shared rate-limit buckets (PostgreSQL: one row per bucket). A process takes a batch of
+ * tokens in one statement and spends them locally; tokens are never given back.
+ */
+export interface RateLimitLeases {
+  /**
+   * Refills the bucket for the time since it was last touched (`refillPerMs`, up to `capacity`),
+   * then takes up to `want` whole tokens; returns how many it took (0 when the bucket is empty).
+   */
+  take(input: {
+    readonly bucketKey: string;
+    readonly want: number;
+    readonly capacity: number;
+    readonly refillPerMs: number;
+    readonly now: Instant;
+  }): Promise<number>;
 }
 
 /** A stored first response to an Idempotency-Key, replayed to identical retries. */
@@ -429,6 +529,10 @@ export interface ReadOperations {
   ): Awaitable<Amount>;
   findApiKeyByHash(keyHash: string): Awaitable<ApiKeyRecord | null>;
   listApiKeysOf(workspaceId: string): Awaitable<readonly ApiKeyRecord[]>;
+  getWorkspace(workspaceId: string): Awaitable<WorkspaceRecord | null>;
+  listWorkspaces(): Awaitable<readonly WorkspaceRecord[]>;
+  /** The audit log (administrative changes, hash-chained per workspace). */
+  readonly audit: AuditReadOperations;
 }
 
 /** Writes, available only inside {@link Storage.write}; all of one call commit or none do. */
@@ -730,11 +834,19 @@ export interface WriteOperations extends ReadOperations {
   insertCreditType(creditType: CreditType): Awaitable<boolean>;
   getIdempotency(workspaceId: string, key: string): Awaitable<IdempotencyRecord | null>;
   putIdempotency(workspaceId: string, key: string, record: IdempotencyRecord): Awaitable<void>;
-  insertApiKey(key: ApiKeyRecord & { readonly keyHash: string }): Awaitable<void>;
+  insertApiKey(key: NewApiKey): Awaitable<void>;
   countApiKeys(workspaceId: string): Awaitable<number>;
   /** Marks a key revoked; false when the workspace has no such active key. */
   revokeApiKey(workspaceId: string, keyId: string, at: Instant): Awaitable<boolean>;
   ensureWorkspace(workspaceId: string, now: Instant): Awaitable<void>;
+  /** Creates a workspace; false when one with that id exists. */
+  insertWorkspace(workspace: WorkspaceRecord): Awaitable<boolean>;
+  /** Sets a key's last-used time unless it is already at or after `at`. */
+  markApiKeyUsed(keyId: string, at: Instant): Awaitable<void>;
+  /** Replaces a key's permission list (the bootstrap key's, at start). */
+  setApiKeyPermissions(keyId: string, permissions: readonly string[] | null): Awaitable<void>;
+  /** The audit log, appended in this transaction. */
+  readonly audit: AuditWriteOperations;
   deleteIdempotencyBefore(cutoff: Instant): Awaitable<number>;
   insertMeter(meter: MeterRecord): Awaitable<boolean>;
   /** Stores a rate with the next `seq` of its workspace (the record's own `seq` is ignored). */
@@ -812,6 +924,11 @@ export interface Storage extends DueLedgerQuery {
   /** Which adapter this is, for logs and /metrics only; services never branch on it. */
   readonly dialect: 'sqlite' | 'postgres';
   readonly read: ReadOperations;
+  /**
+   * Shared rate-limit buckets, when several processes may serve one database (PostgreSQL); null
+   * when one process owns the database (SQLite), which keeps its buckets in memory.
+   */
+  readonly rateLimitLeases: RateLimitLeases | null;
   /**
    * Runs `work` in a transaction and resolves only once it is durably committed. `lockKey` names
    * the customer (or customers) the work touches; adapters use it to serialise per customer. A throw

@@ -1,7 +1,18 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { BurndownError, ErrorCode } from '../domain/errors.js';
+import type { Instant } from '../domain/time/instant.js';
 import type { ApiKeyRecord, ApiKeyScope, Storage, WriteOperations } from '../ports/storage.js';
 import { DEFAULT_WORKSPACE, type ServiceContext } from './context.js';
+import { INSTALLATION_PERMISSIONS, type Permission, SCOPE_PRESETS } from './permissions.js';
+
+/**
+ * The bootstrap key's permissions: everything in its workspace plus the installation's own
+ * (`workspaces:admin`: create and list workspaces).
+ */
+export const BOOTSTRAP_PERMISSIONS: readonly Permission[] = [
+  ...SCOPE_PRESETS.admin,
+  ...INSTALLATION_PERMISSIONS,
+].sort();
 
 /** Keys are stored as SHA-256 digests: a leaked database does not leak usable keys. */
 export function hashApiKey(key: string): string {
@@ -53,7 +64,11 @@ export async function ensureAdminKey(
           name: ENV_KEY_NAME,
           createdAt: now,
           revokedAt: null,
+          permissions: BOOTSTRAP_PERMISSIONS,
         });
+      } else if (JSON.stringify(existing?.permissions) !== JSON.stringify(BOOTSTRAP_PERMISSIONS)) {
+        // A key registered before permissions existed (or before a new one was added) gets them now.
+        await tx.setApiKeyPermissions(current, BOOTSTRAP_PERMISSIONS);
       }
       for (const key of await tx.listApiKeysOf(DEFAULT_WORKSPACE)) {
         if (key.name === ENV_KEY_NAME && key.revokedAt === null && key.id !== current) {
@@ -72,31 +87,10 @@ export async function ensureAdminKey(
       name: 'generated at first start',
       createdAt: now,
       revokedAt: null,
+      permissions: BOOTSTRAP_PERMISSIONS,
     });
     return key;
   });
-}
-
-/**
- * What a route needs: a key scope, or `balance` (any key: a `check` key, meant for the product's
- * enforcement path, may read balances but nothing else).
- */
-export type RouteScope = ApiKeyScope | 'balance';
-
-/** Whether a key's scope may call a route: admin ⊇ write ⊇ read; check may check and read balances. */
-export function scopeAllows(scope: ApiKeyScope, required: RouteScope): boolean {
-  switch (required) {
-    case 'admin':
-      return scope === 'admin';
-    case 'write':
-      return scope === 'admin' || scope === 'write';
-    case 'check':
-      return scope !== 'read';
-    case 'read':
-      return scope !== 'check';
-    case 'balance':
-      return true;
-  }
 }
 
 /** Longest bearer key looked up; longer ones are refused unread (ours are 46 characters). */
@@ -161,6 +155,11 @@ export class ApiKeyResolver {
   }
 }
 
+/** The last-used recorder of a server, writing through its storage. */
+export function keyUsageRecorderOf(ctx: ServiceContext, onError: (error: unknown) => void): KeyUsageRecorder {
+  return new KeyUsageRecorder(ctx.storage, onError);
+}
+
 /** Sets a cache entry, evicting the oldest inserted entries beyond `max` (insertion order). */
 function remember<V>(map: Map<string, V>, key: string, value: V, max: number): void {
   map.delete(key);
@@ -176,10 +175,58 @@ function remember<V>(map: Map<string, V>, key: string, value: V, max: number): v
  * Refuses a write made with a key that is no longer usable, read inside the write's transaction:
  * a key revoked before this transaction (its revocation answered) cannot act, cache or not.
  */
-export async function requireKeyStillActive(tx: WriteOperations, keyHash: string): Promise<void> {
+export async function requireKeyStillActive(
+  tx: WriteOperations,
+  keyHash: string,
+  now: Instant | null = null,
+): Promise<ApiKeyRecord> {
   const record = await tx.findApiKeyByHash(keyHash);
   if (!record || record.revokedAt !== null) {
     throw new BurndownError(ErrorCode.unauthorized, 'this API key has been revoked', {});
+  }
+  if (now !== null && isExpired(record, now)) throw apiKeyExpired(record);
+  return record;
+}
+
+/** Whether a key's expiry has passed at `now`. */
+export function isExpired(record: Pick<ApiKeyRecord, 'expiresAt'>, now: Instant): boolean {
+  return record.expiresAt !== null && record.expiresAt <= now;
+}
+
+/** The 401 of a key past its expiry: a distinct code, so a client knows to rotate rather than fix a typo. */
+export function apiKeyExpired(record: Pick<ApiKeyRecord, 'id' | 'expiresAt'>): BurndownError {
+  return new BurndownError(ErrorCode.apiKeyExpired, 'this API key has expired', {
+    key_id: record.id,
+    expired_at: record.expiresAt === null ? null : new Date(record.expiresAt).toISOString(),
+  });
+}
+
+/** How often a key's last-used time is written at most: once a minute, not once a request. */
+export const LAST_USED_RESOLUTION_MS = 60_000;
+
+/**
+ * Records keys' last-used times cheaply: a key's time is written when it was last written (by
+ * this process) a minute or more ago, in its own small write after the request, never in the
+ * request's path. So `last_used_at` is exact to a minute per process, and a busy key costs one
+ * write a minute, not one per request. Failures are reported to `onError` and otherwise ignored.
+ */
+export class KeyUsageRecorder {
+  private readonly written = new Map<string, Instant>();
+
+  constructor(
+    private readonly storage: Storage,
+    private readonly onError: (error: unknown) => void = () => undefined,
+    private readonly maxEntries = 10_000,
+  ) {}
+
+  /** Notes a use of `record` at `now`; returns the write it started, if any (tests await it). */
+  noteUsed(record: ApiKeyRecord, now: Instant): Promise<void> | null {
+    const last = this.written.get(record.id) ?? record.lastUsedAt;
+    if (last !== null && now - last < LAST_USED_RESOLUTION_MS) return null;
+    remember(this.written, record.id, now, this.maxEntries);
+    return this.storage
+      .write(`${record.workspaceId}/api-keys`, async (tx) => tx.markApiKeyUsed(record.id, now))
+      .catch(this.onError);
   }
 }
 
@@ -187,7 +234,16 @@ export async function requireKeyStillActive(tx: WriteOperations, keyHash: string
 export async function createApiKey(
   ctx: ServiceContext,
   tx: WriteOperations,
-  input: { workspaceId: string; scope: ApiKeyScope; name: string | null; now: number },
+  input: {
+    workspaceId: string;
+    scope: ApiKeyScope;
+    name: string | null;
+    now: number;
+    /** Explicit permissions (already validated), or null for the scope's preset. */
+    permissions?: readonly Permission[] | null;
+    expiresAt?: Instant | null;
+    rateLimit?: string | null;
+  },
 ): Promise<{ record: ApiKeyRecord; key: string }> {
   const key = generateApiKey();
   const record: ApiKeyRecord = {
@@ -197,6 +253,10 @@ export async function createApiKey(
     name: input.name,
     createdAt: input.now,
     revokedAt: null,
+    permissions: input.permissions ?? null,
+    expiresAt: input.expiresAt ?? null,
+    lastUsedAt: null,
+    rateLimit: input.rateLimit ?? null,
   };
   await tx.insertApiKey({ ...record, keyHash: hashApiKey(key) });
   return { record, key };

@@ -1,6 +1,7 @@
 import { BurndownError, ErrorCode } from '../domain/errors.js';
 import type { Instant } from '../domain/time/instant.js';
 import type { WriteOperations } from '../ports/storage.js';
+import { type AuditMessage, appendAudit, type RequestContext, SYSTEM_REQUEST } from './audit.js';
 import type { ServiceContext } from './context.js';
 import { type Refusal, refusalError } from './ledger.js';
 import { appendFacts, type OutboxMessage } from './outbox.js';
@@ -13,7 +14,9 @@ export { appendFacts, type OutboxMessage };
  * A use case is a {@link WriteCommand}: the lock key it needs (chosen by the service, never by the
  * transport) and its `work`, which runs inside that lock and one transaction and returns a typed
  * {@link WriteOutcome}. {@link runWrite} owns the lock, the transaction, the stored idempotent
- * answer and the outbox (facts for webhooks, in the write's transaction).
+ * answer, the outbox (facts for webhooks, in the write's transaction) and the audit log (a
+ * success's {@link AuditMessage}s, stamped with the {@link RequestContext} the transport passed
+ * in: the actor's key id and the request id; in the write's transaction too).
  *
  * **Commit rule.**
  * - `{ ok: true }`: everything the work wrote commits, with the stored answer and outbox rows.
@@ -47,8 +50,57 @@ export interface NamedRefusal {
 
 /** What a write's work returns: a value, or a refusal with its details. */
 export type WriteOutcome<T> =
-  | { readonly ok: true; readonly value: T; readonly outbox?: readonly OutboxMessage[] }
+  | {
+      readonly ok: true;
+      readonly value: T;
+      readonly outbox?: readonly OutboxMessage[];
+      /** Administrative changes to record in the audit log (src/services/audit.ts says which). */
+      readonly audit?: readonly AuditMessage[];
+    }
   | { readonly ok: false; readonly refusal: BusinessRefusal };
+
+/**
+ * A fact for the outbox (webhooks): persisted in the transaction of the write that produced it
+ * (so it exists exactly when the change commits), delivered after commit. {@link runWrite} gives it
+ * its stable event id (`evt_…`, the future `webhook-id`) and the write's instant.
+ */
+export interface OutboxMessage {
+  readonly workspaceId: string;
+  /** The event type, e.g. `grant.created`. */
+  readonly type: string;
+  /** The customer it is about, if any: one customer's events keep their commit order. */
+  readonly customerId: string | null;
+  /** The event's `data` (a JSON value; amounts as decimal strings). */
+  readonly data: unknown;
+}
+
+/**
+ * A command whose success is an administrative change: after `command`'s work succeeds, `describe`
+ * names what changed and the unit of work records it in the audit log, in the write's transaction.
+ */
+export function audited<T>(command: WriteCommand<T>, describe: (value: T) => AuditMessage): WriteCommand<T> {
+  return auditedChange(command, async () => null, describe);
+}
+
+/**
+ * {@link audited} for an edit: `readBefore` reads the state before the change (in the same
+ * transaction, under the command's lock), and `describe` gets it with the value.
+ */
+export function auditedChange<T, B>(
+  command: WriteCommand<T>,
+  readBefore: (tx: WriteOperations) => Promise<B>,
+  describe: (value: T, before: B) => AuditMessage,
+): WriteCommand<T> {
+  return {
+    lockKey: command.lockKey,
+    work: async (tx, now) => {
+      const before = await readBefore(tx);
+      const outcome = await command.work(tx, now);
+      if (!outcome.ok) return outcome;
+      return { ...outcome, audit: [...(outcome.audit ?? []), describe(outcome.value, before)] };
+    },
+  };
+}
 
 /** One use case's write: the lock it needs and the work to run under it. */
 export interface WriteCommand<T> {
@@ -154,12 +206,13 @@ export async function runWrite<T>(
   command: WriteCommand<T>,
   present: (outcome: WriteOutcome<T>, now: Instant) => Presented,
   idempotency: IdempotencyIdentity | null = null,
+  request: RequestContext = SYSTEM_REQUEST,
 ): Promise<WriteAnswer> {
   if (idempotency === null) {
     const { outcome, now } = await ctx.storage.write(command.lockKey, async (tx) => {
       const now = ctx.clock.now();
       const outcome = await attempt(command.work, tx, now);
-      await persistOutbox(ctx, tx, outcome, now);
+      await persistOutbox(ctx, tx, outcome, now, request);
       return { outcome, now };
     });
     // Presented after the commit, outside the lock.
@@ -175,7 +228,7 @@ export async function runWrite<T>(
     }
     const now = ctx.clock.now();
     const outcome = await attempt(command.work, tx, now);
-    await persistOutbox(ctx, tx, outcome, now);
+    await persistOutbox(ctx, tx, outcome, now, request);
     // The answer is stored with the write: pure formatting, the only step under the lock after the work.
     const presented = present(outcome, now);
     const text = JSON.stringify(presented.body);
@@ -189,24 +242,34 @@ export async function runWrite<T>(
   });
 }
 
+/** A success's outbox facts and audit records, in its transaction; a refusal's are dropped. */
 async function persistOutbox<T>(
   ctx: ServiceContext,
   tx: WriteOperations,
   outcome: WriteOutcome<T>,
   now: Instant,
+  request: RequestContext,
 ): Promise<void> {
-  if (outcome.ok && outcome.outbox !== undefined) await appendFacts(ctx, tx, now, outcome.outbox);
+  if (!outcome.ok) return;
+  if (outcome.outbox !== undefined) await appendFacts(ctx, tx, now, outcome.outbox);
+  if (outcome.audit !== undefined && outcome.audit.length > 0) {
+    await appendAudit(ctx, tx, now, request, outcome.audit);
+  }
 }
 
 /**
  * Runs a command without an idempotency key and returns its value; a refusal is thrown as its
  * 402/409 error after the commit (for writes the contract does not make idempotent).
  */
-export async function execute<T>(ctx: ServiceContext, command: WriteCommand<T>): Promise<T> {
+export async function execute<T>(
+  ctx: ServiceContext,
+  command: WriteCommand<T>,
+  request: RequestContext = SYSTEM_REQUEST,
+): Promise<T> {
   const outcome = await ctx.storage.write(command.lockKey, async (tx) => {
     const now = ctx.clock.now();
     const outcome = await attempt(command.work, tx, now);
-    await persistOutbox(ctx, tx, outcome, now);
+    await persistOutbox(ctx, tx, outcome, now, request);
     return outcome;
   });
   if (!outcome.ok) throw businessRefusalError(outcome.refusal);

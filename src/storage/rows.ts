@@ -26,6 +26,7 @@ import type {
   StoredEntry,
   StoredEvent,
   StoredPricing,
+  WorkspaceRecord,
 } from '../ports/storage.js';
 
 /**
@@ -492,6 +493,10 @@ export interface ApiKeyRow {
   name: string | null;
   created_at: number | string;
   revoked_at: number | string | null;
+  permissions: string | null;
+  expires_at: number | string | null;
+  last_used_at: number | string | null;
+  rate_limit: string | null;
 }
 
 export function apiKeyFromRow(row: ApiKeyRow): ApiKeyRecord {
@@ -502,7 +507,21 @@ export function apiKeyFromRow(row: ApiKeyRow): ApiKeyRecord {
     name: row.name,
     createdAt: Number(row.created_at),
     revokedAt: row.revoked_at === null ? null : Number(row.revoked_at),
+    permissions: row.permissions === null ? null : (JSON.parse(row.permissions) as string[]),
+    expiresAt: row.expires_at === null ? null : Number(row.expires_at),
+    lastUsedAt: row.last_used_at === null ? null : Number(row.last_used_at),
+    rateLimit: row.rate_limit,
   };
+}
+
+export interface WorkspaceRow {
+  id: string;
+  name: string | null;
+  created_at: number | string;
+}
+
+export function workspaceFromRow(row: WorkspaceRow): WorkspaceRecord {
+  return { id: row.id, name: row.name, createdAt: Number(row.created_at) };
 }
 
 export interface MeterRow {

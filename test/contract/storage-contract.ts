@@ -990,6 +990,84 @@ export function describeStorageContract(dialect: string, open: () => Promise<Sto
       await storage.write('acme', async (tx) => tx.payments.putTopUp(done));
       expect(await reads.listWaitingTopUps(10)).toEqual([]);
       expect(exact(await reads.getTopUp('ws1', 'tpu_1'))).toEqual(exact(done));
+    it('appends audit records at claimed chain positions per workspace, rolled back with their transaction', async () => {
+      const record = (workspaceId: string, seq: number, prevHash: string) => ({
+        workspaceId,
+        seq,
+        id: `aud_${workspaceId}_${seq}`,
+        at: T0 + seq,
+        actorKeyId: 'key_1',
+        requestId: 'req-1',
+        action: 'grant.created',
+        targetType: 'grant',
+        targetId: `grt_${seq}`,
+        before: null,
+        after: '{"amount":"10"}',
+        prevHash,
+        hash: `h${workspaceId}${seq}`,
+      });
+      const append = (workspaceId: string) =>
+        storage.write('acme', async (tx) => {
+          const { seq, prevHash } = await tx.audit.claimNext(workspaceId);
+          await tx.audit.append(record(workspaceId, seq, prevHash));
+          return seq;
+        });
+      expect(await append('ws1')).toBe(1);
+      await expect(
+        storage.write('acme', async (tx) => {
+          const { seq, prevHash } = await tx.audit.claimNext('ws1');
+          await tx.audit.append(record('ws1', seq, prevHash));
+          throw new Error('rolled back');
+        }),
+      ).rejects.toThrow('rolled back');
+      expect(await append('ws1')).toBe(2);
+      expect(await append('ws2')).toBe(1);
+      const query = {
+        workspaceId: 'ws1',
+        actorKeyId: null,
+        action: null,
+        targetType: null,
+        targetId: null,
+        from: null,
+        to: null,
+      };
+      const all = await storage.read.audit.list(query, 0, 10);
+      expect(all).toEqual([record('ws1', 1, ''), record('ws1', 2, 'hws11')]);
+      expect(await storage.read.audit.list({ ...query, targetId: 'grt_2' }, 0, 10)).toHaveLength(1);
+      expect(await storage.read.audit.list({ ...query, from: T0 + 2 }, 0, 10)).toHaveLength(1);
+      expect(await storage.read.audit.list(query, 1, 10)).toHaveLength(1);
+      expect(await storage.read.audit.heads()).toEqual([
+        { workspaceId: 'ws1', seq: 2, hash: 'hws12' },
+        { workspaceId: 'ws2', seq: 1, hash: 'hws21' },
+      ]);
+    });
+    it("creates workspaces once, lists them, and records a key's last use only forward", async () => {
+      await storage.write('ws', async (tx) => {
+        expect(await tx.insertWorkspace({ id: 'live', name: 'Live', createdAt: T0 })).toBe(true);
+        expect(await tx.insertWorkspace({ id: 'live', name: 'Again', createdAt: T0 })).toBe(false);
+        await tx.insertApiKey({
+          id: 'key_live',
+          workspaceId: 'live',
+          keyHash: 'hash-live',
+          scope: 'read',
+          name: null,
+          createdAt: T0,
+          revokedAt: null,
+          permissions: ['ledger:read'],
+          expiresAt: T0 + 1000,
+          rateLimit: '10/1s',
+        });
+        await tx.markApiKeyUsed('key_live', T0 + 60_000);
+        await tx.markApiKeyUsed('key_live', T0 + 30_000);
+      });
+      expect(await storage.read.getWorkspace('live')).toEqual({ id: 'live', name: 'Live', createdAt: T0 });
+      expect((await storage.read.listWorkspaces()).map((w) => w.id)).toContain('live');
+      expect(await storage.read.findApiKeyByHash('hash-live')).toMatchObject({
+        permissions: ['ledger:read'],
+        expiresAt: T0 + 1000,
+        lastUsedAt: T0 + 60_000,
+        rateLimit: '10/1s',
+      });
     });
   });
 }

@@ -274,4 +274,28 @@ describe('burndown CLI on PostgreSQL', () => {
       await admin.end();
     }
   });
+
+  it('audit verify exits 0 on an unbroken chain and 1 naming the first bad record after tampering', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'audit.db');
+    const t = await createTestApp({ storage: await SqliteStorage.open({ path }) });
+    expect((await t.post('/v1/customers', { id: 'acme' })).statusCode).toBe(201);
+    for (let i = 0; i < 3; i++) {
+      expect((await t.post('/v1/customers/acme/grants', { amount: '10' })).statusCode).toBe(201);
+    }
+    await t.close();
+    const ok = await burndown(['audit', 'verify', '--database', 'sqlite:audit.db'], dir);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/^audit verify: 3 records in 1 workspace chains: OK\n/);
+    expect(ok.stdout).toMatch(/head workspace=default seq=3 hash=[0-9a-f]{64}/);
+    const db = new BetterSqlite3(path);
+    db.prepare("UPDATE audit_log SET action = 'grant.voided' WHERE seq = 2").run();
+    db.close();
+    const broken = await burndown(['audit', 'verify', '--database', 'sqlite:audit.db'], dir);
+    expect(broken.code).toBe(1);
+    expect(broken.stdout).toContain('BROKEN');
+    expect(broken.stdout).toMatch(
+      /first bad record: workspace=default seq=2 id=aud_\S+: hash does not match/,
+    );
+  });
 });

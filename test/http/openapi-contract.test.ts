@@ -142,13 +142,17 @@ describe('OpenAPI 3.1 document as the contract', () => {
         for (const code of codes) expect(statusOfErrorCode(code as ErrorCode)).toBe(status);
       }
     }
-    // Every scoped operation documents 401 and 403; every write 409 request_in_progress and 422.
+    // Every scoped operation documents 401 (unknown or expired key), 403 and 429; every write 409
+    // request_in_progress and 422.
     for (const { method, path } of ops) {
       // Public operations read no key (Stripe's webhook authenticates by its signature).
       if (path === '/healthz' || path === '/openapi.json' || path === '/v1/integrations/stripe/webhook')
         continue;
       expect(documentedCodes(doc, method, path, 401)).toEqual(['unauthorized']);
+      if (path === '/healthz' || path === '/openapi.json') continue;
+      expect(documentedCodes(doc, method, path, 401)).toEqual(['unauthorized', 'api_key_expired']);
       expect(documentedCodes(doc, method, path, 403)).toEqual(['forbidden']);
+      expect(documentedCodes(doc, method, path, 429)).toEqual(['rate_limited']);
       if (method !== 'GET') {
         expect(documentedCodes(doc, method, path, 409)).toContain('request_in_progress');
         expect(documentedCodes(doc, method, path, 422)).toContain('idempotency_key_reused');

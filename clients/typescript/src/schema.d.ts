@@ -43,7 +43,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Prometheus metrics (text exposition format); needs a key unless BURNDOWN_METRICS_PUBLIC=1 */
+        /**
+         * Prometheus metrics (text exposition format); needs a key unless BURNDOWN_METRICS_PUBLIC=1
+         * @description Needs the permission `metrics:read`.
+         */
         get: operations["getMetrics"];
         put?: never;
         post?: never;
@@ -60,10 +63,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List customers */
+        /**
+         * List customers
+         * @description Needs the permission `customers:read`.
+         */
         get: operations["getCustomers"];
         put?: never;
-        /** Create a customer */
+        /**
+         * Create a customer
+         * @description Needs the permission `customers:write`.
+         */
         post: operations["postCustomers"];
         delete?: never;
         options?: never;
@@ -78,14 +87,20 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a customer */
+        /**
+         * Get a customer
+         * @description Needs the permission `customers:read`.
+         */
         get: operations["getCustomersId"];
         put?: never;
         post?: never;
         delete?: never;
         options?: never;
         head?: never;
-        /** Update a customer: fields left out are kept, name null clears it, metadata replaces the stored metadata whole */
+        /**
+         * Update a customer: fields left out are kept, name null clears it, metadata replaces the stored metadata whole
+         * @description Needs the permission `customers:write`.
+         */
         patch: operations["patchCustomersId"];
         trace?: never;
     };
@@ -96,10 +111,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List credit types (including the built-in `credits`) */
+        /**
+         * List credit types (including the built-in `credits`)
+         * @description Needs the permission `catalog:read`.
+         */
         get: operations["getCreditTypes"];
         put?: never;
-        /** Create a credit type */
+        /**
+         * Create a credit type
+         * @description Needs the permission `catalog:write`.
+         */
         post: operations["postCreditTypes"];
         delete?: never;
         options?: never;
@@ -114,10 +135,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List a customer's grants (oldest first), optionally by status */
+        /**
+         * List a customer's grants (oldest first), optionally by status
+         * @description Needs the permission `ledger:read`.
+         */
         get: operations["getCustomersIdGrants"];
         put?: never;
-        /** Grant credits to a customer */
+        /**
+         * Grant credits to a customer
+         * @description Needs the permission `ledger:write`.
+         */
         post: operations["postCustomersIdGrants"];
         delete?: never;
         options?: never;
@@ -132,7 +159,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a grant */
+        /**
+         * Get a grant
+         * @description Needs the permission `ledger:read`.
+         */
         get: operations["getGrantsGrantId"];
         put?: never;
         post?: never;
@@ -151,7 +181,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Void a grant: its free remainder leaves the balance now */
+        /**
+         * Void a grant: its free remainder leaves the balance now
+         * @description Needs the permission `ledger:write`.
+         */
         post: operations["postGrantsGrantIdVoid"];
         delete?: never;
         options?: never;
@@ -168,7 +201,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Debit credits in burn-down order (all or nothing; overage when allowed) */
+        /**
+         * Debit credits in burn-down order (all or nothing; overage when allowed)
+         * @description Needs the permission `ledger:write`.
+         */
         post: operations["postCustomersIdDebits"];
         delete?: never;
         options?: never;
@@ -185,7 +221,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Reserve credits (pins grant portions in burn-down order) */
+        /**
+         * Reserve credits (pins grant portions in burn-down order)
+         * @description Needs the permission `ledger:write`.
+         */
         post: operations["postCustomersIdHolds"];
         delete?: never;
         options?: never;
@@ -200,7 +239,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a hold */
+        /**
+         * Get a hold
+         * @description Needs the permission `ledger:read`.
+         */
         get: operations["getHoldsHoldId"];
         put?: never;
         post?: never;
@@ -219,7 +261,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Capture (part of) a hold; the rest is released, any excess drawn like a debit */
+        /**
+         * Capture (part of) a hold; the rest is released, any excess drawn like a debit
+         * @description Needs the permission `ledger:write`.
+         */
         post: operations["postHoldsHoldIdCapture"];
         delete?: never;
         options?: never;
@@ -236,7 +281,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Release an active hold */
+        /**
+         * Release an active hold
+         * @description Needs the permission `ledger:write`.
+         */
         post: operations["postHoldsHoldIdRelease"];
         delete?: never;
         options?: never;
@@ -256,6 +304,8 @@ export interface paths {
         /**
          * Reverse (part of) a debit or a capture: overage first, then drawdowns last-drawn first
          * @description A capture is reversed through the id of the debit its capture answered with. Credits go back to the grants they were drawn from; a part whose grant has since expired or been voided leaves again at once (expiry/void).
+         *
+         *     Needs the permission `ledger:write`.
          */
         post: operations["postDebitsIdReverse"];
         delete?: never;
@@ -276,6 +326,8 @@ export interface paths {
         /**
          * Reverse a usage event's burns; the event leaves meter usage
          * @description Whole events only (a partial correction reverses part of a burn through its debit, listed by GET /v1/events). A CloudEvent is named by its id and `?source=`.
+         *
+         *     Needs the permission `ledger:write`.
          */
         post: operations["postEventsIdReverse"];
         delete?: never;
@@ -291,7 +343,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Balance now, or as it was at a past instant (`at`) */
+        /**
+         * Balance now, or as it was at a past instant (`at`)
+         * @description Needs the permission `balances:read`.
+         */
         get: operations["getCustomersIdBalance"];
         put?: never;
         post?: never;
@@ -308,7 +363,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Balances at evenly spaced past instants (a burn-down chart): from, from + step, … up to `to` (default now), at most 1,000 points */
+        /**
+         * Balances at evenly spaced past instants (a burn-down chart): from, from + step, … up to `to` (default now), at most 1,000 points
+         * @description Needs the permission `balances:read`.
+         */
         get: operations["getCustomersIdBalanceSeries"];
         put?: never;
         post?: never;
@@ -325,7 +383,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Ledger entries, oldest first (by effective instant, then recording order), or newest first with order=desc */
+        /**
+         * Ledger entries, oldest first (by effective instant, then recording order), or newest first with order=desc
+         * @description Needs the permission `ledger:read`.
+         */
         get: operations["getCustomersIdLedger"];
         put?: never;
         post?: never;
@@ -378,7 +439,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Replay the workspace's ledger: cached balances = Σ entries, entries sum to zero, grants within bounds */
+        /**
+         * Replay the workspace's ledger: cached balances = Σ entries, entries sum to zero, grants within bounds
+         * @description Needs the permission `reports:read`.
+         */
         get: operations["getReconciliation"];
         put?: never;
         post?: never;
@@ -395,10 +459,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List the workspace's API keys (never the keys themselves) */
+        /**
+         * List the workspace's API keys (never the keys themselves)
+         * @description Needs the permission `keys:admin`.
+         */
         get: operations["getApiKeys"];
         put?: never;
-        /** Create an API key with a scope (admin, write, read, check); the key is returned only here */
+        /**
+         * Create an API key with a scope preset (admin, write, read, check) or resource:action permissions, an optional expiry and rate limit; the key is returned only here
+         * @description Needs the permission `keys:admin`.
+         */
         post: operations["postApiKeys"];
         delete?: never;
         options?: never;
@@ -415,7 +485,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Revoke an API key (refused at once by this server, within 1 s by every other) */
+        /**
+         * Revoke an API key (refused at once by this server, within 1 s by every other)
+         * @description Needs the permission `keys:admin`.
+         */
         post: operations["postApiKeysKeyIdRevoke"];
         delete?: never;
         options?: never;
@@ -433,12 +506,16 @@ export interface paths {
         /**
          * List stored events with their burns (filters: customer, type, time range, status)
          * @description Oldest first by event time. status=burned: a meter read the event; unmetered: no meter could read it (as the meters were when it arrived); duplicate: its id was delivered again at least once.
+         *
+         *     Needs the permission `events:read`.
          */
         get: operations["getEvents"];
         put?: never;
         /**
          * Ingest usage events (native JSON, or CloudEvents structured/batched/binary)
          * @description Body: one event `{"id","type","customer_id","time"?,"data"}` (time defaults to when the batch arrived) or an array of up to 10,000; or a CloudEvent (`application/cloudevents+json`), a batch (`application/cloudevents-batch+json`), or binary mode (`ce-*` headers, body = data). An event is identified by its id (CloudEvents: source and id) within the workspace; re-sending it is a duplicate and changes nothing. 202 when at least one event was accepted or was a duplicate; when every event was rejected, 400 `invalid_batch` with the same counts.
+         *
+         *     Needs the permission `events:write`.
          */
         post: operations["postEvents"];
         delete?: never;
@@ -454,10 +531,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List meters */
+        /**
+         * List meters
+         * @description Needs the permission `metering:read`.
+         */
         get: operations["getMeters"];
         put?: never;
-        /** Create a meter */
+        /**
+         * Create a meter
+         * @description Needs the permission `metering:write`.
+         */
         post: operations["postMeters"];
         delete?: never;
         options?: never;
@@ -472,7 +555,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a meter */
+        /**
+         * Get a meter
+         * @description Needs the permission `metering:read`.
+         */
         get: operations["getMetersId"];
         put?: never;
         post?: never;
@@ -489,7 +575,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A meter's usage by window (aligned in time_zone) and group, paged (limit, cursor → next_cursor) */
+        /**
+         * A meter's usage by window (aligned in time_zone) and group, paged (limit, cursor → next_cursor)
+         * @description Needs the permission `metering:read`.
+         */
         get: operations["getMetersIdUsage"];
         put?: never;
         post?: never;
@@ -506,10 +595,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List rates */
+        /**
+         * List rates
+         * @description Needs the permission `metering:read`.
+         */
         get: operations["getRates"];
         put?: never;
-        /** Create a rate: credits per unit, per package (rounded up per event) or graduated tiers per period */
+        /**
+         * Create a rate: credits per unit, per package (rounded up per event) or graduated tiers per period
+         * @description Needs the permission `metering:write`.
+         */
         post: operations["postRates"];
         delete?: never;
         options?: never;
@@ -524,7 +619,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a rate */
+        /**
+         * Get a rate
+         * @description Needs the permission `metering:read`.
+         */
         get: operations["getRatesId"];
         put?: never;
         post?: never;
@@ -543,7 +641,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** What hypothetical events would cost this customer now (tiers included); writes nothing */
+        /**
+         * What hypothetical events would cost this customer now (tiers included); writes nothing
+         * @description Needs the permission `balances:read`.
+         */
         post: operations["postQuote"];
         delete?: never;
         options?: never;
@@ -560,7 +661,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Apply a rate to stored events it has not burned yet (idempotent) */
+        /**
+         * Apply a rate to stored events it has not burned yet (idempotent)
+         * @description Needs the permission `metering:write`.
+         */
         post: operations["postBackfills"];
         delete?: never;
         options?: never;
@@ -575,10 +679,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List features */
+        /**
+         * List features
+         * @description Needs the permission `catalog:read`.
+         */
         get: operations["getFeatures"];
         put?: never;
-        /** Create a feature (boolean, metered or config) */
+        /**
+         * Create a feature (boolean, metered or config)
+         * @description Needs the permission `catalog:write`.
+         */
         post: operations["postFeatures"];
         delete?: never;
         options?: never;
@@ -593,12 +703,21 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a feature */
+        /**
+         * Get a feature
+         * @description Needs the permission `catalog:read`.
+         */
         get: operations["getFeaturesId"];
-        /** Replace a feature's definition (its type cannot change) */
+        /**
+         * Replace a feature's definition (its type cannot change)
+         * @description Needs the permission `catalog:write`.
+         */
         put: operations["putFeaturesId"];
         post?: never;
-        /** Archive a feature: it stays readable and entitles nobody any more */
+        /**
+         * Archive a feature: it stays readable and entitles nobody any more
+         * @description Needs the permission `catalog:write`.
+         */
         delete: operations["deleteFeaturesId"];
         options?: never;
         head?: never;
@@ -612,10 +731,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List plans (latest versions) */
+        /**
+         * List plans (latest versions)
+         * @description Needs the permission `catalog:read`.
+         */
         get: operations["getPlans"];
         put?: never;
-        /** Create a plan (version 1): entitlements, allowances, time zone, price */
+        /**
+         * Create a plan (version 1): entitlements, allowances, time zone, price
+         * @description Needs the permission `catalog:write`.
+         */
         post: operations["postPlans"];
         delete?: never;
         options?: never;
@@ -630,9 +755,15 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a plan (the latest version, or ?version=n) */
+        /**
+         * Get a plan (the latest version, or ?version=n)
+         * @description Needs the permission `catalog:read`.
+         */
         get: operations["getPlansId"];
-        /** Edit a plan: stores the next version; subscriptions keep theirs until changed */
+        /**
+         * Edit a plan: stores the next version; subscriptions keep theirs until changed
+         * @description Needs the permission `catalog:write`.
+         */
         put: operations["putPlansId"];
         post?: never;
         delete?: never;
@@ -648,10 +779,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A customer's subscriptions, active and ended, by id */
+        /**
+         * A customer's subscriptions, active and ended, by id
+         * @description Needs the permission `subscriptions:read`.
+         */
         get: operations["getCustomersIdSubscriptions"];
         put?: never;
-        /** Start a subscription; its first allowance grants exist when this returns */
+        /**
+         * Start a subscription; its first allowance grants exist when this returns
+         * @description Needs the permission `subscriptions:write`.
+         */
         post: operations["postCustomersIdSubscriptions"];
         delete?: never;
         options?: never;
@@ -666,7 +803,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a subscription */
+        /**
+         * Get a subscription
+         * @description Needs the permission `subscriptions:read`.
+         */
         get: operations["getSubscriptionsSubscriptionId"];
         put?: never;
         post?: never;
@@ -685,7 +825,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Cancel now (unused allowance credits leave) or at the end of the billing period */
+        /**
+         * Cancel now (unused allowance credits leave) or at the end of the billing period
+         * @description Needs the permission `subscriptions:write`.
+         */
         post: operations["postSubscriptionsSubscriptionIdCancel"];
         delete?: never;
         options?: never;
@@ -702,7 +845,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Change plan: upgrades now with the allowance increase prorated, downgrades at period end */
+        /**
+         * Change plan: upgrades now with the allowance increase prorated, downgrades at period end
+         * @description Needs the permission `subscriptions:write`.
+         */
         post: operations["postSubscriptionsSubscriptionIdChange"];
         delete?: never;
         options?: never;
@@ -717,10 +863,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List credit packs */
+        /**
+         * List credit packs
+         * @description Needs the permission `catalog:read`.
+         */
         get: operations["getCreditPacks"];
         put?: never;
-        /** Create a credit pack, with volume discounts by quantity */
+        /**
+         * Create a credit pack, with volume discounts by quantity
+         * @description Needs the permission `catalog:write`.
+         */
         post: operations["postCreditPacks"];
         delete?: never;
         options?: never;
@@ -735,7 +887,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a credit pack */
+        /**
+         * Get a credit pack
+         * @description Needs the permission `catalog:read`.
+         */
         get: operations["getCreditPacksId"];
         put?: never;
         post?: never;
@@ -752,10 +907,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A customer's purchases (by the API and by auto top-up), oldest first */
+        /**
+         * A customer's purchases (by the API and by auto top-up), oldest first
+         * @description Needs the permission `subscriptions:read`.
+         */
         get: operations["getCustomersIdPurchases"];
         put?: never;
-        /** Buy packs: a paid grant whose cost basis is the (discounted) price */
+        /**
+         * Buy packs: a paid grant whose cost basis is the (discounted) price
+         * @description Needs the permission `subscriptions:write`.
+         */
         post: operations["postCustomersIdPurchases"];
         delete?: never;
         options?: never;
@@ -770,12 +931,21 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A customer's auto top-up rule */
+        /**
+         * A customer's auto top-up rule
+         * @description Needs the permission `subscriptions:read`.
+         */
         get: operations["getCustomersIdAutoTopUp"];
-        /** Set the auto top-up rule: buy packs when the balance crosses below a threshold */
+        /**
+         * Set the auto top-up rule: buy packs when the balance crosses below a threshold
+         * @description Needs the permission `subscriptions:write`.
+         */
         put: operations["putCustomersIdAutoTopUp"];
         post?: never;
-        /** Remove a customer's auto top-up rule (204); 404 when it has none */
+        /**
+         * Remove a customer's auto top-up rule (204); 404 when it has none
+         * @description Needs the permission `subscriptions:write`.
+         */
         delete: operations["deleteCustomersIdAutoTopUp"];
         options?: never;
         head?: never;
@@ -947,8 +1117,95 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Check an entitlement; with hold, an allowed check reserves its credits atomically */
+        /**
+         * Check an entitlement; with hold, an allowed check reserves its credits atomically
+         * @description Needs the permission `check:read`.
+         */
         post: operations["postCheck"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/workspaces": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the installation's workspaces (installation admin)
+         * @description Needs the permission `workspaces:admin`.
+         */
+        get: operations["getWorkspaces"];
+        put?: never;
+        /**
+         * Create a workspace (installation admin); answers its first admin key, shown only here
+         * @description Needs the permission `workspaces:admin`.
+         */
+        post: operations["postWorkspaces"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/workspaces/{workspace_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One workspace (installation admin)
+         * @description Needs the permission `workspaces:admin`.
+         */
+        get: operations["getWorkspacesWorkspaceId"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/audit-log": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The workspace's audit log, oldest first, filtered by actor, action, target and time
+         * @description Needs the permission `audit:read`.
+         */
+        get: operations["getAuditLog"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/audit-log/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export the audit log (all matching records) as NDJSON (default) or CSV, streamed
+         * @description Needs the permission `audit:read`.
+         */
+        get: operations["getAuditLogExport"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1067,9 +1324,34 @@ export interface components {
         ApiKey: {
             id: string;
             scope: "admin" | "write" | "read" | "check";
+            /** @description The key's effective permissions */
+            permissions: string[];
             name: string | null;
             created_at: string;
             revoked_at: string | null;
+            expires_at: string | null;
+            /** @description Exact to a minute */
+            last_used_at: string | null;
+            rate_limit: string | null;
+        };
+        AuditRecord: {
+            id: string;
+            /** @description Position in the workspace chain, from 1, without gaps */
+            seq: number;
+            at: string;
+            actor_key_id: string | null;
+            request_id: string | null;
+            action: string;
+            target_type: string;
+            target_id: string;
+            /** @description State before (null: created) */
+            before: unknown;
+            /** @description State after (null: removed) */
+            after: unknown;
+            /** @description Hash of the previous record (empty for the first) */
+            prev_hash: string;
+            /** @description SHA-256 over this record and prev_hash (docs/design.md) */
+            hash: string;
         };
         AutoTopUp: {
             customer_id: string;
@@ -1226,8 +1508,12 @@ export interface components {
             } | null;
         };
         CreateApiKeyRequest: {
-            scope: "admin" | "write" | "read" | "check";
+            scope?: "admin" | "write" | "read" | "check";
+            /** @description resource:action permissions (instead of a scope); each must be held by the creating key */
+            permissions?: ("customers:read" | "customers:write" | "ledger:read" | "ledger:write" | "balances:read" | "events:read" | "events:write" | "metering:read" | "metering:write" | "catalog:read" | "catalog:write" | "subscriptions:read" | "subscriptions:write" | "check:read" | "reports:read" | "audit:read" | "metrics:read" | "keys:admin" | "webhooks:admin" | "workspaces:admin")[];
             name?: string | null;
+            expires_at?: string | null;
+            rate_limit?: string | null;
         };
         CreateBalanceThresholdRequest: {
             customer_id?: string | null;
@@ -1436,14 +1722,44 @@ export interface components {
             /** @description Default false: a customer with a live subscription to this plan gets 409 already_subscribed */
             allow_multiple?: boolean;
         };
+        CreateWorkspaceRequest: {
+            /** @description Lower-case letters, digits, `_` and `-`; 1–64 characters */
+            id: string;
+            name?: string | null;
+        };
         CreatedApiKey: {
             id: string;
             scope: "admin" | "write" | "read" | "check";
+            /** @description The key's effective permissions */
+            permissions: string[];
             name: string | null;
             created_at: string;
             revoked_at: string | null;
+            expires_at: string | null;
+            /** @description Exact to a minute */
+            last_used_at: string | null;
+            rate_limit: string | null;
             /** @description Shown once */
             key: string;
+        };
+        CreatedWorkspace: {
+            id: string;
+            name: string | null;
+            created_at: string;
+            admin_key: {
+                id: string;
+                scope: "admin" | "write" | "read" | "check";
+                /** @description The key's effective permissions */
+                permissions: string[];
+                name: string | null;
+                created_at: string;
+                revoked_at: string | null;
+                expires_at: string | null;
+                /** @description Exact to a minute */
+                last_used_at: string | null;
+                rate_limit: string | null;
+                key: string | null;
+            };
         };
         CreditPack: {
             id: string;
@@ -2038,6 +2354,11 @@ export interface components {
         VoidGrantRequest: {
             reason?: string | null;
         };
+        Workspace: {
+            id: string;
+            name: string | null;
+            created_at: string;
+        };
         Error: {
             error: {
                 code: string;
@@ -2523,7 +2844,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -2532,7 +2853,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2605,6 +2926,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -2766,7 +3114,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -2775,7 +3123,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2848,6 +3196,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -3018,7 +3393,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -3027,7 +3402,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3216,6 +3591,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large */
             431: {
                 headers: {
@@ -3365,7 +3767,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -3374,7 +3776,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3474,6 +3876,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -3643,7 +4072,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -3652,7 +4081,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3868,6 +4297,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large */
             431: {
                 headers: {
@@ -4021,7 +4477,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -4030,7 +4486,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4103,6 +4559,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -4270,7 +4753,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -4279,7 +4762,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4468,6 +4951,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large */
             431: {
                 headers: {
@@ -4627,7 +5137,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -4636,7 +5146,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4736,6 +5246,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -4911,7 +5448,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -4920,7 +5457,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5136,6 +5673,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large */
             431: {
                 headers: {
@@ -5284,7 +5848,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -5293,7 +5857,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5393,6 +5957,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -5561,7 +6152,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -5570,7 +6161,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5786,6 +6377,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large */
             431: {
                 headers: {
@@ -5948,7 +6566,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -5984,7 +6602,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6192,6 +6810,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "amount_out_of_range" | "idempotency_key_reused";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -6362,7 +7007,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -6398,7 +7043,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6614,6 +7259,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large */
             431: {
                 headers: {
@@ -6762,7 +7434,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -6771,7 +7443,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -6871,6 +7543,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -7039,7 +7738,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -7075,7 +7774,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7283,6 +7982,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "amount_out_of_range" | "idempotency_key_reused";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -7447,7 +8173,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -7456,7 +8182,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -7664,6 +8390,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "amount_out_of_range" | "idempotency_key_reused";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -7833,7 +8586,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -7842,7 +8595,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -8058,6 +8811,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large */
             431: {
                 headers: {
@@ -8220,7 +9000,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -8229,7 +9009,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -8445,6 +9225,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large */
             431: {
                 headers: {
@@ -8601,7 +9408,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -8610,7 +9417,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -8710,6 +9517,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -8876,7 +9710,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -8885,7 +9719,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -8985,6 +9819,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -9157,7 +10018,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -9166,7 +10027,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -9266,6 +10127,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -10716,7 +11604,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -10725,7 +11613,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -10798,6 +11686,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -10955,7 +11870,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -10964,7 +11879,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -11037,6 +11952,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -11142,8 +12084,13 @@ export interface operations {
             content: {
                 /**
                  * @example {
-                 *       "scope": "read",
-                 *       "name": "dashboard"
+                 *       "permissions": [
+                 *         "events:write",
+                 *         "check:read"
+                 *       ],
+                 *       "name": "ingest worker",
+                 *       "expires_at": "2031-01-01T00:00:00Z",
+                 *       "rate_limit": "1000/1s"
                  *     }
                  */
                 "application/json": components["schemas"]["CreateApiKeyRequest"];
@@ -11204,7 +12151,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -11213,7 +12160,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -11402,6 +12349,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large */
             431: {
                 headers: {
@@ -11558,7 +12532,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -11567,7 +12541,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -11783,6 +12757,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large */
             431: {
                 headers: {
@@ -11944,7 +12945,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -11953,7 +12954,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -12026,6 +13027,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -12215,7 +13243,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -12224,7 +13252,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -12413,6 +13441,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large */
             431: {
                 headers: {
@@ -12566,7 +13621,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -12575,7 +13630,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -12648,6 +13703,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -12821,7 +13903,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -12830,7 +13912,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -13019,6 +14101,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large */
             431: {
                 headers: {
@@ -13168,7 +14277,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -13177,7 +14286,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -13277,6 +14386,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -13450,7 +14586,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -13459,7 +14595,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -13559,6 +14695,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -13720,7 +14883,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -13729,7 +14892,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -13802,6 +14965,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -13974,7 +15164,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -13983,7 +15173,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -14199,6 +15389,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large */
             431: {
                 headers: {
@@ -14348,7 +15565,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -14357,7 +15574,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -14457,6 +15674,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -14633,7 +15877,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -14642,7 +15886,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -14850,6 +16094,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "amount_out_of_range" | "idempotency_key_reused";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -15017,7 +16288,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -15026,7 +16297,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -15242,6 +16513,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large */
             431: {
                 headers: {
@@ -15395,7 +16693,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -15404,7 +16702,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -15477,6 +16775,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -15647,7 +16972,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -15656,7 +16981,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -15872,6 +17197,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large */
             431: {
                 headers: {
@@ -16021,7 +17373,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -16030,7 +17382,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -16130,6 +17482,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -16302,7 +17681,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -16311,7 +17690,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -16519,6 +17898,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "idempotency_key_reused";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -16679,7 +18085,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -16688,7 +18094,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -16896,6 +18302,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "idempotency_key_reused";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -17057,7 +18490,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -17066,7 +18499,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -17139,6 +18572,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -17255,14 +18715,14 @@ export interface operations {
                  *         {
                  *           "credit_type": "credits",
                  *           "amount": "5000",
-                 *           "period": "month"
+                 *           "period": "P1M"
                  *         }
                  *       ],
                  *       "price": {
                  *         "amount": "49.00",
                  *         "currency": "USD"
                  *       },
-                 *       "billing_period": "month"
+                 *       "billing_period": "P1M"
                  *     }
                  */
                 "application/json": components["schemas"]["CreatePlanRequest"];
@@ -17323,7 +18783,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -17332,7 +18792,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -17548,6 +19008,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large */
             431: {
                 headers: {
@@ -17699,7 +19186,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -17708,7 +19195,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -17808,6 +19295,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -17926,7 +19440,7 @@ export interface operations {
                  *         {
                  *           "credit_type": "credits",
                  *           "amount": "6000",
-                 *           "period": "month"
+                 *           "period": "P1M"
                  *         }
                  *       ]
                  *     }
@@ -17989,7 +19503,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -17998,7 +19512,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -18214,6 +19728,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large */
             431: {
                 headers: {
@@ -18370,7 +19911,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -18379,7 +19920,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -18479,6 +20020,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -18648,7 +20216,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -18657,7 +20225,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -18873,6 +20441,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large */
             431: {
                 headers: {
@@ -19021,7 +20616,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -19030,7 +20625,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -19130,6 +20725,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -19298,7 +20920,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -19307,7 +20929,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -19523,6 +21145,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large */
             431: {
                 headers: {
@@ -19684,7 +21333,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -19693,7 +21342,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -19909,6 +21558,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large */
             431: {
                 headers: {
@@ -20062,7 +21738,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -20071,7 +21747,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -20144,6 +21820,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -20315,7 +22018,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -20324,7 +22027,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -20540,6 +22243,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large */
             431: {
                 headers: {
@@ -20689,7 +22419,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -20698,7 +22428,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -20798,6 +22528,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -20962,7 +22719,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -20971,7 +22728,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -21071,6 +22828,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -21241,7 +23025,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -21250,7 +23034,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -21466,6 +23250,33 @@ export interface operations {
                     };
                 };
             };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
             /** @description Request headers too large */
             431: {
                 headers: {
@@ -21615,7 +23426,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -21624,7 +23435,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -21724,6 +23535,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -21836,7 +23674,7 @@ export interface operations {
                  *       "pack_id": "pack-10k",
                  *       "quantity": 1,
                  *       "max_per_period": 3,
-                 *       "period": "month"
+                 *       "period": "P1M"
                  *     }
                  */
                 "application/json": components["schemas"]["AutoTopUpRequest"];
@@ -21897,7 +23735,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -21906,7 +23744,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -22114,6 +23952,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "idempotency_key_reused";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -22272,7 +24137,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -22281,7 +24146,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -22489,6 +24354,33 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "idempotency_key_reused";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -26760,7 +28652,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "unauthorized";
+                            code: "unauthorized" | "api_key_expired";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -26769,7 +28661,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The key's scope does not allow this call */
+            /** @description The key lacks the permission this call needs */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -26977,6 +28869,1532 @@ export interface operations {
                         error: {
                             /** @enum {string} */
                             code: "amount_out_of_range" | "idempotency_key_reused";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Request headers too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "headers_too_large",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "headers_too_large";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "internal_error",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "internal_error";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "service_unavailable",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "service_unavailable";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+        };
+    };
+    getWorkspaces: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Workspace"][];
+                        next_cursor: null;
+                    };
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "invalid_request",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "invalid_request";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "unauthorized",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unauthorized" | "api_key_expired";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description The key lacks the permission this call needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "forbidden",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "forbidden";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "method_not_allowed",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "method_not_allowed";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Request not received in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "request_timeout",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Request headers too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "headers_too_large",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "headers_too_large";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "internal_error",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "internal_error";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "service_unavailable",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "service_unavailable";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+        };
+    };
+    postWorkspaces: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the write safe to retry: the same key with the same request answers the first answer again (`Idempotent-Replayed: true`); with another request 422 `idempotency_key_reused`; while the first still runs 409 `request_in_progress`. 1–255 printable ASCII characters, scoped to the workspace. */
+                "idempotency-key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "id": "test",
+                 *       "name": "Test environment"
+                 *     }
+                 */
+                "application/json": components["schemas"]["CreateWorkspaceRequest"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatedWorkspace"];
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "invalid_request",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "invalid_request";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "unauthorized",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unauthorized" | "api_key_expired";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description The key lacks the permission this call needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "forbidden",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "forbidden";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "method_not_allowed",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "method_not_allowed";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Request not received in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "request_timeout",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "already_exists",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "already_exists" | "request_in_progress";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Payload too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "payload_too_large",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "payload_too_large";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "unsupported_media_type",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unsupported_media_type";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Unprocessable request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "idempotency_key_reused",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "idempotency_key_reused";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Request headers too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "headers_too_large",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "headers_too_large";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "internal_error",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "internal_error";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "service_unavailable",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "service_unavailable";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+        };
+    };
+    getWorkspacesWorkspaceId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Lower-case letters, digits, `_` and `-`; 1–64 characters */
+                workspace_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Workspace"];
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "invalid_request",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "invalid_request";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "unauthorized",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unauthorized" | "api_key_expired";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description The key lacks the permission this call needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "forbidden",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "forbidden";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "not_found",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "not_found";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "method_not_allowed",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "method_not_allowed";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Request not received in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "request_timeout",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Request headers too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "headers_too_large",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "headers_too_large";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "internal_error",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "internal_error";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "service_unavailable",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "service_unavailable";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+        };
+    };
+    getAuditLog: {
+        parameters: {
+            query?: {
+                /** @description The acting API key id */
+                actor?: string;
+                /** @description e.g. `grant.created` */
+                action?: string;
+                /** @description e.g. `grant`, `plan`, `api_key` */
+                target_type?: string;
+                target_id?: string;
+                /** @description RFC 3339, inclusive */
+                from?: string;
+                /** @description RFC 3339, exclusive */
+                to?: string;
+                limit?: string;
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["AuditRecord"][];
+                        next_cursor: string | null;
+                    };
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "invalid_request",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "invalid_request";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "unauthorized",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unauthorized" | "api_key_expired";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description The key lacks the permission this call needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "forbidden",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "forbidden";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "method_not_allowed",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "method_not_allowed";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Request not received in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "request_timeout",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Request headers too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "headers_too_large",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "headers_too_large";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "internal_error",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "internal_error";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "service_unavailable",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "service_unavailable";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+        };
+    };
+    getAuditLogExport: {
+        parameters: {
+            query?: {
+                /** @description The acting API key id */
+                actor?: string;
+                /** @description e.g. `grant.created` */
+                action?: string;
+                /** @description e.g. `grant`, `plan`, `api_key` */
+                target_type?: string;
+                target_id?: string;
+                /** @description RFC 3339, inclusive */
+                from?: string;
+                /** @description RFC 3339, exclusive */
+                to?: string;
+                format?: "ndjson" | "csv";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description NDJSON: one record per line; CSV: a header line, then one per line */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string;
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "invalid_request",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "invalid_request";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "unauthorized",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unauthorized" | "api_key_expired";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description The key lacks the permission this call needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "forbidden",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "forbidden";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "method_not_allowed",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "method_not_allowed";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Request not received in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "request_timeout",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
                             message: string;
                             details: {
                                 [key: string]: unknown;

@@ -34,6 +34,7 @@ export type IdPrefix =
 /** Makes the opaque ids the ledger hands out; injected so tests are deterministic. */
 export interface IdSource {
   newId(prefix: IdPrefix): string;
+  newId(prefix: 'ent' | 'dbt' | 'hld' | 'grt' | 'sub' | 'pur' | 'rev' | 'evt' | 'aud'): string;
 }
 
 /** What the engine needs loaded to act for one customer and credit type: O(open grants + active holds). */

@@ -1,12 +1,15 @@
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { invalidRequest } from '../../domain/errors.js';
+import { parseRateLimit } from '../../domain/limits/token-bucket.js';
 import { formatInstant } from '../../domain/time/instant.js';
 import type { ApiKeyRecord } from '../../ports/storage.js';
 import { ENV_KEY_NAME } from '../../services/api-keys.js';
 import { createApiKeyCommand, revokeApiKeyCommand } from '../../services/commands.js';
+import { PERMISSIONS, permissionsOf } from '../../services/permissions.js';
 import { listApiKeys } from '../../services/queries.js';
 import type { RouteDeps } from '../app.js';
+import { readTime } from '../route-helpers.js';
 import { errorResponses, OpaqueId } from '../schemas.js';
 
 const Scope = Type.Union([
@@ -15,16 +18,48 @@ const Scope = Type.Union([
   Type.Literal('read'),
   Type.Literal('check'),
 ]);
+const PermissionName = Type.Union(PERMISSIONS.map((p) => Type.Literal(p)));
 const CreateApiKeyBody = Type.Object(
-  { scope: Scope, name: Type.Optional(Type.Union([Type.String({ maxLength: 256 }), Type.Null()])) },
+  {
+    scope: Type.Optional(Scope),
+    permissions: Type.Optional(
+      Type.Array(PermissionName, {
+        minItems: 1,
+        maxItems: PERMISSIONS.length,
+        description:
+          'resource:action permissions (instead of a scope); each must be held by the creating key',
+      }),
+    ),
+    name: Type.Optional(Type.Union([Type.String({ maxLength: 256 }), Type.Null()])),
+    expires_at: Type.Optional(
+      Type.Union([
+        Type.String({ description: 'RFC 3339; the key answers 401 api_key_expired from then on' }),
+        Type.Null(),
+      ]),
+    ),
+    rate_limit: Type.Optional(
+      Type.Union([
+        Type.String({
+          pattern: '^[0-9]{1,10}/[0-9]{1,5}s$',
+          description:
+            "This key's token bucket: `<requests>/<seconds>s` (burst of <requests>); null: the server's default",
+        }),
+        Type.Null(),
+      ]),
+    ),
+  },
   { additionalProperties: false },
 );
-const ApiKeyBody = Type.Object({
+export const ApiKeyBody = Type.Object({
   id: Type.String(),
   scope: Scope,
+  permissions: Type.Array(Type.String(), { description: "The key's effective permissions" }),
   name: Type.Union([Type.String(), Type.Null()]),
   created_at: Type.String(),
   revoked_at: Type.Union([Type.String(), Type.Null()]),
+  expires_at: Type.Union([Type.String(), Type.Null()]),
+  last_used_at: Type.Union([Type.String(), Type.Null()], { description: 'Exact to a minute' }),
+  rate_limit: Type.Union([Type.String(), Type.Null()]),
 });
 const CreatedApiKeyBody = Type.Object({
   ...ApiKeyBody.properties,
@@ -32,13 +67,20 @@ const CreatedApiKeyBody = Type.Object({
 });
 const KeyIdParams = Type.Object({ key_id: OpaqueId });
 
-function presentApiKey(k: ApiKeyRecord) {
+const optionalInstant = (at: number | null) => (at === null ? null : formatInstant(at));
+
+/** A key as the API shows it (never the key or its hash). */
+export function presentApiKey(k: ApiKeyRecord) {
   return {
     id: k.id,
     scope: k.scope,
+    permissions: [...permissionsOf(k)].sort(),
     name: k.name,
     created_at: formatInstant(k.createdAt),
-    revoked_at: k.revokedAt === null ? null : formatInstant(k.revokedAt),
+    revoked_at: optionalInstant(k.revokedAt),
+    expires_at: optionalInstant(k.expiresAt),
+    last_used_at: optionalInstant(k.lastUsedAt),
+    rate_limit: k.rateLimit,
   };
 }
 
@@ -50,7 +92,8 @@ export function registerApiKeyRoutes(app: FastifyInstance, { ctx, writer, keys }
       config: { scope: 'admin' },
       schema: {
         tags: ['api keys'],
-        summary: 'Create an API key with a scope (admin, write, read, check); the key is returned only here',
+        summary:
+          'Create an API key with a scope preset (admin, write, read, check) or resource:action permissions, an optional expiry and rate limit; the key is returned only here',
         body: CreateApiKeyBody,
         response: { 201: CreatedApiKeyBody, ...errorResponses },
       },
@@ -61,10 +104,22 @@ export function registerApiKeyRoutes(app: FastifyInstance, { ctx, writer, keys }
           field: 'name',
         });
       }
+      const { scope, permissions, expires_at, rate_limit } = request.body;
+      if ((scope === undefined) === (permissions === undefined)) {
+        throw invalidRequest('give either scope or permissions', { field: 'scope' });
+      }
+      if (rate_limit != null && parseRateLimit(rate_limit) === null) {
+        throw invalidRequest('rate_limit must be <requests>/<seconds>s, both positive', {
+          field: 'rate_limit',
+        });
+      }
       const create = createApiKeyCommand(ctx, request.auth.keyHash, {
         workspaceId: request.auth.workspaceId,
-        scope: request.body.scope,
+        scope: scope ?? 'admin',
+        permissions: permissions ?? null,
         name: request.body.name ?? null,
+        expiresAt: expires_at == null ? null : readTime(expires_at, 'expires_at'),
+        rateLimit: rate_limit ?? null,
       });
       // A replay must not reveal the key again: only its hash is kept, here too.
       return writer.run(request, reply, create, ({ record, key }) => ({

@@ -23,6 +23,7 @@ import {
   PutAutoTopUpBody,
 } from '../plan-schemas.js';
 import { presentBalance, presentGrant } from '../presenters.js';
+import { requestContextOf } from '../route-helpers.js';
 import { BalanceBody, errorResponses, GrantBody, IdParams, ListOf, ListQuery } from '../schemas.js';
 
 const PurchaseResponse = Type.Object({
@@ -167,6 +168,7 @@ export function registerCreditPackRoutes(app: FastifyInstance, { ctx, writer }: 
       const rule = await execute(
         ctx,
         setAutoTopUpCommand({ ...input, workspaceId: ws, customerId: request.params.id }),
+        requestContextOf(request),
       );
       return presentAutoTopUp(rule);
     },
@@ -185,7 +187,11 @@ export function registerCreditPackRoutes(app: FastifyInstance, { ctx, writer }: 
     },
     async (request, reply) => {
       const ws = request.auth.workspaceId;
-      await execute(ctx, removeAutoTopUpCommand({ workspaceId: ws, customerId: request.params.id }));
+      await execute(
+        ctx,
+        removeAutoTopUpCommand({ workspaceId: ws, customerId: request.params.id }),
+        requestContextOf(request),
+      );
       return reply.code(204).send();
     },
   );

@@ -23,6 +23,7 @@ import {
   ReplaceFeatureBody,
   ReplacePlanBody,
 } from '../plan-schemas.js';
+import { requestContextOf } from '../route-helpers.js';
 import { errorResponses, IdParams, ListOf, ListQuery } from '../schemas.js';
 
 const PlanVersionQuery = Type.Object(
@@ -88,7 +89,11 @@ export function registerFeatureAndPlanRoutes(app: FastifyInstance, { ctx, writer
     },
     async (request) => {
       const ws = request.auth.workspaceId;
-      const feature = await execute(ctx, archiveFeatureCommand(ws, request.params.id));
+      const feature = await execute(
+        ctx,
+        archiveFeatureCommand(ws, request.params.id),
+        requestContextOf(request),
+      );
       return presentFeature(feature);
     },
   );

@@ -504,4 +504,48 @@ CREATE TABLE pending_top_ups (
 CREATE INDEX pending_top_ups_waiting ON pending_top_ups (created_at, id) WHERE status = 'pending';
 `,
   },
+  {
+    version: 12,
+    name: 'governance: workspaces, permissions, audit log, rate limits',
+    // Workspaces get a name; keys get `resource:action` permissions (NULL: their scope's preset), an
+    // optional expiry, a last-used time (written at most once a minute per key) and an optional rate
+    // limit. The audit log is append-only and hash-chained per workspace; `audit_heads` holds each
+    // chain's head (its row is locked by every append, so a chain stays linear). `rate_limit_buckets`
+    // holds the shared token buckets processes lease tokens from (PostgreSQL; docs/design.md).
+    sql: `
+ALTER TABLE workspaces ADD COLUMN name TEXT;
+ALTER TABLE api_keys ADD COLUMN permissions TEXT;
+ALTER TABLE api_keys ADD COLUMN expires_at BIGINT;
+ALTER TABLE api_keys ADD COLUMN last_used_at BIGINT;
+ALTER TABLE api_keys ADD COLUMN rate_limit TEXT;
+CREATE TABLE audit_log (
+  workspace_id TEXT NOT NULL,
+  seq BIGINT NOT NULL,
+  id TEXT NOT NULL UNIQUE,
+  at BIGINT NOT NULL,
+  actor_key_id TEXT,
+  request_id TEXT,
+  action TEXT NOT NULL,
+  target_type TEXT NOT NULL,
+  target_id TEXT NOT NULL,
+  before_json TEXT,
+  after_json TEXT,
+  prev_hash TEXT NOT NULL,
+  hash TEXT NOT NULL,
+  PRIMARY KEY (workspace_id, seq)
+);
+CREATE INDEX audit_log_by_time ON audit_log (workspace_id, at, seq);
+CREATE TABLE audit_heads (
+  workspace_id TEXT PRIMARY KEY,
+  seq BIGINT NOT NULL,
+  hash TEXT NOT NULL
+);
+CREATE TABLE rate_limit_buckets (
+  bucket_key TEXT PRIMARY KEY,
+  tokens DOUBLE PRECISION NOT NULL,
+  last_granted BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL
+);
+`,
+  },
 ];

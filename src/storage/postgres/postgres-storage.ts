@@ -8,6 +8,7 @@ import type {
   EventBurn,
   LedgerKey,
   OperationalGauges,
+  RateLimitLeases,
   ReadOperations,
   ReconciliationSource,
   Storage,
@@ -315,6 +316,55 @@ class PgWrites extends SqlWrites {
   }
 }
 
+/**
+ * Shared token buckets: one statement per lease, outside any transaction (autocommit; the row lock
+ * lasts that statement only). The refill for the time since the row was last touched and the take
+ * happen in the same UPDATE, whose SET expressions all read the row as it was, so concurrent
+ * leases from several processes queue on the row and never take more than it holds.
+ */
+export const RATE_LIMIT_TAKE_SQL = `INSERT INTO rate_limit_buckets AS b (bucket_key, tokens, last_granted, updated_at)
+  VALUES (?, ?::float8, ?::bigint, ?::bigint)
+  ON CONFLICT (bucket_key) DO UPDATE SET
+    last_granted = LEAST(?::float8, FLOOR(LEAST(?::float8, b.tokens + GREATEST(0, ?::bigint - b.updated_at) * ?::float8))),
+    tokens = LEAST(?::float8, b.tokens + GREATEST(0, ?::bigint - b.updated_at) * ?::float8)
+      - LEAST(?::float8, FLOOR(LEAST(?::float8, b.tokens + GREATEST(0, ?::bigint - b.updated_at) * ?::float8))),
+    updated_at = GREATEST(b.updated_at, ?::bigint)
+  RETURNING last_granted`;
+
+class PgRateLimitLeases implements RateLimitLeases {
+  constructor(private readonly db: PgExecutor) {}
+
+  async take(input: {
+    bucketKey: string;
+    want: number;
+    capacity: number;
+    refillPerMs: number;
+    now: number;
+  }): Promise<number> {
+    const { bucketKey, want, capacity: cap, refillPerMs: rate, now } = input;
+    const first = Math.min(want, Math.floor(cap));
+    const row = await this.db.get<{ last_granted: number | string }>(RATE_LIMIT_TAKE_SQL, [
+      bucketKey,
+      cap - first,
+      first,
+      now,
+      want,
+      cap,
+      now,
+      rate,
+      cap,
+      now,
+      rate,
+      want,
+      cap,
+      now,
+      rate,
+      now,
+    ]);
+    return Number(row?.last_granted ?? 0);
+  }
+}
+
 const guarded = new WeakSet<pg.PoolClient>();
 
 /**
@@ -363,6 +413,7 @@ function isRetryable(error: unknown): boolean {
 export class PostgresStorage implements Storage {
   readonly dialect = 'postgres' as const;
   readonly read: ReadOperations;
+  readonly rateLimitLeases: RateLimitLeases;
   private readonly reads: PgExecutor;
   private readonly maxAttempts: number;
   /** Customers seen by this process (immutable once created, so safe to share between transactions). */
@@ -374,6 +425,7 @@ export class PostgresStorage implements Storage {
   ) {
     this.reads = new PgExecutor(pool);
     this.read = new PgReads(this.reads);
+    this.rateLimitLeases = new PgRateLimitLeases(this.reads);
     this.maxAttempts = options.maxAttempts ?? 5;
     this.checkpointInterval = options.checkpointInterval ?? DEFAULT_CHECKPOINT_INTERVAL;
   }

@@ -95,8 +95,15 @@ export const Q = {
   deleteIdempotency: 'DELETE FROM idempotency_keys WHERE created_at < ?',
   findApiKey: 'SELECT * FROM api_keys WHERE key_hash = ?',
   listApiKeys: 'SELECT * FROM api_keys WHERE workspace_id = ? ORDER BY created_at, id',
-  insertApiKey: `INSERT INTO api_keys (id, workspace_id, key_hash, scope, name, created_at, revoked_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key_hash) DO NOTHING`,
+  insertApiKey: `INSERT INTO api_keys (id, workspace_id, key_hash, scope, name, created_at, revoked_at,
+       permissions, expires_at, last_used_at, rate_limit)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key_hash) DO NOTHING`,
+  markApiKeyUsed:
+    'UPDATE api_keys SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)',
+  setApiKeyPermissions: 'UPDATE api_keys SET permissions = ? WHERE id = ?',
+  getWorkspace: 'SELECT id, name, created_at FROM workspaces WHERE id = ?',
+  listWorkspaces: 'SELECT id, name, created_at FROM workspaces ORDER BY created_at, id',
+  insertWorkspace: 'INSERT INTO workspaces (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
   revokeApiKey: 'UPDATE api_keys SET revoked_at = ? WHERE workspace_id = ? AND id = ? AND revoked_at IS NULL',
   countApiKeys: 'SELECT COUNT(*) AS n FROM api_keys WHERE workspace_id = ? AND revoked_at IS NULL',
   ensureWorkspace: 'INSERT INTO workspaces (id, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING',

@@ -13,6 +13,8 @@ import type {
   AlertReadOperations,
   AlertWriteOperations,
   ApiKeyRecord,
+  AuditReadOperations,
+  AuditWriteOperations,
   CheckpointedMovements,
   CreditType,
   Customer,
@@ -25,6 +27,7 @@ import type {
   LedgerKey,
   ListedEvent,
   MeterRecord,
+  NewApiKey,
   OutboxReadOperations,
   OutboxWriteOperations,
   Page,
@@ -41,6 +44,7 @@ import type {
   StoredEvent,
   WebhookReadOperations,
   WebhookWriteOperations,
+  WorkspaceRecord,
   WriteOperations,
 } from '../../ports/storage.js';
 import {
@@ -74,8 +78,11 @@ import {
   rateFromRow,
   reversedFromJson,
   reversedToJson,
+  type WorkspaceRow,
+  workspaceFromRow,
 } from '../rows.js';
 import { AlertReads, AlertWrites } from './alert-queries.js';
+import { AuditReads, AuditWrites } from './audit-queries.js';
 import {
   checkpointBalancesOf,
   checkpointIntervalOf,
@@ -151,6 +158,7 @@ export class SqlReads implements ReadOperations {
   readonly finance: FinanceReadOperations;
   readonly alerts: AlertReadOperations;
   readonly payments: PaymentReadOperations;
+  readonly audit: AuditReadOperations;
 
   /** `plans` lets an adapter hand out its own plan reads (a cache in front of them). */
   constructor(
@@ -167,6 +175,11 @@ export class SqlReads implements ReadOperations {
 
   protected makeFinance(): FinanceReadOperations {
     return new FinanceReads(this.db);
+    this.audit = this.makeAudit();
+  }
+
+  protected makeAudit(): AuditReadOperations {
+    return new AuditReads(this.db);
   }
 
   /** Overridden by the writes, which hand out the writable plan store. */
@@ -523,6 +536,14 @@ export class SqlReads implements ReadOperations {
   async listApiKeysOf(workspaceId: string): Promise<ApiKeyRecord[]> {
     return (await this.db.all<ApiKeyRow>(Q.listApiKeys, [workspaceId])).map(apiKeyFromRow);
   }
+
+  async getWorkspace(workspaceId: string): Promise<WorkspaceRecord | null> {
+    return this.one(Q.getWorkspace, [workspaceId], workspaceFromRow);
+  }
+
+  async listWorkspaces(): Promise<WorkspaceRecord[]> {
+    return (await this.db.all<WorkspaceRow>(Q.listWorkspaces, [])).map(workspaceFromRow);
+  }
 }
 
 /** One statement with its parameters. */
@@ -539,6 +560,7 @@ export class SqlWrites extends SqlReads implements WriteOperations {
   declare readonly finance: FinanceWriteOperations;
   declare readonly alerts: AlertWriteOperations;
   declare readonly payments: PaymentWriteOperations;
+  declare readonly audit: AuditWriteOperations;
 
   protected override makeOutbox(): OutboxWriteOperations {
     return new OutboxWrites(this.db);
@@ -559,6 +581,8 @@ export class SqlWrites extends SqlReads implements WriteOperations {
 
   protected override makePayments(): PaymentWriteOperations {
     return new PaymentWrites(this.db);
+  protected override makeAudit(): AuditWriteOperations {
+    return new AuditWrites(this.db);
   }
 
   protected override makePlans(): PlanWriteOperations {
@@ -823,7 +847,7 @@ export class SqlWrites extends SqlReads implements WriteOperations {
     return this.db.run(Q.deleteIdempotency, [cutoff]);
   }
 
-  async insertApiKey(k: ApiKeyRecord & { keyHash: string }): Promise<void> {
+  async insertApiKey(k: NewApiKey): Promise<void> {
     await this.db.run(Q.insertApiKey, [
       k.id,
       k.workspaceId,
@@ -832,6 +856,25 @@ export class SqlWrites extends SqlReads implements WriteOperations {
       k.name,
       k.createdAt,
       k.revokedAt,
+      k.permissions == null ? null : JSON.stringify(k.permissions),
+      k.expiresAt ?? null,
+      k.lastUsedAt ?? null,
+      k.rateLimit ?? null,
+    ]);
+  }
+
+  async insertWorkspace(w: WorkspaceRecord): Promise<boolean> {
+    return (await this.db.run(Q.insertWorkspace, [w.id, w.name, w.createdAt])) === 1;
+  }
+
+  async markApiKeyUsed(keyId: string, at: Instant): Promise<void> {
+    await this.db.run(Q.markApiKeyUsed, [at, keyId, at]);
+  }
+
+  async setApiKeyPermissions(keyId: string, permissions: readonly string[] | null): Promise<void> {
+    await this.db.run(Q.setApiKeyPermissions, [
+      permissions === null ? null : JSON.stringify(permissions),
+      keyId,
     ]);
   }
 

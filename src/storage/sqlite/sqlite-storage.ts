@@ -156,6 +156,8 @@ class SqliteExecutor implements SqlExecutor {
  */
 export class SqliteStorage implements Storage {
   readonly dialect = 'sqlite' as const;
+  /** One process owns a SQLite database: rate-limit buckets live in its memory. */
+  readonly rateLimitLeases = null;
   readonly read: ReadOperations;
   private readonly writes: WriteOperations;
   private readonly readerExecutor: SqliteExecutor;
