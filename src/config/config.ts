@@ -62,6 +62,7 @@ export interface Config {
    * top-ups stay pending (nothing is charged or granted).
    */
   readonly stripeSecretKey: string | null;
+  /**
    * Default rate limit of every key without its own, `<requests>/<seconds>s` (a token bucket: a
    * burst of <requests>, refilled at <requests> per <seconds>). `BURNDOWN_RATE_LIMIT_PER_KEY`;
    * default none.

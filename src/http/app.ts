@@ -3,15 +3,15 @@ import type { Socket } from 'node:net';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, LogController } from 'fastify';
 import { BurndownError, ErrorCode, invalidRequest } from '../domain/errors.js';
-import { HttpWebhookTransport } from '../infra/webhook-transport.js';
 import { parseRateLimit, type RateDecision, type RateLimitPolicy } from '../domain/limits/token-bucket.js';
+import { HttpWebhookTransport } from '../infra/webhook-transport.js';
 import type { ApiKeyScope } from '../ports/storage.js';
 import { type ApiKeyResolver, apiKeyExpired, isExpired, keyUsageRecorderOf } from '../services/api-keys.js';
 import type { ServiceContext } from '../services/context.js';
 import { type Permission, permissionsOf } from '../services/permissions.js';
 import { apiKeyResolverOf } from '../services/queries.js';
-import { DEFAULT_SECRET_OVERLAP_MS, type WebhookSettings } from '../services/webhook-endpoints.js';
 import { type RateLimiter, rateLimiterOf } from '../services/rate-limits.js';
+import { DEFAULT_SECRET_OVERLAP_MS, type WebhookSettings } from '../services/webhook-endpoints.js';
 import { statusOfErrorCode } from './error-status.js';
 import { NOT_JSON_BODY } from './event-parsing.js';
 import { errorBody, IdempotentWriter } from './idempotent-write.js';
@@ -27,8 +27,8 @@ import {
 } from './openapi.js';
 import { operationKeyOf, permissionOf } from './permissions.js';
 import { registerApiKeyRoutes } from './routes/api-keys.js';
-import { registerBalanceThresholdRoutes } from './routes/balance-thresholds.js';
 import { registerAuditRoutes } from './routes/audit-log.js';
+import { registerBalanceThresholdRoutes } from './routes/balance-thresholds.js';
 import { registerBalanceRoutes } from './routes/balances.js';
 import { DEFAULT_CHECK_HOLD_MAX_TTL_SECONDS, registerCheckRoutes } from './routes/check.js';
 import { registerCorrectionRoutes } from './routes/corrections.js';
@@ -301,9 +301,8 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
     transport: new HttpWebhookTransport({ allowPrivate: false }),
     secretOverlapMs: DEFAULT_SECRET_OVERLAP_MS,
   };
-  const deps: RouteDeps = { ctx, writer: new IdempotentWriter(ctx), metrics, keys, webhooks };
   const rateLimits: RateLimitDefaults = options.rateLimits ?? { perKey: null, perCustomer: null };
-  const deps: RouteDeps = { ctx, writer: new IdempotentWriter(ctx), metrics, keys, rateLimits };
+  const deps: RouteDeps = { ctx, writer: new IdempotentWriter(ctx), metrics, keys, webhooks, rateLimits };
   const limiter = options.rateLimiter ?? rateLimiterOf(ctx);
   const usage = keyUsageRecorderOf(ctx, (error) =>
     app.log.warn({ err: error }, 'API key last-used time not recorded'),

@@ -27,6 +27,7 @@ export const PERMISSIONS = [
   'metrics:read',
   'keys:admin',
   'webhooks:admin',
+  'finance:admin',
   'workspaces:admin',
 ] as const;
 
@@ -51,6 +52,7 @@ const ANY_KEY: readonly Permission[] = ['balances:read', 'metrics:read'];
 const ADMIN_ONLY: ReadonlySet<Permission> = new Set<Permission>([
   'keys:admin',
   'webhooks:admin',
+  'finance:admin',
   'reports:read',
   'audit:read',
 ]);

@@ -60,21 +60,6 @@ export type WriteOutcome<T> =
   | { readonly ok: false; readonly refusal: BusinessRefusal };
 
 /**
- * A fact for the outbox (webhooks): persisted in the transaction of the write that produced it
- * (so it exists exactly when the change commits), delivered after commit. {@link runWrite} gives it
- * its stable event id (`evt_…`, the future `webhook-id`) and the write's instant.
- */
-export interface OutboxMessage {
-  readonly workspaceId: string;
-  /** The event type, e.g. `grant.created`. */
-  readonly type: string;
-  /** The customer it is about, if any: one customer's events keep their commit order. */
-  readonly customerId: string | null;
-  /** The event's `data` (a JSON value; amounts as decimal strings). */
-  readonly data: unknown;
-}
-
-/**
  * A command whose success is an administrative change: after `command`'s work succeeds, `describe`
  * names what changed and the unit of work records it in the audit log, in the write's transaction.
  */

@@ -990,6 +990,8 @@ export function describeStorageContract(dialect: string, open: () => Promise<Sto
       await storage.write('acme', async (tx) => tx.payments.putTopUp(done));
       expect(await reads.listWaitingTopUps(10)).toEqual([]);
       expect(exact(await reads.getTopUp('ws1', 'tpu_1'))).toEqual(exact(done));
+    });
+
     it('appends audit records at claimed chain positions per workspace, rolled back with their transaction', async () => {
       const record = (workspaceId: string, seq: number, prevHash: string) => ({
         workspaceId,

@@ -268,10 +268,15 @@ for (const dialect of DIALECTS) {
       expect(atExpiry.rows[0]).toMatchObject({ breakage: '0.00', closing_deferred: '7.00' });
     });
 
-    it('refuses a bad range and answers reports to a read key, but not imports', async () => {
+    it('refuses a bad range; answers reports to a reports:read key, not to a read key, and imports to neither', async () => {
       expect((await t.get(`/v1/reports/revenue?from=${FROM}&to=${FROM}`)).statusCode).toBe(400);
       expect((await t.get(`/v1/reports/revenue?from=nope&to=${FROM}`)).statusCode).toBe(400);
-      const created = await ok(t.post('/v1/api-keys', { scope: 'read', name: 'finance' }), 201);
+      const reader = await ok(t.post('/v1/api-keys', { scope: 'read', name: 'reader' }), 201);
+      const readerAuth = { authorization: `Bearer ${reader.key}` };
+      expect((await t.get(`/v1/reports/revenue?from=${FROM}&to=${iso(T0 + DAY)}`, readerAuth)).statusCode).toBe(
+        403,
+      );
+      const created = await ok(t.post('/v1/api-keys', { permissions: ['reports:read'], name: 'finance' }), 201);
       const auth = { authorization: `Bearer ${created.key}` };
       expect((await t.get(`/v1/reports/revenue?from=${FROM}&to=${iso(T0 + DAY)}`, auth)).statusCode).toBe(
         200,

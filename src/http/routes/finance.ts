@@ -10,7 +10,7 @@ import {
 } from '../../domain/revenue/recognition.js';
 import { REVENUE_GROUP_BYS, type RevenueRow } from '../../domain/revenue/report.js';
 import type { Instant } from '../../domain/time/instant.js';
-import type { RouteScope } from '../../services/api-keys.js';
+import type { ApiKeyScope } from '../../ports/storage.js';
 import {
   JOURNAL_COLUMNS,
   journalLineFields,
@@ -31,18 +31,19 @@ import { readTime } from '../route-helpers.js';
 import { Currency, errorResponses, IdParams } from '../schemas.js';
 
 /**
- * The permission each finance operation needs, in one place (another change introduces finer
- * permissions; map these then): reports, the journal and exports read the books (`read`: admin,
- * write and read keys); revenue settings and imports change them (`admin`).
+ * The scope marker of each finance operation (the permission itself is declared in
+ * src/http/permissions.ts): the books are the finance team's, so reading them takes
+ * `reports:read` and changing settings or importing takes `finance:admin`, both held by the
+ * `admin` preset and grantable one by one to a finance key.
  */
 export const FINANCE_SCOPES = {
-  revenueReport: 'read',
-  journal: 'read',
-  exports: 'read',
-  readRevenueSettings: 'read',
+  revenueReport: 'admin',
+  journal: 'admin',
+  exports: 'admin',
+  readRevenueSettings: 'admin',
   writeRevenueSettings: 'admin',
   imports: 'admin',
-} as const satisfies Record<string, RouteScope>;
+} as const satisfies Record<string, ApiKeyScope>;
 
 /** Whether the client asked for CSV: `format=csv`, or an Accept header naming text/csv without format. */
 export function wantsCsv(request: FastifyRequest, format: string | undefined): boolean {

@@ -171,11 +171,11 @@ export class SqlReads implements ReadOperations {
     this.finance = this.makeFinance();
     this.alerts = this.makeAlerts();
     this.payments = this.makePayments();
+    this.audit = this.makeAudit();
   }
 
   protected makeFinance(): FinanceReadOperations {
     return new FinanceReads(this.db);
-    this.audit = this.makeAudit();
   }
 
   protected makeAudit(): AuditReadOperations {
@@ -581,6 +581,8 @@ export class SqlWrites extends SqlReads implements WriteOperations {
 
   protected override makePayments(): PaymentWriteOperations {
     return new PaymentWrites(this.db);
+  }
+
   protected override makeAudit(): AuditWriteOperations {
     return new AuditWrites(this.db);
   }
