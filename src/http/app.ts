@@ -31,6 +31,7 @@ import { registerCustomerRoutes } from './routes/customers.js';
 import { registerDebitRoutes } from './routes/debits.js';
 import { registerEventRoutes } from './routes/events.js';
 import { registerFeatureAndPlanRoutes } from './routes/features-plans.js';
+import { registerForecastRoutes } from './routes/forecast.js';
 import { registerGrantRoutes } from './routes/grants.js';
 import { registerHoldRoutes } from './routes/holds.js';
 import { registerMeteringRoutes } from './routes/metering.js';
@@ -453,6 +454,7 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
   registerHoldRoutes(app, deps);
   registerCorrectionRoutes(app, deps);
   registerBalanceRoutes(app, deps);
+  registerForecastRoutes(app, deps);
   registerReconciliationRoutes(app, deps);
   registerApiKeyRoutes(app, deps);
   registerEventRoutes(app, deps, options.eventsBodyLimit ?? 32 * 1024 * 1024);

@@ -335,6 +335,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/customers/{id}/forecast": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** When the balance is expected to run out (p10/p50/p90), the burn model used and the known future (holds, expiries, allowance resets, auto top-ups) */
+        get: operations["getCustomersIdForecast"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/reconciliation": {
         parameters: {
             query?: never;
@@ -1324,6 +1341,80 @@ export interface components {
              * @description RFC 3339 timestamp
              */
             updated_at: string;
+        };
+        Forecast: {
+            customer_id: string;
+            credit_type: string;
+            /** @description When the forecast was made */
+            at: string;
+            /** @description `forecast`: depletion instants below (null ones are beyond the horizon); `no_recent_usage`: nothing consumed in the window, no date; `depleted`: nothing available now */
+            status: "forecast" | "no_recent_usage" | "depleted";
+            available: string;
+            held: string;
+            overage: string;
+            depletion: {
+                expected_at: string | null;
+                p10: string | null;
+                p50: string | null;
+                p90: string | null;
+                /** @description Depletions later than this are reported as null */
+                horizon_end: string;
+            } | null;
+            runway_seconds: number | null;
+            model: {
+                method: string;
+                description: string;
+                window_days: number;
+                mean_per_day: string;
+                level_per_day: string;
+                trend_per_day: string;
+                /** @description Sunday first */
+                weekday_factors: number[];
+            } | null;
+            /** @description The window the model saw, oldest first; the last day is today so far */
+            daily_consumption: {
+                day: string;
+                consumed: string;
+            }[];
+            /** @description Projected available balance at the end of each coming day (at most 90) */
+            balance_band: {
+                at: string;
+                p10: string;
+                p50: string;
+                p90: string;
+            }[];
+            known_future: {
+                holds: {
+                    hold_id: string;
+                    amount: string;
+                    expires_at: string;
+                }[];
+                expiries: {
+                    grant_id: string;
+                    at: string;
+                    remaining: string;
+                }[];
+                allowance_resets: {
+                    at: string;
+                    amount: string;
+                    subscription_id: string;
+                    expires_at: string | null;
+                }[];
+                auto_top_up: {
+                    pack_id: string;
+                    quantity: number;
+                    threshold: string;
+                    credits: string;
+                    /** @description When the point forecast buys (the rule fires below its threshold) */
+                    fires_at: string[];
+                } | null;
+                /** @description What the point forecast expects to expire unused */
+                projected_expiries: {
+                    grant_id: string;
+                    at: string;
+                    unused: string;
+                }[];
+            };
         };
         Grant: {
             id: string;
@@ -8797,6 +8888,275 @@ export interface operations {
                         data: components["schemas"]["LedgerEntry"][];
                         next_cursor: string | null;
                     };
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "invalid_request",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "invalid_request";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "unauthorized",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unauthorized";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description The key's scope does not allow this call */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "forbidden",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "forbidden";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "not_found",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "not_found";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "method_not_allowed",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "method_not_allowed";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Request not received in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "request_timeout",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Request headers too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "headers_too_large",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "headers_too_large";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "internal_error",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "internal_error";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "service_unavailable",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "service_unavailable";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+        };
+    };
+    getCustomersIdForecast: {
+        parameters: {
+            query?: {
+                /** @description Client-chosen id: 1 to 128 of A-Z a-z 0-9 . _ : - (not "." or "..", no "..") */
+                credit_type?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Client-chosen id: 1 to 128 of A-Z a-z 0-9 . _ : - (not "." or "..", no "..") */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Forecast"];
                 };
             };
             /** @description Bad request */
