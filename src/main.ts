@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config/config.js';
 import { sqlitePathOf } from './config/database-url.js';
@@ -107,6 +109,9 @@ export async function startServer(config: Config): Promise<RunningServer> {
   );
   const ctx = createContext(storage);
   const generatedKey = await ensureAdminKey(ctx, config.apiKey);
+  // The web app `npm run build` puts next to the compiled server (dist/web); none when not built.
+  const webRoot = fileURLToPath(new URL('./web/', import.meta.url));
+  const webBuilt = existsSync(`${webRoot}index.html`);
   const app = await buildApp(ctx, {
     bodyLimit: config.bodyLimit,
     logLevel: config.logLevel,
@@ -115,6 +120,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     maxConnections: config.maxConnections,
     metricsPublic: config.metricsPublic,
     checkHoldMaxTtlSeconds: config.checkHoldMaxTtlSeconds,
+    ...(webBuilt ? { web: { root: webRoot, portalFrameAncestors: config.portalFrameAncestors } } : {}),
   });
   // Resets missed while the server was down are issued before it takes traffic (each exactly once).
   for (;;) {

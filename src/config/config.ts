@@ -27,6 +27,28 @@ export interface Config {
   readonly checkHoldMaxTtlSeconds: number;
   /** Serve `/metrics` without a key. `BURNDOWN_METRICS_PUBLIC=1`; default off (any valid key). */
   readonly metricsPublic: boolean;
+  /**
+   * Origins that may embed the customer portal in an iframe (CSP `frame-ancestors`).
+   * `BURNDOWN_PORTAL_FRAME_ANCESTORS`, space- or comma-separated `https://app.example.com`; default none.
+   */
+  readonly portalFrameAncestors: readonly string[];
+}
+
+/** An origin a CSP source list may name: scheme, host, optional port; nothing else. */
+const ORIGIN = /^https?:\/\/(\*\.)?[A-Za-z0-9.-]+(:\d{1,5})?$/;
+
+function origins(env: NodeJS.ProcessEnv, name: string): string[] {
+  const list = (env[name] ?? '').split(/[\s,]+/).filter((o) => o !== '');
+  for (const origin of list) {
+    if (!ORIGIN.test(origin)) {
+      throw new BurndownError(
+        ErrorCode.invalidRequest,
+        `${name} must list origins such as https://app.example.com (got ${JSON.stringify(origin)})`,
+        { name },
+      );
+    }
+  }
+  return list;
 }
 
 function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
@@ -79,5 +101,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxConnections: integer(env, 'BURNDOWN_MAX_CONNECTIONS', 1024, 1, 1_000_000),
     checkHoldMaxTtlSeconds: integer(env, 'BURNDOWN_CHECK_HOLD_MAX_TTL_SECONDS', 900, 1, 30 * 24 * 3600),
     metricsPublic: metricsPublic === '1',
+    portalFrameAncestors: origins(env, 'BURNDOWN_PORTAL_FRAME_ANCESTORS'),
   });
 }

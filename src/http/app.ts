@@ -39,6 +39,7 @@ import { registerOperationRoutes } from './routes/operations.js';
 import { registerReconciliationRoutes } from './routes/reconciliation.js';
 import { registerSubscriptionRoutes } from './routes/subscriptions.js';
 import { AmountText, BalanceBody, EntryBody, ErrorBody } from './schemas.js';
+import { StaticFiles, type StaticFilesOptions } from './static-files.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -84,6 +85,8 @@ export interface AppOptions {
   readonly metricsPublic?: boolean;
   /** Longest `ttl_seconds` of a hold taken by `POST /v1/check`. Default 900. */
   readonly checkHoldMaxTtlSeconds?: number;
+  /** The built web app (dashboard and portal) to serve at `/`; absent: none is served. */
+  readonly web?: StaticFilesOptions;
 }
 
 /** One Ajv error as Fastify hands it over (`verbose`: with the failing schema and its parent). */
@@ -390,8 +393,11 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
       registered.push({ method: m.toUpperCase(), url: route.url });
     }
   });
-  app.setNotFoundHandler((request, reply) => {
+  const staticFiles = options.web ? new StaticFiles(options.web) : null;
+  app.setNotFoundHandler(async (request, reply) => {
     const path = request.url.split('?')[0] ?? '';
+    // The web app answers GETs outside the API; whatever it does not have falls through to 404.
+    if (staticFiles && (await staticFiles.serve(request, reply)) === 'served') return reply;
     const allow = routes.methodsOf(path);
     if (allow.length > 0) {
       const body = errorBody(

@@ -404,3 +404,32 @@ export const ForecastBody = Type.Object({
     ),
   }),
 });
+
+/** `GET /v1/customer-summaries`: a page of customers with balances and burn of one credit type. */
+export const CustomerSummariesQuery = Type.Object(
+  { ...ListQuery.properties, credit_type: Type.Optional(Id) },
+  { additionalProperties: false },
+);
+
+/** One customer's balance and burn (the dashboard's customer list, at-risk view and overview). */
+export const CustomerSummaryBody = Type.Object({
+  customer: CustomerBody,
+  credit_type: Type.String(),
+  available: Type.String(),
+  held: Type.String(),
+  overage: Type.String(),
+  burn_per_day: Type.String({
+    description:
+      'Mean daily consumption over the last 7 days and today so far, counted from the first day of use',
+  }),
+  runway_seconds: Nullable(
+    Type.Integer({
+      description: 'available ÷ burn_per_day; null when nothing burns (the forecast is finer)',
+    }),
+  ),
+  daily_consumption: Type.Array(Type.Object({ day: Type.String(), consumed: Type.String() }), {
+    description: 'The last 14 UTC days, oldest first; the last is today so far',
+  }),
+  expiring_soon: Type.String({ description: 'Credits in grants that expire within 7 days' }),
+  next_expiry: Nullable(Type.Object({ at: Type.String(), amount: Type.String() })),
+});

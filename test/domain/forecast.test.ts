@@ -139,4 +139,19 @@ describe('depletion forecast', () => {
     if (r.status !== 'forecast') throw new Error(r.status);
     expect(r.p50).toBeNull();
   });
+
+  it('history starts at the first day of use; a first day of use forecasts from today so far', () => {
+    const late = forecastDepletion(
+      base({ daily: [...Array.from({ length: 21 }, () => 0), ...Array.from({ length: 7 }, () => 100)] }),
+    );
+    if (late.status !== 'forecast') throw new Error(late.status);
+    expect(late.model.windowDays).toBe(7);
+    expect(daysFromNow(late.p50)).toBeCloseTo(10.5, 6);
+    // Noon, 50 consumed since midnight: 100 a day; 1050 left last 10.5 days from now.
+    const today = forecastDepletion(
+      base({ now: NOW + DAY_MS / 2, daily: Array.from({ length: 28 }, () => 0), consumedToday: 50 }),
+    );
+    if (today.status !== 'forecast') throw new Error(today.status);
+    expect((today.p50! - NOW) / DAY_MS).toBeCloseTo(11, 6);
+  });
 });

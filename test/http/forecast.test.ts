@@ -51,4 +51,32 @@ describe('HTTP forecast', () => {
     expect(body.runway_seconds).toBeNull();
     expect((await t.get('/v1/customers/nobody/forecast')).statusCode).toBe(404);
   });
+
+  it('customer summaries: a page of balances with a 7-day burn rate and runway', async () => {
+    for (const id of ['a', 'b', 'c']) await t.post('/v1/customers', { id });
+    await t.post('/v1/customers/a/grants', { amount: '700' });
+    await t.post('/v1/customers/b/grants', {
+      amount: '10',
+      expires_at: new Date(t.clock.now() + 2 * DAY).toISOString(),
+    });
+    t.clock.advance(DAY - (t.clock.now() % DAY));
+    for (let d = 0; d < 7; d++) {
+      await t.post('/v1/customers/a/debits', { amount: '10' });
+      t.clock.advance(DAY);
+    }
+    const first = await t.get('/v1/customer-summaries?limit=2');
+    expect(first.statusCode).toBe(200);
+    const body = first.json();
+    expect(body.data.map((s: { customer: { id: string } }) => s.customer.id)).toEqual(['a', 'b']);
+    const [a, b] = body.data;
+    expect(a.available).toBe('630');
+    expect(a.burn_per_day).toBe('10');
+    expect(a.runway_seconds).toBe(63 * 86_400);
+    expect(a.daily_consumption).toHaveLength(14);
+    expect(b.runway_seconds).toBeNull();
+    expect(b.expiring_soon).toBe('0');
+    const rest = (await t.get(`/v1/customer-summaries?limit=2&cursor=${body.next_cursor}`)).json();
+    expect(rest.data.map((s: { customer: { id: string } }) => s.customer.id)).toEqual(['c']);
+    expect((await t.get('/v1/customer-summaries?credit_type=nope')).statusCode).toBe(404);
+  });
 });

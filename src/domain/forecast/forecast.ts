@@ -6,7 +6,8 @@ import type { Instant } from '../time/instant.js';
  * The method (docs/forecast.md has its backtest):
  *
  * 1. **History**: credits consumed per UTC day over the trailing `windowDays` full days (debits and
- *    captures, less reversals), oldest first.
+ *    captures, less reversals), oldest first, from the first day with consumption on
+ *    ({@link historyOf}; today so far, scaled to a day, when there is no full day yet).
  * 2. **Weekday seasonality**: each weekday's mean over the window divided by the window's mean,
  *    shrunk halfway towards 1 (four samples per weekday are few; a burst on one Tuesday must not
  *    make every Tuesday heavy). Used only with at least two weeks of history.
@@ -379,6 +380,20 @@ function quantile(sorted: readonly number[], q: number): number {
 /** How many daily balance points the answer carries for a chart's band. */
 const BAND_DAYS = 90;
 
+/**
+ * The days the model fits: the window without the days before the first consumption (a customer
+ * who started last week has a week of history, not three weeks of zeros and one of use). With no
+ * full day of use yet, today's consumption so far, scaled to a whole day, is the history.
+ */
+export function historyOf(input: Pick<ForecastInput, 'daily' | 'consumedToday' | 'now'>): number[] {
+  const first = input.daily.findIndex((v) => v > 0);
+  if (first >= 0) return input.daily.slice(first);
+  const elapsed = input.now - utcDayStart(input.now);
+  // Less than an hour of today is too little to scale up.
+  if (input.consumedToday > 0 && elapsed >= DAY_MS / 24) return [(input.consumedToday * DAY_MS) / elapsed];
+  return [];
+}
+
 /** Forecasts when the available balance runs out. Pure and deterministic (fixed seed). */
 export function forecastDepletion(input: ForecastInput): ForecastResult {
   const available = input.grants
@@ -387,7 +402,7 @@ export function forecastDepletion(input: ForecastInput): ForecastResult {
         g.effectiveAt <= input.now && (g.expiresAt === null || input.now < g.expiresAt) && g.remaining > 0,
     )
     .reduce((s, g) => s + g.remaining, 0);
-  const model = fitBurnModel(input.daily, weekdayOf(input.now));
+  const model = fitBurnModel(historyOf(input), weekdayOf(input.now));
   if (model === null) return { status: 'no_recent_usage', available };
   if (available <= 0 && input.scheduled.length === 0 && !input.autoTopUp)
     return { status: 'depleted', available, model };

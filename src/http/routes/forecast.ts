@@ -2,9 +2,20 @@ import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { formatInstant } from '../../domain/time/instant.js';
 import { DEFAULT_CREDIT_TYPE } from '../../services/context.js';
+import { listCustomerSummaries } from '../../services/customer-summaries.js';
 import { type CustomerForecast, estimateAmount, forecastCustomer } from '../../services/forecast.js';
 import type { RouteDeps } from '../app.js';
-import { errorResponses, ForecastBody, ForecastQuery, IdParams } from '../schemas.js';
+import { presentPage, readPageRequest } from '../pagination.js';
+import { presentCustomer } from '../presenters.js';
+import {
+  CustomerSummariesQuery,
+  CustomerSummaryBody,
+  errorResponses,
+  ForecastBody,
+  ForecastQuery,
+  IdParams,
+  ListOf,
+} from '../schemas.js';
 
 /** How the method is described in every answer (docs/forecast.md has the detail and the backtest). */
 const METHOD_DESCRIPTION =
@@ -117,6 +128,47 @@ export function registerForecastRoutes(app: FastifyInstance, { ctx }: RouteDeps)
         creditType: request.query.credit_type ?? DEFAULT_CREDIT_TYPE,
       });
       return presentForecast(forecast);
+    },
+  );
+
+  app.get<{ Querystring: Static<typeof CustomerSummariesQuery> }>(
+    '/v1/customer-summaries',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags: ['balances'],
+        summary:
+          'A page of customers (by id) with balance, 7-day burn rate, runway and expiring credits of one credit type',
+        querystring: CustomerSummariesQuery,
+        response: { 200: ListOf(CustomerSummaryBody), ...errorResponses },
+      },
+    },
+    async (request) => {
+      const creditType = request.query.credit_type ?? DEFAULT_CREDIT_TYPE;
+      const page = await listCustomerSummaries(
+        ctx,
+        request.auth.workspaceId,
+        creditType,
+        readPageRequest(request.query),
+      );
+      return presentPage(page, (s) => ({
+        customer: presentCustomer(s.customer),
+        credit_type: creditType,
+        available: s.available.toString(),
+        held: s.held.toString(),
+        overage: s.overage.toString(),
+        burn_per_day: s.burnPerDay.toString(),
+        runway_seconds: s.runwaySeconds === null ? null : Math.max(0, s.runwaySeconds),
+        daily_consumption: s.daily.map((d) => ({
+          day: formatInstant(d.day),
+          consumed: d.consumed.toString(),
+        })),
+        expiring_soon: s.expiringSoon.toString(),
+        next_expiry:
+          s.nextExpiry === null
+            ? null
+            : { at: formatInstant(s.nextExpiry.at), amount: s.nextExpiry.amount.toString() },
+      }));
     },
   );
 }
