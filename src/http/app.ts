@@ -7,6 +7,7 @@ import type { ApiKeyScope } from '../ports/storage.js';
 import type { ApiKeyResolver, RouteScope } from '../services/api-keys.js';
 import { scopeAllows } from '../services/api-keys.js';
 import type { ServiceContext } from '../services/context.js';
+import { resolvePortalSession } from '../services/portal.js';
 import { apiKeyResolverOf } from '../services/queries.js';
 import { statusOfErrorCode } from './error-status.js';
 import { NOT_JSON_BODY } from './event-parsing.js';
@@ -36,6 +37,7 @@ import { registerGrantRoutes } from './routes/grants.js';
 import { registerHoldRoutes } from './routes/holds.js';
 import { registerMeteringRoutes } from './routes/metering.js';
 import { registerOperationRoutes } from './routes/operations.js';
+import { portalToken, registerPortalRoutes } from './routes/portal.js';
 import { registerReconciliationRoutes } from './routes/reconciliation.js';
 import { registerSubscriptionRoutes } from './routes/subscriptions.js';
 import { AmountText, BalanceBody, EntryBody, ErrorBody } from './schemas.js';
@@ -51,6 +53,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Scope the route needs; routes without one are public (health, OpenAPI; metrics when so configured). */
     scope?: RouteScope;
+    /** A customer portal route: authenticated by the portal session cookie instead of a key. */
+    portal?: boolean;
   }
 }
 
@@ -291,6 +295,17 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
   // Authentication runs on request, before the body is read: an unknown key gets its 401 and the
   // connection is closed (the error handler sets Connection: close) without reading the body.
   app.addHook('onRequest', async (request) => {
+    if (request.routeOptions.config.portal === true) {
+      const record = await resolvePortalSession(ctx, portalToken(request));
+      request.portal = record;
+      request.auth = {
+        workspaceId: record.workspaceId,
+        scope: 'read',
+        keyHash: '',
+        keyId: `portal:${record.id}`,
+      };
+      return;
+    }
     const scope = request.routeOptions.config.scope;
     if (scope === undefined) return;
     const header = request.headers.authorization;
@@ -438,6 +453,12 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
             scheme: 'bearer',
             description: 'An API key: `Authorization: Bearer <key>`',
           },
+          portalSession: {
+            type: 'apiKey',
+            in: 'cookie',
+            name: 'burndown_portal',
+            description: 'A customer portal session (`POST /v1/portal/session` sets it)',
+          },
         },
       },
       security: [{ bearer: [] }],
@@ -461,6 +482,7 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
   registerCorrectionRoutes(app, deps);
   registerBalanceRoutes(app, deps);
   registerForecastRoutes(app, deps);
+  registerPortalRoutes(app, deps);
   registerReconciliationRoutes(app, deps);
   registerApiKeyRoutes(app, deps);
   registerEventRoutes(app, deps, options.eventsBodyLimit ?? 32 * 1024 * 1024);

@@ -273,6 +273,8 @@ export interface ReadOperations {
   readonly plans: PlanReadOperations;
   /** Facts written for webhooks (see {@link OutboxRecord}). */
   readonly outbox: OutboxReadOperations;
+  /** Customer portal sessions (codes and cookie sessions, stored as hashes). */
+  readonly portal: PortalReadOperations;
   getCustomer(workspaceId: string, customerId: string): Awaitable<Customer | null>;
   listCustomers(workspaceId: string, page: PageRequest): Awaitable<Page<Customer>>;
   getCreditType(workspaceId: string, id: string): Awaitable<CreditType | null>;
@@ -370,6 +372,54 @@ export interface StoredOutboxRecord extends OutboxRecord {
   readonly seq: number;
 }
 
+/** What a customer portal session may do: read, or read and buy credit packs. */
+export type PortalScope = 'read' | 'read+topup';
+
+/**
+ * A customer portal session: created with a single-use code (valid about a minute) that the portal
+ * exchanges for a short cookie session. Only SHA-256 hashes of the code and the token are kept.
+ */
+export interface PortalSessionRecord {
+  readonly id: string;
+  readonly workspaceId: string;
+  readonly customerId: string;
+  readonly scope: PortalScope;
+  readonly codeHash: string;
+  readonly codeExpiresAt: Instant;
+  readonly codeUsedAt: Instant | null;
+  readonly sessionHash: string | null;
+  readonly sessionExpiresAt: Instant | null;
+  readonly revokedAt: Instant | null;
+  readonly createdAt: Instant;
+}
+
+/** The portal session aggregate's reads. */
+export interface PortalReadOperations {
+  get(workspaceId: string, id: string): Awaitable<PortalSessionRecord | null>;
+  findByCodeHash(codeHash: string): Awaitable<PortalSessionRecord | null>;
+  findBySessionHash(sessionHash: string): Awaitable<PortalSessionRecord | null>;
+}
+
+/** The portal session aggregate's writes. */
+export interface PortalWriteOperations extends PortalReadOperations {
+  insert(record: PortalSessionRecord): Awaitable<void>;
+  /**
+   * Spends the code once: sets the session if the code is unused, unexpired and not revoked at
+   * `now`; false when another exchange (or time) got there first.
+   */
+  redeem(id: string, sessionHash: string, sessionExpiresAt: Instant, now: Instant): Awaitable<boolean>;
+  /** Replaces a live session's token and expiry (refresh); false when it is no longer live. */
+  refresh(
+    id: string,
+    oldHash: string,
+    newHash: string,
+    sessionExpiresAt: Instant,
+    now: Instant,
+  ): Awaitable<boolean>;
+  /** Ends a session (and its code) for good; false when it was already revoked. */
+  revoke(workspaceId: string, id: string, now: Instant): Awaitable<boolean>;
+}
+
 /** The outbox aggregate's reads. */
 export interface OutboxReadOperations {
   /** A workspace's facts after `afterSeq` in insertion order (oldest first). */
@@ -384,6 +434,7 @@ export interface OutboxWriteOperations extends OutboxReadOperations {
 export interface WriteOperations extends ReadOperations {
   /** The outbox, written in this transaction. */
   readonly outbox: OutboxWriteOperations;
+  readonly portal: PortalWriteOperations;
   readonly plans: PlanWriteOperations;
   /** Loads one ledger and serialises concurrent writers to it until the transaction ends. */
   loadLedgerForUpdate(key: LedgerKey): Awaitable<CreditLedgerSnapshot>;

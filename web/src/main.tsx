@@ -4,6 +4,7 @@ import { api, errorText, forgetKey, storedKey, storeKey } from './api';
 import { CustomerPage } from './pages/Customer';
 import { CustomersPage } from './pages/Customers';
 import { OverviewPage } from './pages/Overview';
+import { PortalPage } from './pages/Portal';
 import { onLinkClick, usePath } from './router';
 import './styles.css';
 
@@ -114,7 +115,10 @@ function Dashboard({ onSignOut }: { onSignOut: () => void }) {
 }
 
 function App() {
+  const path = usePath();
   const [signedIn, setSignedIn] = useState(storedKey() !== null);
+  // The portal authenticates by its own session cookie, never by the operator's key.
+  if (path === '/portal' || path.startsWith('/portal/')) return <PortalPage />;
   if (!signedIn) return <Login onSignedIn={() => setSignedIn(true)} />;
   return <Dashboard onSignOut={() => setSignedIn(false)} />;
 }

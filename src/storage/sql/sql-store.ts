@@ -27,6 +27,8 @@ import type {
   PageRequest,
   PlanReadOperations,
   PlanWriteOperations,
+  PortalReadOperations,
+  PortalWriteOperations,
   RateRecord,
   ReadOperations,
   ReconciliationSource,
@@ -77,6 +79,7 @@ import {
 import type { SqlExecutor } from './executor.js';
 import { OutboxReads, OutboxWrites } from './outbox-queries.js';
 import { PlanReads, PlanWrites } from './plan-queries.js';
+import { PortalReads, PortalWrites } from './portal-queries.js';
 import { Q } from './queries.js';
 
 /** What the balances upsert answers: entries since the last checkpoint, and that checkpoint's instant. */
@@ -135,6 +138,7 @@ export function snapshotFromRows(
 export class SqlReads implements ReadOperations {
   readonly plans: PlanReadOperations;
   readonly outbox: OutboxReadOperations;
+  readonly portal: PortalReadOperations;
 
   /** `plans` lets an adapter hand out its own plan reads (a cache in front of them). */
   constructor(
@@ -143,6 +147,7 @@ export class SqlReads implements ReadOperations {
   ) {
     this.plans = plans ?? this.makePlans();
     this.outbox = this.makeOutbox();
+    this.portal = this.makePortal();
   }
 
   /** Overridden by the writes, which hand out the writable plan store. */
@@ -152,6 +157,10 @@ export class SqlReads implements ReadOperations {
 
   protected makeOutbox(): OutboxReadOperations {
     return new OutboxReads(this.db);
+  }
+
+  protected makePortal(): PortalReadOperations {
+    return new PortalReads(this.db);
   }
 
   /** One row by key, mapped, or null. */
@@ -498,9 +507,14 @@ export interface SqlStatement {
 export class SqlWrites extends SqlReads implements WriteOperations {
   declare readonly plans: PlanWriteOperations;
   declare readonly outbox: OutboxWriteOperations;
+  declare readonly portal: PortalWriteOperations;
 
   protected override makeOutbox(): OutboxWriteOperations {
     return new OutboxWrites(this.db);
+  }
+
+  protected override makePortal(): PortalWriteOperations {
+    return new PortalWrites(this.db);
   }
 
   protected override makePlans(): PlanWriteOperations {
