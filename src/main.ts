@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config/config.js';
 import { sqlitePathOf } from './config/database-url.js';
@@ -116,6 +118,9 @@ export async function startServer(config: Config): Promise<RunningServer> {
     allowPrivate: config.webhooksAllowPrivate,
     timeoutMs: config.webhookTimeoutMs,
   });
+  // The web app `npm run build` puts next to the compiled server (dist/web); none when not built.
+  const webRoot = fileURLToPath(new URL('./web/', import.meta.url));
+  const webBuilt = existsSync(`${webRoot}index.html`);
   const app = await buildApp(ctx, {
     webhooks: { transport, secretOverlapMs: config.webhookSecretOverlapHours * 3_600_000 },
     bodyLimit: config.bodyLimit,
@@ -127,6 +132,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     checkHoldMaxTtlSeconds: config.checkHoldMaxTtlSeconds,
     stripe: { webhookSecret: config.stripeWebhookSecret, workspaceId: config.stripeWorkspace },
     rateLimits: { perKey: config.rateLimitPerKey, perCustomer: config.rateLimitPerCustomer },
+    ...(webBuilt ? { web: { root: webRoot, portalFrameAncestors: config.portalFrameAncestors } } : {}),
   });
   // Resets missed while the server was down are issued before it takes traffic (each exactly once).
   for (;;) {

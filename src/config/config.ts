@@ -73,6 +73,11 @@ export interface Config {
    * `BURNDOWN_RATE_LIMIT_PER_CUSTOMER`; default none.
    */
   readonly rateLimitPerCustomer: RateLimitPolicy | null;
+  /**
+   * Origins that may embed the customer portal in an iframe (CSP `frame-ancestors`).
+   * `BURNDOWN_PORTAL_FRAME_ANCESTORS`, space- or comma-separated `https://app.example.com`; default none.
+   */
+  readonly portalFrameAncestors: readonly string[];
 }
 
 function rateLimit(env: NodeJS.ProcessEnv, name: string): RateLimitPolicy | null {
@@ -87,6 +92,23 @@ function rateLimit(env: NodeJS.ProcessEnv, name: string): RateLimitPolicy | null
     );
   }
   return policy;
+}
+
+/** An origin a CSP source list may name: scheme, host, optional port; nothing else. */
+const ORIGIN = /^https?:\/\/(\*\.)?[A-Za-z0-9.-]+(:\d{1,5})?$/;
+
+function origins(env: NodeJS.ProcessEnv, name: string): string[] {
+  const list = (env[name] ?? '').split(/[\s,]+/).filter((o) => o !== '');
+  for (const origin of list) {
+    if (!ORIGIN.test(origin)) {
+      throw new BurndownError(
+        ErrorCode.invalidRequest,
+        `${name} must list origins such as https://app.example.com (got ${JSON.stringify(origin)})`,
+        { name },
+      );
+    }
+  }
+  return list;
 }
 
 function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
@@ -170,5 +192,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     stripeSecretKey: env['BURNDOWN_STRIPE_SECRET_KEY'] || null,
     rateLimitPerKey: rateLimit(env, 'BURNDOWN_RATE_LIMIT_PER_KEY'),
     rateLimitPerCustomer: rateLimit(env, 'BURNDOWN_RATE_LIMIT_PER_CUSTOMER'),
+    portalFrameAncestors: origins(env, 'BURNDOWN_PORTAL_FRAME_ANCESTORS'),
   });
 }

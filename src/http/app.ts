@@ -9,6 +9,7 @@ import type { ApiKeyScope } from '../ports/storage.js';
 import { type ApiKeyResolver, apiKeyExpired, isExpired, keyUsageRecorderOf } from '../services/api-keys.js';
 import type { ServiceContext } from '../services/context.js';
 import { type Permission, permissionsOf } from '../services/permissions.js';
+import { resolvePortalSession } from '../services/portal.js';
 import { apiKeyResolverOf } from '../services/queries.js';
 import { type RateLimiter, rateLimiterOf } from '../services/rate-limits.js';
 import { DEFAULT_SECRET_OVERLAP_MS, type WebhookSettings } from '../services/webhook-endpoints.js';
@@ -40,17 +41,20 @@ import { registerEventRoutes } from './routes/events.js';
 import { registerExportRoutes } from './routes/exports.js';
 import { registerFeatureAndPlanRoutes } from './routes/features-plans.js';
 import { registerFinanceRoutes } from './routes/finance.js';
+import { registerForecastRoutes } from './routes/forecast.js';
 import { registerGrantRoutes } from './routes/grants.js';
 import { registerHoldRoutes } from './routes/holds.js';
 import { registerImportRoutes } from './routes/imports.js';
 import { registerMeteringRoutes } from './routes/metering.js';
 import { registerOperationRoutes } from './routes/operations.js';
+import { portalToken, registerPortalRoutes } from './routes/portal.js';
 import { registerReconciliationRoutes } from './routes/reconciliation.js';
 import { registerStripeRoutes, STRIPE_WEBHOOK_PATH, type StripeWebhookOptions } from './routes/stripe.js';
 import { registerSubscriptionRoutes } from './routes/subscriptions.js';
 import { registerWebhookEndpointRoutes } from './routes/webhook-endpoints.js';
 import { registerWorkspaceRoutes } from './routes/workspaces.js';
 import { AmountText, BalanceBody, EntryBody, ErrorBody } from './schemas.js';
+import { StaticFiles, type StaticFilesOptions } from './static-files.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -66,6 +70,8 @@ declare module 'fastify' {
      * call is decided by OPERATION_PERMISSIONS (src/http/permissions.ts) alone.
      */
     scope?: ApiKeyScope | 'balance';
+    /** A customer portal route: authenticated by the portal session cookie instead of a key. */
+    portal?: boolean;
   }
 }
 
@@ -133,6 +139,8 @@ export interface AppOptions {
   readonly rateLimits?: RateLimitDefaults;
   /** The rate limiter (tests inject one with their clock); default: over the storage's leases. */
   readonly rateLimiter?: RateLimiter;
+  /** The built web app (dashboard and portal) to serve at `/`; absent: none is served. */
+  readonly web?: StaticFilesOptions;
 }
 
 /** One Ajv error as Fastify hands it over (`verbose`: with the failing schema and its parent). */
@@ -371,6 +379,19 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
   // Authentication runs on request, before the body is read: an unknown key gets its 401 and the
   // connection is closed (the error handler sets Connection: close) without reading the body.
   app.addHook('onRequest', async (request, reply) => {
+    if (request.routeOptions.config.portal === true) {
+      const record = await resolvePortalSession(ctx, portalToken(request));
+      request.portal = record;
+      request.auth = {
+        workspaceId: record.workspaceId,
+        scope: 'read',
+        keyHash: '',
+        keyId: `portal:${record.id}`,
+        // A portal session holds no API permission: its rights are the portal routes' own, for one customer.
+        permissions: new Set<Permission>(),
+      };
+      return;
+    }
     const scope = request.routeOptions.config.scope;
     if (scope === undefined) return;
     const header = request.headers.authorization;
@@ -502,8 +523,11 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
       registered.push({ method: m.toUpperCase(), url: route.url, scope });
     }
   });
-  app.setNotFoundHandler((request, reply) => {
+  const staticFiles = options.web ? new StaticFiles(options.web) : null;
+  app.setNotFoundHandler(async (request, reply) => {
     const path = request.url.split('?')[0] ?? '';
+    // The web app answers GETs outside the API; whatever it does not have falls through to 404.
+    if (staticFiles && (await staticFiles.serve(request, reply)) === 'served') return reply;
     const allow = routes.methodsOf(path);
     if (allow.length > 0) {
       const body = errorBody(
@@ -544,6 +568,12 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
             scheme: 'bearer',
             description: 'An API key: `Authorization: Bearer <key>`',
           },
+          portalSession: {
+            type: 'apiKey',
+            in: 'cookie',
+            name: 'burndown_portal',
+            description: 'A customer portal session (`POST /v1/portal/session` sets it)',
+          },
         },
       },
       security: [{ bearer: [] }],
@@ -567,6 +597,8 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
   registerCorrectionRoutes(app, deps);
   registerBalanceRoutes(app, deps);
   registerBalanceThresholdRoutes(app, deps);
+  registerForecastRoutes(app, deps);
+  registerPortalRoutes(app, deps);
   registerReconciliationRoutes(app, deps);
   registerApiKeyRoutes(app, deps);
   registerEventRoutes(app, deps, options.eventsBodyLimit ?? 32 * 1024 * 1024);

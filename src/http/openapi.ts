@@ -72,6 +72,21 @@ export const ROUTE_ERRORS: Readonly<Record<OperationKey, readonly ErrorCode[]>> 
   'POST /v1/events/{id}/reverse': ['not_found', 'nothing_to_reverse', 'amount_out_of_range'],
   'GET /v1/customers/{id}/balance': ['not_found'],
   'GET /v1/customers/{id}/balance-series': ['not_found'],
+  'GET /v1/customers/{id}/forecast': ['not_found'],
+  'GET /v1/customer-summaries': ['not_found'],
+  'POST /v1/customers/{id}/portal-sessions': ['not_found'],
+  'POST /v1/portal-sessions/{session_id}/revoke': ['not_found'],
+  'POST /v1/portal/session': [],
+  'POST /v1/portal/session/refresh': [],
+  'POST /v1/portal/session/end': [],
+  'GET /v1/portal/me': [],
+  'GET /v1/portal/balance': ['not_found'],
+  'GET /v1/portal/forecast': ['not_found'],
+  'GET /v1/portal/grants': ['not_found'],
+  'GET /v1/portal/ledger': ['not_found'],
+  'GET /v1/portal/ledger.csv': ['not_found'],
+  'GET /v1/portal/prices': [],
+  'POST /v1/portal/purchases': ['not_found', 'amount_out_of_range'],
   'GET /v1/customers/{id}/ledger': ['not_found'],
   'GET /v1/reconciliation': [],
   'POST /v1/integrations/stripe/webhook': ['invalid_signature'],
@@ -178,6 +193,15 @@ const NAMED: Readonly<Record<OperationKey, Readonly<Record<string, string>>>> = 
   'POST /v1/events/{id}/reverse': { body: 'ReverseEventRequest', 201: 'EventReversal' },
   'GET /v1/customers/{id}/balance': { 200: 'Balance' },
   'GET /v1/customers/{id}/balance-series': { 200: 'BalanceSeries' },
+  'GET /v1/customers/{id}/forecast': { 200: 'Forecast' },
+  'GET /v1/customer-summaries': { '200[]': 'CustomerSummary' },
+  'POST /v1/customers/{id}/portal-sessions': {
+    body: 'CreatePortalSessionRequest',
+    201: 'PortalSessionCreated',
+  },
+  'POST /v1/portal/session': { body: 'PortalCodeExchange', 200: 'PortalSession' },
+  'GET /v1/portal/prices': { 200: 'PortalPrices' },
+  'POST /v1/portal/purchases': { body: 'CreatePurchaseRequest', 201: 'PortalPurchase' },
   'GET /v1/reconciliation': { 200: 'Reconciliation' },
   'POST /v1/integrations/stripe/webhook': { 200: 'StripeWebhookReceipt' },
   'GET /v1/integrations/stripe/events': { '200[]': 'StripeEvent' },
@@ -382,6 +406,11 @@ export const TAGS: readonly { name: string; description: string }[] = [
     description: 'Workspaces of the installation (workspaces:admin, the bootstrap key).',
   },
   { name: 'audit log', description: 'Administrative changes, hash-chained per workspace (audit:read).' },
+  {
+    name: 'portal',
+    description:
+      'The customer portal: sessions created with a key, then one customer’s balance, forecast, ledger, prices and top-ups by a session cookie.',
+  },
   { name: 'operations', description: 'Health, this document, metrics and reconciliation.' },
 ];
 
@@ -513,7 +542,9 @@ export function documentedSchema(route: {
   const out: Record<string, unknown> = { ...schema };
   delete out['hide'];
   out['operationId'] = operationIdOf(method, path);
-  const scoped = (route.route.config as { scope?: string } | undefined)?.scope !== undefined;
+  const config = route.route.config as { scope?: string; portal?: boolean } | undefined;
+  // Portal routes are authenticated too, by the portal session cookie (their schema says so).
+  const scoped = config?.scope !== undefined || config?.portal === true;
   if (!scoped && key !== 'GET /metrics') out['security'] = [];
   const permission = OPERATION_PERMISSIONS[key];
   if (permission !== undefined) {
@@ -530,7 +561,8 @@ export function documentedSchema(route: {
   const codes = errorCodesOf(method, path, schema as { body?: unknown; querystring?: unknown });
   if (!scoped && key !== 'GET /metrics') {
     // Public routes: no key is read, so no 401/403, and no key's rate limit.
-    codes.delete(401);
+    // (The portal's code exchange refuses a bad code with 401.)
+    if (key !== 'POST /v1/portal/session') codes.delete(401);
     codes.delete(403);
     codes.delete(429);
   }

@@ -324,3 +324,112 @@ export const errorResponses = {
   413: ErrorBody,
   422: ErrorBody,
 } as const;
+
+/** `GET /v1/customers/{id}/forecast`: one credit type (default `credits`). */
+export const ForecastQuery = Type.Object({ credit_type: Type.Optional(Id) }, { additionalProperties: false });
+
+/** A depletion forecast: when the available balance is expected to run out, and why (docs/forecast.md). */
+export const ForecastBody = Type.Object({
+  customer_id: Type.String(),
+  credit_type: Type.String(),
+  at: Type.String({ description: 'When the forecast was made' }),
+  status: Type.Union([Type.Literal('forecast'), Type.Literal('no_recent_usage'), Type.Literal('depleted')], {
+    description:
+      '`forecast`: depletion instants below (null ones are beyond the horizon); `no_recent_usage`: nothing consumed in the window, no date; `depleted`: nothing available now',
+  }),
+  available: Type.String(),
+  held: Type.String(),
+  overage: Type.String(),
+  depletion: Nullable(
+    Type.Object({
+      expected_at: Nullable(Type.String({ description: 'The point forecast (no noise)' })),
+      p10: Nullable(Type.String({ description: '10 % of simulated futures have run out by then' })),
+      p50: Nullable(Type.String()),
+      p90: Nullable(Type.String()),
+      horizon_end: Type.String({ description: 'Depletions later than this are reported as null' }),
+    }),
+  ),
+  runway_seconds: Nullable(Type.Integer({ description: 'Seconds from `at` to p50; null when none' })),
+  model: Nullable(
+    Type.Object({
+      method: Type.String(),
+      description: Type.String(),
+      window_days: Type.Integer(),
+      mean_per_day: Type.String(),
+      level_per_day: Type.String(),
+      trend_per_day: Type.String(),
+      weekday_factors: Type.Array(Type.Number(), { description: 'Sunday first' }),
+    }),
+  ),
+  daily_consumption: Type.Array(Type.Object({ day: Type.String(), consumed: Type.String() }), {
+    description: 'The window the model saw, oldest first; the last day is today so far',
+  }),
+  balance_band: Type.Array(
+    Type.Object({ at: Type.String(), p10: Type.String(), p50: Type.String(), p90: Type.String() }),
+    { description: 'Projected available balance at the end of each coming day (at most 90)' },
+  ),
+  known_future: Type.Object({
+    holds: Type.Array(
+      Type.Object({ hold_id: Type.String(), amount: Type.String(), expires_at: Type.String() }),
+    ),
+    expiries: Type.Array(
+      Type.Object({
+        grant_id: Type.String(),
+        at: Type.String(),
+        remaining: Type.String(),
+      }),
+    ),
+    allowance_resets: Type.Array(
+      Type.Object({
+        at: Type.String(),
+        amount: Type.String(),
+        subscription_id: Type.String(),
+        expires_at: Nullable(Type.String()),
+      }),
+    ),
+    auto_top_up: Nullable(
+      Type.Object({
+        pack_id: Type.String(),
+        quantity: Type.Integer(),
+        threshold: Type.String(),
+        credits: Type.String(),
+        fires_at: Type.Array(Type.String(), {
+          description: 'When the point forecast buys (the rule fires below its threshold)',
+        }),
+      }),
+    ),
+    projected_expiries: Type.Array(
+      Type.Object({ grant_id: Type.String(), at: Type.String(), unused: Type.String() }),
+      { description: 'What the point forecast expects to expire unused' },
+    ),
+  }),
+});
+
+/** `GET /v1/customer-summaries`: a page of customers with balances and burn of one credit type. */
+export const CustomerSummariesQuery = Type.Object(
+  { ...ListQuery.properties, credit_type: Type.Optional(Id) },
+  { additionalProperties: false },
+);
+
+/** One customer's balance and burn (the dashboard's customer list, at-risk view and overview). */
+export const CustomerSummaryBody = Type.Object({
+  customer: CustomerBody,
+  credit_type: Type.String(),
+  available: Type.String(),
+  held: Type.String(),
+  overage: Type.String(),
+  burn_per_day: Type.String({
+    description:
+      'Mean daily consumption over the last 7 days and today so far, counted from the first day of use',
+  }),
+  runway_seconds: Nullable(
+    Type.Integer({
+      description: 'available ÷ burn_per_day; null when nothing burns (the forecast is finer)',
+    }),
+  ),
+  daily_consumption: Type.Array(Type.Object({ day: Type.String(), consumed: Type.String() }), {
+    description: 'The last 14 UTC days, oldest first; the last is today so far',
+  }),
+  expiring_soon: Type.String({ description: 'Credits in grants that expire within 7 days' }),
+  next_expiry: Nullable(Type.Object({ at: Type.String(), amount: Type.String() })),
+});

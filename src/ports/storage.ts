@@ -460,6 +460,8 @@ export interface ReadOperations {
   readonly alerts: AlertReadOperations;
   /** Payments in: Stripe events, the payments that bought credits, auto top-ups waiting to be charged. */
   readonly payments: PaymentReadOperations;
+  /** Customer portal sessions (codes and cookie sessions, stored as hashes). */
+  readonly portal: PortalReadOperations;
   getCustomer(workspaceId: string, customerId: string): Awaitable<Customer | null>;
   listCustomers(workspaceId: string, page: PageRequest): Awaitable<Page<Customer>>;
   getCreditType(workspaceId: string, id: string): Awaitable<CreditType | null>;
@@ -559,6 +561,54 @@ export interface OutboxRecord {
 /** A stored outbox fact with its insertion order. */
 export interface StoredOutboxRecord extends OutboxRecord {
   readonly seq: number;
+}
+
+/** What a customer portal session may do: read, or read and buy credit packs. */
+export type PortalScope = 'read' | 'read+topup';
+
+/**
+ * A customer portal session: created with a single-use code (valid about a minute) that the portal
+ * exchanges for a short cookie session. Only SHA-256 hashes of the code and the token are kept.
+ */
+export interface PortalSessionRecord {
+  readonly id: string;
+  readonly workspaceId: string;
+  readonly customerId: string;
+  readonly scope: PortalScope;
+  readonly codeHash: string;
+  readonly codeExpiresAt: Instant;
+  readonly codeUsedAt: Instant | null;
+  readonly sessionHash: string | null;
+  readonly sessionExpiresAt: Instant | null;
+  readonly revokedAt: Instant | null;
+  readonly createdAt: Instant;
+}
+
+/** The portal session aggregate's reads. */
+export interface PortalReadOperations {
+  get(workspaceId: string, id: string): Awaitable<PortalSessionRecord | null>;
+  findByCodeHash(codeHash: string): Awaitable<PortalSessionRecord | null>;
+  findBySessionHash(sessionHash: string): Awaitable<PortalSessionRecord | null>;
+}
+
+/** The portal session aggregate's writes. */
+export interface PortalWriteOperations extends PortalReadOperations {
+  insert(record: PortalSessionRecord): Awaitable<void>;
+  /**
+   * Spends the code once: sets the session if the code is unused, unexpired and not revoked at
+   * `now`; false when another exchange (or time) got there first.
+   */
+  redeem(id: string, sessionHash: string, sessionExpiresAt: Instant, now: Instant): Awaitable<boolean>;
+  /** Replaces a live session's token and expiry (refresh); false when it is no longer live. */
+  refresh(
+    id: string,
+    oldHash: string,
+    newHash: string,
+    sessionExpiresAt: Instant,
+    now: Instant,
+  ): Awaitable<boolean>;
+  /** Ends a session (and its code) for good; false when it was already revoked. */
+  revoke(workspaceId: string, id: string, now: Instant): Awaitable<boolean>;
 }
 
 /** The outbox aggregate's reads. */
@@ -813,6 +863,7 @@ export interface WriteOperations extends ReadOperations {
   readonly alerts: AlertWriteOperations;
   /** Payments in, written in this transaction. */
   readonly payments: PaymentWriteOperations;
+  readonly portal: PortalWriteOperations;
   readonly plans: PlanWriteOperations;
   /** Loads one ledger and serialises concurrent writers to it until the transaction ends. */
   loadLedgerForUpdate(key: LedgerKey): Awaitable<CreditLedgerSnapshot>;

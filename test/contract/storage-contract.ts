@@ -1071,5 +1071,63 @@ export function describeStorageContract(dialect: string, open: () => Promise<Sto
         rateLimit: '10/1s',
       });
     });
+
+    it('portal sessions: a code redeems once and before it expires; refresh needs the live token; revoke ends it', async () => {
+      const record = {
+        id: 'ps_1',
+        workspaceId: 'ws1',
+        customerId: 'acme',
+        scope: 'read+topup' as const,
+        codeHash: 'code-hash',
+        codeExpiresAt: T0 + 60_000,
+        codeUsedAt: null,
+        sessionHash: null,
+        sessionExpiresAt: null,
+        revokedAt: null,
+        createdAt: T0,
+      };
+      await storage.write('acme', async (tx) => tx.portal.insert(record));
+      expect(await storage.read.portal.findByCodeHash('code-hash')).toEqual(record);
+      // Expired code: nothing redeemed.
+      expect(
+        await storage.write('acme', async (tx) => tx.portal.redeem('ps_1', 's1', T0 + 900_000, T0 + 60_000)),
+      ).toBe(false);
+      expect(
+        await storage.write('acme', async (tx) => tx.portal.redeem('ps_1', 's1', T0 + 900_000, T0 + 1000)),
+      ).toBe(true);
+      expect(
+        await storage.write('acme', async (tx) => tx.portal.redeem('ps_1', 's2', T0 + 900_000, T0 + 2000)),
+      ).toBe(false);
+      expect(await storage.read.portal.findBySessionHash('s1')).toMatchObject({
+        id: 'ps_1',
+        codeUsedAt: T0 + 1000,
+      });
+      expect(await storage.read.portal.findBySessionHash('s2')).toBeNull();
+      expect(
+        await storage.write('acme', async (tx) =>
+          tx.portal.refresh('ps_1', 'wrong', 's3', T0 + 2_000_000, T0 + 5000),
+        ),
+      ).toBe(false);
+      expect(
+        await storage.write('acme', async (tx) =>
+          tx.portal.refresh('ps_1', 's1', 's3', T0 + 2_000_000, T0 + 5000),
+        ),
+      ).toBe(true);
+      expect(await storage.read.portal.findBySessionHash('s1')).toBeNull();
+      expect(await storage.read.portal.findBySessionHash('s3')).toMatchObject({
+        sessionExpiresAt: T0 + 2_000_000,
+      });
+      expect(await storage.write('acme', async (tx) => tx.portal.revoke('ws2', 'ps_1', T0 + 6000))).toBe(
+        false,
+      );
+      expect(await storage.write('acme', async (tx) => tx.portal.revoke('ws1', 'ps_1', T0 + 6000))).toBe(
+        true,
+      );
+      expect(await storage.write('acme', async (tx) => tx.portal.revoke('ws1', 'ps_1', T0 + 7000))).toBe(
+        false,
+      );
+      expect(await storage.read.portal.get('ws1', 'ps_1')).toMatchObject({ revokedAt: T0 + 6000 });
+      expect(await storage.read.portal.get('ws2', 'ps_1')).toBeNull();
+    });
   });
 }

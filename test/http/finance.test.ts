@@ -273,10 +273,13 @@ for (const dialect of DIALECTS) {
       expect((await t.get(`/v1/reports/revenue?from=nope&to=${FROM}`)).statusCode).toBe(400);
       const reader = await ok(t.post('/v1/api-keys', { scope: 'read', name: 'reader' }), 201);
       const readerAuth = { authorization: `Bearer ${reader.key}` };
-      expect((await t.get(`/v1/reports/revenue?from=${FROM}&to=${iso(T0 + DAY)}`, readerAuth)).statusCode).toBe(
-        403,
+      expect(
+        (await t.get(`/v1/reports/revenue?from=${FROM}&to=${iso(T0 + DAY)}`, readerAuth)).statusCode,
+      ).toBe(403);
+      const created = await ok(
+        t.post('/v1/api-keys', { permissions: ['reports:read'], name: 'finance' }),
+        201,
       );
-      const created = await ok(t.post('/v1/api-keys', { permissions: ['reports:read'], name: 'finance' }), 201);
       const auth = { authorization: `Bearer ${created.key}` };
       expect((await t.get(`/v1/reports/revenue?from=${FROM}&to=${iso(T0 + DAY)}`, auth)).statusCode).toBe(
         200,

@@ -70,7 +70,7 @@ const CreateRateBody = Type.Object(
   },
   { additionalProperties: false },
 );
-const RateBody = Type.Object({
+export const RateBody = Type.Object({
   id: Type.String(),
   meter_id: Type.String(),
   filter: Type.Record(Type.String(), Type.String()),
@@ -167,7 +167,7 @@ function presentMeter(m: MeterRecord) {
   };
 }
 
-function presentRate(r: RateRecord) {
+export function presentRate(r: RateRecord) {
   return {
     id: r.id,
     meter_id: r.meterId,

@@ -546,4 +546,26 @@ CREATE TABLE rate_limit_buckets (
 );
 `,
   },
+  {
+    version: 13,
+    name: 'portal_sessions',
+    // Customer portal sessions (docs/design.md): a single-use code, then a short cookie session.
+    // Only SHA-256 hashes of the code and of the session token are stored.
+    sql: `
+CREATE TABLE portal_sessions (
+  id TEXT PRIMARY KEY,
+  workspace_id TEXT NOT NULL,
+  customer_id TEXT NOT NULL,
+  scope TEXT NOT NULL,
+  code_hash TEXT NOT NULL UNIQUE,
+  code_expires_at INTEGER NOT NULL,
+  code_used_at INTEGER,
+  session_hash TEXT UNIQUE,
+  session_expires_at INTEGER,
+  revoked_at INTEGER,
+  created_at INTEGER NOT NULL
+);
+CREATE INDEX portal_sessions_by_customer ON portal_sessions (workspace_id, customer_id, created_at);
+`,
+  },
 ];

@@ -36,6 +36,8 @@ import type {
   PaymentWriteOperations,
   PlanReadOperations,
   PlanWriteOperations,
+  PortalReadOperations,
+  PortalWriteOperations,
   RateRecord,
   ReadOperations,
   ReconciliationSource,
@@ -95,6 +97,7 @@ import { FinanceReads, FinanceWrites } from './finance-queries.js';
 import { OutboxReads, OutboxWrites } from './outbox-queries.js';
 import { PaymentReads, PaymentWrites } from './payment-queries.js';
 import { PlanReads, PlanWrites } from './plan-queries.js';
+import { PortalReads, PortalWrites } from './portal-queries.js';
 import { Q } from './queries.js';
 import { WebhookReads, WebhookWrites } from './webhook-queries.js';
 
@@ -159,6 +162,7 @@ export class SqlReads implements ReadOperations {
   readonly alerts: AlertReadOperations;
   readonly payments: PaymentReadOperations;
   readonly audit: AuditReadOperations;
+  readonly portal: PortalReadOperations;
 
   /** `plans` lets an adapter hand out its own plan reads (a cache in front of them). */
   constructor(
@@ -172,6 +176,7 @@ export class SqlReads implements ReadOperations {
     this.alerts = this.makeAlerts();
     this.payments = this.makePayments();
     this.audit = this.makeAudit();
+    this.portal = this.makePortal();
   }
 
   protected makeFinance(): FinanceReadOperations {
@@ -202,6 +207,10 @@ export class SqlReads implements ReadOperations {
 
   protected makePayments(): PaymentReadOperations {
     return new PaymentReads(this.db);
+  }
+
+  protected makePortal(): PortalReadOperations {
+    return new PortalReads(this.db);
   }
 
   /** One row by key, mapped, or null. */
@@ -561,6 +570,7 @@ export class SqlWrites extends SqlReads implements WriteOperations {
   declare readonly alerts: AlertWriteOperations;
   declare readonly payments: PaymentWriteOperations;
   declare readonly audit: AuditWriteOperations;
+  declare readonly portal: PortalWriteOperations;
 
   protected override makeOutbox(): OutboxWriteOperations {
     return new OutboxWrites(this.db);
@@ -585,6 +595,10 @@ export class SqlWrites extends SqlReads implements WriteOperations {
 
   protected override makeAudit(): AuditWriteOperations {
     return new AuditWrites(this.db);
+  }
+
+  protected override makePortal(): PortalWriteOperations {
+    return new PortalWrites(this.db);
   }
 
   protected override makePlans(): PlanWriteOperations {

@@ -1,0 +1,82 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createTestApp, type TestApp } from '../fixtures/harness.js';
+
+const DAY = 86_400_000;
+
+/** GET /v1/customers/{id}/forecast over a real ledger. */
+describe('HTTP forecast', () => {
+  let t: TestApp;
+  beforeEach(async () => {
+    t = await createTestApp();
+  });
+  afterEach(async () => {
+    await t.close();
+  });
+
+  it('a steady burn of 100 a day forecasts its depletion, with the model and the known future', async () => {
+    expect((await t.post('/v1/customers', { id: 'acme' })).statusCode).toBe(201);
+    await t.post('/v1/customers/acme/grants', { amount: '5000' });
+    // Move to a UTC midnight, then burn 100 a day for 28 days.
+    t.clock.advance(DAY - (t.clock.now() % DAY));
+    for (let d = 0; d < 28; d++) {
+      t.clock.advance(DAY / 2);
+      expect((await t.post('/v1/customers/acme/debits', { amount: '100' })).statusCode).toBe(201);
+      t.clock.advance(DAY / 2);
+    }
+    const expiresAt = new Date(t.clock.now() + 3 * DAY).toISOString();
+    await t.post('/v1/customers/acme/grants', { amount: '50', expires_at: expiresAt, priority: 20 });
+    const res = await t.get('/v1/customers/acme/forecast');
+    expect(res.statusCode).toBe(200);
+    const body = res.json();
+    expect(body.status).toBe('forecast');
+    expect(body.available).toBe('2250');
+    expect(body.model.window_days).toBe(28);
+    expect(body.model.mean_per_day).toBe('100');
+    // 2200 of burn-first credits last 22 days; the priority-20 grant expires unused on day 3.
+    expect(Date.parse(body.depletion.p50) - t.clock.now()).toBe(22 * DAY);
+    expect(body.runway_seconds).toBe(22 * 86_400);
+    expect(body.known_future.expiries).toEqual([
+      expect.objectContaining({ at: expiresAt.replace(/\.\d+Z$/, '.000Z'), remaining: '50' }),
+    ]);
+    expect(body.known_future.projected_expiries).toEqual([expect.objectContaining({ unused: '50' })]);
+    expect(body.daily_consumption).toHaveLength(29);
+  });
+
+  it('no usage is an honest answer; an unknown customer is a 404', async () => {
+    await t.post('/v1/customers', { id: 'idle' });
+    await t.post('/v1/customers/idle/grants', { amount: '10' });
+    const body = (await t.get('/v1/customers/idle/forecast')).json();
+    expect(body.status).toBe('no_recent_usage');
+    expect(body.depletion).toBeNull();
+    expect(body.runway_seconds).toBeNull();
+    expect((await t.get('/v1/customers/nobody/forecast')).statusCode).toBe(404);
+  });
+
+  it('customer summaries: a page of balances with a 7-day burn rate and runway', async () => {
+    for (const id of ['a', 'b', 'c']) await t.post('/v1/customers', { id });
+    await t.post('/v1/customers/a/grants', { amount: '700' });
+    await t.post('/v1/customers/b/grants', {
+      amount: '10',
+      expires_at: new Date(t.clock.now() + 2 * DAY).toISOString(),
+    });
+    t.clock.advance(DAY - (t.clock.now() % DAY));
+    for (let d = 0; d < 7; d++) {
+      await t.post('/v1/customers/a/debits', { amount: '10' });
+      t.clock.advance(DAY);
+    }
+    const first = await t.get('/v1/customer-summaries?limit=2');
+    expect(first.statusCode).toBe(200);
+    const body = first.json();
+    expect(body.data.map((s: { customer: { id: string } }) => s.customer.id)).toEqual(['a', 'b']);
+    const [a, b] = body.data;
+    expect(a.available).toBe('630');
+    expect(a.burn_per_day).toBe('10');
+    expect(a.runway_seconds).toBe(63 * 86_400);
+    expect(a.daily_consumption).toHaveLength(14);
+    expect(b.runway_seconds).toBeNull();
+    expect(b.expiring_soon).toBe('0');
+    const rest = (await t.get(`/v1/customer-summaries?limit=2&cursor=${body.next_cursor}`)).json();
+    expect(rest.data.map((s: { customer: { id: string } }) => s.customer.id)).toEqual(['c']);
+    expect((await t.get('/v1/customer-summaries?credit_type=nope')).statusCode).toBe(404);
+  });
+});

@@ -1,0 +1,155 @@
+import { useState } from 'preact/hooks';
+import { Chart } from '../components/Chart';
+import { CreditTypePicker } from '../components/CreditTypePicker';
+import { compare, formatAmount, sum, toChartNumber } from '../decimal';
+import { formatDate, formatRunway, formatTime } from '../format';
+import { useLoad } from '../hooks';
+import { onLinkClick } from '../router';
+import { loadSummaries } from '../summaries';
+
+/** The operator overview: outstanding credits, consumption per day, expiring soon, closest to depletion. */
+export function OverviewPage() {
+  const [creditType, setCreditType] = useState('credits');
+  const loaded = useLoad(() => loadSummaries(creditType), [creditType]);
+  const items = loaded.data?.items ?? [];
+  const outstanding = sum(items.map((s) => s.available));
+  const held = sum(items.map((s) => s.held));
+  const owed = sum(items.map((s) => s.overage));
+  const days = items[0]?.daily_consumption.map((d) => d.day) ?? [];
+  const perDay = days.map((_, i) => sum(items.map((s) => s.daily_consumption[i]?.consumed ?? '0')));
+  const expiring = items
+    .filter((s) => compare(s.expiring_soon, '0') > 0)
+    .sort((a, b) => compare(b.expiring_soon, a.expiring_soon));
+  const closest = items
+    .filter((s) => s.runway_seconds !== null)
+    .sort((a, b) => (a.runway_seconds ?? 0) - (b.runway_seconds ?? 0))
+    .slice(0, 10);
+  return (
+    <section aria-labelledby="overview-title">
+      <h1 id="overview-title">Overview</h1>
+      <div class="toolbar">
+        <CreditTypePicker value={creditType} onChange={setCreditType} />
+      </div>
+      {loaded.error && (
+        <p role="alert" class="error">
+          {loaded.error}
+        </p>
+      )}
+      {loaded.data && !loaded.data.complete && (
+        <p class="muted">Totals over the first 2,000 customers by id.</p>
+      )}
+      <div class="cards">
+        <div class="card">
+          <h2>Outstanding credits</h2>
+          <p class="big" data-testid="outstanding">
+            {formatAmount(outstanding, 2)}
+          </p>
+          <p class="muted">{items.length} customers</p>
+        </div>
+        <div class="card">
+          <h2>Held</h2>
+          <p class="big">{formatAmount(held, 2)}</p>
+        </div>
+        <div class="card">
+          <h2>Overage owed</h2>
+          <p class="big">{formatAmount(owed, 2)}</p>
+        </div>
+        <div class="card">
+          <h2>Consumed today</h2>
+          <p class="big">{formatAmount(perDay.at(-1) ?? '0', 2)}</p>
+        </div>
+      </div>
+      <h2>Consumption per day</h2>
+      {days.length > 0 && (
+        <Chart
+          title="Credits consumed per UTC day over the last 14 days, all customers"
+          xs={days.map((d) => Date.parse(d) / 1000)}
+          series={[{ label: 'consumed', values: perDay.map(toChartNumber), color: '#2f6fb3', bars: true }]}
+          height={200}
+          testId="consumption-chart"
+        />
+      )}
+      <details>
+        <summary>Consumption per day as a table</summary>
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Day</th>
+              <th scope="col" class="num">
+                Consumed
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {days.map((d, i) => (
+              <tr key={d}>
+                <td>{formatDate(d)}</td>
+                <td class="num">{formatAmount(perDay[i] ?? '0')}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </details>
+      <div class="columns">
+        <div>
+          <h2>Closest to depletion</h2>
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Customer</th>
+                <th scope="col" class="num">
+                  Available
+                </th>
+                <th scope="col" class="num">
+                  Runway
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {closest.map((s) => (
+                <tr key={s.customer.id}>
+                  <th scope="row">
+                    <a href={`/customers/${encodeURIComponent(s.customer.id)}`} onClick={onLinkClick}>
+                      {s.customer.id}
+                    </a>
+                  </th>
+                  <td class="num">{formatAmount(s.available)}</td>
+                  <td class="num">{formatRunway(s.runway_seconds)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          {closest.length === 0 && <p class="muted">Nobody is burning credits.</p>}
+        </div>
+        <div>
+          <h2>Expiring within 7 days</h2>
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Customer</th>
+                <th scope="col" class="num">
+                  Expiring
+                </th>
+                <th scope="col">Next expiry</th>
+              </tr>
+            </thead>
+            <tbody>
+              {expiring.slice(0, 10).map((s) => (
+                <tr key={s.customer.id}>
+                  <th scope="row">
+                    <a href={`/customers/${encodeURIComponent(s.customer.id)}`} onClick={onLinkClick}>
+                      {s.customer.id}
+                    </a>
+                  </th>
+                  <td class="num">{formatAmount(s.expiring_soon)}</td>
+                  <td>{formatTime(s.next_expiry?.at)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          {expiring.length === 0 && <p class="muted">Nothing expires within a week.</p>}
+        </div>
+      </div>
+    </section>
+  );
+}
