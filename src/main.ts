@@ -13,6 +13,7 @@ import type { DatabaseState, Storage } from './ports/storage.js';
 import { ensureAdminKey } from './services/api-keys.js';
 import type { ServiceContext } from './services/context.js';
 import { sweepDueLedgers } from './services/ledger.js';
+import { sweepSilentMachines } from './services/licensing.js';
 import { sweepDueSubscriptions } from './services/subscriptions.js';
 import { PostgresStorage } from './storage/postgres/postgres-storage.js';
 import { SqliteStorage } from './storage/sqlite/sqlite-storage.js';
@@ -115,7 +116,11 @@ export async function startServer(config: Config): Promise<RunningServer> {
     maxConnections: config.maxConnections,
     metricsPublic: config.metricsPublic,
     checkHoldMaxTtlSeconds: config.checkHoldMaxTtlSeconds,
+    licensing: { secret: config.licensingSecret, maxFileTtlMs: config.licenseFileTtlSeconds * 1000 },
   });
+  if (config.licensingSecret === null) {
+    app.log.warn('BURNDOWN_LICENSING_SECRET is not set: license-file signing keys are stored unencrypted');
+  }
   // Resets missed while the server was down are issued before it takes traffic (each exactly once).
   for (;;) {
     const swept = await sweepDueSubscriptions(ctx, {
@@ -136,6 +141,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
         });
         const swept = await sweepDueLedgers(ctx);
         if (swept > 0) metrics.sweeps.inc({}, swept);
+        await sweepSilentMachines(ctx);
         const now = ctx.clock.now();
         if (now - lastCleanup > 60_000) {
           lastCleanup = now;

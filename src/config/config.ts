@@ -27,6 +27,13 @@ export interface Config {
   readonly checkHoldMaxTtlSeconds: number;
   /** Serve `/metrics` without a key. `BURNDOWN_METRICS_PUBLIC=1`; default off (any valid key). */
   readonly metricsPublic: boolean;
+  /**
+   * Encrypts license-file signing keys at rest (AES-256-GCM). `BURNDOWN_LICENSING_SECRET` (at least
+   * 16 characters); when unset the keys are stored unencrypted.
+   */
+  readonly licensingSecret: string | null;
+  /** Longest life of a license file, in seconds. `BURNDOWN_LICENSE_FILE_TTL_SECONDS`, default 7 days. */
+  readonly licenseFileTtlSeconds: number;
 }
 
 function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
@@ -66,6 +73,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       { name: 'BURNDOWN_LOG_LEVEL' },
     );
   }
+  const licensingSecret = env['BURNDOWN_LICENSING_SECRET'] || null;
+  if (licensingSecret !== null && licensingSecret.length < 16) {
+    throw new BurndownError(
+      ErrorCode.invalidRequest,
+      'BURNDOWN_LICENSING_SECRET must be at least 16 characters',
+      {
+        name: 'BURNDOWN_LICENSING_SECRET',
+      },
+    );
+  }
   return Object.freeze({
     port: integer(env, 'PORT', 7420, 0, 65535),
     host: env['HOST'] || '127.0.0.1',
@@ -79,5 +96,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxConnections: integer(env, 'BURNDOWN_MAX_CONNECTIONS', 1024, 1, 1_000_000),
     checkHoldMaxTtlSeconds: integer(env, 'BURNDOWN_CHECK_HOLD_MAX_TTL_SECONDS', 900, 1, 30 * 24 * 3600),
     metricsPublic: metricsPublic === '1',
+    licensingSecret,
+    licenseFileTtlSeconds: integer(env, 'BURNDOWN_LICENSE_FILE_TTL_SECONDS', 7 * 86_400, 60, 366 * 86_400),
   });
 }

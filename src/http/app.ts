@@ -7,6 +7,7 @@ import type { ApiKeyScope } from '../ports/storage.js';
 import type { ApiKeyResolver, RouteScope } from '../services/api-keys.js';
 import { scopeAllows } from '../services/api-keys.js';
 import type { ServiceContext } from '../services/context.js';
+import { DEFAULT_LICENSING_OPTIONS, type LicensingOptions } from '../services/licensing-keys.js';
 import { apiKeyResolverOf } from '../services/queries.js';
 import { statusOfErrorCode } from './error-status.js';
 import { NOT_JSON_BODY } from './event-parsing.js';
@@ -33,6 +34,7 @@ import { registerEventRoutes } from './routes/events.js';
 import { registerFeatureAndPlanRoutes } from './routes/features-plans.js';
 import { registerGrantRoutes } from './routes/grants.js';
 import { registerHoldRoutes } from './routes/holds.js';
+import { registerLicensingRoutes } from './routes/licensing.js';
 import { registerMeteringRoutes } from './routes/metering.js';
 import { registerOperationRoutes } from './routes/operations.js';
 import { registerReconciliationRoutes } from './routes/reconciliation.js';
@@ -83,6 +85,8 @@ export interface AppOptions {
   readonly metricsPublic?: boolean;
   /** Longest `ttl_seconds` of a hold taken by `POST /v1/check`. Default 900. */
   readonly checkHoldMaxTtlSeconds?: number;
+  /** License-file signing: the key-encryption secret and the longest file TTL. */
+  readonly licensing?: LicensingOptions;
 }
 
 /** One Ajv error as Fastify hands it over (`verbose`: with the failing schema and its parent). */
@@ -459,6 +463,7 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
   registerMeteringRoutes(app, deps);
   registerFeatureAndPlanRoutes(app, deps);
   registerSubscriptionRoutes(app, deps);
+  registerLicensingRoutes(app, deps, options.licensing ?? DEFAULT_LICENSING_OPTIONS);
   registerCreditPackRoutes(app, deps);
   registerCheckRoutes(app, deps, options.checkHoldMaxTtlSeconds ?? DEFAULT_CHECK_HOLD_MAX_TTL_SECONDS);
   await app.ready();

@@ -19,6 +19,8 @@ import type {
   EventQuery,
   IdempotencyRecord,
   LedgerKey,
+  LicensingReadOperations,
+  LicensingWriteOperations,
   ListedEvent,
   MeterRecord,
   OutboxReadOperations,
@@ -75,6 +77,7 @@ import {
   repairedBalances,
 } from './checkpoints.js';
 import type { SqlExecutor } from './executor.js';
+import { LicensingReads, LicensingWrites } from './license-queries.js';
 import { OutboxReads, OutboxWrites } from './outbox-queries.js';
 import { PlanReads, PlanWrites } from './plan-queries.js';
 import { Q } from './queries.js';
@@ -135,6 +138,7 @@ export function snapshotFromRows(
 export class SqlReads implements ReadOperations {
   readonly plans: PlanReadOperations;
   readonly outbox: OutboxReadOperations;
+  readonly licensing: LicensingReadOperations;
 
   /** `plans` lets an adapter hand out its own plan reads (a cache in front of them). */
   constructor(
@@ -143,6 +147,11 @@ export class SqlReads implements ReadOperations {
   ) {
     this.plans = plans ?? this.makePlans();
     this.outbox = this.makeOutbox();
+    this.licensing = this.makeLicensing();
+  }
+
+  protected makeLicensing(): LicensingReadOperations {
+    return new LicensingReads(this.db);
   }
 
   /** Overridden by the writes, which hand out the writable plan store. */
@@ -498,6 +507,11 @@ export interface SqlStatement {
 export class SqlWrites extends SqlReads implements WriteOperations {
   declare readonly plans: PlanWriteOperations;
   declare readonly outbox: OutboxWriteOperations;
+  declare readonly licensing: LicensingWriteOperations;
+
+  protected override makeLicensing(): LicensingWriteOperations {
+    return new LicensingWrites(this.db);
+  }
 
   protected override makeOutbox(): OutboxWriteOperations {
     return new OutboxWrites(this.db);
