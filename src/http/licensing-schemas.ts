@@ -1,9 +1,13 @@
 import { Type } from '@sinclair/typebox';
+import { PERIODS } from '../domain/time/periods.js';
 import { AmountText, Id, Metadata, Nullable, OpaqueId, Time } from './schemas.js';
 
 /** Request and answer schemas of the licensing routes (docs/api.md "Licensing"). */
 
-const PeriodText = Type.String({ minLength: 1, maxLength: 32, description: 'e.g. "month", "day"' });
+const PeriodText = Type.Union(
+  PERIODS.map((p) => Type.Literal(p)),
+  { description: 'ISO 8601 period: P1D, P1W, P1M or P1Y' },
+);
 
 const EntitlementInput = Type.Object(
   {

@@ -1,4 +1,6 @@
+import { Value } from '@sinclair/typebox/value';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { LICENSING_EVENTS } from '../../src/http/webhook-events/licensing.js';
 import {
   generateMachineKey,
   type Jwks,
@@ -385,6 +387,9 @@ for (const dialect of DIALECTS) {
         expect(await balance()).toEqual(afterFirst);
         // Every refusal was reported as a license.anomaly fact.
         const facts = await t.storage.read.outbox.listAfter('default', 0, 100);
+        const schema = LICENSING_EVENTS.find((e) => e.type === 'license.anomaly')!.data;
+        for (const fact of facts.filter((f) => f.type === 'license.anomaly'))
+          expect(Value.Check(schema, fact.data), JSON.stringify(fact.data)).toBe(true);
         expect(
           facts.filter((f) => f.type === 'license.anomaly').map((f) => (f.data as { kind: string }).kind),
         ).toEqual([

@@ -1297,8 +1297,8 @@ export interface components {
                 feature_id: string;
                 usage_limit?: {
                     amount: components["schemas"]["Amount"];
-                    /** @description e.g. "month", "day" */
-                    period: string;
+                    /** @description ISO 8601 period: P1D, P1W, P1M or P1Y */
+                    period: "P1D" | "P1W" | "P1M" | "P1Y";
                 } | null;
                 config?: {
                     [key: string]: unknown;
