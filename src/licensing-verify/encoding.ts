@@ -48,6 +48,16 @@ export function fromBase64url(text: string): Uint8Array | null {
   }
 }
 
+/**
+ * The bytes as a plain ArrayBuffer (a copy): what every typing of WebCrypto accepts, Node's and
+ * the DOM library's alike (a view over a possibly shared buffer is not, for the DOM library).
+ */
+export function arrayBuffer(bytes: Uint8Array): ArrayBuffer {
+  const copy = new ArrayBuffer(bytes.byteLength);
+  new Uint8Array(copy).set(bytes);
+  return copy;
+}
+
 /** Lower-case hex of bytes. */
 export function hex(bytes: Uint8Array): string {
   let out = '';
@@ -77,7 +87,7 @@ export function subtle(): Subtle {
 
 /** SHA-256 of bytes, as lower-case hex. */
 export async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  return hex(new Uint8Array(await subtle().digest('SHA-256', bytes)));
+  return hex(new Uint8Array(await subtle().digest('SHA-256', arrayBuffer(bytes))));
 }
 
 /** An Ed25519 public key from its JWK `x` (base64url of the 32 raw bytes); null when malformed. */
@@ -100,7 +110,7 @@ export async function verifyEd25519(
   data: Uint8Array,
 ): Promise<boolean> {
   try {
-    return await subtle().verify({ name: 'Ed25519' }, key, signature, data);
+    return await subtle().verify({ name: 'Ed25519' }, key, arrayBuffer(signature), arrayBuffer(data));
   } catch {
     return false;
   }

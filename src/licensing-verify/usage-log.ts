@@ -1,4 +1,5 @@
 import {
+  arrayBuffer,
   base64url,
   canonicalJson,
   fromBase64url,
@@ -114,7 +115,9 @@ export class UsageLog {
       prev_hash: last?.hash ?? GENESIS_HASH,
     };
     const hash = await hashRecord(content);
-    const signature = new Uint8Array(await subtle().sign({ name: 'Ed25519' }, this.privateKey, utf8(hash)));
+    const signature = new Uint8Array(
+      await subtle().sign({ name: 'Ed25519' }, this.privateKey, arrayBuffer(utf8(hash))),
+    );
     const record: UsageRecord = {
       seq: content.seq,
       time: content.time,
