@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Amount } from '../domain/amount/amount.js';
 import type { Entitlement } from '../domain/catalog/catalog.js';
-import { BurndownError, ErrorCode, invalidRequest, notFound } from '../domain/errors.js';
+import { amountOutOfRange, BurndownError, ErrorCode, invalidRequest, notFound } from '../domain/errors.js';
 import type { CreditLedger, DebitRecord } from '../domain/ledger/credit-ledger.js';
 import {
   type CreditLease,
@@ -791,7 +791,7 @@ export async function uploadUsageCommand(
           if ('refused' in forced) throw new Error('a debit with overage allowed cannot be refused');
           return forced;
         };
-        await ingestOwnEvents(ctx, tx, {
+        const outcomes = await ingestOwnEvents(ctx, tx, {
           workspaceId: license.workspaceId,
           customerId: license.customerId,
           session,
@@ -806,6 +806,11 @@ export async function uploadUsageCommand(
             data: { quantity: r.quantity, license_id: license.id, machine_id: machine.id, seq: r.seq },
           })),
         });
+        // A record the rates cannot price within the amount range is never half-kept: the whole
+        // upload rolls back (422), like an event refused alone by POST /v1/events.
+        const unpriceable = outcomes.findIndex((o) => o === 'value_out_of_range' || o === 'negative_usage');
+        if (unpriceable >= 0)
+          throw amountOutOfRange(`usage record ${fresh[unpriceable]?.seq}`, { seq: fresh[unpriceable]?.seq });
         await session.save();
         for (const r of fresh) {
           await tx.licensing.insertUsageRecord({
