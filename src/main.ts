@@ -18,6 +18,7 @@ import { ensureAdminKey } from './services/api-keys.js';
 import { sweepExpiryNotices } from './services/balance-alerts.js';
 import type { ServiceContext } from './services/context.js';
 import { sweepDueLedgers } from './services/ledger.js';
+import { sweepSilentMachines } from './services/licensing.js';
 import { sweepDueSubscriptions } from './services/subscriptions.js';
 import { chargeWaitingTopUps } from './services/top-ups.js';
 import { WebhookDispatcher } from './services/webhook-dispatcher.js';
@@ -133,7 +134,11 @@ export async function startServer(config: Config): Promise<RunningServer> {
     stripe: { webhookSecret: config.stripeWebhookSecret, workspaceId: config.stripeWorkspace },
     rateLimits: { perKey: config.rateLimitPerKey, perCustomer: config.rateLimitPerCustomer },
     ...(webBuilt ? { web: { root: webRoot, portalFrameAncestors: config.portalFrameAncestors } } : {}),
+    licensing: { secret: config.licensingSecret, maxFileTtlMs: config.licenseFileTtlSeconds * 1000 },
   });
+  if (config.licensingSecret === null) {
+    app.log.warn('BURNDOWN_LICENSING_SECRET is not set: license-file signing keys are stored unencrypted');
+  }
   // Resets missed while the server was down are issued before it takes traffic (each exactly once).
   for (;;) {
     const swept = await sweepDueSubscriptions(ctx, {
@@ -155,6 +160,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
         });
         const swept = await sweepDueLedgers(ctx);
         if (swept > 0) metrics.sweeps.inc({}, swept);
+        await sweepSilentMachines(ctx);
         const now = ctx.clock.now();
         // Notices are days ahead: a scan a minute is timely, and spares a range read every second.
         if (now - lastNotices > 60_000 && config.expiryNoticeLeadsMs.length > 0) {

@@ -6,6 +6,7 @@ import { checkDatabaseUrl, DEFAULT_DATABASE_URL, describeDatabaseUrl } from '../
 import { csvLine } from '../domain/csv/csv.js';
 import { REVENUE_GROUP_BYS, type RevenueGroupBy } from '../domain/revenue/report.js';
 import { parseInstant, whyNotAnInstant } from '../domain/time/instant.js';
+import { type Jwks, VERIFY_EXIT_CODES, verifyLicenseFile } from '../licensing-verify/index.js';
 import { createContext, databaseState, openStorage, startServer } from '../main.js';
 import type { Storage } from '../ports/storage.js';
 import { verifyAuditChains } from '../services/audit.js';
@@ -43,6 +44,8 @@ Environment:
   BURNDOWN_SWEEP_INTERVAL_MS  serve: how often due expiries and resets are written (default 1000)
   BURNDOWN_BODY_LIMIT         serve: largest request body in bytes (default 1048576)
   BURNDOWN_LOG_LEVEL          serve: fatal … trace, or silent (default info)
+  BURNDOWN_LICENSING_SECRET   serve: encrypts license-file signing keys at rest (16+ characters)
+  BURNDOWN_LICENSE_FILE_TTL_SECONDS  serve: longest life of a license file (default 604800)
 
 Commands other than serve and migrate refuse a database that does not exist or was never
 migrated (exit 2), so a wrong path never reports an empty ledger as proven.
@@ -383,6 +386,70 @@ withDatabase(
     }
   },
 );
+/** A JWKS from a file or an http(s) URL. */
+async function readJwks(source: string): Promise<Jwks> {
+  let text: string;
+  if (/^https?:\/\//.test(source)) {
+    const res = await fetch(source);
+    if (!res.ok) throw new Error(`--jwks ${source} answered ${res.status}`);
+    text = await res.text();
+  } else {
+    try {
+      text = readFileSync(source, 'utf8');
+    } catch {
+      throw new UsageError(`--jwks: cannot read ${source}`);
+    }
+  }
+  const parsed = JSON.parse(text) as Jwks;
+  if (!Array.isArray(parsed?.keys)) throw new UsageError('--jwks is not a JWKS document ({"keys": [...]})');
+  return parsed;
+}
+
+program
+  .command('license')
+  .description('software licensing tools')
+  .command('verify')
+  .description(
+    `verify a license file offline: exit 0 when valid; otherwise ${Object.entries(VERIFY_EXIT_CODES)
+      .map(([error, code]) => `${code} ${error}`)
+      .join(', ')}`,
+  )
+  .argument('<file>', 'the license file (compact JWS), or - for stdin')
+  .requiredOption('--jwks <file|url>', 'the public key set (GET /v1/licensing/jwks), a file or an URL')
+  .option('--fingerprint <fingerprint>', "this machine's fingerprint (a file for another machine is refused)")
+  .option('--now <time>', "the verifier's now (RFC 3339; default the clock)")
+  .option('--last-known-time <time>', 'the latest instant this machine has seen (clock rollback detection)')
+  .action(
+    async (
+      file: string,
+      options: { jwks: string; fingerprint?: string; now?: string; lastKnownTime?: string },
+    ) => {
+      const now = time(options.now, 'now');
+      const lastKnownTime = time(options.lastKnownTime, 'last-known-time');
+      let text: string;
+      try {
+        text = readFileSync(file === '-' ? 0 : file, 'utf8');
+      } catch {
+        throw new UsageError(`cannot read ${file}`);
+      }
+      const verdict = await verifyLicenseFile(text, await readJwks(options.jwks), {
+        ...(options.fingerprint !== undefined ? { fingerprint: options.fingerprint } : {}),
+        ...(now !== null ? { now } : {}),
+        ...(lastKnownTime !== null ? { lastKnownTime } : {}),
+      });
+      if (verdict.ok) {
+        process.stdout.write(
+          `${JSON.stringify({ valid: true, kid: verdict.kid, payload: verdict.payload }, null, 2)}\n`,
+        );
+        return;
+      }
+      process.stdout.write(
+        `${JSON.stringify({ valid: false, error: verdict.error, message: verdict.message })}\n`,
+      );
+      process.stderr.write(`burndown: license file refused: ${verdict.error}: ${verdict.message}\n`);
+      process.exitCode = VERIFY_EXIT_CODES[verdict.error];
+    },
+  );
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   process.stderr.write(`burndown: ${error instanceof Error ? error.message : String(error)}\n`);

@@ -109,6 +109,12 @@ function origins(env: NodeJS.ProcessEnv, name: string): string[] {
     }
   }
   return list;
+   * Encrypts license-file signing keys at rest (AES-256-GCM). `BURNDOWN_LICENSING_SECRET` (at least
+   * 16 characters); when unset the keys are stored unencrypted.
+   */
+  readonly licensingSecret: string | null;
+  /** Longest life of a license file, in seconds. `BURNDOWN_LICENSE_FILE_TTL_SECONDS`, default 7 days. */
+  readonly licenseFileTtlSeconds: number;
 }
 
 function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
@@ -166,6 +172,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         { name: 'BURNDOWN_EXPIRY_NOTICE_LEADS' },
       );
     }
+  const licensingSecret = env['BURNDOWN_LICENSING_SECRET'] || null;
+  if (licensingSecret !== null && licensingSecret.length < 16) {
+    throw new BurndownError(
+      ErrorCode.invalidRequest,
+      'BURNDOWN_LICENSING_SECRET must be at least 16 characters',
+      {
+        name: 'BURNDOWN_LICENSING_SECRET',
+      },
+    );
   }
   return Object.freeze({
     port: integer(env, 'PORT', 7420, 0, 65535),
@@ -193,5 +208,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rateLimitPerKey: rateLimit(env, 'BURNDOWN_RATE_LIMIT_PER_KEY'),
     rateLimitPerCustomer: rateLimit(env, 'BURNDOWN_RATE_LIMIT_PER_CUSTOMER'),
     portalFrameAncestors: origins(env, 'BURNDOWN_PORTAL_FRAME_ANCESTORS'),
+    licensingSecret,
+    licenseFileTtlSeconds: integer(env, 'BURNDOWN_LICENSE_FILE_TTL_SECONDS', 7 * 86_400, 60, 366 * 86_400),
   });
 }

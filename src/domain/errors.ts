@@ -44,6 +44,28 @@ export const ErrorCode = {
   webhookUrlTooLong: 'webhook_url_too_long',
   /** A webhook endpoint URL whose host is or resolves to a private, loopback or link-local address. */
   webhookUrlNotAllowed: 'webhook_url_not_allowed',
+  /** Licensing: every seat of the license is taken by an active machine. */
+  machineLimitReached: 'machine_limit_reached',
+  /** Licensing: every floating seat is leased. */
+  seatLimitReached: 'seat_limit_reached',
+  /** Licensing: the key opens no license. */
+  licenseKeyInvalid: 'license_key_invalid',
+  licenseSuspended: 'license_suspended',
+  licenseRevoked: 'license_revoked',
+  /** Licensing: past the license's validity window (or before it starts). */
+  licenseExpired: 'license_expired',
+  /** Licensing: this fingerprint is active with another public key. */
+  machineKeyMismatch: 'machine_key_mismatch',
+  /** Usage log: a record's seq skips one the server has not received. */
+  usageLogGap: 'usage_log_gap',
+  /** Usage log: a record does not continue the chain the server holds (another history). */
+  usageLogFork: 'usage_log_fork',
+  /** Usage log: a record's hash is not the hash of its content. */
+  usageLogBadHash: 'usage_log_bad_hash',
+  /** Usage log: a record is not signed by the machine's key. */
+  usageLogBadSignature: 'usage_log_bad_signature',
+  /** Usage log: an upload's records are not in increasing seq order. */
+  usageLogOutOfOrder: 'usage_log_out_of_order',
   internalError: 'internal_error',
   serviceUnavailable: 'service_unavailable',
 } as const;

@@ -10,6 +10,7 @@ import { type ApiKeyResolver, apiKeyExpired, isExpired, keyUsageRecorderOf } fro
 import type { ServiceContext } from '../services/context.js';
 import { type Permission, permissionsOf } from '../services/permissions.js';
 import { resolvePortalSession } from '../services/portal.js';
+import { DEFAULT_LICENSING_OPTIONS, type LicensingOptions } from '../services/licensing-keys.js';
 import { apiKeyResolverOf } from '../services/queries.js';
 import { type RateLimiter, rateLimiterOf } from '../services/rate-limits.js';
 import { DEFAULT_SECRET_OVERLAP_MS, type WebhookSettings } from '../services/webhook-endpoints.js';
@@ -45,6 +46,7 @@ import { registerForecastRoutes } from './routes/forecast.js';
 import { registerGrantRoutes } from './routes/grants.js';
 import { registerHoldRoutes } from './routes/holds.js';
 import { registerImportRoutes } from './routes/imports.js';
+import { registerLicensingRoutes } from './routes/licensing.js';
 import { registerMeteringRoutes } from './routes/metering.js';
 import { registerOperationRoutes } from './routes/operations.js';
 import { portalToken, registerPortalRoutes } from './routes/portal.js';
@@ -141,6 +143,8 @@ export interface AppOptions {
   readonly rateLimiter?: RateLimiter;
   /** The built web app (dashboard and portal) to serve at `/`; absent: none is served. */
   readonly web?: StaticFilesOptions;
+  /** License-file signing: the key-encryption secret and the longest file TTL. */
+  readonly licensing?: LicensingOptions;
 }
 
 /** One Ajv error as Fastify hands it over (`verbose`: with the failing schema and its parent). */
@@ -605,6 +609,7 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
   registerMeteringRoutes(app, deps);
   registerFeatureAndPlanRoutes(app, deps);
   registerSubscriptionRoutes(app, deps);
+  registerLicensingRoutes(app, deps, options.licensing ?? DEFAULT_LICENSING_OPTIONS);
   registerCreditPackRoutes(app, deps);
   registerWebhookEndpointRoutes(app, deps);
   registerCheckRoutes(app, deps, options.checkHoldMaxTtlSeconds ?? DEFAULT_CHECK_HOLD_MAX_TTL_SECONDS);

@@ -14,10 +14,14 @@ export function statusOfErrorCode(code: ErrorCode): number {
       return 400;
     case 'unauthorized':
     case 'api_key_expired':
+    case 'license_key_invalid':
       return 401;
     case 'insufficient_credits':
       return 402;
     case 'forbidden':
+    case 'license_suspended':
+    case 'license_revoked':
+    case 'license_expired':
       return 403;
     case 'not_found':
       return 404;
@@ -31,6 +35,12 @@ export function statusOfErrorCode(code: ErrorCode): number {
     case 'request_in_progress':
     case 'nothing_to_reverse':
     case 'reversal_exceeds_burn':
+    case 'machine_limit_reached':
+    case 'seat_limit_reached':
+    case 'machine_key_mismatch':
+    case 'usage_log_gap':
+    case 'usage_log_fork':
+    case 'usage_log_out_of_order':
       return 409;
     case 'request_timeout':
       return 408;
@@ -44,6 +54,8 @@ export function statusOfErrorCode(code: ErrorCode): number {
       return 429;
     case 'idempotency_key_reused':
     case 'amount_out_of_range':
+    case 'usage_log_bad_hash':
+    case 'usage_log_bad_signature':
       return 422;
     case 'internal_error':
       return 500;

@@ -170,6 +170,47 @@ export const ROUTE_ERRORS: Readonly<Record<OperationKey, readonly ErrorCode[]>> 
   'GET /v1/workspaces/{workspace_id}': ['not_found'],
   'GET /v1/audit-log': [],
   'GET /v1/audit-log/export': [],
+  'POST /v1/licenses': ['not_found', 'already_exists'],
+  'GET /v1/licenses': [],
+  'GET /v1/licenses/{id}': ['not_found'],
+  'PATCH /v1/licenses/{id}': ['not_found'],
+  'POST /v1/licenses/{id}/suspend': ['not_found'],
+  'POST /v1/licenses/{id}/reinstate': ['not_found'],
+  'POST /v1/licenses/{id}/revoke': ['not_found'],
+  'GET /v1/licenses/{id}/machines': ['not_found'],
+  'POST /v1/licenses/{id}/machines/{machine_id}/deactivate': ['not_found'],
+  'POST /v1/licenses/activate': [
+    'license_key_invalid',
+    'license_suspended',
+    'license_revoked',
+    'license_expired',
+    'machine_limit_reached',
+    'machine_key_mismatch',
+  ],
+  'POST /v1/licenses/check-in': [
+    'not_found',
+    'license_key_invalid',
+    'license_suspended',
+    'license_revoked',
+    'license_expired',
+    'seat_limit_reached',
+    'insufficient_credits',
+    'amount_out_of_range',
+  ],
+  'POST /v1/licenses/deactivate': ['not_found', 'license_key_invalid'],
+  'POST /v1/licenses/release-seat': ['not_found', 'license_key_invalid'],
+  'POST /v1/licenses/{id}/usage-receipts': [
+    'not_found',
+    'license_key_invalid',
+    'usage_log_gap',
+    'usage_log_fork',
+    'usage_log_bad_hash',
+    'usage_log_bad_signature',
+    'usage_log_out_of_order',
+    'amount_out_of_range',
+  ],
+  'GET /v1/licensing/jwks': [],
+  'POST /v1/licensing/keys/rotate': [],
   'GET /healthz': [],
   'GET /openapi.json': [],
   'GET /metrics': [],
@@ -233,6 +274,14 @@ const NAMED: Readonly<Record<OperationKey, Readonly<Record<string, string>>>> = 
   'POST /v1/workspaces': { body: 'CreateWorkspaceRequest', 201: 'CreatedWorkspace' },
   'GET /v1/workspaces': { '200[]': 'Workspace' },
   'GET /v1/audit-log': { '200[]': 'AuditRecord' },
+  'POST /v1/licenses': { body: 'CreateLicenseRequest', 201: 'CreatedLicense' },
+  'GET /v1/licenses/{id}': { 200: 'License' },
+  'PATCH /v1/licenses/{id}': { body: 'UpdateLicenseRequest' },
+  'GET /v1/licenses/{id}/machines': { 200: 'LicenseMachines' },
+  'POST /v1/licenses/activate': { body: 'ActivateMachineRequest', 201: 'LicenseCheckIn' },
+  'POST /v1/licenses/check-in': { body: 'CheckInRequest' },
+  'POST /v1/licenses/{id}/usage-receipts': { body: 'UsageReceiptsRequest', 200: 'UsageReceiptsResult' },
+  'GET /v1/licensing/jwks': { 200: 'Jwks' },
 };
 
 /** The operator endpoints (their routes hide from the document by default; here they are described). */
@@ -385,6 +434,11 @@ export const TAGS: readonly { name: string; description: string }[] = [
   {
     name: 'check',
     description: 'May this customer use this feature now (optionally reserving its credits)?',
+  },
+  {
+    name: 'licensing',
+    description:
+      'License keys, machine activation, floating seats, signed license files, offline credit leases and usage logs.',
   },
   { name: 'api keys', description: 'Keys and their scopes (admin).' },
   {
@@ -565,6 +619,14 @@ export function documentedSchema(route: {
     if (key !== 'POST /v1/portal/session') codes.delete(401);
     codes.delete(403);
     codes.delete(429);
+    // Public routes: no API key is read, so no 401/403 of their own (licensing's machine routes
+    // authenticate with a license key and name their 401/403 codes in ROUTE_ERRORS).
+    const own = new Set(ROUTE_ERRORS[key] ?? []);
+    for (const status of [401, 403]) {
+      const kept = (codes.get(status) ?? []).filter((c) => own.has(c));
+      if (kept.length === 0) codes.delete(status);
+      else codes.set(status, kept);
+    }
   }
   for (const [status, list] of codes) {
     const envelope = errorSchemaFor(list, status);

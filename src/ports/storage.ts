@@ -11,6 +11,7 @@ import type {
 import type { Movement } from '../domain/ledger/point-in-time.js';
 import type { GrantState, GrantStatus, HoldState, LedgerEntry } from '../domain/ledger/types.js';
 import type { PaymentRecord, PendingTopUp, StripeEventRecord } from '../domain/payments/payments.js';
+import type { CreditLease, FloatingSeat, License, Machine } from '../domain/licensing/license.js';
 import type { AutoTopUp, Purchase, Subscription } from '../domain/plans/subscription.js';
 import type { BreakagePolicy } from '../domain/revenue/recognition.js';
 import type { Instant } from '../domain/time/instant.js';
@@ -462,6 +463,8 @@ export interface ReadOperations {
   readonly payments: PaymentReadOperations;
   /** Customer portal sessions (codes and cookie sessions, stored as hashes). */
   readonly portal: PortalReadOperations;
+  /** Licenses, machines, seats, credit leases, usage records, signing keys. */
+  readonly licensing: LicensingReadOperations;
   getCustomer(workspaceId: string, customerId: string): Awaitable<Customer | null>;
   listCustomers(workspaceId: string, page: PageRequest): Awaitable<Page<Customer>>;
   getCreditType(workspaceId: string, id: string): Awaitable<CreditType | null>;
@@ -609,6 +612,76 @@ export interface PortalWriteOperations extends PortalReadOperations {
   ): Awaitable<boolean>;
   /** Ends a session (and its code) for good; false when it was already revoked. */
   revoke(workspaceId: string, id: string, now: Instant): Awaitable<boolean>;
+/** One accepted record of a machine's usage log (its hash continues the chain). */
+export interface StoredUsageRecord {
+  readonly workspaceId: string;
+  readonly licenseId: string;
+  readonly machineId: string;
+  readonly seq: number;
+  readonly hash: string;
+  /** The usage event it became. */
+  readonly eventKey: string;
+  /** The record as uploaded (JSON). */
+  readonly record: unknown;
+  readonly receivedAt: Instant;
+}
+
+/** A license-file signing key: Ed25519, its private key PKCS#8 (encrypted when `encrypted`). */
+export interface SigningKeyRecord {
+  readonly kid: string;
+  /** The public key, JWK `x`. */
+  readonly publicX: string;
+  /** base64 PKCS#8 DER, or `iv.tag.ciphertext` (base64) of it under AES-256-GCM when `encrypted`. */
+  readonly privateKey: string;
+  readonly encrypted: boolean;
+  readonly createdAt: Instant;
+  /** When a newer key replaced it for signing (still published until its files expire). */
+  readonly retiredAt: Instant | null;
+}
+
+/** Reads of licenses, machines, seats, credit leases, usage records and signing keys. */
+export interface LicensingReadOperations {
+  getLicense(workspaceId: string, id: string): Awaitable<License | null>;
+  /** The license a key opens (keys are unique across workspaces). */
+  findLicenseByKeyHash(keyHash: string): Awaitable<License | null>;
+  listLicenses(workspaceId: string, customerId: string | null, page: PageRequest): Awaitable<Page<License>>;
+  /** A license's machines, active ones first then by activation, all statuses. */
+  listMachines(workspaceId: string, licenseId: string): Awaitable<readonly Machine[]>;
+  /** The machine holding a seat on this license with this fingerprint, if any. */
+  findActiveMachine(workspaceId: string, licenseId: string, fingerprint: string): Awaitable<Machine | null>;
+  /** Floating seats of a license not released (some may have expired). */
+  listOpenSeats(workspaceId: string, licenseId: string): Awaitable<readonly FloatingSeat[]>;
+  /** The machine's open credit lease, if any. */
+  findOpenCreditLease(workspaceId: string, machineId: string): Awaitable<CreditLease | null>;
+  getUsageRecord(workspaceId: string, machineId: string, seq: number): Awaitable<StoredUsageRecord | null>;
+  /** Every signing key, oldest first. */
+  listSigningKeys(): Awaitable<readonly SigningKeyRecord[]>;
+  /** Licenses with an active machine silent past the license's heartbeat window at `now` (the cull sweeper). */
+  findLicensesWithSilentMachines(
+    now: Instant,
+    limit: number,
+  ): Awaitable<
+    readonly { readonly workspaceId: string; readonly customerId: string; readonly licenseId: string }[]
+  >;
+}
+
+/** Writes of the licensing aggregate, inside {@link Storage.write} under the license's customer lock. */
+export interface LicensingWriteOperations extends LicensingReadOperations {
+  /** False when the id or the key hash is taken. */
+  insertLicense(license: License): Awaitable<boolean>;
+  updateLicense(license: License): Awaitable<void>;
+  insertMachine(machine: Machine): Awaitable<void>;
+  updateMachine(machine: Machine): Awaitable<void>;
+  insertSeat(seat: FloatingSeat): Awaitable<void>;
+  updateSeat(seat: FloatingSeat): Awaitable<void>;
+  insertCreditLease(lease: CreditLease): Awaitable<void>;
+  updateCreditLease(lease: CreditLease): Awaitable<void>;
+  /** False when that machine's record of that seq is already stored. */
+  insertUsageRecord(record: StoredUsageRecord): Awaitable<boolean>;
+  /** False when the kid exists. */
+  insertSigningKey(key: SigningKeyRecord): Awaitable<boolean>;
+  /** Marks every key but `kid` retired at `at` (those not retired yet). */
+  retireSigningKeysExcept(kid: string, at: Instant): Awaitable<void>;
 }
 
 /** The outbox aggregate's reads. */
@@ -864,6 +937,7 @@ export interface WriteOperations extends ReadOperations {
   /** Payments in, written in this transaction. */
   readonly payments: PaymentWriteOperations;
   readonly portal: PortalWriteOperations;
+  readonly licensing: LicensingWriteOperations;
   readonly plans: PlanWriteOperations;
   /** Loads one ledger and serialises concurrent writers to it until the transaction ends. */
   loadLedgerForUpdate(key: LedgerKey): Awaitable<CreditLedgerSnapshot>;

@@ -1,6 +1,6 @@
 import { Amount } from '../domain/amount/amount.js';
 import { amountOutOfRange, BurndownError, ErrorCode, invalidRequest, notFound } from '../domain/errors.js';
-import { CreditLedger } from '../domain/ledger/credit-ledger.js';
+import { CreditLedger, type DebitRecord } from '../domain/ledger/credit-ledger.js';
 import { parseJsonPath } from '../domain/metering/json-path.js';
 import {
   AGGREGATIONS,
@@ -491,7 +491,7 @@ function isOutOfRange(rules: RatingRules, event: { readonly type: string; readon
  */
 class Burner {
   /** The customer's ledger session, opened at the first burn (resets applied, auto top-up rule read). */
-  private session: LedgerSession | null = null;
+  private session: LedgerSession | null;
   private readonly burns: EventBurn[] = [];
   private readonly usage = new Map<string, { rateId: string; period: Instant; quantity: Amount }>();
   /** Uses of features (by rates that price them), each at its event's time. */
@@ -509,7 +509,13 @@ class Burner {
     private readonly customerId: string,
     private readonly now: Instant,
     private readonly featureOfRate: ReadonlyMap<string, string>,
-  ) {}
+    /** How a rated burn is paid (default: a debit with overage allowed). */
+    private readonly payer: BurnPayer = payByDebit,
+    /** A session the caller opened and saves itself (licensed usage shares it with its lease). */
+    private readonly sharedSession: LedgerSession | null = null,
+  ) {
+    this.session = sharedSession;
+  }
 
   /**
    * Whether the burns of an event, at most what {@link priceBound} allows per rate, fit the account
@@ -582,10 +588,12 @@ class Burner {
     let debitId: string | null = null;
     if (credits.isPositive()) {
       const ledger = await this.ledger(rate.creditType);
-      const debit = ledger.debit(
+      const debit = this.payer(
+        ledger,
         {
           amount: credits,
           allowOverage: true,
+          amount: rated.credits,
           featureId,
           description: `usage event ${event.id} rated by ${rate.id}`,
           metadata: {
@@ -596,7 +604,6 @@ class Burner {
         },
         this.now,
       );
-      if ('refused' in debit) throw new Error('a debit with overage allowed cannot be refused');
       debitId = debit.id;
     }
     this.burns.push({
@@ -626,7 +633,7 @@ class Burner {
 
   /** Writes the ledgers and period usage; returns the burns for the caller to store (in bulk). */
   async save(): Promise<EventBurn[]> {
-    await this.session?.save();
+    if (this.sharedSession === null) await this.session?.save();
     for (const [featureId, uses] of this.featureUsage) {
       await recordFeatureUsage(this.ctx, this.tx, {
         workspaceId: this.workspaceId,
@@ -640,6 +647,82 @@ class Burner {
     }
     return this.burns;
   }
+}
+
+/** One rated burn to pay: credits, the feature its rate prices, and how the debit describes it. */
+export interface BurnToPay {
+  readonly amount: Amount;
+  readonly featureId: string | null;
+  readonly description: string;
+  readonly metadata: Record<string, unknown>;
+}
+
+/**
+ * Pays a rated burn on the customer's ledger of its credit type and returns the debit (or
+ * capture). Usage already happened, so a payer never refuses.
+ */
+export type BurnPayer = (ledger: CreditLedger, burn: BurnToPay, now: Instant) => DebitRecord;
+
+/** Ingest's payer: a debit with overage allowed. */
+const payByDebit: BurnPayer = (ledger, burn, now) => {
+  const debit = ledger.debit({ ...burn, allowOverage: true }, now);
+  if ('refused' in debit) throw new Error('a debit with overage allowed cannot be refused');
+  return debit;
+};
+
+/**
+ * Stores and rates events of one customer inside the caller's transaction (its lock held), paying
+ * each burn with `payer` on the caller's ledger session, which the caller saves. For usage that
+ * arrives as signed records (licensing): the events are deduplicated by key like ingest's.
+ */
+export async function ingestOwnEvents(
+  ctx: ServiceContext,
+  tx: WriteOperations,
+  input: {
+    readonly workspaceId: string;
+    readonly customerId: string;
+    readonly session: LedgerSession;
+    readonly events: readonly IncomingEvent[];
+    readonly payer: BurnPayer;
+    readonly now: Instant;
+  },
+): Promise<EventOutcome[]> {
+  const { workspaceId, customerId, now } = input;
+  const rules = compileRules(await tx.listRatingRules(workspaceId));
+  const featureOfRate = rules.seq > 0 ? await featuresByRate(tx, workspaceId) : new Map<string, string>();
+  const burner = new Burner(ctx, tx, workspaceId, customerId, now, featureOfRate, input.payer, input.session);
+  const outcomes: EventOutcome[] = [];
+  for (const event of input.events) {
+    if (hasNegativeUsage(rules, event)) {
+      outcomes.push('negative_usage');
+      continue;
+    }
+    if (
+      isOutOfRange(rules, event) ||
+      (rules.byEventType.has(event.type) && !(await burner.reserve(event, rules)))
+    ) {
+      outcomes.push('value_out_of_range');
+      continue;
+    }
+    const stored: StoredEvent = {
+      ...event,
+      workspaceId,
+      eventKey: eventKeyOf(event),
+      rulesSeq: rules.seq,
+      receivedAt: now,
+      unmetered: !(rules.metersByEventType.get(event.type) ?? []).some((m) => meterReads(m, event.data)),
+    };
+    if (!(await tx.insertEvent(stored))) {
+      outcomes.push('duplicate');
+      continue;
+    }
+    outcomes.push(stored.unmetered ? 'unmetered' : 'accepted');
+    if (stored.unmetered) continue;
+    for (const { rate, meter } of rules.byEventType.get(stored.type) ?? [])
+      await burner.burn(stored, rate, meter);
+  }
+  await tx.insertBurns(await burner.save());
+  return outcomes;
 }
 
 /** The cost of hypothetical events for a customer now: nothing is written. */

@@ -1128,6 +1128,144 @@ export function describeStorageContract(dialect: string, open: () => Promise<Sto
       );
       expect(await storage.read.portal.get('ws1', 'ps_1')).toMatchObject({ revokedAt: T0 + 6000 });
       expect(await storage.read.portal.get('ws2', 'ps_1')).toBeNull();
+    it('stores licenses, machines, seats, credit leases, usage records and signing keys', async () => {
+      const license = {
+        workspaceId: 'ws1',
+        id: 'lic_1',
+        customerId: 'acme',
+        name: 'Team',
+        planId: null,
+        entitlements: [
+          {
+            featureId: 'export',
+            usageLimit: { amount: Amount.parse('12.5'), period: 'P1M' as const },
+            config: { formats: ['pdf'] },
+            overage: { max: null },
+          },
+        ],
+        keyHash: 'h'.repeat(64),
+        keyPrefix: 'ABCDE',
+        machineLimit: 3,
+        floatingLimit: 2,
+        floatingTtlMs: 900_000,
+        heartbeatWindowMs: 3_600_000,
+        startsAt: T0,
+        expiresAt: T0 + 86_400_000,
+        status: 'active' as const,
+        metadata: { tier: 'gold' },
+        createdAt: T0,
+        updatedAt: T0,
+      };
+      const machine = {
+        workspaceId: 'ws1',
+        id: 'mch_1',
+        licenseId: 'lic_1',
+        fingerprint: 'fp',
+        publicKey: 'x'.repeat(43),
+        name: null,
+        status: 'active' as const,
+        activatedAt: T0,
+        lastSeenAt: T0,
+        endedAt: null,
+        lastSeq: 0,
+        lastHash: '0'.repeat(64),
+      };
+      await storage.write('ws1/acme', async (tx) => {
+        expect(await tx.licensing.insertLicense(license)).toBe(true);
+        expect(await tx.licensing.insertLicense({ ...license, id: 'lic_2' })).toBe(false);
+        await tx.licensing.insertMachine(machine);
+        await tx.licensing.insertSeat({
+          workspaceId: 'ws1',
+          id: 'seat_1',
+          licenseId: 'lic_1',
+          machineId: 'mch_1',
+          createdAt: T0,
+          expiresAt: T0 + 10,
+          releasedAt: null,
+        });
+        await tx.licensing.insertCreditLease({
+          workspaceId: 'ws1',
+          id: 'lse_1',
+          licenseId: 'lic_1',
+          machineId: 'mch_1',
+          creditType: 'credits',
+          amount: '50',
+          holdId: 'hld_1',
+          expiresAt: T0 + 100,
+          createdAt: T0,
+          endedAt: null,
+        });
+        const record = {
+          workspaceId: 'ws1',
+          licenseId: 'lic_1',
+          machineId: 'mch_1',
+          seq: 1,
+          hash: 'a'.repeat(64),
+          eventKey: 'id:lic:mch_1:1',
+          record: { seq: 1 },
+          receivedAt: T0,
+        };
+        expect(await tx.licensing.insertUsageRecord(record)).toBe(true);
+        expect(await tx.licensing.insertUsageRecord({ ...record, hash: 'b'.repeat(64) })).toBe(false);
+        expect(
+          await tx.licensing.insertSigningKey({
+            kid: 'k1',
+            publicX: 'x',
+            privateKey: 'p',
+            encrypted: true,
+            createdAt: T0,
+            retiredAt: null,
+          }),
+        ).toBe(true);
+        expect(
+          await tx.licensing.insertSigningKey({
+            kid: 'k2',
+            publicX: 'y',
+            privateKey: 'q',
+            encrypted: false,
+            createdAt: T0 + 1,
+            retiredAt: null,
+          }),
+        ).toBe(true);
+        await tx.licensing.retireSigningKeysExcept('k2', T0 + 5);
+      });
+      const reads = storage.read.licensing;
+      // Amounts compare by value (their inner representation may differ once read back).
+      const plain = (value: unknown) =>
+        JSON.parse(
+          JSON.stringify(value, (_k, v: unknown) => (v instanceof Amount ? v.toString() : v)),
+        ) as unknown;
+      expect(plain(await reads.getLicense('ws1', 'lic_1'))).toEqual(plain(license));
+      expect(plain(await reads.findLicenseByKeyHash('h'.repeat(64)))).toEqual(plain(license));
+      expect(
+        (await reads.listLicenses('ws1', 'acme', { after: null, limit: 10 })).items.map((l) => l.id),
+      ).toEqual(['lic_1']);
+      expect((await reads.listLicenses('ws1', 'other', { after: null, limit: 10 })).items).toEqual([]);
+      expect(await reads.findActiveMachine('ws1', 'lic_1', 'fp')).toEqual(machine);
+      expect((await reads.listOpenSeats('ws1', 'lic_1')).map((x) => x.id)).toEqual(['seat_1']);
+      expect((await reads.findOpenCreditLease('ws1', 'mch_1'))?.amount).toBe('50');
+      expect((await reads.getUsageRecord('ws1', 'mch_1', 1))?.hash).toBe('a'.repeat(64));
+      expect((await reads.listSigningKeys()).map((k) => [k.kid, k.encrypted, k.retiredAt])).toEqual([
+        ['k1', true, T0 + 5],
+        ['k2', false, null],
+      ]);
+      expect(await reads.findLicensesWithSilentMachines(T0 + 3_600_000, 10)).toEqual([]);
+      expect(await reads.findLicensesWithSilentMachines(T0 + 3_600_001, 10)).toEqual([
+        { workspaceId: 'ws1', customerId: 'acme', licenseId: 'lic_1' },
+      ]);
+      await storage.write('ws1/acme', async (tx) => {
+        await tx.licensing.updateMachine({
+          ...machine,
+          status: 'culled',
+          endedAt: T0 + 1,
+          lastSeq: 1,
+          lastHash: 'a'.repeat(64),
+        });
+        await tx.licensing.updateLicense({ ...license, status: 'revoked', updatedAt: T0 + 2 });
+      });
+      expect(await reads.findActiveMachine('ws1', 'lic_1', 'fp')).toBeNull();
+      expect((await reads.listMachines('ws1', 'lic_1'))[0]).toMatchObject({ status: 'culled', lastSeq: 1 });
+      expect((await reads.getLicense('ws1', 'lic_1'))?.status).toBe('revoked');
     });
   });
 }

@@ -10,7 +10,9 @@ import { describe, expect, it } from 'vitest';
  * - `services/` never imports `http/`, `cli/` or `storage/` (nor the web framework);
  * - `http/` never imports `storage/`;
  * - `cli/` never imports `http/`;
- * - `storage/` never imports `http/`.
+ * - `storage/` never imports `http/`;
+ * - `licensing-verify/` imports nothing outside itself (no package, no `node:` module): it is the
+ *   standalone verifier licensed applications embed, in Node or a browser.
  */
 
 const SRC = 'src';
@@ -66,6 +68,7 @@ const NEVER: Record<string, (to: string) => boolean> = {
   http: (to) => to === 'storage',
   cli: (to) => to === 'http',
   storage: (to) => to === 'http',
+  'licensing-verify': (to) => to !== 'licensing-verify',
 };
 
 function offenders(imports: readonly Import[]): string[] {
@@ -152,6 +155,8 @@ describe('architecture', () => {
       ['src/http/routes/x.ts', "import { y } from '../../storage/sql/sql-store.js';"],
       ['src/cli/x.ts', "import { y } from '../http/presenters.js';"],
       ['src/storage/sql/x.ts', "import type { Y } from '../../http/app.js';"],
+      ['src/licensing-verify/x.ts', "import { createHash } from 'node:crypto';"],
+      ['src/licensing-verify/x.ts', "import { Amount } from '../domain/amount/amount.js';"],
     ];
     for (const [file, source] of cases) expect(offenders(importsOf(file, source)), source).toHaveLength(1);
     expect(

@@ -33,7 +33,7 @@ describe('TypeScript client and examples', () => {
     });
   });
 
-  for (const example of ['walkthrough', 'ai-app', 'usage-pipeline', 'hybrid-plan']) {
+  for (const example of ['walkthrough', 'ai-app', 'usage-pipeline', 'hybrid-plan', 'licensed-app/main']) {
     it(`examples/${example}.ts runs against a local server`, async () => {
       const tsx = join(root, 'node_modules/tsx/dist/cli.mjs');
       const env = { ...process.env };

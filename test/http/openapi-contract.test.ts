@@ -155,6 +155,16 @@ describe('OpenAPI 3.1 document as the contract', () => {
       expect(documentedCodes(doc, method, path, 401)).toEqual(['unauthorized', 'api_key_expired']);
       expect(documentedCodes(doc, method, path, 403)).toEqual(['forbidden']);
       expect(documentedCodes(doc, method, path, 429)).toEqual(['rate_limited']);
+    // Every scoped operation documents 401 and 403; every write 409 request_in_progress and 422.
+    // Public operations (no API key: the license-key routes of licensing, the JWKS) list only the
+    // 401/403 codes they answer themselves.
+    for (const { method, path, op } of ops) {
+      if (path === '/healthz' || path === '/openapi.json') continue;
+      const isPublic = Array.isArray(op['security']) && (op['security'] as unknown[]).length === 0;
+      if (!isPublic) {
+        expect(documentedCodes(doc, method, path, 401)).toEqual(['unauthorized']);
+        expect(documentedCodes(doc, method, path, 403)).toEqual(['forbidden']);
+      }
       if (method !== 'GET') {
         expect(documentedCodes(doc, method, path, 409)).toContain('request_in_progress');
         expect(documentedCodes(doc, method, path, 422)).toContain('idempotency_key_reused');

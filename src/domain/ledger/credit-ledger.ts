@@ -35,6 +35,22 @@ export type IdPrefix =
 export interface IdSource {
   newId(prefix: IdPrefix): string;
   newId(prefix: 'ent' | 'dbt' | 'hld' | 'grt' | 'sub' | 'pur' | 'rev' | 'evt' | 'aud'): string;
+  newId(
+    prefix:
+      | 'ent'
+      | 'dbt'
+      | 'hld'
+      | 'grt'
+      | 'sub'
+      | 'pur'
+      | 'rev'
+      | 'evt'
+      | 'lic'
+      | 'mch'
+      | 'seat'
+      | 'lse'
+      | 'lkey',
+  ): string;
 }
 
 /** What the engine needs loaded to act for one customer and credit type: O(open grants + active holds). */
@@ -496,6 +512,12 @@ export class CreditLedger {
     };
     this.newDebits.push(debit);
     return debit;
+  }
+
+  /** What an active hold reserves, or null when it is not active (captured, released, expired, unknown). */
+  holdAmount(holdId: string): Amount | null {
+    const hold = this.holds.get(holdId);
+    return hold?.status === 'active' ? hold.amount : null;
   }
 
   /** Releases an active hold: its portions return to their grants (or leave, if those grants already did). */

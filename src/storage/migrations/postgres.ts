@@ -570,4 +570,95 @@ CREATE TABLE portal_sessions (
 CREATE INDEX portal_sessions_by_customer ON portal_sessions (workspace_id, customer_id, created_at);
 `,
   },
+  {
+    version: 14,
+    name: 'licensing',
+    // Licenses, their machines, floating seats, offline credit leases, accepted usage records and
+    // the license-file signing keys (docs/design.md "Licensing").
+    sql: `
+CREATE TABLE licenses (
+  workspace_id TEXT COLLATE "C" NOT NULL,
+  id TEXT COLLATE "C" NOT NULL,
+  customer_id TEXT COLLATE "C" NOT NULL,
+  name TEXT,
+  plan_id TEXT,
+  entitlements TEXT NOT NULL,
+  key_hash TEXT NOT NULL UNIQUE,
+  key_prefix TEXT NOT NULL,
+  machine_limit INTEGER NOT NULL,
+  floating_limit INTEGER,
+  floating_ttl_ms BIGINT NOT NULL,
+  heartbeat_window_ms BIGINT NOT NULL,
+  starts_at BIGINT NOT NULL,
+  expires_at BIGINT,
+  status TEXT NOT NULL,
+  metadata TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  PRIMARY KEY (workspace_id, id)
+);
+CREATE INDEX licenses_by_customer ON licenses (workspace_id, customer_id, id);
+CREATE TABLE license_machines (
+  workspace_id TEXT COLLATE "C" NOT NULL,
+  id TEXT COLLATE "C" NOT NULL,
+  license_id TEXT COLLATE "C" NOT NULL,
+  fingerprint TEXT NOT NULL,
+  public_key TEXT NOT NULL,
+  name TEXT,
+  status TEXT NOT NULL,
+  activated_at BIGINT NOT NULL,
+  last_seen_at BIGINT NOT NULL,
+  ended_at BIGINT,
+  last_seq BIGINT NOT NULL,
+  last_hash TEXT NOT NULL,
+  PRIMARY KEY (workspace_id, id)
+);
+CREATE INDEX license_machines_by_license ON license_machines (workspace_id, license_id, status);
+CREATE INDEX license_machines_active ON license_machines (last_seen_at) WHERE status = 'active';
+CREATE TABLE license_seats (
+  workspace_id TEXT COLLATE "C" NOT NULL,
+  id TEXT COLLATE "C" NOT NULL,
+  license_id TEXT COLLATE "C" NOT NULL,
+  machine_id TEXT COLLATE "C" NOT NULL,
+  created_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  released_at BIGINT,
+  PRIMARY KEY (workspace_id, id)
+);
+CREATE INDEX license_seats_open ON license_seats (workspace_id, license_id) WHERE released_at IS NULL;
+CREATE TABLE license_credit_leases (
+  workspace_id TEXT COLLATE "C" NOT NULL,
+  id TEXT COLLATE "C" NOT NULL,
+  license_id TEXT COLLATE "C" NOT NULL,
+  machine_id TEXT COLLATE "C" NOT NULL,
+  credit_type TEXT NOT NULL,
+  amount TEXT NOT NULL,
+  hold_id TEXT,
+  expires_at BIGINT NOT NULL,
+  created_at BIGINT NOT NULL,
+  ended_at BIGINT,
+  PRIMARY KEY (workspace_id, id)
+);
+CREATE INDEX license_credit_leases_open ON license_credit_leases (workspace_id, machine_id) WHERE ended_at IS NULL;
+CREATE TABLE license_usage_records (
+  workspace_id TEXT COLLATE "C" NOT NULL,
+  machine_id TEXT COLLATE "C" NOT NULL,
+  seq BIGINT NOT NULL,
+  license_id TEXT COLLATE "C" NOT NULL,
+  hash TEXT NOT NULL,
+  event_key TEXT NOT NULL,
+  record TEXT NOT NULL,
+  received_at BIGINT NOT NULL,
+  PRIMARY KEY (workspace_id, machine_id, seq)
+);
+CREATE TABLE licensing_keys (
+  kid TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+  public_x TEXT NOT NULL,
+  private_key TEXT NOT NULL,
+  encrypted INTEGER NOT NULL,
+  created_at BIGINT NOT NULL,
+  retired_at BIGINT
+);
+`,
+  },
 ];

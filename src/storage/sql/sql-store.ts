@@ -25,6 +25,8 @@ import type {
   FinanceWriteOperations,
   IdempotencyRecord,
   LedgerKey,
+  LicensingReadOperations,
+  LicensingWriteOperations,
   ListedEvent,
   MeterRecord,
   NewApiKey,
@@ -94,6 +96,7 @@ import {
 } from './checkpoints.js';
 import type { SqlExecutor } from './executor.js';
 import { FinanceReads, FinanceWrites } from './finance-queries.js';
+import { LicensingReads, LicensingWrites } from './license-queries.js';
 import { OutboxReads, OutboxWrites } from './outbox-queries.js';
 import { PaymentReads, PaymentWrites } from './payment-queries.js';
 import { PlanReads, PlanWrites } from './plan-queries.js';
@@ -163,6 +166,7 @@ export class SqlReads implements ReadOperations {
   readonly payments: PaymentReadOperations;
   readonly audit: AuditReadOperations;
   readonly portal: PortalReadOperations;
+  readonly licensing: LicensingReadOperations;
 
   /** `plans` lets an adapter hand out its own plan reads (a cache in front of them). */
   constructor(
@@ -185,6 +189,11 @@ export class SqlReads implements ReadOperations {
 
   protected makeAudit(): AuditReadOperations {
     return new AuditReads(this.db);
+    this.licensing = this.makeLicensing();
+  }
+
+  protected makeLicensing(): LicensingReadOperations {
+    return new LicensingReads(this.db);
   }
 
   /** Overridden by the writes, which hand out the writable plan store. */
@@ -571,6 +580,11 @@ export class SqlWrites extends SqlReads implements WriteOperations {
   declare readonly payments: PaymentWriteOperations;
   declare readonly audit: AuditWriteOperations;
   declare readonly portal: PortalWriteOperations;
+  declare readonly licensing: LicensingWriteOperations;
+
+  protected override makeLicensing(): LicensingWriteOperations {
+    return new LicensingWrites(this.db);
+  }
 
   protected override makeOutbox(): OutboxWriteOperations {
     return new OutboxWrites(this.db);
