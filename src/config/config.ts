@@ -78,6 +78,13 @@ export interface Config {
    * `BURNDOWN_PORTAL_FRAME_ANCESTORS`, space- or comma-separated `https://app.example.com`; default none.
    */
   readonly portalFrameAncestors: readonly string[];
+  /**
+   * Encrypts license-file signing keys at rest (AES-256-GCM). `BURNDOWN_LICENSING_SECRET` (at least
+   * 16 characters); when unset the keys are stored unencrypted.
+   */
+  readonly licensingSecret: string | null;
+  /** Longest life of a license file, in seconds. `BURNDOWN_LICENSE_FILE_TTL_SECONDS`, default 7 days. */
+  readonly licenseFileTtlSeconds: number;
 }
 
 function rateLimit(env: NodeJS.ProcessEnv, name: string): RateLimitPolicy | null {
@@ -109,12 +116,6 @@ function origins(env: NodeJS.ProcessEnv, name: string): string[] {
     }
   }
   return list;
-   * Encrypts license-file signing keys at rest (AES-256-GCM). `BURNDOWN_LICENSING_SECRET` (at least
-   * 16 characters); when unset the keys are stored unencrypted.
-   */
-  readonly licensingSecret: string | null;
-  /** Longest life of a license file, in seconds. `BURNDOWN_LICENSE_FILE_TTL_SECONDS`, default 7 days. */
-  readonly licenseFileTtlSeconds: number;
 }
 
 function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
@@ -172,6 +173,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         { name: 'BURNDOWN_EXPIRY_NOTICE_LEADS' },
       );
     }
+  }
   const licensingSecret = env['BURNDOWN_LICENSING_SECRET'] || null;
   if (licensingSecret !== null && licensingSecret.length < 16) {
     throw new BurndownError(

@@ -10,8 +10,8 @@ import type {
 } from '../domain/ledger/credit-ledger.js';
 import type { Movement } from '../domain/ledger/point-in-time.js';
 import type { GrantState, GrantStatus, HoldState, LedgerEntry } from '../domain/ledger/types.js';
-import type { PaymentRecord, PendingTopUp, StripeEventRecord } from '../domain/payments/payments.js';
 import type { CreditLease, FloatingSeat, License, Machine } from '../domain/licensing/license.js';
+import type { PaymentRecord, PendingTopUp, StripeEventRecord } from '../domain/payments/payments.js';
 import type { AutoTopUp, Purchase, Subscription } from '../domain/plans/subscription.js';
 import type { BreakagePolicy } from '../domain/revenue/recognition.js';
 import type { Instant } from '../domain/time/instant.js';
@@ -612,6 +612,8 @@ export interface PortalWriteOperations extends PortalReadOperations {
   ): Awaitable<boolean>;
   /** Ends a session (and its code) for good; false when it was already revoked. */
   revoke(workspaceId: string, id: string, now: Instant): Awaitable<boolean>;
+}
+
 /** One accepted record of a machine's usage log (its hash continues the chain). */
 export interface StoredUsageRecord {
   readonly workspaceId: string;

@@ -592,8 +592,6 @@ class Burner {
         ledger,
         {
           amount: credits,
-          allowOverage: true,
-          amount: rated.credits,
           featureId,
           description: `usage event ${event.id} rated by ${rate.id}`,
           metadata: {
@@ -693,14 +691,12 @@ export async function ingestOwnEvents(
   const burner = new Burner(ctx, tx, workspaceId, customerId, now, featureOfRate, input.payer, input.session);
   const outcomes: EventOutcome[] = [];
   for (const event of input.events) {
-    if (hasNegativeUsage(rules, event)) {
-      outcomes.push('negative_usage');
+    const reading = readEvent(rules, event);
+    if (reading.refusal !== null) {
+      outcomes.push(reading.refusal);
       continue;
     }
-    if (
-      isOutOfRange(rules, event) ||
-      (rules.byEventType.has(event.type) && !(await burner.reserve(event, rules)))
-    ) {
+    if (rules.byEventType.has(event.type) && !(await burner.reserve(event, reading.priced))) {
       outcomes.push('value_out_of_range');
       continue;
     }
@@ -710,7 +706,7 @@ export async function ingestOwnEvents(
       eventKey: eventKeyOf(event),
       rulesSeq: rules.seq,
       receivedAt: now,
-      unmetered: !(rules.metersByEventType.get(event.type) ?? []).some((m) => meterReads(m, event.data)),
+      unmetered: reading.unmetered,
     };
     if (!(await tx.insertEvent(stored))) {
       outcomes.push('duplicate');
@@ -718,8 +714,7 @@ export async function ingestOwnEvents(
     }
     outcomes.push(stored.unmetered ? 'unmetered' : 'accepted');
     if (stored.unmetered) continue;
-    for (const { rate, meter } of rules.byEventType.get(stored.type) ?? [])
-      await burner.burn(stored, rate, meter);
+    for (const { rate, quantity } of reading.priced) await burner.burn(stored, rate, quantity);
   }
   await tx.insertBurns(await burner.save());
   return outcomes;

@@ -1128,6 +1128,8 @@ export function describeStorageContract(dialect: string, open: () => Promise<Sto
       );
       expect(await storage.read.portal.get('ws1', 'ps_1')).toMatchObject({ revokedAt: T0 + 6000 });
       expect(await storage.read.portal.get('ws2', 'ps_1')).toBeNull();
+    });
+
     it('stores licenses, machines, seats, credit leases, usage records and signing keys', async () => {
       const license = {
         workspaceId: 'ws1',

@@ -29,28 +29,17 @@ export type IdPrefix =
   | 'dlv'
   | 'att'
   | 'thr'
-  | 'tpu';
+  | 'tpu'
+  | 'aud'
+  | 'lic'
+  | 'mch'
+  | 'seat'
+  | 'lse'
+  | 'lkey';
 
 /** Makes the opaque ids the ledger hands out; injected so tests are deterministic. */
 export interface IdSource {
   newId(prefix: IdPrefix): string;
-  newId(prefix: 'ent' | 'dbt' | 'hld' | 'grt' | 'sub' | 'pur' | 'rev' | 'evt' | 'aud'): string;
-  newId(
-    prefix:
-      | 'ent'
-      | 'dbt'
-      | 'hld'
-      | 'grt'
-      | 'sub'
-      | 'pur'
-      | 'rev'
-      | 'evt'
-      | 'lic'
-      | 'mch'
-      | 'seat'
-      | 'lse'
-      | 'lkey',
-  ): string;
 }
 
 /** What the engine needs loaded to act for one customer and credit type: O(open grants + active holds). */

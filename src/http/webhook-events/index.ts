@@ -1,6 +1,7 @@
 import { BALANCE_EVENTS } from './balance.js';
 import { CORE_WEBHOOK_EVENTS } from './core.js';
 import type { WebhookEventDefinition } from './definition.js';
+import { LICENSING_EVENTS } from './licensing.js';
 import { PAYMENT_EVENTS } from './payments.js';
 
 export type { WebhookEventDefinition } from './definition.js';
@@ -14,6 +15,7 @@ export const WEBHOOK_EVENTS: readonly WebhookEventDefinition[] = [
   ...CORE_WEBHOOK_EVENTS,
   ...BALANCE_EVENTS,
   ...PAYMENT_EVENTS,
+  ...LICENSING_EVENTS,
 ];
 
 /** The event type names, for validating subscriptions. */

@@ -181,6 +181,7 @@ export class SqlReads implements ReadOperations {
     this.payments = this.makePayments();
     this.audit = this.makeAudit();
     this.portal = this.makePortal();
+    this.licensing = this.makeLicensing();
   }
 
   protected makeFinance(): FinanceReadOperations {
@@ -189,7 +190,6 @@ export class SqlReads implements ReadOperations {
 
   protected makeAudit(): AuditReadOperations {
     return new AuditReads(this.db);
-    this.licensing = this.makeLicensing();
   }
 
   protected makeLicensing(): LicensingReadOperations {
