@@ -76,7 +76,7 @@ export const ROUTE_ERRORS: Readonly<Record<OperationKey, readonly ErrorCode[]>> 
   'GET /v1/customer-summaries': ['not_found'],
   'POST /v1/customers/{id}/portal-sessions': ['not_found'],
   'POST /v1/portal-sessions/{session_id}/revoke': ['not_found'],
-  'POST /v1/portal/session': [],
+  'POST /v1/portal/session': ['unauthorized'],
   'POST /v1/portal/session/refresh': [],
   'POST /v1/portal/session/end': [],
   'GET /v1/portal/me': [],
@@ -312,6 +312,8 @@ const OPERATION_ROUTES: Readonly<Record<OperationKey, Record<string, unknown>>> 
 
 /** Request examples per operation (the body a client would send). */
 const REQUEST_EXAMPLES: Readonly<Record<OperationKey, unknown>> = {
+  'PUT /v1/settings/revenue': { breakage_policy: 'proportional', expected_breakage_rate: '0.1' },
+  'PUT /v1/credit-packs/{id}/revenue-policy': { breakage_policy: 'at_expiry' },
   'POST /v1/customers': { id: 'acme', name: 'Acme Inc.', metadata: { plan: 'pro' } },
   'PATCH /v1/customers/{id}': { name: 'Acme Corporation' },
   'POST /v1/credit-types': { id: 'gpu-seconds', name: 'GPU seconds' },
@@ -614,13 +616,10 @@ export function documentedSchema(route: {
   }
   const codes = errorCodesOf(method, path, schema as { body?: unknown; querystring?: unknown });
   if (!scoped && key !== 'GET /metrics') {
-    // Public routes: no key is read, so no 401/403, and no key's rate limit.
-    // (The portal's code exchange refuses a bad code with 401.)
-    if (key !== 'POST /v1/portal/session') codes.delete(401);
-    codes.delete(403);
+    // Public routes: no API key is read, so no key's rate limit and no 401/403 but their own
+    // (licensing's machine routes authenticate with a license key, the portal's with its code or
+    // cookie; they name their 401/403 codes in ROUTE_ERRORS).
     codes.delete(429);
-    // Public routes: no API key is read, so no 401/403 of their own (licensing's machine routes
-    // authenticate with a license key and name their 401/403 codes in ROUTE_ERRORS).
     const own = new Set(ROUTE_ERRORS[key] ?? []);
     for (const status of [401, 403]) {
       const kept = (codes.get(status) ?? []).filter((c) => own.has(c));

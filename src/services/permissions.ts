@@ -28,6 +28,12 @@ export const PERMISSIONS = [
   'keys:admin',
   'webhooks:admin',
   'finance:admin',
+  'alerts:read',
+  'alerts:write',
+  'licenses:read',
+  'licenses:write',
+  'licenses:admin',
+  'portal:write',
   'workspaces:admin',
 ] as const;
 
@@ -53,6 +59,7 @@ const ADMIN_ONLY: ReadonlySet<Permission> = new Set<Permission>([
   'keys:admin',
   'webhooks:admin',
   'finance:admin',
+  'licenses:admin',
   'reports:read',
   'audit:read',
 ]);
