@@ -11,8 +11,9 @@ import type {
   WriteOperations,
 } from '../ports/storage.js';
 import type { WebhookTransport } from '../ports/webhooks.js';
+import type { AuditMessage } from './audit.js';
 import type { ServiceContext } from './context.js';
-import type { WriteCommand } from './unit-of-work.js';
+import { audited, auditedChange, type WriteCommand } from './unit-of-work.js';
 
 /**
  * How long the secret before a rotation keeps signing (both signatures travel in
@@ -84,28 +85,60 @@ export function createEndpointCommand(
 ): WriteCommand<EndpointWithSecret> {
   const id = ctx.ids.newId('ep');
   const secret = newWebhookSecret();
-  return {
-    lockKey: endpointLockKey(workspaceId, id),
-    work: async (tx, now) => {
-      const endpoint: WebhookEndpoint = {
-        workspaceId,
-        id,
-        url: input.url,
-        description: input.description,
-        eventTypes: input.eventTypes,
-        enabled: input.enabled,
-        disabledReason: input.enabled ? null : 'manual',
-        secret,
-        previousSecret: null,
-        previousSecretUntil: null,
-        failingSince: null,
-        createdAt: now,
-        updatedAt: now,
-      };
-      await tx.webhooks.insertEndpoint(endpoint);
-      return { ok: true, value: { endpoint, secret } };
+  return audited<EndpointWithSecret>(
+    {
+      lockKey: endpointLockKey(workspaceId, id),
+      work: async (tx, now) => {
+        const endpoint: WebhookEndpoint = {
+          workspaceId,
+          id,
+          url: input.url,
+          description: input.description,
+          eventTypes: input.eventTypes,
+          enabled: input.enabled,
+          disabledReason: input.enabled ? null : 'manual',
+          secret,
+          previousSecret: null,
+          previousSecretUntil: null,
+          failingSince: null,
+          createdAt: now,
+          updatedAt: now,
+        };
+        await tx.webhooks.insertEndpoint(endpoint);
+        return { ok: true, value: { endpoint, secret } };
+      },
     },
+    ({ endpoint }) => endpointAudit('webhook_endpoint.created', endpoint, null, endpoint),
+  );
+}
+
+/** An endpoint as the audit log keeps it: everything but its signing secrets. */
+function auditedEndpoint(endpoint: WebhookEndpoint | null): unknown {
+  if (endpoint === null) return null;
+  const { secret: _secret, previousSecret: _previous, ...rest } = endpoint;
+  return rest;
+}
+
+/** The audit record of a change to an endpoint (administrative: who subscribed what, where). */
+function endpointAudit(
+  action: string,
+  target: WebhookEndpoint | { readonly workspaceId: string; readonly id: string },
+  before: WebhookEndpoint | null,
+  after: WebhookEndpoint | null,
+): AuditMessage {
+  return {
+    workspaceId: target.workspaceId,
+    action,
+    targetType: 'webhook_endpoint',
+    targetId: target.id,
+    before: auditedEndpoint(before),
+    after: auditedEndpoint(after),
   };
+}
+
+/** The endpoint before a change, read under the change's lock (null when it does not exist). */
+function endpointBefore(workspaceId: string, id: string) {
+  return async (tx: WriteOperations) => tx.webhooks.getEndpoint(workspaceId, id);
 }
 
 /** Changes to an endpoint; absent fields stay as they are. */
@@ -122,25 +155,29 @@ export function updateEndpointCommand(
   id: string,
   patch: EndpointPatch,
 ): WriteCommand<WebhookEndpoint> {
-  return {
-    lockKey: endpointLockKey(workspaceId, id),
-    work: async (tx, now) => {
-      const current = await requireEndpoint(tx, workspaceId, id);
-      const enabled = patch.enabled ?? current.enabled;
-      const updated: WebhookEndpoint = {
-        ...current,
-        url: patch.url ?? current.url,
-        eventTypes: patch.eventTypes === undefined ? current.eventTypes : patch.eventTypes,
-        description: patch.description === undefined ? current.description : patch.description,
-        enabled,
-        disabledReason: enabled ? null : current.enabled ? 'manual' : current.disabledReason,
-        failingSince: enabled && !current.enabled ? null : current.failingSince,
-        updatedAt: now,
-      };
-      await tx.webhooks.saveEndpoint(updated);
-      return { ok: true, value: updated };
+  return auditedChange<WebhookEndpoint, WebhookEndpoint | null>(
+    {
+      lockKey: endpointLockKey(workspaceId, id),
+      work: async (tx, now) => {
+        const current = await requireEndpoint(tx, workspaceId, id);
+        const enabled = patch.enabled ?? current.enabled;
+        const updated: WebhookEndpoint = {
+          ...current,
+          url: patch.url ?? current.url,
+          eventTypes: patch.eventTypes === undefined ? current.eventTypes : patch.eventTypes,
+          description: patch.description === undefined ? current.description : patch.description,
+          enabled,
+          disabledReason: enabled ? null : current.enabled ? 'manual' : current.disabledReason,
+          failingSince: enabled && !current.enabled ? null : current.failingSince,
+          updatedAt: now,
+        };
+        await tx.webhooks.saveEndpoint(updated);
+        return { ok: true, value: updated };
+      },
     },
-  };
+    endpointBefore(workspaceId, id),
+    (updated, before) => endpointAudit('webhook_endpoint.updated', updated, before, updated),
+  );
 }
 
 /**
@@ -153,21 +190,25 @@ export function rotateSecretCommand(
   overlapMs: number,
 ): WriteCommand<EndpointWithSecret> {
   const secret = newWebhookSecret();
-  return {
-    lockKey: endpointLockKey(workspaceId, id),
-    work: async (tx, now) => {
-      const current = await requireEndpoint(tx, workspaceId, id);
-      const endpoint: WebhookEndpoint = {
-        ...current,
-        secret,
-        previousSecret: current.secret,
-        previousSecretUntil: now + overlapMs,
-        updatedAt: now,
-      };
-      await tx.webhooks.saveEndpoint(endpoint);
-      return { ok: true, value: { endpoint, secret } };
+  return auditedChange<EndpointWithSecret, WebhookEndpoint | null>(
+    {
+      lockKey: endpointLockKey(workspaceId, id),
+      work: async (tx, now) => {
+        const current = await requireEndpoint(tx, workspaceId, id);
+        const endpoint: WebhookEndpoint = {
+          ...current,
+          secret,
+          previousSecret: current.secret,
+          previousSecretUntil: now + overlapMs,
+          updatedAt: now,
+        };
+        await tx.webhooks.saveEndpoint(endpoint);
+        return { ok: true, value: { endpoint, secret } };
+      },
     },
-  };
+    endpointBefore(workspaceId, id),
+    ({ endpoint }, before) => endpointAudit('webhook_endpoint.secret_rotated', endpoint, before, endpoint),
+  );
 }
 
 /** Deletes an endpoint: it disappears, its pending deliveries are canceled; its log stays readable by event. */
@@ -175,13 +216,17 @@ export function deleteEndpointCommand(
   workspaceId: string,
   id: string,
 ): WriteCommand<{ readonly id: string }> {
-  return {
-    lockKey: endpointLockKey(workspaceId, id),
-    work: async (tx, now) => {
-      if (!(await tx.webhooks.deleteEndpoint(workspaceId, id, now))) throw notFound('webhook endpoint', id);
-      return { ok: true, value: { id } };
+  return auditedChange<{ readonly id: string }, WebhookEndpoint | null>(
+    {
+      lockKey: endpointLockKey(workspaceId, id),
+      work: async (tx, now) => {
+        if (!(await tx.webhooks.deleteEndpoint(workspaceId, id, now))) throw notFound('webhook endpoint', id);
+        return { ok: true, value: { id } };
+      },
     },
-  };
+    endpointBefore(workspaceId, id),
+    (_value, before) => endpointAudit('webhook_endpoint.deleted', { workspaceId, id }, before, null),
+  );
 }
 
 /** What to replay to one endpoint: one event, or every event it subscribes to that occurred in [from, to). */

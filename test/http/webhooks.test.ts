@@ -123,6 +123,43 @@ describe('outbound webhooks', () => {
     expect((await dispatcher.runOnce()).attempted).toBe(0);
   });
 
+  it('endpoint changes are audited with the actor and before/after, never with a signing secret', async () => {
+    await open();
+    const ep = await createEndpoint({ description: 'billing' });
+    expect(
+      (
+        await t.request({
+          method: 'PATCH',
+          url: `/v1/webhook-endpoints/${ep.id}`,
+          payload: { description: 'ops' },
+        })
+      ).statusCode,
+    ).toBe(200);
+    const rotated = await t.post(`/v1/webhook-endpoints/${ep.id}/rotate-secret`, {});
+    expect(rotated.statusCode, rotated.body).toBe(200);
+    expect((await t.request({ method: 'DELETE', url: `/v1/webhook-endpoints/${ep.id}` })).statusCode).toBe(
+      204,
+    );
+    const log = (await t.get('/v1/audit-log?target_type=webhook_endpoint')).json();
+    expect(log.data.map((r: { action: string }) => r.action)).toEqual([
+      'webhook_endpoint.created',
+      'webhook_endpoint.updated',
+      'webhook_endpoint.secret_rotated',
+      'webhook_endpoint.deleted',
+    ]);
+    expect(
+      log.data.every(
+        (r: { target_id: string; actor_key_id: string }) =>
+          r.target_id === ep.id && r.actor_key_id.startsWith('key_'),
+      ),
+    ).toBe(true);
+    expect(log.data[1]).toMatchObject({ before: { description: 'billing' }, after: { description: 'ops' } });
+    expect(log.data[3]).toMatchObject({ before: { id: ep.id }, after: null });
+    const text = JSON.stringify(log);
+    expect(text).not.toContain(ep.secret);
+    expect(text).not.toContain(rotated.json().secret);
+  });
+
   it('an endpoint receives only events written after it was created, and only the types it subscribed to', async () => {
     await open();
     await grant('1');

@@ -24,6 +24,7 @@ import {
   updateEndpointCommand,
 } from '../../services/webhook-endpoints.js';
 import type { RouteDeps } from '../app.js';
+import { requestContextOf } from '../idempotent-write.js';
 import { presentIdPage, readIdPage } from '../pagination.js';
 import { readTime } from '../route-helpers.js';
 import { errorResponses, ListOf, ListQuery, OpaqueId } from '../schemas.js';
@@ -317,7 +318,11 @@ export function registerWebhookEndpointRoutes(
       },
     },
     async (request, reply) => {
-      await execute(ctx, deleteEndpointCommand(request.auth.workspaceId, request.params.id));
+      await execute(
+        ctx,
+        deleteEndpointCommand(request.auth.workspaceId, request.params.id),
+        requestContextOf(request),
+      );
       return reply.code(204).send();
     },
   );
