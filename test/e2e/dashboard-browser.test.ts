@@ -11,12 +11,17 @@ import { E2E_API_KEY, ServerProcess } from './server-process.js';
  * The dashboard and the portal in a real browser: Debian's Chromium (`/usr/bin/chromium`, which
  * `.ci/run` installs when missing; never a downloaded browser) driven by playwright-core against a
  * real `burndown serve`. Seeds through the API, then checks that what the pages show equals what
- * the API answers. Saves screenshots of the main pages to docs/screenshots (shown in the README).
+ * the API answers. Screenshots of the main pages go to a temporary directory; with
+ * `BURNDOWN_UPDATE_SCREENSHOTS=1` they replace the ones in docs/screenshots (shown in the README),
+ * so a test run leaves the working tree as it found it.
  */
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const CHROMIUM = '/usr/bin/chromium';
-const SHOTS = join(ROOT, 'docs/screenshots');
+const SHOTS =
+  process.env['BURNDOWN_UPDATE_SCREENSHOTS'] === '1'
+    ? join(ROOT, 'docs/screenshots')
+    : mkdtempSync(join(tmpdir(), 'burndown-screenshots-'));
 const DAY = 86_400_000;
 
 describe('dashboard and portal in Chromium', () => {
