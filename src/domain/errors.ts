@@ -29,6 +29,8 @@ export const ErrorCode = {
   insufficientCredits: 'insufficient_credits',
   grantNotActive: 'grant_not_active',
   holdNotActive: 'hold_not_active',
+  /** A hold that keeps credits under a payment dispute: only the dispute's outcome ends it. */
+  holdManagedByDispute: 'hold_managed_by_dispute',
   subscriptionNotActive: 'subscription_not_active',
   alreadySubscribed: 'already_subscribed',
   idempotencyKeyReused: 'idempotency_key_reused',

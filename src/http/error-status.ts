@@ -30,6 +30,7 @@ export function statusOfErrorCode(code: ErrorCode): number {
     case 'already_exists':
     case 'grant_not_active':
     case 'hold_not_active':
+    case 'hold_managed_by_dispute':
     case 'subscription_not_active':
     case 'already_subscribed':
     case 'request_in_progress':

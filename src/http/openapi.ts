@@ -59,10 +59,16 @@ export const ROUTE_ERRORS: Readonly<Record<OperationKey, readonly ErrorCode[]>> 
   'POST /v1/holds/{hold_id}/capture': [
     'not_found',
     'hold_not_active',
+    'hold_managed_by_dispute',
     'insufficient_credits',
     'amount_out_of_range',
   ],
-  'POST /v1/holds/{hold_id}/release': ['not_found', 'hold_not_active', 'amount_out_of_range'],
+  'POST /v1/holds/{hold_id}/release': [
+    'not_found',
+    'hold_not_active',
+    'hold_managed_by_dispute',
+    'amount_out_of_range',
+  ],
   'POST /v1/debits/{id}/reverse': [
     'not_found',
     'nothing_to_reverse',

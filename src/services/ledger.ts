@@ -218,6 +218,21 @@ async function requireHold(reads: ReadOperations, workspaceId: string, holdId: s
   return hold;
 }
 
+/**
+ * A hold placed by a payment dispute (`charge.dispute.created`) keeps the disputed credits until the
+ * dispute closes; releasing or capturing it through the API would let a customer spend credits
+ * whose payment is contested, so only the dispute's outcome may end it.
+ */
+function refuseDisputeHold(hold: HoldState): void {
+  const disputeId = hold.metadata['stripe_dispute_id'];
+  if (disputeId === undefined) return;
+  throw new BurndownError(
+    ErrorCode.holdManagedByDispute,
+    `hold ${hold.id} keeps credits under payment dispute ${String(disputeId)}; it ends when the dispute closes`,
+    { hold_id: hold.id, stripe_dispute_id: disputeId },
+  );
+}
+
 /** Captures (part of) a hold; see {@link CreditLedger.capture}. */
 export async function captureHold(
   ctx: ServiceContext,
@@ -233,6 +248,7 @@ export async function captureHold(
   },
 ): Promise<{ debit: DebitRecord; balance: BalanceView } | InsufficientCredits | HoldNotActive> {
   const stored = await requireHold(tx, input.workspaceId, input.holdId);
+  refuseDisputeHold(stored);
   const key = {
     workspaceId: input.workspaceId,
     customerId: stored.customerId,
@@ -267,6 +283,7 @@ export async function releaseHold(
   input: { workspaceId: string; holdId: string; now: Instant },
 ): Promise<HoldState | HoldNotActive> {
   const stored = await requireHold(tx, input.workspaceId, input.holdId);
+  refuseDisputeHold(stored);
   const key = {
     workspaceId: input.workspaceId,
     customerId: stored.customerId,

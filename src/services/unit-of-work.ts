@@ -129,6 +129,7 @@ const REFUSAL_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   ErrorCode.subscriptionNotActive,
   ErrorCode.grantNotActive,
   ErrorCode.holdNotActive,
+  ErrorCode.holdManagedByDispute,
   ErrorCode.nothingToReverse,
   ErrorCode.reversalExceedsBurn,
 ]);

@@ -367,6 +367,16 @@ for (const dialect of DIALECTS) {
       expect(await balance()).toEqual({ available: '0', held: '100', overage: '0' });
       // Burns cannot reach held credits.
       expect((await t.post('/v1/customers/acme/debits', { amount: '1' })).statusCode).toBe(402);
+      // Only the dispute's outcome ends its hold: the API can neither release nor capture it.
+      const holdEntry = (await t.get('/v1/customers/acme/ledger?order=desc'))
+        .json()
+        .data.find((e: { type: string }) => e.type === 'hold');
+      for (const action of ['release', 'capture']) {
+        const refused = await t.post(`/v1/holds/${holdEntry.ref}/${action}`, {});
+        expect(refused.statusCode, refused.body).toBe(409);
+        expect(refused.json().error.code).toBe('hold_managed_by_dispute');
+      }
+      expect(await balance()).toEqual({ available: '0', held: '100', overage: '0' });
       // Far in the future the dispute hold is still there: no TTL while disputed.
       t.clock.advance(90 * 86_400_000);
       expect((await balance()).held).toBe('100');

@@ -9364,7 +9364,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "hold_not_active" | "request_in_progress";
+                            code: "hold_not_active" | "hold_managed_by_dispute" | "request_in_progress";
                             message: string;
                             details: {
                                 [key: string]: unknown;
@@ -9772,7 +9772,7 @@ export interface operations {
                     "application/json": {
                         error: {
                             /** @enum {string} */
-                            code: "hold_not_active" | "request_in_progress";
+                            code: "hold_not_active" | "hold_managed_by_dispute" | "request_in_progress";
                             message: string;
                             details: {
                                 [key: string]: unknown;
