@@ -6,7 +6,7 @@ import { type Instant, parseInstant } from '../domain/time/instant.js';
 import type { WriteOperations } from '../ports/storage.js';
 import { customerLockKey, DEFAULT_CREDIT_TYPE, type ServiceContext } from './context.js';
 import { LedgerSession } from './ledger-session.js';
-import { command, type WriteCommand } from './unit-of-work.js';
+import { audited, command, type WriteCommand } from './unit-of-work.js';
 
 /**
  * CSV imports for migrating from another system: customers, grants, and opening balances.
@@ -416,10 +416,25 @@ export function importCommand(
     ...new Set(input.rows.map((r) => (r.kind === 'customer' ? r.externalId : r.customerId))),
   ].sort();
   const lockKeys = customers.map((c) => customerLockKey(input.workspaceId, c));
-  return command(lockKeys.length === 0 ? `${input.workspaceId}/#imports` : lockKeys, async (tx, now) => {
-    const results = await writeImport(ctx, tx, input, now);
-    return summarise(input.kind, false, results);
-  });
+  // An import is an administrative change: one audit record names what it created.
+  return audited(
+    command(lockKeys.length === 0 ? `${input.workspaceId}/#imports` : lockKeys, async (tx, now) => {
+      const results = await writeImport(ctx, tx, input, now);
+      return summarise(input.kind, false, results);
+    }),
+    (result) => ({
+      workspaceId: input.workspaceId,
+      action: `import.${input.kind}`,
+      targetType: 'import',
+      targetId: input.kind,
+      before: null,
+      after: {
+        created: result.created,
+        unchanged: result.unchanged,
+        objects: result.rows.filter((r) => r.status === 'created').map((r) => r.objectId),
+      },
+    }),
+  );
 }
 
 async function writeImport(

@@ -8,7 +8,7 @@ import {
 } from '../domain/revenue/recognition.js';
 import type { RevenuePolicies } from '../ports/storage.js';
 import type { ServiceContext } from './context.js';
-import { command } from './unit-of-work.js';
+import { auditedChange, command } from './unit-of-work.js';
 
 /** The lock of a workspace's revenue settings (rare edits; one at a time). */
 const revenueSettingsLockKey = (workspaceId: string) => `${workspaceId}/#revenue-settings`;
@@ -49,10 +49,21 @@ export async function getRevenuePolicies(
 
 /** Sets the workspace's default breakage policy. */
 export const setWorkspaceRevenuePolicyCommand = (input: { workspaceId: string; policy: BreakagePolicy }) =>
-  command(revenueSettingsLockKey(input.workspaceId), async (tx, now) => {
-    await tx.finance.putRevenuePolicy(input.workspaceId, null, input.policy, now);
-    return { policy: input.policy };
-  });
+  auditedChange(
+    command(revenueSettingsLockKey(input.workspaceId), async (tx, now) => {
+      await tx.finance.putRevenuePolicy(input.workspaceId, null, input.policy, now);
+      return { policy: input.policy };
+    }),
+    async (tx) => (await tx.finance.revenuePolicies(input.workspaceId)).workspaceDefault,
+    (value, before) => ({
+      workspaceId: input.workspaceId,
+      action: 'revenue_policy.updated',
+      targetType: 'workspace',
+      targetId: input.workspaceId,
+      before,
+      after: value.policy,
+    }),
+  );
 
 /** Overrides (or, with a null policy, stops overriding) the breakage policy of one credit pack (404 if unknown). */
 export const setPackRevenuePolicyCommand = (input: {
@@ -60,10 +71,22 @@ export const setPackRevenuePolicyCommand = (input: {
   packId: string;
   policy: BreakagePolicy | null;
 }) =>
-  command(revenueSettingsLockKey(input.workspaceId), async (tx, now) => {
-    if (!(await tx.plans.getCreditPack(input.workspaceId, input.packId))) {
-      throw notFound('credit pack', input.packId);
-    }
-    await tx.finance.putRevenuePolicy(input.workspaceId, input.packId, input.policy, now);
-    return { policy: input.policy };
-  });
+  auditedChange(
+    command(revenueSettingsLockKey(input.workspaceId), async (tx, now) => {
+      if (!(await tx.plans.getCreditPack(input.workspaceId, input.packId))) {
+        throw notFound('credit pack', input.packId);
+      }
+      await tx.finance.putRevenuePolicy(input.workspaceId, input.packId, input.policy, now);
+      return { policy: input.policy };
+    }),
+    async (tx) => (await tx.finance.revenuePolicies(input.workspaceId)).byPack.get(input.packId) ?? null,
+    (value, before) => ({
+      workspaceId: input.workspaceId,
+      action:
+        value.policy === null ? 'credit_pack_revenue_policy.deleted' : 'credit_pack_revenue_policy.updated',
+      targetType: 'credit_pack',
+      targetId: input.packId,
+      before,
+      after: value.policy,
+    }),
+  );

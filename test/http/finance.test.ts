@@ -266,6 +266,19 @@ for (const dialect of DIALECTS) {
       ).toBe(204);
       const atExpiry = await report(`from=${FROM}&to=${mid}&currency=USD`);
       expect(atExpiry.rows[0]).toMatchObject({ breakage: '0.00', closing_deferred: '7.00' });
+      // Each policy change is in the audit log with what it replaced; the refused ones are not.
+      const audit = (await ok(t.get('/v1/audit-log?target_type=credit_pack&target_id=usd-100'))).data.filter(
+        (r: { action: string }) => r.action.startsWith('credit_pack_revenue_policy.'),
+      );
+      expect(audit.map((r: { action: string }) => r.action)).toEqual([
+        'credit_pack_revenue_policy.updated',
+        'credit_pack_revenue_policy.deleted',
+      ]);
+      expect(audit[0]).toMatchObject({
+        before: null,
+        after: { policy: 'proportional', expectedBreakageRate: '0.2' },
+      });
+      expect(audit[1]).toMatchObject({ before: { policy: 'proportional' }, after: null });
     });
 
     it('refuses a bad range; answers reports to a reports:read key, not to a read key, and imports to neither', async () => {
@@ -444,6 +457,17 @@ for (const dialect of DIALECTS) {
       expect((await csv('/v1/customers', 'id\nx\n')).statusCode).toBe(415);
       const json = await t.post('/v1/imports?kind=customers', { id: 'x' });
       expect([json.statusCode, json.json().error.code]).toEqual([415, 'unsupported_media_type']);
+      // Applied imports are audited (one record each, naming what they created); refused ones are not.
+      const imports = (await ok(t.get('/v1/audit-log?target_type=import'))).data;
+      expect(imports.map((r: { action: string }) => r.action)).toEqual([
+        'import.customers',
+        'import.customers',
+        'import.grants',
+        'import.grants',
+        'import.opening_balances',
+        'import.opening_balances',
+      ]);
+      expect(imports[0].after).toMatchObject({ created: 2 });
     });
   });
 }
