@@ -14,6 +14,7 @@ import type { CreditLedger } from '../domain/ledger/credit-ledger.js';
 import { formatInstant, type Instant } from '../domain/time/instant.js';
 import type { LedgerKey, WriteOperations } from '../ports/storage.js';
 import type { ServiceContext } from './context.js';
+import { appendFacts, type OutboxMessage } from './outbox.js';
 
 /**
  * Balance facts (docs/design.md, "Balance alerts"): `balance.low`, `balance.recovered`,
@@ -71,7 +72,7 @@ export async function appendBalanceFacts(
   const after = pointOf(ledger);
   const before = was.point;
   const key: LedgerKey = { workspaceId, customerId: ledger.customerId, creditType: ledger.creditType };
-  const facts: Fact[] = [];
+  const facts: OutboxMessage[] = [];
   const fact = (type: string, data: Record<string, unknown>): void => {
     facts.push({
       workspaceId,
@@ -114,7 +115,7 @@ export async function appendBalanceFacts(
   }
   // A ledger saved twice in one transaction reports only what changed since the first save.
   loaded.set(ledger, { point: after, open: openGrantIds(ledger) });
-  await appendToOutbox(ctx, tx, now, facts);
+  await appendFacts(ctx, tx, now, facts);
 }
 
 function expiredGrantFacts(
@@ -145,35 +146,4 @@ function expiredGrantFacts(
 /** A threshold as events and the API show it. */
 export function thresholdView(t: BalanceThreshold): { id: string; kind: ThresholdKind; value: string } {
   return { id: t.id, kind: t.kind, value: t.value.toString() };
-}
-
-/** A fact of one customer's ledger (the shape of unit-of-work's OutboxMessage). */
-interface Fact {
-  readonly workspaceId: string;
-  readonly type: string;
-  readonly customerId: string;
-  readonly data: Readonly<Record<string, unknown>>;
-}
-
-/**
- * What unit-of-work's `appendFacts` does (an `evt_` id, the write's instant), written here because
- * unit-of-work depends on the ledger services that persist through this module (an import cycle).
- */
-async function appendToOutbox(
-  ctx: ServiceContext,
-  tx: WriteOperations,
-  now: Instant,
-  facts: readonly Fact[],
-) {
-  if (facts.length === 0) return;
-  await tx.outbox.append(
-    facts.map((f) => ({
-      id: ctx.ids.newId('evt'),
-      workspaceId: f.workspaceId,
-      type: f.type,
-      customerId: f.customerId,
-      occurredAt: now,
-      data: f.data,
-    })),
-  );
 }
