@@ -47,6 +47,12 @@ if (file) {
       }
     };
   }
+  // In-process harnesses (bench/cpu-per-op.mjs) reset the totals when their measured window starts
+  // and get them written when the process exits.
+  globalThis.__burndownSqlTimingReset = () => totals.clear();
+  process.on('exit', () => {
+    writeFileSync(file, JSON.stringify({ seq: -1, at: Date.now(), statements: Object.fromEntries(totals) }));
+  });
   let seq = 0;
   process.on('SIGUSR2', () => {
     seq += 1;

@@ -2,7 +2,7 @@ import { Amount } from '../domain/amount/amount.js';
 import { invalidRequest, notFound } from '../domain/errors.js';
 import type { CreditLedger, ReversalRecord, ReversalRefused } from '../domain/ledger/credit-ledger.js';
 import type { BalanceView } from '../domain/ledger/types.js';
-import { ratingPeriodStart } from '../domain/rating/rate.js';
+import { pricingUsesPeriodUsage, ratingPeriodStart } from '../domain/rating/rate.js';
 import type { Instant } from '../domain/time/instant.js';
 import type { LedgerKey, ListedEvent, WriteOperations } from '../ports/storage.js';
 import type { ServiceContext } from './context.js';
@@ -10,6 +10,7 @@ import { recordFeatureUsage } from './entitlements.js';
 import { openCustomerLedger } from './ledger.js';
 import { persistLedger } from './ledger-persistence.js';
 import { featuresByRate } from './metering.js';
+import { compilePricing } from './pricing.js';
 
 /** Longest reason a correction may carry (it is kept with the debit as its audit trail). */
 export const MAX_REASON_LENGTH = 1000;
@@ -151,9 +152,14 @@ export async function reverseEvent(
   const period = ratingPeriodStart(event.time);
   for (const burn of burns) {
     if (!burn.quantity.isPositive()) continue;
-    const used = await tx.getRateUsage(workspaceId, event.customerId, burn.rateId, period);
-    const left = Amount.max(Amount.ZERO, used.minus(burn.quantity));
-    await tx.setRateUsage(workspaceId, event.customerId, burn.rateId, period, left);
+    const rate = await tx.getRate(workspaceId, burn.rateId);
+    // Only graduated rates count period usage (see pricingUsesPeriodUsage); a counter some older
+    // version kept for a flat rate is read by nothing, so it is left as it is.
+    if (rate === null || pricingUsesPeriodUsage(compilePricing(rate.pricing))) {
+      const used = await tx.getRateUsage(workspaceId, event.customerId, burn.rateId, period);
+      const left = Amount.max(Amount.ZERO, used.minus(burn.quantity));
+      await tx.setRateUsage(workspaceId, event.customerId, burn.rateId, period, left);
+    }
     const featureId = features.get(burn.rateId);
     if (featureId === undefined) continue;
     await recordFeatureUsage(ctx, tx, {

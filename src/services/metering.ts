@@ -16,6 +16,7 @@ import {
 import {
   priceBound,
   priceQuantity,
+  pricingUsesPeriodUsage,
   type RateDefinition,
   rateEvent,
   rateMatches,
@@ -528,6 +529,7 @@ class Burner {
     const usage = new Map<string, { rateId: string; period: Instant; quantity: Amount }>();
     for (const { rate, quantity, bound } of priced) {
       credits.set(rate.creditType, (credits.get(rate.creditType) ?? Amount.ZERO).plus(bound));
+      if (!pricingUsesPeriodUsage(rate.pricing)) continue;
       const period = ratingPeriodStart(event.time);
       const key = `${rate.id}/${period}`;
       const entry = usage.get(key) ?? { rateId: rate.id, period, quantity: Amount.ZERO };
@@ -566,18 +568,23 @@ class Burner {
 
   /** Rates one stored event with one rate; burns its credits (with overage) and records the burn once. */
   async burn(event: StoredEvent, rate: RateDefinition, quantity: Amount): Promise<void> {
-    const period = ratingPeriodStart(event.time);
-    const usageKey = `${rate.id}/${period}`;
-    let usage = this.usage.get(usageKey);
-    if (!usage) {
-      const quantity = await this.rateUsageStored(rate.id, period, usageKey);
-      usage = { rateId: rate.id, period, quantity };
-      this.usage.set(usageKey, usage);
-    }
-    const credits = priceQuantity(rate.pricing, quantity, usage.quantity);
-    usage.quantity = usage.quantity.plus(quantity);
-    if (!usage.quantity.isWithinAccountRange()) {
-      throw amountOutOfRange(`the usage of rate "${rate.id}" in this period`, { rate_id: rate.id });
+    let credits: Amount;
+    if (pricingUsesPeriodUsage(rate.pricing)) {
+      const period = ratingPeriodStart(event.time);
+      const usageKey = `${rate.id}/${period}`;
+      let usage = this.usage.get(usageKey);
+      if (!usage) {
+        const quantity = await this.rateUsageStored(rate.id, period, usageKey);
+        usage = { rateId: rate.id, period, quantity };
+        this.usage.set(usageKey, usage);
+      }
+      credits = priceQuantity(rate.pricing, quantity, usage.quantity);
+      usage.quantity = usage.quantity.plus(quantity);
+      if (!usage.quantity.isWithinAccountRange()) {
+        throw amountOutOfRange(`the usage of rate "${rate.id}" in this period`, { rate_id: rate.id });
+      }
+    } else {
+      credits = priceQuantity(rate.pricing, quantity, Amount.ZERO);
     }
     const featureId = this.featureOfRate.get(rate.id) ?? null;
     if (featureId !== null) {
@@ -753,8 +760,10 @@ export async function quoteEvents(
     for (const { rate, meter } of rules.byEventType.get(event.type) ?? []) {
       const period = ratingPeriodStart(time);
       const key = `${rate.id}/${period}`;
-      const before =
-        usage.get(key) ?? (await reads.getRateUsage(input.workspaceId, input.customerId, rate.id, period));
+      const before = !pricingUsesPeriodUsage(rate.pricing)
+        ? Amount.ZERO
+        : (usage.get(key) ??
+          (await reads.getRateUsage(input.workspaceId, input.customerId, rate.id, period)));
       const rated = rateEvent(rate, meter, { type: event.type, data: event.data }, before);
       if (rated === null) continue;
       usage.set(key, before.plus(rated.quantity));

@@ -36,6 +36,16 @@ export function rateMatches(rate: RateDefinition, meter: MeterDefinition, data: 
 }
 
 /**
+ * Whether a pricing's price depends on the usage earlier in the rating period (graduated tiers
+ * only). Rates never change once created, so usage counters are kept only for rates where this
+ * holds: a per-unit or package rate prices every event alone, and counting its usage would cost
+ * two statements per event for nothing.
+ */
+export function pricingUsesPeriodUsage(pricing: Pricing): boolean {
+  return pricing.kind === 'tiers';
+}
+
+/**
  * Credits for one event of `quantity`, given the customer's usage of this rate earlier in the
  * same period (`usageBefore`, used by graduated tiers only).
  *
