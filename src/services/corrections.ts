@@ -88,12 +88,15 @@ export async function reverseDebit(
   await persistLedger(ctx, tx, workspaceId, ledger, now);
   const { featureId } = target.debit;
   if (featureId !== null && outcome.quantityReturned?.isPositive()) {
-    // The use goes back to the usage counter of the period it was counted in (the debit's time).
+    // The use goes back to the usage counter of the period it was counted in: the debit's time,
+    // or for a capture, the period its held check counted it in (the hold may have been taken in
+    // an earlier period than the capture).
+    const hold = target.debit.holdId === null ? null : await tx.getHold(workspaceId, target.debit.holdId);
     await recordFeatureUsage(ctx, tx, {
       workspaceId,
       customerId: target.debit.customerId,
       featureId,
-      uses: [{ at: target.debit.createdAt, quantity: outcome.quantityReturned }],
+      uses: [{ at: hold?.usage?.periodStart ?? target.debit.createdAt, quantity: outcome.quantityReturned }],
       giveBack: true,
     });
   }

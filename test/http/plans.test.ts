@@ -616,6 +616,50 @@ for (const dialect of DIALECTS) {
       expect((await check('11')).reason).toBe('limit_reached');
     });
 
+    it('reversing the capture of a held check gives its usage back, to the period the check counted it in', async () => {
+      await open('2026-01-01T00:00:00.000Z');
+      await hybridSetup();
+      await ok(
+        t.post('/v1/plans', {
+          id: 'limited',
+          entitlements: [{ feature_id: 'gpt-x', usage_limit: { amount: '10', period: 'P1D' } }],
+          allowances: [{ amount: '1000', period: 'P1M' }],
+        }),
+      );
+      await ok(t.post('/v1/customers/acme/subscriptions', { plan_id: 'limited' }));
+      const check = (quantity: string, hold?: object) =>
+        ok(
+          t.post('/v1/check', {
+            customer_id: 'acme',
+            feature_id: 'gpt-x',
+            quantity,
+            ...(hold ? { hold } : {}),
+          }),
+          200,
+        );
+      // Held on day 1 (10 of 10), captured on day 2, reversed on day 2: day 1's counter gets it back.
+      t.clock.advance(23 * 3_600_000 + 55 * 60_000); // 23:55 on day 1
+      const held = await check('10', { ttl_seconds: 900 });
+      expect((await check('1')).reason).toBe('limit_reached');
+      t.clock.advance(10 * 60_000); // 00:05 on day 2
+      const captured = await ok(t.post(`/v1/holds/${held.hold_id}/capture`, {}));
+      await check('4', {}); // day 2's own use (a held check counts it)
+      expect((await check('7')).reason).toBe('limit_reached');
+      await ok(t.post(`/v1/debits/${captured.id}/reverse`, { reason: 'check captured by mistake' }));
+      // Day 2 is unchanged by the reversal (4 used), so 7 more is still past the limit.
+      expect((await check('7')).reason).toBe('limit_reached');
+      expect((await check('6')).allowed).toBe(true);
+      // The same on one day: a captured check's reversal frees the limit at once.
+      t.clock.advance(86_400_000);
+      const again = await check('10', { ttl_seconds: 60 });
+      const capturedAgain = await ok(t.post(`/v1/holds/${again.hold_id}/capture`, {}));
+      expect((await check('1')).reason).toBe('limit_reached');
+      await ok(
+        t.post(`/v1/debits/${capturedAgain.id}/reverse`, { reason: 'refund', amount: capturedAgain.amount }),
+      );
+      expect((await check('10')).allowed).toBe(true);
+    });
+
     it('refuses two allowances with one key and a rate priced by two features', async () => {
       await open('2026-01-01T00:00:00.000Z');
       await hybridSetup();

@@ -1,6 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { Amount } from '../../src/domain/amount/amount.js';
 import { CreditLedger } from '../../src/domain/ledger/credit-ledger.js';
@@ -55,6 +56,60 @@ describe('SQLite write-through ledger cache', () => {
     await b.close();
   });
 
+  it('writes the balances row from the cached head exactly as the upsert would, through rollbacks and other connections', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'burndown-cache-')), 'db.sqlite');
+    const a = await SqliteStorage.open({ path, checkpointInterval: 3 });
+    const b = await SqliteStorage.open({ path, checkpointInterval: 3 });
+    const raw = new BetterSqlite3(path, { readonly: true });
+    const row = () =>
+      raw
+        .prepare('SELECT issued, since_checkpoint, checkpoint_at FROM balances WHERE customer_id = ?')
+        .get('c') as { issued: string; since_checkpoint: number; checkpoint_at: number | null };
+    // What the row must say: the entries recorded after the ledger's last checkpoint.
+    const expectedSince = () =>
+      (
+        raw
+          .prepare(
+            `SELECT COUNT(*) AS n FROM entries WHERE customer_id = 'c' AND seq > COALESCE(
+               (SELECT MAX(seq) FROM ledger_checkpoints WHERE customer_id = 'c'), 0)`,
+          )
+          .get() as { n: number }
+      ).n;
+    for (let i = 1; i <= 8; i++) {
+      await grant(i % 4 === 0 ? b : a, '1'); // every fourth write by the other connection
+      expect(row().since_checkpoint).toBe(expectedSince());
+      // A job that saves and then fails leaves neither its row change nor its head in the cache.
+      await expect(
+        a.write('c', async (tx) => {
+          const ledger = new CreditLedger(await tx.loadLedgerForUpdate(key), ids);
+          ledger.grant(
+            {
+              amount: Amount.parse('100'),
+              category: 'paid',
+              priority: 1,
+              effectiveAt: T0,
+              expiresAt: null,
+              costBasis: null,
+              appliesTo: null,
+              description: null,
+              metadata: {},
+            },
+            T0,
+          );
+          await tx.saveLedger('ws', ledger, T0);
+          throw new Error('refused after saving');
+        }),
+      ).rejects.toThrow('refused after saving');
+      expect(row().since_checkpoint).toBe(expectedSince());
+    }
+    expect(row().issued).toBe('-8');
+    expect(row().checkpoint_at).not.toBeNull();
+    expect(await available(a)).toBe('8');
+    raw.close();
+    await a.close();
+    await b.close();
+  });
+
   it('keeps staged state only for jobs and batches that commit', () => {
     let version = 1;
     const cache = new LedgerCache(() => version);
@@ -73,27 +128,36 @@ describe('SQLite write-through ledger cache', () => {
       holds: [],
     });
     const issued = () => cache.getLedger(key)?.accounts.issued.toString();
+    const head = (since: number) => ({ exists: true, sinceCheckpoint: since, checkpointAt: null });
     cache.beforeBatch();
-    cache.stageLoaded(key, snapshot('1'));
+    cache.stageLoaded(key, snapshot('1'), head(1));
     expect(issued()).toBe('-1'); // visible to its own job
+    expect(cache.getHead(key)?.sinceCheckpoint).toBe(1);
     cache.jobFailed();
     expect(issued()).toBeUndefined();
-    cache.stageLoaded(key, snapshot('2'));
+    expect(cache.getHead(key)).toBeNull(); // the head rolls back with its ledger
+    cache.stageLoaded(key, snapshot('2'), head(2));
     cache.jobSucceeded();
     expect(issued()).toBe('-2'); // visible to later jobs of the batch
+    cache.stageHead(key, head(5));
+    expect(cache.getHead(key)?.sinceCheckpoint).toBe(5);
+    cache.jobFailed();
+    expect(cache.getHead(key)?.sinceCheckpoint).toBe(2); // a failed job's head change is dropped
     cache.batchFailed();
     expect(issued()).toBeUndefined();
     cache.beforeBatch();
-    cache.stageLoaded(key, snapshot('3'));
+    cache.stageLoaded(key, snapshot('3'), head(3));
     cache.jobSucceeded();
     cache.batchCommitted();
     expect(issued()).toBe('-3');
+    expect(cache.getHead(key)?.sinceCheckpoint).toBe(3);
     const copy = cache.getLedger(key)!;
     copy.accounts.issued = Amount.parse('-99');
     expect(issued()).toBe('-3'); // callers get private copies
     version = 2; // another connection committed
     cache.beforeBatch();
     expect(issued()).toBeUndefined();
+    expect(cache.getHead(key)).toBeNull();
   });
 
   it('keeps a credit type only once its job and batch commit, and forgets it when another connection commits', () => {

@@ -494,7 +494,8 @@ export class CreditLedger {
       overage: shortfall,
       holdId: hold.id,
       featureId: hold.featureId,
-      quantity: null,
+      // What the held check counted against the feature's usage limit: a reversal gives it back.
+      quantity: hold.featureId === null ? null : (hold.usage?.quantity ?? null),
       createdAt: now,
       description: input.description ?? hold.description,
       metadata: input.metadata ?? hold.metadata,

@@ -31,6 +31,19 @@ export const Q = {
        overage = excluded.overage, clawed_back = excluded.clawed_back, updated_at = excluded.updated_at,
        since_checkpoint = balances.since_checkpoint + excluded.since_checkpoint
      RETURNING since_checkpoint, checkpoint_at`,
+  /**
+   * The balances write of a writer that knows the row exists and its checkpoint count (the SQLite
+   * writer's ledger cache): no conflict resolution and no RETURNING, about half the upsert's cost.
+   */
+  updateBalances: `UPDATE balances SET issued = ?, consumed = ?, expired = ?, voided = ?, overage = ?,
+       clawed_back = ?, updated_at = ?, since_checkpoint = ?
+     WHERE workspace_id = ? AND customer_id = ? AND credit_type = ?`,
+  /** The balances write of a ledger that has no row yet (same writer as {@link updateBalances}). */
+  insertBalances: `INSERT INTO balances (workspace_id, customer_id, credit_type, issued, consumed, expired, voided, overage, clawed_back, updated_at, since_checkpoint)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  /** What {@link upsertBalances} answers, read when a ledger is loaded from the database. */
+  balancesHead:
+    'SELECT since_checkpoint, checkpoint_at FROM balances WHERE workspace_id = ? AND customer_id = ? AND credit_type = ?',
   /** The greatest (at, seq) of a ledger: where a checkpoint written now cuts. */
   lastEntryOfLedger: `SELECT at, seq FROM entries WHERE workspace_id = ? AND customer_id = ? AND credit_type = ?
      ORDER BY at DESC, seq DESC LIMIT 1`,

@@ -110,6 +110,27 @@ export interface CheckpointHead {
   readonly checkpoint_at: number | string | null;
 }
 
+/**
+ * A ledger's balances row as its checkpoint upkeep sees it: whether the row exists, the entries
+ * recorded since the last checkpoint, and that checkpoint's instant (null: none yet).
+ */
+export interface LedgerHead {
+  readonly exists: boolean;
+  readonly sinceCheckpoint: number;
+  readonly checkpointAt: Instant | null;
+}
+
+/** The head of a ledger with no balances row yet. */
+export const NO_LEDGER_HEAD: LedgerHead = { exists: false, sinceCheckpoint: 0, checkpointAt: null };
+
+function ledgerHeadOf(row: CheckpointHead): LedgerHead {
+  return {
+    exists: true,
+    sinceCheckpoint: Number(row.since_checkpoint),
+    checkpointAt: row.checkpoint_at === null ? null : Number(row.checkpoint_at),
+  };
+}
+
 /** The parts of a resume key of a known shape; a key of another shape is a 400, never a 500. */
 export function resumeKeyParts(key: ResumeKey, arity: number): readonly string[] {
   if (key.length !== arity) throw invalidRequest('cursor is not one this server issued', { field: 'cursor' });
@@ -705,10 +726,55 @@ export class SqlWrites extends SqlReads implements WriteOperations {
   }
 
   async saveLedger(workspaceId: string, ledger: CreditLedger, now: Instant): Promise<void> {
+    await this.saveLedgerWithHead(workspaceId, ledger, now, null);
+  }
+
+  /**
+   * Saves a ledger and answers its balances row's checkpoint bookkeeping afterwards. With `known`
+   * (the head as of this transaction, which a writer that caches ledgers under their lock can
+   * keep), the balances row is written by a plain UPDATE or INSERT; without it, by the upsert that
+   * answers the head.
+   */
+  protected async saveLedgerWithHead(
+    workspaceId: string,
+    ledger: CreditLedger,
+    now: Instant,
+    known: LedgerHead | null,
+  ): Promise<LedgerHead> {
     const [balances, ...rest] = this.ledgerStatements(workspaceId, ledger, now);
-    const head = await this.db.get<CheckpointHead>(balances!.sql, balances!.params);
+    let head: CheckpointHead | undefined;
+    if (known === null) {
+      head = await this.db.get<CheckpointHead>(balances!.sql, balances!.params);
+    } else {
+      const since = known.sinceCheckpoint + ledger.newEntries.length;
+      const p = balances!.params;
+      if (known.exists) {
+        await this.db.run(Q.updateBalances, [
+          p[3],
+          p[4],
+          p[5],
+          p[6],
+          p[7],
+          p[8],
+          p[9],
+          since,
+          p[0],
+          p[1],
+          p[2],
+        ]);
+      } else {
+        await this.db.run(Q.insertBalances, p);
+      }
+      head = { since_checkpoint: since, checkpoint_at: known.checkpointAt };
+    }
     for (const { sql, params } of rest) await this.db.run(sql, params);
-    await this.maintainCheckpoints(workspaceId, ledger, head);
+    return this.maintainCheckpoints(workspaceId, ledger, head);
+  }
+
+  /** A ledger's checkpoint bookkeeping as its balances row holds it (absent row: `exists` false). */
+  protected async readLedgerHead(key: LedgerKey): Promise<LedgerHead> {
+    const row = await this.db.get<CheckpointHead>(Q.balancesHead, ledgerParams(key));
+    return row === undefined ? NO_LEDGER_HEAD : ledgerHeadOf(row);
   }
 
   /**
@@ -776,8 +842,10 @@ export class SqlWrites extends SqlReads implements WriteOperations {
     workspaceId: string,
     ledger: CreditLedger,
     head: CheckpointHead | undefined,
-  ): Promise<void> {
-    if (!head || ledger.newEntries.length === 0) return;
+  ): Promise<LedgerHead> {
+    if (!head) return NO_LEDGER_HEAD;
+    const unchanged = ledgerHeadOf(head);
+    if (ledger.newEntries.length === 0) return unchanged;
     const params = [workspaceId, ledger.customerId, ledger.creditType];
     const checkpointAt = head.checkpoint_at === null ? null : Number(head.checkpoint_at);
     if (checkpointAt !== null) {
@@ -802,12 +870,13 @@ export class SqlWrites extends SqlReads implements WriteOperations {
         }
       }
     }
-    if (Number(head.since_checkpoint) < checkpointIntervalOf(ledger, this.checkpointInterval)) return;
+    if (Number(head.since_checkpoint) < checkpointIntervalOf(ledger, this.checkpointInterval))
+      return unchanged;
     const last = await this.db.get<{ at: number | string; seq: number | string }>(
       Q.lastEntryOfLedger,
       params,
     );
-    if (!last) return;
+    if (!last) return unchanged;
     await this.db.run(Q.putCheckpoint, [
       ...params,
       last.at,
@@ -815,6 +884,7 @@ export class SqlWrites extends SqlReads implements WriteOperations {
       JSON.stringify(checkpointBalancesOf(ledger)),
     ]);
     await this.db.run(Q.checkpointWritten, [last.at, ...params]);
+    return { exists: true, sinceCheckpoint: 0, checkpointAt: Number(last.at) };
   }
 
   async insertCustomer(c: Customer): Promise<boolean> {

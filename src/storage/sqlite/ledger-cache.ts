@@ -2,6 +2,7 @@ import type { CreditLedger, CreditLedgerSnapshot } from '../../domain/ledger/cre
 import type { GrantState, HoldState } from '../../domain/ledger/types.js';
 import type { CreditType, Customer, LedgerKey, MeterRecord, RateRecord } from '../../ports/storage.js';
 import { isGrantOpen } from '../rows.js';
+import type { LedgerHead } from '../sql/sql-store.js';
 import type { CommitObserver } from './group-commit.js';
 
 /** A workspace's meters and rates as stored. */
@@ -10,9 +11,15 @@ export type RatingRulesRecord = {
   readonly rates: readonly RateRecord[];
 };
 
+/**
+ * A cached ledger: its state, and its balances row's checkpoint bookkeeping as of the same moment
+ * (null when unknown: the next save learns it from the upsert).
+ */
+type CachedLedger = { readonly snapshot: CreditLedgerSnapshot; readonly head: LedgerHead | null };
+
 /** In `rules`, null marks a workspace whose rules changed in this layer (lower layers are stale). */
 type Layer = {
-  ledgers: Map<string, CreditLedgerSnapshot>;
+  ledgers: Map<string, CachedLedger>;
   customers: Map<string, Customer>;
   creditTypes: Map<string, CreditType>;
   rules: Map<string, RatingRulesRecord | null>;
@@ -98,28 +105,49 @@ export class LedgerCache implements CommitObserver {
 
   private lastDataVersion: number;
 
+  private find(key: LedgerKey): CachedLedger | undefined {
+    const k = ledgerKeyOf(key);
+    return this.job.ledgers.get(k) ?? this.batch.ledgers.get(k) ?? this.committed.ledgers.get(k);
+  }
+
   /** The ledger as of the current transaction, as a private copy, or undefined if not cached. */
   getLedger(key: LedgerKey): CreditLedgerSnapshot | undefined {
-    const k = ledgerKeyOf(key);
-    const found = this.job.ledgers.get(k) ?? this.batch.ledgers.get(k) ?? this.committed.ledgers.get(k);
-    return found ? cloneSnapshot(found) : undefined;
+    const found = this.find(key);
+    return found ? cloneSnapshot(found.snapshot) : undefined;
   }
 
-  /** Stages a ledger just loaded from the database (copied). */
-  stageLoaded(key: LedgerKey, snapshot: CreditLedgerSnapshot): void {
-    this.job.ledgers.set(ledgerKeyOf(key), cloneSnapshot(snapshot));
+  /** The cached ledger's checkpoint bookkeeping, or null when the ledger or its head is not cached. */
+  getHead(key: LedgerKey): LedgerHead | null {
+    return this.find(key)?.head ?? null;
   }
 
-  /** Stages the state a ledger reached after it was saved: its open grants and active holds. */
-  stageSaved(workspaceId: string, ledger: CreditLedger): void {
+  /** Stages a ledger just loaded from the database (copied), with its head read at the same time. */
+  stageLoaded(key: LedgerKey, snapshot: CreditLedgerSnapshot, head: LedgerHead | null): void {
+    this.job.ledgers.set(ledgerKeyOf(key), { snapshot: cloneSnapshot(snapshot), head });
+  }
+
+  /**
+   * Stages the state a ledger reached after it was saved (its open grants and active holds) and
+   * the head its save left.
+   */
+  stageSaved(workspaceId: string, ledger: CreditLedger, head: LedgerHead | null): void {
     const key = { workspaceId, customerId: ledger.customerId, creditType: ledger.creditType };
     this.job.ledgers.set(ledgerKeyOf(key), {
-      customerId: ledger.customerId,
-      creditType: ledger.creditType,
-      accounts: { ...ledger.accounts },
-      grants: [...ledger.grants.values()].filter(isGrantOpen).map(cloneGrant),
-      holds: [...ledger.holds.values()].filter((h) => h.status === 'active').map(cloneHold),
+      snapshot: {
+        customerId: ledger.customerId,
+        creditType: ledger.creditType,
+        accounts: { ...ledger.accounts },
+        grants: [...ledger.grants.values()].filter(isGrantOpen).map(cloneGrant),
+        holds: [...ledger.holds.values()].filter((h) => h.status === 'active').map(cloneHold),
+      },
+      head,
     });
+  }
+
+  /** Replaces the head of a cached ledger (a checkpoint backfill moved `checkpoint_at`). */
+  stageHead(key: LedgerKey, head: LedgerHead | null): void {
+    const found = this.find(key);
+    if (found) this.job.ledgers.set(ledgerKeyOf(key), { snapshot: found.snapshot, head });
   }
 
   getCustomer(workspaceId: string, customerId: string): Customer | undefined {

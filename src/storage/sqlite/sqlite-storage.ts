@@ -51,13 +51,24 @@ class CachedSqliteWrites extends SqlWrites {
     const cached = this.cache.getLedger(key);
     if (cached) return cached;
     const loaded = await super.loadLedgerForUpdate(key);
-    this.cache.stageLoaded(key, loaded);
+    this.cache.stageLoaded(key, loaded, await this.readLedgerHead(key));
     return loaded;
   }
 
+  /**
+   * This connection is the only writer and the cache is transactional, so the cached head is the
+   * row's: the balances row is written without conflict resolution or RETURNING.
+   */
   override async saveLedger(workspaceId: string, ledger: CreditLedger, now: Instant): Promise<void> {
-    await super.saveLedger(workspaceId, ledger, now);
-    this.cache.stageSaved(workspaceId, ledger);
+    const key = { workspaceId, customerId: ledger.customerId, creditType: ledger.creditType };
+    const head = await this.saveLedgerWithHead(workspaceId, ledger, now, this.cache.getHead(key));
+    this.cache.stageSaved(workspaceId, ledger, head);
+  }
+
+  override async fillCheckpointGap(key: LedgerKey, at: Instant, budget: number): Promise<number> {
+    const written = await super.fillCheckpointGap(key, at, budget);
+    if (written > 0) this.cache.stageHead(key, await this.readLedgerHead(key));
+    return written;
   }
 
   override async getCustomer(workspaceId: string, customerId: string): Promise<Customer | null> {
