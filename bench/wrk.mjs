@@ -11,7 +11,8 @@
 //
 // Knobs: BENCH_SECONDS (10), BENCH_WARMUP_SECONDS (2), BENCH_CONNECTIONS (50; events: BENCH_EVENT_CONNECTIONS, 6),
 // BENCH_CUSTOMERS (1000, 12 grants each for debits and checks), BENCH_EVENT_CUSTOMERS (10000),
-// BENCH_BATCH (1000), BENCH_QUIET_WAIT_SECONDS (10), BENCH_WRK (path of wrk, default `wrk`).
+// BENCH_BATCH (1000), BENCH_QUIET_WAIT_SECONDS (10), BENCH_WRK (path of wrk, default `wrk`),
+// BENCH_PROFILE (1: profile the server; summarise with cpuprofile-top.mjs).
 // Writes bench/results/latest-wrk.json.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -180,7 +181,13 @@ async function measure(label, url, pid, script, connections, dir) {
 }
 
 async function startBurndown(dbPath) {
-  const bd = startChild('burndown', [cli, 'serve'], {
+  // BENCH_PROFILE=1: the server runs under --cpu-prof (written to results/profile/ when it stops);
+  // profiled figures are slowed down, do not quote them.
+  const profile =
+    process.env.BENCH_PROFILE === '1'
+      ? ['--cpu-prof', `--cpu-prof-dir=${join(here, 'results', 'profile')}`]
+      : [];
+  const bd = startChild('burndown', [...profile, cli, 'serve'], {
     PORT: '0',
     BURNDOWN_API_KEY: API_KEY,
     BURNDOWN_DATABASE_URL: `sqlite:${dbPath}`,

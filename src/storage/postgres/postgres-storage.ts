@@ -32,7 +32,6 @@ import {
 import { DEFAULT_CHECKPOINT_INTERVAL } from '../sql/checkpoints.js';
 import type { SqlExecutor } from '../sql/executor.js';
 import { readOperationalGauges } from '../sql/gauges.js';
-import { Q } from '../sql/queries.js';
 import {
   type CheckpointHead,
   findDueLedgers,
@@ -257,33 +256,30 @@ class PgWrites extends SqlWrites {
    * while the order in which sibling CTEs run is unspecified.
    */
   override async saveLedger(workspaceId: string, ledger: CreditLedger, now: Instant): Promise<void> {
-    const all = this.ledgerStatements(workspaceId, ledger, now);
-    const entries = all.filter((st) => st.sql === Q.insertEntry);
-    const debits = all.filter((st) => st.sql === Q.insertDebit);
-    const statements = all.filter((st) => st.sql !== Q.insertEntry && st.sql !== Q.insertDebit);
-    const debitRow = `(${DEBIT_COLUMNS.map(() => '?').join(', ')})`;
-    for (let i = 0; i < debits.length; i += ENTRY_ROWS_PER_INSERT) {
-      const rows = debits.slice(i, i + ENTRY_ROWS_PER_INSERT);
-      statements.push({
-        sql: `INSERT INTO debits (${DEBIT_COLUMNS.join(', ')}) VALUES ${rows.map(() => debitRow).join(', ')}`,
-        params: rows.flatMap((st) => st.params),
-      });
-    }
-    const row = `(${ENTRY_COLUMNS.map(() => '?').join(', ')})`;
-    for (let i = 0; i < entries.length; i += ENTRY_ROWS_PER_INSERT) {
-      const rows = entries.slice(i, i + ENTRY_ROWS_PER_INSERT);
-      statements.push({
-        sql: `INSERT INTO entries (${ENTRY_COLUMNS.join(', ')}) VALUES ${rows.map(() => row).join(', ')}`,
-        params: rows.flatMap((st) => st.params),
-      });
-    }
+    const writes = this.ledgerWrites(workspaceId, ledger, now);
+    // Each part is a list of statements; entry INSERTs never share a pack with each other, so
+    // their order is the sending order.
+    const parts: { statement: SqlStatement; entries: boolean }[] = [
+      { statement: writes.balances, entries: false },
+      ...writes.updates.map((statement) => ({ statement, entries: false })),
+      ...multiRowInserts('debits', DEBIT_COLUMNS, writes.debitRows).map((statement) => ({
+        statement,
+        entries: false,
+      })),
+      ...multiRowInserts('entries', ENTRY_COLUMNS, writes.entryRows).map((statement) => ({
+        statement,
+        entries: true,
+      })),
+    ];
     // Pack consecutive statements into CTEs under the parameter limit; packs run in order.
     let pack: SqlStatement[] = [];
+    let packHasEntries = false;
     let packParams = 0;
-    // The balances upsert comes first and answers with the checkpoint bookkeeping.
+    // The balances upsert comes first (w0 of the first pack) and answers with the checkpoint head.
     let head: CheckpointHead | undefined;
+    let first = true;
     const flush = async () => {
-      const withHead = pack[0]?.sql === Q.upsertBalances;
+      const withHead = first && pack.length > 0;
       if (pack.length === 1 && withHead) {
         [head] = await this.pg.allOnce<CheckpointHead>(pack[0]!.sql, pack[0]!.params);
       } else if (pack.length === 1) await this.pg.runOnce(pack[0]!.sql, pack[0]!.params);
@@ -296,24 +292,40 @@ class PgWrites extends SqlWrites {
         );
         if (withHead) head = rows[0];
       }
+      if (pack.length > 0) first = false;
       pack = [];
+      packHasEntries = false;
       packParams = 0;
     };
-    for (const statement of statements) {
-      const isEntries = statement.sql.startsWith('INSERT INTO entries');
-      // Entry INSERTs never share a pack with each other, so their order is the sending order.
-      if (
-        packParams + statement.params.length > MAX_PARAMS_PER_STATEMENT ||
-        (isEntries && pack.some((st) => st.sql.startsWith('INSERT INTO entries')))
-      ) {
+    for (const { statement, entries } of parts) {
+      if (packParams + statement.params.length > MAX_PARAMS_PER_STATEMENT || (entries && packHasEntries)) {
         await flush();
       }
       pack.push(statement);
+      packHasEntries ||= entries;
       packParams += statement.params.length;
     }
     await flush();
     await this.maintainCheckpoints(workspaceId, ledger, head);
   }
+}
+
+/** Multi-row INSERTs of `rows` (in order), at most {@link ENTRY_ROWS_PER_INSERT} rows each. */
+function multiRowInserts(
+  table: string,
+  columns: readonly string[],
+  rows: readonly (readonly unknown[])[],
+): SqlStatement[] {
+  const row = `(${columns.map(() => '?').join(', ')})`;
+  const out: SqlStatement[] = [];
+  for (let i = 0; i < rows.length; i += ENTRY_ROWS_PER_INSERT) {
+    const part = rows.slice(i, i + ENTRY_ROWS_PER_INSERT);
+    out.push({
+      sql: `INSERT INTO ${table} (${columns.join(', ')}) VALUES ${part.map(() => row).join(', ')}`,
+      params: part.flat(),
+    });
+  }
+  return out;
 }
 
 /**

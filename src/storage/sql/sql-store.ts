@@ -591,6 +591,18 @@ export interface SqlStatement {
   readonly params: readonly unknown[];
 }
 
+/** What persisting one ledger writes, by part (see {@link SqlWrites.ledgerWrites}). */
+export interface LedgerWrites {
+  /** The balances upsert ({@link Q.upsertBalances}; answers the checkpoint head). */
+  readonly balances: SqlStatement;
+  /** Changed grants and holds, and debits whose reversed parts changed: distinct rows, any order. */
+  readonly updates: readonly SqlStatement[];
+  /** New debits, as rows of {@link DEBIT_COLUMNS}. */
+  readonly debitRows: readonly (readonly unknown[])[];
+  /** New entries in recording order, as rows of {@link ENTRY_COLUMNS}. */
+  readonly entryRows: readonly (readonly unknown[])[];
+}
+
 /** Writes shared by every SQL dialect; the adapter decides how transactions and locks work. */
 export class SqlWrites extends SqlReads implements WriteOperations {
   declare readonly plans: PlanWriteOperations;
@@ -666,14 +678,27 @@ export class SqlWrites extends SqlReads implements WriteOperations {
   }
 
   /**
-   * The statements that persist what a ledger recorded: cached balances, changed grants and holds,
-   * new debits and entries. Independent of each other (no two touch the same row), so a dialect
-   * may send them together.
+   * What persisting a ledger writes, grouped by how a dialect may send it: the balances row first
+   * (its upsert answers the checkpoint head), then independent row updates (no two touch the same
+   * row), then the new debits and entries as parameter rows of {@link Q.insertDebit} and
+   * {@link Q.insertEntry} (columns {@link DEBIT_COLUMNS}, {@link ENTRY_COLUMNS}), in recording
+   * order. A dialect that can insert many rows in one statement batches them; the others insert
+   * each row. Named parts, so no adapter has to recognise a statement by its SQL text.
    */
-  protected ledgerStatements(workspaceId: string, ledger: CreditLedger, now: Instant): SqlStatement[] {
+  protected ledgerWrites(workspaceId: string, ledger: CreditLedger, now: Instant): LedgerWrites {
     const a = ledger.accounts;
-    const statements: SqlStatement[] = [
-      {
+    const updates: SqlStatement[] = [];
+    for (const grant of ledger.changedGrants) updates.push(this.grantStatement(workspaceId, ledger, grant));
+    for (const hold of ledger.changedHolds)
+      updates.push({ sql: Q.upsertHold, params: holdToParams(workspaceId, hold) });
+    for (const target of ledger.reversedDebits) {
+      updates.push({
+        sql: Q.updateDebitReversed,
+        params: [reversedToJson(target.reversed), target.debit.id],
+      });
+    }
+    return {
+      balances: {
         sql: Q.upsertBalances,
         params: [
           workspaceId,
@@ -689,40 +714,24 @@ export class SqlWrites extends SqlReads implements WriteOperations {
           ledger.newEntries.length,
         ],
       },
-    ];
-    for (const grant of ledger.changedGrants)
-      statements.push(this.grantStatement(workspaceId, ledger, grant));
-    for (const hold of ledger.changedHolds)
-      statements.push({ sql: Q.upsertHold, params: holdToParams(workspaceId, hold) });
-    for (const debit of ledger.newDebits)
-      statements.push({ sql: Q.insertDebit, params: debitToParams(workspaceId, debit) });
-    for (const target of ledger.reversedDebits) {
-      statements.push({
-        sql: Q.updateDebitReversed,
-        params: [reversedToJson(target.reversed), target.debit.id],
-      });
-    }
-    for (const e of ledger.newEntries) {
-      statements.push({
-        sql: Q.insertEntry,
-        params: [
-          e.id,
-          workspaceId,
-          e.customerId,
-          e.creditType,
-          e.type,
-          e.amount.toString(),
-          e.fromAccount,
-          e.toAccount,
-          e.grantId,
-          e.ref,
-          e.at,
-          e.balanceAfter.toString(),
-          now,
-        ],
-      });
-    }
-    return statements;
+      updates,
+      debitRows: ledger.newDebits.map((debit) => debitToParams(workspaceId, debit)),
+      entryRows: ledger.newEntries.map((e) => [
+        e.id,
+        workspaceId,
+        e.customerId,
+        e.creditType,
+        e.type,
+        e.amount.toString(),
+        e.fromAccount,
+        e.toAccount,
+        e.grantId,
+        e.ref,
+        e.at,
+        e.balanceAfter.toString(),
+        now,
+      ]),
+    };
   }
 
   async saveLedger(workspaceId: string, ledger: CreditLedger, now: Instant): Promise<void> {
@@ -741,13 +750,14 @@ export class SqlWrites extends SqlReads implements WriteOperations {
     now: Instant,
     known: LedgerHead | null,
   ): Promise<LedgerHead> {
-    const [balances, ...rest] = this.ledgerStatements(workspaceId, ledger, now);
+    const writes = this.ledgerWrites(workspaceId, ledger, now);
+    const balances = writes.balances;
     let head: CheckpointHead | undefined;
     if (known === null) {
-      head = await this.db.get<CheckpointHead>(balances!.sql, balances!.params);
+      head = await this.db.get<CheckpointHead>(balances.sql, balances.params);
     } else {
       const since = known.sinceCheckpoint + ledger.newEntries.length;
-      const p = balances!.params;
+      const p = balances.params;
       if (known.exists) {
         await this.db.run(Q.updateBalances, [
           p[3],
@@ -767,7 +777,9 @@ export class SqlWrites extends SqlReads implements WriteOperations {
       }
       head = { since_checkpoint: since, checkpoint_at: known.checkpointAt };
     }
-    for (const { sql, params } of rest) await this.db.run(sql, params);
+    for (const { sql, params } of writes.updates) await this.db.run(sql, params);
+    for (const params of writes.debitRows) await this.db.run(Q.insertDebit, params);
+    for (const params of writes.entryRows) await this.db.run(Q.insertEntry, params);
     return this.maintainCheckpoints(workspaceId, ledger, head);
   }
 
