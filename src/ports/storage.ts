@@ -324,13 +324,18 @@ export interface PlanReadOperations {
   getAutoTopUp(workspaceId: string, customerId: string): Awaitable<AutoTopUp | null>;
   /**
    * What every burn needs to know about its customer beyond the ledger, in one round trip:
-   * whether a subscription reset is due, and the auto top-up rule.
+   * whether a subscription reset is due, the auto top-up rule, and whether any balance threshold
+   * (the workspace's or the customer's own) may apply, so a save skips reading thresholds when none can.
    */
   customerUpkeep(
     workspaceId: string,
     customerId: string,
     now: Instant,
-  ): Awaitable<{ readonly subscriptionsDue: boolean; readonly autoTopUp: AutoTopUp | null }>;
+  ): Awaitable<{
+    readonly subscriptionsDue: boolean;
+    readonly autoTopUp: AutoTopUp | null;
+    readonly balanceThresholds: boolean;
+  }>;
   /** Usage of a feature counted in one usage-limit period (zero when none). */
   getFeatureUsage(
     workspaceId: string,

@@ -33,15 +33,20 @@ import { appendFacts, type OutboxMessage } from './outbox.js';
 
 interface Loaded {
   point: BalancePoint;
+  /** Whether a threshold may apply (false when the write's upkeep read found none for the customer). */
+  thresholds: boolean;
   /** Grants open when loaded (or granted since): only their closing by expiry is news. */
   open: Set<string>;
 }
 
 const loaded = new WeakMap<CreditLedger, Loaded>();
 
-/** Remembers the balance a ledger had when it was loaded for update (call right after loading). */
-export function noteLoaded(ledger: CreditLedger): void {
-  loaded.set(ledger, { point: pointOf(ledger), open: openGrantIds(ledger) });
+/**
+ * Remembers the balance a ledger had when it was loaded for update (call right after loading),
+ * and whether a balance threshold may apply to its customer (default: assume so and read them).
+ */
+export function noteLoaded(ledger: CreditLedger, thresholds = true): void {
+  loaded.set(ledger, { point: pointOf(ledger), open: openGrantIds(ledger), thresholds });
 }
 
 function pointOf(ledger: CreditLedger): BalancePoint {
@@ -92,7 +97,7 @@ export async function appendBalanceFacts(
   }
   if (!before.available.equals(after.available) || !before.overageOwed.equals(after.overageOwed)) {
     const moved = { balance_before: before.available.toString(), balance_after: after.available.toString() };
-    const candidates = await tx.alerts.thresholdsForLedger(key);
+    const candidates = was.thresholds ? await tx.alerts.thresholdsForLedger(key) : [];
     if (candidates.length > 0) {
       const applicable = applicableThresholds(ledger.customerId, candidates as ArmedThreshold[]);
       const granted = applicable.some((a) => a.threshold.kind === 'percent')
@@ -114,7 +119,7 @@ export async function appendBalanceFacts(
       fact('overage.started', { ...moved, overage: after.overageOwed.toString() });
   }
   // A ledger saved twice in one transaction reports only what changed since the first save.
-  loaded.set(ledger, { point: after, open: openGrantIds(ledger) });
+  loaded.set(ledger, { point: after, open: openGrantIds(ledger), thresholds: was.thresholds });
   await appendFacts(ctx, tx, now, facts);
 }
 

@@ -4,6 +4,14 @@ import type { WriteOperations } from '../ports/storage.js';
 import type { ServiceContext } from './context.js';
 import { renewDueSubscriptions } from './subscriptions.js';
 
+/** What a customer's writes need to know beyond its ledgers, read once per write. */
+export interface PreparedCustomer {
+  /** The auto top-up rule a burn may trigger. */
+  readonly autoTopUp: AutoTopUp | null;
+  /** Whether any balance threshold may apply to the customer (false: saves skip reading them). */
+  readonly balanceThresholds: boolean;
+}
+
 /**
  * What every write for a customer does first: apply the subscription resets due by `now` (so a
  * burn right after a reset draws on the new allowance), and fetch the auto top-up rule the burn
@@ -15,8 +23,8 @@ export async function prepareCustomer(
   workspaceId: string,
   customerId: string,
   now: Instant,
-): Promise<AutoTopUp | null> {
+): Promise<PreparedCustomer> {
   const upkeep = await tx.plans.customerUpkeep(workspaceId, customerId, now);
   if (upkeep.subscriptionsDue) await renewDueSubscriptions(ctx, tx, workspaceId, customerId, now);
-  return upkeep.autoTopUp;
+  return { autoTopUp: upkeep.autoTopUp, balanceThresholds: upkeep.balanceThresholds };
 }

@@ -45,9 +45,11 @@ export class LedgerSession {
     customer: { readonly workspaceId: string; readonly customerId: string },
     now: Instant,
   ): Promise<LedgerSession> {
-    const autoTopUp = await prepareCustomer(ctx, tx, customer.workspaceId, customer.customerId, now);
-    const ledgers = new CustomerLedgers(ctx, tx, customer.workspaceId, customer.customerId);
-    return new LedgerSession(ctx, tx, ledgers, now, autoTopUp);
+    const prepared = await prepareCustomer(ctx, tx, customer.workspaceId, customer.customerId, now);
+    const ledgers = new CustomerLedgers(ctx, tx, customer.workspaceId, customer.customerId, {
+      balanceThresholds: prepared.balanceThresholds,
+    });
+    return new LedgerSession(ctx, tx, ledgers, now, prepared.autoTopUp);
   }
 
   get workspaceId(): string {

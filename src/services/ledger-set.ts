@@ -19,6 +19,8 @@ export class CustomerLedgers {
     private readonly tx: WriteOperations,
     readonly workspaceId: string,
     readonly customerId: string,
+    /** What this write already knows of the customer (a session read it with the upkeep). */
+    private readonly known: { readonly balanceThresholds: boolean } = { balanceThresholds: true },
   ) {}
 
   /** Whether the ledger of this credit type is loaded already. */
@@ -32,7 +34,7 @@ export class CustomerLedgers {
     if (!ledger) {
       const key = { workspaceId: this.workspaceId, customerId: this.customerId, creditType };
       ledger = new CreditLedger(await this.tx.loadLedgerForUpdate(key), this.ctx.ids);
-      noteLoaded(ledger);
+      noteLoaded(ledger, this.known.balanceThresholds);
       this.ledgers.set(creditType, ledger);
     }
     return ledger;

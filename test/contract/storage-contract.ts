@@ -383,7 +383,11 @@ export function describeStorageContract(dialect: string, open: () => Promise<Sto
       expect(rest.nextAfter).toBeNull();
       expect(plain(await read.getAutoTopUp('ws1', 'acme'))).toEqual(plain({ ...rule, countInPeriod: 3 }));
       expect(plain(await read.customerUpkeep('ws1', 'acme', T0))).toEqual(
-        plain({ subscriptionsDue: false, autoTopUp: { ...rule, countInPeriod: 3 } }),
+        plain({
+          balanceThresholds: false,
+          subscriptionsDue: false,
+          autoTopUp: { ...rule, countInPeriod: 3 },
+        }),
       );
       expect((await read.getFeatureUsage('ws1', 'acme', 'gpt-x', T0)).toString()).toBe('123456789012.5');
       expect((await read.getFeatureUsage('ws1', 'acme', 'gpt-x', T0 + 1)).toString()).toBe('0');

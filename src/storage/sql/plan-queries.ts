@@ -53,7 +53,8 @@ export const PQ = {
   customerUpkeep: `SELECT
        (SELECT COUNT(*) FROM subscriptions WHERE workspace_id = ? AND customer_id = ?
           AND next_due_at IS NOT NULL AND next_due_at <= ?) AS due,
-       (SELECT body FROM auto_top_ups WHERE workspace_id = ? AND customer_id = ?) AS auto_top_up`,
+       (SELECT body FROM auto_top_ups WHERE workspace_id = ? AND customer_id = ?) AS auto_top_up,
+       (SELECT COUNT(*) FROM balance_thresholds WHERE workspace_id = ? AND customer_id IN (?, '')) AS thresholds`,
   deleteAutoTopUp: 'DELETE FROM auto_top_ups WHERE workspace_id = ? AND customer_id = ?',
   putAutoTopUp: `INSERT INTO auto_top_ups (workspace_id, customer_id, body) VALUES (?, ?, ?)
      ON CONFLICT (workspace_id, customer_id) DO UPDATE SET body = excluded.body`,
@@ -156,15 +157,14 @@ export class PlanReads implements PlanReadOperations {
     workspaceId: string,
     customerId: string,
     now: Instant,
-  ): Promise<{ subscriptionsDue: boolean; autoTopUp: AutoTopUp | null }> {
-    const row = await this.db.get<{ due: number | string; auto_top_up: string | null }>(PQ.customerUpkeep, [
-      workspaceId,
-      customerId,
-      now,
-      workspaceId,
-      customerId,
-    ]);
+  ): Promise<{ subscriptionsDue: boolean; autoTopUp: AutoTopUp | null; balanceThresholds: boolean }> {
+    const row = await this.db.get<{
+      due: number | string;
+      auto_top_up: string | null;
+      thresholds: number | string;
+    }>(PQ.customerUpkeep, [workspaceId, customerId, now, workspaceId, customerId, workspaceId, customerId]);
     return {
+      balanceThresholds: Number(row?.thresholds ?? 1) > 0,
       subscriptionsDue: Number(row?.due ?? 0) > 0,
       autoTopUp: row?.auto_top_up ? autoTopUpFromJson(workspaceId, customerId, row.auto_top_up) : null,
     };
