@@ -293,6 +293,15 @@ export interface StoredEntry extends LedgerEntry {
   readonly recordedAt: Instant;
 }
 
+/**
+ * A ledger entry as an export writes it: its amounts are their canonical decimal text (what
+ * `Amount.toString()` gives), so an export of millions of entries parses no amount per row.
+ */
+export interface ExportedEntry extends Omit<StoredEntry, 'amount' | 'balanceAfter'> {
+  readonly amount: string;
+  readonly balanceAfter: string;
+}
+
 /** The ledger of one customer and credit type, identified for loading and locking. */
 export interface LedgerKey {
   readonly workspaceId: string;
@@ -422,8 +431,8 @@ export interface FinanceReadOperations {
     kind: string,
     externalIds: readonly string[],
   ): Awaitable<readonly ImportRecord[]>;
-  /** Ledger entries in recording (`seq`) order. */
-  exportEntries(query: ExportQuery, page: PageRequest): Awaitable<Page<StoredEntry>>;
+  /** Ledger entries in recording (`seq`) order, amounts as text (see {@link ExportedEntry}). */
+  exportEntries(query: ExportQuery, page: PageRequest): Awaitable<Page<ExportedEntry>>;
   /** Grants in id order. */
   exportGrants(
     query: ExportQuery,
