@@ -425,6 +425,14 @@ export interface FinanceReadOperations {
     page: PageRequest,
   ): Awaitable<Page<GrantState>>;
   revenuePolicies(workspaceId: string): Awaitable<RevenuePolicies>;
+  /**
+   * The breakage policies recorded on these grants when they were sold (see
+   * {@link FinanceWriteOperations.insertGrantRevenuePolicy}), by grant id; grants without one are left out.
+   */
+  grantRevenuePolicies(
+    workspaceId: string,
+    grantIds: readonly string[],
+  ): Awaitable<ReadonlyMap<string, BreakagePolicy>>;
   /** What earlier imports created for these external ids of one kind (unknown ids are left out). */
   importRecords(
     workspaceId: string,
@@ -454,6 +462,13 @@ export interface FinanceWriteOperations extends FinanceReadOperations {
     now: Instant,
   ): Awaitable<void>;
   insertImportRecord(record: ImportRecord): Awaitable<void>;
+  /** Records the breakage policy in force when a paid grant was sold, so later settings do not reach it. */
+  insertGrantRevenuePolicy(
+    workspaceId: string,
+    grantId: string,
+    policy: BreakagePolicy,
+    now: Instant,
+  ): Awaitable<void>;
 }
 
 /** Reads that see only committed data. */

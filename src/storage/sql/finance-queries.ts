@@ -34,6 +34,10 @@ export const FQ = {
   deleteRevenuePolicy: 'DELETE FROM revenue_policies WHERE workspace_id = ? AND pack_id = ?',
   importRecord: `SELECT kind, external_id, object_id, created_at FROM import_records
      WHERE workspace_id = ? AND kind = ? AND external_id = ?`,
+  grantRevenuePolicy: `SELECT policy, expected_breakage_rate FROM grant_revenue_policies
+     WHERE workspace_id = ? AND grant_id = ?`,
+  insertGrantRevenuePolicy: `INSERT INTO grant_revenue_policies (workspace_id, grant_id, policy, expected_breakage_rate,
+     recorded_at) VALUES (?, ?, ?, ?, ?)`,
   insertImportRecord: `INSERT INTO import_records (workspace_id, kind, external_id, object_id, created_at)
      VALUES (?, ?, ?, ?, ?)`,
 } as const;
@@ -168,6 +172,28 @@ export class FinanceReads implements FinanceReadOperations {
       else byPack.set(row.pack_id, policy);
     }
     return { workspaceDefault, byPack };
+  }
+
+  async grantRevenuePolicies(
+    workspaceId: string,
+    grantIds: readonly string[],
+  ): Promise<ReadonlyMap<string, BreakagePolicy>> {
+    const found = new Map<string, BreakagePolicy>();
+    // One point read per grant through one prepared statement (a report asks for one ledger's
+    // paid grants at a time: a handful).
+    for (const grantId of grantIds) {
+      const row = await this.db.get<{ policy: string; expected_breakage_rate: string }>(
+        FQ.grantRevenuePolicy,
+        [workspaceId, grantId],
+      );
+      if (row) {
+        found.set(grantId, {
+          policy: row.policy as BreakagePolicyName,
+          expectedBreakageRate: Amount.parse(String(row.expected_breakage_rate)),
+        });
+      }
+    }
+    return found;
   }
 
   async importRecords(
@@ -315,6 +341,21 @@ export class FinanceWrites extends FinanceReads implements FinanceWriteOperation
     await this.db.run(FQ.putRevenuePolicy, [
       workspaceId,
       key,
+      policy.policy,
+      policy.expectedBreakageRate.toString(),
+      now,
+    ]);
+  }
+
+  async insertGrantRevenuePolicy(
+    workspaceId: string,
+    grantId: string,
+    policy: BreakagePolicy,
+    now: number,
+  ): Promise<void> {
+    await this.db.run(FQ.insertGrantRevenuePolicy, [
+      workspaceId,
+      grantId,
       policy.policy,
       policy.expectedBreakageRate.toString(),
       now,
