@@ -284,13 +284,15 @@ for (const dialect of DIALECTS) {
       await ok(t.post('/v1/customers/beta/debits', { amount: '10' }), 201);
       const betaIn = async () =>
         (
-          await report(
-            `from=${iso(T0 + 41 * DAY)}&to=${iso(T0 + 42 * DAY)}&currency=USD&group_by=customer`,
-          )
+          await report(`from=${iso(T0 + 41 * DAY)}&to=${iso(T0 + 42 * DAY)}&currency=USD&group_by=customer`)
         ).rows.find((r) => r.group === 'beta');
       expect(await betaIn()).toMatchObject({ additions: '10.00', recognised: '1.00', breakage: '1.00' });
       await setDefault({ breakage_policy: 'at_expiry' });
-      expect(await betaIn()).toMatchObject({ recognised: '1.00', breakage: '1.00', closing_deferred: '8.00' });
+      expect(await betaIn()).toMatchObject({
+        recognised: '1.00',
+        breakage: '1.00',
+        closing_deferred: '8.00',
+      });
       expect(await report(`from=${FROM}&to=${mid}&currency=USD`)).toMatchObject({
         rows: [{ breakage: '0.75', closing_deferred: '6.25' }],
       });
