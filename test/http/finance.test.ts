@@ -457,7 +457,27 @@ for (const dialect of DIALECTS) {
         'external_id,customer_id,amount,cost_basis_amount,cost_basis_currency\n' +
         'g1,c1,100,10.00,USD\n' +
         'g2,c2,5,,\n';
+      // A dry run writes nothing anywhere: no grant, entry, import record, audit record or fact.
+      const everything = async () =>
+        Promise.all(
+          [
+            '/v1/exports/ledger-entries',
+            '/v1/exports/grants',
+            '/v1/exports/events',
+            '/v1/audit-log?limit=100',
+            '/v1/customers?limit=100',
+          ].map(async (url) => {
+            const res = await t.get(url);
+            expect(res.statusCode, url).toBe(200);
+            return res.body;
+          }),
+        );
+      const beforeDryRun = await everything();
       expect(await ok(csv('/v1/imports?kind=grants&dry_run=true', grantsCsv))).toMatchObject({ created: 2 });
+      expect(await ok(csv('/v1/imports?kind=customers&dry_run=true', 'id\nnew-one\n'))).toMatchObject({
+        created: 1,
+      });
+      expect(await everything()).toEqual(beforeDryRun);
       expect((await ok(t.get('/v1/customers/c1/grants'))).data).toEqual([]);
       const first = await ok(csv('/v1/imports?kind=grants', grantsCsv, { 'idempotency-key': 'imp-1' }));
       expect(first).toMatchObject({ created: 2, unchanged: 0 });
