@@ -663,7 +663,7 @@ CREATE TABLE licensing_keys (
     version: 16,
     name: 'grant_revenue_policies',
     // The breakage policy in force when a paid grant with a cost basis was sold or granted
-    // (docs/design.md "Revenue recognition"): later settings changes do not reach it. Grants
+    // (docs/design.md "Revenue recognition of prepaid credits"): later settings changes do not reach it. Grants
     // created before this table have no row and follow the current settings.
     sql: `
 CREATE TABLE grant_revenue_policies (
