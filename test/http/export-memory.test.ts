@@ -34,7 +34,7 @@ const ENTRIES = Number(process.env['BURNDOWN_EXPORT_ROWS'] ?? 1_000_000);
  */
 const RSS_BOUND_BYTES = 80 * 1024 * 1024;
 /** Sampling period: each sample forces a full collection (tens of ms), so not too often. */
-const SAMPLE_EVERY_MS = 250;
+const SAMPLE_EVERY_MS = 500;
 
 // A full collection before each sample, so the samples count what is held, not garbage that V8
 // has not collected yet (it lets garbage pile up while there is room).
