@@ -265,10 +265,11 @@ async function* encode(
 }
 
 /**
- * Strings `JSON.stringify` writes as they are between quotes: no quote, backslash, control
- * character or surrogate (lone surrogates are escaped; the rest take the slow path, same output).
+ * Strings `JSON.stringify` writes as they are between quotes: only characters from U+0020 up,
+ * without the quote (U+0022), the backslash (U+005C) and surrogates (lone ones are escaped; any
+ * surrogate takes the slow path, same output).
  */
-const PLAIN_JSON_STRING = /^[^"\\\u0000-\u001f\ud800-\udfff]*$/;
+const PLAIN_JSON_STRING = /^[\u0020\u0021\u0023-\u005b\u005d-\ud7ff\ue000-\uffff]*$/;
 
 /**
  * One cell as JSON: strings quoted (escaped by `JSON.stringify` when they need it: testing first
