@@ -109,6 +109,12 @@ export const CreateDebitBody = Type.Object(
       }),
     ),
     quantity: Type.Optional(AmountText),
+    manual: Type.Optional(
+      Type.Boolean({
+        description:
+          "An operator's adjustment, not usage: recorded in the audit log (default false; usage debits are not audited)",
+      }),
+    ),
   },
   { additionalProperties: false },
 );

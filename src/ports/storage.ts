@@ -293,6 +293,15 @@ export interface StoredEntry extends LedgerEntry {
   readonly recordedAt: Instant;
 }
 
+/**
+ * A ledger entry as an export writes it: its amounts are their canonical decimal text (what
+ * `Amount.toString()` gives), so an export of millions of entries parses no amount per row.
+ */
+export interface ExportedEntry extends Omit<StoredEntry, 'amount' | 'balanceAfter'> {
+  readonly amount: string;
+  readonly balanceAfter: string;
+}
+
 /** The ledger of one customer and credit type, identified for loading and locking. */
 export interface LedgerKey {
   readonly workspaceId: string;
@@ -421,14 +430,22 @@ export interface FinanceReadOperations {
     page: PageRequest,
   ): Awaitable<Page<GrantState>>;
   revenuePolicies(workspaceId: string): Awaitable<RevenuePolicies>;
+  /**
+   * The breakage policies recorded on these grants when they were sold (see
+   * {@link FinanceWriteOperations.insertGrantRevenuePolicy}), by grant id; grants without one are left out.
+   */
+  grantRevenuePolicies(
+    workspaceId: string,
+    grantIds: readonly string[],
+  ): Awaitable<ReadonlyMap<string, BreakagePolicy>>;
   /** What earlier imports created for these external ids of one kind (unknown ids are left out). */
   importRecords(
     workspaceId: string,
     kind: string,
     externalIds: readonly string[],
   ): Awaitable<readonly ImportRecord[]>;
-  /** Ledger entries in recording (`seq`) order. */
-  exportEntries(query: ExportQuery, page: PageRequest): Awaitable<Page<StoredEntry>>;
+  /** Ledger entries in recording (`seq`) order, amounts as text (see {@link ExportedEntry}). */
+  exportEntries(query: ExportQuery, page: PageRequest): Awaitable<Page<ExportedEntry>>;
   /** Grants in id order. */
   exportGrants(
     query: ExportQuery,
@@ -450,6 +467,13 @@ export interface FinanceWriteOperations extends FinanceReadOperations {
     now: Instant,
   ): Awaitable<void>;
   insertImportRecord(record: ImportRecord): Awaitable<void>;
+  /** Records the breakage policy in force when a paid grant was sold, so later settings do not reach it. */
+  insertGrantRevenuePolicy(
+    workspaceId: string,
+    grantId: string,
+    policy: BreakagePolicy,
+    now: Instant,
+  ): Awaitable<void>;
 }
 
 /** Reads that see only committed data. */

@@ -91,10 +91,27 @@ export const grantCommand = (
     ({ grant }) => change(input.key.workspaceId, 'grant.created', 'grant', grant.id, null, grant),
   );
 
-export const debitCommand = (ctx: ServiceContext, input: Input<typeof debitCredits>) =>
-  command(customerLockKey(input.key.workspaceId, input.key.customerId), async (tx, now) =>
-    debitCredits(ctx, tx, { ...input, now }),
+/**
+ * A debit. A manual one (`manual: true`: an operator's adjustment, not usage) is an administrative
+ * change and is recorded in the audit log as `debit.created`; usage debits are not (each is an
+ * immutable ledger entry already, and the chain's per-workspace lock would serialise the usage path).
+ */
+export const debitCommand = (
+  ctx: ServiceContext,
+  input: Input<typeof debitCredits> & { readonly manual?: boolean },
+) => {
+  const { manual = false, ...debit } = input;
+  const plain = command(customerLockKey(debit.key.workspaceId, debit.key.customerId), async (tx, now) =>
+    debitCredits(ctx, tx, { ...debit, now }),
   );
+  if (!manual) return plain;
+  return audited(plain, (done) =>
+    change(debit.key.workspaceId, 'debit.created', 'debit', done.debit.id, null, {
+      ...done.debit,
+      manual: true,
+    }),
+  );
+};
 
 export const placeHoldCommand = (ctx: ServiceContext, input: Input<typeof placeHold>) =>
   command(customerLockKey(input.key.workspaceId, input.key.customerId), async (tx, now) =>

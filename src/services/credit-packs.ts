@@ -9,6 +9,7 @@ import { periodContaining } from '../domain/time/periods.js';
 import type { WriteOperations } from '../ports/storage.js';
 import type { ServiceContext } from './context.js';
 import { appendFacts } from './outbox.js';
+import { recordGrantRevenuePolicy } from './revenue.js';
 import { purchaseCreatedFact } from './webhook-facts.js';
 
 const DAY_MS = 86_400_000;
@@ -77,6 +78,7 @@ export async function buyPacks(
     createdAt: now,
   };
   await tx.plans.insertPurchase(purchase);
+  await recordGrantRevenuePolicy(tx, input.workspaceId, grant, now);
   await appendFacts(ctx, tx, now, [purchaseCreatedFact(purchase)]);
   return { purchase, grant };
 }

@@ -6,6 +6,7 @@ import { type Instant, parseInstant } from '../domain/time/instant.js';
 import type { WriteOperations } from '../ports/storage.js';
 import { customerLockKey, DEFAULT_CREDIT_TYPE, type ServiceContext } from './context.js';
 import { LedgerSession } from './ledger-session.js';
+import { recordGrantRevenuePolicy } from './revenue.js';
 import { audited, command, type WriteCommand } from './unit-of-work.js';
 
 /**
@@ -537,6 +538,7 @@ async function writeImport(
         objectId: grant.id,
         createdAt: now,
       });
+      await recordGrantRevenuePolicy(tx, workspaceId, grant, now);
       results.set(row.row, {
         row: row.row,
         externalId: row.externalId,

@@ -20,6 +20,7 @@ import { recordFeatureUsage } from './entitlements.js';
 import { LedgerSession } from './ledger-session.js';
 import { requireCreditType, requireCustomer } from './lookups.js';
 import { appendFacts } from './outbox.js';
+import { recordGrantRevenuePolicy } from './revenue.js';
 import { grantVoidedFact } from './webhook-facts.js';
 
 /** A refusal the client can act on, returned as a value (and stored for idempotent replay). */
@@ -112,6 +113,7 @@ export async function grantCredits(
   const { session, ledger } = await openCustomerSession(ctx, tx, key, now);
   await requireApplicableFeatures(tx, key.workspaceId, input.grant.appliesTo, 'applies_to');
   const grant = ledger.grant(input.grant, now);
+  await recordGrantRevenuePolicy(tx, key.workspaceId, grant, now);
   await session.save();
   return { grant, balance: ledger.balance(now) };
 }

@@ -18,7 +18,7 @@ import {
   totalsPerCurrency,
 } from '../domain/revenue/report.js';
 import type { Instant } from '../domain/time/instant.js';
-import type { PageRequest, ReadOperations, RevenuePolicies } from '../ports/storage.js';
+import type { PageRequest, ReadOperations, RevenuePolicies, WriteOperations } from '../ports/storage.js';
 import type { ServiceContext } from './context.js';
 
 /** Rows read per storage query while a report walks grants and entries (memory stays flat). */
@@ -62,10 +62,32 @@ export function revenueGrantOf(grant: GrantState): RevenueGrant | null {
   };
 }
 
-/** The policy that applies to a grant: its pack's override, else the workspace default, else `at_expiry`. */
+/**
+ * The policy the current settings give a grant: its pack's override, else the workspace default,
+ * else `at_expiry`. A sold grant keeps the one recorded at its sale instead (see
+ * {@link recordGrantRevenuePolicy}); only grants sold before policies were recorded follow this.
+ */
 export function policyFor(policies: RevenuePolicies, grant: RevenueGrant): BreakagePolicy {
   const own = grant.packId === null ? undefined : policies.byPack.get(grant.packId);
   return own ?? policies.workspaceDefault ?? DEFAULT_BREAKAGE_POLICY;
+}
+
+/**
+ * Records on a grant just sold or granted with a cost basis (a paid grant: a pack purchase, a
+ * grant with `cost_basis`, an import) the breakage policy in force, in the sale's transaction:
+ * changing the workspace's or the pack's policy later changes how later grants are recognised,
+ * never this one. Grants that revenue recognition ignores record nothing.
+ */
+export async function recordGrantRevenuePolicy(
+  tx: WriteOperations,
+  workspaceId: string,
+  grant: GrantState,
+  now: Instant,
+): Promise<void> {
+  const sold = revenueGrantOf(grant);
+  if (sold === null) return;
+  const policies = await tx.finance.revenuePolicies(workspaceId);
+  await tx.finance.insertGrantRevenuePolicy(workspaceId, grant.id, policyFor(policies, sold), now);
 }
 
 /**
@@ -120,8 +142,15 @@ async function foldLedger(
   builder: RevenueReportBuilder,
 ): Promise<void> {
   const first = grants[0]!;
+  const recorded = await reads.finance.grantRevenuePolicies(
+    query.workspaceId,
+    grants.map((g) => g.id),
+  );
   const trackers = new Map<string, GrantRecognition>();
-  for (const g of grants) trackers.set(g.id, new GrantRecognition(g, policyFor(policies, g), boundaries));
+  for (const g of grants) {
+    const policy = recorded.get(g.id) ?? policyFor(policies, g);
+    trackers.set(g.id, new GrantRecognition(g, policy, boundaries));
+  }
   const key = { workspaceId: query.workspaceId, customerId: first.customerId, creditType: first.creditType };
   let page: PageRequest = { after: null, limit: PAGE };
   for (;;) {

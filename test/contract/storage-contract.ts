@@ -836,6 +836,15 @@ export function describeStorageContract(dialect: string, open: () => Promise<Sto
       ]);
       expect((await storage.read.finance.revenuePolicies('ws2')).workspaceDefault).toBeNull();
 
+      // The policy recorded on a grant at its sale: read back per workspace, unknown grants left out.
+      await storage.write('settings', async (tx) =>
+        tx.finance.insertGrantRevenuePolicy('ws1', paid.id, proportional, T0),
+      );
+      expect(
+        plain([...(await storage.read.finance.grantRevenuePolicies('ws1', [paid.id, 'grt_none'])).entries()]),
+      ).toEqual([[paid.id, { policy: 'proportional', expectedBreakageRate: '0.125' }]]);
+      expect((await storage.read.finance.grantRevenuePolicies('ws2', [paid.id])).size).toBe(0);
+
       // Import records: found by external id; a second insert of the same id fails (and rolls back).
       const record = {
         workspaceId: 'ws1',

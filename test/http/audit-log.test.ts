@@ -160,6 +160,32 @@ for (const dialect of DIALECTS) {
       });
     });
 
+    it('records a manual debit (an operator adjustment), not a usage debit nor a refused one', async () => {
+      const t = await start();
+      await t.post('/v1/customers', { id: 'acme' });
+      await t.post('/v1/customers/acme/grants', { amount: '10' });
+      expect((await t.post('/v1/customers/acme/debits', { amount: '1' })).statusCode).toBe(201);
+      const manual = await t.post('/v1/customers/acme/debits', {
+        amount: '2',
+        manual: true,
+        description: 'goodwill correction',
+      });
+      expect(manual.statusCode).toBe(201);
+      const refused = await t.post('/v1/customers/acme/debits', { amount: '100', manual: true });
+      expect(refused.statusCode).toBe(402);
+      const bad = await t.post('/v1/customers/acme/debits', { amount: '1', manual: 'yes' });
+      expect(bad.statusCode).toBe(400);
+      const log = (await t.get('/v1/audit-log')).json().data;
+      expect(log.map((r: { action: string }) => r.action)).toEqual(['grant.created', 'debit.created']);
+      expect(log[1]).toMatchObject({
+        target_type: 'debit',
+        target_id: manual.json().id,
+        before: null,
+        after: { id: manual.json().id, amount: '2', manual: true, description: 'goodwill correction' },
+      });
+      expect(await verifyAuditChains(t.storage.read)).toMatchObject({ ok: true, records: 2 });
+    });
+
     it('keeps one linear chain per workspace under concurrent writes of different customers', async () => {
       const t = await start();
       const customers = Array.from({ length: 12 }, (_, i) => `c${i}`);

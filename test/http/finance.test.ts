@@ -261,11 +261,45 @@ for (const dialect of DIALECTS) {
       // Trued up at expiry: 70 credits expired → breakage 7.00 in total.
       expect(end.totals[0]).toMatchObject({ recognised: '3.00', breakage: '7.00', closing_deferred: '0.00' });
       expect(end.rows.map((r) => r.breakage)).toEqual(['0.75', '6.25']);
+      // The policy in force was recorded on the grant at its sale: removing the override and
+      // changing the workspace default later reach only grants sold afterwards.
       expect(
         (await t.request({ method: 'DELETE', url: '/v1/credit-packs/usd-100/revenue-policy' })).statusCode,
       ).toBe(204);
-      const atExpiry = await report(`from=${FROM}&to=${mid}&currency=USD`);
-      expect(atExpiry.rows[0]).toMatchObject({ breakage: '0.00', closing_deferred: '7.00' });
+      const setDefault = (payload: object) =>
+        ok(
+          t.request({
+            method: 'PUT',
+            url: '/v1/settings/revenue',
+            headers: { 'content-type': 'application/json' },
+            payload,
+          }),
+        );
+      await setDefault({ breakage_policy: 'proportional', expected_breakage_rate: '0.5' });
+      const kept = await report(`from=${FROM}&to=${mid}&currency=USD`);
+      expect(kept.rows[0]).toMatchObject({ recognised: '3.00', breakage: '0.75', closing_deferred: '6.25' });
+      // beta buys under the new default (proportional 0.5): 10 consumed → 10 × 0.5 / 0.5 = 10
+      // credits of expected breakage → 1.00 USD.
+      await ok(t.post('/v1/customers/beta/purchases', { pack_id: 'usd-100', quantity: 1 }), 201);
+      await ok(t.post('/v1/customers/beta/debits', { amount: '10' }), 201);
+      const betaIn = async () =>
+        (
+          await report(`from=${iso(T0 + 41 * DAY)}&to=${iso(T0 + 42 * DAY)}&currency=USD&group_by=customer`)
+        ).rows.find((r) => r.group === 'beta');
+      expect(await betaIn()).toMatchObject({ additions: '10.00', recognised: '1.00', breakage: '1.00' });
+      await setDefault({ breakage_policy: 'at_expiry' });
+      expect(await betaIn()).toMatchObject({
+        recognised: '1.00',
+        breakage: '1.00',
+        closing_deferred: '8.00',
+      });
+      expect(await report(`from=${FROM}&to=${mid}&currency=USD`)).toMatchObject({
+        rows: [{ breakage: '0.75', closing_deferred: '6.25' }],
+      });
+      // A grant sold now, under at_expiry again, recognises no breakage before it expires.
+      await ok(t.post('/v1/customers/beta/purchases', { pack_id: 'usd-100', quantity: 1 }), 201);
+      const both = await betaIn();
+      expect(both).toMatchObject({ additions: '20.00', breakage: '1.00' });
       // Each policy change is in the audit log with what it replaced; the refused ones are not.
       const audit = (await ok(t.get('/v1/audit-log?target_type=credit_pack&target_id=usd-100'))).data.filter(
         (r: { action: string }) => r.action.startsWith('credit_pack_revenue_policy.'),
@@ -423,7 +457,27 @@ for (const dialect of DIALECTS) {
         'external_id,customer_id,amount,cost_basis_amount,cost_basis_currency\n' +
         'g1,c1,100,10.00,USD\n' +
         'g2,c2,5,,\n';
+      // A dry run writes nothing anywhere: no grant, entry, import record, audit record or fact.
+      const everything = async () =>
+        Promise.all(
+          [
+            '/v1/exports/ledger-entries',
+            '/v1/exports/grants',
+            '/v1/exports/events',
+            '/v1/audit-log?limit=100',
+            '/v1/customers?limit=100',
+          ].map(async (url) => {
+            const res = await t.get(url);
+            expect(res.statusCode, url).toBe(200);
+            return res.body;
+          }),
+        );
+      const beforeDryRun = await everything();
       expect(await ok(csv('/v1/imports?kind=grants&dry_run=true', grantsCsv))).toMatchObject({ created: 2 });
+      expect(await ok(csv('/v1/imports?kind=customers&dry_run=true', 'id\nnew-one\n'))).toMatchObject({
+        created: 1,
+      });
+      expect(await everything()).toEqual(beforeDryRun);
       expect((await ok(t.get('/v1/customers/c1/grants'))).data).toEqual([]);
       const first = await ok(csv('/v1/imports?kind=grants', grantsCsv, { 'idempotency-key': 'imp-1' }));
       expect(first).toMatchObject({ created: 2, unchanged: 0 });

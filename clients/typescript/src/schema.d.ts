@@ -2612,6 +2612,8 @@ export interface components {
             allow_overage?: boolean;
             feature_id?: string | null;
             quantity?: components["schemas"]["Amount"];
+            /** @description An operator's adjustment, not usage: recorded in the audit log (default false; usage debits are not audited) */
+            manual?: boolean;
         };
         CreateFeatureRequest: {
             /** @description Client-chosen id: 1 to 128 of A-Z a-z 0-9 . _ : - (not "." or "..", no "..") */

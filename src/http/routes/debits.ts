@@ -49,6 +49,7 @@ export function registerDebitRoutes(app: FastifyInstance, { ctx, writer }: Route
           quantity,
           description: body.description ?? null,
           metadata,
+          manual: body.manual ?? false,
         }),
         (done) => ({ status: 201, body: presentDebit(done.debit, done.balance) }),
       );

@@ -660,6 +660,23 @@ CREATE TABLE licensing_keys (
 `,
   },
   {
+    version: 16,
+    name: 'grant_revenue_policies',
+    // The breakage policy in force when a paid grant with a cost basis was sold or granted
+    // (docs/design.md "Revenue recognition of prepaid credits"): later settings changes do not reach it. Grants
+    // created before this table have no row and follow the current settings.
+    sql: `
+CREATE TABLE grant_revenue_policies (
+  workspace_id TEXT NOT NULL,
+  grant_id TEXT NOT NULL,
+  policy TEXT NOT NULL,
+  expected_breakage_rate TEXT NOT NULL,
+  recorded_at INTEGER NOT NULL,
+  PRIMARY KEY (workspace_id, grant_id)
+);
+`,
+  },
+  {
     version: 17,
     name: 'events-by-customer-once',
     // The older (workspace_id, type, customer_id, time) index duplicated events_by_customer_time

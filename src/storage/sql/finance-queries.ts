@@ -1,9 +1,10 @@
 import { Amount } from '../../domain/amount/amount.js';
 import { invalidRequest } from '../../domain/errors.js';
-import type { GrantState } from '../../domain/ledger/types.js';
+import type { AccountName, EntryType, GrantState } from '../../domain/ledger/types.js';
 import type { BreakagePolicy, BreakagePolicyName } from '../../domain/revenue/recognition.js';
 import type {
   EventBurn,
+  ExportedEntry,
   ExportQuery,
   FinanceReadOperations,
   FinanceWriteOperations,
@@ -13,14 +14,11 @@ import type {
   PageRequest,
   ResumeKey,
   RevenuePolicies,
-  StoredEntry,
 } from '../../ports/storage.js';
 import {
   type BurnRow,
   burnFromRow,
-  type EntryRow,
   type EventRow,
-  entryFromRow,
   type GrantRow,
   grantFromRow,
   listedEventFromRow,
@@ -36,9 +34,43 @@ export const FQ = {
   deleteRevenuePolicy: 'DELETE FROM revenue_policies WHERE workspace_id = ? AND pack_id = ?',
   importRecord: `SELECT kind, external_id, object_id, created_at FROM import_records
      WHERE workspace_id = ? AND kind = ? AND external_id = ?`,
+  grantRevenuePolicy: `SELECT policy, expected_breakage_rate FROM grant_revenue_policies
+     WHERE workspace_id = ? AND grant_id = ?`,
+  insertGrantRevenuePolicy: `INSERT INTO grant_revenue_policies (workspace_id, grant_id, policy, expected_breakage_rate,
+     recorded_at) VALUES (?, ?, ?, ?, ?)`,
   insertImportRecord: `INSERT INTO import_records (workspace_id, kind, external_id, object_id, created_at)
      VALUES (?, ?, ?, ?, ?)`,
 } as const;
+
+/** The columns an entries export reads (not the workspace, which the filter fixes). */
+const EXPORTED_ENTRY_COLUMNS = [
+  'seq',
+  'id',
+  'customer_id',
+  'credit_type',
+  'type',
+  'amount',
+  'from_account',
+  'to_account',
+  'grant_id',
+  'ref',
+  'at',
+  'balance_after',
+  'recorded_at',
+] as const;
+
+/** Canonical amount text (what `Amount.toString()` writes): no leading or trailing zeros, no "-0". */
+const CANONICAL_AMOUNT = /^(?:0|-?[1-9]\d*(?:\.\d{0,11}[1-9])?|-?0\.\d{0,11}[1-9])$/;
+
+/**
+ * A stored amount as its canonical text without parsing it when it already is (SQLite stores
+ * `Amount.toString()`); PostgreSQL's NUMERIC(48,12) answers with trailing zeros, which go
+ * through {@link Amount.parse}. An export reads two amounts per entry: this keeps it cheap.
+ */
+export function amountText(stored: string | number): string {
+  const text = String(stored);
+  return CANONICAL_AMOUNT.test(text) ? text : Amount.parse(text).toString();
+}
 
 /** The workspace default's key in `revenue_policies.pack_id`. */
 const WORKSPACE_DEFAULT = '';
@@ -142,6 +174,28 @@ export class FinanceReads implements FinanceReadOperations {
     return { workspaceDefault, byPack };
   }
 
+  async grantRevenuePolicies(
+    workspaceId: string,
+    grantIds: readonly string[],
+  ): Promise<ReadonlyMap<string, BreakagePolicy>> {
+    const found = new Map<string, BreakagePolicy>();
+    // One point read per grant through one prepared statement (a report asks for one ledger's
+    // paid grants at a time: a handful).
+    for (const grantId of grantIds) {
+      const row = await this.db.get<{ policy: string; expected_breakage_rate: string }>(
+        FQ.grantRevenuePolicy,
+        [workspaceId, grantId],
+      );
+      if (row) {
+        found.set(grantId, {
+          policy: row.policy as BreakagePolicyName,
+          expectedBreakageRate: Amount.parse(String(row.expected_breakage_rate)),
+        });
+      }
+    }
+    return found;
+  }
+
   async importRecords(
     workspaceId: string,
     kind: string,
@@ -167,7 +221,7 @@ export class FinanceReads implements FinanceReadOperations {
     return found;
   }
 
-  async exportEntries(query: ExportQuery, req: PageRequest): Promise<Page<StoredEntry>> {
+  async exportEntries(query: ExportQuery, req: PageRequest): Promise<Page<ExportedEntry>> {
     const { where, params } = exportConditions(query, 'at', true);
     if (req.after !== null) {
       const [seq = ''] = parts(req.after, 1);
@@ -176,11 +230,51 @@ export class FinanceReads implements FinanceReadOperations {
       where.push('seq > ?');
       params.push(seq);
     }
-    const rows = await this.db.all<EntryRow>(
-      `SELECT * FROM entries WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`,
-      [...params, req.limit + 1],
-    );
-    return pageOf(rows.map(entryFromRow), req.limit, (e) => [e.seq]);
+    const sql = `SELECT ${EXPORTED_ENTRY_COLUMNS.join(', ')} FROM entries WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`;
+    const args = [...params, req.limit + 1];
+    const rows = this.db.allRaw
+      ? await this.db.allRaw(sql, args)
+      : (await this.db.all<Record<string, unknown>>(sql, args)).map((r) =>
+          EXPORTED_ENTRY_COLUMNS.map((c) => r[c]),
+        );
+    const items: ExportedEntry[] = new Array(Math.min(rows.length, req.limit));
+    for (let i = 0; i < items.length; i += 1) {
+      const [seq, id, customerId, creditType, type, amount, from, to, grantId, ref, at, balance, recorded] =
+        rows[i] as [
+          string | number,
+          string,
+          string,
+          string,
+          EntryType,
+          string,
+          AccountName,
+          AccountName,
+          string | null,
+          string | null,
+          number | string,
+          string,
+          number | string,
+        ];
+      items[i] = {
+        seq: String(seq),
+        id,
+        customerId,
+        creditType,
+        type,
+        amount: amountText(amount),
+        fromAccount: from,
+        toAccount: to,
+        grantId,
+        ref,
+        at: Number(at),
+        balanceAfter: amountText(balance),
+        recordedAt: Number(recorded),
+      };
+    }
+    return {
+      items,
+      nextAfter: rows.length > req.limit ? [items[items.length - 1]!.seq] : null,
+    };
   }
 
   async exportGrants(
@@ -247,6 +341,21 @@ export class FinanceWrites extends FinanceReads implements FinanceWriteOperation
     await this.db.run(FQ.putRevenuePolicy, [
       workspaceId,
       key,
+      policy.policy,
+      policy.expectedBreakageRate.toString(),
+      now,
+    ]);
+  }
+
+  async insertGrantRevenuePolicy(
+    workspaceId: string,
+    grantId: string,
+    policy: BreakagePolicy,
+    now: number,
+  ): Promise<void> {
+    await this.db.run(FQ.insertGrantRevenuePolicy, [
+      workspaceId,
+      grantId,
       policy.policy,
       policy.expectedBreakageRate.toString(),
       now,
