@@ -15,8 +15,10 @@ export function readPageRequest(query: {
 }
 
 /**
- * Paging cursors are a transport concern: on the wire a cursor is opaque to clients, the
- * base64url of the JSON array of the adapter's resume-key parts. Storage only sees the parts.
+ * Paging cursors are a transport concern, and this module is their only codec: on the wire a
+ * cursor is opaque to clients, the base64url of the JSON array of the adapter's resume-key parts.
+ * Storage makes and reads the parts (src/storage/sql/paging.ts); services only pass them through.
+ * The format is stable: cursors clients hold keep working across releases.
  */
 export function encodeCursor(key: ResumeKey): string {
   return Buffer.from(JSON.stringify(key), 'utf8').toString('base64url');
@@ -41,33 +43,10 @@ export function decodeCursor(cursor: string): ResumeKey {
   return parts as string[];
 }
 
-/** The parts of a resume key of a known shape (e.g. a creation instant and an id). */
-export function resumeKeyOfArity(key: ResumeKey, arity: number): readonly string[] {
-  if (key.length !== arity) throw invalidRequest('cursor is not one this server issued', { field: 'cursor' });
-  return key;
-}
-
 /** The contract's list envelope; cursors are opaque (see {@link encodeCursor}). */
 export function presentPage<T, U>(page: Page<T>, present: (item: T) => U) {
   return {
     data: page.items.map(present),
     next_cursor: page.nextAfter === null ? null : encodeCursor(page.nextAfter),
   };
-}
-
-/** Reads a page request whose resume key is a bare id. */
-export function readIdPage(query: { limit?: string | undefined; cursor?: string | undefined }): {
-  afterId: string;
-  limit: number;
-} {
-  const page = readPageRequest(query);
-  return {
-    afterId: page.after === null ? '' : (resumeKeyOfArity(page.after, 1)[0] ?? ''),
-    limit: page.limit,
-  };
-}
-
-/** Turns a page keyed by ids into the contract's list envelope. */
-export function presentIdPage<T extends { readonly id: string }, U>(page: Page<T>, present: (item: T) => U) {
-  return presentPage(page, present);
 }
