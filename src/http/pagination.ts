@@ -1,5 +1,6 @@
 import { invalidRequest } from '../domain/errors.js';
 import type { Page, PageRequest, ResumeKey } from '../ports/storage.js';
+import type { UsagePosition } from '../services/metering.js';
 
 /** Turns `limit` and `cursor` query parameters into a page request (limit 1–1000, default 100). */
 export function readPageRequest(query: {
@@ -49,4 +50,21 @@ export function presentPage<T, U>(page: Page<T>, present: (item: T) => U) {
     data: page.items.map(present),
     next_cursor: page.nextAfter === null ? null : encodeCursor(page.nextAfter),
   };
+}
+
+/**
+ * A meter usage cursor (GET /v1/meters/{id}/usage): base64url of `<window start ms>.<rows of that
+ * window already sent>`. Usage is aggregated in services, so its position is not a storage resume
+ * key; its codec lives here with the other one all the same.
+ */
+export function encodeUsageCursor(position: UsagePosition): string {
+  return Buffer.from(`${position.windowStart}.${position.offset}`, 'utf8').toString('base64url');
+}
+
+/** Reads a usage cursor back (none: from the start); one this server did not make is a 400. */
+export function decodeUsageCursor(cursor: string | undefined): UsagePosition | null {
+  if (cursor === undefined || cursor === '') return null;
+  const match = /^(-?\d{1,16})\.(\d{1,9})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
+  if (!match) throw invalidRequest('cursor is not one this server issued', { field: 'cursor' });
+  return { windowStart: Number(match[1]), offset: Number(match[2]) };
 }
