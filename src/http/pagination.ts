@@ -1,5 +1,6 @@
 import { invalidRequest } from '../domain/errors.js';
 import type { Page, PageRequest, ResumeKey } from '../ports/storage.js';
+import type { UsagePosition } from '../services/metering.js';
 
 /** Turns `limit` and `cursor` query parameters into a page request (limit 1–1000, default 100). */
 export function readPageRequest(query: {
@@ -15,8 +16,10 @@ export function readPageRequest(query: {
 }
 
 /**
- * Paging cursors are a transport concern: on the wire a cursor is opaque to clients, the
- * base64url of the JSON array of the adapter's resume-key parts. Storage only sees the parts.
+ * Paging cursors are a transport concern, and this module is their only codec: on the wire a
+ * cursor is opaque to clients, the base64url of the JSON array of the adapter's resume-key parts.
+ * Storage makes and reads the parts (src/storage/sql/paging.ts); services only pass them through.
+ * The format is stable: cursors clients hold keep working across releases.
  */
 export function encodeCursor(key: ResumeKey): string {
   return Buffer.from(JSON.stringify(key), 'utf8').toString('base64url');
@@ -41,12 +44,6 @@ export function decodeCursor(cursor: string): ResumeKey {
   return parts as string[];
 }
 
-/** The parts of a resume key of a known shape (e.g. a creation instant and an id). */
-export function resumeKeyOfArity(key: ResumeKey, arity: number): readonly string[] {
-  if (key.length !== arity) throw invalidRequest('cursor is not one this server issued', { field: 'cursor' });
-  return key;
-}
-
 /** The contract's list envelope; cursors are opaque (see {@link encodeCursor}). */
 export function presentPage<T, U>(page: Page<T>, present: (item: T) => U) {
   return {
@@ -55,19 +52,19 @@ export function presentPage<T, U>(page: Page<T>, present: (item: T) => U) {
   };
 }
 
-/** Reads a page request whose resume key is a bare id. */
-export function readIdPage(query: { limit?: string | undefined; cursor?: string | undefined }): {
-  afterId: string;
-  limit: number;
-} {
-  const page = readPageRequest(query);
-  return {
-    afterId: page.after === null ? '' : (resumeKeyOfArity(page.after, 1)[0] ?? ''),
-    limit: page.limit,
-  };
+/**
+ * A meter usage cursor (GET /v1/meters/{id}/usage): base64url of `<window start ms>.<rows of that
+ * window already sent>`. Usage is aggregated in services, so its position is not a storage resume
+ * key; its codec lives here with the other one all the same.
+ */
+export function encodeUsageCursor(position: UsagePosition): string {
+  return Buffer.from(`${position.windowStart}.${position.offset}`, 'utf8').toString('base64url');
 }
 
-/** Turns a page keyed by ids into the contract's list envelope. */
-export function presentIdPage<T extends { readonly id: string }, U>(page: Page<T>, present: (item: T) => U) {
-  return presentPage(page, present);
+/** Reads a usage cursor back (none: from the start); one this server did not make is a 400. */
+export function decodeUsageCursor(cursor: string | undefined): UsagePosition | null {
+  if (cursor === undefined || cursor === '') return null;
+  const match = /^(-?\d{1,16})\.(\d{1,9})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
+  if (!match) throw invalidRequest('cursor is not one this server issued', { field: 'cursor' });
+  return { windowStart: Number(match[1]), offset: Number(match[2]) };
 }

@@ -119,8 +119,8 @@ export interface AuditQuery {
 
 /** The audit log's reads. */
 export interface AuditReadOperations {
-  /** Records matching the query in `seq` order, after the `seq` `afterSeq` (0: from the start). */
-  list(query: AuditQuery, afterSeq: number, limit: number): Awaitable<readonly AuditRecord[]>;
+  /** One page of the records matching the query, in `seq` order. */
+  list(query: AuditQuery, page: PageRequest): Awaitable<Page<AuditRecord>>;
   /** The chain heads: per workspace with records, the last `seq` and its hash. */
   heads(): Awaitable<readonly { workspaceId: string; seq: number; hash: string }[]>;
 }
@@ -255,9 +255,10 @@ export interface EventQuery {
 }
 
 /**
- * Where a keyset page resumes: the sort key of the last item, as decoded parts (an id; a creation
- * instant and an id; an entry instant and sequence). Adapters make and read these parts; how
- * they travel to clients (an opaque cursor) is the transport's business (src/http/pagination.ts).
+ * Where a keyset page resumes: the sort key of the last item, as parts (an id; a creation instant
+ * and an id; an entry instant and sequence). Only the adapter that made a key reads its parts
+ * (src/storage/sql/paging.ts); services pass keys through untouched, and how they travel to
+ * clients (an opaque cursor string) is the transport's business (src/http/pagination.ts).
  */
 export type ResumeKey = readonly string[];
 
@@ -275,13 +276,21 @@ export interface CheckpointedMovements {
   readonly movements: readonly (Movement & { readonly grantId: string | null })[];
 }
 
-/** Keyset pagination: resume strictly after `after` (a key this adapter returned). */
+/**
+ * The one request of every listing of this port (keyset pagination): at most `limit` items,
+ * strictly after `after` (a {@link Page.nextAfter} this listing returned; null: from the start).
+ * A key of another listing's shape is refused as a 400 `invalid_request`, never a 500.
+ */
 export interface PageRequest {
   readonly after: ResumeKey | null;
   readonly limit: number;
 }
 
-/** One page of a list and the key to resume after, or null at the end. */
+/**
+ * The one answer of every listing of this port: the items, and where the next page resumes —
+ * null when there is no more (`nextAfter !== null` is "has more"). Work queues that are drained
+ * by changing state (`claim…`, `find…Due…`) and the outbox's tail read by `seq` are not listings.
+ */
 export interface Page<T> {
   readonly items: readonly T[];
   readonly nextAfter: ResumeKey | null;
@@ -312,18 +321,26 @@ export interface LedgerKey {
 /** Reads of the catalogue (features, plans, packs) and of customers' subscriptions and usage. */
 export interface PlanReadOperations {
   getFeature(workspaceId: string, id: string): Awaitable<Feature | null>;
-  listFeatures(workspaceId: string, afterId: string, limit: number): Awaitable<Page<Feature>>;
+  /** Features by id. */
+  listFeatures(workspaceId: string, page: PageRequest): Awaitable<Page<Feature>>;
   /** Every feature of a workspace (what ingest needs to attribute rates to features). */
   allFeatures(workspaceId: string): Awaitable<readonly Feature[]>;
   /** One version of a plan, or the latest when `version` is null. */
   getPlanVersion(workspaceId: string, id: string, version: number | null): Awaitable<PlanVersion | null>;
   /** The latest version of each plan, by id. */
-  listPlans(workspaceId: string, afterId: string, limit: number): Awaitable<Page<PlanVersion>>;
+  listPlans(workspaceId: string, page: PageRequest): Awaitable<Page<PlanVersion>>;
   getCreditPack(workspaceId: string, id: string): Awaitable<CreditPack | null>;
-  listCreditPacks(workspaceId: string, afterId: string, limit: number): Awaitable<Page<CreditPack>>;
+  /** Credit packs by id. */
+  listCreditPacks(workspaceId: string, page: PageRequest): Awaitable<Page<CreditPack>>;
   getSubscription(workspaceId: string, id: string): Awaitable<Subscription | null>;
   /** All subscriptions of a customer, active or ended, by id. */
   subscriptionsOf(workspaceId: string, customerId: string): Awaitable<readonly Subscription[]>;
+  /** One page of a customer's subscriptions, active or ended, by id. */
+  listSubscriptions(
+    workspaceId: string,
+    customerId: string,
+    page: PageRequest,
+  ): Awaitable<Page<Subscription>>;
   /** A customer's subscriptions with a reset, change or end due at or before `now` (usually none). */
   dueSubscriptionsOf(
     workspaceId: string,
@@ -352,12 +369,8 @@ export interface PlanReadOperations {
     featureId: string,
     periodStart: Instant,
   ): Awaitable<Amount>;
-  listPurchases(
-    workspaceId: string,
-    customerId: string,
-    after: { readonly createdAt: Instant; readonly id: string } | null,
-    limit: number,
-  ): Awaitable<Page<Purchase>>;
+  /** A customer's purchases, oldest first (by creation, then id). */
+  listPurchases(workspaceId: string, customerId: string, page: PageRequest): Awaitable<Page<Purchase>>;
   /** Customers with a subscription that has something due at or before `now` (renewal sweeper). */
   findDueSubscriptions(
     now: Instant,
@@ -717,7 +730,11 @@ export interface LicensingWriteOperations extends LicensingReadOperations {
 
 /** The outbox aggregate's reads. */
 export interface OutboxReadOperations {
-  /** A workspace's facts after `afterSeq` in insertion order (oldest first). */
+  /**
+   * A workspace's facts after `afterSeq` in insertion order (oldest first). Not a listing (no
+   * {@link PageRequest}): `seq` is the log offset a tailing reader keeps, and it must resume from
+   * there after reaching the end, which a page's `nextAfter` (null at the end) cannot do.
+   */
   listAfter(workspaceId: string, afterSeq: number, limit: number): Awaitable<readonly StoredOutboxRecord[]>;
 }
 
@@ -817,15 +834,15 @@ export interface DeliveryUpdate {
 export interface WebhookReadOperations {
   /** A live (not deleted) endpoint. */
   getEndpoint(workspaceId: string, id: string): Awaitable<WebhookEndpoint | null>;
-  listEndpoints(workspaceId: string, afterId: string, limit: number): Awaitable<Page<WebhookEndpoint>>;
+  /** Live endpoints by id. */
+  listEndpoints(workspaceId: string, page: PageRequest): Awaitable<Page<WebhookEndpoint>>;
   /** One outbox event by its id. */
   getEvent(workspaceId: string, eventId: string): Awaitable<StoredOutboxRecord | null>;
   /** Attempts to one endpoint or of one event, oldest first (by id). */
   listAttempts(
     workspaceId: string,
     of: { readonly endpointId: string } | { readonly eventId: string },
-    afterId: string,
-    limit: number,
+    page: PageRequest,
   ): Awaitable<Page<WebhookAttempt>>;
   /** The deliveries of one event (tests and the per-event log). */
   deliveriesOfEvent(workspaceId: string, eventId: string): Awaitable<readonly WebhookDelivery[]>;
@@ -864,13 +881,12 @@ export interface WebhookWriteOperations extends WebhookReadOperations {
    * canceled by a deletion meanwhile), the delivery's new state; false otherwise.
    */
   finishAttempt(attempt: WebhookAttempt, update: DeliveryUpdate): Awaitable<boolean>;
-  /** Outbox events of a workspace that occurred in [from, to), oldest first, after `afterSeq`. */
+  /** Outbox events of a workspace that occurred in [from, to), oldest first (by `seq`). */
   eventsBetween(
     workspaceId: string,
     range: { readonly from: Instant; readonly to: Instant },
-    afterSeq: number,
-    limit: number,
-  ): Awaitable<readonly StoredOutboxRecord[]>;
+    page: PageRequest,
+  ): Awaitable<Page<StoredOutboxRecord>>;
 }
 
 /** Which thresholds to list: a customer's own, or the workspace defaults (customerId null). */

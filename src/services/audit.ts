@@ -1,6 +1,13 @@
 import { createHash } from 'node:crypto';
 import type { Instant } from '../domain/time/instant.js';
-import type { AuditQuery, AuditRecord, ReadOperations, WriteOperations } from '../ports/storage.js';
+import type {
+  AuditQuery,
+  AuditRecord,
+  Page,
+  PageRequest,
+  ReadOperations,
+  WriteOperations,
+} from '../ports/storage.js';
 import type { ServiceContext } from './context.js';
 
 /**
@@ -163,8 +170,9 @@ export async function verifyAuditChains(read: ReadOperations, pageSize = 1000): 
       heads,
       firstBreak: { workspaceId: head.workspaceId, seq, recordId, reason },
     });
+    let page: PageRequest = { after: null, limit: pageSize };
     for (;;) {
-      const page = await read.audit.list(
+      const got = await read.audit.list(
         {
           workspaceId: head.workspaceId,
           actorKeyId: null,
@@ -174,10 +182,9 @@ export async function verifyAuditChains(read: ReadOperations, pageSize = 1000): 
           from: null,
           to: null,
         },
-        expected - 1,
-        pageSize,
+        page,
       );
-      for (const r of page) {
+      for (const r of got.items) {
         if (r.seq !== expected)
           return broken(expected, r.id, `record ${expected} is missing (next is ${r.seq})`);
         if (r.prevHash !== prevHash)
@@ -189,7 +196,8 @@ export async function verifyAuditChains(read: ReadOperations, pageSize = 1000): 
         expected += 1;
         records += 1;
       }
-      if (page.length < pageSize) break;
+      if (got.nextAfter === null) break;
+      page = { after: got.nextAfter, limit: pageSize };
     }
     if (head.seq !== expected - 1) {
       return broken(
@@ -204,17 +212,13 @@ export async function verifyAuditChains(read: ReadOperations, pageSize = 1000): 
   return { ok: true, workspaces: heads.length, records, heads, firstBreak: null };
 }
 
-/** One page of a workspace's audit log matching the query, oldest first, after `afterSeq`. */
+/** One page of a workspace's audit log matching the query, oldest first. */
 export async function readAuditLog(
   ctx: ServiceContext,
   query: AuditQuery,
-  afterSeq: number,
-  limit: number,
-): Promise<{ records: readonly AuditRecord[]; nextAfterSeq: number | null }> {
-  const records = await ctx.storage.read.audit.list(query, afterSeq, limit + 1);
-  const page = records.slice(0, limit);
-  const last = page.at(-1);
-  return { records: page, nextAfterSeq: records.length > limit && last ? last.seq : null };
+  page: PageRequest,
+): Promise<Page<AuditRecord>> {
+  return ctx.storage.read.audit.list(query, page);
 }
 
 /** Every record matching the query, oldest first, read in pages (constant memory however long the log). */
@@ -223,12 +227,11 @@ export async function* streamAuditLog(
   query: AuditQuery,
   pageSize = 1000,
 ): AsyncGenerator<AuditRecord> {
-  let after = 0;
+  let page: PageRequest = { after: null, limit: pageSize };
   for (;;) {
-    const page = await ctx.storage.read.audit.list(query, after, pageSize);
-    yield* page;
-    const last = page.at(-1);
-    if (page.length < pageSize || !last) return;
-    after = last.seq;
+    const got = await ctx.storage.read.audit.list(query, page);
+    yield* got.items;
+    if (got.nextAfter === null) return;
+    page = { after: got.nextAfter, limit: pageSize };
   }
 }

@@ -82,8 +82,8 @@ export async function listEntries(
 export const getFeature = (ctx: ServiceContext, workspaceId: string, id: string): Promise<Feature> =>
   found(reads(ctx).plans.getFeature(workspaceId, id), 'feature', id);
 
-export const listFeatures = (ctx: ServiceContext, workspaceId: string, afterId: string, limit: number) =>
-  reads(ctx).plans.listFeatures(workspaceId, afterId, limit);
+export const listFeatures = (ctx: ServiceContext, workspaceId: string, page: PageRequest) =>
+  reads(ctx).plans.listFeatures(workspaceId, page);
 
 export const getPlanVersion = (
   ctx: ServiceContext,
@@ -92,24 +92,23 @@ export const getPlanVersion = (
   version: number | null,
 ): Promise<PlanVersion | null> => Promise.resolve(reads(ctx).plans.getPlanVersion(workspaceId, id, version));
 
-export const listPlans = (ctx: ServiceContext, workspaceId: string, afterId: string, limit: number) =>
-  reads(ctx).plans.listPlans(workspaceId, afterId, limit);
+export const listPlans = (ctx: ServiceContext, workspaceId: string, page: PageRequest) =>
+  reads(ctx).plans.listPlans(workspaceId, page);
 
 export const getCreditPack = (ctx: ServiceContext, workspaceId: string, id: string) =>
   found(reads(ctx).plans.getCreditPack(workspaceId, id), 'credit pack', id);
 
-export const listCreditPacks = (ctx: ServiceContext, workspaceId: string, afterId: string, limit: number) =>
-  reads(ctx).plans.listCreditPacks(workspaceId, afterId, limit);
+export const listCreditPacks = (ctx: ServiceContext, workspaceId: string, page: PageRequest) =>
+  reads(ctx).plans.listCreditPacks(workspaceId, page);
 
 export async function listPurchases(
   ctx: ServiceContext,
   workspaceId: string,
   customerId: string,
-  after: { createdAt: number; id: string } | null,
-  limit: number,
+  page: PageRequest,
 ) {
   await requireCustomer(reads(ctx), workspaceId, customerId);
-  return reads(ctx).plans.listPurchases(workspaceId, customerId, after, limit);
+  return reads(ctx).plans.listPurchases(workspaceId, customerId, page);
 }
 
 /** A customer's auto top-up rule (null when it has none); 404 for an unknown customer. */
@@ -125,15 +124,15 @@ export async function listSubscriptions(
   ctx: ServiceContext,
   workspaceId: string,
   customerId: string,
-  afterId: string,
-  limit: number,
-): Promise<{ items: { subscription: Subscription; plan: PlanVersion }[]; more: boolean; now: number }> {
+  page: PageRequest,
+): Promise<{ page: Page<{ subscription: Subscription; plan: PlanVersion }>; now: number }> {
   await requireCustomer(reads(ctx), workspaceId, customerId);
   const now = ctx.clock.now();
-  // A customer has a handful of subscriptions: they are read whole and paged here.
-  const after = (await readSubscriptions(ctx, workspaceId, customerId)).filter((s) => s.id > afterId);
+  // Ends, changes and resets due are applied first (a customer has a handful of subscriptions).
+  await readSubscriptions(ctx, workspaceId, customerId);
+  const found = await reads(ctx).plans.listSubscriptions(workspaceId, customerId, page);
   const items = [];
-  for (const subscription of after.slice(0, limit)) {
+  for (const subscription of found.items) {
     const plan = await reads(ctx).plans.getPlanVersion(
       workspaceId,
       subscription.planId,
@@ -141,7 +140,7 @@ export async function listSubscriptions(
     );
     if (plan) items.push({ subscription, plan });
   }
-  return { items, more: after.length > limit, now };
+  return { page: { items, nextAfter: found.nextAfter }, now };
 }
 
 /** One subscription as it is now, with its plan version. */

@@ -4,6 +4,7 @@ import type { Instant } from '../domain/time/instant.js';
 import { checkWebhookUrlShape, endpointWants } from '../domain/webhooks/envelope.js';
 import type {
   Page,
+  PageRequest,
   StoredOutboxRecord,
   WebhookAttempt,
   WebhookDelivery,
@@ -253,10 +254,11 @@ export function replayCommand(
         events.push(event);
       } else {
         if (request.to <= request.from) throw invalidRequest('to must be after from', { field: 'to' });
-        let after = 0;
+        let page: PageRequest = { after: null, limit: 1000 };
         for (;;) {
-          const page = await tx.webhooks.eventsBetween(workspaceId, request, after, 1000);
-          for (const event of page) if (endpointWants(endpoint.eventTypes, event.type)) events.push(event);
+          const got = await tx.webhooks.eventsBetween(workspaceId, request, page);
+          for (const event of got.items)
+            if (endpointWants(endpoint.eventTypes, event.type)) events.push(event);
           if (events.length > MAX_REPLAY_EVENTS) {
             throw invalidRequest(
               `the range holds more than ${MAX_REPLAY_EVENTS} events; replay it in parts`,
@@ -266,8 +268,8 @@ export function replayCommand(
               },
             );
           }
-          if (page.length < 1000) break;
-          after = page[page.length - 1]!.seq;
+          if (got.nextAfter === null) break;
+          page = { after: got.nextAfter, limit: 1000 };
         }
       }
       const deliveries: WebhookDelivery[] = events.map((event) => ({
@@ -304,10 +306,9 @@ export async function getEndpoint(
 export function listEndpoints(
   ctx: ServiceContext,
   workspaceId: string,
-  afterId: string,
-  limit: number,
+  page: PageRequest,
 ): Promise<Page<WebhookEndpoint>> {
-  return Promise.resolve(ctx.storage.read.webhooks.listEndpoints(workspaceId, afterId, limit));
+  return Promise.resolve(ctx.storage.read.webhooks.listEndpoints(workspaceId, page));
 }
 
 /** The attempts to a live endpoint (404 for an unknown or deleted one), oldest first. */
@@ -315,11 +316,10 @@ export async function listEndpointAttempts(
   ctx: ServiceContext,
   workspaceId: string,
   endpointId: string,
-  afterId: string,
-  limit: number,
+  page: PageRequest,
 ): Promise<Page<WebhookAttempt>> {
   await getEndpoint(ctx, workspaceId, endpointId);
-  return ctx.storage.read.webhooks.listAttempts(workspaceId, { endpointId }, afterId, limit);
+  return ctx.storage.read.webhooks.listAttempts(workspaceId, { endpointId }, page);
 }
 
 /** An event of the outbox with the state of each of its deliveries and their attempts (404 when unknown). */
@@ -327,8 +327,7 @@ export async function eventDeliveryLog(
   ctx: ServiceContext,
   workspaceId: string,
   eventId: string,
-  afterId: string,
-  limit: number,
+  page: PageRequest,
 ): Promise<{
   readonly event: StoredOutboxRecord;
   readonly deliveries: readonly WebhookDelivery[];
@@ -339,7 +338,7 @@ export async function eventDeliveryLog(
   if (!event) throw notFound('event', eventId);
   const [deliveries, attempts] = await Promise.all([
     read.deliveriesOfEvent(workspaceId, eventId),
-    read.listAttempts(workspaceId, { eventId }, afterId, limit),
+    read.listAttempts(workspaceId, { eventId }, page),
   ]);
   return { event, deliveries, attempts };
 }

@@ -2,7 +2,14 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Amount } from '../../src/domain/amount/amount.js';
 import { CreditLedger } from '../../src/domain/ledger/credit-ledger.js';
 import { SequentialIds } from '../../src/infra/ids.js';
-import type { EventListQuery, LedgerKey, ResumeKey, Storage } from '../../src/ports/storage.js';
+import type {
+  EventListQuery,
+  LedgerKey,
+  Page,
+  PageRequest,
+  ResumeKey,
+  Storage,
+} from '../../src/ports/storage.js';
 import { reconcileLedger } from '../../src/services/reconcile.js';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
@@ -13,6 +20,41 @@ const plain = (value: unknown) => JSON.parse(JSON.stringify(value)) as unknown;
 const exact = (value: unknown) =>
   JSON.parse(JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v))) as unknown;
 const key: LedgerKey = { workspaceId: 'ws1', customerId: 'acme', creditType: 'credits' };
+const fromStart = (limit: number): PageRequest => ({ after: null, limit });
+
+/**
+ * Every item of a listing, walked `limit` at a time through the keys it hands out (opaque here, as
+ * to services), and the number of pages read: no gap, no repeat, and a last page that says so.
+ */
+async function walk<T>(
+  list: (page: PageRequest) => Promise<Page<T>> | Page<T>,
+  limit: number,
+): Promise<{ items: T[]; pages: number }> {
+  const items: T[] = [];
+  let after: ResumeKey | null = null;
+  let pages = 0;
+  do {
+    const page: Page<T> = await list({ after, limit });
+    expect(page.items.length).toBeLessThanOrEqual(limit);
+    if (page.nextAfter !== null) expect(page.items).toHaveLength(limit);
+    items.push(...page.items);
+    after = page.nextAfter;
+    pages += 1;
+  } while (after !== null && pages < 1000);
+  return { items, pages };
+}
+
+/** A listing refuses a key of another shape (another listing's cursor) as invalid_request, not a 500. */
+async function refusesForeignKey(list: (page: PageRequest) => Promise<unknown> | unknown): Promise<void> {
+  for (const after of [
+    ['a', 'b', 'c', 'd'],
+    ['not-a-number', 'x'],
+  ]) {
+    await expect(Promise.resolve().then(() => list({ after, limit: 1 }))).rejects.toMatchObject({
+      code: 'invalid_request',
+    });
+  }
+}
 
 const grantInput = (amount: string, extra: Partial<Parameters<CreditLedger['grant']>[0]> = {}) => ({
   amount: Amount.parse(amount),
@@ -271,15 +313,27 @@ export function describeStorageContract(dialect: string, open: () => Promise<Sto
         plain({ ...feature, creditsPerUse: Amount.parse('5'), rateIds: [], updatedAt: T0 + 1 }),
       );
       expect(await read.getFeature('ws2', 'gpt-x')).toBeNull();
-      expect((await read.listFeatures('ws1', '', 1)).items.map((f) => f.id)).toEqual(['gpt-x']);
-      expect((await read.listFeatures('ws1', 'gpt-x', 5)).items.map((f) => f.id)).toEqual(['sso']);
+      const features = await read.listFeatures('ws1', fromStart(1));
+      expect(features.items.map((f) => f.id)).toEqual(['gpt-x']);
+      expect(
+        (await read.listFeatures('ws1', { after: features.nextAfter, limit: 5 })).items.map((f) => f.id),
+      ).toEqual(['sso']);
+      expect((await walk((p) => read.listFeatures('ws1', p), 1)).pages).toBe(2);
+      await refusesForeignKey((p) => read.listFeatures('ws1', p));
       expect(plain(await read.getPlanVersion('ws1', 'pro', 1))).toEqual(plain(plan));
       expect((await read.getPlanVersion('ws1', 'pro', null))?.name).toBe('Pro 2');
-      const plans = await read.listPlans('ws1', '', 10);
+      const plans = await read.listPlans('ws1', fromStart(10));
       expect(plans.items.map((p) => [p.id, p.version])).toEqual([
         ['basic', 1],
         ['pro', 2],
       ]);
+      expect(plans.nextAfter).toBeNull();
+      const walked = await walk((p) => read.listPlans('ws1', p), 1);
+      expect(walked.items.map((p) => [p.id, p.version])).toEqual([
+        ['basic', 1],
+        ['pro', 2],
+      ]);
+      await refusesForeignKey((p) => read.listPlans('ws1', p));
     });
 
     it('stores subscriptions and finds those due, per customer and across customers', async () => {
@@ -308,6 +362,11 @@ export function describeStorageContract(dialect: string, open: () => Promise<Sto
       const read = storage.read.plans;
       expect(plain(await read.getSubscription('ws1', 'sub_1'))).toEqual(plain(sub));
       expect((await read.subscriptionsOf('ws1', 'acme')).map((s) => s.id)).toEqual(['sub_1', 'sub_2']);
+      const listed = await walk((p) => read.listSubscriptions('ws1', 'acme', p), 1);
+      expect(listed.items.map((s) => s.id)).toEqual(['sub_1', 'sub_2']);
+      expect(plain(listed.items[0])).toEqual(plain(sub));
+      expect((await read.listSubscriptions('ws1', 'other', fromStart(10))).items).toEqual([]);
+      await refusesForeignKey((p) => read.listSubscriptions('ws1', 'acme', p));
       expect(await read.dueSubscriptionsOf('ws1', 'acme', T0)).toEqual([]);
       expect((await read.dueSubscriptionsOf('ws1', 'acme', T0 + HOUR)).map((s) => s.id)).toEqual(['sub_1']);
       expect(await read.findDueSubscriptions(T0 + HOUR, 10)).toEqual([
@@ -375,12 +434,18 @@ export function describeStorageContract(dialect: string, open: () => Promise<Sto
       });
       const read = storage.read.plans;
       expect(plain(await read.getCreditPack('ws1', '10k'))).toEqual(plain(pack));
-      const first = await read.listPurchases('ws1', 'acme', null, 2);
-      expect(first.items.map((p) => p.id)).toEqual(['pur_b', 'pur_a']);
-      expect(plain(first.items[0])).toEqual(plain(purchase('pur_b', T0 + 1)));
-      const rest = await read.listPurchases('ws1', 'acme', { createdAt: T0 + 2, id: 'pur_a' }, 2);
+      const page1 = await read.listPurchases('ws1', 'acme', fromStart(2));
+      expect(page1.items.map((p) => p.id)).toEqual(['pur_b', 'pur_a']);
+      expect(plain(page1.items[0])).toEqual(plain(purchase('pur_b', T0 + 1)));
+      const rest = await read.listPurchases('ws1', 'acme', { after: page1.nextAfter, limit: 2 });
       expect(rest.items.map((p) => p.id)).toEqual(['pur_c']);
       expect(rest.nextAfter).toBeNull();
+      // Ties on the creation instant are broken by id: one at a time, nothing is skipped.
+      const walked = await walk((p) => read.listPurchases('ws1', 'acme', p), 1);
+      expect(walked.items.map((p) => p.id)).toEqual(['pur_b', 'pur_a', 'pur_c']);
+      await refusesForeignKey((p) => read.listPurchases('ws1', 'acme', p));
+      expect((await read.listCreditPacks('ws1', fromStart(10))).items.map((p) => p.id)).toEqual(['10k']);
+      await refusesForeignKey((p) => read.listCreditPacks('ws1', p));
       expect(plain(await read.getAutoTopUp('ws1', 'acme'))).toEqual(plain({ ...rule, countInPeriod: 3 }));
       expect(plain(await read.customerUpkeep('ws1', 'acme', T0))).toEqual(
         plain({
@@ -690,7 +755,8 @@ export function describeStorageContract(dialect: string, open: () => Promise<Sto
         await tx.outbox.append([fact('evt_a'), fact('evt_b')]);
       });
       expect(await storage.read.webhooks.getEndpoint('ws1', 'ep_1')).toEqual(endpoint);
-      expect((await storage.read.webhooks.listEndpoints('ws1', '', 10)).items).toEqual([endpoint]);
+      expect((await storage.read.webhooks.listEndpoints('ws1', fromStart(10))).items).toEqual([endpoint]);
+      await refusesForeignKey((p) => storage.read.webhooks.listEndpoints('ws1', p));
       // Fan-out: each event is handed out once.
       const events = await storage.write('fan', async (tx) => {
         const claimed = await tx.webhooks.claimEventsToFanOut(10);
@@ -760,12 +826,20 @@ export function describeStorageContract(dialect: string, open: () => Promise<Sto
       expect(next.map((c) => c.delivery.eventId)).toEqual(['evt_b']);
       // A lease that expired is taken over.
       expect((await claim('three', T0 + 3 + 1000)).map((c) => c.delivery.eventId)).toEqual(['evt_b']);
-      const log = await storage.read.webhooks.listAttempts('ws1', { endpointId: 'ep_1' }, '', 10);
+      const log = await storage.read.webhooks.listAttempts('ws1', { endpointId: 'ep_1' }, fromStart(10));
       expect(log.items.map((a) => a.id)).toEqual(['att_0', 'att_1']);
       expect(log.items[1]).toEqual(attempt);
-      expect(
-        (await storage.read.webhooks.listAttempts('ws1', { eventId: 'evt_a' }, '', 1)).nextAfter,
-      ).toEqual(['att_0']);
+      const walked = await walk(
+        (p) => storage.read.webhooks.listAttempts('ws1', { endpointId: 'ep_1' }, p),
+        1,
+      );
+      expect(walked.items.map((a) => a.id)).toEqual(['att_0', 'att_1']);
+      await refusesForeignKey((p) => storage.read.webhooks.listAttempts('ws1', { eventId: 'evt_a' }, p));
+      // Replays read the outbox by time range, paged the same way.
+      const between = (range: { from: number; to: number }) =>
+        storage.write('replay', async (tx) => walk((p) => tx.webhooks.eventsBetween('ws1', range, p), 1));
+      expect((await between({ from: T0, to: T0 + 2 })).items.map((e) => e.id)).toEqual(['evt_a', 'evt_b']);
+      expect((await between({ from: T0 + 2, to: T0 + 3 })).items).toEqual([]);
       expect((await storage.read.webhooks.deliveriesOfEvent('ws1', 'evt_a'))[0]?.state).toBe('delivered');
       // Deleting cancels what is pending and hides the endpoint; claims skip it.
       expect(await storage.write('ep', async (tx) => tx.webhooks.deleteEndpoint('ws1', 'ep_1', T0 + 5))).toBe(
@@ -1046,11 +1120,22 @@ export function describeStorageContract(dialect: string, open: () => Promise<Sto
         from: null,
         to: null,
       };
-      const all = await storage.read.audit.list(query, 0, 10);
-      expect(all).toEqual([record('ws1', 1, ''), record('ws1', 2, 'hws11')]);
-      expect(await storage.read.audit.list({ ...query, targetId: 'grt_2' }, 0, 10)).toHaveLength(1);
-      expect(await storage.read.audit.list({ ...query, from: T0 + 2 }, 0, 10)).toHaveLength(1);
-      expect(await storage.read.audit.list(query, 1, 10)).toHaveLength(1);
+      const all = await storage.read.audit.list(query, fromStart(10));
+      expect(all).toEqual({ items: [record('ws1', 1, ''), record('ws1', 2, 'hws11')], nextAfter: null });
+      expect(
+        (await storage.read.audit.list({ ...query, targetId: 'grt_2' }, fromStart(10))).items,
+      ).toHaveLength(1);
+      expect((await storage.read.audit.list({ ...query, from: T0 + 2 }, fromStart(10))).items).toHaveLength(
+        1,
+      );
+      const page1 = await storage.read.audit.list(query, fromStart(1));
+      expect(page1.items.map((r) => r.seq)).toEqual([1]);
+      const page2 = await storage.read.audit.list(query, { after: page1.nextAfter, limit: 1 });
+      expect(page2).toEqual({ items: [record('ws1', 2, 'hws11')], nextAfter: null });
+      await refusesForeignKey((p) => storage.read.audit.list(query, p));
+      await expect(storage.read.audit.list(query, { after: ['-1'], limit: 1 })).rejects.toMatchObject({
+        code: 'invalid_request',
+      });
       expect(await storage.read.audit.heads()).toEqual([
         { workspaceId: 'ws1', seq: 2, hash: 'hws12' },
         { workspaceId: 'ws2', seq: 1, hash: 'hws21' },

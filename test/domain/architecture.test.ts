@@ -13,6 +13,10 @@ import { describe, expect, it } from 'vitest';
  * - `storage/` never imports `http/`;
  * - `licensing-verify/` imports nothing outside itself (no package, no `node:` module): it is the
  *   standalone verifier licensed applications embed, in Node or a browser.
+ *
+ * And paging (see "one paging type" below): every listing of the storage port takes a
+ * `PageRequest` and answers a `Page`; only http/ turns resume keys into cursor strings; only
+ * storage/ reads a resume key's parts.
  */
 
 const SRC = 'src';
@@ -116,6 +120,61 @@ function findCycle(graph: ReadonlyMap<string, readonly string[]>): string[] | nu
   return null;
 }
 
+/** A method of the storage port: its name, parameter list and return type (whitespace collapsed). */
+interface PortMethod {
+  readonly name: string;
+  readonly params: string;
+  readonly returns: string;
+}
+
+/** The methods declared in a port's source (parameter lists hold no parentheses in src/ports). */
+function portMethods(source: string): PortMethod[] {
+  const flat = (text: string) => text.replace(/\s+/g, ' ').trim();
+  return [...source.matchAll(/\n {2}(\w+)\(([^()]*)\):\s*([^;]*);/g)].map((m) => ({
+    name: m[1]!,
+    params: flat(m[2]!),
+    returns: flat(m[3]!),
+  }));
+}
+
+/**
+ * Methods that take a bare `limit` and are not listings: work queues drained by changing what they
+ * select (a claim, a due date moved, a notice recorded), so they never resume from a position;
+ * and the outbox's tail read, whose `seq` is an offset kept by a reader that must resume after the
+ * end (docs/design.md "Paging").
+ */
+const NOT_LISTINGS = new Set([
+  'findDueSubscriptions',
+  'findLicensesWithSilentMachines',
+  'listAfter',
+  'claimEventsToFanOut',
+  'claimDueDeliveries',
+  'expiringWithoutNotice',
+  'listWaitingTopUps',
+  'findDueLedgers',
+]);
+
+/** What breaks the paging rules among a port's methods: a listing that pages its own way. */
+function pagingOffenders(methods: readonly PortMethod[]): string[] {
+  const out: string[] = [];
+  for (const m of methods) {
+    const pageRequests = m.params.match(/:\s*PageRequest\b/g)?.length ?? 0;
+    const answersPage = /^Awaitable<Page<.*>>$/.test(m.returns);
+    if (answersPage !== (pageRequests === 1)) out.push(`${m.name}: a Page answers exactly one PageRequest`);
+    const ownPaging = /\b(after\w*|cursor|offset|limit)\??:/.test(m.params) || /\blimit\b/.test(m.params);
+    if (ownPaging && !NOT_LISTINGS.has(m.name))
+      out.push(`${m.name}: pages with its own arguments (${m.params})`);
+  }
+  return out;
+}
+
+/** Source files of some folders of src/ whose text matches a pattern. */
+function filesMatching(dirs: readonly string[], pattern: RegExp): string[] {
+  return dirs
+    .flatMap((dir) => filesUnder(join(SRC, dir)))
+    .filter((file) => pattern.test(readFileSync(file, 'utf8')));
+}
+
 describe('architecture', () => {
   const all = filesUnder(SRC).flatMap((file) => importsOf(file));
 
@@ -173,6 +232,65 @@ describe('architecture', () => {
       /\.storage\b/.test(readFileSync(file, 'utf8')),
     );
     expect(offending).toEqual([]);
+  });
+
+  describe('one paging type', () => {
+    const port = portMethods(readFileSync(join(SRC, 'ports', 'storage.ts'), 'utf8'));
+
+    it('reads the port (the parser is not blind) and catches a listing that pages its own way', () => {
+      expect(port.length).toBeGreaterThan(150);
+      expect(port.filter((m) => m.returns.startsWith('Awaitable<Page<')).length).toBeGreaterThan(20);
+      const parsed = portMethods(
+        [
+          '',
+          '  listA(workspaceId: string, afterId: string, limit: number): Awaitable<Page<A>>;',
+          '  listB(',
+          '    workspaceId: string,',
+          '    afterSeq: number,',
+          '    limit: number,',
+          '  ): Awaitable<readonly B[]>;',
+          '  listC(workspaceId: string, page: PageRequest): Awaitable<readonly C[]>;',
+          '  listD(workspaceId: string, cursor: string | null): Awaitable<Page<D>>;',
+          '  listE(workspaceId: string, page: PageRequest): Awaitable<Page<E>>;',
+        ].join('\n'),
+      );
+      expect(parsed.map((m) => m.name)).toEqual(['listA', 'listB', 'listC', 'listD', 'listE']);
+      expect(pagingOffenders(parsed).map((o) => o.split(':')[0])).toEqual([
+        'listA',
+        'listA',
+        'listB',
+        'listC',
+        'listD',
+        'listD',
+      ]);
+    });
+
+    it('every listing of the storage port takes one PageRequest and answers one Page', () => {
+      expect(pagingOffenders(port)).toEqual([]);
+      // The exceptions are real methods (a renamed one must leave the list, not linger in it).
+      const names = new Set(port.map((m) => m.name));
+      expect([...NOT_LISTINGS].filter((name) => !names.has(name))).toEqual([]);
+    });
+
+    it('only http/ has the cursor codec: nothing else imports it, makes or reads cursor strings', () => {
+      const outside = ['services', 'storage', 'cli', 'domain', 'infra', 'ports'];
+      expect(filesMatching(outside, /pagination\.js|\b(en|de)codeCursor\b/)).toEqual([]);
+      expect(
+        all.filter((i) => i.fromLayer !== 'http' && /\/http\/pagination\.js$/.test(i.specifier)),
+      ).toEqual([]);
+      expect(filesMatching(['http'], /\bfunction (en|de)code\w*Cursor\b|toString\('base64url'\)/)).toEqual([
+        join(SRC, 'http', 'pagination.ts'),
+      ]);
+    });
+
+    it('only storage/ reads the parts of a resume key: services and http/ pass keys through whole', () => {
+      const indexing = /\b(nextAfter|after)\s*(\?\.)?\[|resumeKeyParts|keyParts\(/;
+      expect(filesMatching(['services', 'http', 'cli'], indexing)).toEqual([]);
+      // The pattern sees the ways a part is read.
+      for (const text of ['page.after[0]', 'got.nextAfter?.[1]', 'resumeKeyParts(k, 2)']) {
+        expect(indexing.test(text), text).toBe(true);
+      }
+    });
   });
 
   it('finds an import cycle when there is one (the search is not blind)', () => {

@@ -1,12 +1,11 @@
 import { Readable } from 'node:stream';
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { invalidRequest } from '../../domain/errors.js';
 import { formatInstant } from '../../domain/time/instant.js';
 import type { AuditQuery, AuditRecord } from '../../ports/storage.js';
 import { readAuditLog, streamAuditLog } from '../../services/audit.js';
 import type { RouteDeps } from '../app.js';
-import { decodeCursor, encodeCursor, readPageRequest } from '../pagination.js';
+import { presentPage, readPageRequest } from '../pagination.js';
 import { readTime } from '../route-helpers.js';
 import { errorResponses } from '../schemas.js';
 
@@ -133,26 +132,12 @@ export function registerAuditRoutes(app: FastifyInstance, { ctx }: RouteDeps): v
       },
     },
     async (request) => {
-      const { limit } = readPageRequest({ limit: request.query.limit });
-      let afterSeq = 0;
-      if (request.query.cursor !== undefined && request.query.cursor !== '') {
-        const parts = decodeCursor(request.query.cursor);
-        const seq = Number(parts[0]);
-        if (parts.length !== 1 || !Number.isSafeInteger(seq) || seq < 0) {
-          throw invalidRequest('cursor is not one this server issued', { field: 'cursor' });
-        }
-        afterSeq = seq;
-      }
       const page = await readAuditLog(
         ctx,
         readQuery(request.auth.workspaceId, request.query),
-        afterSeq,
-        limit,
+        readPageRequest(request.query),
       );
-      return {
-        data: page.records.map(presentAudit),
-        next_cursor: page.nextAfterSeq === null ? null : encodeCursor([String(page.nextAfterSeq)]),
-      };
+      return presentPage(page, presentAudit);
     },
   );
 

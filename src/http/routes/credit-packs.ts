@@ -1,7 +1,7 @@
 import type { Static } from '@sinclair/typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { invalidRequest, notFound } from '../../domain/errors.js';
+import { notFound } from '../../domain/errors.js';
 import {
   createCreditPackCommand,
   purchaseCommand,
@@ -11,7 +11,7 @@ import {
 import { getAutoTopUp, getCreditPack, listCreditPacks, listPurchases } from '../../services/queries.js';
 import { execute } from '../../services/unit-of-work.js';
 import type { RouteDeps } from '../app.js';
-import { presentIdPage, presentPage, readIdPage, readPageRequest, resumeKeyOfArity } from '../pagination.js';
+import { presentPage, readPageRequest } from '../pagination.js';
 import { readAutoTopUp, readCreditPack } from '../plan-input.js';
 import { presentAutoTopUp, presentCreditPack, presentPurchase } from '../plan-presenters.js';
 import {
@@ -83,9 +83,8 @@ export function registerCreditPackRoutes(app: FastifyInstance, { ctx, writer }: 
       },
     },
     async (request) => {
-      const { afterId, limit } = readIdPage(request.query);
-      return presentIdPage(
-        await listCreditPacks(ctx, request.auth.workspaceId, afterId, limit),
+      return presentPage(
+        await listCreditPacks(ctx, request.auth.workspaceId, readPageRequest(request.query)),
         presentCreditPack,
       );
     },
@@ -136,16 +135,7 @@ export function registerCreditPackRoutes(app: FastifyInstance, { ctx, writer }: 
     },
     async (request) => {
       const ws = request.auth.workspaceId;
-      const page = readPageRequest(request.query);
-      let after: { createdAt: number; id: string } | null = null;
-      if (page.after !== null) {
-        const [createdAt = '', id = ''] = resumeKeyOfArity(page.after, 2);
-        if (!/^-?\d{1,16}$/.test(createdAt)) {
-          throw invalidRequest('cursor is not one this server issued', { field: 'cursor' });
-        }
-        after = { createdAt: Number(createdAt), id };
-      }
-      const purchases = await listPurchases(ctx, ws, request.params.id, after, page.limit);
+      const purchases = await listPurchases(ctx, ws, request.params.id, readPageRequest(request.query));
       return presentPage(purchases, presentPurchase);
     },
   );

@@ -12,7 +12,7 @@ import {
 import { getFeature, getPlanVersion, listFeatures, listPlans } from '../../services/queries.js';
 import { execute } from '../../services/unit-of-work.js';
 import type { RouteDeps } from '../app.js';
-import { presentIdPage, readIdPage } from '../pagination.js';
+import { presentPage, readPageRequest } from '../pagination.js';
 import { readFeature, readPlan } from '../plan-input.js';
 import { presentFeature, presentPlan } from '../plan-presenters.js';
 import {
@@ -127,9 +127,8 @@ export function registerFeatureAndPlanRoutes(app: FastifyInstance, { ctx, writer
       },
     },
     async (request) => {
-      const { afterId, limit } = readIdPage(request.query);
-      const page = await listFeatures(ctx, request.auth.workspaceId, afterId, limit);
-      return presentIdPage(page, presentFeature);
+      const page = await listFeatures(ctx, request.auth.workspaceId, readPageRequest(request.query));
+      return presentPage(page, presentFeature);
     },
   );
 
@@ -208,9 +207,8 @@ export function registerFeatureAndPlanRoutes(app: FastifyInstance, { ctx, writer
       },
     },
     async (request) => {
-      const { afterId, limit } = readIdPage(request.query);
-      const page = await listPlans(ctx, request.auth.workspaceId, afterId, limit);
-      return presentIdPage(page, presentPlan);
+      const page = await listPlans(ctx, request.auth.workspaceId, readPageRequest(request.query));
+      return presentPage(page, presentPlan);
     },
   );
 }

@@ -6,16 +6,10 @@ import { isValidTimeZone, type WindowUnit } from '../../domain/time/zoned.js';
 import type { MeterRecord, RateRecord, StoredPricing } from '../../ports/storage.js';
 import { createMeterCommand, createRateCommand } from '../../services/commands.js';
 import { DEFAULT_CREDIT_TYPE } from '../../services/context.js';
-import {
-  backfillRate,
-  meterUsage,
-  quoteEvents,
-  USAGE_PAGE,
-  type UsagePosition,
-} from '../../services/metering.js';
+import { backfillRate, meterUsage, quoteEvents, USAGE_PAGE } from '../../services/metering.js';
 import { getMeter, getRate, listMeters, listRates } from '../../services/queries.js';
 import type { RouteDeps } from '../app.js';
-import { presentPage, readPageRequest } from '../pagination.js';
+import { decodeUsageCursor, encodeUsageCursor, presentPage, readPageRequest } from '../pagination.js';
 import { readTime } from '../route-helpers.js';
 import { AmountText, errorResponses, Id, IdParams, ListOf, ListQuery, MoneyText, Time } from '../schemas.js';
 
@@ -111,18 +105,6 @@ const UsageBody = Type.Object({
   ),
   next_cursor: Type.Union([Type.String(), Type.Null()]),
 });
-
-/** A usage cursor: base64url of `<window start ms>.<rows of that window already sent>`. */
-function encodeUsageCursor(position: UsagePosition): string {
-  return Buffer.from(`${position.windowStart}.${position.offset}`, 'utf8').toString('base64url');
-}
-
-function decodeUsageCursor(cursor: string | undefined): UsagePosition | null {
-  if (cursor === undefined || cursor === '') return null;
-  const match = /^(-?\d{1,16})\.(\d{1,9})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
-  if (!match) throw invalidRequest('cursor is not one this server issued', { field: 'cursor' });
-  return { windowStart: Number(match[1]), offset: Number(match[2]) };
-}
 
 const QuoteBody = Type.Object(
   {

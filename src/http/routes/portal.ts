@@ -447,9 +447,9 @@ export function registerPortalRoutes(app: FastifyInstance, deps: RouteDeps): voi
     },
     async (request) => {
       const ws = session(request).workspaceId;
-      const features = await listFeatures(ctx, ws, '', 1000);
+      const features = await listFeatures(ctx, ws, { after: null, limit: 1000 });
       const rates = await listRates(ctx, ws, { after: null, limit: 1000 });
-      const packs = await listCreditPacks(ctx, ws, '', 1000);
+      const packs = await listCreditPacks(ctx, ws, { after: null, limit: 1000 });
       return {
         features: features.items.filter((f) => f.archivedAt === null).map(presentFeature),
         rates: rates.items.map(presentRate),

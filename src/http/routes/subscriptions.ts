@@ -7,7 +7,7 @@ import {
 } from '../../services/commands.js';
 import { getSubscription, listSubscriptions } from '../../services/queries.js';
 import type { RouteDeps } from '../app.js';
-import { presentIdPage, readIdPage } from '../pagination.js';
+import { presentPage, readPageRequest } from '../pagination.js';
 import { presentSubscription } from '../plan-presenters.js';
 import {
   CancelSubscriptionBody,
@@ -66,14 +66,10 @@ export function registerSubscriptionRoutes(app: FastifyInstance, { ctx, writer }
     },
     async (request) => {
       const ws = request.auth.workspaceId;
-      const { afterId, limit } = readIdPage(request.query);
-      const found = await listSubscriptions(ctx, ws, request.params.id, afterId, limit);
-      const items = found.items.map(({ subscription, plan }) => ({
-        id: subscription.id,
-        body: presentSubscription(subscription, plan, found.now),
-      }));
-      const page = { items, nextAfter: found.more && items.length > 0 ? [items.at(-1)!.id] : null };
-      return presentIdPage(page, (item) => item.body);
+      const found = await listSubscriptions(ctx, ws, request.params.id, readPageRequest(request.query));
+      return presentPage(found.page, ({ subscription, plan }) =>
+        presentSubscription(subscription, plan, found.now),
+      );
     },
   );
 

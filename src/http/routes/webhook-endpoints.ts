@@ -25,7 +25,7 @@ import {
 } from '../../services/webhook-endpoints.js';
 import type { RouteDeps } from '../app.js';
 import { requestContextOf } from '../idempotent-write.js';
-import { presentIdPage, readIdPage } from '../pagination.js';
+import { presentPage, readPageRequest } from '../pagination.js';
 import { readTime } from '../route-helpers.js';
 import { errorResponses, ListOf, ListQuery, OpaqueId } from '../schemas.js';
 import { WEBHOOK_EVENT_TYPES } from '../webhook-events/index.js';
@@ -254,9 +254,8 @@ export function registerWebhookEndpointRoutes(
       },
     },
     async (request) => {
-      const { afterId, limit } = readIdPage(request.query);
-      return presentIdPage(
-        await listEndpoints(ctx, request.auth.workspaceId, afterId, limit),
+      return presentPage(
+        await listEndpoints(ctx, request.auth.workspaceId, readPageRequest(request.query)),
         presentEndpoint,
       );
     },
@@ -397,15 +396,13 @@ export function registerWebhookEndpointRoutes(
       },
     },
     async (request) => {
-      const { afterId, limit } = readIdPage(request.query);
       const page = await listEndpointAttempts(
         ctx,
         request.auth.workspaceId,
         request.params.id,
-        afterId,
-        limit,
+        readPageRequest(request.query),
       );
-      return presentIdPage(page, presentAttempt);
+      return presentPage(page, presentAttempt);
     },
   );
 
@@ -449,7 +446,10 @@ export function registerWebhookEndpointRoutes(
       },
     },
     async (request) => {
-      const log = await eventDeliveryLog(ctx, request.auth.workspaceId, request.params.event_id, '', 1);
+      const log = await eventDeliveryLog(ctx, request.auth.workspaceId, request.params.event_id, {
+        after: null,
+        limit: 1,
+      });
       return presentEvent(log.event, log.deliveries);
     },
   );
@@ -467,15 +467,13 @@ export function registerWebhookEndpointRoutes(
       },
     },
     async (request) => {
-      const { afterId, limit } = readIdPage(request.query);
       const log = await eventDeliveryLog(
         ctx,
         request.auth.workspaceId,
         request.params.event_id,
-        afterId,
-        limit,
+        readPageRequest(request.query),
       );
-      return presentIdPage(log.attempts, presentAttempt);
+      return presentPage(log.attempts, presentAttempt);
     },
   );
 }

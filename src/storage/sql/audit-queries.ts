@@ -3,8 +3,11 @@ import type {
   AuditReadOperations,
   AuditRecord,
   AuditWriteOperations,
+  Page,
+  PageRequest,
 } from '../../ports/storage.js';
 import type { SqlExecutor } from './executor.js';
+import { afterSeq, pageOf } from './paging.js';
 
 /**
  * SQL of the audit log (both dialects). Appends claim the next position by updating the chain's
@@ -62,9 +65,9 @@ function fromRow(r: AuditRow): AuditRecord {
 export class AuditReads implements AuditReadOperations {
   constructor(protected readonly db: SqlExecutor) {}
 
-  async list(query: AuditQuery, afterSeq: number, limit: number): Promise<readonly AuditRecord[]> {
+  async list(query: AuditQuery, page: PageRequest): Promise<Page<AuditRecord>> {
     const where = ['workspace_id = ?', 'seq > ?'];
-    const params: unknown[] = [query.workspaceId, afterSeq];
+    const params: unknown[] = [query.workspaceId, afterSeq(page)];
     const add = (clause: string, value: unknown) => {
       if (value === null) return;
       where.push(clause);
@@ -76,12 +79,12 @@ export class AuditReads implements AuditReadOperations {
     add('target_id = ?', query.targetId);
     add('at >= ?', query.from);
     add('at < ?', query.to);
-    params.push(limit);
+    params.push(page.limit + 1);
     const rows = await this.db.all<AuditRow>(
       `SELECT * FROM audit_log WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`,
       params,
     );
-    return rows.map(fromRow);
+    return pageOf(rows.map(fromRow), page.limit, (r) => [String(r.seq)]);
   }
 
   async heads(): Promise<readonly { workspaceId: string; seq: number; hash: string }[]> {

@@ -12,6 +12,7 @@ import type {
   StoredUsageRecord,
 } from '../../ports/storage.js';
 import type { SqlExecutor } from './executor.js';
+import { afterId, idKey, pageOf } from './paging.js';
 
 /** SQL of the licensing aggregate (both dialects; docs/design.md "Licensing"). */
 export const LQ = {
@@ -208,13 +209,12 @@ export class LicensingReads implements LicensingReadOperations {
     customerId: string | null,
     req: PageRequest,
   ): Promise<Page<License>> {
-    const after = req.after?.[0] ?? '';
+    const after = afterId(req);
     const rows =
       customerId === null
         ? await this.db.all<Row>(LQ.listLicenses, [workspaceId, after, req.limit + 1])
         : await this.db.all<Row>(LQ.listLicensesOf, [workspaceId, customerId, after, req.limit + 1]);
-    const items = rows.slice(0, req.limit).map(licenseFromRow);
-    return { items, nextAfter: rows.length > req.limit ? [items[items.length - 1]!.id] : null };
+    return pageOf(rows.map(licenseFromRow), req.limit, idKey);
   }
 
   async listMachines(workspaceId: string, licenseId: string): Promise<readonly Machine[]> {

@@ -12,6 +12,7 @@ import type {
   PaymentWriteOperations,
 } from '../../ports/storage.js';
 import type { SqlExecutor } from './executor.js';
+import { instantPart, keyParts, pageOf } from './paging.js';
 
 /** SQL of payments in (both dialects). Payments and top-ups keep their mutable fields in a JSON body. */
 export const PAYQ = {
@@ -185,21 +186,14 @@ export class PaymentReads implements PaymentReadOperations {
   ): Promise<Page<StripeEventRecord>> {
     const params: unknown[] = [workspaceId];
     if (filter.status !== null) params.push(filter.status);
-    if (page.after !== null) {
-      const at = Number(page.after[0] ?? 0);
-      params.push(at, at, page.after[1] ?? '');
+    const after = keyParts(page, 2);
+    if (after !== null) {
+      const at = instantPart(after[0] ?? '');
+      params.push(at, at, after[1] ?? '');
     }
     params.push(page.limit + 1);
-    const rows = await this.db.all<EventRow>(
-      listEventsSql(filter.status !== null, page.after !== null),
-      params,
-    );
-    const items = rows.slice(0, page.limit).map(eventFromRow);
-    const last = items[items.length - 1];
-    return {
-      items,
-      nextAfter: rows.length > page.limit && last ? [String(last.receivedAt), last.id] : null,
-    };
+    const rows = await this.db.all<EventRow>(listEventsSql(filter.status !== null, after !== null), params);
+    return pageOf(rows.map(eventFromRow), page.limit, (e) => [String(e.receivedAt), e.id]);
   }
 
   async getPayment(workspaceId: string, id: string): Promise<PaymentRecord | null> {

@@ -2,7 +2,7 @@ import { Amount } from '../../domain/amount/amount.js';
 import type { CreditPack, Feature, PlanVersion } from '../../domain/catalog/catalog.js';
 import type { AutoTopUp, Purchase, Subscription } from '../../domain/plans/subscription.js';
 import type { Instant } from '../../domain/time/instant.js';
-import type { Page, PlanReadOperations, PlanWriteOperations, ResumeKey } from '../../ports/storage.js';
+import type { Page, PageRequest, PlanReadOperations, PlanWriteOperations } from '../../ports/storage.js';
 import {
   autoTopUpFromJson,
   autoTopUpToJson,
@@ -19,6 +19,7 @@ import {
   subscriptionToJson,
 } from '../catalog-rows.js';
 import type { SqlExecutor } from './executor.js';
+import { afterId, idKey, instantPart, keyParts, pageOf } from './paging.js';
 
 /** SQL of features, plans, packs, subscriptions, auto top-ups and feature usage (both dialects). */
 export const PQ = {
@@ -42,6 +43,8 @@ export const PQ = {
   insertPack: 'INSERT INTO credit_packs (workspace_id, id, body) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
   getSubscription: 'SELECT * FROM subscriptions WHERE workspace_id = ? AND id = ?',
   subscriptionsOf: 'SELECT * FROM subscriptions WHERE workspace_id = ? AND customer_id = ? ORDER BY id',
+  listSubscriptions:
+    'SELECT * FROM subscriptions WHERE workspace_id = ? AND customer_id = ? AND id > ? ORDER BY id LIMIT ?',
   dueSubscriptionsOf: `SELECT * FROM subscriptions WHERE workspace_id = ? AND customer_id = ?
      AND next_due_at IS NOT NULL AND next_due_at <= ? ORDER BY id`,
   upsertSubscription: `INSERT INTO subscriptions (workspace_id, id, customer_id, status, next_due_at, body) VALUES (?, ?, ?, ?, ?, ?)
@@ -70,12 +73,6 @@ export const PQ = {
 
 type IdBody = { id: string; body: string };
 
-function pageOf<T>(items: T[], limit: number, keyOf: (item: T) => ResumeKey): Page<T> {
-  if (items.length <= limit) return { items, nextAfter: null };
-  const kept = items.slice(0, limit);
-  return { items: kept, nextAfter: keyOf(kept[kept.length - 1]!) };
-}
-
 /** Reads of plans and entitlements over one executor. */
 export class PlanReads implements PlanReadOperations {
   constructor(protected readonly db: SqlExecutor) {}
@@ -85,12 +82,12 @@ export class PlanReads implements PlanReadOperations {
     return row ? featureFromJson(workspaceId, row.id, row.body) : null;
   }
 
-  async listFeatures(workspaceId: string, afterId: string, limit: number): Promise<Page<Feature>> {
-    const rows = await this.db.all<IdBody>(PQ.listFeatures, [workspaceId, afterId, limit + 1]);
+  async listFeatures(workspaceId: string, page: PageRequest): Promise<Page<Feature>> {
+    const rows = await this.db.all<IdBody>(PQ.listFeatures, [workspaceId, afterId(page), page.limit + 1]);
     return pageOf(
       rows.map((r) => featureFromJson(workspaceId, r.id, r.body)),
-      limit,
-      (f) => [f.id],
+      page.limit,
+      idKey,
     );
   }
 
@@ -111,16 +108,16 @@ export class PlanReads implements PlanReadOperations {
     return row ? planFromJson(workspaceId, row.id, Number(row.version), row.body) : null;
   }
 
-  async listPlans(workspaceId: string, afterId: string, limit: number): Promise<Page<PlanVersion>> {
+  async listPlans(workspaceId: string, page: PageRequest): Promise<Page<PlanVersion>> {
     const rows = await this.db.all<IdBody & { version: number | string }>(PQ.listLatestPlans, [
       workspaceId,
-      afterId,
-      limit + 1,
+      afterId(page),
+      page.limit + 1,
     ]);
     return pageOf(
       rows.map((r) => planFromJson(workspaceId, r.id, Number(r.version), r.body)),
-      limit,
-      (p) => [p.id],
+      page.limit,
+      idKey,
     );
   }
 
@@ -129,12 +126,12 @@ export class PlanReads implements PlanReadOperations {
     return row ? packFromJson(workspaceId, row.id, row.body) : null;
   }
 
-  async listCreditPacks(workspaceId: string, afterId: string, limit: number): Promise<Page<CreditPack>> {
-    const rows = await this.db.all<IdBody>(PQ.listPacks, [workspaceId, afterId, limit + 1]);
+  async listCreditPacks(workspaceId: string, page: PageRequest): Promise<Page<CreditPack>> {
+    const rows = await this.db.all<IdBody>(PQ.listPacks, [workspaceId, afterId(page), page.limit + 1]);
     return pageOf(
       rows.map((r) => packFromJson(workspaceId, r.id, r.body)),
-      limit,
-      (p) => [p.id],
+      page.limit,
+      idKey,
     );
   }
 
@@ -146,6 +143,20 @@ export class PlanReads implements PlanReadOperations {
   async subscriptionsOf(workspaceId: string, customerId: string): Promise<Subscription[]> {
     const rows = await this.db.all<SubscriptionRow>(PQ.subscriptionsOf, [workspaceId, customerId]);
     return rows.map(subscriptionFromRow);
+  }
+
+  async listSubscriptions(
+    workspaceId: string,
+    customerId: string,
+    page: PageRequest,
+  ): Promise<Page<Subscription>> {
+    const rows = await this.db.all<SubscriptionRow>(PQ.listSubscriptions, [
+      workspaceId,
+      customerId,
+      afterId(page),
+      page.limit + 1,
+    ]);
+    return pageOf(rows.map(subscriptionFromRow), page.limit, idKey);
   }
 
   async dueSubscriptionsOf(workspaceId: string, customerId: string, now: Instant): Promise<Subscription[]> {
@@ -190,24 +201,20 @@ export class PlanReads implements PlanReadOperations {
     return row ? Amount.parse(String(row.quantity)) : Amount.ZERO;
   }
 
-  async listPurchases(
-    workspaceId: string,
-    customerId: string,
-    after: { createdAt: Instant; id: string } | null,
-    limit: number,
-  ): Promise<Page<Purchase>> {
-    const at = after?.createdAt ?? Number.MIN_SAFE_INTEGER;
+  async listPurchases(workspaceId: string, customerId: string, page: PageRequest): Promise<Page<Purchase>> {
+    const [createdAt, id = ''] = keyParts(page, 2) ?? [];
+    const at = createdAt === undefined ? Number.MIN_SAFE_INTEGER : instantPart(createdAt);
     const rows = await this.db.all<IdBody & { customer_id: string }>(PQ.purchasesOf, [
       workspaceId,
       customerId,
       at,
       at,
-      after?.id ?? '',
-      limit + 1,
+      id,
+      page.limit + 1,
     ]);
     return pageOf(
       rows.map((r) => purchaseFromJson(workspaceId, r.id, r.customer_id, r.body)),
-      limit,
+      page.limit,
       (p) => [String(p.createdAt), p.id],
     );
   }

@@ -43,7 +43,6 @@ import type {
   RateRecord,
   ReadOperations,
   ReconciliationSource,
-  ResumeKey,
   StoredEntry,
   StoredEvent,
   WebhookReadOperations,
@@ -98,6 +97,7 @@ import type { SqlExecutor } from './executor.js';
 import { FinanceReads, FinanceWrites } from './finance-queries.js';
 import { LicensingReads, LicensingWrites } from './license-queries.js';
 import { OutboxReads, OutboxWrites } from './outbox-queries.js';
+import { instantPart, naturalPart, pageOf, resumeKeyParts } from './paging.js';
 import { PaymentReads, PaymentWrites } from './payment-queries.js';
 import { PlanReads, PlanWrites } from './plan-queries.js';
 import { PortalReads, PortalWrites } from './portal-queries.js';
@@ -129,33 +129,6 @@ function ledgerHeadOf(row: CheckpointHead): LedgerHead {
     sinceCheckpoint: Number(row.since_checkpoint),
     checkpointAt: row.checkpoint_at === null ? null : Number(row.checkpoint_at),
   };
-}
-
-/** The parts of a resume key of a known shape; a key of another shape is a 400, never a 500. */
-export function resumeKeyParts(key: ResumeKey, arity: number): readonly string[] {
-  if (key.length !== arity) throw invalidRequest('cursor is not one this server issued', { field: 'cursor' });
-  return key;
-}
-
-function page<T>(rows: readonly T[], limit: number, keyOf: (row: T) => ResumeKey): Page<T> {
-  if (rows.length > limit) {
-    const items = rows.slice(0, limit);
-    return { items, nextAfter: keyOf(items[items.length - 1]!) };
-  }
-  return { items: rows, nextAfter: null };
-}
-
-/** An instant from a cursor (events may be dated before 1970). */
-function signedNumericPart(text: string): number {
-  if (!/^-?\d{1,16}$/.test(text))
-    throw invalidRequest('cursor is not one this server issued', { field: 'cursor' });
-  return Number(text);
-}
-
-function numericPart(text: string): number {
-  if (!/^\d{1,16}$/.test(text))
-    throw invalidRequest('cursor is not one this server issued', { field: 'cursor' });
-  return Number(text);
 }
 
 /** The parameters of the three statements that load a ledger. */
@@ -258,7 +231,7 @@ export class SqlReads implements ReadOperations {
   ): Promise<Page<T>> {
     const after = req.after === null ? '' : (resumeKeyParts(req.after, 1)[0] ?? '');
     const rows = await this.db.all<R>(sql, [workspaceId, after, req.limit + 1]);
-    return page(rows.map(map), req.limit, (item) => [item.id]);
+    return pageOf(rows.map(map), req.limit, (item) => [item.id]);
   }
 
   getCustomer(workspaceId: string, customerId: string): Promise<Customer | null> {
@@ -310,13 +283,13 @@ export class SqlReads implements ReadOperations {
     }
     if (req.after !== null) {
       const [createdAt = '', id = ''] = resumeKeyParts(req.after, 2);
-      const at = numericPart(createdAt);
+      const at = naturalPart(createdAt);
       conditions.push('(created_at > ? OR (created_at = ? AND id > ?))');
       params.push(at, at, id);
     }
     const sql = `SELECT * FROM grants WHERE ${conditions.join(' AND ')} ORDER BY created_at, id LIMIT ?`;
     const rows = await this.db.all<GrantRow>(sql, [...params, req.limit + 1]);
-    return page(rows.map(grantFromRow), req.limit, (g) => [String(g.createdAt), g.id]);
+    return pageOf(rows.map(grantFromRow), req.limit, (g) => [String(g.createdAt), g.id]);
   }
 
   async getHold(workspaceId: string, holdId: string): Promise<HoldState | null> {
@@ -353,14 +326,14 @@ export class SqlReads implements ReadOperations {
       const [atText = '', seqText = '', orderText] = resumeKeyParts(req.after, desc ? 3 : 2);
       if (desc && orderText !== 'desc')
         throw invalidRequest('cursor is not one this server issued', { field: 'cursor' });
-      const at = numericPart(atText);
+      const at = naturalPart(atText);
       conditions.push(desc ? '(at < ? OR (at = ? AND seq < ?))' : '(at > ? OR (at = ? AND seq > ?))');
-      params.push(at, at, numericPart(seqText));
+      params.push(at, at, naturalPart(seqText));
     }
     const order = desc ? 'ORDER BY at DESC, seq DESC' : 'ORDER BY at, seq';
     const sql = `SELECT * FROM entries WHERE ${conditions.join(' AND ')} ${order} LIMIT ?`;
     const rows = await this.db.all<EntryRow>(sql, [...params, req.limit + 1]);
-    return page(rows.map(entryFromRow), req.limit, (e) =>
+    return pageOf(rows.map(entryFromRow), req.limit, (e) =>
       desc ? [String(e.at), e.seq, 'desc'] : [String(e.at), e.seq],
     );
   }
@@ -498,12 +471,12 @@ export class SqlReads implements ReadOperations {
     else if (query.status === 'duplicate') add('duplicates > 0');
     if (req.after !== null) {
       const [timeText = '', key = ''] = resumeKeyParts(req.after, 2);
-      const time = signedNumericPart(timeText);
+      const time = instantPart(timeText);
       add('(time > ? OR (time = ? AND event_key > ?))', time, time, key);
     }
     const sql = `SELECT * FROM events WHERE ${conditions.join(' AND ')} ORDER BY time, event_key LIMIT ?`;
     const rows = await this.db.all<EventRow>(sql, [...params, req.limit + 1]);
-    return page(rows.map(listedEventFromRow), req.limit, (e) => [String(e.time), e.eventKey]);
+    return pageOf(rows.map(listedEventFromRow), req.limit, (e) => [String(e.time), e.eventKey]);
   }
 
   getEvent(workspaceId: string, eventKey: string): Promise<ListedEvent | null> {

@@ -5,6 +5,7 @@ import type {
   DeliveryUpdate,
   EndpointDisabledReason,
   Page,
+  PageRequest,
   StoredOutboxRecord,
   WebhookAttempt,
   WebhookDelivery,
@@ -13,6 +14,7 @@ import type {
   WebhookWriteOperations,
 } from '../../ports/storage.js';
 import type { SqlExecutor } from './executor.js';
+import { afterId, afterSeq, idKey, pageOf } from './paging.js';
 
 const ENDPOINT_COLUMNS = `workspace_id, id, url, description, event_types, enabled, disabled_reason, secret,
   previous_secret, previous_secret_until, failing_since, created_at, updated_at`;
@@ -198,14 +200,6 @@ function attemptFromRow(r: AttemptRow): WebhookAttempt {
   };
 }
 
-function pageOf<T extends { readonly id: string }>(rows: readonly T[], limit: number): Page<T> {
-  if (rows.length > limit) {
-    const items = rows.slice(0, limit);
-    return { items, nextAfter: [items[items.length - 1]!.id] };
-  }
-  return { items: rows, nextAfter: null };
-}
-
 /** Reads of the webhook aggregate over one executor. */
 export class WebhookReads implements WebhookReadOperations {
   constructor(protected readonly db: SqlExecutor) {}
@@ -215,9 +209,13 @@ export class WebhookReads implements WebhookReadOperations {
     return row ? endpointFromRow(row) : null;
   }
 
-  async listEndpoints(workspaceId: string, afterId: string, limit: number): Promise<Page<WebhookEndpoint>> {
-    const rows = await this.db.all<EndpointRow>(WQ.listEndpoints, [workspaceId, afterId, limit + 1]);
-    return pageOf(rows.map(endpointFromRow), limit);
+  async listEndpoints(workspaceId: string, page: PageRequest): Promise<Page<WebhookEndpoint>> {
+    const rows = await this.db.all<EndpointRow>(WQ.listEndpoints, [
+      workspaceId,
+      afterId(page),
+      page.limit + 1,
+    ]);
+    return pageOf(rows.map(endpointFromRow), page.limit, idKey);
   }
 
   async getEvent(workspaceId: string, eventId: string): Promise<StoredOutboxRecord | null> {
@@ -228,19 +226,19 @@ export class WebhookReads implements WebhookReadOperations {
   async listAttempts(
     workspaceId: string,
     of: { readonly endpointId: string } | { readonly eventId: string },
-    afterId: string,
-    limit: number,
+    page: PageRequest,
   ): Promise<Page<WebhookAttempt>> {
+    const after = afterId(page);
     const rows =
       'endpointId' in of
         ? await this.db.all<AttemptRow>(WQ.attemptsOfEndpoint, [
             workspaceId,
             of.endpointId,
-            afterId,
-            limit + 1,
+            after,
+            page.limit + 1,
           ])
-        : await this.db.all<AttemptRow>(WQ.attemptsOfEvent, [workspaceId, of.eventId, afterId, limit + 1]);
-    return pageOf(rows.map(attemptFromRow), limit);
+        : await this.db.all<AttemptRow>(WQ.attemptsOfEvent, [workspaceId, of.eventId, after, page.limit + 1]);
+    return pageOf(rows.map(attemptFromRow), page.limit, idKey);
   }
 
   async deliveriesOfEvent(workspaceId: string, eventId: string): Promise<readonly WebhookDelivery[]> {
@@ -412,16 +410,15 @@ export class WebhookWrites extends WebhookReads implements WebhookWriteOperation
   async eventsBetween(
     workspaceId: string,
     range: { readonly from: number; readonly to: number },
-    afterSeq: number,
-    limit: number,
-  ): Promise<readonly StoredOutboxRecord[]> {
+    page: PageRequest,
+  ): Promise<Page<StoredOutboxRecord>> {
     const rows = await this.db.all<EventRow>(WQ.eventsBetween, [
       workspaceId,
       range.from,
       range.to,
-      afterSeq,
-      limit,
+      afterSeq(page),
+      page.limit + 1,
     ]);
-    return rows.map(eventFromRow);
+    return pageOf(rows.map(eventFromRow), page.limit, (e) => [String(e.seq)]);
   }
 }
