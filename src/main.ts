@@ -19,6 +19,7 @@ import { sweepExpiryNotices } from './services/balance-alerts.js';
 import type { ServiceContext } from './services/context.js';
 import { sweepDueLedgers } from './services/ledger.js';
 import { sweepSilentMachines } from './services/licensing.js';
+import { RUNWAY_SWEEP_INTERVAL_MS, sweepRunwayAlerts } from './services/runway-alerts.js';
 import { sweepDueSubscriptions } from './services/subscriptions.js';
 import { chargeWaitingTopUps } from './services/top-ups.js';
 import { WebhookDispatcher } from './services/webhook-dispatcher.js';
@@ -150,6 +151,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   let sweeping = false;
   let lastCleanup = 0;
   let lastNotices = 0;
+  let lastRunway = 0;
   const sweeper = setInterval(() => {
     if (sweeping) return;
     sweeping = true;
@@ -166,6 +168,11 @@ export async function startServer(config: Config): Promise<RunningServer> {
         if (now - lastNotices > 60_000 && config.expiryNoticeLeadsMs.length > 0) {
           lastNotices = now;
           await sweepExpiryNotices(ctx, config.expiryNoticeLeadsMs);
+        }
+        // Runways move by the hour: a forecast per watched customer every few minutes is enough.
+        if (now - lastRunway > RUNWAY_SWEEP_INTERVAL_MS) {
+          lastRunway = now;
+          await sweepRunwayAlerts(ctx);
         }
         if (now - lastCleanup > 60_000) {
           lastCleanup = now;

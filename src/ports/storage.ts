@@ -867,6 +867,20 @@ export interface AlertReadOperations {
   getThreshold(workspaceId: string, id: string): Awaitable<BalanceThreshold | null>;
   /** Thresholds of one scope (a customer's own, or the workspace defaults), oldest first. */
   listThresholds(query: ThresholdListQuery): Awaitable<readonly BalanceThreshold[]>;
+  /**
+   * The thresholds that may apply to one ledger (the customer's own and the workspace defaults of
+   * its credit type), each with whether it has fired for this customer. One indexed read; empty
+   * for a workspace without thresholds.
+   */
+  thresholdsForLedger(key: LedgerKey): Awaitable<readonly { threshold: BalanceThreshold; fired: boolean }[]>;
+  /**
+   * Every `runway_hours` threshold of every workspace, by (workspace, id), after `after`: what the
+   * runway sweep (`balance.runway_below`) walks. A scan of the thresholds table, which is small.
+   */
+  runwayThresholds(
+    after: { readonly workspaceId: string; readonly id: string } | null,
+    limit: number,
+  ): Awaitable<readonly BalanceThreshold[]>;
 }
 
 /** The balance alerts aggregate's writes (and the reads a write needs, inside its transaction). */
@@ -874,12 +888,6 @@ export interface AlertWriteOperations extends AlertReadOperations {
   insertThreshold(threshold: BalanceThreshold): Awaitable<void>;
   /** Deletes a threshold and its per-customer state; false when there was none. */
   deleteThreshold(workspaceId: string, id: string): Awaitable<boolean>;
-  /**
-   * The thresholds that may apply to one ledger (the customer's own and the workspace defaults of
-   * its credit type), each with whether it has fired for this customer. One indexed read; empty
-   * for a workspace without thresholds.
-   */
-  thresholdsForLedger(key: LedgerKey): Awaitable<readonly { threshold: BalanceThreshold; fired: boolean }[]>;
   /** Records that a threshold fired for a customer (disarmed until it recovers). */
   markThresholdFired(
     workspaceId: string,

@@ -3,7 +3,12 @@ import type { FastifyInstance } from 'fastify';
 import { formatInstant } from '../../domain/time/instant.js';
 import { DEFAULT_CREDIT_TYPE } from '../../services/context.js';
 import { listCustomerSummaries } from '../../services/customer-summaries.js';
-import { type CustomerForecast, estimateAmount, forecastCustomer } from '../../services/forecast.js';
+import {
+  type CustomerForecast,
+  estimateAmount,
+  forecastCustomer,
+  runwaySeconds,
+} from '../../services/forecast.js';
 import type { RouteDeps } from '../app.js';
 import { presentPage, readPageRequest } from '../pagination.js';
 import { presentCustomer } from '../presenters.js';
@@ -47,12 +52,7 @@ export function presentForecast(f: CustomerForecast): Static<typeof ForecastBody
           horizon_end: formatInstant(forecast.horizonEnd),
         }
       : null,
-    runway_seconds:
-      r.status === 'depleted'
-        ? 0
-        : forecast?.p50 != null
-          ? Math.max(0, Math.trunc((forecast.p50 - f.now) / 1000))
-          : null,
+    runway_seconds: runwaySeconds(f),
     model: model
       ? {
           method: model.method,
