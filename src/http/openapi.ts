@@ -157,6 +157,7 @@ export const ROUTE_ERRORS: Readonly<Record<OperationKey, readonly ErrorCode[]>> 
   'POST /v1/webhook-endpoints/{id}/enable': ['not_found'],
   'POST /v1/webhook-endpoints/{id}/rotate-secret': ['not_found'],
   'GET /v1/webhook-endpoints/{id}/attempts': ['not_found'],
+  'GET /v1/webhook-attempts': ['not_found'],
   'POST /v1/webhook-endpoints/{id}/replay': ['not_found'],
   'GET /v1/webhook-events/{event_id}': ['not_found'],
   'GET /v1/webhook-events/{event_id}/attempts': ['not_found'],
@@ -241,6 +242,7 @@ const NAMED: Readonly<Record<OperationKey, Readonly<Record<string, string>>>> = 
   'GET /v1/customers/{id}/balance': { 200: 'Balance' },
   'GET /v1/customers/{id}/balance-series': { 200: 'BalanceSeries' },
   'GET /v1/customers/{id}/forecast': { 200: 'Forecast' },
+  'GET /v1/webhook-attempts': { '200[]': 'RecentWebhookAttempt' },
   'GET /v1/customer-summaries': { '200[]': 'CustomerSummary' },
   'POST /v1/customers/{id}/portal-sessions': {
     body: 'CreatePortalSessionRequest',

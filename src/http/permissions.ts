@@ -105,6 +105,7 @@ export const OPERATION_PERMISSIONS: Readonly<Record<OperationKey, Permission>> =
   'POST /v1/webhook-endpoints/{id}/enable': 'webhooks:admin',
   'POST /v1/webhook-endpoints/{id}/rotate-secret': 'webhooks:admin',
   'GET /v1/webhook-endpoints/{id}/attempts': 'webhooks:admin',
+  'GET /v1/webhook-attempts': 'webhooks:admin',
   'POST /v1/webhook-endpoints/{id}/replay': 'webhooks:admin',
   'GET /v1/webhook-events/{event_id}': 'webhooks:admin',
   'GET /v1/webhook-events/{event_id}/attempts': 'webhooks:admin',

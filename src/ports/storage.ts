@@ -800,6 +800,25 @@ export interface WebhookReadOperations {
   ): Awaitable<Page<WebhookAttempt>>;
   /** The deliveries of one event (tests and the per-event log). */
   deliveriesOfEvent(workspaceId: string, eventId: string): Awaitable<readonly WebhookDelivery[]>;
+  /**
+   * Attempts to one endpoint, newest first (by id, before `beforeId`; '' for the newest), of the
+   * given outcomes (null: all), with their event's type and their delivery's state now: the
+   * operator's deliveries view merges these across endpoints.
+   */
+  recentAttempts(
+    workspaceId: string,
+    endpointId: string,
+    filter: { readonly beforeId: string; readonly outcomes: readonly AttemptOutcome[] | null },
+    limit: number,
+  ): Awaitable<readonly RecentAttempt[]>;
+}
+
+/** An attempt with what the deliveries view shows beside it. */
+export interface RecentAttempt extends WebhookAttempt {
+  /** The event's type (null if the event is gone). */
+  readonly eventType: string | null;
+  /** Where its delivery stands now (a retried attempt's delivery may have succeeded since). */
+  readonly deliveryState: DeliveryState | null;
 }
 
 /** Writes of the webhook aggregate, inside {@link Storage.write}. */

@@ -3,7 +3,9 @@ import { invalidRequest, notFound } from '../domain/errors.js';
 import type { Instant } from '../domain/time/instant.js';
 import { checkWebhookUrlShape, endpointWants } from '../domain/webhooks/envelope.js';
 import type {
+  AttemptOutcome,
   Page,
+  RecentAttempt,
   StoredOutboxRecord,
   WebhookAttempt,
   WebhookDelivery,
@@ -342,4 +344,56 @@ export async function eventDeliveryLog(
     read.listAttempts(workspaceId, { eventId }, afterId, limit),
   ]);
   return { event, deliveries, attempts };
+}
+
+/** Endpoints read per page when merging attempts across every endpoint. */
+const ENDPOINT_PAGE = 100;
+
+/**
+ * The operator's deliveries view: attempts across a workspace's live endpoints (or one), newest
+ * first, optionally only some outcomes (failures first: `failed`, `gone`, `retry`). Each endpoint's
+ * newest attempts come from its index (workspace, endpoint, id) read backwards, and the pages are
+ * merged by id (ids are time-ordered), so a page costs one indexed read per endpoint and never a
+ * scan of the log. Resumes before the last id of the previous page.
+ */
+export async function listRecentAttempts(
+  ctx: ServiceContext,
+  workspaceId: string,
+  query: {
+    readonly endpointId: string | null;
+    readonly outcomes: readonly AttemptOutcome[] | null;
+    readonly beforeId: string;
+    readonly limit: number;
+  },
+): Promise<Page<RecentAttempt>> {
+  const read = ctx.storage.read.webhooks;
+  const endpointIds: string[] = [];
+  if (query.endpointId !== null) {
+    endpointIds.push((await getEndpoint(ctx, workspaceId, query.endpointId)).id);
+  } else {
+    let after = '';
+    for (;;) {
+      const page = await read.listEndpoints(workspaceId, after, ENDPOINT_PAGE);
+      endpointIds.push(...page.items.map((e) => e.id));
+      if (page.nextAfter === null || page.items.length === 0) break;
+      after = page.items[page.items.length - 1]!.id;
+    }
+  }
+  const merged: RecentAttempt[] = [];
+  for (const endpointId of endpointIds) {
+    merged.push(
+      ...(await read.recentAttempts(
+        workspaceId,
+        endpointId,
+        { beforeId: query.beforeId, outcomes: query.outcomes },
+        query.limit + 1,
+      )),
+    );
+  }
+  merged.sort((a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+  const items = merged.slice(0, query.limit);
+  return {
+    items,
+    nextAfter: merged.length > query.limit ? [items[items.length - 1]!.id] : null,
+  };
 }

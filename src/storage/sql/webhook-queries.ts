@@ -5,6 +5,7 @@ import type {
   DeliveryUpdate,
   EndpointDisabledReason,
   Page,
+  RecentAttempt,
   StoredOutboxRecord,
   WebhookAttempt,
   WebhookDelivery,
@@ -72,6 +73,14 @@ export const WQ = {
      WHERE workspace_id = ? AND endpoint_id = ? AND id > ? ORDER BY id LIMIT ?`,
   attemptsOfEvent: `SELECT ${ATTEMPT_COLUMNS} FROM webhook_attempts
      WHERE workspace_id = ? AND event_id = ? AND id > ? ORDER BY id LIMIT ?`,
+  recentAttempts: `SELECT a.id, a.workspace_id, a.delivery_id, a.endpoint_id, a.event_id, a.attempt,
+       a.attempted_at, a.status_code, a.latency_ms, a.response_excerpt, a.error, a.outcome,
+       e.type AS event_type, d.state AS delivery_state
+     FROM webhook_attempts a
+     LEFT JOIN outbox_events e ON e.id = a.event_id
+     LEFT JOIN webhook_deliveries d ON d.id = a.delivery_id
+     WHERE a.workspace_id = ? AND a.endpoint_id = ? AND (? = '' OR a.id < ?) {outcomes}
+     ORDER BY a.id DESC LIMIT ?`,
   deliveriesOfEvent: `SELECT ${DELIVERY_COLUMNS} FROM webhook_deliveries
      WHERE workspace_id = ? AND event_id = ? ORDER BY created_at, id`,
 } as const;
@@ -246,6 +255,28 @@ export class WebhookReads implements WebhookReadOperations {
   async deliveriesOfEvent(workspaceId: string, eventId: string): Promise<readonly WebhookDelivery[]> {
     const rows = await this.db.all<DeliveryRow>(WQ.deliveriesOfEvent, [workspaceId, eventId]);
     return rows.map(deliveryFromRow);
+  }
+
+  async recentAttempts(
+    workspaceId: string,
+    endpointId: string,
+    filter: { readonly beforeId: string; readonly outcomes: readonly AttemptOutcome[] | null },
+    limit: number,
+  ): Promise<readonly RecentAttempt[]> {
+    const outcomes = filter.outcomes ?? [];
+    const sql = WQ.recentAttempts.replace(
+      '{outcomes}',
+      outcomes.length === 0 ? '' : `AND a.outcome IN (${outcomes.map(() => '?').join(', ')})`,
+    );
+    const rows = await this.db.all<AttemptRow & { event_type: string | null; delivery_state: string | null }>(
+      sql,
+      [workspaceId, endpointId, filter.beforeId, filter.beforeId, ...outcomes, limit],
+    );
+    return rows.map((r) => ({
+      ...attemptFromRow(r),
+      eventType: r.event_type,
+      deliveryState: r.delivery_state as DeliveryState | null,
+    }));
   }
 }
 
