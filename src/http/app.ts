@@ -37,6 +37,7 @@ import { registerCorrectionRoutes } from './routes/corrections.js';
 import { registerCreditPackRoutes } from './routes/credit-packs.js';
 import { registerCreditTypeRoutes } from './routes/credit-types.js';
 import { registerCustomerRoutes } from './routes/customers.js';
+import { registerAdjustmentRoutes } from './routes/adjustments.js';
 import { registerDebitRoutes } from './routes/debits.js';
 import { registerEventRoutes } from './routes/events.js';
 import { registerExportRoutes } from './routes/exports.js';
@@ -597,6 +598,7 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
   registerCreditTypeRoutes(app, deps);
   registerGrantRoutes(app, deps);
   registerDebitRoutes(app, deps);
+  registerAdjustmentRoutes(app, deps);
   registerHoldRoutes(app, deps);
   registerCorrectionRoutes(app, deps);
   registerBalanceRoutes(app, deps);

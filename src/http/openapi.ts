@@ -54,6 +54,7 @@ export const ROUTE_ERRORS: Readonly<Record<OperationKey, readonly ErrorCode[]>> 
   'GET /v1/grants/{grant_id}': ['not_found'],
   'POST /v1/grants/{grant_id}/void': ['not_found', 'grant_not_active', 'amount_out_of_range'],
   'POST /v1/customers/{id}/debits': ['not_found', 'insufficient_credits', 'amount_out_of_range'],
+  'POST /v1/customers/{id}/adjustments': ['not_found', 'insufficient_credits', 'amount_out_of_range'],
   'POST /v1/customers/{id}/holds': ['not_found', 'insufficient_credits', 'amount_out_of_range'],
   'GET /v1/holds/{hold_id}': ['not_found'],
   'POST /v1/holds/{hold_id}/capture': [
@@ -235,6 +236,7 @@ const NAMED: Readonly<Record<OperationKey, Readonly<Record<string, string>>>> = 
   'POST /v1/customers/{id}/grants': { body: 'CreateGrantRequest', 201: 'Grant' },
   'POST /v1/grants/{grant_id}/void': { body: 'VoidGrantRequest' },
   'POST /v1/customers/{id}/debits': { body: 'CreateDebitRequest', 201: 'Debit' },
+  'POST /v1/customers/{id}/adjustments': { body: 'CreateAdjustmentRequest', 201: 'Adjustment' },
   'POST /v1/customers/{id}/holds': { body: 'CreateHoldRequest', 201: 'Hold' },
   'POST /v1/holds/{hold_id}/capture': { body: 'CaptureHoldRequest' },
   'POST /v1/debits/{id}/reverse': { body: 'ReverseDebitRequest', 201: 'DebitReversal' },
@@ -333,6 +335,7 @@ const REQUEST_EXAMPLES: Readonly<Record<OperationKey, unknown>> = {
   },
   'POST /v1/grants/{grant_id}/void': { reason: 'refunded' },
   'POST /v1/customers/{id}/debits': { amount: '650.5', description: 'job 42' },
+  'POST /v1/customers/{id}/adjustments': { amount: '-25', reason: 'double-billed job 42' },
   'POST /v1/customers/{id}/holds': { amount: '40', ttl_seconds: 300 },
   'POST /v1/holds/{hold_id}/capture': { amount: '31.5' },
   'POST /v1/holds/{hold_id}/release': {},

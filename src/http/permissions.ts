@@ -29,6 +29,7 @@ export const OPERATION_PERMISSIONS: Readonly<Record<OperationKey, Permission>> =
   'POST /v1/holds/{hold_id}/capture': 'ledger:write',
   'POST /v1/holds/{hold_id}/release': 'ledger:write',
   'POST /v1/debits/{id}/reverse': 'ledger:write',
+  'POST /v1/customers/{id}/adjustments': 'ledger:write',
   'POST /v1/events/{id}/reverse': 'ledger:write',
   'GET /v1/customers/{id}/balance': 'balances:read',
   'GET /v1/customers/{id}/balance-series': 'balances:read',
