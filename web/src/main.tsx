@@ -72,8 +72,8 @@ function Dashboard({ onSignOut }: { onSignOut: () => void }) {
   const customer = /^\/customers\/([^/]+)$/.exec(path);
   let page: ComponentChild;
   if (customer) page = <CustomerPage id={decodeURIComponent(customer[1]!)} />;
-  else if (path === '/customers') page = <CustomersPage mode="all" />;
-  else if (path === '/at-risk') page = <CustomersPage mode="at_risk" />;
+  else if (path === '/customers') page = <CustomersPage key="all" mode="all" />;
+  else if (path === '/at-risk') page = <CustomersPage key="at_risk" mode="at_risk" />;
   else if (path === '/deliveries') page = <DeliveriesPage />;
   else page = <OverviewPage />;
   return (
