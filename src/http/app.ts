@@ -28,6 +28,7 @@ import {
   TAGS,
 } from './openapi.js';
 import { operationKeyOf, permissionOf } from './permissions.js';
+import { registerAdjustmentRoutes } from './routes/adjustments.js';
 import { registerApiKeyRoutes } from './routes/api-keys.js';
 import { registerAuditRoutes } from './routes/audit-log.js';
 import { registerBalanceThresholdRoutes } from './routes/balance-thresholds.js';
@@ -37,7 +38,6 @@ import { registerCorrectionRoutes } from './routes/corrections.js';
 import { registerCreditPackRoutes } from './routes/credit-packs.js';
 import { registerCreditTypeRoutes } from './routes/credit-types.js';
 import { registerCustomerRoutes } from './routes/customers.js';
-import { registerAdjustmentRoutes } from './routes/adjustments.js';
 import { registerDebitRoutes } from './routes/debits.js';
 import { registerEventRoutes } from './routes/events.js';
 import { registerExportRoutes } from './routes/exports.js';
