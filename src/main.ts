@@ -151,7 +151,6 @@ export async function startServer(config: Config): Promise<RunningServer> {
   let sweeping = false;
   let lastCleanup = 0;
   let lastNotices = 0;
-  let lastRunway = 0;
   const sweeper = setInterval(() => {
     if (sweeping) return;
     sweeping = true;
@@ -169,11 +168,6 @@ export async function startServer(config: Config): Promise<RunningServer> {
           lastNotices = now;
           await sweepExpiryNotices(ctx, config.expiryNoticeLeadsMs);
         }
-        // Runways move by the hour: a forecast per watched customer every few minutes is enough.
-        if (now - lastRunway > RUNWAY_SWEEP_INTERVAL_MS) {
-          lastRunway = now;
-          await sweepRunwayAlerts(ctx);
-        }
         if (now - lastCleanup > 60_000) {
           lastCleanup = now;
           await storage.write('idempotency-cleanup', async (tx) =>
@@ -188,6 +182,19 @@ export async function startServer(config: Config): Promise<RunningServer> {
     })();
   }, config.sweepIntervalMs);
   sweeper.unref();
+  // balance.runway_below: a forecast per watched customer, in a loop of its own so a large
+  // workspace never delays expiries and renewals; runways move by the hour, every few minutes is enough.
+  let runwaySweep: Promise<void> | null = null;
+  const runwaySweeper = setInterval(() => {
+    if (runwaySweep !== null) return;
+    runwaySweep = sweepRunwayAlerts(ctx)
+      .then(() => undefined)
+      .catch((error: unknown) => app.log.error({ err: error }, 'runway sweep failed'))
+      .finally(() => {
+        runwaySweep = null;
+      });
+  }, RUNWAY_SWEEP_INTERVAL_MS);
+  runwaySweeper.unref();
   // The webhook dispatcher runs beside the API (never inside a request): a slow or dead receiver
   // holds one of its slots, not a request. Several processes may run it on one PostgreSQL database.
   const dispatcher = new WebhookDispatcher(ctx, {
@@ -218,6 +225,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
       clearInterval(sweeper);
       await dispatcher.stop();
       clearInterval(topUpWorker);
+      clearInterval(runwaySweeper);
+      await runwaySweep;
       await app.close();
       await storage.close();
     },
