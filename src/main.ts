@@ -19,6 +19,7 @@ import { sweepExpiryNotices } from './services/balance-alerts.js';
 import type { ServiceContext } from './services/context.js';
 import { sweepDueLedgers } from './services/ledger.js';
 import { sweepSilentMachines } from './services/licensing.js';
+import { RUNWAY_SWEEP_INTERVAL_MS, sweepRunwayAlerts } from './services/runway-alerts.js';
 import { sweepDueSubscriptions } from './services/subscriptions.js';
 import { chargeWaitingTopUps } from './services/top-ups.js';
 import { WebhookDispatcher } from './services/webhook-dispatcher.js';
@@ -181,6 +182,19 @@ export async function startServer(config: Config): Promise<RunningServer> {
     })();
   }, config.sweepIntervalMs);
   sweeper.unref();
+  // balance.runway_below: a forecast per watched customer, in a loop of its own so a large
+  // workspace never delays expiries and renewals; runways move by the hour, every few minutes is enough.
+  let runwaySweep: Promise<void> | null = null;
+  const runwaySweeper = setInterval(() => {
+    if (runwaySweep !== null) return;
+    runwaySweep = sweepRunwayAlerts(ctx)
+      .then(() => undefined)
+      .catch((error: unknown) => app.log.error({ err: error }, 'runway sweep failed'))
+      .finally(() => {
+        runwaySweep = null;
+      });
+  }, RUNWAY_SWEEP_INTERVAL_MS);
+  runwaySweeper.unref();
   // The webhook dispatcher runs beside the API (never inside a request): a slow or dead receiver
   // holds one of its slots, not a request. Several processes may run it on one PostgreSQL database.
   const dispatcher = new WebhookDispatcher(ctx, {
@@ -211,6 +225,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
       clearInterval(sweeper);
       await dispatcher.stop();
       clearInterval(topUpWorker);
+      clearInterval(runwaySweeper);
+      await runwaySweep;
       await app.close();
       await storage.close();
     },

@@ -28,6 +28,7 @@ import {
   TAGS,
 } from './openapi.js';
 import { operationKeyOf, permissionOf } from './permissions.js';
+import { registerAdjustmentRoutes } from './routes/adjustments.js';
 import { registerApiKeyRoutes } from './routes/api-keys.js';
 import { registerAuditRoutes } from './routes/audit-log.js';
 import { registerBalanceThresholdRoutes } from './routes/balance-thresholds.js';
@@ -597,6 +598,7 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
   registerCreditTypeRoutes(app, deps);
   registerGrantRoutes(app, deps);
   registerDebitRoutes(app, deps);
+  registerAdjustmentRoutes(app, deps);
   registerHoldRoutes(app, deps);
   registerCorrectionRoutes(app, deps);
   registerBalanceRoutes(app, deps);

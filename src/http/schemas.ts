@@ -413,7 +413,32 @@ export const ForecastBody = Type.Object({
 
 /** `GET /v1/customer-summaries`: a page of customers with balances and burn of one credit type. */
 export const CustomerSummariesQuery = Type.Object(
-  { ...ListQuery.properties, credit_type: Type.Optional(Id) },
+  {
+    ...ListQuery.properties,
+    credit_type: Type.Optional(Id),
+    sort: Type.Optional(
+      Type.Union(
+        ['id', 'available', 'burn_per_day', 'runway', 'expiring_soon'].map((v) => Type.Literal(v)),
+        {
+          description:
+            'Order of the whole list (default id). Any other than id, or a search, computes every customer of the workspace per page (correct for any count, cost O(customers))',
+        },
+      ),
+    ),
+    order: Type.Optional(
+      Type.Union([Type.Literal('asc'), Type.Literal('desc')], {
+        description: 'Default asc; runway asc puts customers without a runway last',
+      }),
+    ),
+    q: Type.Optional(
+      Type.String({ maxLength: 128, description: "Case-insensitive substring of the customer's id or name" }),
+    ),
+    burning: Type.Optional(
+      Type.Union([Type.Literal('true'), Type.Literal('false')], {
+        description: 'true: only customers with a runway (burning credits): the at-risk view',
+      }),
+    ),
+  },
   { additionalProperties: false },
 );
 

@@ -846,6 +846,29 @@ export interface WebhookReadOperations {
   ): Awaitable<Page<WebhookAttempt>>;
   /** The deliveries of one event (tests and the per-event log). */
   deliveriesOfEvent(workspaceId: string, eventId: string): Awaitable<readonly WebhookDelivery[]>;
+  /**
+   * Attempts to one endpoint, newest first (by id, before `beforeId`; '' for the newest), of the
+   * given outcomes (null: all), with their event's type and their delivery's state now: the
+   * operator's deliveries view merges these across endpoints.
+   */
+  /**
+   * The newest attempts of some endpoints (each read backwards through its own index, then merged
+   * by id, which is time-ordered), newest first, optionally only some outcomes.
+   */
+  recentAttempts(
+    workspaceId: string,
+    endpointIds: readonly string[],
+    outcomes: readonly AttemptOutcome[] | null,
+    page: PageRequest,
+  ): Awaitable<Page<RecentAttempt>>;
+}
+
+/** An attempt with what the deliveries view shows beside it. */
+export interface RecentAttempt extends WebhookAttempt {
+  /** The event's type (null if the event is gone). */
+  readonly eventType: string | null;
+  /** Where its delivery stands now (a retried attempt's delivery may have succeeded since). */
+  readonly deliveryState: DeliveryState | null;
 }
 
 /** Writes of the webhook aggregate, inside {@link Storage.write}. */
@@ -912,6 +935,20 @@ export interface AlertReadOperations {
   getThreshold(workspaceId: string, id: string): Awaitable<BalanceThreshold | null>;
   /** Thresholds of one scope (a customer's own, or the workspace defaults), oldest first. */
   listThresholds(query: ThresholdListQuery): Awaitable<readonly BalanceThreshold[]>;
+  /**
+   * The thresholds that may apply to one ledger (the customer's own and the workspace defaults of
+   * its credit type), each with whether it has fired for this customer. One indexed read; empty
+   * for a workspace without thresholds.
+   */
+  thresholdsForLedger(key: LedgerKey): Awaitable<readonly { threshold: BalanceThreshold; fired: boolean }[]>;
+  /**
+   * Every `runway_hours` threshold of every workspace, by (workspace, id), after `after`: what the
+   * runway sweep (`balance.runway_below`) walks. A scan of the thresholds table, which is small.
+   */
+  runwayThresholds(
+    after: { readonly workspaceId: string; readonly id: string } | null,
+    limit: number,
+  ): Awaitable<readonly BalanceThreshold[]>;
 }
 
 /** The balance alerts aggregate's writes (and the reads a write needs, inside its transaction). */
@@ -919,12 +956,6 @@ export interface AlertWriteOperations extends AlertReadOperations {
   insertThreshold(threshold: BalanceThreshold): Awaitable<void>;
   /** Deletes a threshold and its per-customer state; false when there was none. */
   deleteThreshold(workspaceId: string, id: string): Awaitable<boolean>;
-  /**
-   * The thresholds that may apply to one ledger (the customer's own and the workspace defaults of
-   * its credit type), each with whether it has fired for this customer. One indexed read; empty
-   * for a workspace without thresholds.
-   */
-  thresholdsForLedger(key: LedgerKey): Awaitable<readonly { threshold: BalanceThreshold; fired: boolean }[]>;
   /** Records that a threshold fired for a customer (disarmed until it recovers). */
   markThresholdFired(
     workspaceId: string,

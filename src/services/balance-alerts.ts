@@ -110,7 +110,7 @@ export async function sweepExpiryNotices(
 
 /**
  * A threshold's value from the API: a decimal string ≥ 0 (an amount of credits, or a percent at
- * most 100). Anything else is `invalid_amount`.
+ * most 100), or hours of runway (> 0, at most a leap year). Anything else is `invalid_amount`.
  */
 export function readThresholdValue(text: string, kind: ThresholdKind): Amount {
   const parsed = Amount.tryParse(text);
@@ -125,6 +125,15 @@ export function readThresholdValue(text: string, kind: ThresholdKind): Amount {
   }
   if (parsed.isNegative()) {
     throw new BurndownError(ErrorCode.invalidAmount, 'value must not be negative', { field: 'value' });
+  }
+  if (kind === 'runway_hours' && (!parsed.isPositive() || parsed.greaterThan(Amount.of('8784')))) {
+    throw new BurndownError(
+      ErrorCode.invalidAmount,
+      'a runway threshold is more than 0 and at most 8784 hours',
+      {
+        field: 'value',
+      },
+    );
   }
   if (kind === 'percent' && parsed.greaterThan(Amount.of('100'))) {
     throw new BurndownError(ErrorCode.invalidAmount, 'a percent threshold is at most 100', {

@@ -4,6 +4,7 @@ import {
   type BalancePoint,
   type BalanceThreshold,
   depleted,
+  isBalanceLevelThreshold,
   overageStarted,
   recordedPoint,
   type ThresholdKind,
@@ -97,7 +98,10 @@ export async function appendBalanceFacts(
   }
   if (!before.available.equals(after.available) || !before.overageOwed.equals(after.overageOwed)) {
     const moved = { balance_before: before.available.toString(), balance_after: after.available.toString() };
-    const candidates = was.thresholds ? await tx.alerts.thresholdsForLedger(key) : [];
+    // Runway thresholds are the runway sweep's (src/services/runway-alerts.ts), not a write's.
+    const candidates = was.thresholds
+      ? (await tx.alerts.thresholdsForLedger(key)).filter((c) => isBalanceLevelThreshold(c.threshold))
+      : [];
     if (candidates.length > 0) {
       const applicable = applicableThresholds(ledger.customerId, candidates as ArmedThreshold[]);
       const granted = applicable.some((a) => a.threshold.kind === 'percent')

@@ -58,6 +58,46 @@ export async function dailyConsumption(
   return perDay.map((consumed, i) => ({ day: from + i * DAY_MS, consumed }));
 }
 
+/** One customer's summary of one credit type at `now` (see {@link CustomerSummary}). */
+async function summarize(
+  ctx: ServiceContext,
+  customer: Customer,
+  creditType: string,
+  now: Instant,
+): Promise<CustomerSummary> {
+  const key = { workspaceId: customer.workspaceId, customerId: customer.id, creditType };
+  const balance = await readBalance(ctx, { key, at: null });
+  const daily = await dailyConsumption(ctx, key, now, SUMMARY_DAYS);
+  const recent = daily.slice(-(BURN_RATE_DAYS + 1));
+  // From the first day of use within the trailing days (a customer who started yesterday has
+  // one day of history, not seven) to now, at least an hour.
+  const firstUse = recent.findIndex((d) => d.consumed.isPositive());
+  const fullDays = firstUse < 0 ? 0 : recent.length - 1 - firstUse;
+  const elapsedMs = Math.max(DAY_MS / 24, fullDays * DAY_MS + (now - utcDayStart(now)));
+  const consumed = Amount.sum(recent.map((d) => d.consumed));
+  const burnPerDay = consumed.isPositive()
+    ? consumed.mulRatio(BigInt(DAY_MS), BigInt(Math.max(1, elapsedMs)), 'half_even')
+    : Amount.ZERO;
+  const runwaySeconds = burnPerDay.isPositive()
+    ? Math.max(0, Number((balance.available.units * 86_400n) / burnPerDay.units))
+    : null;
+  const soon = now + EXPIRING_SOON_DAYS * DAY_MS;
+  const expiringSoon = Amount.sum(
+    balance.grants.filter((g) => g.expiresAt !== null && g.expiresAt <= soon).map((g) => g.remaining),
+  );
+  return {
+    customer,
+    available: balance.available,
+    held: balance.held,
+    overage: balance.overage,
+    burnPerDay,
+    runwaySeconds,
+    daily,
+    expiringSoon,
+    nextExpiry: balance.nextExpiry,
+  };
+}
+
 /**
  * A page of customers (by id) with their balance of one credit type and a simple burn rate: the
  * mean of the last seven days. Cheaper than a forecast per customer (no simulation), so a list of a
@@ -73,38 +113,97 @@ export async function listCustomerSummaries(
   const customers = await ctx.storage.read.listCustomers(workspaceId, page);
   const now = ctx.clock.now();
   const items: CustomerSummary[] = [];
-  for (const customer of customers.items) {
-    const key = { workspaceId, customerId: customer.id, creditType };
-    const balance = await readBalance(ctx, { key, at: null });
-    const daily = await dailyConsumption(ctx, key, now, SUMMARY_DAYS);
-    const recent = daily.slice(-(BURN_RATE_DAYS + 1));
-    // From the first day of use within the trailing days (a customer who started yesterday has
-    // one day of history, not seven) to now, at least an hour.
-    const firstUse = recent.findIndex((d) => d.consumed.isPositive());
-    const fullDays = firstUse < 0 ? 0 : recent.length - 1 - firstUse;
-    const elapsedMs = Math.max(DAY_MS / 24, fullDays * DAY_MS + (now - utcDayStart(now)));
-    const consumed = Amount.sum(recent.map((d) => d.consumed));
-    const burnPerDay = consumed.isPositive()
-      ? consumed.mulRatio(BigInt(DAY_MS), BigInt(Math.max(1, elapsedMs)), 'half_even')
-      : Amount.ZERO;
-    const runwaySeconds = burnPerDay.isPositive()
-      ? Number((balance.available.units * 86_400n) / burnPerDay.units)
-      : null;
-    const soon = now + EXPIRING_SOON_DAYS * DAY_MS;
-    const expiringSoon = Amount.sum(
-      balance.grants.filter((g) => g.expiresAt !== null && g.expiresAt <= soon).map((g) => g.remaining),
-    );
-    items.push({
-      customer,
-      available: balance.available,
-      held: balance.held,
-      overage: balance.overage,
-      burnPerDay,
-      runwaySeconds,
-      daily,
-      expiringSoon,
-      nextExpiry: balance.nextExpiry,
-    });
-  }
+  for (const customer of customers.items) items.push(await summarize(ctx, customer, creditType, now));
   return { items, nextAfter: customers.nextAfter };
+}
+
+/** What a sorted summary list orders by (ties by customer id). */
+export type SummarySort = 'id' | 'available' | 'burn_per_day' | 'runway' | 'expiring_soon';
+
+/** A sorted, filtered listing of summaries: search, sort, order, and only customers with a runway. */
+export interface SummaryListing {
+  readonly sort: SummarySort;
+  readonly order: 'asc' | 'desc';
+  /** Case-insensitive substring of the customer's id or name; null: everyone. */
+  readonly search: string | null;
+  /** Only customers burning credits (a runway; the at-risk view). */
+  readonly burningOnly: boolean;
+  /** The sort value (as {@link summarySortValue} gives it) and id of the last row of the previous page (the page's resume key is `[sort, order, value, id]`). */
+  readonly after: { readonly value: string; readonly id: string } | null;
+  readonly limit: number;
+}
+
+/**
+ * A summary's sort value as an exact, comparable bigint: amounts in units, runway in seconds (no
+ * runway sorts after every runway); `id` has none (0: ties broken by id).
+ */
+export function summarySortValue(s: CustomerSummary, sort: SummarySort): bigint {
+  switch (sort) {
+    case 'available':
+      return s.available.units;
+    case 'burn_per_day':
+      return s.burnPerDay.units;
+    case 'runway':
+      return s.runwaySeconds === null ? 2n ** 62n : BigInt(s.runwaySeconds);
+    case 'expiring_soon':
+      return s.expiringSoon.units;
+    default:
+      return 0n;
+  }
+}
+
+/**
+ * Summaries sorted by balance, burn rate, runway or expiring credits across every customer of the
+ * workspace, searched and paged (keyset: the last row's sort value and id). Correct for any number
+ * of customers, never truncated: each page computes every customer's summary (one balance read and
+ * 14 days of entries each) and keeps the `limit` that follow the cursor, so a page costs
+ * O(customers) reads and O(limit) memory. Sorting by id without a search pages by id instead.
+ */
+export async function listSortedSummaries(
+  ctx: ServiceContext,
+  workspaceId: string,
+  creditType: string,
+  listing: SummaryListing,
+): Promise<Page<CustomerSummary>> {
+  await requireCreditType(ctx.storage.read, workspaceId, creditType);
+  const now = ctx.clock.now();
+  const sign = listing.order === 'desc' ? -1 : 1;
+  const cmp = (a: { v: bigint; id: string }, b: { v: bigint; id: string }): number => {
+    if (a.v !== b.v) return (a.v < b.v ? -1 : 1) * sign;
+    return (a.id < b.id ? -1 : a.id > b.id ? 1 : 0) * sign;
+  };
+  const cursor = listing.after === null ? null : { v: BigInt(listing.after.value), id: listing.after.id };
+  const needle = listing.search?.toLowerCase() ?? null;
+  let kept: { v: bigint; id: string; s: CustomerSummary }[] = [];
+  const trim = () => {
+    kept.sort(cmp);
+    kept = kept.slice(0, listing.limit + 1);
+  };
+  let after: readonly string[] | null = null;
+  do {
+    const customers = await ctx.storage.read.listCustomers(workspaceId, { after, limit: PAGE });
+    for (const customer of customers.items) {
+      if (
+        needle !== null &&
+        !customer.id.toLowerCase().includes(needle) &&
+        !(customer.name ?? '').toLowerCase().includes(needle)
+      )
+        continue;
+      const s = await summarize(ctx, customer, creditType, now);
+      if (listing.burningOnly && s.runwaySeconds === null) continue;
+      const row = { v: summarySortValue(s, listing.sort), id: customer.id, s };
+      if (cursor !== null && cmp(row, cursor) <= 0) continue;
+      kept.push(row);
+      if (kept.length > 4 * (listing.limit + 1)) trim();
+    }
+    after = customers.nextAfter;
+  } while (after !== null);
+  trim();
+  const items = kept.slice(0, listing.limit).map((r) => r.s);
+  const last = kept[listing.limit - 1];
+  return {
+    items,
+    nextAfter:
+      kept.length > listing.limit && last ? [listing.sort, listing.order, String(last.v), last.id] : null,
+  };
 }

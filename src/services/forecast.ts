@@ -49,6 +49,18 @@ export interface CustomerForecast {
 }
 
 /**
+ * A forecast's runway in seconds, as the API shows it and `balance.runway_below` compares it: 0
+ * when depleted, until the median depletion (p50) when one is forecast, null when nothing burns or
+ * the balance outlasts the horizon.
+ */
+export function runwaySeconds(f: CustomerForecast): number | null {
+  const r = f.result;
+  if (r.status === 'depleted') return 0;
+  if (r.status === 'forecast' && r.p50 != null) return Math.max(0, Math.trunc((r.p50 - f.now) / 1000));
+  return null;
+}
+
+/**
  * The depletion forecast of one customer's credit type (src/domain/forecast has the method): reads
  * the trailing window's consumption from the ledger, the grants, holds, subscriptions' allowance
  * resets and the auto top-up rule, and runs the pure forecast. Unknown customer or credit type: 404.

@@ -3,8 +3,10 @@ import { invalidRequest, notFound } from '../domain/errors.js';
 import type { Instant } from '../domain/time/instant.js';
 import { checkWebhookUrlShape, endpointWants } from '../domain/webhooks/envelope.js';
 import type {
+  AttemptOutcome,
   Page,
   PageRequest,
+  RecentAttempt,
   StoredOutboxRecord,
   WebhookAttempt,
   WebhookDelivery,
@@ -341,4 +343,39 @@ export async function eventDeliveryLog(
     read.listAttempts(workspaceId, { eventId }, page),
   ]);
   return { event, deliveries, attempts };
+}
+
+/** Endpoints read per page when merging attempts across every endpoint. */
+const ENDPOINT_PAGE = 100;
+
+/**
+ * The operator's deliveries view: attempts across a workspace's live endpoints (or one), newest
+ * first, optionally only some outcomes (failures first: `failed`, `gone`, `retry`). Each endpoint's
+ * newest attempts come from its index (workspace, endpoint, id) read backwards, and the pages are
+ * merged by id (ids are time-ordered), so a page costs one indexed read per endpoint and never a
+ * scan of the log. Resumes before the last id of the previous page.
+ */
+export async function listRecentAttempts(
+  ctx: ServiceContext,
+  workspaceId: string,
+  query: {
+    readonly endpointId: string | null;
+    readonly outcomes: readonly AttemptOutcome[] | null;
+    readonly page: PageRequest;
+  },
+): Promise<Page<RecentAttempt>> {
+  const read = ctx.storage.read.webhooks;
+  const endpointIds: string[] = [];
+  if (query.endpointId !== null) {
+    endpointIds.push((await getEndpoint(ctx, workspaceId, query.endpointId)).id);
+  } else {
+    let request: PageRequest = { after: null, limit: ENDPOINT_PAGE };
+    for (;;) {
+      const page = await read.listEndpoints(workspaceId, request);
+      endpointIds.push(...page.items.map((e) => e.id));
+      if (page.nextAfter === null) break;
+      request = { after: page.nextAfter, limit: ENDPOINT_PAGE };
+    }
+  }
+  return read.recentAttempts(workspaceId, endpointIds, query.outcomes, query.page);
 }

@@ -661,6 +661,43 @@ export function describeStorageContract(dialect: string, open: () => Promise<Sto
         ['thr_default', false],
         ['thr_own', false],
       ]);
+      // Runway thresholds of every workspace, by (workspace, id), after a key; reads see state too.
+      await storage.write('acme', async (tx) => {
+        await tx.alerts.insertThreshold({ ...threshold('thr_run_b', null), kind: 'runway_hours' });
+        await tx.alerts.insertThreshold({ ...threshold('thr_run_a', 'acme'), kind: 'runway_hours' });
+        await tx.alerts.insertThreshold({
+          ...threshold('thr_run_c', null),
+          workspaceId: 'ws2',
+          kind: 'runway_hours',
+        });
+      });
+      const runway = async (after: { workspaceId: string; id: string } | null, limit: number) =>
+        (await storage.read.alerts.runwayThresholds(after, limit)).map((t) => [t.workspaceId, t.id, t.kind]);
+      expect(await runway(null, 10)).toEqual([
+        ['ws1', 'thr_run_a', 'runway_hours'],
+        ['ws1', 'thr_run_b', 'runway_hours'],
+        ['ws2', 'thr_run_c', 'runway_hours'],
+      ]);
+      expect(await runway({ workspaceId: 'ws1', id: 'thr_run_a' }, 1)).toEqual([
+        ['ws1', 'thr_run_b', 'runway_hours'],
+      ]);
+      expect(await runway({ workspaceId: 'ws1', id: 'thr_run_b' }, 10)).toEqual([
+        ['ws2', 'thr_run_c', 'runway_hours'],
+      ]);
+      expect((await storage.read.alerts.thresholdsForLedger(key)).map((c) => c.threshold.id).sort()).toEqual([
+        'thr_default',
+        'thr_own',
+        'thr_run_a',
+        'thr_run_b',
+      ]);
+      await storage.write('acme', async (tx) => {
+        for (const [ws, id] of [
+          ['ws1', 'thr_run_a'],
+          ['ws1', 'thr_run_b'],
+          ['ws2', 'thr_run_c'],
+        ] as const)
+          await tx.alerts.deleteThreshold(ws, id);
+      });
       expect(await storage.write('acme', async (tx) => tx.alerts.deleteThreshold('ws1', 'thr_own'))).toBe(
         true,
       );
@@ -841,6 +878,40 @@ export function describeStorageContract(dialect: string, open: () => Promise<Sto
       expect((await between({ from: T0, to: T0 + 2 })).items.map((e) => e.id)).toEqual(['evt_a', 'evt_b']);
       expect((await between({ from: T0 + 2, to: T0 + 3 })).items).toEqual([]);
       expect((await storage.read.webhooks.deliveriesOfEvent('ws1', 'evt_a'))[0]?.state).toBe('delivered');
+      // Newest first, by outcome, before an id, with the event's type and the delivery's state now.
+      const recent = async (
+        beforeId: string,
+        outcomes: readonly ('delivered' | 'retry')[] | null,
+        limit = 10,
+      ) =>
+        (
+          await storage.read.webhooks.recentAttempts('ws1', ['ep_1'], outcomes, {
+            after: beforeId === '' ? null : [beforeId],
+            limit,
+          })
+        ).items.map((a) => [a.id, a.eventType, a.deliveryState]);
+      expect(await recent('', null)).toEqual([
+        ['att_1', 'grant.created', 'delivered'],
+        ['att_0', 'grant.created', 'delivered'],
+      ]);
+      expect(await recent('', null, 1)).toEqual([['att_1', 'grant.created', 'delivered']]);
+      expect(await recent('att_1', null)).toEqual([['att_0', 'grant.created', 'delivered']]);
+      expect(await recent('', ['retry'])).toEqual([]);
+      expect(await recent('', ['retry', 'delivered'])).toHaveLength(2);
+      expect(
+        (await storage.read.webhooks.recentAttempts('ws2', ['ep_1'], null, { after: null, limit: 10 })).items,
+      ).toEqual([]);
+      // One page of two endpoints' attempts says where the next resumes (a key of another shape is a 400).
+      const firstOfOne = await storage.read.webhooks.recentAttempts('ws1', ['ep_1', 'ep_none'], null, {
+        after: null,
+        limit: 1,
+      });
+      expect(firstOfOne.nextAfter).not.toBeNull();
+      await expect(
+        Promise.resolve(
+          storage.read.webhooks.recentAttempts('ws1', ['ep_1'], null, { after: ['a', 'b'], limit: 1 }),
+        ),
+      ).rejects.toThrow('cursor');
       // Deleting cancels what is pending and hides the endpoint; claims skip it.
       expect(await storage.write('ep', async (tx) => tx.webhooks.deleteEndpoint('ws1', 'ep_1', T0 + 5))).toBe(
         true,

@@ -6,6 +6,7 @@ import {
   depleted,
   overageStarted,
   parseNoticeLeads,
+  runwayTransition,
   thresholdLevel,
   thresholdTransitions,
 } from '../../src/domain/alerts/balance-thresholds.js';
@@ -72,5 +73,29 @@ describe('balance thresholds', () => {
     expect(parseNoticeLeads('')).toEqual([]);
     expect(() => parseNoticeLeads('7x')).toThrow(/7d, 12h or 30m/);
     expect(() => parseNoticeLeads('0d')).toThrow();
+  });
+
+  it('runway rule: fires under the hours (exactly, not at them), re-arms at or above, never on no runway', () => {
+    const t = { ...threshold('r', null, 'amount', '72'), kind: 'runway_hours' as const };
+    const limit = 72 * 3600;
+    expect(runwayTransition(t, false, limit - 1)).toBe('fire');
+    expect(runwayTransition(t, false, limit)).toBeNull();
+    expect(runwayTransition(t, false, 0)).toBe('fire');
+    expect(runwayTransition(t, true, limit - 1)).toBeNull();
+    expect(runwayTransition(t, true, limit)).toBe('rearm');
+    expect(runwayTransition(t, true, null)).toBe('rearm');
+    expect(runwayTransition(t, false, null)).toBeNull();
+    // Fractional hours are exact: 0.5 h is 1800 s.
+    const half = { ...t, value: a('0.5') };
+    expect(runwayTransition(half, false, 1799)).toBe('fire');
+    expect(runwayTransition(half, false, 1800)).toBeNull();
+  });
+
+  it('balance writes ignore runway thresholds', () => {
+    const t = { ...threshold('r', null, 'amount', '1000'), kind: 'runway_hours' as const };
+    const point = (v: string) => ({ available: a(v), overageOwed: a('0') });
+    expect(thresholdTransitions([{ threshold: t, fired: false }], point('2000'), point('1'), a('0'))).toEqual(
+      [],
+    );
   });
 });

@@ -5,6 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebhookReceiver } from '../fixtures/webhook-receiver.js';
 import { E2E_API_KEY, ServerProcess } from './server-process.js';
 
 /**
@@ -28,6 +29,7 @@ describe('dashboard and portal in Chromium', () => {
   let server: ServerProcess;
   let context: BrowserContext;
   let profile: string;
+  let receiver: WebhookReceiver;
 
   beforeAll(async () => {
     if (!existsSync(CHROMIUM)) {
@@ -37,7 +39,14 @@ describe('dashboard and portal in Chromium', () => {
     if (!existsSync(join(ROOT, 'dist/web/index.html'))) {
       execFileSync('npm', ['run', 'build:web'], { cwd: ROOT, stdio: 'inherit' });
     }
-    server = await ServerProcess.start();
+    // A receiver that answers 410: its endpoint's one attempt is `gone` and the endpoint is
+    // disabled, so the deliveries view has a stable failure to show and replay (no retries racing).
+    receiver = await WebhookReceiver.start();
+    receiver.answer = () => ({ status: 410 });
+    server = await ServerProcess.start({
+      BURNDOWN_WEBHOOKS_ALLOW_PRIVATE: '1',
+      BURNDOWN_WEBHOOK_INTERVAL_MS: '100',
+    });
     profile = mkdtempSync(join(tmpdir(), 'burndown-chromium-'));
     context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
@@ -59,6 +68,7 @@ describe('dashboard and portal in Chromium', () => {
       const res = await p;
       if (res.status >= 300) throw new Error(`seed failed: ${res.status} ${res.text}`);
     };
+    await ok(server.post('/v1/webhook-endpoints', { url: receiver.url, description: 'billing system' }));
     await ok(server.post('/v1/customers', { id: 'acme', name: 'Acme Inc.' }));
     await ok(server.post('/v1/customers', { id: 'globex', name: 'Globex' }));
     await ok(
@@ -81,11 +91,55 @@ describe('dashboard and portal in Chromium', () => {
     );
     for (let i = 0; i < 6; i++) await ok(server.post('/v1/customers/acme/debits', { amount: '37.5' }));
     await ok(server.post('/v1/customers/globex/grants', { amount: '9999' }));
+    for (const id of ['initech', 'umbrella']) {
+      await ok(server.post('/v1/customers', { id }));
+      await ok(server.post(`/v1/customers/${id}/grants`, { amount: id === 'initech' ? '300' : '50' }));
+      await ok(server.post(`/v1/customers/${id}/debits`, { amount: id === 'initech' ? '100' : '30' }));
+    }
+    // Usage of a meter grouped by model, over the last two days.
+    await ok(
+      server.post('/v1/meters', {
+        id: 'tokens',
+        event_type: 'llm.call',
+        aggregation: 'sum',
+        value_property: '$.tokens',
+        group_by: { model: '$.model' },
+      }),
+    );
+    const hour = 3_600_000;
+    const start = Math.floor(Date.now() / hour) * hour;
+    const calls: [number, string, number][] = [
+      [30, 'small', 120],
+      [29, 'large', 40],
+      [29, 'small', 80],
+      [5, 'large', 300],
+      [2, 'small', 15],
+      [2, 'large', 5],
+    ];
+    for (const [i, [hoursAgo, model, tokens]] of calls.entries()) {
+      await ok(
+        server.post('/v1/events', {
+          id: `call-${i}`,
+          type: 'llm.call',
+          customer_id: 'acme',
+          time: new Date(start - hoursAgo * hour + 60_000).toISOString(),
+          data: { model, tokens },
+        }),
+      );
+    }
+    // The endpoint's attempt was made (and failed as gone) before the tests look at it.
+    for (let i = 0; ; i++) {
+      const attempts = await server.get('/v1/webhook-attempts?outcome=gone');
+      if ((attempts.body as { data: unknown[] }).data.length > 0) break;
+      if (i > 100) throw new Error('no webhook attempt within 10 s');
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }, 120_000);
 
   afterAll(async () => {
     await context?.close();
     await server?.cleanup();
+    await receiver?.close();
     if (profile) rmSync(profile, { recursive: true, force: true });
   });
 
@@ -218,6 +272,152 @@ describe('dashboard and portal in Chromium', () => {
     await reuse.goto(`${server.url}${created.body.portal_url}`);
     await expect.poll(() => reuse.getByRole('alert').textContent()).toContain('expired or was already used');
     await reuse.close();
+    await page.close();
+  });
+
+  type SummaryRow = { customer: { id: string }; available: string; runway_seconds: number | null };
+  /** Rows as [id, available, runway rounded to 10 minutes] (the runway moves with real time). */
+  const rowsOf = async (page: Page) =>
+    (await rawRowsOf(page)).map(([id, available, runway]) => [id, available, roundRunway(runway)]);
+  const roundRunway = (v: string | null | undefined) => (v ? String(Math.round(Number(v) / 600)) : '');
+  const rawRowsOf = async (page: Page) =>
+    page
+      .getByTestId('customers-table')
+      .locator('tbody tr')
+      .evaluateAll((trs) =>
+        trs.map((tr) => [
+          tr.getAttribute('data-customer'),
+          tr.querySelectorAll('td')[0]?.getAttribute('data-value') ?? null,
+          tr.querySelectorAll('td')[3]?.getAttribute('data-value') ?? null,
+        ]),
+      );
+
+  it('the customers list sorts and searches on the server; the at-risk view equals the API', async () => {
+    const page = await signedIn();
+    await page.getByRole('link', { name: 'Customers', exact: true }).click();
+    await page.getByTestId('customers-table').getByRole('link', { name: 'acme' }).waitFor();
+    await page.getByLabel('Sort by').selectOption('available');
+    await page.getByLabel('Descending').check();
+    const api = (await server.get('/v1/customer-summaries?sort=available&order=desc')).body as {
+      data: SummaryRow[];
+    };
+    const expected = api.data.map((s) => [
+      s.customer.id,
+      s.available,
+      roundRunway(String(s.runway_seconds ?? '')),
+    ]);
+    expect(expected.map((r) => r[0])).toEqual(['globex', 'acme', 'initech', 'umbrella']);
+    await expect.poll(() => rowsOf(page)).toEqual(expected);
+
+    await page.getByLabel('Search').fill('GLO');
+    await page.getByRole('button', { name: 'Search', exact: true }).click();
+    await expect.poll(async () => (await rowsOf(page)).map((r) => r[0])).toEqual(['globex']);
+
+    await page.getByRole('link', { name: 'At risk' }).click();
+    await page.getByRole('heading', { name: /At risk/ }).waitFor();
+    const risk = (await server.get('/v1/customer-summaries?sort=runway&burning=true')).body as {
+      data: SummaryRow[];
+    };
+    const riskRows = risk.data.map((s) => [
+      s.customer.id,
+      s.available,
+      roundRunway(String(s.runway_seconds ?? '')),
+    ]);
+    expect(riskRows.length).toBeGreaterThan(0);
+    await expect.poll(() => rowsOf(page)).toEqual(riskRows);
+    await page.screenshot({ path: join(SHOTS, 'at-risk.png'), fullPage: true });
+    await page.close();
+  });
+
+  it('usage by meter and group, per day and per hour, shows the API figures', async () => {
+    const page = await signedIn();
+    await page.goto(`${server.url}/customers/acme`);
+    const panel = page.getByTestId('usage-tokens');
+    await panel.locator('canvas').waitFor();
+    const cells = () =>
+      panel
+        .getByTestId('usage-tokens-table')
+        .locator('td')
+        .evaluateAll((tds) =>
+          tds.map((td) => `${td.getAttribute('data-group')}=${td.getAttribute('data-value')}`),
+        );
+    const apiCells = async (window: 'day' | 'hour') => {
+      const from = new Date(Date.now() - (window === 'day' ? 30 * DAY : 48 * 3_600_000)).toISOString();
+      const res = await server.get(
+        `/v1/meters/tokens/usage?customer_id=acme&group_by=model&window=${window}&limit=1000&from=${encodeURIComponent(from)}`,
+      );
+      const rows = (res.body as { data: { window_start: string; value: string; group: { model: string } }[] })
+        .data;
+      const buckets = [...new Set(rows.map((r) => r.window_start))].sort();
+      // Columns: groups by total, largest first (as the panel orders them).
+      const totals = new Map<string, number>();
+      for (const r of rows) totals.set(r.group.model, (totals.get(r.group.model) ?? 0) + Number(r.value));
+      const groups = [...totals.keys()].sort((a, b) => totals.get(b)! - totals.get(a)! || (a < b ? -1 : 1));
+      return buckets.flatMap((b) =>
+        groups.map((g) => {
+          const v = rows
+            .filter((r) => r.window_start === b && r.group.model === g)
+            .map((r) => Number(r.value));
+          return `${g}=${v.reduce((x, y) => x + y, 0)}`;
+        }),
+      );
+    };
+    await panel.getByText('Usage of tokens as a table').click();
+    const days = await apiCells('day');
+    expect(days.length).toBeGreaterThanOrEqual(2);
+    await expect.poll(cells).toEqual(days);
+    await panel.getByRole('combobox', { name: 'Per', exact: true }).selectOption('hour');
+    const hours = await apiCells('hour');
+    expect(hours.length).toBe(8); // 4 hours with usage × 2 models
+    await panel.getByText('Usage of tokens as a table').waitFor();
+    await expect.poll(cells).toEqual(hours);
+    await page.close();
+  });
+
+  it('adjust is one confirmed, audited call; the deliveries view lists the failure and replays it', async () => {
+    const page = await signedIn();
+    await page.goto(`${server.url}/customers/globex`);
+    const available = page.getByTestId('balance-available');
+    await available.waitFor();
+    const before = await balanceOf('globex');
+    await page.getByLabel('Amount (+ adds, − removes)').fill('-99');
+    await page.getByLabel('Reason').fill('refund of order 7');
+    await page.getByRole('button', { name: 'Adjust…' }).click();
+    const dialog = page.getByRole('dialog');
+    await expect.poll(() => dialog.textContent()).toContain('Remove 99 credits from globex');
+    await dialog.getByRole('button', { name: 'Adjust', exact: true }).click();
+    const expected = String(Number(before.available) - 99);
+    await expect.poll(() => available.getAttribute('data-value')).toBe(expected);
+    expect((await balanceOf('globex')).available).toBe(expected);
+    const audit = (await server.get('/v1/audit-log?action=adjustment.created')).body as {
+      data: { after: { reason: string; amount: string } }[];
+    };
+    expect(audit.data.map((r) => [r.after.amount, r.after.reason])).toEqual([['-99', 'refund of order 7']]);
+
+    await page.getByRole('link', { name: 'Webhook deliveries' }).click();
+    const table = page.getByTestId('deliveries-table');
+    const api = (await server.get('/v1/webhook-attempts?outcome=retry,failed,gone')).body as {
+      data: { id: string; event_id: string; endpoint_id: string }[];
+    };
+    expect(api.data).toHaveLength(1);
+    const shown = () =>
+      table.locator('tbody tr').evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-attempt')));
+    await expect.poll(shown).toEqual(api.data.map((a) => a.id));
+    expect(await table.locator('tbody tr').first().textContent()).toContain('gone');
+    await page.screenshot({ path: join(SHOTS, 'deliveries.png'), fullPage: true });
+    await table.getByRole('button', { name: 'Replay…' }).first().click();
+    await expect.poll(() => dialog.textContent()).toContain(api.data[0]!.event_id);
+    await dialog.getByRole('button', { name: 'Replay', exact: true }).click();
+    await expect.poll(() => page.getByTestId('replay-notice').textContent()).toContain('Queued 1');
+    const event = (await server.get(`/v1/webhook-events/${api.data[0]!.event_id}`)).body as {
+      deliveries: { endpoint_id: string; replay: boolean }[];
+    };
+    expect(event.deliveries.filter((d) => d.replay)).toEqual([
+      expect.objectContaining({ endpoint_id: api.data[0]!.endpoint_id }),
+    ]);
+    // Keyboard: the filter is a labelled select reachable by Tab.
+    await page.getByLabel('Show').selectOption('all');
+    await expect.poll(async () => (await shown()).length).toBeGreaterThanOrEqual(1);
     await page.close();
   });
 });

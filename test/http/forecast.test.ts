@@ -79,4 +79,70 @@ describe('HTTP forecast', () => {
     expect(rest.data.map((s: { customer: { id: string } }) => s.customer.id)).toEqual(['c']);
     expect((await t.get('/v1/customer-summaries?credit_type=nope')).statusCode).toBe(404);
   });
+
+  it('customer summaries sorted by balance, burn and runway across every customer, searched and paged', async () => {
+    // 25 customers: balance 10·i, and every third burns i a day (runway 10 days, or none).
+    const expected: { id: string; available: number; burn: number }[] = [];
+    for (let i = 1; i <= 25; i++) {
+      const id = `c${String(i).padStart(2, '0')}`;
+      await t.post('/v1/customers', { id, name: i === 7 ? 'Seventh Heaven' : null });
+      await t.post(`/v1/customers/${id}/grants`, { amount: String(20 * i) });
+    }
+    t.clock.advance(DAY - (t.clock.now() % DAY));
+    for (let d = 0; d < 7; d++) {
+      for (let i = 3; i <= 25; i += 3) {
+        const id = `c${String(i).padStart(2, '0')}`;
+        expect((await t.post(`/v1/customers/${id}/debits`, { amount: String(i) })).statusCode).toBe(201);
+      }
+      t.clock.advance(DAY);
+    }
+    for (let i = 1; i <= 25; i++) {
+      const burn = i % 3 === 0 ? i : 0;
+      expected.push({ id: `c${String(i).padStart(2, '0')}`, available: 20 * i - 7 * burn, burn });
+    }
+    type Row = { customer: { id: string }; available: string; runway_seconds: number | null };
+    const all = async (query: string): Promise<Row[]> => {
+      const rows: Row[] = [];
+      let cursor: string | null = null;
+      do {
+        const res = await t.get(
+          `/v1/customer-summaries?limit=4&${query}${cursor ? `&cursor=${cursor}` : ''}`,
+        );
+        expect(res.statusCode, res.body).toBe(200);
+        const body = res.json() as { data: Row[]; next_cursor: string | null };
+        expect(body.data.length).toBeLessThanOrEqual(4);
+        rows.push(...body.data);
+        cursor = body.next_cursor;
+      } while (cursor);
+      return rows;
+    };
+    const byBalanceDesc = [...expected].sort((a, b) => b.available - a.available || (a.id < b.id ? 1 : -1));
+    const got = await all('sort=available&order=desc');
+    expect(got.map((r) => r.customer.id)).toEqual(byBalanceDesc.map((e) => e.id));
+    expect(got.map((r) => Number(r.available))).toEqual(byBalanceDesc.map((e) => e.available));
+    // At risk: only burning customers, shortest runway first (available ÷ burn).
+    const burning = expected
+      .filter((e) => e.burn > 0)
+      .map((e) => ({ id: e.id, runway: Math.floor((e.available * 86_400) / e.burn) }))
+      .sort((a, b) => a.runway - b.runway || (a.id < b.id ? -1 : 1));
+    const risk = await all('sort=runway&burning=true');
+    expect(risk.map((r) => [r.customer.id, r.runway_seconds])).toEqual(burning.map((e) => [e.id, e.runway]));
+    const burnAsc = await all('sort=burn_per_day');
+    expect(burnAsc.slice(-3).map((r) => r.customer.id)).toEqual(['c18', 'c21', 'c24']);
+    // Search by id or name, case-insensitive.
+    expect((await all('q=SEVENTH')).map((r) => r.customer.id)).toEqual(['c07']);
+    expect((await all('q=c2&sort=available')).map((r) => r.customer.id)).toEqual(
+      expected
+        .filter((e) => e.id.startsWith('c2'))
+        .sort((a, b) => a.available - b.available)
+        .map((e) => e.id),
+    );
+    // A cursor of another sort is refused, not misread.
+    const page = (await t.get('/v1/customer-summaries?limit=2&sort=available')).json() as {
+      next_cursor: string;
+    };
+    const wrong = await t.get(`/v1/customer-summaries?limit=2&sort=runway&cursor=${page.next_cursor}`);
+    expect(wrong.statusCode).toBe(400);
+    expect((wrong.json() as { error: { code: string } }).error.code).toBe('invalid_request');
+  });
 });

@@ -366,6 +366,67 @@ describe('outbound webhooks', () => {
     expect((await t.get('/v1/webhook-endpoints')).json().data).toEqual([]);
   });
 
+  it('recent attempts across endpoints: newest first, filtered by outcome, paged, with event type and delivery state', async () => {
+    await open();
+    const start = t.clock.now();
+    const good = await createEndpoint({ description: 'good' });
+    const badReceiver = await WebhookReceiver.start();
+    badReceiver.answer = () => ({ status: 500 });
+    const bad = await createEndpoint({ description: 'bad', url: badReceiver.url });
+    await grant('10');
+    await runAt(0, start);
+    await grant('20');
+    await runAt(1, start);
+    type Row = {
+      id: string;
+      endpoint_id: string;
+      outcome: string;
+      event_type: string | null;
+      delivery_state: string | null;
+      event_id: string;
+    };
+    const all = (await t.get('/v1/webhook-attempts')).json() as { data: Row[]; next_cursor: string | null };
+    // The bad endpoint's second event waits behind its first (one customer's events stay in order).
+    expect(all.data).toHaveLength(3);
+    // Newest first, across both endpoints.
+    expect([...all.data].map((a) => a.id)).toEqual(
+      [...all.data]
+        .map((a) => a.id)
+        .sort()
+        .reverse(),
+    );
+    expect(new Set(all.data.map((a) => a.endpoint_id))).toEqual(new Set([good.id, bad.id]));
+    expect(all.data.every((a) => a.event_type === 'grant.created')).toBe(true);
+    const failing = (await t.get('/v1/webhook-attempts?outcome=retry,failed,gone')).json() as { data: Row[] };
+    expect(failing.data.map((a) => [a.endpoint_id, a.outcome, a.delivery_state])).toEqual([
+      [bad.id, 'retry', 'pending'],
+    ]);
+    // Paging: pages of two give the same three, in order.
+    const first = (await t.get('/v1/webhook-attempts?limit=2')).json() as {
+      data: Row[];
+      next_cursor: string;
+    };
+    const second = (await t.get(`/v1/webhook-attempts?limit=2&cursor=${first.next_cursor}`)).json() as {
+      data: Row[];
+      next_cursor: string | null;
+    };
+    expect([...first.data, ...second.data].map((a) => a.id)).toEqual(all.data.map((a) => a.id));
+    expect(second.next_cursor).toBeNull();
+    const one = (await t.get(`/v1/webhook-attempts?endpoint_id=${good.id}`)).json() as { data: Row[] };
+    expect(one.data.map((a) => a.outcome)).toEqual(['delivered', 'delivered']);
+    // The replay button's call: the failed event queued again for the bad endpoint.
+    const replay = await t.post(`/v1/webhook-endpoints/${bad.id}/replay`, {
+      event_id: failing.data[0]!.event_id,
+    });
+    expect(replay.statusCode).toBe(202);
+    // Bad input is a structured 4xx.
+    const wrong = await t.get('/v1/webhook-attempts?outcome=exploded');
+    expect(wrong.statusCode).toBe(400);
+    expect(wrong.json().error.code).toBe('invalid_request');
+    expect((await t.get('/v1/webhook-attempts?endpoint_id=whe_nope')).statusCode).toBe(404);
+    await badReceiver.close();
+  });
+
   it('an endpoint failing for the configured days is disabled with endpoint.disabled', async () => {
     await open({ disableAfterMs: 86_400_000 });
     const endpoint = await createEndpoint();

@@ -3,6 +3,7 @@ import { useState } from 'preact/hooks';
 import { api, errorText, forgetKey, storedKey, storeKey } from './api';
 import { CustomerPage } from './pages/Customer';
 import { CustomersPage } from './pages/Customers';
+import { DeliveriesPage } from './pages/Deliveries';
 import { OverviewPage } from './pages/Overview';
 import { PortalPage } from './pages/Portal';
 import { onLinkClick, usePath } from './router';
@@ -62,6 +63,7 @@ const NAV: readonly { href: string; label: string }[] = [
   { href: '/', label: 'Overview' },
   { href: '/customers', label: 'Customers' },
   { href: '/at-risk', label: 'At risk' },
+  { href: '/deliveries', label: 'Webhook deliveries' },
 ];
 
 /** The operator dashboard: navigation and the page of the current path. */
@@ -70,8 +72,9 @@ function Dashboard({ onSignOut }: { onSignOut: () => void }) {
   const customer = /^\/customers\/([^/]+)$/.exec(path);
   let page: ComponentChild;
   if (customer) page = <CustomerPage id={decodeURIComponent(customer[1]!)} />;
-  else if (path === '/customers') page = <CustomersPage mode="all" />;
-  else if (path === '/at-risk') page = <CustomersPage mode="at_risk" />;
+  else if (path === '/customers') page = <CustomersPage key="all" mode="all" />;
+  else if (path === '/at-risk') page = <CustomersPage key="at_risk" mode="at_risk" />;
+  else if (path === '/deliveries') page = <DeliveriesPage />;
   else page = <OverviewPage />;
   return (
     <>

@@ -6,8 +6,8 @@ export type Summary = Schemas['CustomerSummary'];
 export const MAX_SUMMARIES = 2000;
 
 /**
- * Every customer's summary up to {@link MAX_SUMMARIES}, page by page: the list's sorts, the at-risk
- * view and the overview work on these. `complete` says whether every customer was read.
+ * Every customer's summary up to {@link MAX_SUMMARIES}, page by page: the overview's totals and
+ * consumption per day sum these (sorted lists ask the server). `complete`: every customer was read.
  */
 export async function loadSummaries(creditType: string): Promise<{ items: Summary[]; complete: boolean }> {
   const items: Summary[] = [];

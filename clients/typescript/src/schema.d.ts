@@ -212,6 +212,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/customers/{id}/adjustments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Adjust a balance with a reason (audited): a positive amount grants (promotional), a negative one debits
+         * @description Needs the permission `ledger:write`.
+         */
+        post: operations["postCustomersIdAdjustments"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/customers/{id}/holds": {
         parameters: {
             query?: never;
@@ -1633,6 +1653,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/webhook-attempts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Recent delivery attempts across every endpoint (or one), newest first, filterable by outcome: the operator deliveries view
+         * @description Needs the permission `webhooks:admin`.
+         */
+        get: operations["getWebhookAttempts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/webhook-endpoints/{id}/replay": {
         parameters: {
             query?: never;
@@ -2231,6 +2271,23 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "balance.runway_below": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The forecast runway (p50 of GET /v1/customers/{id}/forecast) fell under a runway_hours threshold, found by a periodic sweep; once per crossing, the threshold re-arms silently when the runway is back at or above it. */
+        post: operations["webhook_balance_runway_below"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "hold.expired": {
         parameters: {
             query?: never;
@@ -2342,6 +2399,13 @@ export interface components {
             /** @description The machine's Ed25519 public key: base64url of its 32 bytes (JWK x) */
             public_key: string;
             name?: string | null;
+        };
+        Adjustment: {
+            direction: "credit" | "debit";
+            amount: components["schemas"]["Amount"];
+            reason: string;
+            grant: components["schemas"]["Grant"] | null;
+            debit: components["schemas"]["Debit"] | null;
         };
         /** @description Exact decimal string, e.g. "1500" or "0.000125" (at most 12 decimals) */
         Amount: string;
@@ -2474,7 +2538,7 @@ export interface components {
             id: string;
             customer_id: string | null;
             credit_type: string;
-            kind: "amount" | "percent";
+            kind: "amount" | "percent" | "runway_hours";
             value: components["schemas"]["Amount"];
             /** Format: date-time */
             created_at: string;
@@ -2548,6 +2612,16 @@ export interface components {
                 period_start: string;
             } | null;
         };
+        CreateAdjustmentRequest: {
+            /** @description Signed decimal, not 0: positive adds credits (a promotional grant), negative removes them (a debit) */
+            amount: string;
+            /** @description Why: kept on the entry and in the audit log */
+            reason: string;
+            /** @description Default "credits" */
+            credit_type?: string;
+            /** @description A removal larger than the balance becomes overage instead of a 402 (default false) */
+            allow_overage?: boolean;
+        };
         CreateApiKeyRequest: {
             scope?: "admin" | "write" | "read" | "check";
             /** @description resource:action permissions (instead of a scope); each must be held by the creating key */
@@ -2560,9 +2634,9 @@ export interface components {
             customer_id?: string | null;
             /** @description Default "credits" */
             credit_type?: string;
-            /** @description `amount`: an amount of credits; `percent`: a percent (0 to 100) of the credits granted in force */
-            kind: "amount" | "percent";
-            /** @description Decimal string ≥ 0 (a percent is at most 100) */
+            /** @description `amount`: an amount of credits; `percent`: a percent (0 to 100) of the credits granted in force (both fire balance.low); `runway_hours`: hours of forecast runway (more than 0, at most 8784; fires balance.runway_below from a periodic sweep) */
+            kind: "amount" | "percent" | "runway_hours";
+            /** @description Decimal string ≥ 0 (a percent is at most 100; runway hours are more than 0, at most 8784) */
             value: string;
         };
         CreateCreditPackRequest: {
@@ -3616,6 +3690,21 @@ export interface components {
              * @description RFC 3339 timestamp
              */
             created_at: string;
+        };
+        RecentWebhookAttempt: {
+            id: string;
+            delivery_id: string;
+            endpoint_id: string;
+            event_id: string;
+            attempt: number;
+            attempted_at: string;
+            status_code: number | null;
+            latency_ms: number;
+            response_excerpt: string | null;
+            error: string | null;
+            outcome: "delivered" | "retry" | "failed" | "gone";
+            event_type: string | null;
+            delivery_state: ("pending" | "delivered" | "failed" | "canceled") | null;
         };
         Reconciliation: {
             ok: boolean;
@@ -7985,6 +8074,447 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Debit"];
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "invalid_request",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "invalid_request" | "invalid_amount";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "unauthorized",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unauthorized" | "api_key_expired";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Not enough credits */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "insufficient_credits",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "insufficient_credits";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description The key lacks the permission this call needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "forbidden",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "forbidden";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "not_found",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "not_found";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "method_not_allowed",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "method_not_allowed";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Request not received in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "request_timeout",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "request_in_progress",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request_in_progress";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Payload too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "payload_too_large",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "payload_too_large";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "unsupported_media_type",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unsupported_media_type";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Unprocessable request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "amount_out_of_range",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "amount_out_of_range" | "idempotency_key_reused";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Request headers too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "headers_too_large",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "headers_too_large";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "internal_error",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "internal_error";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "service_unavailable",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "service_unavailable";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+        };
+    };
+    postCustomersIdAdjustments: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the write safe to retry: the same key with the same request answers the first answer again (`Idempotent-Replayed: true`); with another request 422 `idempotency_key_reused`; while the first still runs 409 `request_in_progress`. 1–255 printable ASCII characters, scoped to the workspace. */
+                "idempotency-key"?: string;
+            };
+            path: {
+                /** @description Client-chosen id: 1 to 128 of A-Z a-z 0-9 . _ : - (not "." or "..", no "..") */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "amount": "-25",
+                 *       "reason": "double-billed job 42"
+                 *     }
+                 */
+                "application/json": components["schemas"]["CreateAdjustmentRequest"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Adjustment"];
                 };
             };
             /** @description Bad request */
@@ -13419,6 +13949,14 @@ export interface operations {
                 cursor?: string;
                 /** @description Client-chosen id: 1 to 128 of A-Z a-z 0-9 . _ : - (not "." or "..", no "..") */
                 credit_type?: string;
+                /** @description Order of the whole list (default id). Any other than id, or a search, computes every customer of the workspace per page (correct for any count, cost O(customers)) */
+                sort?: "id" | "available" | "burn_per_day" | "runway" | "expiring_soon";
+                /** @description Default asc; runway asc puts customers without a runway last */
+                order?: "asc" | "desc";
+                /** @description Case-insensitive substring of the customer's id or name */
+                q?: string;
+                /** @description true: only customers with a runway (burning credits): the at-risk view */
+                burning?: "true" | "false";
             };
             header?: never;
             path?: never;
@@ -40050,6 +40588,306 @@ export interface operations {
             };
         };
     };
+    getWebhookAttempts: {
+        parameters: {
+            query?: {
+                /** @description 1–1000, default 100 */
+                limit?: string;
+                cursor?: string;
+                endpoint_id?: string;
+                /** @description Comma-separated outcomes (delivered, retry, failed, gone); left out: all */
+                outcome?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["RecentWebhookAttempt"][];
+                        next_cursor: string | null;
+                    };
+                };
+            };
+            /** @description Bad request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "invalid_request",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "invalid_request";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "unauthorized",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "unauthorized" | "api_key_expired";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description The key lacks the permission this call needs */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "forbidden",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "forbidden";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "not_found",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "not_found";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "method_not_allowed",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "method_not_allowed";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Request not received in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "request_timeout",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "request_timeout";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Rate limit exceeded (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "rate_limited",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "rate_limited";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Request headers too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "headers_too_large",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "headers_too_large";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "internal_error",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "internal_error";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "service_unavailable",
+                     *         "message": "…",
+                     *         "details": {}
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        error: {
+                            /** @enum {string} */
+                            code: "service_unavailable";
+                            message: string;
+                            details: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+            };
+        };
+    };
     postWebhookEndpointsIdReplay: {
         parameters: {
             query?: never;
@@ -47684,6 +48522,65 @@ export interface operations {
                         lead_seconds: number;
                         /** @description Its remaining credits when noticed */
                         remaining: string;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Any 2xx acknowledges the event; 410 disables the endpoint; anything else is retried */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_balance_runway_below: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event id (evt_…): the same on every attempt and replay */
+                "webhook-id": string;
+                /** @description Seconds since the epoch when this attempt was sent */
+                "webhook-timestamp": string;
+                /** @description Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>`, one per signing secret */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @constant */
+                    type: "balance.runway_below";
+                    /** Format: date-time */
+                    timestamp: string;
+                    data: {
+                        customer_id: string;
+                        credit_type: string;
+                        threshold: {
+                            id: string;
+                            /** @constant */
+                            kind: "runway_hours";
+                            /** @description Hours of runway */
+                            value: string;
+                        };
+                        /** @description Forecast runway when swept (0: depleted) */
+                        runway_seconds: number;
+                        /** @description Available balance the forecast started from */
+                        available: string;
+                        /**
+                         * Format: date-time
+                         * @description Median (p50) depletion; the sweep time when depleted
+                         */
+                        expected_depletion_at: string;
+                        depletion_p10: string | null;
+                        /** @description null: beyond the horizon */
+                        depletion_p90: string | null;
+                        /** Format: date-time */
+                        forecast_at: string;
                     };
                 };
             };

@@ -7,8 +7,40 @@ import type { GrantState } from '../ledger/types.js';
  * same transaction.
  */
 
-/** How a threshold's level is given: an absolute amount, or a percent of what is granted in force. */
-export type ThresholdKind = 'amount' | 'percent';
+/**
+ * How a threshold's level is given: an absolute amount, or a percent of what is granted in force
+ * (both compared with the balance by every write: `balance.low`), or hours of forecast runway
+ * (`runway_hours`: compared by a periodic sweep with the depletion forecast, `balance.runway_below`).
+ */
+export type ThresholdKind = 'amount' | 'percent' | 'runway_hours';
+
+/** The kinds a write compares with the balance (`balance.low` / `balance.recovered`). */
+export type BalanceLevelKind = 'amount' | 'percent';
+
+/** Whether a threshold watches the balance level (written by writes) rather than the runway (swept). */
+export function isBalanceLevelThreshold(threshold: BalanceThreshold): boolean {
+  return threshold.kind !== 'runway_hours';
+}
+
+/**
+ * The runway rule of `balance.runway_below`: below when the forecast runway (seconds; 0 when
+ * depleted, null when nothing burns or depletion is beyond the horizon) is under the threshold's
+ * hours. An armed threshold that is below fires and disarms; a disarmed one that is no longer
+ * below re-arms silently. Once per crossing, no storm.
+ */
+export function runwayTransition(
+  threshold: BalanceThreshold,
+  fired: boolean,
+  runwaySeconds: number | null,
+): 'fire' | 'rearm' | null {
+  // Exact: runway × 10^12 < hours (in 10^-12 units) × 3600.
+  const below =
+    runwaySeconds !== null &&
+    BigInt(Math.trunc(runwaySeconds)) * 1_000_000_000_000n < threshold.value.units * 3600n;
+  if (below && !fired) return 'fire';
+  if (!below && fired) return 'rearm';
+  return null;
+}
 
 /** A threshold as configured: a customer's own (customerId set) or the workspace default (null). */
 export interface BalanceThreshold {
@@ -71,7 +103,7 @@ export function applicableThresholds(
 
 /** The level of a threshold: its amount, or its percent of `granted` (rounded half-even). */
 export function thresholdLevel(threshold: BalanceThreshold, granted: Amount): Amount {
-  if (threshold.kind === 'amount') return threshold.value;
+  if (threshold.kind !== 'percent') return threshold.value;
   return granted.times(threshold.value, 'half_even').mulRatio(1n, 100n, 'half_even');
 }
 
@@ -90,6 +122,7 @@ export function thresholdTransitions(
 ): ThresholdTransition[] {
   const transitions: ThresholdTransition[] = [];
   for (const { threshold, fired } of thresholds) {
+    if (!isBalanceLevelThreshold(threshold)) continue;
     const level = thresholdLevel(threshold, granted);
     if (!fired && before.available.greaterThan(level) && !after.available.greaterThan(level)) {
       transitions.push({ kind: 'low', threshold, level });

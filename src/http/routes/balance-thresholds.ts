@@ -24,11 +24,16 @@ export const CreateBalanceThresholdBody = Type.Object(
       }),
     ),
     credit_type: Type.Optional({ ...Id, description: 'Default "credits"' }),
-    kind: Type.Union([Type.Literal('amount'), Type.Literal('percent')], {
+    kind: Type.Union([Type.Literal('amount'), Type.Literal('percent'), Type.Literal('runway_hours')], {
       description:
-        '`amount`: an amount of credits; `percent`: a percent (0 to 100) of the credits granted in force',
+        '`amount`: an amount of credits; `percent`: a percent (0 to 100) of the credits granted in force (both fire balance.low); ' +
+        '`runway_hours`: hours of forecast runway (more than 0, at most 8784; fires balance.runway_below from a periodic sweep)',
     }),
-    value: { ...AmountText, description: 'Decimal string ≥ 0 (a percent is at most 100)' },
+    value: {
+      ...AmountText,
+      description:
+        'Decimal string ≥ 0 (a percent is at most 100; runway hours are more than 0, at most 8784)',
+    },
   },
   { additionalProperties: false },
 );
@@ -38,7 +43,7 @@ export const BalanceThresholdBody = Type.Object({
   id: Type.String(),
   customer_id: Nullable(Type.String({ description: 'null: the workspace default' })),
   credit_type: Type.String(),
-  kind: Type.Union([Type.Literal('amount'), Type.Literal('percent')]),
+  kind: Type.Union([Type.Literal('amount'), Type.Literal('percent'), Type.Literal('runway_hours')]),
   value: AmountText,
   created_at: Type.String({ format: 'date-time' }),
 });

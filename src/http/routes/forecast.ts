@@ -1,9 +1,19 @@
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
+import { invalidRequest } from '../../domain/errors.js';
 import { formatInstant } from '../../domain/time/instant.js';
 import { DEFAULT_CREDIT_TYPE } from '../../services/context.js';
-import { listCustomerSummaries } from '../../services/customer-summaries.js';
-import { type CustomerForecast, estimateAmount, forecastCustomer } from '../../services/forecast.js';
+import {
+  listCustomerSummaries,
+  listSortedSummaries,
+  type SummarySort,
+} from '../../services/customer-summaries.js';
+import {
+  type CustomerForecast,
+  estimateAmount,
+  forecastCustomer,
+  runwaySeconds,
+} from '../../services/forecast.js';
 import type { RouteDeps } from '../app.js';
 import { presentPage, readPageRequest } from '../pagination.js';
 import { presentCustomer } from '../presenters.js';
@@ -47,12 +57,7 @@ export function presentForecast(f: CustomerForecast): Static<typeof ForecastBody
           horizon_end: formatInstant(forecast.horizonEnd),
         }
       : null,
-    runway_seconds:
-      r.status === 'depleted'
-        ? 0
-        : forecast?.p50 != null
-          ? Math.max(0, Math.trunc((forecast.p50 - f.now) / 1000))
-          : null,
+    runway_seconds: runwaySeconds(f),
     model: model
       ? {
           method: model.method,
@@ -106,6 +111,20 @@ export function presentForecast(f: CustomerForecast): Static<typeof ForecastBody
   };
 }
 
+/** A sorted summaries cursor (`[sort, order, value, id]`), refused when made for another sort or order. */
+function readSortedCursor(
+  after: readonly string[] | null,
+  sort: string,
+  order: string,
+): { value: string; id: string } | null {
+  if (after === null) return null;
+  const [s, o, value, id] = after;
+  if (after.length !== 4 || s !== sort || o !== order || !/^-?[0-9]{1,40}$/.test(value ?? '') || !id) {
+    throw invalidRequest('cursor is not one this server issued for this sort and order', { field: 'cursor' });
+  }
+  return { value: value!, id };
+}
+
 /** The depletion forecast of a customer's credit type. */
 export function registerForecastRoutes(app: FastifyInstance, { ctx }: RouteDeps): void {
   app.get<{ Params: Static<typeof IdParams>; Querystring: Static<typeof ForecastQuery> }>(
@@ -144,13 +163,24 @@ export function registerForecastRoutes(app: FastifyInstance, { ctx }: RouteDeps)
       },
     },
     async (request) => {
-      const creditType = request.query.credit_type ?? DEFAULT_CREDIT_TYPE;
-      const page = await listCustomerSummaries(
-        ctx,
-        request.auth.workspaceId,
-        creditType,
-        readPageRequest(request.query),
-      );
+      const q = request.query;
+      const creditType = q.credit_type ?? DEFAULT_CREDIT_TYPE;
+      const sort = (q.sort ?? 'id') as SummarySort;
+      const order = q.order ?? 'asc';
+      const search = q.q?.trim() ? q.q.trim() : null;
+      const burningOnly = q.burning === 'true';
+      const request_ = readPageRequest(q);
+      const page =
+        sort === 'id' && order === 'asc' && search === null && !burningOnly
+          ? await listCustomerSummaries(ctx, request.auth.workspaceId, creditType, request_)
+          : await listSortedSummaries(ctx, request.auth.workspaceId, creditType, {
+              sort,
+              order,
+              search,
+              burningOnly,
+              after: readSortedCursor(request_.after, sort, order),
+              limit: request_.limit,
+            });
       return presentPage(page, (s) => ({
         customer: presentCustomer(s.customer),
         credit_type: creditType,
@@ -158,7 +188,7 @@ export function registerForecastRoutes(app: FastifyInstance, { ctx }: RouteDeps)
         held: s.held.toString(),
         overage: s.overage.toString(),
         burn_per_day: s.burnPerDay.toString(),
-        runway_seconds: s.runwaySeconds === null ? null : Math.max(0, s.runwaySeconds),
+        runway_seconds: s.runwaySeconds,
         daily_consumption: s.daily.map((d) => ({
           day: formatInstant(d.day),
           consumed: d.consumed.toString(),

@@ -3,6 +3,8 @@ import type { FastifyInstance } from 'fastify';
 import { invalidRequest } from '../../domain/errors.js';
 import { formatInstant } from '../../domain/time/instant.js';
 import type {
+  AttemptOutcome,
+  RecentAttempt,
   StoredOutboxRecord,
   WebhookAttempt,
   WebhookDelivery,
@@ -18,6 +20,7 @@ import {
   getEndpoint,
   listEndpointAttempts,
   listEndpoints,
+  listRecentAttempts,
   type ReplayRequest,
   replayCommand,
   rotateSecretCommand,
@@ -94,6 +97,30 @@ const AttemptBody = Type.Object({
     Type.Literal('gone'),
   ]),
 });
+const ATTEMPT_OUTCOMES: readonly AttemptOutcome[] = ['delivered', 'retry', 'failed', 'gone'];
+const RecentAttemptBody = Type.Object({
+  ...AttemptBody.properties,
+  event_type: Nullable(Type.String()),
+  delivery_state: Nullable(
+    Type.Union(
+      [Type.Literal('pending'), Type.Literal('delivered'), Type.Literal('failed'), Type.Literal('canceled')],
+      { description: 'Where the delivery stands now (a retried one may have been delivered since)' },
+    ),
+  ),
+});
+const RecentAttemptsQuery = Type.Object(
+  {
+    ...ListQuery.properties,
+    endpoint_id: Type.Optional(OpaqueId),
+    outcome: Type.Optional(
+      Type.String({
+        maxLength: 64,
+        description: 'Comma-separated outcomes (delivered, retry, failed, gone); left out: all',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
 const DeliveryBody = Type.Object({
   id: Type.String(),
   endpoint_id: Type.String(),
@@ -157,6 +184,22 @@ function presentAttempt(a: WebhookAttempt) {
     error: a.error,
     outcome: a.outcome,
   };
+}
+
+function presentRecentAttempt(a: RecentAttempt) {
+  return { ...presentAttempt(a), event_type: a.eventType, delivery_state: a.deliveryState };
+}
+
+/** `outcome=failed,gone` → the outcomes; an unknown one is a 400. */
+function readOutcomes(text: string | undefined): readonly AttemptOutcome[] | null {
+  if (text === undefined || text.trim() === '') return null;
+  const outcomes = [...new Set(text.split(',').map((s) => s.trim()))];
+  for (const o of outcomes) {
+    if (!ATTEMPT_OUTCOMES.includes(o as AttemptOutcome)) {
+      throw invalidRequest(`outcome: unknown outcome ${o}`, { field: 'outcome', allowed: ATTEMPT_OUTCOMES });
+    }
+  }
+  return outcomes as AttemptOutcome[];
 }
 
 function presentDelivery(d: WebhookDelivery) {
@@ -403,6 +446,28 @@ export function registerWebhookEndpointRoutes(
         readPageRequest(request.query),
       );
       return presentPage(page, presentAttempt);
+    },
+  );
+
+  app.get<{ Querystring: Static<typeof RecentAttemptsQuery> }>(
+    '/v1/webhook-attempts',
+    {
+      config: { scope: 'admin' },
+      schema: {
+        tags,
+        summary:
+          'Recent delivery attempts across every endpoint (or one), newest first, filterable by outcome: the operator deliveries view',
+        querystring: RecentAttemptsQuery,
+        response: { 200: ListOf(RecentAttemptBody), ...errorResponses },
+      },
+    },
+    async (request) => {
+      const page = await listRecentAttempts(ctx, request.auth.workspaceId, {
+        endpointId: request.query.endpoint_id ?? null,
+        outcomes: readOutcomes(request.query.outcome),
+        page: readPageRequest(request.query),
+      });
+      return presentPage(page, presentRecentAttempt);
     },
   );
 

@@ -98,6 +98,34 @@ export const BALANCE_EVENTS: readonly WebhookEventDefinition[] = [
     ),
   },
   {
+    type: 'balance.runway_below',
+    summary:
+      'The forecast runway (p50 of GET /v1/customers/{id}/forecast) fell under a runway_hours threshold, found by a periodic sweep; once per crossing, the threshold re-arms silently when the runway is back at or above it.',
+    data: Type.Object(
+      {
+        ...ledgerFields,
+        threshold: Type.Object(
+          {
+            id: Type.String(),
+            kind: Type.Literal('runway_hours'),
+            value: decimal('Hours of runway'),
+          },
+          { additionalProperties: false },
+        ),
+        runway_seconds: Type.Integer({ minimum: 0, description: 'Forecast runway when swept (0: depleted)' }),
+        available: decimal('Available balance the forecast started from'),
+        expected_depletion_at: {
+          ...Instant,
+          description: 'Median (p50) depletion; the sweep time when depleted',
+        },
+        depletion_p10: Type.Union([Instant, Type.Null()]),
+        depletion_p90: Type.Union([Instant, Type.Null()], { description: 'null: beyond the horizon' }),
+        forecast_at: Instant,
+      },
+      { additionalProperties: false },
+    ),
+  },
+  {
     type: 'hold.expired',
     summary: "A hold's TTL lapsed before it was captured or released; its credits are free again.",
     data: Type.Object(

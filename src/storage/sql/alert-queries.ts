@@ -32,6 +32,9 @@ export const AQ = {
      LEFT JOIN balance_threshold_states s
        ON s.workspace_id = t.workspace_id AND s.threshold_id = t.id AND s.customer_id = ?
      WHERE t.workspace_id = ? AND t.credit_type = ? AND t.customer_id IN (?, '')`,
+  runway: `SELECT id, workspace_id, customer_id, credit_type, kind, value, created_at FROM balance_thresholds
+     WHERE kind = 'runway_hours' AND (workspace_id > ? OR (workspace_id = ? AND id > ?))
+     ORDER BY workspace_id, id LIMIT ?`,
   fired: `INSERT INTO balance_threshold_states (workspace_id, threshold_id, customer_id, fired_at)
      VALUES (?, ?, ?, ?) ON CONFLICT (workspace_id, threshold_id, customer_id) DO NOTHING`,
   recovered:
@@ -89,6 +92,27 @@ export class AlertReads implements AlertReadOperations {
         : await this.db.all<ThresholdRow>(AQ.listOfType, [query.workspaceId, scope, query.creditType]);
     return rows.map(thresholdFromRow);
   }
+
+  async thresholdsForLedger(
+    key: LedgerKey,
+  ): Promise<readonly { threshold: BalanceThreshold; fired: boolean }[]> {
+    const rows = await this.db.all<ThresholdRow & { fired_at: number | string | null }>(AQ.forLedger, [
+      key.customerId,
+      key.workspaceId,
+      key.creditType,
+      key.customerId,
+    ]);
+    return rows.map((r) => ({ threshold: thresholdFromRow(r), fired: r.fired_at !== null }));
+  }
+
+  async runwayThresholds(
+    after: { readonly workspaceId: string; readonly id: string } | null,
+    limit: number,
+  ): Promise<readonly BalanceThreshold[]> {
+    const ws = after?.workspaceId ?? '';
+    const rows = await this.db.all<ThresholdRow>(AQ.runway, [ws, ws, after?.id ?? '', limit]);
+    return rows.map(thresholdFromRow);
+  }
 }
 
 /** Writes of balance thresholds and their state, inside the caller's transaction. */
@@ -108,18 +132,6 @@ export class AlertWrites extends AlertReads implements AlertWriteOperations {
   async deleteThreshold(workspaceId: string, id: string): Promise<boolean> {
     await this.db.run(AQ.deleteStates, [workspaceId, id]);
     return (await this.db.run(AQ.delete, [workspaceId, id])) > 0;
-  }
-
-  async thresholdsForLedger(
-    key: LedgerKey,
-  ): Promise<readonly { threshold: BalanceThreshold; fired: boolean }[]> {
-    const rows = await this.db.all<ThresholdRow & { fired_at: number | string | null }>(AQ.forLedger, [
-      key.customerId,
-      key.workspaceId,
-      key.creditType,
-      key.customerId,
-    ]);
-    return rows.map((r) => ({ threshold: thresholdFromRow(r), fired: r.fired_at !== null }));
   }
 
   async markThresholdFired(

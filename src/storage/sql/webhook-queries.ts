@@ -6,6 +6,7 @@ import type {
   EndpointDisabledReason,
   Page,
   PageRequest,
+  RecentAttempt,
   StoredOutboxRecord,
   WebhookAttempt,
   WebhookDelivery,
@@ -74,6 +75,14 @@ export const WQ = {
      WHERE workspace_id = ? AND endpoint_id = ? AND id > ? ORDER BY id LIMIT ?`,
   attemptsOfEvent: `SELECT ${ATTEMPT_COLUMNS} FROM webhook_attempts
      WHERE workspace_id = ? AND event_id = ? AND id > ? ORDER BY id LIMIT ?`,
+  recentAttempts: `SELECT a.id, a.workspace_id, a.delivery_id, a.endpoint_id, a.event_id, a.attempt,
+       a.attempted_at, a.status_code, a.latency_ms, a.response_excerpt, a.error, a.outcome,
+       e.type AS event_type, d.state AS delivery_state
+     FROM webhook_attempts a
+     LEFT JOIN outbox_events e ON e.id = a.event_id
+     LEFT JOIN webhook_deliveries d ON d.id = a.delivery_id
+     WHERE a.workspace_id = ? AND a.endpoint_id = ? AND (? = '' OR a.id < ?) {outcomes}
+     ORDER BY a.id DESC LIMIT ?`,
   deliveriesOfEvent: `SELECT ${DELIVERY_COLUMNS} FROM webhook_deliveries
      WHERE workspace_id = ? AND event_id = ? ORDER BY created_at, id`,
 } as const;
@@ -244,6 +253,35 @@ export class WebhookReads implements WebhookReadOperations {
   async deliveriesOfEvent(workspaceId: string, eventId: string): Promise<readonly WebhookDelivery[]> {
     const rows = await this.db.all<DeliveryRow>(WQ.deliveriesOfEvent, [workspaceId, eventId]);
     return rows.map(deliveryFromRow);
+  }
+
+  async recentAttempts(
+    workspaceId: string,
+    endpointIds: readonly string[],
+    filter: readonly AttemptOutcome[] | null,
+    page: PageRequest,
+  ): Promise<Page<RecentAttempt>> {
+    const outcomes = filter ?? [];
+    const beforeId = afterId(page);
+    const sql = WQ.recentAttempts.replace(
+      '{outcomes}',
+      outcomes.length === 0 ? '' : `AND a.outcome IN (${outcomes.map(() => '?').join(', ')})`,
+    );
+    const merged: RecentAttempt[] = [];
+    for (const endpointId of endpointIds) {
+      const rows = await this.db.all<
+        AttemptRow & { event_type: string | null; delivery_state: string | null }
+      >(sql, [workspaceId, endpointId, beforeId, beforeId, ...outcomes, page.limit + 1]);
+      for (const r of rows) {
+        merged.push({
+          ...attemptFromRow(r),
+          eventType: r.event_type,
+          deliveryState: r.delivery_state as DeliveryState | null,
+        });
+      }
+    }
+    merged.sort((a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+    return pageOf(merged, page.limit, idKey);
   }
 }
 

@@ -1,11 +1,11 @@
 import { useState } from 'preact/hooks';
 import { api, newIdempotencyKey, type Schemas } from '../api';
 import { BurnDownChart } from '../components/BurnDown';
-import { Chart } from '../components/Chart';
 import { ConfirmDialog, type PendingAction } from '../components/Confirm';
 import { CreditTypePicker } from '../components/CreditTypePicker';
 import { LedgerTable } from '../components/Ledger';
-import { compare, formatAmount, toChartNumber, units } from '../decimal';
+import { MeterUsage } from '../components/Usage';
+import { compare, formatAmount, units } from '../decimal';
 import { formatRunway, formatTime } from '../format';
 import { useLoad } from '../hooks';
 
@@ -37,19 +37,10 @@ async function loadCustomer(id: string, creditType: string) {
   return { customer, balance, forecast, grants: grants.data, series, subscriptions, purchases, now };
 }
 
-/** Usage of every meter for this customer, per day over the last 30 days. */
-async function loadUsage(id: string) {
-  const client = api();
-  const meters = await client.GET('/v1/meters', { params: { query: { limit: '100' } } });
-  const from = new Date(Math.floor((Date.now() - 30 * DAY) / DAY) * DAY).toISOString();
-  return Promise.all(
-    meters.data.map(async (meter) => {
-      const usage = await client.GET('/v1/meters/{id}/usage', {
-        params: { path: { id: meter.id }, query: { customer_id: id, from, window: 'day', limit: '1000' } },
-      });
-      return { meter, rows: usage.data };
-    }),
-  );
+/** The workspace's meters (each one's usage loads in its own panel). */
+async function loadMeters() {
+  const meters = await api().GET('/v1/meters', { params: { query: { limit: '100' } } });
+  return meters.data;
 }
 
 /** A grant's remaining amount as a bar of its original amount. */
@@ -159,8 +150,8 @@ function GrantForm({
 }
 
 /**
- * An adjustment: Burndown has no adjustment endpoint, so a positive one is a promotional grant and
- * a negative one a debit (overage allowed), each described with the reason — one API call.
+ * An adjustment with a reason: one call to `POST /v1/customers/{id}/adjustments` (a positive
+ * amount is a promotional grant, a negative one a debit, overage allowed), audited with the reason.
  */
 function AdjustForm({
   onAsk,
@@ -175,30 +166,22 @@ function AdjustForm({
   const [reason, setReason] = useState('');
   const submit = (event: Event) => {
     event.preventDefault();
-    const value = amount.trim();
+    const value = amount.trim().replace(/^\+/, '');
     const negative = value.startsWith('-');
-    const magnitude = negative ? value.slice(1) : value.replace(/^\+/, '');
-    const description = `Adjustment: ${reason}`;
+    const magnitude = negative ? value.slice(1) : value;
+    const why = reason.trim();
     const key = newIdempotencyKey();
     onAsk({
       question: negative
-        ? `Remove ${magnitude} ${creditType} from ${customerId} (a debit, overage allowed): “${reason}”?`
-        : `Add ${magnitude} ${creditType} to ${customerId} (a promotional grant): “${reason}”?`,
+        ? `Remove ${magnitude} ${creditType} from ${customerId} (a debit, overage allowed): “${why}”?`
+        : `Add ${magnitude} ${creditType} to ${customerId} (a promotional grant): “${why}”?`,
       confirmLabel: 'Adjust',
       run: async () => {
-        if (negative) {
-          await api().POST('/v1/customers/{id}/debits', {
-            params: { path: { id: customerId } },
-            headers: { 'Idempotency-Key': key },
-            body: { amount: magnitude, credit_type: creditType, allow_overage: true, description },
-          });
-        } else {
-          await api().POST('/v1/customers/{id}/grants', {
-            params: { path: { id: customerId } },
-            headers: { 'Idempotency-Key': key },
-            body: { amount: magnitude, credit_type: creditType, category: 'promotional', description },
-          });
-        }
+        await api().POST('/v1/customers/{id}/adjustments', {
+          params: { path: { id: customerId } },
+          headers: { 'Idempotency-Key': key },
+          body: { amount: value, reason: why, credit_type: creditType, allow_overage: true },
+        });
         setAmount('');
         setReason('');
       },
@@ -232,7 +215,7 @@ export function CustomerPage({ id }: { id: string }) {
   const [pending, setPending] = useState<PendingAction | null>(null);
   const [ledgerVersion, setLedgerVersion] = useState(0);
   const data = useLoad(() => loadCustomer(id, creditType), [id, creditType]);
-  const usage = useLoad(() => loadUsage(id), [id]);
+  const meters = useLoad(loadMeters, []);
   const ask = (action: PendingAction) => setPending(action);
   const closed = (done: boolean) => {
     setPending(null);
@@ -399,37 +382,12 @@ export function CustomerPage({ id }: { id: string }) {
         </>
       )}
 
-      <h2>Usage by meter (last 30 days)</h2>
-      {usage.error && <p class="error">{usage.error}</p>}
-      {usage.data?.length === 0 && <p class="muted">No meters.</p>}
-      {usage.data?.map(({ meter, rows }) => {
-        const byDay = new Map<string, number>();
-        for (const r of rows)
-          byDay.set(r.window_start, (byDay.get(r.window_start) ?? 0) + toChartNumber(r.value));
-        const days = [...byDay.keys()].sort();
-        return (
-          <div key={meter.id}>
-            <h3>{meter.id}</h3>
-            {days.length === 0 ? (
-              <p class="muted">No usage.</p>
-            ) : (
-              <Chart
-                title={`Daily usage of meter ${meter.id}`}
-                xs={days.map((x) => Date.parse(x) / 1000)}
-                series={[
-                  {
-                    label: meter.id,
-                    values: days.map((x) => byDay.get(x) ?? 0),
-                    color: '#2f6fb3',
-                    bars: true,
-                  },
-                ]}
-                height={160}
-              />
-            )}
-          </div>
-        );
-      })}
+      <h2>Usage by meter and group</h2>
+      {meters.error && <p class="error">{meters.error}</p>}
+      {meters.data?.length === 0 && <p class="muted">No meters.</p>}
+      {meters.data?.map((meter) => (
+        <MeterUsage key={meter.id} meter={meter} customerId={id} />
+      ))}
 
       <h2>Ledger</h2>
       <LedgerTable customerId={id} creditType={creditType} version={ledgerVersion} onAsk={ask} />

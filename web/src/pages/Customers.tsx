@@ -1,102 +1,140 @@
 import { useState } from 'preact/hooks';
+import { api, type Schemas } from '../api';
 import { CreditTypePicker } from '../components/CreditTypePicker';
-import { compare, formatAmount } from '../decimal';
+import { formatAmount } from '../decimal';
 import { formatRunway } from '../format';
 import { useLoad } from '../hooks';
 import { onLinkClick } from '../router';
-import { loadSummaries, MAX_SUMMARIES, type Summary } from '../summaries';
 
-type SortKey = 'id' | 'balance' | 'burn' | 'runway';
+type Summary = Schemas['CustomerSummary'];
+type SortKey = 'id' | 'available' | 'burn_per_day' | 'runway';
 
-const runwayOrder = (s: Summary) => (s.runway_seconds === null ? Number.POSITIVE_INFINITY : s.runway_seconds);
+/** Rows per page of the list. */
+const PAGE = 50;
 
-function sorted(items: readonly Summary[], key: SortKey, descending: boolean): Summary[] {
-  const out = [...items].sort((a, b) => {
-    switch (key) {
-      case 'id':
-        return a.customer.id < b.customer.id ? -1 : a.customer.id > b.customer.id ? 1 : 0;
-      case 'balance':
-        return compare(a.available, b.available);
-      case 'burn':
-        return compare(a.burn_per_day, b.burn_per_day);
-      case 'runway':
-        return runwayOrder(a) - runwayOrder(b);
-      default:
-        return 0;
-    }
-  });
-  return descending ? out.reverse() : out;
+/**
+ * One page of summaries, sorted, searched and filtered by the server across every customer of the
+ * workspace (`GET /v1/customer-summaries?sort=&order=&q=&burning=`): correct for any number of
+ * customers, never a sort of a truncated first few thousand.
+ */
+async function loadPage(query: {
+  creditType: string;
+  sort: SortKey;
+  descending: boolean;
+  search: string;
+  burning: boolean;
+  cursor: string | null;
+}): Promise<{ items: Summary[]; next: string | null }> {
+  const params: Record<string, string> = {
+    limit: String(PAGE),
+    credit_type: query.creditType,
+    sort: query.sort,
+    order: query.descending ? 'desc' : 'asc',
+  };
+  if (query.search.trim()) params.q = query.search.trim();
+  if (query.burning) params.burning = 'true';
+  if (query.cursor) params.cursor = query.cursor;
+  const page = await api().GET('/v1/customer-summaries', { params: { query: params } });
+  return { items: page.data, next: page.next_cursor };
 }
 
-/** The customers list (search, sort by balance, burn rate, runway) and the at-risk view. */
+/** The customers list (search, sort by balance, burn rate, runway; paged) and the at-risk view. */
 export function CustomersPage({ mode }: { mode: 'all' | 'at_risk' }) {
+  const atRisk = mode === 'at_risk';
   const [creditType, setCreditType] = useState('credits');
+  const [searchInput, setSearchInput] = useState('');
   const [search, setSearch] = useState('');
-  const [sortKey, setSortKey] = useState<SortKey>(mode === 'at_risk' ? 'runway' : 'id');
+  const [sortKey, setSortKey] = useState<SortKey>(atRisk ? 'runway' : 'id');
   const [descending, setDescending] = useState(false);
-  const loaded = useLoad(() => loadSummaries(creditType), [creditType]);
-  const needle = search.trim().toLowerCase();
-  let rows = (loaded.data?.items ?? []).filter(
-    (s) =>
-      needle === '' ||
-      s.customer.id.toLowerCase().includes(needle) ||
-      (s.customer.name ?? '').toLowerCase().includes(needle),
+  // Cursors of the pages before the current one (Previous pops), and the current page's cursor.
+  const [cursors, setCursors] = useState<(string | null)[]>([]);
+  const [cursor, setCursor] = useState<string | null>(null);
+  const sort = atRisk ? 'runway' : sortKey;
+  const desc = atRisk ? false : descending;
+  const loaded = useLoad(
+    () => loadPage({ creditType, sort, descending: desc, search, burning: atRisk, cursor }),
+    [creditType, sort, desc, search, atRisk, cursor],
   );
-  if (mode === 'at_risk') rows = rows.filter((s) => s.runway_seconds !== null);
-  rows = sorted(rows, mode === 'at_risk' ? 'runway' : sortKey, mode === 'at_risk' ? false : descending);
-  const title = mode === 'at_risk' ? 'At risk: shortest runway first' : 'Customers';
+  const restart = () => {
+    setCursors([]);
+    setCursor(null);
+  };
+  const rows = loaded.data?.items ?? [];
+  const title = atRisk ? 'At risk: shortest runway first' : 'Customers';
   return (
     <section aria-labelledby="customers-title">
       <h1 id="customers-title">{title}</h1>
-      <div class="toolbar">
+      <form
+        class="toolbar"
+        onSubmit={(e) => {
+          e.preventDefault();
+          setSearch(searchInput);
+          restart();
+        }}
+      >
         <label class="inline">
           Search{' '}
           <input
             type="search"
-            value={search}
+            name="q"
+            value={searchInput}
             placeholder="id or name"
-            onInput={(e) => setSearch((e.target as HTMLInputElement).value)}
+            onInput={(e) => setSearchInput((e.target as HTMLInputElement).value)}
           />
         </label>
-        <CreditTypePicker value={creditType} onChange={setCreditType} />
-        {mode === 'all' && (
+        <button type="submit" class="secondary">
+          Search
+        </button>
+        <CreditTypePicker
+          value={creditType}
+          onChange={(v) => {
+            setCreditType(v);
+            restart();
+          }}
+        />
+        {!atRisk && (
           <>
             <label class="inline">
               Sort by{' '}
               <select
+                name="sort"
                 value={sortKey}
-                onChange={(e) => setSortKey((e.target as HTMLSelectElement).value as SortKey)}
+                onChange={(e) => {
+                  setSortKey((e.target as HTMLSelectElement).value as SortKey);
+                  restart();
+                }}
               >
                 <option value="id">Id</option>
-                <option value="balance">Balance</option>
-                <option value="burn">Burn rate</option>
+                <option value="available">Balance</option>
+                <option value="burn_per_day">Burn rate</option>
                 <option value="runway">Runway</option>
               </select>
             </label>
             <label class="inline">
               <input
                 type="checkbox"
+                name="descending"
                 checked={descending}
-                onChange={(e) => setDescending((e.target as HTMLInputElement).checked)}
+                onChange={(e) => {
+                  setDescending((e.target as HTMLInputElement).checked);
+                  restart();
+                }}
               />{' '}
               Descending
             </label>
           </>
         )}
-      </div>
+      </form>
       {loaded.error && (
         <p role="alert" class="error">
           {loaded.error}
         </p>
       )}
-      {loaded.loading && !loaded.data && <p aria-live="polite">Loading…</p>}
-      {loaded.data && !loaded.data.complete && (
-        <p class="muted">Showing the first {MAX_SUMMARIES} customers by id; sorts apply to those.</p>
-      )}
-      {mode === 'at_risk' && (
+      {loaded.loading && <p aria-live="polite">Loading…</p>}
+      {atRisk && (
         <p class="muted">
-          Runway here is the available balance ÷ the last 7 days' mean burn; each customer's page shows the
-          full forecast with its interval.
+          Every customer burning credits, shortest runway first. Runway here is the available balance ÷ the
+          last 7 days' mean burn; each customer's page shows the full forecast with its interval.
         </p>
       )}
       <div class="table-wrap">
@@ -121,17 +159,24 @@ export function CustomersPage({ mode }: { mode: 'all' | 'at_risk' }) {
           </thead>
           <tbody>
             {rows.map((s) => (
-              <tr key={s.customer.id}>
+              <tr key={s.customer.id} data-customer={s.customer.id}>
                 <th scope="row">
                   <a href={`/customers/${encodeURIComponent(s.customer.id)}`} onClick={onLinkClick}>
                     {s.customer.id}
                   </a>
                   {s.customer.name && <span class="muted"> {s.customer.name}</span>}
                 </th>
-                <td class="num">{formatAmount(s.available)}</td>
+                <td class="num" data-value={s.available}>
+                  {formatAmount(s.available)}
+                </td>
                 <td class="num">{formatAmount(s.held)}</td>
-                <td class="num">{formatAmount(s.burn_per_day, 2)}</td>
-                <td class={`num ${s.runway_seconds !== null && s.runway_seconds < 3 * 86_400 ? 'warn' : ''}`}>
+                <td class="num" data-value={s.burn_per_day}>
+                  {formatAmount(s.burn_per_day, 2)}
+                </td>
+                <td
+                  class={`num ${s.runway_seconds !== null && s.runway_seconds < 3 * 86_400 ? 'warn' : ''}`}
+                  data-value={s.runway_seconds ?? ''}
+                >
                   {formatRunway(s.runway_seconds)}
                 </td>
               </tr>
@@ -140,6 +185,30 @@ export function CustomersPage({ mode }: { mode: 'all' | 'at_risk' }) {
         </table>
       </div>
       {loaded.data && rows.length === 0 && <p>No customers match.</p>}
+      <nav class="pager" aria-label="Pages">
+        <button
+          type="button"
+          class="secondary"
+          disabled={cursors.length === 0 || loaded.loading}
+          onClick={() => {
+            setCursor(cursors[cursors.length - 1] ?? null);
+            setCursors(cursors.slice(0, -1));
+          }}
+        >
+          Previous
+        </button>{' '}
+        <button
+          type="button"
+          class="secondary"
+          disabled={!loaded.data?.next || loaded.loading}
+          onClick={() => {
+            setCursors([...cursors, cursor]);
+            setCursor(loaded.data?.next ?? null);
+          }}
+        >
+          Next
+        </button>
+      </nav>
     </section>
   );
 }

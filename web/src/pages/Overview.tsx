@@ -1,4 +1,5 @@
 import { useState } from 'preact/hooks';
+import { api } from '../api';
 import { Chart } from '../components/Chart';
 import { CreditTypePicker } from '../components/CreditTypePicker';
 import { compare, formatAmount, sum, toChartNumber } from '../decimal';
@@ -7,23 +8,36 @@ import { useLoad } from '../hooks';
 import { onLinkClick } from '../router';
 import { loadSummaries } from '../summaries';
 
+/**
+ * The ten customers closest to depletion and the ten with the most credits expiring soon, across
+ * every customer (sorted by the server, not within the first pages).
+ */
+async function loadRankings(creditType: string) {
+  const client = api();
+  const [closest, expiring] = await Promise.all([
+    client.GET('/v1/customer-summaries', {
+      params: { query: { credit_type: creditType, sort: 'runway', burning: 'true', limit: '10' } },
+    }),
+    client.GET('/v1/customer-summaries', {
+      params: { query: { credit_type: creditType, sort: 'expiring_soon', order: 'desc', limit: '10' } },
+    }),
+  ]);
+  return { closest: closest.data, expiring: expiring.data.filter((s) => compare(s.expiring_soon, '0') > 0) };
+}
+
 /** The operator overview: outstanding credits, consumption per day, expiring soon, closest to depletion. */
 export function OverviewPage() {
   const [creditType, setCreditType] = useState('credits');
   const loaded = useLoad(() => loadSummaries(creditType), [creditType]);
+  const rankings = useLoad(() => loadRankings(creditType), [creditType]);
   const items = loaded.data?.items ?? [];
   const outstanding = sum(items.map((s) => s.available));
   const held = sum(items.map((s) => s.held));
   const owed = sum(items.map((s) => s.overage));
   const days = items[0]?.daily_consumption.map((d) => d.day) ?? [];
   const perDay = days.map((_, i) => sum(items.map((s) => s.daily_consumption[i]?.consumed ?? '0')));
-  const expiring = items
-    .filter((s) => compare(s.expiring_soon, '0') > 0)
-    .sort((a, b) => compare(b.expiring_soon, a.expiring_soon));
-  const closest = items
-    .filter((s) => s.runway_seconds !== null)
-    .sort((a, b) => (a.runway_seconds ?? 0) - (b.runway_seconds ?? 0))
-    .slice(0, 10);
+  const expiring = rankings.data?.expiring ?? [];
+  const closest = rankings.data?.closest ?? [];
   return (
     <section aria-labelledby="overview-title">
       <h1 id="overview-title">Overview</h1>
@@ -36,7 +50,10 @@ export function OverviewPage() {
         </p>
       )}
       {loaded.data && !loaded.data.complete && (
-        <p class="muted">Totals over the first 2,000 customers by id.</p>
+        <p class="muted">
+          Totals and consumption over the first 2,000 customers by id; the two lists below rank every
+          customer.
+        </p>
       )}
       <div class="cards">
         <div class="card">
@@ -93,7 +110,7 @@ export function OverviewPage() {
       <div class="columns">
         <div>
           <h2>Closest to depletion</h2>
-          <table>
+          <table data-testid="closest-table">
             <thead>
               <tr>
                 <th scope="col">Customer</th>
@@ -114,7 +131,9 @@ export function OverviewPage() {
                     </a>
                   </th>
                   <td class="num">{formatAmount(s.available)}</td>
-                  <td class="num">{formatRunway(s.runway_seconds)}</td>
+                  <td class="num" data-value={s.runway_seconds ?? ''}>
+                    {formatRunway(s.runway_seconds)}
+                  </td>
                 </tr>
               ))}
             </tbody>
@@ -123,7 +142,7 @@ export function OverviewPage() {
         </div>
         <div>
           <h2>Expiring within 7 days</h2>
-          <table>
+          <table data-testid="expiring-table">
             <thead>
               <tr>
                 <th scope="col">Customer</th>
@@ -134,7 +153,7 @@ export function OverviewPage() {
               </tr>
             </thead>
             <tbody>
-              {expiring.slice(0, 10).map((s) => (
+              {expiring.map((s) => (
                 <tr key={s.customer.id}>
                   <th scope="row">
                     <a href={`/customers/${encodeURIComponent(s.customer.id)}`} onClick={onLinkClick}>
