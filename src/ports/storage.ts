@@ -945,10 +945,7 @@ export interface AlertReadOperations {
    * Every `runway_hours` threshold of every workspace, by (workspace, id), after `after`: what the
    * runway sweep (`balance.runway_below`) walks. A scan of the thresholds table, which is small.
    */
-  runwayThresholds(
-    after: { readonly workspaceId: string; readonly id: string } | null,
-    limit: number,
-  ): Awaitable<readonly BalanceThreshold[]>;
+  runwayThresholds(page: PageRequest): Awaitable<Page<BalanceThreshold>>;
 }
 
 /** The balance alerts aggregate's writes (and the reads a write needs, inside its transaction). */

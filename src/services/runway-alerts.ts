@@ -5,7 +5,7 @@ import {
 } from '../domain/alerts/balance-thresholds.js';
 import { BurndownError, ErrorCode } from '../domain/errors.js';
 import { formatInstant } from '../domain/time/instant.js';
-import type { LedgerKey } from '../ports/storage.js';
+import type { LedgerKey, PageRequest } from '../ports/storage.js';
 import { customerLockKey, type ServiceContext } from './context.js';
 import { type CustomerForecast, estimateAmount, forecastCustomer, runwaySeconds } from './forecast.js';
 import { appendFacts } from './outbox.js';
@@ -37,18 +37,17 @@ export interface RunwaySweepResult {
 /** Every runway threshold, grouped by workspace and credit type (each customer is forecast once per group). */
 async function runwayThresholdGroups(ctx: ServiceContext): Promise<Map<string, BalanceThreshold[]>> {
   const groups = new Map<string, BalanceThreshold[]>();
-  let after: { workspaceId: string; id: string } | null = null;
+  let request: PageRequest = { after: null, limit: THRESHOLD_PAGE };
   for (;;) {
-    const page = await ctx.storage.read.alerts.runwayThresholds(after, THRESHOLD_PAGE);
-    for (const t of page) {
+    const page = await ctx.storage.read.alerts.runwayThresholds(request);
+    for (const t of page.items) {
       const key = JSON.stringify([t.workspaceId, t.creditType]);
       const list = groups.get(key) ?? [];
       list.push(t);
       groups.set(key, list);
     }
-    if (page.length < THRESHOLD_PAGE) return groups;
-    const last = page[page.length - 1]!;
-    after = { workspaceId: last.workspaceId, id: last.id };
+    if (page.nextAfter === null) return groups;
+    request = { after: page.nextAfter, limit: THRESHOLD_PAGE };
   }
 }
 

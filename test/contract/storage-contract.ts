@@ -672,7 +672,12 @@ export function describeStorageContract(dialect: string, open: () => Promise<Sto
         });
       });
       const runway = async (after: { workspaceId: string; id: string } | null, limit: number) =>
-        (await storage.read.alerts.runwayThresholds(after, limit)).map((t) => [t.workspaceId, t.id, t.kind]);
+        (
+          await storage.read.alerts.runwayThresholds({
+            after: after === null ? null : [after.workspaceId, after.id],
+            limit,
+          })
+        ).items.map((t) => [t.workspaceId, t.id, t.kind]);
       expect(await runway(null, 10)).toEqual([
         ['ws1', 'thr_run_a', 'runway_hours'],
         ['ws1', 'thr_run_b', 'runway_hours'],

@@ -6,9 +6,12 @@ import type {
   AlertWriteOperations,
   ExpiringGrant,
   LedgerKey,
+  Page,
+  PageRequest,
   ThresholdListQuery,
 } from '../../ports/storage.js';
 import type { SqlExecutor } from './executor.js';
+import { keyParts, pageOf } from './paging.js';
 
 /**
  * SQL of balance alerts (both dialects). A workspace default is stored with customer_id '' so the
@@ -105,13 +108,10 @@ export class AlertReads implements AlertReadOperations {
     return rows.map((r) => ({ threshold: thresholdFromRow(r), fired: r.fired_at !== null }));
   }
 
-  async runwayThresholds(
-    after: { readonly workspaceId: string; readonly id: string } | null,
-    limit: number,
-  ): Promise<readonly BalanceThreshold[]> {
-    const ws = after?.workspaceId ?? '';
-    const rows = await this.db.all<ThresholdRow>(AQ.runway, [ws, ws, after?.id ?? '', limit]);
-    return rows.map(thresholdFromRow);
+  async runwayThresholds(page: PageRequest): Promise<Page<BalanceThreshold>> {
+    const [ws = '', id = ''] = keyParts(page, 2) ?? [];
+    const rows = await this.db.all<ThresholdRow>(AQ.runway, [ws, ws, id, page.limit + 1]);
+    return pageOf(rows.map(thresholdFromRow), page.limit, (t) => [t.workspaceId, t.id]);
   }
 }
 
