@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { POSTGRES_URL } from '../contract/postgres.js';
 import { type HttpResponse, ServerProcess } from './server-process.js';
 import {
@@ -22,6 +22,12 @@ import {
  * BURNDOWN_TEST_POSTGRES_URL or the embedded server of the global setup (test/contract/postgres.ts).
  */
 const PROCESSES = 4;
+/**
+ * How long after its own request is sent a "soon" grant expires. Each grant's instant is taken
+ * just before its request, so a slow machine delays the request, never the margin (a grant already
+ * expired when it arrives would be refused with 400); the load that follows lasts several seconds.
+ */
+const EXPIRY_MARGIN_MS = 2_000;
 
 async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: POSTGRES_URL });
@@ -67,14 +73,29 @@ describe(`PostgreSQL: ${PROCESSES} server processes on one database`, () => {
         ServerProcess.startOn(databaseUrl, { BURNDOWN_PG_POOL_SIZE: '6' }),
       ),
     );
-  }, 60_000);
+  }, 120_000);
 
+  // DROP DATABASE waits for a checkpoint, which takes minutes on a machine whose disk is busy.
   afterAll(async () => {
     await Promise.all(servers.map((s) => s.cleanup()));
     if (databaseName) await admin((c) => c.query(`DROP DATABASE IF EXISTS ${databaseName} WITH (FORCE)`));
-  });
+  }, 180_000);
 
   const server = (i: number) => servers[i % servers.length]!;
+
+  /** Every server's state (pid, or how it ended) and log tail: printed whenever a test fails. */
+  const reports = () => servers.map((s, i) => s.report(`server ${i}`)).join('\n');
+  beforeEach((context) => {
+    context.onTestFailed(() => {
+      process.stderr.write(`\n=== ${context.task.name}: server processes ===\n${reports()}\n`);
+    });
+  });
+
+  /** Fails with every server's exit status and log tail when one died without being killed. */
+  function expectNoCrash() {
+    const crashed = servers.filter((s) => s.crashed !== null);
+    expect(crashed.length, `a server process died on its own:\n${reports()}`).toBe(0);
+  }
 
   /** Sends a mix of debits and holds (captured or released) to all processes; returns what succeeded. */
   async function load(options: {
@@ -151,6 +172,7 @@ describe(`PostgreSQL: ${PROCESSES} server processes on one database`, () => {
         failures += 1; // the connection died (a killed process): the outcome is unknown to the client
       }
     });
+    expectNoCrash();
     // A debit whose answer was lost is re-sent with its key: it either replays what was written, or runs once now.
     for (const [key, l] of lost) {
       const res: HttpResponse = await options.alive()[0]!.post(`/v1/customers/${l.customer}/debits`, l.body, {
@@ -206,17 +228,24 @@ describe(`PostgreSQL: ${PROCESSES} server processes on one database`, () => {
     await runPool(customers, 16, async (c) => {
       expect((await server(0).post('/v1/customers', { id: c.id })).status).toBe(201);
     });
-    const soon = new Date(Date.now() + 1500).toISOString();
+    // Grants expiring mid-load: each instant is taken just before its own request (see EXPIRY_MARGIN_MS).
+    let lastExpiry = 0;
+    const soon = () => {
+      lastExpiry = Date.now() + EXPIRY_MARGIN_MS;
+      return new Date(lastExpiry).toISOString();
+    };
     await runPool(customers, 16, async (c) => {
       const isHot = c.id.startsWith('hot');
       const grants = isHot
         ? [
-            { amount: '300', priority: 1, expires_at: soon },
-            { amount: '2500', priority: 5 },
+            () => ({ amount: '300', priority: 1, expires_at: soon() }),
+            () => ({ amount: '2500', priority: 5 }),
           ]
-        : [{ amount: '60', expires_at: soon }, { amount: '20' }];
-      for (const g of grants)
-        expect((await server(1).post(`/v1/customers/${c.id}/grants`, g)).status).toBe(201);
+        : [() => ({ amount: '60', expires_at: soon() }), () => ({ amount: '20' })];
+      for (const g of grants) {
+        const res = await server(1).post(`/v1/customers/${c.id}/grants`, g());
+        expect(res.status, res.text).toBe(201);
+      }
     });
     expect(
       (
@@ -246,7 +275,7 @@ describe(`PostgreSQL: ${PROCESSES} server processes on one database`, () => {
     // Every accepted event is stored once and burned once (reconcile (d), run by verify below).
     const usage: HttpResponse = await server(0).get('/v1/meters/calls/usage?window=month');
     expect(usage.status).toBe(200);
-    await new Promise((resolve) => setTimeout(resolve, Math.max(0, Date.parse(soon) - Date.now() + 50)));
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, lastExpiry - Date.now() + 50)));
     await verify(customers, outcomes);
   }, 120_000);
 
@@ -283,6 +312,7 @@ describe(`PostgreSQL: ${PROCESSES} server processes on one database`, () => {
       alive: () => (killed ? servers.filter((s) => s !== victim) : servers),
     });
     await faults;
+    expectNoCrash();
     expect(outcomes.length).toBeGreaterThan(500);
     await verify(customers, outcomes);
   }, 120_000);

@@ -15,7 +15,8 @@ import { fileURLToPath } from 'node:url';
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const CLI_PATH = join(ROOT, 'dist/cli/main.js');
 export const E2E_API_KEY = 'e2e-admin-key-0123456789abcdef';
-const STARTUP_TIMEOUT_MS = 15_000;
+// Generous: on a loaded 2-core CI machine several servers starting at once take well over 15 s.
+const STARTUP_TIMEOUT_MS = 45_000;
 const LISTENING = /burndown listening on (http:\/\/127\.0\.0\.1:(\d+))/;
 
 /** Fails with a clear message when the server has not been built. */
@@ -58,6 +59,11 @@ export class ServerProcess {
   private child: ChildProcess | null = null;
   private exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | null = null;
   private output = '';
+  /** How the last process ended when nobody asked it to (a crash), with the log tail it left. */
+  private crash: { code: number | null; signal: NodeJS.Signals | null; at: string; logs: string } | null =
+    null;
+  /** Set by {@link kill} just before it signals, so an exit it caused is not reported as a crash. */
+  private stopping = false;
   /** Base URL of the current process, e.g. http://127.0.0.1:41234. */
   url = '';
   /** How many processes have been started on this database. */
@@ -118,10 +124,16 @@ export class ServerProcess {
     this.child = child;
     this.starts += 1;
     this.output = '';
+    this.stopping = false;
     live.add(child);
     this.exited = new Promise((resolveExit) => {
       child.once('exit', (code, signal) => {
         live.delete(child);
+        if (!this.stopping) {
+          this.crash = { code, signal, at: new Date().toISOString(), logs: this.output };
+          // Nobody asked it to stop: it is gone, and requests to it would be refused.
+          if (this.child === child) this.child = null;
+        }
         resolveExit({ code, signal });
       });
     });
@@ -161,12 +173,33 @@ export class ServerProcess {
     return this.output;
   }
 
+  /** The unrequested exit of the last process (code, signal, time, log tail), or null if none crashed. */
+  get crashed(): { code: number | null; signal: NodeJS.Signals | null; at: string; logs: string } | null {
+    return this.crash;
+  }
+
+  /**
+   * What a failure message needs about this server: pid, whether it runs or how it ended
+   * (code/signal; "crashed" when nobody killed it), and the tail of its stdout/stderr.
+   */
+  report(name = 'server'): string {
+    const crash = this.crash;
+    const state = this.child
+      ? `running (pid ${this.child.pid}, ${this.url})`
+      : crash
+        ? `CRASHED at ${crash.at} (code ${crash.code}, signal ${crash.signal})`
+        : 'stopped by the test';
+    const tail = (crash && !this.child ? crash.logs : this.output).slice(-4_000);
+    return `--- ${name}: ${state}, ${this.starts} start(s)\n${tail || '(no output)'}\n`;
+  }
+
   /** Sends `signal` (SIGKILL by default) to the process and waits until it is gone. */
   async kill(
     signal: NodeJS.Signals = 'SIGKILL',
   ): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
     const child = this.child;
-    if (!child) throw new Error('server is not running');
+    if (!child) throw new Error(`server is not running\n${this.report()}`);
+    this.stopping = true;
     child.kill(signal);
     const result = await this.exited!;
     this.child = null;

