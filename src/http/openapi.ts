@@ -81,6 +81,7 @@ export const ROUTE_ERRORS: Readonly<Record<OperationKey, readonly ErrorCode[]>> 
   'GET /v1/customers/{id}/balance-series': ['not_found'],
   'GET /v1/customers/{id}/forecast': ['not_found'],
   'GET /v1/customer-summaries': ['not_found'],
+  'GET /v1/customer-summaries/totals': ['not_found'],
   'POST /v1/customers/{id}/portal-sessions': ['not_found'],
   'POST /v1/portal-sessions/{session_id}/revoke': ['not_found'],
   'POST /v1/portal/session': ['unauthorized'],
@@ -246,6 +247,7 @@ const NAMED: Readonly<Record<OperationKey, Readonly<Record<string, string>>>> = 
   'GET /v1/customers/{id}/forecast': { 200: 'Forecast' },
   'GET /v1/webhook-attempts': { '200[]': 'RecentWebhookAttempt' },
   'GET /v1/customer-summaries': { '200[]': 'CustomerSummary' },
+  'GET /v1/customer-summaries/totals': { 200: 'SummaryTotals' },
   'POST /v1/customers/{id}/portal-sessions': {
     body: 'CreatePortalSessionRequest',
     201: 'PortalSessionCreated',

@@ -85,6 +85,7 @@ export const OPERATION_PERMISSIONS: Readonly<Record<OperationKey, Permission>> =
   'DELETE /v1/balance-thresholds/{threshold_id}': 'alerts:write',
   'GET /v1/customers/{id}/forecast': 'ledger:read',
   'GET /v1/customer-summaries': 'customers:read',
+  'GET /v1/customer-summaries/totals': 'customers:read',
   'POST /v1/customers/{id}/portal-sessions': 'portal:write',
   'POST /v1/portal-sessions/{session_id}/revoke': 'portal:write',
   'POST /v1/licenses': 'licenses:write',

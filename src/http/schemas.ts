@@ -442,6 +442,25 @@ export const CustomerSummariesQuery = Type.Object(
   { additionalProperties: false },
 );
 
+/** `GET /v1/customer-summaries/totals`: one credit type. */
+export const SummaryTotalsQuery = Type.Object(
+  { credit_type: Type.Optional(Id) },
+  { additionalProperties: false },
+);
+
+/** A workspace's totals over every customer (the dashboard's overview). */
+export const SummaryTotalsBody = Type.Object({
+  credit_type: Type.String(),
+  customers: Type.Integer({ description: 'Customers summed (every customer of the workspace)' }),
+  available: Type.String(),
+  held: Type.String(),
+  overage: Type.String({ description: 'Overage owed' }),
+  expiring_soon: Type.String({ description: 'Credits in grants that expire within 7 days' }),
+  daily_consumption: Type.Array(Type.Object({ day: Type.String(), consumed: Type.String() }), {
+    description: 'The last 14 UTC days, oldest first; the last is today so far',
+  }),
+});
+
 /** One customer's balance and burn (the dashboard's customer list, at-risk view and overview). */
 export const CustomerSummaryBody = Type.Object({
   customer: CustomerBody,

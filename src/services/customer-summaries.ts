@@ -207,3 +207,60 @@ export async function listSortedSummaries(
       kept.length > listing.limit && last ? [listing.sort, listing.order, String(last.v), last.id] : null,
   };
 }
+
+/** A workspace's totals of one credit type over every customer (the dashboard's overview). */
+export interface SummaryTotals {
+  readonly customers: number;
+  readonly available: Amount;
+  readonly held: Amount;
+  readonly overage: Amount;
+  readonly expiringSoon: Amount;
+  /** Credits consumed per UTC day over {@link SUMMARY_DAYS} days, oldest first, the last being today so far. */
+  readonly daily: readonly { readonly day: Instant; readonly consumed: Amount }[];
+}
+
+/**
+ * Sums every customer's summary of one credit type: outstanding, held and owed credits, credits
+ * expiring soon and consumption per day. Exact (decimal sums of what each customer's summary
+ * shows) and never truncated: like a sorted page, it reads every customer (one balance read and
+ * 14 days of entries each), so it costs O(customers) reads and O(1) memory.
+ */
+export async function summaryTotals(
+  ctx: ServiceContext,
+  workspaceId: string,
+  creditType: string,
+): Promise<SummaryTotals> {
+  await requireCreditType(ctx.storage.read, workspaceId, creditType);
+  const now = ctx.clock.now();
+  let customers = 0;
+  let available = Amount.ZERO;
+  let held = Amount.ZERO;
+  let overage = Amount.ZERO;
+  let expiringSoon = Amount.ZERO;
+  const from = utcDayStart(now) - (SUMMARY_DAYS - 1) * DAY_MS;
+  const perDay = Array.from({ length: SUMMARY_DAYS }, () => Amount.ZERO);
+  let after: readonly string[] | null = null;
+  do {
+    const page = await ctx.storage.read.listCustomers(workspaceId, { after, limit: PAGE });
+    for (const customer of page.items) {
+      const s = await summarize(ctx, customer, creditType, now);
+      customers += 1;
+      available = available.plus(s.available);
+      held = held.plus(s.held);
+      overage = overage.plus(s.overage);
+      expiringSoon = expiringSoon.plus(s.expiringSoon);
+      s.daily.forEach((d, i) => {
+        perDay[i] = perDay[i]!.plus(d.consumed);
+      });
+    }
+    after = page.nextAfter;
+  } while (after !== null);
+  return {
+    customers,
+    available,
+    held,
+    overage,
+    expiringSoon,
+    daily: perDay.map((consumed, i) => ({ day: from + i * DAY_MS, consumed })),
+  };
+}

@@ -80,6 +80,52 @@ describe('HTTP forecast', () => {
     expect((await t.get('/v1/customer-summaries?credit_type=nope')).statusCode).toBe(404);
   });
 
+  it('customer summary totals sum every customer, past the first page of the workspace', async () => {
+    // 1,005 customers: more than one internal page (1,000) of customers.
+    for (let i = 0; i < 1005; i++) {
+      expect((await t.post('/v1/customers', { id: `k${String(i).padStart(4, '0')}` })).statusCode).toBe(201);
+    }
+    for (const i of [0, 500, 1004]) {
+      await t.post(`/v1/customers/k${String(i).padStart(4, '0')}/grants`, {
+        amount: '100.5',
+        expires_at: new Date(t.clock.now() + 3 * DAY).toISOString(),
+      });
+    }
+    await t.post('/v1/customers/k1004/debits', { amount: '0.25' });
+    await t.post('/v1/customers/k0000/debits', { amount: '150', allow_overage: true });
+    t.clock.advance(1); // summaries count consumption up to now, exclusive
+    const totals = await t.get('/v1/customer-summaries/totals');
+    expect(totals.statusCode).toBe(200);
+    const body = totals.json();
+    expect(body).toMatchObject({
+      credit_type: 'credits',
+      customers: 1005,
+      available: '151.25', // 100.5 + 100.25 − 49.5 (k0000 is empty and owes 49.5: its available is −49.5)
+      held: '0',
+      overage: '49.5',
+      expiring_soon: '200.75',
+    });
+    expect(body.daily_consumption).toHaveLength(14);
+    expect(body.daily_consumption.at(-1).consumed).toBe('150.25');
+    // The same as the sum of every customer's summary, page by page.
+    let cursor: string | null = null;
+    let available = 0;
+    let count = 0;
+    do {
+      const query: string = cursor === null ? '' : `&cursor=${cursor}`;
+      const page = (await t.get(`/v1/customer-summaries?limit=1000${query}`)).json() as {
+        data: { available: string }[];
+        next_cursor: string | null;
+      };
+      for (const s of page.data) available += Number(s.available);
+      count += page.data.length;
+      cursor = page.next_cursor;
+    } while (cursor !== null);
+    expect(count).toBe(1005);
+    expect(available).toBe(151.25);
+    expect((await t.get('/v1/customer-summaries/totals?credit_type=nope')).statusCode).toBe(404);
+  });
+
   it('customer summaries sorted by balance, burn and runway across every customer, searched and paged', async () => {
     // 25 customers: balance 10·i, and every third burns i a day (runway 10 days, or none).
     const expected: { id: string; available: number; burn: number }[] = [];

@@ -7,6 +7,7 @@ import {
   listCustomerSummaries,
   listSortedSummaries,
   type SummarySort,
+  summaryTotals,
 } from '../../services/customer-summaries.js';
 import {
   type CustomerForecast,
@@ -25,6 +26,8 @@ import {
   ForecastQuery,
   IdParams,
   ListOf,
+  SummaryTotalsBody,
+  SummaryTotalsQuery,
 } from '../schemas.js';
 
 /** How the method is described in every answer (docs/forecast.md has the detail and the backtest). */
@@ -147,6 +150,36 @@ export function registerForecastRoutes(app: FastifyInstance, { ctx }: RouteDeps)
         creditType: request.query.credit_type ?? DEFAULT_CREDIT_TYPE,
       });
       return presentForecast(forecast);
+    },
+  );
+
+  app.get<{ Querystring: Static<typeof SummaryTotalsQuery> }>(
+    '/v1/customer-summaries/totals',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags: ['balances'],
+        summary:
+          "Totals of one credit type over every customer: outstanding, held, owed, expiring soon and consumption per day (reads every customer's summary)",
+        querystring: SummaryTotalsQuery,
+        response: { 200: SummaryTotalsBody, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const creditType = request.query.credit_type ?? DEFAULT_CREDIT_TYPE;
+      const t = await summaryTotals(ctx, request.auth.workspaceId, creditType);
+      return {
+        credit_type: creditType,
+        customers: t.customers,
+        available: t.available.toString(),
+        held: t.held.toString(),
+        overage: t.overage.toString(),
+        expiring_soon: t.expiringSoon.toString(),
+        daily_consumption: t.daily.map((d) => ({
+          day: formatInstant(d.day),
+          consumed: d.consumed.toString(),
+        })),
+      };
     },
   );
 

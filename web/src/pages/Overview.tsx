@@ -2,11 +2,15 @@ import { useState } from 'preact/hooks';
 import { api } from '../api';
 import { Chart } from '../components/Chart';
 import { CreditTypePicker } from '../components/CreditTypePicker';
-import { compare, formatAmount, sum, toChartNumber } from '../decimal';
+import { compare, formatAmount, toChartNumber } from '../decimal';
 import { formatDate, formatRunway, formatTime } from '../format';
 import { useLoad } from '../hooks';
 import { onLinkClick } from '../router';
-import { loadSummaries } from '../summaries';
+
+/** The workspace's totals over every customer, summed by the server (never a first page only). */
+async function loadTotals(creditType: string) {
+  return api().GET('/v1/customer-summaries/totals', { params: { query: { credit_type: creditType } } });
+}
 
 /**
  * The ten customers closest to depletion and the ten with the most credits expiring soon, across
@@ -28,14 +32,14 @@ async function loadRankings(creditType: string) {
 /** The operator overview: outstanding credits, consumption per day, expiring soon, closest to depletion. */
 export function OverviewPage() {
   const [creditType, setCreditType] = useState('credits');
-  const loaded = useLoad(() => loadSummaries(creditType), [creditType]);
+  const loaded = useLoad(() => loadTotals(creditType), [creditType]);
   const rankings = useLoad(() => loadRankings(creditType), [creditType]);
-  const items = loaded.data?.items ?? [];
-  const outstanding = sum(items.map((s) => s.available));
-  const held = sum(items.map((s) => s.held));
-  const owed = sum(items.map((s) => s.overage));
-  const days = items[0]?.daily_consumption.map((d) => d.day) ?? [];
-  const perDay = days.map((_, i) => sum(items.map((s) => s.daily_consumption[i]?.consumed ?? '0')));
+  const totals = loaded.data;
+  const outstanding = totals?.available ?? '0';
+  const held = totals?.held ?? '0';
+  const owed = totals?.overage ?? '0';
+  const days = totals?.daily_consumption.map((d) => d.day) ?? [];
+  const perDay = totals?.daily_consumption.map((d) => d.consumed) ?? [];
   const expiring = rankings.data?.expiring ?? [];
   const closest = rankings.data?.closest ?? [];
   return (
@@ -49,19 +53,13 @@ export function OverviewPage() {
           {loaded.error}
         </p>
       )}
-      {loaded.data && !loaded.data.complete && (
-        <p class="muted">
-          Totals and consumption over the first 2,000 customers by id; the two lists below rank every
-          customer.
-        </p>
-      )}
       <div class="cards">
         <div class="card">
           <h2>Outstanding credits</h2>
           <p class="big" data-testid="outstanding">
             {formatAmount(outstanding, 2)}
           </p>
-          <p class="muted">{items.length} customers</p>
+          <p class="muted">{totals?.customers ?? 0} customers</p>
         </div>
         <div class="card">
           <h2>Held</h2>
