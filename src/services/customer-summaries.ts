@@ -117,6 +117,29 @@ export async function listCustomerSummaries(
   return { items, nextAfter: customers.nextAfter };
 }
 
+/**
+ * Calls `visit` with every customer of the workspace (by id, a page of {@link PAGE} at a time) and,
+ * unless `wanted` rejects the customer first, its summary at `now`: the walk the sorted lists and
+ * the totals share, O(customers) reads and O(1) memory of its own.
+ */
+async function forEachSummary(
+  ctx: ServiceContext,
+  workspaceId: string,
+  creditType: string,
+  now: Instant,
+  visit: (summary: CustomerSummary) => void,
+  wanted: (customer: Customer) => boolean = () => true,
+): Promise<void> {
+  let after: readonly string[] | null = null;
+  do {
+    const customers = await ctx.storage.read.listCustomers(workspaceId, { after, limit: PAGE });
+    for (const customer of customers.items) {
+      if (wanted(customer)) visit(await summarize(ctx, customer, creditType, now));
+    }
+    after = customers.nextAfter;
+  } while (after !== null);
+}
+
 /** What a sorted summary list orders by (ties by customer id). */
 export type SummarySort = 'id' | 'available' | 'burn_per_day' | 'runway' | 'expiring_soon';
 
@@ -179,25 +202,23 @@ export async function listSortedSummaries(
     kept.sort(cmp);
     kept = kept.slice(0, listing.limit + 1);
   };
-  let after: readonly string[] | null = null;
-  do {
-    const customers = await ctx.storage.read.listCustomers(workspaceId, { after, limit: PAGE });
-    for (const customer of customers.items) {
-      if (
-        needle !== null &&
-        !customer.id.toLowerCase().includes(needle) &&
-        !(customer.name ?? '').toLowerCase().includes(needle)
-      )
-        continue;
-      const s = await summarize(ctx, customer, creditType, now);
-      if (listing.burningOnly && s.runwaySeconds === null) continue;
-      const row = { v: summarySortValue(s, listing.sort), id: customer.id, s };
-      if (cursor !== null && cmp(row, cursor) <= 0) continue;
+  await forEachSummary(
+    ctx,
+    workspaceId,
+    creditType,
+    now,
+    (s) => {
+      if (listing.burningOnly && s.runwaySeconds === null) return;
+      const row = { v: summarySortValue(s, listing.sort), id: s.customer.id, s };
+      if (cursor !== null && cmp(row, cursor) <= 0) return;
       kept.push(row);
       if (kept.length > 4 * (listing.limit + 1)) trim();
-    }
-    after = customers.nextAfter;
-  } while (after !== null);
+    },
+    (customer) =>
+      needle === null ||
+      customer.id.toLowerCase().includes(needle) ||
+      (customer.name ?? '').toLowerCase().includes(needle),
+  );
   trim();
   const items = kept.slice(0, listing.limit).map((r) => r.s);
   const last = kept[listing.limit - 1];
@@ -239,22 +260,16 @@ export async function summaryTotals(
   let expiringSoon = Amount.ZERO;
   const from = utcDayStart(now) - (SUMMARY_DAYS - 1) * DAY_MS;
   const perDay = Array.from({ length: SUMMARY_DAYS }, () => Amount.ZERO);
-  let after: readonly string[] | null = null;
-  do {
-    const page = await ctx.storage.read.listCustomers(workspaceId, { after, limit: PAGE });
-    for (const customer of page.items) {
-      const s = await summarize(ctx, customer, creditType, now);
-      customers += 1;
-      available = available.plus(s.available);
-      held = held.plus(s.held);
-      overage = overage.plus(s.overage);
-      expiringSoon = expiringSoon.plus(s.expiringSoon);
-      s.daily.forEach((d, i) => {
-        perDay[i] = perDay[i]!.plus(d.consumed);
-      });
-    }
-    after = page.nextAfter;
-  } while (after !== null);
+  await forEachSummary(ctx, workspaceId, creditType, now, (s) => {
+    customers += 1;
+    available = available.plus(s.available);
+    held = held.plus(s.held);
+    overage = overage.plus(s.overage);
+    expiringSoon = expiringSoon.plus(s.expiringSoon);
+    s.daily.forEach((d, i) => {
+      perDay[i] = perDay[i]!.plus(d.consumed);
+    });
+  });
   return {
     customers,
     available,
