@@ -576,7 +576,8 @@ for (const dialect of DIALECTS) {
       await ok(t.post('/v1/customers/acme/debits', { amount: '50', feature_id: 'gpt-x' }));
     });
 
-    it('a held check counts its usage; a released hold gives it back, a captured one keeps it', async () => {
+    /** acme on a plan that limits gpt-x to 10 a day; answers a check (held when `hold` is given). */
+    async function limitedToTenADay() {
       await open('2026-01-01T00:00:00.000Z');
       await hybridSetup();
       await ok(
@@ -587,7 +588,7 @@ for (const dialect of DIALECTS) {
         }),
       );
       await ok(t.post('/v1/customers/acme/subscriptions', { plan_id: 'limited' }));
-      const check = (quantity: string, hold?: object) =>
+      return (quantity: string, hold?: object) =>
         ok(
           t.post('/v1/check', {
             customer_id: 'acme',
@@ -597,6 +598,10 @@ for (const dialect of DIALECTS) {
           }),
           200,
         );
+    }
+
+    it('a held check counts its usage; a released hold gives it back, a captured one keeps it', async () => {
+      const check = await limitedToTenADay();
       const first = await check('6', {});
       expect((await check('5')).reason).toBe('limit_reached');
       await ok(t.post(`/v1/holds/${first.hold_id}/release`), 200);
@@ -617,26 +622,7 @@ for (const dialect of DIALECTS) {
     });
 
     it('reversing the capture of a held check gives its usage back, to the period the check counted it in', async () => {
-      await open('2026-01-01T00:00:00.000Z');
-      await hybridSetup();
-      await ok(
-        t.post('/v1/plans', {
-          id: 'limited',
-          entitlements: [{ feature_id: 'gpt-x', usage_limit: { amount: '10', period: 'P1D' } }],
-          allowances: [{ amount: '1000', period: 'P1M' }],
-        }),
-      );
-      await ok(t.post('/v1/customers/acme/subscriptions', { plan_id: 'limited' }));
-      const check = (quantity: string, hold?: object) =>
-        ok(
-          t.post('/v1/check', {
-            customer_id: 'acme',
-            feature_id: 'gpt-x',
-            quantity,
-            ...(hold ? { hold } : {}),
-          }),
-          200,
-        );
+      const check = await limitedToTenADay();
       // Held on day 1 (10 of 10), captured on day 2, reversed on day 2: day 1's counter gets it back.
       t.clock.advance(23 * 3_600_000 + 55 * 60_000); // 23:55 on day 1
       const held = await check('10', { ttl_seconds: 900 });
