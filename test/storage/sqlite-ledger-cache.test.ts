@@ -14,7 +14,8 @@ const T0 = Date.parse('2026-01-01T00:00:00Z');
 const key: LedgerKey = { workspaceId: 'ws', customerId: 'c', creditType: 'credits' };
 const ids = new SequentialIds();
 
-async function grant(storage: Storage, amount: string) {
+/** Grants `amount` and saves the ledger inside a write; `then` runs after the save (it may throw). */
+async function grant(storage: Storage, amount: string, then: () => void = () => {}) {
   await storage.write('c', async (tx) => {
     const ledger = new CreditLedger(await tx.loadLedgerForUpdate(key), ids);
     ledger.grant(
@@ -32,6 +33,7 @@ async function grant(storage: Storage, amount: string) {
       T0,
     );
     await tx.saveLedger('ws', ledger, T0);
+    then();
   });
 }
 
@@ -80,23 +82,7 @@ describe('SQLite write-through ledger cache', () => {
       expect(row().since_checkpoint).toBe(expectedSince());
       // A job that saves and then fails leaves neither its row change nor its head in the cache.
       await expect(
-        a.write('c', async (tx) => {
-          const ledger = new CreditLedger(await tx.loadLedgerForUpdate(key), ids);
-          ledger.grant(
-            {
-              amount: Amount.parse('100'),
-              category: 'paid',
-              priority: 1,
-              effectiveAt: T0,
-              expiresAt: null,
-              costBasis: null,
-              appliesTo: null,
-              description: null,
-              metadata: {},
-            },
-            T0,
-          );
-          await tx.saveLedger('ws', ledger, T0);
+        grant(a, '100', () => {
           throw new Error('refused after saving');
         }),
       ).rejects.toThrow('refused after saving');
