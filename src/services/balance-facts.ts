@@ -36,8 +36,11 @@ interface Loaded {
   point: BalancePoint;
   /** Whether a threshold may apply (false when the write's upkeep read found none for the customer). */
   thresholds: boolean;
-  /** Grants open when loaded (or granted since): only their closing by expiry is news. */
-  open: Set<string>;
+  /**
+   * Grants already closed when loaded (null: none, the usual case, since storage loads open
+   * grants): only the closing by expiry of the others (open at load, or granted since) is news.
+   */
+  closed: ReadonlySet<string> | null;
 }
 
 const loaded = new WeakMap<CreditLedger, Loaded>();
@@ -47,17 +50,19 @@ const loaded = new WeakMap<CreditLedger, Loaded>();
  * and whether a balance threshold may apply to its customer (default: assume so and read them).
  */
 export function noteLoaded(ledger: CreditLedger, thresholds = true): void {
-  loaded.set(ledger, { point: pointOf(ledger), open: openGrantIds(ledger), thresholds });
+  loaded.set(ledger, { point: pointOf(ledger), closed: closedGrantIds(ledger), thresholds });
 }
 
 function pointOf(ledger: CreditLedger): BalancePoint {
   return recordedPoint(ledger.grants.values(), ledger.accounts.overage);
 }
 
-function openGrantIds(ledger: CreditLedger): Set<string> {
-  const open = new Set<string>();
-  for (const grant of ledger.grants.values()) if (grant.closedReason === null) open.add(grant.id);
-  return open;
+function closedGrantIds(ledger: CreditLedger): Set<string> | null {
+  let closed: Set<string> | null = null;
+  for (const grant of ledger.grants.values()) {
+    if (grant.closedReason !== null) (closed ??= new Set()).add(grant.id);
+  }
+  return closed;
 }
 
 /**
@@ -87,7 +92,7 @@ export async function appendBalanceFacts(
       data: { customer_id: ledger.customerId, credit_type: ledger.creditType, ...data },
     });
   };
-  expiredGrantFacts(ledger, was.open, fact);
+  expiredGrantFacts(ledger, was.closed, fact);
   for (const hold of ledger.changedHolds) {
     if (hold.status !== 'expired') continue;
     fact('hold.expired', {
@@ -123,19 +128,19 @@ export async function appendBalanceFacts(
       fact('overage.started', { ...moved, overage: after.overageOwed.toString() });
   }
   // A ledger saved twice in one transaction reports only what changed since the first save.
-  loaded.set(ledger, { point: after, open: openGrantIds(ledger), thresholds: was.thresholds });
+  loaded.set(ledger, { point: after, closed: closedGrantIds(ledger), thresholds: was.thresholds });
   await appendFacts(ctx, tx, now, facts);
 }
 
 function expiredGrantFacts(
   ledger: CreditLedger,
-  openAtLoad: ReadonlySet<string>,
+  closedAtLoad: ReadonlySet<string> | null,
   fact: (type: string, data: Record<string, unknown>) => void,
 ): void {
   let expiredBy: Map<string, Amount> | null = null;
   for (const grant of ledger.changedGrants) {
     if (grant.closedReason !== 'expired') continue;
-    if (!openAtLoad.has(grant.id) && !ledger.newGrants.has(grant)) continue;
+    if (closedAtLoad?.has(grant.id)) continue;
     if (expiredBy === null) {
       expiredBy = new Map();
       for (const e of ledger.newEntries) {

@@ -28,7 +28,7 @@ import { CustomerLedgers } from './ledger-set.js';
 export class LedgerSession {
   private readonly opened = new Map<
     string,
-    { ledger: CreditLedger; availableBefore: Amount; burned: boolean }
+    { ledger: CreditLedger; availableBefore: Amount | null; burned: boolean }
   >();
 
   private constructor(
@@ -62,7 +62,9 @@ export class LedgerSession {
     if (open) return open.ledger;
     const ledger = await this.ledgers.get(creditType);
     ledger.advanceTo(this.now);
-    this.opened.set(creditType, { ledger, availableBefore: ledger.availableAt(this.now), burned: false });
+    // The balance before is only compared with an enabled auto top-up rule's threshold.
+    const availableBefore = this.autoTopUp?.enabled ? ledger.availableAt(this.now) : null;
+    this.opened.set(creditType, { ledger, availableBefore, burned: false });
     return ledger;
   }
 
@@ -76,7 +78,7 @@ export class LedgerSession {
   /** Auto top-up for each credit type that burned across the threshold, then persists every change once. */
   async save(): Promise<void> {
     for (const { ledger, availableBefore, burned } of this.opened.values()) {
-      if (!burned) continue;
+      if (!burned || availableBefore === null) continue;
       await autoTopUpOnCrossing(this.ctx, this.tx, {
         workspaceId: this.workspaceId,
         ledger,

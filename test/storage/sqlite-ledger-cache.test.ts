@@ -3,8 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
+import type { BalanceThreshold } from '../../src/domain/alerts/balance-thresholds.js';
 import { Amount } from '../../src/domain/amount/amount.js';
 import { CreditLedger } from '../../src/domain/ledger/credit-ledger.js';
+import type { AutoTopUp, Subscription } from '../../src/domain/plans/subscription.js';
 import { SequentialIds } from '../../src/infra/ids.js';
 import type { LedgerKey, Storage } from '../../src/ports/storage.js';
 import { LedgerCache } from '../../src/storage/sqlite/ledger-cache.js';
@@ -214,6 +216,123 @@ describe('SQLite write-through ledger cache and other writers', () => {
     // This write's BEGIN IMMEDIATE waits for the other writer; it must not use the stale cache.
     expect(await available(storage)).toBe('10');
     await worker.terminate();
+    await storage.close();
+  });
+});
+
+describe("SQLite writer's cache of customers' upkeep facts", () => {
+  const sub = (customerId: string, nextDueAt: number | null): Subscription => ({
+    workspaceId: 'ws',
+    id: `sub_${customerId}`,
+    customerId,
+    planId: 'pro',
+    planVersion: 1,
+    status: 'active',
+    anchorAt: T0,
+    timeZone: 'UTC',
+    nextAllowancePeriod: [],
+    grantedCreditTypes: [],
+    cancelAt: null,
+    endedAt: null,
+    pendingChange: null,
+    nextDueAt,
+    createdAt: T0,
+    updatedAt: T0,
+  });
+  const rule = (customerId: string): AutoTopUp => ({
+    workspaceId: 'ws',
+    customerId,
+    enabled: true,
+    threshold: Amount.parse('10'),
+    packId: 'pack',
+    quantity: 1,
+    maxPerPeriod: 3,
+    period: 'P1M',
+    provider: 'none',
+    anchorAt: T0,
+    periodStart: T0,
+    countInPeriod: 0,
+    createdAt: T0,
+    updatedAt: T0,
+  });
+  const threshold = (id: string, customerId: string | null): BalanceThreshold => ({
+    workspaceId: 'ws',
+    id,
+    customerId,
+    creditType: 'credits',
+    kind: 'amount',
+    value: Amount.parse('5'),
+    createdAt: T0,
+  });
+  /** The upkeep as the writer sees it, in a write of its own (where the cache serves it). */
+  const upkeep = (storage: Storage, customerId: string, at = T0) =>
+    storage.write(customerId, async (tx) => {
+      const u = await tx.plans.customerUpkeep('ws', customerId, at);
+      return {
+        due: u.subscriptionsDue,
+        autoTopUp: u.autoTopUp?.packId ?? null,
+        thresholds: u.balanceThresholds,
+      };
+    });
+  const none = { due: false, autoTopUp: null, thresholds: false };
+
+  it('keeps them only until a subscription, auto top-up rule or threshold they come from changes', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'burndown-upkeep-')), 'db.sqlite');
+    const storage = await SqliteStorage.open({ path });
+    expect(await upkeep(storage, 'c')).toEqual(none);
+    expect(await upkeep(storage, 'd')).toEqual(none); // both cached now
+
+    await storage.write('c', async (tx) => tx.plans.saveSubscription(sub('c', T0 + 10)));
+    expect(await upkeep(storage, 'c', T0)).toEqual(none);
+    expect(await upkeep(storage, 'c', T0 + 10)).toEqual({ ...none, due: true });
+
+    await storage.write('c', async (tx) => tx.plans.putAutoTopUp(rule('c')));
+    expect(await upkeep(storage, 'c')).toEqual({ ...none, autoTopUp: 'pack' });
+    expect(await upkeep(storage, 'd')).toEqual(none);
+
+    // A customer's own threshold changes only that customer's facts.
+    await storage.write('c', async (tx) => tx.alerts.insertThreshold(threshold('thr_c', 'c')));
+    expect(await upkeep(storage, 'c')).toEqual({ ...none, autoTopUp: 'pack', thresholds: true });
+    expect(await upkeep(storage, 'd')).toEqual(none);
+    // A workspace default applies to every customer, cached or not.
+    await storage.write('ws', async (tx) => tx.alerts.insertThreshold(threshold('thr_ws', null)));
+    expect(await upkeep(storage, 'd')).toEqual({ ...none, thresholds: true });
+    await storage.write('ws', async (tx) => {
+      await tx.alerts.deleteThreshold('ws', 'thr_ws');
+      await tx.alerts.deleteThreshold('ws', 'thr_c');
+    });
+    expect(await upkeep(storage, 'd')).toEqual(none);
+    expect(await upkeep(storage, 'c')).toEqual({ ...none, autoTopUp: 'pack' });
+
+    await storage.write('c', async (tx) => tx.plans.deleteAutoTopUp('ws', 'c'));
+    await storage.write('c', async (tx) => tx.plans.saveSubscription(sub('c', null)));
+    expect(await upkeep(storage, 'c', T0 + 10)).toEqual(none);
+    await storage.close();
+  });
+
+  it('forgets what a rolled-back write changed, and sees what another connection committed', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'burndown-upkeep-')), 'db.sqlite');
+    const storage = await SqliteStorage.open({ path });
+    expect(await upkeep(storage, 'c')).toEqual(none);
+    // Read (and cached) inside the job, then changed, then the job rolls back.
+    await expect(
+      storage.write('ws', async (tx) => {
+        await tx.plans.customerUpkeep('ws', 'c', T0);
+        await tx.alerts.insertThreshold(threshold('thr_ws', null));
+        expect((await tx.plans.customerUpkeep('ws', 'c', T0)).balanceThresholds).toBe(true);
+        throw new Error('rolled back');
+      }),
+    ).rejects.toThrow('rolled back');
+    expect(await upkeep(storage, 'c')).toEqual(none);
+
+    const other = new BetterSqlite3(path);
+    other
+      .prepare(
+        "INSERT INTO balance_thresholds (workspace_id, id, customer_id, credit_type, kind, value, created_at) VALUES ('ws', 'thr_x', '', 'credits', 'amount', '5', 0)",
+      )
+      .run();
+    other.close();
+    expect(await upkeep(storage, 'c')).toEqual({ ...none, thresholds: true });
     await storage.close();
   });
 });

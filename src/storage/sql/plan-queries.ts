@@ -54,8 +54,8 @@ export const PQ = {
      GROUP BY workspace_id, customer_id ORDER BY MIN(next_due_at), workspace_id, customer_id LIMIT ?`,
   getAutoTopUp: 'SELECT body FROM auto_top_ups WHERE workspace_id = ? AND customer_id = ?',
   customerUpkeep: `SELECT
-       (SELECT COUNT(*) FROM subscriptions WHERE workspace_id = ? AND customer_id = ?
-          AND next_due_at IS NOT NULL AND next_due_at <= ?) AS due,
+       (SELECT MIN(next_due_at) FROM subscriptions WHERE workspace_id = ? AND customer_id = ?
+          AND next_due_at IS NOT NULL) AS next_due,
        (SELECT body FROM auto_top_ups WHERE workspace_id = ? AND customer_id = ?) AS auto_top_up,
        (SELECT COUNT(*) FROM balance_thresholds WHERE workspace_id = ? AND customer_id IN (?, '')) AS thresholds`,
   deleteAutoTopUp: 'DELETE FROM auto_top_ups WHERE workspace_id = ? AND customer_id = ?',
@@ -72,6 +72,26 @@ export const PQ = {
 } as const;
 
 type IdBody = { id: string; body: string };
+
+/** What {@link PlanReads.customerUpkeep} reads, before it is compared with an instant. */
+export interface CustomerUpkeepFacts {
+  /** The earliest reset, change or end due among the customer's subscriptions (null: none). */
+  readonly nextDueAt: Instant | null;
+  readonly autoTopUp: AutoTopUp | null;
+  readonly balanceThresholds: boolean;
+}
+
+/** The upkeep a write at `now` must do, from the stored facts. */
+export function upkeepAt(
+  facts: CustomerUpkeepFacts,
+  now: Instant,
+): { subscriptionsDue: boolean; autoTopUp: AutoTopUp | null; balanceThresholds: boolean } {
+  return {
+    subscriptionsDue: facts.nextDueAt !== null && facts.nextDueAt <= now,
+    autoTopUp: facts.autoTopUp,
+    balanceThresholds: facts.balanceThresholds,
+  };
+}
 
 /** Reads of plans and entitlements over one executor. */
 export class PlanReads implements PlanReadOperations {
@@ -169,14 +189,22 @@ export class PlanReads implements PlanReadOperations {
     customerId: string,
     now: Instant,
   ): Promise<{ subscriptionsDue: boolean; autoTopUp: AutoTopUp | null; balanceThresholds: boolean }> {
+    return upkeepAt(await this.customerUpkeepFacts(workspaceId, customerId), now);
+  }
+
+  /**
+   * The customer's upkeep facts as stored, independent of the instant asked about: a writer that
+   * owns its database may keep them until one of the rows they come from changes.
+   */
+  async customerUpkeepFacts(workspaceId: string, customerId: string): Promise<CustomerUpkeepFacts> {
     const row = await this.db.get<{
-      due: number | string;
+      next_due: number | string | null;
       auto_top_up: string | null;
       thresholds: number | string;
-    }>(PQ.customerUpkeep, [workspaceId, customerId, now, workspaceId, customerId, workspaceId, customerId]);
+    }>(PQ.customerUpkeep, [workspaceId, customerId, workspaceId, customerId, workspaceId, customerId]);
     return {
       balanceThresholds: Number(row?.thresholds ?? 1) > 0,
-      subscriptionsDue: Number(row?.due ?? 0) > 0,
+      nextDueAt: row?.next_due === null || row?.next_due === undefined ? null : Number(row.next_due),
       autoTopUp: row?.auto_top_up ? autoTopUpFromJson(workspaceId, customerId, row.auto_top_up) : null,
     };
   }

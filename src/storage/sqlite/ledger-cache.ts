@@ -2,6 +2,7 @@ import type { CreditLedger, CreditLedgerSnapshot } from '../../domain/ledger/cre
 import type { GrantState, HoldState } from '../../domain/ledger/types.js';
 import type { CreditType, Customer, LedgerKey, MeterRecord, RateRecord } from '../../ports/storage.js';
 import { isGrantOpen } from '../rows.js';
+import type { CustomerUpkeepFacts } from '../sql/plan-queries.js';
 import type { LedgerHead } from '../sql/sql-store.js';
 import type { CommitObserver } from './group-commit.js';
 
@@ -17,18 +18,26 @@ export type RatingRulesRecord = {
  */
 type CachedLedger = { readonly snapshot: CreditLedgerSnapshot; readonly head: LedgerHead | null };
 
-/** In `rules`, null marks a workspace whose rules changed in this layer (lower layers are stale). */
+/**
+ * In `rules`, null marks a workspace whose rules changed in this layer (lower layers are stale);
+ * in `upkeep`, null marks a customer whose upkeep rows changed, and `upkeepCleared` the workspaces
+ * where a change (a workspace-wide threshold) made every customer's upkeep stale.
+ */
 type Layer = {
   ledgers: Map<string, CachedLedger>;
   customers: Map<string, Customer>;
   creditTypes: Map<string, CreditType>;
   rules: Map<string, RatingRulesRecord | null>;
+  upkeep: Map<string, CustomerUpkeepFacts | null>;
+  upkeepCleared: Set<string>;
 };
 const emptyLayer = (): Layer => ({
   ledgers: new Map(),
   customers: new Map(),
   creditTypes: new Map(),
   rules: new Map(),
+  upkeep: new Map(),
+  upkeepCleared: new Set(),
 });
 
 /** Empties a layer in place: a job or batch layer is reused, not reallocated, for every write. */
@@ -37,6 +46,14 @@ function clearLayer(layer: Layer): void {
   layer.customers.clear();
   layer.creditTypes.clear();
   layer.rules.clear();
+  if (layer.upkeep.size > 0) layer.upkeep.clear();
+  if (layer.upkeepCleared.size > 0) layer.upkeepCleared.clear();
+}
+
+/** Deletes the entries of one workspace from a map keyed `workspace/…`. */
+function deleteWorkspace(map: Map<string, unknown>, workspaceId: string): void {
+  const prefix = `${workspaceId}/`;
+  for (const k of map.keys()) if (k.startsWith(prefix)) map.delete(k);
 }
 
 const ledgerKeyOf = (key: LedgerKey) => `${key.workspaceId}/${key.customerId}/${key.creditType}`;
@@ -188,6 +205,34 @@ export class LedgerCache implements CommitObserver {
     this.job.rules.set(workspaceId, rules);
   }
 
+  /** A customer's upkeep facts (due subscriptions, auto top-up, thresholds), if known and current. */
+  getUpkeep(workspaceId: string, customerId: string): CustomerUpkeepFacts | undefined {
+    const k = `${workspaceId}/${customerId}`;
+    // Unrolled (no array of layers): this runs on every write of every customer.
+    let found = this.job.upkeep.get(k);
+    if (found !== undefined || this.job.upkeepCleared.has(workspaceId)) return found ?? undefined;
+    found = this.batch.upkeep.get(k);
+    if (found !== undefined || this.batch.upkeepCleared.has(workspaceId)) return found ?? undefined;
+    return this.committed.upkeep.get(k) ?? undefined;
+  }
+
+  stageUpkeep(workspaceId: string, customerId: string, facts: CustomerUpkeepFacts): void {
+    this.job.upkeep.set(`${workspaceId}/${customerId}`, facts);
+  }
+
+  /**
+   * A row the customer's upkeep is read from changed (a subscription, its auto top-up rule, one of
+   * its thresholds); null `customerId`: a workspace-wide threshold, so every customer's.
+   */
+  invalidateUpkeep(workspaceId: string, customerId: string | null): void {
+    if (customerId !== null) {
+      this.job.upkeep.set(`${workspaceId}/${customerId}`, null);
+      return;
+    }
+    deleteWorkspace(this.job.upkeep, workspaceId);
+    this.job.upkeepCleared.add(workspaceId);
+  }
+
   beforeBatch(): void {
     const version = this.dataVersion();
     if (version !== this.lastDataVersion) {
@@ -195,6 +240,7 @@ export class LedgerCache implements CommitObserver {
       this.committed.customers.clear();
       this.committed.creditTypes.clear();
       this.committed.rules.clear();
+      this.committed.upkeep.clear();
       this.lastDataVersion = version;
     }
   }
@@ -204,6 +250,11 @@ export class LedgerCache implements CommitObserver {
     for (const [k, v] of this.job.customers) this.batch.customers.set(k, v);
     for (const [k, v] of this.job.creditTypes) this.batch.creditTypes.set(k, v);
     for (const [k, v] of this.job.rules) this.batch.rules.set(k, v);
+    for (const workspaceId of this.job.upkeepCleared) {
+      deleteWorkspace(this.batch.upkeep, workspaceId);
+      this.batch.upkeepCleared.add(workspaceId);
+    }
+    for (const [k, v] of this.job.upkeep) this.batch.upkeep.set(k, v);
     clearLayer(this.job);
   }
 
@@ -222,10 +273,16 @@ export class LedgerCache implements CommitObserver {
       if (v === null) this.committed.rules.delete(k);
       else this.committed.rules.set(k, v);
     }
+    for (const workspaceId of this.batch.upkeepCleared) deleteWorkspace(this.committed.upkeep, workspaceId);
+    for (const [k, v] of this.batch.upkeep) {
+      if (v === null) this.committed.upkeep.delete(k);
+      else this.committed.upkeep.set(k, v);
+    }
     clearLayer(this.batch);
     this.evict(this.committed.ledgers);
     this.evict(this.committed.customers);
     this.evict(this.committed.creditTypes);
+    this.evict(this.committed.upkeep);
   }
 
   batchFailed(): void {

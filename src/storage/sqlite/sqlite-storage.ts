@@ -1,15 +1,19 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
+import type { BalanceThreshold } from '../../domain/alerts/balance-thresholds.js';
 import type { CreditLedger, CreditLedgerSnapshot } from '../../domain/ledger/credit-ledger.js';
+import type { AutoTopUp, Subscription } from '../../domain/plans/subscription.js';
 import type { Instant } from '../../domain/time/instant.js';
 import type {
+  AlertWriteOperations,
   CreditType,
   Customer,
   DatabaseState,
   LedgerKey,
   MeterRecord,
   OperationalGauges,
+  PlanWriteOperations,
   RateRecord,
   ReadOperations,
   ReconciliationSource,
@@ -17,8 +21,10 @@ import type {
   WriteOperations,
 } from '../../ports/storage.js';
 import { SQLITE_MIGRATIONS } from '../migrations/sqlite.js';
+import { AlertWrites } from '../sql/alert-queries.js';
 import type { SqlExecutor } from '../sql/executor.js';
 import { readOperationalGauges } from '../sql/gauges.js';
+import { type CustomerUpkeepFacts, PlanWrites, upkeepAt } from '../sql/plan-queries.js';
 import { findDueLedgers, SqlWrites, snapshotSource } from '../sql/sql-store.js';
 import { BackgroundCheckpoint } from './background-checkpoint.js';
 import { type GroupCommitOptions, GroupCommitter } from './group-commit.js';
@@ -38,6 +44,69 @@ export interface SqliteStorageOptions extends GroupCommitOptions {
   readonly checkpointInterval?: number;
 }
 
+/**
+ * The plan writes, with each customer's upkeep facts (read by every write for the customer) kept
+ * in the writer's cache until a subscription or auto top-up rule of the customer changes.
+ */
+class CachedPlanWrites extends PlanWrites {
+  constructor(
+    db: SqlExecutor,
+    private readonly cache: () => LedgerCache,
+  ) {
+    super(db);
+  }
+
+  override async customerUpkeepFacts(workspaceId: string, customerId: string): Promise<CustomerUpkeepFacts> {
+    const cached = this.cache().getUpkeep(workspaceId, customerId);
+    if (cached) return cached;
+    const facts = await super.customerUpkeepFacts(workspaceId, customerId);
+    this.cache().stageUpkeep(workspaceId, customerId, facts);
+    return facts;
+  }
+
+  override async customerUpkeep(workspaceId: string, customerId: string, now: Instant) {
+    return upkeepAt(await this.customerUpkeepFacts(workspaceId, customerId), now);
+  }
+
+  override async saveSubscription(s: Subscription): Promise<void> {
+    await super.saveSubscription(s);
+    this.cache().invalidateUpkeep(s.workspaceId, s.customerId);
+  }
+
+  override async putAutoTopUp(a: AutoTopUp): Promise<void> {
+    await super.putAutoTopUp(a);
+    this.cache().invalidateUpkeep(a.workspaceId, a.customerId);
+  }
+
+  override async deleteAutoTopUp(workspaceId: string, customerId: string): Promise<boolean> {
+    const deleted = await super.deleteAutoTopUp(workspaceId, customerId);
+    this.cache().invalidateUpkeep(workspaceId, customerId);
+    return deleted;
+  }
+}
+
+/** The threshold writes, telling the cache whose upkeep facts (`balanceThresholds`) they change. */
+class CachedAlertWrites extends AlertWrites {
+  constructor(
+    db: SqlExecutor,
+    private readonly cache: () => LedgerCache,
+  ) {
+    super(db);
+  }
+
+  override async insertThreshold(t: BalanceThreshold): Promise<void> {
+    await super.insertThreshold(t);
+    this.cache().invalidateUpkeep(t.workspaceId, t.customerId || null);
+  }
+
+  /** The id alone does not say whose threshold it was: every customer of the workspace is re-read. */
+  override async deleteThreshold(workspaceId: string, id: string): Promise<boolean> {
+    const deleted = await super.deleteThreshold(workspaceId, id);
+    if (deleted) this.cache().invalidateUpkeep(workspaceId, null);
+    return deleted;
+  }
+}
+
 /** The shared writes, served from a write-through cache of ledgers and customers where it can. */
 class CachedSqliteWrites extends SqlWrites {
   constructor(
@@ -45,6 +114,15 @@ class CachedSqliteWrites extends SqlWrites {
     private readonly cache: LedgerCache,
   ) {
     super(db);
+  }
+
+  // Called by the base constructor, before `cache` is assigned: the cache is reached lazily.
+  protected override makePlans(): PlanWriteOperations {
+    return new CachedPlanWrites(this.db, () => this.cache);
+  }
+
+  protected override makeAlerts(): AlertWriteOperations {
+    return new CachedAlertWrites(this.db, () => this.cache);
   }
 
   override async loadLedgerForUpdate(key: LedgerKey): Promise<CreditLedgerSnapshot> {
