@@ -44,7 +44,7 @@ export async function openStorage(
     });
     if (options.metrics) {
       options.metrics.storageGauges = () => {
-        const { journalMode, synchronous } = storage.durability();
+        const { journalMode, synchronous, pipelinedWalSync, walSyncs } = storage.durability();
         return [
           {
             name: 'burndown_sqlite_wal',
@@ -53,8 +53,18 @@ export async function openStorage(
           },
           {
             name: 'burndown_sqlite_synchronous',
-            help: 'PRAGMA synchronous of the SQLite writer (2 = FULL: every commit fsyncs the WAL)',
+            help: 'PRAGMA synchronous of the SQLite writer (1 = NORMAL with the pipelined WAL sync, 2 = FULL)',
             value: synchronous,
+          },
+          {
+            name: 'burndown_sqlite_pipelined_wal_sync',
+            help: '1 when every write is answered only after a WAL fdatasync made it durable, off the event loop',
+            value: pipelinedWalSync ? 1 : 0,
+          },
+          {
+            name: 'burndown_sqlite_wal_syncs',
+            help: 'WAL fdatasyncs since start that made committed write batches durable before they were answered',
+            value: walSyncs,
           },
         ];
       };

@@ -60,7 +60,9 @@ function pointOf(ledger: CreditLedger): BalancePoint {
 function closedGrantIds(ledger: CreditLedger): Set<string> | null {
   let closed: Set<string> | null = null;
   for (const grant of ledger.grants.values()) {
-    if (grant.closedReason !== null) (closed ??= new Set()).add(grant.id);
+    if (grant.closedReason === null) continue;
+    closed ??= new Set();
+    closed.add(grant.id);
   }
   return closed;
 }

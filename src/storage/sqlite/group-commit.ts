@@ -23,6 +23,14 @@ export interface GroupCommitOptions {
   readonly maxBatch?: number;
   /** Observer of batch sizes, for /metrics. */
   readonly onBatch?: (size: number) => void;
+  /**
+   * Makes a committed batch durable (a WAL fsync on the thread pool, src/storage/sqlite/wal-sync.ts)
+   * when `COMMIT` itself does not. The batch's callers are answered only once it resolves, while
+   * the next batch already runs (pipelined group commit). If it fails, the batch's callers get the
+   * error and the committer refuses every later write: whether the data reached the disk is
+   * unknown, and only a restart (which recovers from the WAL) can tell.
+   */
+  readonly durableAfter?: () => Promise<void>;
 }
 
 interface Job<T> {
@@ -36,13 +44,17 @@ interface Job<T> {
  * each inside its own SAVEPOINT so it stays all-or-nothing on its own. Every caller is answered
  * only after the COMMIT that made its write durable; if the COMMIT fails, all of them fail.
  *
- * Batching happens naturally: while one batch commits (the event loop is blocked in fsync),
- * requests queue up and become the next batch. No timer adds latency.
+ * Batching happens naturally: while one batch runs (and, with `durableAfter`, while its WAL sync
+ * runs on the thread pool), requests queue up and become the next batch. No timer adds latency.
  */
 export class GroupCommitter {
   private queue: Job<unknown>[] = [];
   private scheduled = false;
   private running = false;
+  /** Set when making a batch durable failed: every later write is refused with it. */
+  private failure: unknown = null;
+  /** Batches committed whose callers wait for durability. */
+  private pendingDurability = new Set<Promise<void>>();
   private readonly maxBatch: number;
   /** Transaction control, prepared once (exec would parse the SQL on every call). */
   private readonly sql: Record<'begin' | 'savepoint' | 'release' | 'rollbackTo' | 'commit', Statement>;
@@ -64,6 +76,7 @@ export class GroupCommitter {
 
   /** Queues `work`; resolves with its result after the batch containing it commits. */
   submit<T>(work: () => Promise<T>): Promise<T> {
+    if (this.failure !== null) return Promise.reject(this.failure);
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ work, resolve, reject } as Job<unknown>);
       this.schedule();
@@ -132,10 +145,31 @@ export class GroupCommitter {
     }
     this.observer?.batchCommitted();
     this.options.onBatch?.(batch.length);
-    batch.forEach((job, i) => {
-      const outcome = outcomes[i]!;
-      if (outcome.ok) job.resolve(outcome.value);
-      else job.reject(outcome.error);
+    const answer = () =>
+      batch.forEach((job, i) => {
+        const outcome = outcomes[i]!;
+        if (outcome.ok) job.resolve(outcome.value);
+        else job.reject(outcome.error);
+      });
+    const durableAfter = this.options.durableAfter;
+    if (durableAfter === undefined) {
+      answer();
+      return;
+    }
+    // Not awaited: the next batch runs while this one's WAL frames are synced.
+    const durable = durableAfter().then(answer, (error: unknown) => {
+      this.failure ??= error;
+      for (const job of batch) job.reject(error);
     });
+    this.pendingDurability.add(durable);
+    void durable.finally(() => this.pendingDurability.delete(durable));
+  }
+
+  /** Waits until every queued write has run and every committed batch has been answered. */
+  async drain(): Promise<void> {
+    while (this.running || this.scheduled || this.queue.length > 0 || this.pendingDurability.size > 0) {
+      await Promise.all([...this.pendingDurability]);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
   }
 }

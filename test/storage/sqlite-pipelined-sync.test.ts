@@ -1,0 +1,108 @@
+import { mkdtempSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { describe, expect, it } from 'vitest';
+import { GroupCommitter } from '../../src/storage/sqlite/group-commit.js';
+import { SqliteStorage } from '../../src/storage/sqlite/sqlite-storage.js';
+import { CoalescedSync } from '../../src/storage/sqlite/wal-sync.js';
+
+/** A sync whose completions the test releases by hand, recording when each one started. */
+function manualSync() {
+  const started: { release(): void; fail(error: Error): void }[] = [];
+  const sync = () =>
+    new Promise<void>((resolve, reject) => {
+      started.push({ release: resolve, fail: reject });
+    });
+  return { started, sync };
+}
+
+const flushMacrotasks = () => new Promise((resolve) => setImmediate(resolve));
+
+function committerWith(durableAfter: () => Promise<void>) {
+  const db = new BetterSqlite3(':memory:');
+  db.exec('CREATE TABLE t (n INTEGER)');
+  const committer = new GroupCommitter(db, { durableAfter });
+  const insert = (n: number) =>
+    committer.submit(async () => {
+      db.prepare('INSERT INTO t (n) VALUES (?)').run(n);
+      return n;
+    });
+  const committed = () => (db.prepare('SELECT COUNT(*) AS c FROM t').get() as { c: number }).c;
+  return { db, committer, insert, committed };
+}
+
+describe('pipelined group commit: a write is answered only after a WAL sync that began after its COMMIT', () => {
+  it('holds the answer until the sync completes, while the next batch already commits', async () => {
+    const { started, sync } = manualSync();
+    const coalesced = new CoalescedSync(sync);
+    const { insert, committed } = committerWith(() => coalesced.request());
+    let firstAnswered = false;
+    const first = insert(1).then((n) => {
+      firstAnswered = true;
+      return n;
+    });
+    await flushMacrotasks();
+    expect(committed()).toBe(1); // COMMIT done
+    expect(started).toHaveLength(1); // its sync started
+    expect(firstAnswered).toBe(false); // but nobody is answered yet
+
+    // A second batch commits while the first sync runs: it must wait for a sync of its own.
+    let secondAnswered = false;
+    const second = insert(2).then(() => {
+      secondAnswered = true;
+    });
+    await flushMacrotasks();
+    expect(committed()).toBe(2);
+    expect(started).toHaveLength(1);
+
+    started[0]!.release();
+    expect(await first).toBe(1);
+    await flushMacrotasks();
+    expect(secondAnswered).toBe(false); // the running sync may have begun before its COMMIT
+    expect(started).toHaveLength(2); // so the next one started after it
+
+    // A third and fourth batch committing during the second sync share the third sync.
+    const later = [insert(3), insert(4)];
+    await flushMacrotasks();
+    await flushMacrotasks();
+    started[1]!.release();
+    await second;
+    await flushMacrotasks();
+    expect(started).toHaveLength(3);
+    started[2]!.release();
+    expect(await Promise.all(later)).toEqual([3, 4]);
+    expect(coalesced.completed).toBe(3);
+  });
+
+  it('a failed sync fails its batch and every later write (durability unknown: restart)', async () => {
+    const { started, sync } = manualSync();
+    const coalesced = new CoalescedSync(sync);
+    const { insert, committer } = committerWith(() => coalesced.request());
+    const first = insert(1);
+    await flushMacrotasks();
+    started[0]!.fail(new Error('EIO: fdatasync failed'));
+    await expect(first).rejects.toThrow('EIO');
+    await expect(insert(2)).rejects.toThrow('EIO');
+    await committer.drain();
+  });
+
+  it('a durable SQLite file runs NORMAL plus one WAL sync per answered write batch', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'burndown-wal-sync-')), 'db.sqlite');
+    const storage = await SqliteStorage.open({ path });
+    const before = storage.durability();
+    expect(before).toMatchObject({ journalMode: 'wal', synchronous: 1, pipelinedWalSync: true });
+    for (let i = 0; i < 5; i++) {
+      await storage.write('k', async (tx) => tx.getIdempotency('ws', `k${i}`));
+    }
+    // Five writes, each awaited before the next: five batches, each answered after its own sync.
+    expect(storage.durability().walSyncs - before.walSyncs).toBeGreaterThanOrEqual(5);
+    expect(statSync(`${path}-wal`).size).toBeGreaterThan(0);
+    await storage.close();
+
+    // Throwaway databases keep SQLite's own setting and sync nothing.
+    const off = await SqliteStorage.open({ path: `${path}.off`, synchronous: 'OFF' });
+    expect(off.durability()).toMatchObject({ synchronous: 0, pipelinedWalSync: false, walSyncs: 0 });
+    await off.close();
+  });
+});
