@@ -4,6 +4,8 @@ import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 
+const EMBEDDED_PASSWORD = 'embedded-pw-4e1f';
+
 /**
  * Vitest global setup: makes sure every PostgreSQL test has a PostgreSQL to run against, so none
  * of them ever skips. With BURNDOWN_TEST_POSTGRES_URL set (CI sets it to a fresh database on the
@@ -39,7 +41,8 @@ export default async function setup(): Promise<() => Promise<void>> {
     databaseDir,
     port,
     user: 'postgres',
-    password: 'postgres',
+    // Distinct from every other word in a URL, so tests can check it is never printed.
+    password: EMBEDDED_PASSWORD,
     authMethod: 'password',
     persistent: false,
     createPostgresUser: userInfo().uid === 0,
@@ -67,7 +70,7 @@ export default async function setup(): Promise<() => Promise<void>> {
       `No PostgreSQL for the tests: BURNDOWN_TEST_POSTGRES_URL is unset and the embedded server did not start (${String(error)}).\n${log.join('')}`,
     );
   }
-  process.env['BURNDOWN_TEST_POSTGRES_URL'] = `postgres://postgres:postgres@127.0.0.1:${port}/burndown_test`;
+  process.env['BURNDOWN_TEST_POSTGRES_URL'] = `postgres://postgres:${EMBEDDED_PASSWORD}@127.0.0.1:${port}/burndown_test`;
   console.log(
     `PostgreSQL tests use an embedded server on port ${port} (started in ${Date.now() - started} ms)`,
   );
