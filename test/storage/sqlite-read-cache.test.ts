@@ -7,6 +7,7 @@ import { Amount } from '../../src/domain/amount/amount.js';
 import { CreditLedger } from '../../src/domain/ledger/credit-ledger.js';
 import { SequentialIds } from '../../src/infra/ids.js';
 import type { LedgerKey } from '../../src/ports/storage.js';
+import type { CachedSqliteReads } from '../../src/storage/sqlite/read-cache.js';
 import { SqliteStorage } from '../../src/storage/sqlite/sqlite-storage.js';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
@@ -52,7 +53,9 @@ describe('SQLite read cache', () => {
       first.grants[0]!.available = Amount.parse('1');
       expect((await storage.read.loadLedger(key)).grants[0]!.available.toString()).toBe('10');
 
-      // Another connection (another process) commits: the next read sees it.
+      // Another connection (another process) commits: a read in a later turn of the event loop
+      // sees it (data_version is read once per turn; nothing can follow that commit causally
+      // within the turn that was already running).
       const other = new BetterSqlite3(path);
       other.prepare("UPDATE grants SET available = '7' WHERE workspace_id = 'ws'").run();
       other
@@ -61,6 +64,7 @@ describe('SQLite read cache', () => {
         )
         .run('ws', 'd', null, '{}', T0);
       other.close();
+      await new Promise((resolve) => setImmediate(resolve));
       expect((await storage.read.loadLedger(key)).grants[0]!.available.toString()).toBe('7');
       expect((await storage.read.getCustomer('ws', 'd'))?.id).toBe('d');
     } finally {
@@ -93,9 +97,73 @@ describe('SQLite read cache under interleaving', () => {
         }),
       );
       other.close();
+      // As this process's writer does after each commit: the next read, in this same turn, looks
+      // at data_version again.
+      (storage.read as CachedSqliteReads).noteCommit();
       await plans.getFeature('ws', 'x'); // notices the commit
       expect(await pending).toBeNull();
       expect((await plans.getFeature('ws', 'f1'))?.id).toBe('f1');
+    } finally {
+      await storage.close();
+    }
+  });
+});
+
+describe('SQLite read cache: data_version once per turn of the event loop', () => {
+  it("sees another process's commit from the next turn on, and this process's own commits at once", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'burndown-read-cache-')), 'db.sqlite');
+    const storage = await SqliteStorage.open({ path });
+    try {
+      const insert = (db: BetterSqlite3.Database, id: string) =>
+        db
+          .prepare(
+            'INSERT INTO customers (workspace_id, id, name, metadata, created_at) VALUES (?, ?, ?, ?, ?)',
+          )
+          .run('ws', id, null, '{}', T0);
+      expect(await storage.read.getCustomer('ws', 'a')).toBeNull();
+      const other = new BetterSqlite3(path);
+      insert(other, 'a');
+      // Same turn: the answer of this turn's snapshot still stands.
+      expect(await storage.read.getCustomer('ws', 'a')).toBeNull();
+      await new Promise((resolve) => setImmediate(resolve));
+      expect((await storage.read.getCustomer('ws', 'a'))?.id).toBe('a');
+      other.close();
+
+      // This process's writer: seen by the very next read.
+      expect(await storage.read.getCustomer('ws', 'b')).toBeNull();
+      await storage.write('b', async (tx) => {
+        await tx.insertCustomer({ workspaceId: 'ws', id: 'b', name: null, metadata: {}, createdAt: T0 });
+      });
+      expect((await storage.read.getCustomer('ws', 'b'))?.id).toBe('b');
+    } finally {
+      await storage.close();
+    }
+  });
+});
+
+describe('SQLite read cache: rates and feature usage (read by every check)', () => {
+  it('serves them from the cache between commits and re-reads them after one', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'burndown-read-cache-')), 'db.sqlite');
+    const storage = await SqliteStorage.open({ path });
+    try {
+      const usage = async () => (await storage.read.plans.getFeatureUsage('ws', 'c', 'f', T0)).toString();
+      expect(await usage()).toBe('0');
+      expect(await storage.read.getRate('ws', 'r1')).toBeNull();
+      await storage.write('c', async (tx) => {
+        await tx.plans.setFeatureUsage('ws', 'c', 'f', T0, Amount.parse('3'));
+        await tx.insertRate({
+          workspaceId: 'ws',
+          id: 'r1',
+          meterId: 'm',
+          filter: {},
+          creditType: 'credits',
+          pricing: { credits_per_unit: '0.5' },
+          seq: 1,
+          createdAt: T0,
+        });
+      });
+      expect(await usage()).toBe('3');
+      expect((await storage.read.getRate('ws', 'r1'))?.meterId).toBe('m');
     } finally {
       await storage.close();
     }

@@ -21,7 +21,7 @@ export interface CommitObserver {
 export interface GroupCommitOptions {
   /** Most jobs sharing one transaction (and one fsync). Default 2000 (an event batch is a job per customer). */
   readonly maxBatch?: number;
-  /** Observer of batch sizes, for /metrics. */
+  /** Called after each successful COMMIT with the batch's size (for /metrics, and the read cache's notice). */
   readonly onBatch?: (size: number) => void;
   /**
    * Makes a committed batch durable (a WAL fsync on the thread pool, src/storage/sqlite/wal-sync.ts)

@@ -1,7 +1,9 @@
+import type { Amount } from '../../domain/amount/amount.js';
 import type { Feature } from '../../domain/catalog/catalog.js';
 import type { CreditLedgerSnapshot } from '../../domain/ledger/credit-ledger.js';
 import type { Subscription } from '../../domain/plans/subscription.js';
-import type { Customer, LedgerKey, PlanReadOperations } from '../../ports/storage.js';
+import type { Instant } from '../../domain/time/instant.js';
+import type { Customer, LedgerKey, PlanReadOperations, RateRecord } from '../../ports/storage.js';
 import type { AccountsRow, GrantRow, HoldRow } from '../rows.js';
 import type { SqlExecutor } from '../sql/executor.js';
 import { PlanReads } from '../sql/plan-queries.js';
@@ -31,23 +33,52 @@ class Freshness {
   readonly customers = new Map<string, Customer | null>();
   readonly subscriptions = new Map<string, readonly Subscription[]>();
   readonly features = new Map<string, Feature | null>();
+  readonly rates = new Map<string, RateRecord | null>();
+  readonly featureUsage = new Map<string, Amount>();
+
+  /**
+   * Whether `data_version` was already read in this turn of the event loop. Reading it is a
+   * statement of its own (a few µs, most of a cached check's cost), so it is read once per turn:
+   * a commit by another process is seen from the next turn on, which no client can tell apart
+   * (a request that follows anything it learnt from that process arrives in a later turn). This
+   * process's writer calls {@link noteCommit}, so its own commits are seen at once.
+   */
+  private checkedThisTurn = false;
+  private readonly endTurn = () => {
+    this.checkedThisTurn = false;
+  };
 
   constructor(private readonly dataVersion: () => number) {}
 
   /** Drops everything if anything was committed since the last read; returns the generation. */
   check(): number {
+    if (this.checkedThisTurn) return this.generation;
     const version = this.dataVersion();
     if (version !== this.version) {
       this.version = version;
       this.clear();
     }
+    this.checkedThisTurn = true;
+    setImmediate(this.endTurn);
     return this.generation;
+  }
+
+  /** This process's writer committed: the next read looks at `data_version` again. */
+  noteCommit(): void {
+    this.checkedThisTurn = false;
   }
 
   /** Remembers a value read in `generation`, unless the cache moved on meanwhile. */
   put<V>(generation: number, map: Map<string, V>, key: string, value: V): void {
     if (generation !== this.generation) return;
-    if (this.ledgers.size + this.customers.size + this.subscriptions.size + this.features.size >= LIMIT) {
+    const size =
+      this.ledgers.size +
+      this.customers.size +
+      this.subscriptions.size +
+      this.features.size +
+      this.rates.size +
+      this.featureUsage.size;
+    if (size >= LIMIT) {
       this.clear();
       return;
     }
@@ -60,6 +91,8 @@ class Freshness {
     this.customers.clear();
     this.subscriptions.clear();
     this.features.clear();
+    this.rates.clear();
+    this.featureUsage.clear();
   }
 }
 
@@ -85,6 +118,22 @@ class CachedPlanReads extends PlanReads implements PlanReadOperations {
     return found;
   }
 
+  /** Read by every check of a feature with a usage limit. */
+  override async getFeatureUsage(
+    workspaceId: string,
+    customerId: string,
+    featureId: string,
+    periodStart: Instant,
+  ): Promise<Amount> {
+    const generation = this.cache.check();
+    const key = `${workspaceId}\u0000${customerId}\u0000${featureId}\u0000${periodStart}`;
+    const known = this.cache.featureUsage.get(key);
+    if (known) return known;
+    const found = await super.getFeatureUsage(workspaceId, customerId, featureId, periodStart);
+    this.cache.put(generation, this.cache.featureUsage, key, found);
+    return found;
+  }
+
   override async getFeature(workspaceId: string, id: string): Promise<Feature | null> {
     const generation = this.cache.check();
     const key = key2(workspaceId, id);
@@ -103,7 +152,7 @@ function copySubscription(s: Subscription): Subscription {
   };
 }
 
-/** The reads of the SQLite read connection, remembering ledgers, customers, subscriptions and features. */
+/** The reads of the SQLite read connection, remembering ledgers, customers, subscriptions, features, rates and feature usage. */
 export class CachedSqliteReads extends SqlReads {
   private readonly cache: Freshness;
 
@@ -111,6 +160,11 @@ export class CachedSqliteReads extends SqlReads {
     const cache = new Freshness(dataVersion);
     super(db, new CachedPlanReads(db, cache));
     this.cache = cache;
+  }
+
+  /** Called after every commit of this process's writer, so its writes are seen at once. */
+  noteCommit(): void {
+    this.cache.noteCommit();
   }
 
   override async loadLedger(key: LedgerKey): Promise<CreditLedgerSnapshot> {
@@ -134,6 +188,16 @@ export class CachedSqliteReads extends SqlReads {
     const grants = this.db.all<GrantRow>(Q.openGrants, params) as GrantRow[];
     const holds = this.db.all<HoldRow>(Q.activeHolds, params) as HoldRow[];
     return snapshotFromRows(key, accounts, grants, holds);
+  }
+
+  /** Read by every check of a feature priced by rates. */
+  override async getRate(workspaceId: string, id: string): Promise<RateRecord | null> {
+    const generation = this.cache.check();
+    const key = key2(workspaceId, id);
+    if (this.cache.rates.has(key)) return this.cache.rates.get(key) ?? null;
+    const found = await super.getRate(workspaceId, id);
+    this.cache.put(generation, this.cache.rates, key, found);
+    return found;
   }
 
   override async getCustomer(workspaceId: string, customerId: string): Promise<Customer | null> {

@@ -284,11 +284,16 @@ export class SqliteStorage implements Storage {
     if (options.checkpointInterval !== undefined) writes.checkpointInterval = options.checkpointInterval;
     this.writes = writes;
     this.readerExecutor = reader === writer ? writerExecutor : new SqliteExecutor(reader);
-    this.read =
-      reader === writer ? this.writes : new CachedSqliteReads(this.readerExecutor, dataVersionOf(reader));
+    const reads =
+      reader === writer ? null : new CachedSqliteReads(this.readerExecutor, dataVersionOf(reader));
+    this.read = reads ?? this.writes;
+    const onBatch = (size: number) => {
+      reads?.noteCommit();
+      options.onBatch?.(size);
+    };
     this.committer = new GroupCommitter(
       writer,
-      walSync ? { ...options, durableAfter: () => walSync.request() } : options,
+      walSync ? { ...options, onBatch, durableAfter: () => walSync.request() } : { ...options, onBatch },
       cache,
     );
   }
