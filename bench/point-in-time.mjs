@@ -95,7 +95,7 @@ async function buildLedger(storage, key, entries, start, end) {
       metadata: {},
     };
     ledger.grant(grant, start);
-    await tx.saveLedger('ws', ledger, start);
+    await tx.saveLedger('ws', ledger.takeChanges(), start);
   });
   const step = (end - start) / entries;
   const amount = Amount.parse('1.5');
@@ -112,7 +112,7 @@ async function buildLedger(storage, key, entries, start, end) {
         const debit = ledger.debit({ amount, allowOverage: true }, now);
         if ('refused' in debit) throw new Error('refused');
       }
-      await tx.saveLedger('ws', ledger, now);
+      await tx.saveLedger('ws', ledger.takeChanges(), now);
     });
     written += n;
     if (written % 100_000 === 0)
