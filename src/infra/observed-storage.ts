@@ -12,8 +12,8 @@ export type CommittedEntriesObserver = (entries: readonly LedgerEntry[]) => void
 /**
  * The storage with one seam for operational metrics: every change set a write saves
  * (`saveLedger`, through which every service persists entries) is remembered, and its entries are
- * reported after `write` resolves, that is after the commit (for SQLite's group commit, after the batch's
- * fsync). A write whose work runs more than once (a retried transaction) reports only its last
+ * reported after `write` resolves, that is after the commit (for SQLite's group commit, after the
+ * batch's fsync). A write whose work runs more than once (a retried transaction) reports only its last
  * attempt; a write that fails reports nothing. Everything else passes through untouched.
  */
 export function observeCommittedEntries(storage: Storage, observer: CommittedEntriesObserver): Storage {

@@ -62,10 +62,11 @@ function openGrantIds(ledger: CreditLedger): Set<string> {
 }
 
 /**
- * Appends the balance facts of one ledger being persisted (`changes`, the change set just taken
- * from it and saved), and persists the thresholds' state, in the write's transaction. When the balance did not move, it reads nothing; otherwise one
- * indexed read of the thresholds that may apply (empty for a workspace without any), plus one read
- * of the granted amount only when a percent threshold applies.
+ * Appends the balance facts of one ledger being persisted (`changes`: the change set just taken
+ * from it and saved), and persists the thresholds' state, in the write's transaction. When the
+ * balance did not move, it reads nothing; otherwise one indexed read of the thresholds that may
+ * apply (empty for a workspace without any), plus one read of the granted amount only when a
+ * percent threshold applies.
  */
 export async function appendBalanceFacts(
   ctx: ServiceContext,

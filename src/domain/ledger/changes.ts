@@ -84,7 +84,7 @@ export function isGrantOpen(g: GrantState): boolean {
   return g.available.isPositive() || g.held.isPositive();
 }
 
-/** A private copy of a grant, field by field: one object shape for every copy, cheaper for V8 than a spread. */
+/** A private copy of a grant, field by field: one object shape for every copy, cheaper than a spread. */
 export function copyGrant(g: GrantState): GrantState {
   return {
     id: g.id,

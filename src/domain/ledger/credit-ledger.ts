@@ -298,7 +298,7 @@ export class CreditLedger {
     return this.heldChanges;
   }
 
-  /** Whether anything was recorded since loading or the last take (so the caller knows whether to persist). */
+  /** Whether anything changed since loading or the last take (so the caller knows whether to persist). */
   get isDirty(): boolean {
     return (
       this.recorded.length > 0 ||

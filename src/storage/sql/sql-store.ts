@@ -650,11 +650,11 @@ export class SqlWrites extends SqlReads implements WriteOperations {
   }
 
   /**
-   * What persisting a ledger's change set writes, grouped by how a dialect may send it: the balances row first
-   * (its upsert answers the checkpoint head), then independent row updates (no two touch the same
-   * row), then the new debits and entries as parameter rows of {@link Q.insertDebit} and
-   * {@link Q.insertEntry} (columns {@link DEBIT_COLUMNS}, {@link ENTRY_COLUMNS}), in recording
-   * order. A dialect that can insert many rows in one statement batches them; the others insert
+   * What persisting a ledger's change set writes, grouped by how a dialect may send it: the
+   * balances row first (its upsert answers the checkpoint head), then independent row updates (no
+   * two touch the same row), then the new debits and entries as parameter rows of
+   * {@link Q.insertDebit} and {@link Q.insertEntry} (columns {@link DEBIT_COLUMNS},
+   * {@link ENTRY_COLUMNS}), in recording order. A dialect that can insert many rows in one statement batches them; the others insert
    * each row. Named parts, so no adapter has to recognise a statement by its SQL text.
    */
   protected ledgerWrites(workspaceId: string, changes: LedgerChanges, now: Instant): LedgerWrites {
@@ -708,10 +708,10 @@ export class SqlWrites extends SqlReads implements WriteOperations {
   }
 
   /**
-   * Saves a ledger's change set and answers its balances row's checkpoint bookkeeping afterwards. With `known`
-   * (the head as of this transaction, which a writer that caches ledgers under their lock can
-   * keep), the balances row is written by a plain UPDATE or INSERT; without it, by the upsert that
-   * answers the head.
+   * Saves a ledger's change set and answers its balances row's checkpoint bookkeeping afterwards.
+   * With `known` (the head as of this transaction, which a writer that caches ledgers under their
+   * lock can keep), the balances row is written by a plain UPDATE or INSERT; without it, by the
+   * upsert that answers the head.
    */
   protected async saveLedgerWithHead(
     workspaceId: string,
