@@ -1,4 +1,4 @@
-import type { CreditLedger } from '../domain/ledger/credit-ledger.js';
+import type { LedgerChanges } from '../domain/ledger/changes.js';
 import type { LedgerEntry } from '../domain/ledger/types.js';
 import type { Storage, WriteOperations } from '../ports/storage.js';
 
@@ -10,24 +10,24 @@ import type { Storage, WriteOperations } from '../ports/storage.js';
 export type CommittedEntriesObserver = (entries: readonly LedgerEntry[]) => void;
 
 /**
- * The storage with one seam for operational metrics: every ledger a write saves (`saveLedger`,
- * through which every service persists entries) is remembered, and its new entries are reported
- * after `write` resolves, that is after the commit (for SQLite's group commit, after the batch's
- * fsync). A write whose work runs more than once (a retried transaction) reports only its last
+ * The storage with one seam for operational metrics: every change set a write saves
+ * (`saveLedger`, through which every service persists entries) is remembered, and its entries are
+ * reported after `write` resolves, that is after the commit (for SQLite's group commit, after the
+ * batch's fsync). A write whose work runs more than once (a retried transaction) reports only its last
  * attempt; a write that fails reports nothing. Everything else passes through untouched.
  */
 export function observeCommittedEntries(storage: Storage, observer: CommittedEntriesObserver): Storage {
   const write: Storage['write'] = async (lockKey, work) => {
-    let saved: Set<CreditLedger> | null = null;
+    let saved: Set<LedgerChanges> | null = null;
     const result = await storage.write(lockKey, (tx) => {
-      const attempt = new Set<CreditLedger>();
+      const attempt = new Set<LedgerChanges>();
       saved = attempt;
       return work(recordingSaves(tx, attempt));
     });
-    const ledgers = saved as Set<CreditLedger> | null;
-    if (ledgers !== null && ledgers.size > 0) {
+    const changeSets = saved as Set<LedgerChanges> | null;
+    if (changeSets !== null && changeSets.size > 0) {
       const entries: LedgerEntry[] = [];
-      for (const ledger of ledgers) entries.push(...ledger.newEntries);
+      for (const changes of changeSets) entries.push(...changes.entries);
       try {
         observer(entries);
       } catch {
@@ -45,14 +45,17 @@ export function observeCommittedEntries(storage: Storage, observer: CommittedEnt
   });
 }
 
-/** `tx` whose `saveLedger` also notes the ledger; every other member is the original. */
-function recordingSaves(tx: WriteOperations, saved: Set<CreditLedger>): WriteOperations {
+/**
+ * `tx` whose `saveLedger` also notes the change set (a set: the same change set saved twice is
+ * reported once); every other member is the original.
+ */
+function recordingSaves(tx: WriteOperations, saved: Set<LedgerChanges>): WriteOperations {
   return new Proxy(tx, {
     get(target, property) {
       if (property === 'saveLedger') {
-        return (workspaceId: string, ledger: CreditLedger, now: number) => {
-          saved.add(ledger);
-          return target.saveLedger(workspaceId, ledger, now);
+        return (workspaceId: string, changes: LedgerChanges, now: number) => {
+          saved.add(changes);
+          return target.saveLedger(workspaceId, changes, now);
         };
       }
       const value = Reflect.get(target, property, target);

@@ -1,8 +1,8 @@
 import type { BalanceThreshold } from '../domain/alerts/balance-thresholds.js';
 import type { Amount } from '../domain/amount/amount.js';
 import type { CreditPack, Feature, PlanVersion } from '../domain/catalog/catalog.js';
+import type { LedgerChanges } from '../domain/ledger/changes.js';
 import type {
-  CreditLedger,
   CreditLedgerSnapshot,
   DebitRecord,
   ReversibleDebit,
@@ -1016,8 +1016,12 @@ export interface WriteOperations extends ReadOperations {
   readonly plans: PlanWriteOperations;
   /** Loads one ledger and serialises concurrent writers to it until the transaction ends. */
   loadLedgerForUpdate(key: LedgerKey): Awaitable<CreditLedgerSnapshot>;
-  /** Persists everything the engine recorded: entries, grants, holds, debits and cached balances. */
-  saveLedger(workspaceId: string, ledger: CreditLedger, now: Instant): Awaitable<void>;
+  /**
+   * Persists one change set the engine handed over (`CreditLedger.takeChanges`): its entries,
+   * grants, holds, debits and cached balances, exactly as taken. Each change set holds only what
+   * changed since the previous one, so saving a ledger twice in a transaction writes nothing twice.
+   */
+  saveLedger(workspaceId: string, changes: LedgerChanges, now: Instant): Awaitable<void>;
   /**
    * Writes checkpoints into the gap a point-in-time read at `at` fell into (history older than
    * checkpoints), walking at most `budget` entries; returns how many it wrote (0: no gap left there).

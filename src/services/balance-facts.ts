@@ -11,6 +11,7 @@ import {
   thresholdTransitions,
 } from '../domain/alerts/balance-thresholds.js';
 import { Amount } from '../domain/amount/amount.js';
+import type { LedgerChanges } from '../domain/ledger/changes.js';
 import type { CreditLedger } from '../domain/ledger/credit-ledger.js';
 import { formatInstant, type Instant } from '../domain/time/instant.js';
 import type { LedgerKey, WriteOperations } from '../ports/storage.js';
@@ -68,21 +69,24 @@ function closedGrantIds(ledger: CreditLedger): Set<string> | null {
 }
 
 /**
- * Appends the balance facts of one ledger being persisted, and persists the thresholds' state,
- * in the write's transaction. When the balance did not move, it reads nothing; otherwise one
- * indexed read of the thresholds that may apply (empty for a workspace without any), plus one read
- * of the granted amount only when a percent threshold applies.
+ * Appends the balance facts of one ledger being persisted (`changes`: the change set just taken
+ * from it and saved), and persists the thresholds' state, in the write's transaction. When the
+ * balance did not move, it reads nothing; otherwise one indexed read of the thresholds that may
+ * apply (empty for a workspace without any), plus one read of the granted amount only when a
+ * percent threshold applies.
  */
 export async function appendBalanceFacts(
   ctx: ServiceContext,
   tx: WriteOperations,
   workspaceId: string,
   ledger: CreditLedger,
+  changes: LedgerChanges,
   now: Instant,
 ): Promise<void> {
   const was = loaded.get(ledger);
   if (was === undefined) throw new Error('balance alerts: a ledger was saved without being noted at load');
-  const after = pointOf(ledger);
+  // The balance as saved: grants that are not open hold nothing, so the open ones are enough.
+  const after = recordedPoint(changes.openGrants, changes.accounts.overage);
   const before = was.point;
   const key: LedgerKey = { workspaceId, customerId: ledger.customerId, creditType: ledger.creditType };
   const facts: OutboxMessage[] = [];
@@ -94,8 +98,8 @@ export async function appendBalanceFacts(
       data: { customer_id: ledger.customerId, credit_type: ledger.creditType, ...data },
     });
   };
-  expiredGrantFacts(ledger, was.closed, fact);
-  for (const hold of ledger.changedHolds) {
+  expiredGrantFacts(changes, was.closed, fact);
+  for (const hold of changes.holds) {
     if (hold.status !== 'expired') continue;
     fact('hold.expired', {
       hold_id: hold.id,
@@ -135,17 +139,17 @@ export async function appendBalanceFacts(
 }
 
 function expiredGrantFacts(
-  ledger: CreditLedger,
+  changes: LedgerChanges,
   closedAtLoad: ReadonlySet<string> | null,
   fact: (type: string, data: Record<string, unknown>) => void,
 ): void {
   let expiredBy: Map<string, Amount> | null = null;
-  for (const grant of ledger.changedGrants) {
+  for (const { grant } of changes.grants) {
     if (grant.closedReason !== 'expired') continue;
     if (closedAtLoad?.has(grant.id)) continue;
     if (expiredBy === null) {
       expiredBy = new Map();
-      for (const e of ledger.newEntries) {
+      for (const e of changes.entries) {
         if (e.type !== 'expiry' || e.grantId === null) continue;
         expiredBy.set(e.grantId, (expiredBy.get(e.grantId) ?? Amount.ZERO).plus(e.amount));
       }

@@ -171,7 +171,9 @@ async function evaluate(
     periodStart === null
       ? Amount.ZERO
       : await reads.plans.getFeatureUsage(workspaceId, customerId, featureId, periodStart);
-  // Held checks whose holds expired by now give their usage back, recorded or not yet.
+  // Held checks whose holds expired by now give their usage back, recorded or not yet: the stored
+  // usage already reflects every hold persisted (persistLedger gives it back), and the ledger's
+  // changed holds not taken yet are exactly the ones it does not reflect.
   for (const hold of open.changedHolds) {
     if (hold.status !== 'expired' || hold.featureId !== featureId || hold.usage?.periodStart !== periodStart)
       continue;

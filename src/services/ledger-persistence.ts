@@ -8,7 +8,8 @@ import { appendFacts } from './outbox.js';
 import { grantCreatedFact } from './webhook-facts.js';
 
 /**
- * Persists what a ledger recorded, and what follows from it outside the ledger: a held check
+ * Persists what a ledger recorded since it was loaded or last persisted (its change set, taken
+ * once here and used for everything below), and what follows from it outside the ledger: a held check
  * counted its quantity against the feature's usage limit; if its hold was released or expired in
  * this transaction (instead of captured), that usage is given back, exactly once. Every service
  * saves ledgers through here, so this is also where every new grant becomes a `grant.created` fact
@@ -24,17 +25,18 @@ export async function persistLedger(
   ledger: CreditLedger,
   now: Instant,
 ): Promise<void> {
-  await tx.saveLedger(workspaceId, ledger, now);
-  if (ledger.newGrants.size > 0) {
+  const changes = ledger.takeChanges();
+  await tx.saveLedger(workspaceId, changes, now);
+  if (changes.grantsCreated.length > 0) {
     await appendFacts(
       ctx,
       tx,
       now,
-      [...ledger.newGrants].map((grant) => grantCreatedFact(workspaceId, grant)),
+      changes.grantsCreated.map((grant) => grantCreatedFact(workspaceId, grant)),
     );
   }
-  await appendBalanceFacts(ctx, tx, workspaceId, ledger, now);
-  for (const hold of ledger.changedHolds) {
+  await appendBalanceFacts(ctx, tx, workspaceId, ledger, changes, now);
+  for (const hold of changes.holds) {
     if (hold.usage === null || hold.featureId === null) continue;
     if (hold.status !== 'released' && hold.status !== 'expired') continue;
     const target = {

@@ -1,10 +1,6 @@
 import { Amount } from '../domain/amount/amount.js';
-import {
-  type DebitRecord,
-  type DebitReversed,
-  noAccounts,
-  type ReversibleDebit,
-} from '../domain/ledger/credit-ledger.js';
+import { isGrantOpen, noAccounts } from '../domain/ledger/changes.js';
+import type { DebitRecord, DebitReversed, ReversibleDebit } from '../domain/ledger/credit-ledger.js';
 import type {
   AccountName,
   CustomerAccounts,
@@ -136,10 +132,8 @@ export const GRANT_COLUMNS = [
   'is_open',
 ] as const;
 
-/** A grant is loaded with its ledger while it still has credits (free or pinned). */
-export function isGrantOpen(g: GrantState): boolean {
-  return g.available.isPositive() || g.held.isPositive();
-}
+/** A grant is loaded with its ledger while it still has credits (free or pinned): the domain's rule. */
+export { isGrantOpen };
 
 export interface HoldRow {
   id: string;

@@ -14,6 +14,10 @@ import { describe, expect, it } from 'vitest';
  * - `licensing-verify/` imports nothing outside itself (no package, no `node:` module): it is the
  *   standalone verifier licensed applications embed, in Node or a browser.
  *
+ * And the ledger engine stays out of storage (see "storage never sees the engine" below): src/storage
+ * and src/ports import the engine's module (domain/ledger/credit-ledger.js) for types only, and
+ * never name the `CreditLedger` class; the port receives `LedgerChanges` (domain/ledger/changes.js).
+ *
  * And paging (see "one paging type" below): every listing of the storage port takes a
  * `PageRequest` and answers a `Page`; only http/ turns resume keys into cursor strings; only
  * storage/ reads a resume key's parts.
@@ -168,6 +172,40 @@ function pagingOffenders(methods: readonly PortMethod[]): string[] {
   return out;
 }
 
+/** The engine's module: the `CreditLedger` class and the types around it. */
+const ENGINE_MODULE = /(^|\/)domain\/ledger\/credit-ledger\.js$/;
+
+/**
+ * What breaks "storage never sees the engine" in one file of src/storage or src/ports:
+ * - an import or re-export that names `CreditLedger` (from any module, aliased or not, type or value);
+ * - an import or re-export of the engine's module that is not type-only (`import type { … }`, or
+ *   every specifier marked `type`): no runtime dependency on the engine at all;
+ * - a namespace, default, side-effect or dynamic import of the engine's module (`import * as`,
+ *   `import '…'`, `import('…')`, which is also how a type query would reach the class).
+ */
+function engineOffenders(file: string, source: string): string[] {
+  const out: string[] = [];
+  const statements = /\b(?:import|export)\s+(type\s+)?([^'"`;]*?)\s*from\s*['"]([^'"]+)['"]/g;
+  for (const [, typeOnly, clause, specifier] of source.matchAll(statements)) {
+    const names = clause!
+      .replace(/[{}]/g, ',')
+      .split(',')
+      .map((name) => name.trim())
+      .filter((name) => name !== '');
+    if (names.some((name) => /\bCreditLedger\b/.test(name)))
+      out.push(`${file}: names CreditLedger (${specifier})`);
+    if (!ENGINE_MODULE.test(specifier!)) continue;
+    if (!clause!.trim().startsWith('{') || /\*/.test(clause!))
+      out.push(`${file}: imports the engine module whole (${clause!.trim()})`);
+    else if (typeOnly === undefined && names.some((name) => !name.startsWith('type ')))
+      out.push(`${file}: imports values of the engine module (${names.join(', ')})`);
+  }
+  for (const [, specifier] of source.matchAll(/\bimport\s*\(?\s*['"]([^'"]+)['"]/g)) {
+    if (ENGINE_MODULE.test(specifier!)) out.push(`${file}: imports the engine module at run time`);
+  }
+  return out;
+}
+
 /** Source files of some folders of src/ whose text matches a pattern. */
 function filesMatching(dirs: readonly string[], pattern: RegExp): string[] {
   return dirs
@@ -225,6 +263,39 @@ describe('architecture', () => {
 
   it('keeps every never-rule in src/', () => {
     expect(offenders(all)).toEqual([]);
+  });
+
+  describe('storage never sees the engine', () => {
+    it('reports each way storage could reach the CreditLedger class (each rule can fail)', () => {
+      const engine = "'../../domain/ledger/credit-ledger.js'";
+      const cases = [
+        `import type { CreditLedger } from ${engine};`,
+        `import type { CreditLedgerSnapshot, CreditLedger as L } from ${engine};`,
+        `import { type CreditLedgerSnapshot, CreditLedger } from ${engine};`,
+        `import { type CreditLedgerSnapshot, noAccounts } from ${engine};`,
+        `import * as engine from ${engine};`,
+        `import type * as engine from ${engine};`,
+        `export { CreditLedger } from '../x.js';`,
+        `type L = import(${engine}).CreditLedger;`,
+        `import ${engine};`,
+      ];
+      for (const source of cases) expect(engineOffenders('x.ts', source), source).not.toEqual([]);
+      for (const source of [
+        `import type { CreditLedgerSnapshot, DebitRecord } from ${engine};`,
+        `import { type CreditLedgerSnapshot, type ReversibleDebit } from ${engine};`,
+        "import { copyGrant, type LedgerChanges } from '../../domain/ledger/changes.js';",
+      ])
+        expect(engineOffenders('x.ts', source), source).toEqual([]);
+    });
+
+    it('src/storage and src/ports import the engine module for types only, never CreditLedger', () => {
+      const files = [...filesUnder(join(SRC, 'storage')), ...filesUnder(join(SRC, 'ports'))];
+      // The scanner sees the type imports there are (it is not blind).
+      expect(
+        files.filter((file) => /credit-ledger\.js/.test(readFileSync(file, 'utf8'))).length,
+      ).toBeGreaterThan(3);
+      expect(files.flatMap((file) => engineOffenders(file, readFileSync(file, 'utf8')))).toEqual([]);
+    });
   });
 
   it('http/ reaches storage only through services: it never references ctx.storage', () => {

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
-import type { CreditLedger } from '../../src/domain/ledger/credit-ledger.js';
+import type { LedgerChanges } from '../../src/domain/ledger/changes.js';
 import type { LedgerEntry } from '../../src/domain/ledger/types.js';
 import { ManualClock } from '../../src/domain/time/clock.js';
 import { buildApp } from '../../src/http/app.js';
@@ -246,15 +246,15 @@ describe('the committed-entries seam', () => {
     } as unknown as Storage;
   }
   const entry = { type: 'grant', creditType: 'credits' } as unknown as LedgerEntry;
-  const ledger = () => ({ newEntries: [entry] }) as unknown as CreditLedger;
+  const changeSet = () => ({ entries: [entry] }) as unknown as LedgerChanges;
 
   it('reports the entries of the last attempt once, after the commit', async () => {
     const seen: (readonly LedgerEntry[])[] = [];
     const storage = observeCommittedEntries(fakeStorage(3, true), (entries) => seen.push(entries));
     await storage.write('k', async (tx) => {
-      const l = ledger();
-      await tx.saveLedger('ws', l, 0);
-      await tx.saveLedger('ws', l, 0); // saved twice: still its entries once
+      const c = changeSet();
+      await tx.saveLedger('ws', c, 0);
+      await tx.saveLedger('ws', c, 0); // the same change set saved twice: still its entries once
     });
     expect(seen).toEqual([[entry]]);
   });
@@ -262,7 +262,7 @@ describe('the committed-entries seam', () => {
   it('reports nothing of a write that failed, and a throwing observer never fails a write', async () => {
     const seen: unknown[] = [];
     const failing = observeCommittedEntries(fakeStorage(1, false), (entries) => seen.push(entries));
-    await expect(failing.write('k', async (tx) => tx.saveLedger('ws', ledger(), 0))).rejects.toThrow(
+    await expect(failing.write('k', async (tx) => tx.saveLedger('ws', changeSet(), 0))).rejects.toThrow(
       'commit failed',
     );
     expect(seen).toEqual([]);
@@ -270,7 +270,7 @@ describe('the committed-entries seam', () => {
       throw new Error('observer');
     });
     await expect(
-      throwing.write('k', async (tx) => tx.saveLedger('ws', ledger(), 0)),
+      throwing.write('k', async (tx) => tx.saveLedger('ws', changeSet(), 0)),
     ).resolves.toBeUndefined();
   });
 });

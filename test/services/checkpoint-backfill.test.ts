@@ -89,14 +89,14 @@ describe.each([
         },
         T0,
       );
-      await tx.saveLedger('ws', ledger, T0);
+      await tx.saveLedger('ws', ledger.takeChanges(), T0);
     });
     for (let done = 0; done < ENTRIES; done += 100) {
       await old.write('c', async (tx) => {
         const ledger = new CreditLedger(await tx.loadLedgerForUpdate(key), ids);
         for (let i = 1; i <= 100; i++)
           ledger.debit({ amount: Amount.parse('0.25'), allowOverage: true }, T0 + (done + i) * 1000);
-        await tx.saveLedger('ws', ledger, T0 + (done + 100) * 1000);
+        await tx.saveLedger('ws', ledger.takeChanges(), T0 + (done + 100) * 1000);
       });
     }
     await old.close();

@@ -70,7 +70,8 @@ export default async function setup(): Promise<() => Promise<void>> {
       `No PostgreSQL for the tests: BURNDOWN_TEST_POSTGRES_URL is unset and the embedded server did not start (${String(error)}).\n${log.join('')}`,
     );
   }
-  process.env['BURNDOWN_TEST_POSTGRES_URL'] = `postgres://postgres:${EMBEDDED_PASSWORD}@127.0.0.1:${port}/burndown_test`;
+  process.env['BURNDOWN_TEST_POSTGRES_URL'] =
+    `postgres://postgres:${EMBEDDED_PASSWORD}@127.0.0.1:${port}/burndown_test`;
   console.log(
     `PostgreSQL tests use an embedded server on port ${port} (started in ${Date.now() - started} ms)`,
   );

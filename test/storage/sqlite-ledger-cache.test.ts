@@ -34,7 +34,7 @@ async function grant(storage: Storage, amount: string, then: () => void = () => 
       },
       T0,
     );
-    await tx.saveLedger('ws', ledger, T0);
+    await tx.saveLedger('ws', ledger.takeChanges(), T0);
     then();
   });
 }

@@ -45,7 +45,7 @@ describe('SQLite read cache', () => {
           },
           T0,
         );
-        await tx.saveLedger('ws', ledger, T0);
+        await tx.saveLedger('ws', ledger.takeChanges(), T0);
       });
       const first = await storage.read.loadLedger(key);
       expect(first.grants.map((g) => g.available.toString())).toEqual(['10']);

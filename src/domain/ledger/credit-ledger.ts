@@ -2,6 +2,18 @@ import { Amount } from '../amount/amount.js';
 import { amountOutOfRange } from '../errors.js';
 import type { Instant } from '../time/instant.js';
 import { appliesToFeature, compareBurnDownOrder, isGrantUsableAt } from './burn-down.js';
+import {
+  copyGrant,
+  copyHold,
+  copyReversed,
+  type GrantChange,
+  type GrantSnapshot,
+  type HoldSnapshot,
+  isGrantOpen,
+  type LedgerChanges,
+  noAccounts,
+  type ReversedDebitChange,
+} from './changes.js';
 import type {
   AccountName,
   BalanceView,
@@ -51,18 +63,6 @@ export interface CreditLedgerSnapshot {
   readonly grants: readonly GrantState[];
   /** Holds still active (as stored; some may be past their expiry, which {@link CreditLedger.advanceTo} applies). */
   readonly holds: readonly HoldState[];
-}
-
-/** The accounts of a ledger with no entries yet: every balance zero (a fresh object each time). */
-export function noAccounts(): CustomerAccounts {
-  return {
-    issued: Amount.ZERO,
-    consumed: Amount.ZERO,
-    expired: Amount.ZERO,
-    voided: Amount.ZERO,
-    overage: Amount.ZERO,
-    clawed_back: Amount.ZERO,
-  };
 }
 
 /** The snapshot of a ledger with no entries yet: a new customer, or a credit type it never used. */
@@ -239,8 +239,9 @@ type DueEvent =
 /**
  * The credit ledger of one customer in one credit type: a pure state machine over the loaded
  * snapshot. Every operation first checks that it can succeed and only then records entries, so a
- * refusal changes nothing. New entries and changed grants/holds are collected for the storage
- * adapter to persist in the same transaction as the cached balances.
+ * refusal changes nothing. What changed (new entries, changed grants and holds, debits) is tracked
+ * until {@link takeChanges} hands it over as an immutable {@link LedgerChanges}, which the storage
+ * adapter persists in the same transaction as the cached balances.
  */
 export class CreditLedger {
   readonly customerId: string;
@@ -250,21 +251,21 @@ export class CreditLedger {
   readonly grants = new Map<string, GrantState>();
   /** Active holds by id. */
   readonly holds = new Map<string, HoldState>();
-  /** Entries recorded since the snapshot was loaded, in recording order. */
-  readonly newEntries: LedgerEntry[] = [];
-  /** Grants whose balances (or anything else) changed since loading. */
-  readonly changedGrants = new Set<GrantState>();
-  /** Grants created since loading (a subset of {@link changedGrants}). */
-  readonly newGrants = new Set<GrantState>();
+  /** Entries recorded since loading or the last {@link takeChanges}, in recording order. */
+  private recorded: LedgerEntry[] = [];
+  /** Grants whose balances (or anything else) changed since loading or the last take. */
+  private readonly changedGrants = new Set<GrantState>();
+  /** Grants created since loading or the last take (a subset of {@link changedGrants}). */
+  private readonly newGrants = new Set<GrantState>();
   /**
-   * Grants whose lifecycle changed since loading, beyond their balances: closed, activated, or
-   * emptied/refilled. The others only moved credits, which lets storage write just two columns.
+   * Grants whose lifecycle changed, beyond their balances: closed, activated, or emptied/refilled.
+   * The others only moved credits, which lets storage write just two columns.
    */
-  readonly reshapedGrants = new Set<GrantState>();
-  readonly changedHolds = new Set<HoldState>();
-  readonly newDebits: DebitRecord[] = [];
-  /** Debits and captures whose reversed parts changed since loading (persisted with the entries). */
-  readonly reversedDebits = new Set<ReversibleDebit>();
+  private readonly reshapedGrants = new Set<GrantState>();
+  private readonly heldChanges = new Set<HoldState>();
+  private debits: DebitRecord[] = [];
+  /** Debits and captures whose reversed parts changed (persisted with the entries). */
+  private readonly reversedDebits = new Set<ReversibleDebit>();
   /** Loaded by {@link loadSettlements} (corrections only); kept current as debt is paid and refunded. */
   private settlementBook: SettlementBook | null = null;
 
@@ -279,14 +280,101 @@ export class CreditLedger {
     for (const hold of snapshot.holds) this.holds.set(hold.id, hold);
   }
 
-  /** Whether anything was recorded since loading (so the caller knows whether to persist). */
+  /** Entries recorded since loading or the last {@link takeChanges}, in recording order (not yet taken). */
+  get newEntries(): readonly LedgerEntry[] {
+    return this.recorded;
+  }
+
+  /** Debits and captures recorded since loading or the last {@link takeChanges}. */
+  get newDebits(): readonly DebitRecord[] {
+    return this.debits;
+  }
+
+  /**
+   * Holds placed or changed since loading or the last {@link takeChanges}: what a read inside the
+   * write sees that storage does not have yet (e.g. a hold that expired on access).
+   */
+  get changedHolds(): ReadonlySet<HoldState> {
+    return this.heldChanges;
+  }
+
+  /** Whether anything changed since loading or the last take (so the caller knows whether to persist). */
   get isDirty(): boolean {
     return (
-      this.newEntries.length > 0 ||
+      this.recorded.length > 0 ||
       this.changedGrants.size > 0 ||
-      this.changedHolds.size > 0 ||
+      this.heldChanges.size > 0 ||
       this.reversedDebits.size > 0
     );
+  }
+
+  /**
+   * Hands over what changed since loading (or since the previous call) as an immutable change
+   * set, and starts tracking afresh: a second call answers only what changed after the first,
+   * and an empty change set when nothing did ({@link isDirty} is false right after). The change
+   * set shares nothing the engine mutates later: grants, holds and reversed parts are copied (a
+   * changed grant or hold that is still open or active is copied once, and is the same object in
+   * both lists), entries and debit records are immutable values handed over with their arrays.
+   */
+  takeChanges(): LedgerChanges {
+    // Which copy each changed grant got, so an open one is not copied twice (none: no map at all).
+    const copies = this.changedGrants.size > 0 ? new Map<GrantState, GrantSnapshot>() : null;
+    const grants: GrantChange[] = [];
+    const grantsCreated: GrantSnapshot[] = [];
+    for (const live of this.changedGrants) {
+      const grant = copyGrant(live);
+      copies!.set(live, grant);
+      if (this.newGrants.has(live)) {
+        grants.push({ grant, change: 'created' });
+        grantsCreated.push(grant);
+      } else {
+        grants.push({ grant, change: this.reshapedGrants.has(live) ? 'reshaped' : 'amounts' });
+      }
+    }
+    const openGrants: GrantSnapshot[] = [];
+    for (const live of this.grants.values()) {
+      if (isGrantOpen(live)) openGrants.push(copies?.get(live) ?? copyGrant(live));
+    }
+    const holdCopies = this.heldChanges.size > 0 ? new Map<HoldState, HoldSnapshot>() : null;
+    const holds: HoldSnapshot[] = [];
+    for (const live of this.heldChanges) {
+      const hold = copyHold(live);
+      holdCopies!.set(live, hold);
+      holds.push(hold);
+    }
+    const activeHolds: HoldSnapshot[] = [];
+    for (const live of this.holds.values()) {
+      if (live.status === 'active') activeHolds.push(holdCopies?.get(live) ?? copyHold(live));
+    }
+    const debitsReversed: ReversedDebitChange[] = [];
+    for (const target of this.reversedDebits) {
+      debitsReversed.push(
+        Object.freeze({ debitId: target.debit.id, reversed: copyReversed(target.reversed) }),
+      );
+    }
+    // Frozen at the top only: the lists are readonly by type and owned by the change set alone
+    // (freezing each of them costs about 1 µs per debit on the hot path, measured).
+    const changes: LedgerChanges = Object.freeze({
+      customerId: this.customerId,
+      creditType: this.creditType,
+      accounts: { ...this.accounts },
+      entries: this.recorded,
+      grants,
+      grantsCreated,
+      holds,
+      debitsCreated: this.debits,
+      debitsReversed,
+      openGrants,
+      activeHolds,
+    });
+    this.recorded = [];
+    this.debits = [];
+    this.changedGrants.clear();
+    this.newGrants.clear();
+    this.reshapedGrants.clear();
+    this.heldChanges.clear();
+    this.reversedDebits.clear();
+    return changes;
   }
 
   /**
@@ -394,7 +482,7 @@ export class CreditLedger {
       description: input.description ?? null,
       metadata: input.metadata ?? {},
     };
-    this.newDebits.push(debit);
+    this.debits.push(debit);
     return debit;
   }
 
@@ -433,7 +521,7 @@ export class CreditLedger {
       closedAt: null,
     };
     this.holds.set(hold.id, hold);
-    this.changedHolds.add(hold);
+    this.heldChanges.add(hold);
     return hold;
   }
 
@@ -500,7 +588,7 @@ export class CreditLedger {
       description: input.description ?? hold.description,
       metadata: input.metadata ?? hold.metadata,
     };
-    this.newDebits.push(debit);
+    this.debits.push(debit);
     return debit;
   }
 
@@ -590,7 +678,7 @@ export class CreditLedger {
       closedAt: null,
     };
     this.holds.set(hold.id, hold);
-    this.changedHolds.add(hold);
+    this.heldChanges.add(hold);
     return hold;
   }
 
@@ -602,8 +690,8 @@ export class CreditLedger {
    */
   loadSettlements(history: SettlementHistory): void {
     const book: SettlementBook = { byGrant: new Map(), next: 0 };
-    // The stored settlements, then those recorded since loading (not stored yet).
-    const recorded = this.newEntries.flatMap((e) =>
+    // The stored settlements, then those recorded and not taken yet (so not stored yet).
+    const recorded = this.recorded.flatMap((e) =>
       e.type === 'overage_settled' && e.grantId !== null ? [{ grantId: e.grantId, amount: e.amount }] : [],
     );
     for (const { grantId, amount } of [...history.settlements, ...recorded]) {
@@ -878,7 +966,7 @@ export class CreditLedger {
 
   /** Returns a hold's still-pinned portions to their grants; a grant that already left takes them with it. */
   private releasePortions(hold: HoldState, at: Instant): void {
-    this.changedHolds.add(hold);
+    this.heldChanges.add(hold);
     let returned = false;
     for (const portion of hold.portions) {
       if (!portion.amount.isPositive()) continue;
@@ -961,7 +1049,7 @@ export class CreditLedger {
     this.applyToAccount(toAccount, amount);
     this.assertGrantBalances(fromAccount, type);
     this.assertGrantBalances(toAccount, type);
-    this.newEntries.push({
+    this.recorded.push({
       id: this.ids.newId('ent'),
       customerId: this.customerId,
       creditType: this.creditType,

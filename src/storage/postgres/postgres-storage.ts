@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
-import type { CreditLedger, CreditLedgerSnapshot } from '../../domain/ledger/credit-ledger.js';
+import type { LedgerChanges } from '../../domain/ledger/changes.js';
+import type { CreditLedgerSnapshot } from '../../domain/ledger/credit-ledger.js';
 import type { Instant } from '../../domain/time/instant.js';
 import type {
   Customer,
@@ -255,8 +256,8 @@ class PgWrites extends SqlWrites {
    * INSERTs in recording order, sent one after another: identity values follow the VALUES order,
    * while the order in which sibling CTEs run is unspecified.
    */
-  override async saveLedger(workspaceId: string, ledger: CreditLedger, now: Instant): Promise<void> {
-    const writes = this.ledgerWrites(workspaceId, ledger, now);
+  override async saveLedger(workspaceId: string, changes: LedgerChanges, now: Instant): Promise<void> {
+    const writes = this.ledgerWrites(workspaceId, changes, now);
     // Each part is a list of statements; entry INSERTs never share a pack with each other, so
     // their order is the sending order.
     const parts: { statement: SqlStatement; entries: boolean }[] = [
@@ -306,7 +307,7 @@ class PgWrites extends SqlWrites {
       packParams += statement.params.length;
     }
     await flush();
-    await this.maintainCheckpoints(workspaceId, ledger, head);
+    await this.maintainCheckpoints(workspaceId, changes, head);
   }
 }
 

@@ -1,4 +1,4 @@
-import type { CreditLedger } from '../../domain/ledger/credit-ledger.js';
+import type { LedgerChanges } from '../../domain/ledger/changes.js';
 import type { Movement } from '../../domain/ledger/point-in-time.js';
 import type { Instant } from '../../domain/time/instant.js';
 
@@ -41,17 +41,20 @@ export const DEFAULT_CHECKPOINT_INTERVAL = 128;
  * of open grants if that is more, so that the checkpoints of a customer with many open grants
  * (up to two accounts each) never take much more room than the entries they summarise.
  */
-export function checkpointIntervalOf(ledger: CreditLedger, configured: number): number {
-  return Math.max(configured, ledger.grants.size);
+export function checkpointIntervalOf(changes: LedgerChanges, configured: number): number {
+  return Math.max(configured, changes.openGrants.length);
 }
 
-/** The balances a checkpoint stores: every non-zero account of the ledger, in units. */
-export function checkpointBalancesOf(ledger: CreditLedger): Record<string, string> {
+/**
+ * The balances a checkpoint stores: every non-zero account of the ledger after a change set, in
+ * units (a grant with a non-zero account is an open one).
+ */
+export function checkpointBalancesOf(changes: LedgerChanges): Record<string, string> {
   const balances: Record<string, string> = {};
-  for (const [name, amount] of Object.entries(ledger.accounts)) {
+  for (const [name, amount] of Object.entries(changes.accounts)) {
     if (amount.units !== 0n) balances[name] = amount.units.toString();
   }
-  for (const grant of ledger.grants.values()) {
+  for (const grant of changes.openGrants) {
     if (grant.available.units !== 0n) balances[`grant:${grant.id}`] = grant.available.units.toString();
     if (grant.held.units !== 0n) balances[`held:${grant.id}`] = grant.held.units.toString();
   }

@@ -1,7 +1,7 @@
 import { Amount } from '../../domain/amount/amount.js';
 import { invalidRequest } from '../../domain/errors.js';
+import type { GrantChange, LedgerChanges } from '../../domain/ledger/changes.js';
 import type {
-  CreditLedger,
   CreditLedgerSnapshot,
   ReversibleDebit,
   SettlementHistory,
@@ -630,12 +630,11 @@ export class SqlWrites extends SqlReads implements WriteOperations {
   }
 
   /** Writes only what changed: most debits move a grant's two balances and touch no index. */
-  private grantStatement(workspaceId: string, ledger: CreditLedger, grant: GrantState): SqlStatement {
+  private grantStatement(workspaceId: string, { grant, change }: GrantChange): SqlStatement {
+    if (change === 'created') return { sql: Q.upsertGrant, params: grantToParams(workspaceId, grant) };
     const available = grant.available.toString();
     const held = grant.held.toString();
-    if (ledger.newGrants.has(grant)) return { sql: Q.upsertGrant, params: grantToParams(workspaceId, grant) };
-    if (!ledger.reshapedGrants.has(grant))
-      return { sql: Q.updateGrantAmounts, params: [available, held, grant.id] };
+    if (change === 'amounts') return { sql: Q.updateGrantAmounts, params: [available, held, grant.id] };
     return {
       sql: Q.updateGrantState,
       params: [
@@ -651,32 +650,29 @@ export class SqlWrites extends SqlReads implements WriteOperations {
   }
 
   /**
-   * What persisting a ledger writes, grouped by how a dialect may send it: the balances row first
-   * (its upsert answers the checkpoint head), then independent row updates (no two touch the same
-   * row), then the new debits and entries as parameter rows of {@link Q.insertDebit} and
-   * {@link Q.insertEntry} (columns {@link DEBIT_COLUMNS}, {@link ENTRY_COLUMNS}), in recording
-   * order. A dialect that can insert many rows in one statement batches them; the others insert
+   * What persisting a ledger's change set writes, grouped by how a dialect may send it: the
+   * balances row first (its upsert answers the checkpoint head), then independent row updates (no
+   * two touch the same row), then the new debits and entries as parameter rows of
+   * {@link Q.insertDebit} and {@link Q.insertEntry} (columns {@link DEBIT_COLUMNS},
+   * {@link ENTRY_COLUMNS}), in recording order. A dialect that can insert many rows in one statement batches them; the others insert
    * each row. Named parts, so no adapter has to recognise a statement by its SQL text.
    */
-  protected ledgerWrites(workspaceId: string, ledger: CreditLedger, now: Instant): LedgerWrites {
-    const a = ledger.accounts;
+  protected ledgerWrites(workspaceId: string, changes: LedgerChanges, now: Instant): LedgerWrites {
+    const a = changes.accounts;
     const updates: SqlStatement[] = [];
-    for (const grant of ledger.changedGrants) updates.push(this.grantStatement(workspaceId, ledger, grant));
-    for (const hold of ledger.changedHolds)
+    for (const change of changes.grants) updates.push(this.grantStatement(workspaceId, change));
+    for (const hold of changes.holds)
       updates.push({ sql: Q.upsertHold, params: holdToParams(workspaceId, hold) });
-    for (const target of ledger.reversedDebits) {
-      updates.push({
-        sql: Q.updateDebitReversed,
-        params: [reversedToJson(target.reversed), target.debit.id],
-      });
+    for (const { debitId, reversed } of changes.debitsReversed) {
+      updates.push({ sql: Q.updateDebitReversed, params: [reversedToJson(reversed), debitId] });
     }
     return {
       balances: {
         sql: Q.upsertBalances,
         params: [
           workspaceId,
-          ledger.customerId,
-          ledger.creditType,
+          changes.customerId,
+          changes.creditType,
           a.issued.toString(),
           a.consumed.toString(),
           a.expired.toString(),
@@ -684,12 +680,12 @@ export class SqlWrites extends SqlReads implements WriteOperations {
           a.overage.toString(),
           a.clawed_back.toString(),
           now,
-          ledger.newEntries.length,
+          changes.entries.length,
         ],
       },
       updates,
-      debitRows: ledger.newDebits.map((debit) => debitToParams(workspaceId, debit)),
-      entryRows: ledger.newEntries.map((e) => [
+      debitRows: changes.debitsCreated.map((debit) => debitToParams(workspaceId, debit)),
+      entryRows: changes.entries.map((e) => [
         e.id,
         workspaceId,
         e.customerId,
@@ -707,29 +703,29 @@ export class SqlWrites extends SqlReads implements WriteOperations {
     };
   }
 
-  async saveLedger(workspaceId: string, ledger: CreditLedger, now: Instant): Promise<void> {
-    await this.saveLedgerWithHead(workspaceId, ledger, now, null);
+  async saveLedger(workspaceId: string, changes: LedgerChanges, now: Instant): Promise<void> {
+    await this.saveLedgerWithHead(workspaceId, changes, now, null);
   }
 
   /**
-   * Saves a ledger and answers its balances row's checkpoint bookkeeping afterwards. With `known`
-   * (the head as of this transaction, which a writer that caches ledgers under their lock can
-   * keep), the balances row is written by a plain UPDATE or INSERT; without it, by the upsert that
-   * answers the head.
+   * Saves a ledger's change set and answers its balances row's checkpoint bookkeeping afterwards.
+   * With `known` (the head as of this transaction, which a writer that caches ledgers under their
+   * lock can keep), the balances row is written by a plain UPDATE or INSERT; without it, by the
+   * upsert that answers the head.
    */
   protected async saveLedgerWithHead(
     workspaceId: string,
-    ledger: CreditLedger,
+    changes: LedgerChanges,
     now: Instant,
     known: LedgerHead | null,
   ): Promise<LedgerHead> {
-    const writes = this.ledgerWrites(workspaceId, ledger, now);
+    const writes = this.ledgerWrites(workspaceId, changes, now);
     const balances = writes.balances;
     let head: CheckpointHead | undefined;
     if (known === null) {
       head = await this.db.get<CheckpointHead>(balances.sql, balances.params);
     } else {
-      const since = known.sinceCheckpoint + ledger.newEntries.length;
+      const since = known.sinceCheckpoint + changes.entries.length;
       const p = balances.params;
       if (known.exists) {
         await this.db.run(Q.updateBalances, [
@@ -753,7 +749,7 @@ export class SqlWrites extends SqlReads implements WriteOperations {
     for (const { sql, params } of writes.updates) await this.db.run(sql, params);
     for (const params of writes.debitRows) await this.db.run(Q.insertDebit, params);
     for (const params of writes.entryRows) await this.db.run(Q.insertEntry, params);
-    return this.maintainCheckpoints(workspaceId, ledger, head);
+    return this.maintainCheckpoints(workspaceId, changes, head);
   }
 
   /** A ledger's checkpoint bookkeeping as its balances row holds it (absent row: `exists` false). */
@@ -825,17 +821,17 @@ export class SqlWrites extends SqlReads implements WriteOperations {
    */
   protected async maintainCheckpoints(
     workspaceId: string,
-    ledger: CreditLedger,
+    changes: LedgerChanges,
     head: CheckpointHead | undefined,
   ): Promise<LedgerHead> {
     if (!head) return NO_LEDGER_HEAD;
     const unchanged = ledgerHeadOf(head);
-    if (ledger.newEntries.length === 0) return unchanged;
-    const params = [workspaceId, ledger.customerId, ledger.creditType];
+    if (changes.entries.length === 0) return unchanged;
+    const params = [workspaceId, changes.customerId, changes.creditType];
     const checkpointAt = head.checkpoint_at === null ? null : Number(head.checkpoint_at);
     if (checkpointAt !== null) {
       const late: Movement[] = [];
-      for (const e of ledger.newEntries) {
+      for (const e of changes.entries) {
         if (e.at < checkpointAt)
           late.push({ at: e.at, fromAccount: e.fromAccount, toAccount: e.toAccount, units: e.amount.units });
       }
@@ -855,7 +851,7 @@ export class SqlWrites extends SqlReads implements WriteOperations {
         }
       }
     }
-    if (Number(head.since_checkpoint) < checkpointIntervalOf(ledger, this.checkpointInterval))
+    if (Number(head.since_checkpoint) < checkpointIntervalOf(changes, this.checkpointInterval))
       return unchanged;
     const last = await this.db.get<{ at: number | string; seq: number | string }>(
       Q.lastEntryOfLedger,
@@ -866,7 +862,7 @@ export class SqlWrites extends SqlReads implements WriteOperations {
       ...params,
       last.at,
       last.seq,
-      JSON.stringify(checkpointBalancesOf(ledger)),
+      JSON.stringify(checkpointBalancesOf(changes)),
     ]);
     await this.db.run(Q.checkpointWritten, [last.at, ...params]);
     return { exists: true, sinceCheckpoint: 0, checkpointAt: Number(last.at) };

@@ -1,7 +1,6 @@
-import type { CreditLedger, CreditLedgerSnapshot } from '../../domain/ledger/credit-ledger.js';
-import type { GrantState, HoldState } from '../../domain/ledger/types.js';
+import { copyGrant, copyHold, type LedgerChanges } from '../../domain/ledger/changes.js';
+import type { CreditLedgerSnapshot } from '../../domain/ledger/credit-ledger.js';
 import type { CreditType, Customer, LedgerKey, MeterRecord, RateRecord } from '../../ports/storage.js';
-import { isGrantOpen } from '../rows.js';
 import type { CustomerUpkeepFacts } from '../sql/plan-queries.js';
 import type { LedgerHead } from '../sql/sql-store.js';
 import type { CommitObserver } from './group-commit.js';
@@ -58,42 +57,14 @@ function deleteWorkspace(map: Map<string, unknown>, workspaceId: string): void {
 
 const ledgerKeyOf = (key: LedgerKey) => `${key.workspaceId}/${key.customerId}/${key.creditType}`;
 
-/** Field by field: one object shape for every copy, cheaper for V8 than a spread. */
-function cloneGrant(g: GrantState): GrantState {
-  return {
-    id: g.id,
-    customerId: g.customerId,
-    creditType: g.creditType,
-    category: g.category,
-    amount: g.amount,
-    priority: g.priority,
-    effectiveAt: g.effectiveAt,
-    expiresAt: g.expiresAt,
-    createdAt: g.createdAt,
-    costBasis: g.costBasis,
-    appliesTo: g.appliesTo,
-    description: g.description,
-    metadata: g.metadata,
-    available: g.available,
-    held: g.held,
-    closedReason: g.closedReason,
-    closedAt: g.closedAt,
-    activated: g.activated,
-  };
-}
-
-function cloneHold(h: HoldState): HoldState {
-  return { ...h, portions: h.portions.map((p) => ({ ...p })) };
-}
-
 /** A private deep copy: cached state is never shared with a ledger that mutates it. */
 export function cloneSnapshot(s: CreditLedgerSnapshot): CreditLedgerSnapshot {
   return {
     customerId: s.customerId,
     creditType: s.creditType,
     accounts: { ...s.accounts },
-    grants: s.grants.map(cloneGrant),
-    holds: s.holds.map(cloneHold),
+    grants: s.grants.map(copyGrant),
+    holds: s.holds.map(copyHold),
   };
 }
 
@@ -144,18 +115,19 @@ export class LedgerCache implements CommitObserver {
   }
 
   /**
-   * Stages the state a ledger reached after it was saved (its open grants and active holds) and
-   * the head its save left.
+   * Stages the state a ledger reached with a change set just saved (its accounts, open grants and
+   * active holds after) and the head its save left. The change set's arrays are immutable copies
+   * that nothing else mutates, so they are kept as they are: {@link getLedger} copies on the way out.
    */
-  stageSaved(workspaceId: string, ledger: CreditLedger, head: LedgerHead | null): void {
-    const key = { workspaceId, customerId: ledger.customerId, creditType: ledger.creditType };
+  stageSaved(workspaceId: string, changes: LedgerChanges, head: LedgerHead | null): void {
+    const key = { workspaceId, customerId: changes.customerId, creditType: changes.creditType };
     this.job.ledgers.set(ledgerKeyOf(key), {
       snapshot: {
-        customerId: ledger.customerId,
-        creditType: ledger.creditType,
-        accounts: { ...ledger.accounts },
-        grants: [...ledger.grants.values()].filter(isGrantOpen).map(cloneGrant),
-        holds: [...ledger.holds.values()].filter((h) => h.status === 'active').map(cloneHold),
+        customerId: changes.customerId,
+        creditType: changes.creditType,
+        accounts: changes.accounts,
+        grants: changes.openGrants,
+        holds: changes.activeHolds,
       },
       head,
     });

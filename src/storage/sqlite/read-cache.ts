@@ -171,7 +171,7 @@ export class CachedSqliteReads extends SqlReads {
     const generation = this.cache.check();
     const id = `${key.workspaceId}\u0000${key.customerId}\u0000${key.creditType}`;
     const known = this.cache.ledgers.get(id);
-    // Copies both ways: a CreditLedger changes the grants and holds it is given.
+    // Copies both ways: the ledger engine changes the grants and holds it is given.
     if (known) return cloneSnapshot(known);
     const loaded = this.loadLedgerAtOnce(key);
     this.cache.put(generation, this.cache.ledgers, id, cloneSnapshot(loaded));

@@ -2,7 +2,8 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
 import type { BalanceThreshold } from '../../domain/alerts/balance-thresholds.js';
-import type { CreditLedger, CreditLedgerSnapshot } from '../../domain/ledger/credit-ledger.js';
+import type { LedgerChanges } from '../../domain/ledger/changes.js';
+import type { CreditLedgerSnapshot } from '../../domain/ledger/credit-ledger.js';
 import type { AutoTopUp, Subscription } from '../../domain/plans/subscription.js';
 import type { Instant } from '../../domain/time/instant.js';
 import type {
@@ -141,10 +142,10 @@ class CachedSqliteWrites extends SqlWrites {
    * This connection is the only writer and the cache is transactional, so the cached head is the
    * row's: the balances row is written without conflict resolution or RETURNING.
    */
-  override async saveLedger(workspaceId: string, ledger: CreditLedger, now: Instant): Promise<void> {
-    const key = { workspaceId, customerId: ledger.customerId, creditType: ledger.creditType };
-    const head = await this.saveLedgerWithHead(workspaceId, ledger, now, this.cache.getHead(key));
-    this.cache.stageSaved(workspaceId, ledger, head);
+  override async saveLedger(workspaceId: string, changes: LedgerChanges, now: Instant): Promise<void> {
+    const key = { workspaceId, customerId: changes.customerId, creditType: changes.creditType };
+    const head = await this.saveLedgerWithHead(workspaceId, changes, now, this.cache.getHead(key));
+    this.cache.stageSaved(workspaceId, changes, head);
   }
 
   override async fillCheckpointGap(key: LedgerKey, at: Instant, budget: number): Promise<number> {
