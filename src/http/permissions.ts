@@ -154,9 +154,20 @@ export const PUBLIC_OPERATIONS: ReadonlySet<OperationKey> = new Set([
 
 /** The operation key of a request's route: HEAD is answered by the GET route and needs its permission. */
 export function operationKeyOf(method: string, routeUrl: string): OperationKey {
-  const m = method.toUpperCase();
-  return `${m === 'HEAD' ? 'GET' : m} ${routeUrl.replace(/:([A-Za-z0-9_]+)/g, '{$1}')}`;
+  // Asked on every request for one of a fixed set of routes: remembered per method and route.
+  const cacheKey = `${method} ${routeUrl}`;
+  let operation = operationKeys.get(cacheKey);
+  if (operation === undefined) {
+    const m = method.toUpperCase();
+    operation =
+      `${m === 'HEAD' ? 'GET' : m} ${routeUrl.replace(/:([A-Za-z0-9_]+)/g, '{$1}')}` as OperationKey;
+    if (operationKeys.size < 10_000) operationKeys.set(cacheKey, operation);
+  }
+  return operation;
 }
+
+/** Operation keys by `method routeUrl` (route templates, a bounded set; the bound is a safeguard). */
+const operationKeys = new Map<string, OperationKey>();
 
 /** The permission an operation needs, or undefined when none is declared (the hook then refuses). */
 export function permissionOf(operation: OperationKey): Permission | undefined {

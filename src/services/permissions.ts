@@ -86,9 +86,19 @@ export function isPermission(value: string): value is Permission {
  * (keys made before permissions existed, and keys made with `scope` only).
  */
 export function permissionsOf(key: Pick<ApiKeyRecord, 'scope' | 'permissions'>): ReadonlySet<Permission> {
-  if (key.permissions !== null) return new Set(key.permissions.filter(isPermission));
-  return new Set(SCOPE_PRESETS[key.scope]);
+  // Every request asks this of its key's record, which the key cache hands out for a while: the
+  // set is built once per record object (records are never changed in place).
+  const known = permissionSets.get(key);
+  if (known !== undefined) return known;
+  const set: ReadonlySet<Permission> =
+    key.permissions !== null
+      ? new Set(key.permissions.filter(isPermission))
+      : new Set(SCOPE_PRESETS[key.scope]);
+  permissionSets.set(key, set);
+  return set;
 }
+
+const permissionSets = new WeakMap<object, ReadonlySet<Permission>>();
 
 /**
  * Checks a requested list of permissions: known names, no duplicates, and nothing the creating

@@ -41,10 +41,11 @@ const emptyLayer = (): Layer => ({
 
 /** Empties a layer in place: a job or batch layer is reused, not reallocated, for every write. */
 function clearLayer(layer: Layer): void {
-  layer.ledgers.clear();
-  layer.customers.clear();
-  layer.creditTypes.clear();
-  layer.rules.clear();
+  // Most jobs stage a ledger and a customer or two; clearing an empty map is not free.
+  if (layer.ledgers.size > 0) layer.ledgers.clear();
+  if (layer.customers.size > 0) layer.customers.clear();
+  if (layer.creditTypes.size > 0) layer.creditTypes.clear();
+  if (layer.rules.size > 0) layer.rules.clear();
   if (layer.upkeep.size > 0) layer.upkeep.clear();
   if (layer.upkeepCleared.size > 0) layer.upkeepCleared.clear();
 }
