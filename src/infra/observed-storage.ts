@@ -39,11 +39,34 @@ export function observeCommittedEntries(storage: Storage, observer: CommittedEnt
   return new Proxy(storage, {
     get(target, property, receiver) {
       if (property === 'write') return write;
-      const value = Reflect.get(target, property, receiver);
-      return typeof value === 'function' ? value.bind(target) : value;
+      return boundMember(target, property, Reflect.get(target, property, receiver));
     },
   });
 }
+
+/**
+ * `value` bound to `target` when it is a method, from a cache: the proxies below are on every
+ * request's path and touch a dozen methods each, so binding anew on every access was measurable.
+ */
+function boundMember(target: object, property: string | symbol, value: unknown): unknown {
+  if (typeof value !== 'function') return value;
+  let methods = boundMethods.get(target);
+  if (methods === undefined) {
+    methods = new Map();
+    boundMethods.set(target, methods);
+  }
+  let bound = methods.get(property);
+  if (bound === undefined || bound.original !== value) {
+    bound = { original: value, bound: value.bind(target) };
+    methods.set(property, bound);
+  }
+  return bound.bound;
+}
+
+const boundMethods = new WeakMap<
+  object,
+  Map<string | symbol, { original: unknown; bound: (...args: unknown[]) => unknown }>
+>();
 
 /**
  * `tx` whose `saveLedger` also notes the change set (a set: the same change set saved twice is
@@ -58,8 +81,7 @@ function recordingSaves(tx: WriteOperations, saved: Set<LedgerChanges>): WriteOp
           return target.saveLedger(workspaceId, changes, now);
         };
       }
-      const value = Reflect.get(target, property, target);
-      return typeof value === 'function' ? value.bind(target) : value;
+      return boundMember(target, property, Reflect.get(target, property, target));
     },
   });
 }
