@@ -16,6 +16,16 @@ import type { AutoTopUp, Purchase, Subscription } from '../domain/plans/subscrip
 import type { BreakagePolicy } from '../domain/revenue/recognition.js';
 import type { Instant } from '../domain/time/instant.js';
 
+/**
+ * What every write for a customer must know beyond its ledger: whether a subscription reset is
+ * due, the auto top-up rule, and whether any balance threshold may apply.
+ */
+export interface CustomerUpkeep {
+  readonly subscriptionsDue: boolean;
+  readonly autoTopUp: AutoTopUp | null;
+  readonly balanceThresholds: boolean;
+}
+
 /** A value now (SQLite, synchronous) or later (PostgreSQL); services always `await` it. */
 export type Awaitable<T> = T | Promise<T>;
 
@@ -353,15 +363,7 @@ export interface PlanReadOperations {
    * whether a subscription reset is due, the auto top-up rule, and whether any balance threshold
    * (the workspace's or the customer's own) may apply, so a save skips reading thresholds when none can.
    */
-  customerUpkeep(
-    workspaceId: string,
-    customerId: string,
-    now: Instant,
-  ): Awaitable<{
-    readonly subscriptionsDue: boolean;
-    readonly autoTopUp: AutoTopUp | null;
-    readonly balanceThresholds: boolean;
-  }>;
+  customerUpkeep(workspaceId: string, customerId: string, now: Instant): Awaitable<CustomerUpkeep>;
   /** Usage of a feature counted in one usage-limit period (zero when none). */
   getFeatureUsage(
     workspaceId: string,
@@ -1016,6 +1018,16 @@ export interface WriteOperations extends ReadOperations {
   readonly plans: PlanWriteOperations;
   /** Loads one ledger and serialises concurrent writers to it until the transaction ends. */
   loadLedgerForUpdate(key: LedgerKey): Awaitable<CreditLedgerSnapshot>;
+  /**
+   * What a write for one customer and credit type reads first: the customer's upkeep (as
+   * {@link PlanReadOperations.customerUpkeep}) and the ledger (as {@link loadLedgerForUpdate}), in
+   * one round trip where the dialect can (PostgreSQL: one statement; SQLite: its caches). The
+   * caller must not use the ledger if subscriptions are due: renewing them changes it.
+   */
+  loadCustomerWrite(
+    key: LedgerKey,
+    now: Instant,
+  ): Awaitable<{ readonly upkeep: CustomerUpkeep; readonly ledger: CreditLedgerSnapshot }>;
   /**
    * Persists one change set the engine handed over (`CreditLedger.takeChanges`): its entries,
    * grants, holds, debits and cached balances, exactly as taken. Each change set holds only what

@@ -2,10 +2,10 @@ import type { Amount } from '../domain/amount/amount.js';
 import type { CreditLedger } from '../domain/ledger/credit-ledger.js';
 import type { AutoTopUp } from '../domain/plans/subscription.js';
 import type { Instant } from '../domain/time/instant.js';
-import type { WriteOperations } from '../ports/storage.js';
+import type { LedgerKey, WriteOperations } from '../ports/storage.js';
 import type { ServiceContext } from './context.js';
 import { autoTopUpOnCrossing } from './credit-packs.js';
-import { prepareCustomer } from './customer-upkeep.js';
+import { prepareCustomer, prepareCustomerWithLedger } from './customer-upkeep.js';
 import { CustomerLedgers } from './ledger-set.js';
 
 /**
@@ -50,6 +50,29 @@ export class LedgerSession {
       balanceThresholds: prepared.balanceThresholds,
     });
     return new LedgerSession(ctx, tx, ledgers, now, prepared.autoTopUp);
+  }
+
+  /**
+   * {@link open} for a write that names its credit type, returning that ledger too: the upkeep
+   * and the ledger come from one storage read ({@link prepareCustomerWithLedger}).
+   */
+  static async openWithLedger(
+    ctx: ServiceContext,
+    tx: WriteOperations,
+    key: LedgerKey,
+    now: Instant,
+  ): Promise<{ session: LedgerSession; ledger: CreditLedger }> {
+    const { prepared, ledger } = await prepareCustomerWithLedger(ctx, tx, key, now);
+    const ledgers = new CustomerLedgers(
+      ctx,
+      tx,
+      key.workspaceId,
+      key.customerId,
+      { balanceThresholds: prepared.balanceThresholds },
+      ledger === null ? null : { creditType: key.creditType, snapshot: ledger },
+    );
+    const session = new LedgerSession(ctx, tx, ledgers, now, prepared.autoTopUp);
+    return { session, ledger: await session.ledger(key.creditType) };
   }
 
   get workspaceId(): string {

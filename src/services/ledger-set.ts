@@ -1,4 +1,4 @@
-import { CreditLedger } from '../domain/ledger/credit-ledger.js';
+import { CreditLedger, type CreditLedgerSnapshot } from '../domain/ledger/credit-ledger.js';
 import type { Instant } from '../domain/time/instant.js';
 import type { WriteOperations } from '../ports/storage.js';
 import { noteLoaded } from './balance-facts.js';
@@ -21,6 +21,11 @@ export class CustomerLedgers {
     readonly customerId: string,
     /** What this write already knows of the customer (a session read it with the upkeep). */
     private readonly known: { readonly balanceThresholds: boolean } = { balanceThresholds: true },
+    /** A ledger already read in this transaction (with the upkeep), used instead of loading it. */
+    private prefetched: {
+      readonly creditType: string;
+      readonly snapshot: CreditLedgerSnapshot;
+    } | null = null,
   ) {}
 
   /** Whether the ledger of this credit type is loaded already. */
@@ -33,7 +38,9 @@ export class CustomerLedgers {
     let ledger = this.ledgers.get(creditType);
     if (!ledger) {
       const key = { workspaceId: this.workspaceId, customerId: this.customerId, creditType };
-      ledger = new CreditLedger(await this.tx.loadLedgerForUpdate(key), this.ctx.ids);
+      const prefetched = this.prefetched?.creditType === creditType ? this.prefetched.snapshot : null;
+      this.prefetched = null;
+      ledger = new CreditLedger(prefetched ?? (await this.tx.loadLedgerForUpdate(key)), this.ctx.ids);
       noteLoaded(ledger, this.known.balanceThresholds);
       this.ledgers.set(creditType, ledger);
     }

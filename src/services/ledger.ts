@@ -72,8 +72,7 @@ async function openCustomerSession(
 ): Promise<{ session: LedgerSession; ledger: CreditLedger }> {
   await requireCustomer(tx, key.workspaceId, key.customerId);
   await requireCreditType(tx, key.workspaceId, key.creditType);
-  const session = await LedgerSession.open(ctx, tx, key, now);
-  return { session, ledger: await session.ledger(key.creditType) };
+  return LedgerSession.openWithLedger(ctx, tx, key, now);
 }
 
 /**
@@ -96,8 +95,7 @@ async function openSessionOf(
   key: LedgerKey,
   now: Instant,
 ): Promise<{ session: LedgerSession; ledger: CreditLedger }> {
-  const session = await LedgerSession.open(ctx, tx, key, now);
-  return { session, ledger: await session.ledger(key.creditType) };
+  return LedgerSession.openWithLedger(ctx, tx, key, now);
 }
 
 /** Grants credits to a customer; a grant pays outstanding overage debt first. */

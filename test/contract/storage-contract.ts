@@ -503,6 +503,14 @@ export function describeStorageContract(dialect: string, open: () => Promise<Sto
           autoTopUp: { ...rule, countInPeriod: 3 },
         }),
       );
+      // A write's first read: the same upkeep and the same ledger as the two separate reads.
+      const ledgerKey = { workspaceId: 'ws1', customerId: 'acme', creditType: 'credits' };
+      const [combined, upkeep, ledger] = await storage.write('acme', async (tx) => [
+        await tx.loadCustomerWrite(ledgerKey, T0),
+        await tx.plans.customerUpkeep('ws1', 'acme', T0),
+        await tx.loadLedgerForUpdate(ledgerKey),
+      ]);
+      expect(plain(combined)).toEqual(plain({ upkeep, ledger }));
       expect((await read.getFeatureUsage('ws1', 'acme', 'gpt-x', T0)).toString()).toBe('123456789012.5');
       expect((await read.getFeatureUsage('ws1', 'acme', 'gpt-x', T0 + 1)).toString()).toBe('0');
     });

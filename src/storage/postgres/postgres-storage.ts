@@ -5,6 +5,7 @@ import type { CreditLedgerSnapshot } from '../../domain/ledger/credit-ledger.js'
 import type { Instant } from '../../domain/time/instant.js';
 import type {
   Customer,
+  CustomerUpkeep,
   DatabaseState,
   EventBurn,
   LedgerKey,
@@ -33,6 +34,13 @@ import {
 import { DEFAULT_CHECKPOINT_INTERVAL } from '../sql/checkpoints.js';
 import type { SqlExecutor } from '../sql/executor.js';
 import { readOperationalGauges } from '../sql/gauges.js';
+import {
+  CUSTOMER_UPKEEP_COLUMNS,
+  type CustomerUpkeepRow,
+  customerUpkeepParams,
+  upkeepAt,
+  upkeepFactsFromRow,
+} from '../sql/plan-queries.js';
 import {
   type CheckpointHead,
   findDueLedgers,
@@ -124,13 +132,13 @@ const LOAD_LEDGER = `SELECT
   COALESCE((SELECT json_agg(${jsonRow(GRANT_COLUMNS, NUMERIC_COLUMNS)}) FROM grants WHERE ${LEDGER_WHERE} AND is_open = 1), '[]'::json) AS grants,
   COALESCE((SELECT json_agg(${jsonRow(HOLD_COLUMNS, NUMERIC_COLUMNS)}) FROM holds WHERE ${LEDGER_WHERE} AND status = 'active'), '[]'::json) AS holds`;
 
-/** A ledger read by one statement, so it is one consistent snapshot even outside a transaction. */
-async function loadLedgerAtOnce(pg: PgExecutor, key: LedgerKey): Promise<CreditLedgerSnapshot> {
-  const params = [key.workspaceId, key.customerId, key.creditType];
-  const row = await pg.get<{ accounts: AccountsRow | null; grants: GrantRow[]; holds: HoldRow[] }>(
-    LOAD_LEDGER,
-    [...params, ...params, ...params],
-  );
+/** {@link LOAD_LEDGER} and the customer's upkeep facts, for a write's first round trip. */
+const LOAD_CUSTOMER_WRITE = `${LOAD_LEDGER},${CUSTOMER_UPKEEP_COLUMNS}`;
+
+/** The columns {@link LOAD_LEDGER} answers. */
+type LedgerRow = { accounts: AccountsRow | null; grants: GrantRow[]; holds: HoldRow[] };
+
+function snapshotOfLedgerRow(key: LedgerKey, row: LedgerRow | undefined): CreditLedgerSnapshot {
   return {
     customerId: key.customerId,
     creditType: key.creditType,
@@ -138,6 +146,13 @@ async function loadLedgerAtOnce(pg: PgExecutor, key: LedgerKey): Promise<CreditL
     grants: (row?.grants ?? []).map(grantFromRow),
     holds: (row?.holds ?? []).map(holdFromRow),
   };
+}
+
+/** A ledger read by one statement, so it is one consistent snapshot even outside a transaction. */
+async function loadLedgerAtOnce(pg: PgExecutor, key: LedgerKey): Promise<CreditLedgerSnapshot> {
+  const params = [key.workspaceId, key.customerId, key.creditType];
+  const row = await pg.get<LedgerRow>(LOAD_LEDGER, [...params, ...params, ...params]);
+  return snapshotOfLedgerRow(key, row);
 }
 
 /** Reads; a balance must never mix two commits, so the ledger is read by a single statement. */
@@ -248,6 +263,24 @@ class PgWrites extends SqlWrites {
 
   override loadLedgerForUpdate(key: LedgerKey): Promise<CreditLedgerSnapshot> {
     return loadLedgerAtOnce(this.pg, key);
+  }
+
+  /** The upkeep facts and the ledger in one statement: one round trip fewer per write. */
+  override async loadCustomerWrite(
+    key: LedgerKey,
+    now: Instant,
+  ): Promise<{ upkeep: CustomerUpkeep; ledger: CreditLedgerSnapshot }> {
+    const params = [key.workspaceId, key.customerId, key.creditType];
+    const row = await this.pg.get<LedgerRow & CustomerUpkeepRow>(LOAD_CUSTOMER_WRITE, [
+      ...params,
+      ...params,
+      ...params,
+      ...customerUpkeepParams(key.workspaceId, key.customerId),
+    ]);
+    return {
+      upkeep: upkeepAt(upkeepFactsFromRow(key.workspaceId, key.customerId, row), now),
+      ledger: snapshotOfLedgerRow(key, row),
+    };
   }
 
   /**

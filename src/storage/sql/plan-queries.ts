@@ -2,7 +2,13 @@ import { Amount } from '../../domain/amount/amount.js';
 import type { CreditPack, Feature, PlanVersion } from '../../domain/catalog/catalog.js';
 import type { AutoTopUp, Purchase, Subscription } from '../../domain/plans/subscription.js';
 import type { Instant } from '../../domain/time/instant.js';
-import type { Page, PageRequest, PlanReadOperations, PlanWriteOperations } from '../../ports/storage.js';
+import type {
+  CustomerUpkeep,
+  Page,
+  PageRequest,
+  PlanReadOperations,
+  PlanWriteOperations,
+} from '../../ports/storage.js';
 import {
   autoTopUpFromJson,
   autoTopUpToJson,
@@ -20,6 +26,46 @@ import {
 } from '../catalog-rows.js';
 import type { SqlExecutor } from './executor.js';
 import { afterId, idKey, instantPart, keyParts, pageOf } from './paging.js';
+
+/**
+ * The columns of a customer's upkeep facts (parameters: workspace and customer, three times), for
+ * {@link PQ.customerUpkeep} and for a dialect that reads them with the ledger in one statement.
+ */
+export const CUSTOMER_UPKEEP_COLUMNS = `
+       (SELECT MIN(next_due_at) FROM subscriptions WHERE workspace_id = ? AND customer_id = ?
+          AND next_due_at IS NOT NULL) AS next_due,
+       (SELECT body FROM auto_top_ups WHERE workspace_id = ? AND customer_id = ?) AS auto_top_up,
+       (SELECT COUNT(*) FROM balance_thresholds WHERE workspace_id = ? AND customer_id IN (?, '')) AS thresholds`;
+
+/** The parameters of {@link CUSTOMER_UPKEEP_COLUMNS}. */
+export const customerUpkeepParams = (workspaceId: string, customerId: string) => [
+  workspaceId,
+  customerId,
+  workspaceId,
+  customerId,
+  workspaceId,
+  customerId,
+];
+
+/** The columns {@link CUSTOMER_UPKEEP_COLUMNS} read, as a row. */
+export interface CustomerUpkeepRow {
+  readonly next_due: number | string | null;
+  readonly auto_top_up: string | null;
+  readonly thresholds: number | string;
+}
+
+/** Upkeep facts from their row (no row: assume thresholds may apply, as reading them is safe). */
+export function upkeepFactsFromRow(
+  workspaceId: string,
+  customerId: string,
+  row: CustomerUpkeepRow | undefined,
+): CustomerUpkeepFacts {
+  return {
+    balanceThresholds: Number(row?.thresholds ?? 1) > 0,
+    nextDueAt: row?.next_due === null || row?.next_due === undefined ? null : Number(row.next_due),
+    autoTopUp: row?.auto_top_up ? autoTopUpFromJson(workspaceId, customerId, row.auto_top_up) : null,
+  };
+}
 
 /** SQL of features, plans, packs, subscriptions, auto top-ups and feature usage (both dialects). */
 export const PQ = {
@@ -53,11 +99,7 @@ export const PQ = {
      WHERE next_due_at IS NOT NULL AND next_due_at <= ?
      GROUP BY workspace_id, customer_id ORDER BY MIN(next_due_at), workspace_id, customer_id LIMIT ?`,
   getAutoTopUp: 'SELECT body FROM auto_top_ups WHERE workspace_id = ? AND customer_id = ?',
-  customerUpkeep: `SELECT
-       (SELECT MIN(next_due_at) FROM subscriptions WHERE workspace_id = ? AND customer_id = ?
-          AND next_due_at IS NOT NULL) AS next_due,
-       (SELECT body FROM auto_top_ups WHERE workspace_id = ? AND customer_id = ?) AS auto_top_up,
-       (SELECT COUNT(*) FROM balance_thresholds WHERE workspace_id = ? AND customer_id IN (?, '')) AS thresholds`,
+  customerUpkeep: `SELECT ${CUSTOMER_UPKEEP_COLUMNS}`,
   deleteAutoTopUp: 'DELETE FROM auto_top_ups WHERE workspace_id = ? AND customer_id = ?',
   putAutoTopUp: `INSERT INTO auto_top_ups (workspace_id, customer_id, body) VALUES (?, ?, ?)
      ON CONFLICT (workspace_id, customer_id) DO UPDATE SET body = excluded.body`,
@@ -82,10 +124,7 @@ export interface CustomerUpkeepFacts {
 }
 
 /** The upkeep a write at `now` must do, from the stored facts. */
-export function upkeepAt(
-  facts: CustomerUpkeepFacts,
-  now: Instant,
-): { subscriptionsDue: boolean; autoTopUp: AutoTopUp | null; balanceThresholds: boolean } {
+export function upkeepAt(facts: CustomerUpkeepFacts, now: Instant): CustomerUpkeep {
   return {
     subscriptionsDue: facts.nextDueAt !== null && facts.nextDueAt <= now,
     autoTopUp: facts.autoTopUp,
@@ -184,11 +223,7 @@ export class PlanReads implements PlanReadOperations {
     return rows.map(subscriptionFromRow);
   }
 
-  async customerUpkeep(
-    workspaceId: string,
-    customerId: string,
-    now: Instant,
-  ): Promise<{ subscriptionsDue: boolean; autoTopUp: AutoTopUp | null; balanceThresholds: boolean }> {
+  async customerUpkeep(workspaceId: string, customerId: string, now: Instant): Promise<CustomerUpkeep> {
     return upkeepAt(await this.customerUpkeepFacts(workspaceId, customerId), now);
   }
 
@@ -197,16 +232,11 @@ export class PlanReads implements PlanReadOperations {
    * owns its database may keep them until one of the rows they come from changes.
    */
   async customerUpkeepFacts(workspaceId: string, customerId: string): Promise<CustomerUpkeepFacts> {
-    const row = await this.db.get<{
-      next_due: number | string | null;
-      auto_top_up: string | null;
-      thresholds: number | string;
-    }>(PQ.customerUpkeep, [workspaceId, customerId, workspaceId, customerId, workspaceId, customerId]);
-    return {
-      balanceThresholds: Number(row?.thresholds ?? 1) > 0,
-      nextDueAt: row?.next_due === null || row?.next_due === undefined ? null : Number(row.next_due),
-      autoTopUp: row?.auto_top_up ? autoTopUpFromJson(workspaceId, customerId, row.auto_top_up) : null,
-    };
+    const row = await this.db.get<CustomerUpkeepRow>(
+      PQ.customerUpkeep,
+      customerUpkeepParams(workspaceId, customerId),
+    );
+    return upkeepFactsFromRow(workspaceId, customerId, row);
   }
 
   async getAutoTopUp(workspaceId: string, customerId: string): Promise<AutoTopUp | null> {

@@ -18,6 +18,7 @@ import type {
   CheckpointedMovements,
   CreditType,
   Customer,
+  CustomerUpkeep,
   EventBurn,
   EventListQuery,
   EventQuery,
@@ -627,6 +628,15 @@ export class SqlWrites extends SqlReads implements WriteOperations {
   /** Adapters serialise per customer before handing out this object, so loading needs no lock here. */
   loadLedgerForUpdate(key: LedgerKey): Promise<CreditLedgerSnapshot> {
     return this.loadLedger(key);
+  }
+
+  /** Two reads here (served by caches on SQLite); PostgreSQL makes them one statement. */
+  async loadCustomerWrite(
+    key: LedgerKey,
+    now: Instant,
+  ): Promise<{ upkeep: CustomerUpkeep; ledger: CreditLedgerSnapshot }> {
+    const upkeep = await this.plans.customerUpkeep(key.workspaceId, key.customerId, now);
+    return { upkeep, ledger: await this.loadLedgerForUpdate(key) };
   }
 
   /** Writes only what changed: most debits move a grant's two balances and touch no index. */
