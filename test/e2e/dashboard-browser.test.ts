@@ -326,6 +326,27 @@ describe('dashboard and portal in Chromium', () => {
     expect(riskRows.length).toBeGreaterThan(0);
     await expect.poll(() => rowsOf(page)).toEqual(riskRows);
     await page.screenshot({ path: join(SHOTS, 'at-risk.png'), fullPage: true });
+
+    // Paging (50 per page): Next shows the rest, Previous the first page again.
+    for (let i = 0; i < 50; i++) {
+      const created = await server.post('/v1/customers', { id: `paged-${String(i).padStart(2, '0')}` });
+      expect(created.status).toBe(201);
+    }
+    const ids = async () => (await rawRowsOf(page)).map((r) => r[0]);
+    await page.getByRole('link', { name: 'Customers', exact: true }).click();
+    await expect.poll(async () => (await ids()).length).toBe(50);
+    const all = (
+      (await server.get('/v1/customer-summaries?limit=200')).body as { data: SummaryRow[] }
+    ).data.map((row) => row.customer.id);
+    expect(all.length).toBeGreaterThan(50);
+    const first = await ids();
+    expect(first).toEqual(all.slice(0, 50));
+    await page.getByRole('button', { name: 'Next' }).click();
+    await expect.poll(ids).toEqual(all.slice(50));
+    expect(await page.getByRole('button', { name: 'Next' }).isDisabled()).toBe(true);
+    await page.getByRole('button', { name: 'Previous' }).click();
+    await expect.poll(ids).toEqual(first);
+    expect(await page.getByRole('button', { name: 'Previous' }).isDisabled()).toBe(true);
     await page.close();
   });
 

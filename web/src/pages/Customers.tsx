@@ -1,6 +1,7 @@
 import { useState } from 'preact/hooks';
 import { api, type Schemas } from '../api';
 import { CreditTypePicker } from '../components/CreditTypePicker';
+import { Pager, useCursorPages } from '../components/Pager';
 import { formatAmount } from '../decimal';
 import { formatRunway } from '../format';
 import { useLoad } from '../hooks';
@@ -46,19 +47,15 @@ export function CustomersPage({ mode }: { mode: 'all' | 'at_risk' }) {
   const [search, setSearch] = useState('');
   const [sortKey, setSortKey] = useState<SortKey>(atRisk ? 'runway' : 'id');
   const [descending, setDescending] = useState(false);
-  // Cursors of the pages before the current one (Previous pops), and the current page's cursor.
-  const [cursors, setCursors] = useState<(string | null)[]>([]);
-  const [cursor, setCursor] = useState<string | null>(null);
+  const pages = useCursorPages();
+  const cursor = pages.cursor;
   const sort = atRisk ? 'runway' : sortKey;
   const desc = atRisk ? false : descending;
   const loaded = useLoad(
     () => loadPage({ creditType, sort, descending: desc, search, burning: atRisk, cursor }),
     [creditType, sort, desc, search, atRisk, cursor],
   );
-  const restart = () => {
-    setCursors([]);
-    setCursor(null);
-  };
+  const restart = pages.restart;
   const rows = loaded.data?.items ?? [];
   const title = atRisk ? 'At risk: shortest runway first' : 'Customers';
   return (
@@ -185,30 +182,7 @@ export function CustomersPage({ mode }: { mode: 'all' | 'at_risk' }) {
         </table>
       </div>
       {loaded.data && rows.length === 0 && <p>No customers match.</p>}
-      <nav class="pager" aria-label="Pages">
-        <button
-          type="button"
-          class="secondary"
-          disabled={cursors.length === 0 || loaded.loading}
-          onClick={() => {
-            setCursor(cursors[cursors.length - 1] ?? null);
-            setCursors(cursors.slice(0, -1));
-          }}
-        >
-          Previous
-        </button>{' '}
-        <button
-          type="button"
-          class="secondary"
-          disabled={!loaded.data?.next || loaded.loading}
-          onClick={() => {
-            setCursors([...cursors, cursor]);
-            setCursor(loaded.data?.next ?? null);
-          }}
-        >
-          Next
-        </button>
-      </nav>
+      <Pager pages={pages} nextCursor={loaded.data?.next} loading={loaded.loading} />
     </section>
   );
 }

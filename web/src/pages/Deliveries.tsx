@@ -1,6 +1,7 @@
 import { useState } from 'preact/hooks';
 import { api, newIdempotencyKey, type Schemas } from '../api';
 import { ConfirmDialog, type PendingAction } from '../components/Confirm';
+import { Pager, useCursorPages } from '../components/Pager';
 import { formatTime } from '../format';
 import { useLoad } from '../hooks';
 
@@ -35,15 +36,12 @@ async function loadDeliveries(filter: Filter, endpointId: string, cursor: string
 export function DeliveriesPage() {
   const [filter, setFilter] = useState<Filter>('problems');
   const [endpointId, setEndpointId] = useState('');
-  const [cursors, setCursors] = useState<(string | null)[]>([]);
-  const [cursor, setCursor] = useState<string | null>(null);
+  const pages = useCursorPages();
+  const cursor = pages.cursor;
   const [pending, setPending] = useState<PendingAction | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
   const loaded = useLoad(() => loadDeliveries(filter, endpointId, cursor), [filter, endpointId, cursor]);
-  const restart = () => {
-    setCursors([]);
-    setCursor(null);
-  };
+  const restart = pages.restart;
   const urlOf = new Map((loaded.data?.endpoints ?? []).map((e) => [e.id, e.url]));
   const replay = (a: Attempt) => {
     const key = newIdempotencyKey();
@@ -161,30 +159,7 @@ export function DeliveriesPage() {
       {loaded.data && rows.length === 0 && (
         <p>{filter === 'problems' ? 'No failed or retried attempts.' : 'No attempts.'}</p>
       )}
-      <nav class="pager" aria-label="Pages">
-        <button
-          type="button"
-          class="secondary"
-          disabled={cursors.length === 0 || loaded.loading}
-          onClick={() => {
-            setCursor(cursors[cursors.length - 1] ?? null);
-            setCursors(cursors.slice(0, -1));
-          }}
-        >
-          Previous
-        </button>{' '}
-        <button
-          type="button"
-          class="secondary"
-          disabled={!loaded.data?.next || loaded.loading}
-          onClick={() => {
-            setCursors([...cursors, cursor]);
-            setCursor(loaded.data?.next ?? null);
-          }}
-        >
-          Next
-        </button>
-      </nav>
+      <Pager pages={pages} nextCursor={loaded.data?.next} loading={loaded.loading} />
       <ConfirmDialog
         action={pending}
         onClose={(done) => {
