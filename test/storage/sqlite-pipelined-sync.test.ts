@@ -87,6 +87,22 @@ describe('pipelined group commit: a write is answered only after a WAL sync that
     await committer.drain();
   });
 
+  it('after a failed sync, a batch committed meanwhile is refused even if its own later sync succeeds', async () => {
+    const { started, sync } = manualSync();
+    const coalesced = new CoalescedSync(sync);
+    const { insert, committer } = committerWith(() => coalesced.request());
+    const first = insert(1);
+    await flushMacrotasks();
+    const second = insert(2); // commits while the first sync runs: waits for the next one
+    await flushMacrotasks();
+    started[0]!.fail(new Error('EIO: fdatasync failed'));
+    await expect(first).rejects.toThrow('EIO');
+    await flushMacrotasks();
+    started[1]!.release(); // "succeeds": proves nothing after a failure
+    await expect(second).rejects.toThrow('EIO');
+    await committer.drain();
+  });
+
   it('a durable SQLite file runs NORMAL plus one WAL sync per answered write batch', async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'burndown-wal-sync-')), 'db.sqlite');
     const storage = await SqliteStorage.open({ path });

@@ -98,6 +98,11 @@ export class GroupCommitter {
     try {
       while (this.queue.length > 0) {
         const batch = this.queue.splice(0, this.maxBatch);
+        if (this.failure !== null) {
+          // Writes queued before a failed sync was known: never run, never acknowledged.
+          for (const job of batch) job.reject(this.failure);
+          continue;
+        }
         await this.runBatch(batch);
         // Let the event loop answer other requests between commits of a long queue (a big ingest).
         if (this.queue.length > 0) await new Promise((resolve) => setImmediate(resolve));
@@ -157,10 +162,16 @@ export class GroupCommitter {
       return;
     }
     // Not awaited: the next batch runs while this one's WAL frames are synced.
-    const durable = durableAfter().then(answer, (error: unknown) => {
+    // After one failed sync, a later sync's success proves nothing (the kernel may have dropped
+    // the failed pages and reports the error once): batches committed since are refused too.
+    const refuse = (error: unknown) => {
       this.failure ??= error;
-      for (const job of batch) job.reject(error);
-    });
+      for (const job of batch) job.reject(this.failure);
+    };
+    const durable = durableAfter().then(
+      () => (this.failure === null ? answer() : refuse(this.failure)),
+      refuse,
+    );
     this.pendingDurability.add(durable);
     void durable.finally(() => this.pendingDurability.delete(durable));
   }
