@@ -25,7 +25,7 @@ import { SQLITE_MIGRATIONS } from '../migrations/sqlite.js';
 import { AlertWrites } from '../sql/alert-queries.js';
 import type { SqlExecutor } from '../sql/executor.js';
 import { readOperationalGauges } from '../sql/gauges.js';
-import { type CustomerUpkeepFacts, PlanWrites, upkeepAt } from '../sql/plan-queries.js';
+import { type CustomerUpkeepFacts, PlanWrites } from '../sql/plan-queries.js';
 import { findDueLedgers, SqlWrites, snapshotSource } from '../sql/sql-store.js';
 import { BackgroundCheckpoint } from './background-checkpoint.js';
 import { type GroupCommitOptions, GroupCommitter } from './group-commit.js';
@@ -67,10 +67,6 @@ class CachedPlanWrites extends PlanWrites {
     const facts = await super.customerUpkeepFacts(workspaceId, customerId);
     this.cache().stageUpkeep(workspaceId, customerId, facts);
     return facts;
-  }
-
-  override async customerUpkeep(workspaceId: string, customerId: string, now: Instant) {
-    return upkeepAt(await this.customerUpkeepFacts(workspaceId, customerId), now);
   }
 
   override async saveSubscription(s: Subscription): Promise<void> {
