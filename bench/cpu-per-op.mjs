@@ -5,7 +5,8 @@
 //     bench/events.mjs: a sum meter of $.tokens by model, one rate of 0.001 credits per token,
 //     one grant each), BENCH_CLIENTS batches in flight, through `ingestEvents`;
 //   - debits: BENCH_DEBITS debits of 1.5 over 1,000 customers with 12 grants each (the shape of
-//     bench/debits.mjs), 50 in flight, through `runWrite(debitCommand)` as the route calls it.
+//     bench/debits.mjs), BENCH_DEBIT_CLIENTS (50) in flight, through `runWrite(debitCommand)` as the
+//     route calls it (fewer in flight: smaller commit batches, each commit's fixed cost shared by fewer).
 // Prints process CPU (user + system, from process.cpuUsage) per event and per debit, over the
 // measured part only (seeding and a warm-up are excluded), and the best and median of BENCH_ROUNDS.
 // Usage: npm run build && node bench/cpu-per-op.mjs [--dist <another build>/dist] [ingest|debits]
@@ -38,6 +39,8 @@ const ROUNDS = num('BENCH_ROUNDS', 3);
 const BATCHES = num('BENCH_BATCHES', 30);
 const CLIENTS = num('BENCH_CLIENTS', 6);
 const DEBITS = num('BENCH_DEBITS', 20_000);
+// Debits in flight: SQLite's group commit batches about this many writes per transaction.
+const DEBIT_CLIENTS = num('BENCH_DEBIT_CLIENTS', 50);
 const WS = 'default';
 const DAY = 86_400_000;
 
@@ -208,7 +211,7 @@ async function debitRound() {
         }
       }
     };
-    await Promise.all(Array.from({ length: 50 }, client));
+    await Promise.all(Array.from({ length: DEBIT_CLIENTS }, client));
     return ok;
   };
   await run(2000);

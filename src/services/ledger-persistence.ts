@@ -14,9 +14,8 @@ import { grantCreatedFact } from './webhook-facts.js';
  * this transaction (instead of captured), that usage is given back, exactly once. Every service
  * saves ledgers through here, so this is also where every new grant becomes a `grant.created` fact
  * (whatever made it: the API, a purchase, auto top-up, an allowance at a subscription's start or
- * renewal), in the same transaction, exactly when it is persisted.
- * saves ledgers through here, which is why the balance alerts are decided here too (in the same
- * transaction, see src/services/balance-alerts.ts).
+ * renewal), in the same transaction, exactly when it is persisted; and why the balance facts are
+ * decided here too (in the same transaction, see src/services/balance-facts.ts).
  */
 export async function persistLedger(
   ctx: ServiceContext,

@@ -1,0 +1,211 @@
+// Compares builds over HTTP on a machine whose speed drifts (this VM: ±20 % within minutes), by the
+// figure that drifts least: the CPU the server's main thread spends per request (from
+// /proc/<pid>/task/<pid>/stat), beside throughput and the whole process's CPU. The builds run
+// one after the other, alternated round by round, each against its own copy of a database it
+// seeded itself (schemas may differ between builds), with wrk as the load (1 thread,
+// BENCH_CONNECTIONS connections). Medians per build are printed at the end, with the SQLite commit
+// batch size when the build's /metrics has it (public metrics: BURNDOWN_METRICS_PUBLIC=1).
+//
+//   npm run build && node bench/compare-builds.mjs <dist> [<dist> …]
+//   e.g. git worktree add /tmp/old f4598f6 && (cd /tmp/old && npm ci && npx tsc -p tsconfig.build.json)
+//        node bench/compare-builds.mjs /tmp/old/dist dist
+//
+// Knobs: BENCH_TARGET (debits: POST a debit of 1.5 to a random customer, the default; customer:
+// GET a random customer, the HTTP layer alone), BENCH_ROUNDS (3), BENCH_SECONDS (6),
+// BENCH_WARMUP_SECONDS (2), BENCH_CONNECTIONS (50), BENCH_CUSTOMERS (1000, with BENCH_GRANTS 12
+// grants each), BENCH_WRK. Writes bench/results/latest-compare.json.
+import { spawn } from 'node:child_process';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join, resolve } from 'node:path';
+import {
+  createRequester,
+  customerId,
+  fmt,
+  here,
+  log,
+  machine,
+  num,
+  provenance,
+  seedCustomers,
+  startChild,
+  table,
+} from './lib.mjs';
+
+const API_KEY = 'bench_0123456789abcdef0123456789abcdef';
+const TARGET = process.env.BENCH_TARGET || 'debits';
+const ROUNDS = num('BENCH_ROUNDS', 3);
+const SECONDS = num('BENCH_SECONDS', 6);
+const WARMUP = num('BENCH_WARMUP_SECONDS', 2);
+const CONNECTIONS = num('BENCH_CONNECTIONS', 50);
+const CUSTOMERS = num('BENCH_CUSTOMERS', 1000);
+const GRANTS = num('BENCH_GRANTS', 12);
+const WRK = process.env.BENCH_WRK || 'wrk';
+
+const builds = process.argv.slice(2).map((d) => resolve(d));
+if (builds.length === 0 || !['debits', 'customer'].includes(TARGET)) {
+  process.stderr.write(
+    'usage: [BENCH_TARGET=debits|customer] node bench/compare-builds.mjs <dist> [<dist> …]\n',
+  );
+  process.exit(2);
+}
+for (const dist of builds) {
+  if (!existsSync(join(dist, 'cli', 'main.js')))
+    throw new Error(`${dist}/cli/main.js not found: build it first`);
+}
+
+const HEADERS = `wrk.headers["Authorization"] = "Bearer ${API_KEY}"
+wrk.headers["Content-Type"] = "application/json"
+local paths = {}
+for i = 0, ${CUSTOMERS - 1} do paths[#paths + 1] = string.format("/v1/customers/bench-cust-%05d${TARGET === 'debits' ? '/debits' : ''}", i) end
+request = function() return wrk.format(nil, paths[math.random(#paths)]) end
+done = function(summary, latency, requests)
+  io.write(string.format('WRKJSON {"requests":%d,"status":%d,"p99Us":%d}\\n', summary.requests, summary.errors.status, latency:percentile(99)))
+end
+`;
+const SCRIPT =
+  TARGET === 'debits' ? `wrk.method = "POST"\nwrk.body = '{"amount":"1.5"}'\n${HEADERS}` : HEADERS;
+
+const dir = mkdtempSync(join(os.tmpdir(), 'burndown-compare-'));
+const scriptFile = join(dir, 'load.lua');
+writeFileSync(scriptFile, SCRIPT);
+
+function runWrk(url, seconds) {
+  return new Promise((done, fail) => {
+    const child = spawn(WRK, ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '-s', scriptFile, url]);
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    child.on('error', fail);
+    child.on('close', () => {
+      const m = /WRKJSON (\{.*\})/.exec(out);
+      if (!m) fail(new Error(`wrk printed no summary:\n${out}`));
+      else done(JSON.parse(m[1]));
+    });
+  });
+}
+
+/** CPU ticks (user + system) of one thread, or of the whole process when `tid` is omitted. */
+function ticks(pid, tid) {
+  const stat = readFileSync(
+    tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`,
+    'utf8',
+  );
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+}
+const TICK_MICROS = 1e6 / 100; // CLK_TCK is 100 on Linux
+
+function serve(dist, dbPath) {
+  return startChild('burndown', [join(dist, 'cli', 'main.js'), 'serve'], {
+    PORT: '0',
+    BURNDOWN_API_KEY: API_KEY,
+    BURNDOWN_DATABASE_URL: `sqlite:${dbPath}`,
+    BURNDOWN_LOG_LEVEL: 'warn',
+    BURNDOWN_METRICS_PUBLIC: '1',
+  });
+}
+
+/** The commit batch histogram's sum and count, when the build exposes it. */
+async function commitBatches(url) {
+  try {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    const sum = /^burndown_commit_batch_size_sum (\S+)$/m.exec(text);
+    const count = /^burndown_commit_batch_size_count (\S+)$/m.exec(text);
+    return sum && count ? { sum: Number(sum[1]), count: Number(count[1]) } : null;
+  } catch {
+    return null;
+  }
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+log(`Compare builds over HTTP (${TARGET}) — ${new Date().toISOString()}`);
+const mach = machine();
+log(
+  `machine: ${mach.nproc} CPU(s), ${mach.cpuModel}, Node ${mach.node}; ${ROUNDS} rounds of ${SECONDS} s, ${CONNECTIONS} connections`,
+);
+const { request } = createRequester(API_KEY);
+const templates = [];
+try {
+  for (const [i, dist] of builds.entries()) {
+    const template = join(dir, `template-${i}.db`);
+    const server = serve(dist, template);
+    const url = await server.url;
+    const ids = Array.from({ length: CUSTOMERS }, (_, c) => customerId(c));
+    await seedCustomers({ request, baseUrls: [url], ids, grants: GRANTS, grantAmount: '1000000' });
+    await server.stop();
+    templates.push(template);
+    log(`  seeded ${fmt(CUSTOMERS)} customers × ${GRANTS} grants for ${dist}`);
+  }
+  const runs = builds.map(() => []);
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [i, dist] of builds.entries()) {
+      const dbPath = join(dir, 'run.db');
+      for (const suffix of ['', '-wal', '-shm']) rmSync(dbPath + suffix, { force: true });
+      copyFileSync(templates[i], dbPath);
+      const server = serve(dist, dbPath);
+      const url = await server.url;
+      const pid = server.child.pid;
+      await runWrk(url, WARMUP);
+      const batches0 = await commitBatches(url);
+      const main0 = ticks(pid, pid);
+      const all0 = ticks(pid);
+      const w = await runWrk(url, SECONDS);
+      const main1 = ticks(pid, pid);
+      const all1 = ticks(pid);
+      const batches1 = await commitBatches(url);
+      await server.stop();
+      const run = {
+        reqPerSec: w.requests / SECONDS,
+        p99Ms: w.p99Us / 1000,
+        nonOk: w.status,
+        mainThreadMicrosPerRequest: ((main1 - main0) * TICK_MICROS) / w.requests,
+        processMicrosPerRequest: ((all1 - all0) * TICK_MICROS) / w.requests,
+        commitBatch:
+          batches0 && batches1 && batches1.count > batches0.count
+            ? (batches1.sum - batches0.sum) / (batches1.count - batches0.count)
+            : null,
+      };
+      runs[i].push(run);
+      log(
+        `  round ${round + 1} ${dist}: ${fmt(run.reqPerSec)} req/s, p99 ${fmt(run.p99Ms, 2)} ms, main thread ${fmt(run.mainThreadMicrosPerRequest, 1)} µs/req, ` +
+          `process ${fmt(run.processMicrosPerRequest, 1)} µs/req${run.commitBatch === null ? '' : `, commit batch ${fmt(run.commitBatch, 1)}`}, non-2xx ${run.nonOk}`,
+      );
+    }
+  }
+  const summary = builds.map((dist, i) => {
+    const pick = (k) => median(runs[i].map((r) => r[k]));
+    const batches = runs[i].map((r) => r.commitBatch).filter((b) => b !== null);
+    return {
+      build: dist,
+      reqPerSec: pick('reqPerSec'),
+      p99Ms: pick('p99Ms'),
+      mainThreadMicrosPerRequest: pick('mainThreadMicrosPerRequest'),
+      processMicrosPerRequest: pick('processMicrosPerRequest'),
+      commitBatch: batches.length > 0 ? median(batches) : null,
+    };
+  });
+  log('');
+  log(`medians of ${ROUNDS} rounds (${TARGET})`);
+  log(
+    table([
+      ['build', 'req/s', 'p99 ms', 'main thread µs/req', 'process µs/req', 'commit batch'],
+      ...summary.map((s) => [
+        s.build,
+        fmt(s.reqPerSec),
+        fmt(s.p99Ms, 2),
+        fmt(s.mainThreadMicrosPerRequest, 1),
+        fmt(s.processMicrosPerRequest, 1),
+        s.commitBatch === null ? '—' : fmt(s.commitBatch, 1),
+      ]),
+    ]),
+  );
+  writeFileSync(
+    join(here, 'results', 'latest-compare.json'),
+    `${JSON.stringify({ target: TARGET, machine: mach, provenance: provenance(), rounds: ROUNDS, seconds: SECONDS, connections: CONNECTIONS, summary, runs }, null, 2)}\n`,
+  );
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
