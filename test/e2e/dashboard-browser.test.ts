@@ -420,7 +420,10 @@ describe('dashboard and portal in Chromium', () => {
     const api = (await server.get('/v1/webhook-attempts?outcome=retry,failed,gone')).body as {
       data: { id: string; event_id: string; endpoint_id: string }[];
     };
-    expect(api.data).toHaveLength(1);
+    // The endpoint answers 410 Gone; every delivery the dispatcher had claimed before its first
+    // answer (they are attempted concurrently) was attempted too, so how many failed attempts there
+    // are depends on how many events were waiting when it first ran: one or a few, never none.
+    expect(api.data.length).toBeGreaterThanOrEqual(1);
     const shown = () =>
       table.locator('tbody tr').evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-attempt')));
     await expect.poll(shown).toEqual(api.data.map((a) => a.id));

@@ -548,7 +548,11 @@ export class PostgresStorage implements Storage {
       let broken = false;
       try {
         // One round trip: the simple protocol carries both statements. The lock id is a number
-        // computed here from the key, so no client text is ever spliced into SQL.
+        // computed here from the key, so no client text is ever spliced into SQL. Awaited before
+        // the work starts, not pipelined with its first statement: the work reads the clock first,
+        // and a write that waited for the lock must stamp its entries later than the holder it
+        // waited for (a pipelined variant let a queued debit see the previous holder's top-up
+        // grant as not yet effective; the e2e auto top-up test caught it).
         await client.query(begin);
         const writes = new PgWrites(new PgExecutor(client), this.customers);
         writes.checkpointInterval = this.checkpointInterval;
