@@ -17,13 +17,17 @@ export type CommittedEntriesObserver = (entries: readonly LedgerEntry[]) => void
  * attempt; a write that fails reports nothing. Everything else passes through untouched.
  */
 export function observeCommittedEntries(storage: Storage, observer: CommittedEntriesObserver): Storage {
-  const write: Storage['write'] = async (lockKey, work) => {
+  const write: Storage['write'] = async (lockKey, work, hints) => {
     let saved: Set<LedgerChanges> | null = null;
-    const result = await storage.write(lockKey, (tx) => {
-      const attempt = new Set<LedgerChanges>();
-      saved = attempt;
-      return work(recordingSaves(tx, attempt));
-    });
+    const result = await storage.write(
+      lockKey,
+      (tx) => {
+        const attempt = new Set<LedgerChanges>();
+        saved = attempt;
+        return work(recordingSaves(tx, attempt));
+      },
+      hints,
+    );
     const changeSets = saved as Set<LedgerChanges> | null;
     if (changeSets !== null && changeSets.size > 0) {
       const entries: LedgerEntry[] = [];

@@ -1133,6 +1133,19 @@ export interface OperationalGauges {
 }
 
 /**
+ * What a write will do first, told to the adapter so it can do it sooner. A networked adapter
+ * (PostgreSQL) sends the read of {@link prefetch} right behind `BEGIN` and the lock, without
+ * waiting for their answer (one round trip fewer, and a customer's lock held one round trip less);
+ * the work's {@link WriteOperations.loadCustomerWrite} of that key then answers with it. The read
+ * still runs under the lock, and the work itself (which reads the clock first) still starts only
+ * once the lock is held, so nothing it observes changes.
+ */
+export interface WriteHints {
+  /** The ledger whose upkeep and state the work loads first (`loadCustomerWrite`). */
+  readonly prefetch?: LedgerKey;
+}
+
+/**
  * The storage port. One interface, one contract test suite, two adapters (SQLite, PostgreSQL);
  * how each adapter serialises writers is its own documented capability.
  */
@@ -1148,9 +1161,14 @@ export interface Storage extends DueLedgerQuery {
   /**
    * Runs `work` in a transaction and resolves only once it is durably committed. `lockKey` names
    * the customer (or customers) the work touches; adapters use it to serialise per customer. A throw
-   * rolls back everything `work` did and rejects with the same error.
+   * rolls back everything `work` did and rejects with the same error. `hints` change nothing the
+   * work can observe, only how many round trips the adapter takes.
    */
-  write<T>(lockKey: string | readonly string[], work: (tx: WriteOperations) => Promise<T>): Promise<T>;
+  write<T>(
+    lockKey: string | readonly string[],
+    work: (tx: WriteOperations) => Promise<T>,
+    hints?: WriteHints,
+  ): Promise<T>;
   /**
    * Runs `work` over one consistent read snapshot of the whole database, so scans that run one
    * after another (entries, then balances, then grants) all see the same committed state even

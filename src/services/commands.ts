@@ -81,12 +81,15 @@ export const grantCommand = (
   input: { key: LedgerKey; grant: Omit<NewGrant, 'effectiveAt'> & { effectiveAt: Instant | null } },
 ) =>
   audited(
-    command(customerLockKey(input.key.workspaceId, input.key.customerId), async (tx, now) =>
-      grantCredits(ctx, tx, {
-        key: input.key,
-        grant: { ...input.grant, effectiveAt: input.grant.effectiveAt ?? now },
-        now,
-      }),
+    command(
+      customerLockKey(input.key.workspaceId, input.key.customerId),
+      async (tx, now) =>
+        grantCredits(ctx, tx, {
+          key: input.key,
+          grant: { ...input.grant, effectiveAt: input.grant.effectiveAt ?? now },
+          now,
+        }),
+      { prefetch: input.key },
     ),
     ({ grant }) => change(input.key.workspaceId, 'grant.created', 'grant', grant.id, null, grant),
   );
@@ -101,8 +104,10 @@ export const debitCommand = (
   input: Input<typeof debitCredits> & { readonly manual?: boolean },
 ) => {
   const { manual = false, ...debit } = input;
-  const plain = command(customerLockKey(debit.key.workspaceId, debit.key.customerId), async (tx, now) =>
-    debitCredits(ctx, tx, { ...debit, now }),
+  const plain = command(
+    customerLockKey(debit.key.workspaceId, debit.key.customerId),
+    async (tx, now) => debitCredits(ctx, tx, { ...debit, now }),
+    { prefetch: debit.key },
   );
   if (!manual) return plain;
   return audited(plain, (done) =>
@@ -114,8 +119,10 @@ export const debitCommand = (
 };
 
 export const placeHoldCommand = (ctx: ServiceContext, input: Input<typeof placeHold>) =>
-  command(customerLockKey(input.key.workspaceId, input.key.customerId), async (tx, now) =>
-    placeHold(ctx, tx, { ...input, now }),
+  command(
+    customerLockKey(input.key.workspaceId, input.key.customerId),
+    async (tx, now) => placeHold(ctx, tx, { ...input, now }),
+    { prefetch: input.key },
   );
 
 /** A hold's writes lock its customer; the hold is looked up first to find it (404 when unknown). */

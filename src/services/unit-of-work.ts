@@ -1,6 +1,6 @@
 import { BurndownError, ErrorCode } from '../domain/errors.js';
 import type { Instant } from '../domain/time/instant.js';
-import type { WriteOperations } from '../ports/storage.js';
+import type { WriteHints, WriteOperations } from '../ports/storage.js';
 import { type AuditMessage, appendAudit, type RequestContext, SYSTEM_REQUEST } from './audit.js';
 import type { ServiceContext } from './context.js';
 import { type Refusal, refusalError } from './ledger.js';
@@ -78,6 +78,7 @@ export function auditedChange<T, B>(
 ): WriteCommand<T> {
   return {
     lockKey: command.lockKey,
+    ...(command.hints === undefined ? {} : { hints: command.hints }),
     work: async (tx, now) => {
       const before = await readBefore(tx);
       const outcome = await command.work(tx, now);
@@ -91,6 +92,8 @@ export function auditedChange<T, B>(
 export interface WriteCommand<T> {
   readonly lockKey: string | readonly string[];
   readonly work: (tx: WriteOperations, now: Instant) => Promise<WriteOutcome<T>>;
+  /** What the work reads first, so the storage can read it with the lock (fewer round trips). */
+  readonly hints?: WriteHints;
 }
 
 /** The identity of an idempotent request: its key and a digest of its canonical parsed form. */
@@ -146,8 +149,10 @@ export function outcomeOf<T extends object>(result: T | Refusal): WriteOutcome<T
 export function command<T extends object>(
   lockKey: string | readonly string[],
   work: (tx: WriteOperations, now: Instant) => Promise<T | Refusal>,
+  hints?: WriteHints,
 ): WriteCommand<T> {
-  return { lockKey, work: async (tx, now) => outcomeOf(await work(tx, now)) };
+  const run = async (tx: WriteOperations, now: Instant) => outcomeOf(await work(tx, now));
+  return hints === undefined ? { lockKey, work: run } : { lockKey, work: run, hints };
 }
 
 /**
@@ -195,37 +200,45 @@ export async function runWrite<T>(
   request: RequestContext = SYSTEM_REQUEST,
 ): Promise<WriteAnswer> {
   if (idempotency === null) {
-    const { outcome, now } = await ctx.storage.write(command.lockKey, async (tx) => {
-      const now = ctx.clock.now();
-      const outcome = await attempt(command.work, tx, now);
-      await persistOutbox(ctx, tx, outcome, now, request);
-      return { outcome, now };
-    });
+    const { outcome, now } = await ctx.storage.write(
+      command.lockKey,
+      async (tx) => {
+        const now = ctx.clock.now();
+        const outcome = await attempt(command.work, tx, now);
+        await persistOutbox(ctx, tx, outcome, now, request);
+        return { outcome, now };
+      },
+      command.hints,
+    );
     // Presented after the commit, outside the lock.
     const presented = present(outcome, now);
     return { status: presented.status, text: JSON.stringify(presented.body), replayed: false };
   }
   const { workspaceId, key, fingerprint } = idempotency;
-  return ctx.storage.write(command.lockKey, async (tx) => {
-    const stored = await tx.getIdempotency(workspaceId, key);
-    if (stored) {
-      if (stored.fingerprint !== fingerprint) throw idempotencyKeyReused();
-      return { status: stored.statusCode, text: stored.responseBody, replayed: true };
-    }
-    const now = ctx.clock.now();
-    const outcome = await attempt(command.work, tx, now);
-    await persistOutbox(ctx, tx, outcome, now, request);
-    // The answer is stored with the write: pure formatting, the only step under the lock after the work.
-    const presented = present(outcome, now);
-    const text = JSON.stringify(presented.body);
-    await tx.putIdempotency(workspaceId, key, {
-      fingerprint,
-      statusCode: presented.status,
-      responseBody: presented.replayBody === undefined ? text : JSON.stringify(presented.replayBody),
-      createdAt: now,
-    });
-    return { status: presented.status, text, replayed: false };
-  });
+  return ctx.storage.write(
+    command.lockKey,
+    async (tx) => {
+      const stored = await tx.getIdempotency(workspaceId, key);
+      if (stored) {
+        if (stored.fingerprint !== fingerprint) throw idempotencyKeyReused();
+        return { status: stored.statusCode, text: stored.responseBody, replayed: true };
+      }
+      const now = ctx.clock.now();
+      const outcome = await attempt(command.work, tx, now);
+      await persistOutbox(ctx, tx, outcome, now, request);
+      // The answer is stored with the write: pure formatting, the only step under the lock after the work.
+      const presented = present(outcome, now);
+      const text = JSON.stringify(presented.body);
+      await tx.putIdempotency(workspaceId, key, {
+        fingerprint,
+        statusCode: presented.status,
+        responseBody: presented.replayBody === undefined ? text : JSON.stringify(presented.replayBody),
+        createdAt: now,
+      });
+      return { status: presented.status, text, replayed: false };
+    },
+    command.hints,
+  );
 }
 
 /** A success's outbox facts and audit records, in its transaction; a refusal's are dropped. */
@@ -252,12 +265,16 @@ export async function execute<T>(
   command: WriteCommand<T>,
   request: RequestContext = SYSTEM_REQUEST,
 ): Promise<T> {
-  const outcome = await ctx.storage.write(command.lockKey, async (tx) => {
-    const now = ctx.clock.now();
-    const outcome = await attempt(command.work, tx, now);
-    await persistOutbox(ctx, tx, outcome, now, request);
-    return outcome;
-  });
+  const outcome = await ctx.storage.write(
+    command.lockKey,
+    async (tx) => {
+      const now = ctx.clock.now();
+      const outcome = await attempt(command.work, tx, now);
+      await persistOutbox(ctx, tx, outcome, now, request);
+      return outcome;
+    },
+    command.hints,
+  );
   if (!outcome.ok) throw businessRefusalError(outcome.refusal);
   return outcome.value;
 }

@@ -16,6 +16,7 @@ import type {
   Storage,
   StoredEvent,
   WebhookWriteOperations,
+  WriteHints,
   WriteOperations,
 } from '../../ports/storage.js';
 import { POSTGRES_MIGRATIONS } from '../migrations/postgres.js';
@@ -81,6 +82,9 @@ function toPostgres(sql: string): { name: string; text: string } {
 class PgExecutor implements SqlExecutor {
   constructor(private readonly target: pg.Pool | pg.PoolClient) {}
 
+  /** Called before every statement that may write (a write's prefetched read is stale after it). */
+  beforeWrite: (() => void) | null = null;
+
   async all<T>(sql: string, params: readonly unknown[]): Promise<T[]> {
     const { name, text } = toPostgres(sql);
     return (await this.target.query({ name, text, values: params as unknown[] })).rows as T[];
@@ -91,12 +95,14 @@ class PgExecutor implements SqlExecutor {
   }
 
   async run(sql: string, params: readonly unknown[]): Promise<number> {
+    this.beforeWrite?.();
     const { name, text } = toPostgres(sql);
     return (await this.target.query({ name, text, values: params as unknown[] })).rowCount ?? 0;
   }
 
   /** A query whose text varies (not worth preparing under a name). */
   async allOnce<T>(sql: string, params: readonly unknown[]): Promise<T[]> {
+    this.beforeWrite?.();
     let n = 0;
     return (
       await this.target.query({ text: sql.replace(/\?/g, () => `$${++n}`), values: params as unknown[] })
@@ -105,6 +111,7 @@ class PgExecutor implements SqlExecutor {
 
   /** A statement whose text varies (not worth preparing under a name). */
   async runOnce(sql: string, params: readonly unknown[]): Promise<void> {
+    this.beforeWrite?.();
     let n = 0;
     await this.target.query({ text: sql.replace(/\?/g, () => `$${++n}`), values: params as unknown[] });
   }
@@ -170,6 +177,23 @@ class PgReads extends SqlReads {
  * Writes with fewer round trips, which is what a PostgreSQL transaction's time (and so a hot
  * customer's lock) is made of: the ledger loads in one query and saves in one statement.
  */
+/** The one statement of {@link PgWrites.loadCustomerWrite}: upkeep facts and ledger of a key. */
+function readCustomerWrite(
+  pg: PgExecutor,
+  key: LedgerKey,
+): Promise<(LedgerRow & CustomerUpkeepRow) | undefined> {
+  const params = [key.workspaceId, key.customerId, key.creditType];
+  return pg.get<LedgerRow & CustomerUpkeepRow>(LOAD_CUSTOMER_WRITE, [
+    ...params,
+    ...params,
+    ...params,
+    ...customerUpkeepParams(key.workspaceId, key.customerId),
+  ]);
+}
+
+const sameLedger = (a: LedgerKey, b: LedgerKey) =>
+  a.workspaceId === b.workspaceId && a.customerId === b.customerId && a.creditType === b.creditType;
+
 class PgWrites extends SqlWrites {
   constructor(
     private readonly pg: PgExecutor,
@@ -265,18 +289,24 @@ class PgWrites extends SqlWrites {
     return loadLedgerAtOnce(this.pg, key);
   }
 
+  /**
+   * The row {@link loadCustomerWrite} would read for a key, read already with the lock
+   * ({@link PostgresStorage.write}'s `prefetch` hint); used once, by the first load of that key.
+   */
+  prefetched: { readonly key: LedgerKey; readonly row: (LedgerRow & CustomerUpkeepRow) | undefined } | null =
+    null;
+
   /** The upkeep facts and the ledger in one statement: one round trip fewer per write. */
   override async loadCustomerWrite(
     key: LedgerKey,
     now: Instant,
   ): Promise<{ upkeep: CustomerUpkeep; ledger: CreditLedgerSnapshot }> {
-    const params = [key.workspaceId, key.customerId, key.creditType];
-    const row = await this.pg.get<LedgerRow & CustomerUpkeepRow>(LOAD_CUSTOMER_WRITE, [
-      ...params,
-      ...params,
-      ...params,
-      ...customerUpkeepParams(key.workspaceId, key.customerId),
-    ]);
+    const prefetched = this.prefetched;
+    this.prefetched = null;
+    const row =
+      prefetched !== null && sameLedger(prefetched.key, key)
+        ? prefetched.row
+        : await readCustomerWrite(this.pg, key);
     return {
       upkeep: upkeepAt(upkeepFactsFromRow(key.workspaceId, key.customerId, row), now),
       ledger: snapshotOfLedgerRow(key, row),
@@ -526,6 +556,10 @@ export class PostgresStorage implements Storage {
       Client: ListenedClient,
       connectionString: options.connectionString,
       max: options.poolSize ?? 10,
+      // Queries are sent without waiting for the previous one's answer. Every caller awaits its
+      // queries one by one, which behaves as without it, except where a write sends its first
+      // read together with BEGIN (see write).
+      pipeline: true,
       ...(options.schema ? { options: `-c search_path=${options.schema}` } : {}),
     });
     // An idle client losing its backend must not crash the process; the pool replaces it.
@@ -535,7 +569,11 @@ export class PostgresStorage implements Storage {
     return storage;
   }
 
-  async write<T>(lockKey: string | readonly string[], work: (tx: WriteOperations) => Promise<T>): Promise<T> {
+  async write<T>(
+    lockKey: string | readonly string[],
+    work: (tx: WriteOperations) => Promise<T>,
+    hints: WriteHints = {},
+  ): Promise<T> {
     // Several customers' locks are always taken in ascending id order, so two transactions can
     // never wait for each other in a cycle (one that takes a single lock cannot either).
     const ids = [...new Set((typeof lockKey === 'string' ? [lockKey] : lockKey).map(lockIdOf))].sort(
@@ -547,15 +585,32 @@ export class PostgresStorage implements Storage {
       let committing = false;
       let broken = false;
       try {
-        // One round trip: the simple protocol carries both statements. The lock id is a number
-        // computed here from the key, so no client text is ever spliced into SQL. Awaited before
-        // the work starts, not pipelined with its first statement: the work reads the clock first,
-        // and a write that waited for the lock must stamp its entries later than the holder it
-        // waited for (a pipelined variant let a queued debit see the previous holder's top-up
-        // grant as not yet effective; the e2e auto top-up test caught it).
-        await client.query(begin);
-        const writes = new PgWrites(new PgExecutor(client), this.customers);
+        // The simple protocol carries BEGIN and the locks in one message. The lock id is a number
+        // computed here from the key, so no client text is ever spliced into SQL.
+        const executor = new PgExecutor(client);
+        const writes = new PgWrites(executor, this.customers);
         writes.checkpointInterval = this.checkpointInterval;
+        const prefetch = hints.prefetch;
+        if (prefetch === undefined) {
+          await client.query(begin);
+        } else {
+          // The connection pipelines (the pool's `pipeline`): the prefetched read goes out right
+          // behind BEGIN and the lock, without waiting for their answer, and PostgreSQL runs it
+          // once the lock is held. Both are awaited before the work starts: the work reads the
+          // clock first, and a write that waited for the lock must stamp its entries later than
+          // the holder it waited for (the auto top-up e2e test fails if the work starts early).
+          const opened = client.query(begin);
+          const read = readCustomerWrite(executor, prefetch);
+          const [began, row] = await Promise.allSettled([opened, read]);
+          // If the lock failed, the read failed with the aborted transaction: the lock's error is the cause.
+          if (began.status === 'rejected') throw began.reason;
+          if (row.status === 'rejected') throw row.reason;
+          writes.prefetched = { key: prefetch, row: row.value };
+          // Only until the work writes: after that, a load must read again.
+          executor.beforeWrite = () => {
+            writes.prefetched = null;
+          };
+        }
         const result = await work(writes);
         committing = true;
         await client.query('COMMIT');

@@ -19,6 +19,7 @@ import type {
   ReadOperations,
   ReconciliationSource,
   Storage,
+  WriteHints,
   WriteOperations,
 } from '../../ports/storage.js';
 import { SQLITE_MIGRATIONS } from '../migrations/sqlite.js';
@@ -354,7 +355,12 @@ export class SqliteStorage implements Storage {
     };
   }
 
-  write<T>(_lockKey: string | readonly string[], work: (tx: WriteOperations) => Promise<T>): Promise<T> {
+  /** Hints are not needed: the writer's caches answer the first reads of a write without I/O. */
+  write<T>(
+    _lockKey: string | readonly string[],
+    work: (tx: WriteOperations) => Promise<T>,
+    _hints?: WriteHints,
+  ): Promise<T> {
     return this.committer.submit(() => work(this.writes));
   }
 
