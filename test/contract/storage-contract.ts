@@ -12,6 +12,7 @@ import type {
   Storage,
 } from '../../src/ports/storage.js';
 import { reconcileLedger } from '../../src/services/reconcile.js';
+import { newGrant } from '../fixtures/grants.js';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 const HOUR = 3600_000;
@@ -57,18 +58,8 @@ async function refusesForeignKey(list: (page: PageRequest) => Promise<unknown> |
   }
 }
 
-const grantInput = (amount: string, extra: Partial<Parameters<CreditLedger['grant']>[0]> = {}) => ({
-  amount: Amount.parse(amount),
-  category: 'paid' as const,
-  priority: 10,
-  effectiveAt: T0,
-  expiresAt: null,
-  costBasis: null,
-  appliesTo: null,
-  description: null,
-  metadata: {},
-  ...extra,
-});
+const grantInput = (amount: string, extra: Partial<Parameters<CreditLedger['grant']>[0]> = {}) =>
+  newGrant(amount, T0, extra);
 
 /**
  * The storage contract: what every adapter must do, run unchanged against each dialect. An

@@ -15,23 +15,13 @@ import {
 } from '../../src/domain/ledger/credit-ledger.js';
 import type { HoldState } from '../../src/domain/ledger/types.js';
 import { SequentialIds } from '../../src/infra/ids.js';
+import { newGrant } from '../fixtures/grants.js';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 const HOUR = 3_600_000;
 const a = (text: string) => Amount.parse(text);
 
-const grantInput = (amount: string, extra: Partial<NewGrant> = {}): NewGrant => ({
-  amount: a(amount),
-  category: 'paid',
-  priority: 10,
-  effectiveAt: T0,
-  expiresAt: null,
-  costBasis: null,
-  appliesTo: null,
-  description: null,
-  metadata: {},
-  ...extra,
-});
+const grantInput = (amount: string, extra: Partial<NewGrant> = {}): NewGrant => newGrant(amount, T0, extra);
 
 function debited(outcome: ReturnType<CreditLedger['debit']>): DebitRecord {
   if ('refused' in outcome) throw new Error(`refused: ${outcome.refused}`);

@@ -16,6 +16,7 @@ import { Amount } from '../../src/domain/amount/amount.js';
 import { CreditLedger, emptyLedgerSnapshot } from '../../src/domain/ledger/credit-ledger.js';
 import { balanceFromEntries } from '../../src/domain/ledger/point-in-time.js';
 import { SequentialIds } from '../../src/infra/ids.js';
+import { newGrant } from '../fixtures/grants.js';
 
 const T0 = 1_700_000_000_000;
 const SEC = 1000;
@@ -209,20 +210,7 @@ describe('CreditLedger.clawBack (property)', () => {
 
   it('a full clawback of an untouched grant empties it without debt', () => {
     const ledger = new CreditLedger(emptyLedgerSnapshot('c1', 'credits'), new SequentialIds());
-    const g = ledger.grant(
-      {
-        amount: units(100),
-        category: 'paid',
-        priority: 10,
-        effectiveAt: T0,
-        expiresAt: null,
-        costBasis: null,
-        appliesTo: null,
-        description: null,
-        metadata: {},
-      },
-      T0,
-    );
+    const g = ledger.grant(newGrant(units(100), T0), T0);
     ledger.debit({ amount: units(30), allowOverage: false }, T0);
     const record = ledger.clawBack(g.id, units(100), T0);
     expect(record.fromGrant.toString()).toBe('70');

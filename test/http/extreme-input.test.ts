@@ -8,6 +8,7 @@ import { persistLedger } from '../../src/services/ledger-persistence.js';
 import { reconcileLedger } from '../../src/services/reconcile.js';
 import { expectErrorEnvelope } from '../fixtures/bad-input.js';
 import { DIALECTS } from '../fixtures/dialects.js';
+import { newGrant } from '../fixtures/grants.js';
 import { createTestApp, T0, type TestApp } from '../fixtures/harness.js';
 
 /**
@@ -161,17 +162,7 @@ describe.each(DIALECTS)('extreme input ($name)', (dialect) => {
       const ledger = new CreditLedger(await tx.loadLedgerForUpdate(key), t.ctx.ids);
       noteLoaded(ledger);
       ledger.advanceTo(T0);
-      const base = {
-        category: 'promotional' as const,
-        priority: 10,
-        effectiveAt: T0,
-        expiresAt: null,
-        costBasis: null,
-        appliesTo: null,
-        description: null,
-        metadata: {},
-      };
-      ledger.grant({ ...base, amount: nearLimit }, T0);
+      ledger.grant(newGrant(nearLimit, T0, { category: 'promotional' }), T0);
       const debit = ledger.debit({ amount: nearLimit, allowOverage: false }, T0);
       expect('refused' in debit).toBe(false);
       await persistLedger(t.ctx, tx, DEFAULT_WORKSPACE, ledger, T0);

@@ -16,6 +16,7 @@ import { reconcileLedger } from '../../src/services/reconcile.js';
 import { PostgresStorage } from '../../src/storage/postgres/postgres-storage.js';
 import { SqliteStorage } from '../../src/storage/sqlite/sqlite-storage.js';
 import { POSTGRES_URL } from '../contract/postgres.js';
+import { newGrant } from '../fixtures/grants.js';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 const key: LedgerKey = { workspaceId: 'ws', customerId: 'c1', creditType: 'credits' };
@@ -75,20 +76,7 @@ describe.each([
     await old.write('c', async (tx) => {
       await tx.insertCustomer({ workspaceId: 'ws', id: 'c1', name: null, metadata: {}, createdAt: T0 });
       const ledger = new CreditLedger(await tx.loadLedgerForUpdate(key), ids);
-      ledger.grant(
-        {
-          amount: Amount.parse('1000000'),
-          category: 'paid',
-          priority: 1,
-          effectiveAt: T0,
-          expiresAt: null,
-          costBasis: null,
-          appliesTo: null,
-          description: null,
-          metadata: {},
-        },
-        T0,
-      );
+      ledger.grant(newGrant('1000000', T0, { priority: 1 }), T0);
       await tx.saveLedger('ws', ledger.takeChanges(), T0);
     });
     for (let done = 0; done < ENTRIES; done += 100) {

@@ -7,6 +7,7 @@ import { CreditLedger } from '../../src/domain/ledger/credit-ledger.js';
 import { TimeOrderedIds } from '../../src/infra/ids.js';
 import { lockIdOf, PostgresStorage } from '../../src/storage/postgres/postgres-storage.js';
 import { POSTGRES_URL } from '../contract/postgres.js';
+import { newGrant } from '../fixtures/grants.js';
 
 /**
  * The `prefetch` write hint on PostgreSQL: the read a write makes first (`loadCustomerWrite`) is
@@ -117,20 +118,7 @@ describe('PostgreSQL: a write prefetches its first read with the lock', () => {
   async function grant(amount: string): Promise<void> {
     await storage.write(lockKey, async (tx) => {
       const ledger = new CreditLedger(await tx.loadLedgerForUpdate(key), new TimeOrderedIds(() => T0));
-      ledger.grant(
-        {
-          amount: Amount.parse(amount),
-          category: 'paid',
-          priority: 10,
-          effectiveAt: T0,
-          expiresAt: null,
-          costBasis: null,
-          appliesTo: null,
-          description: null,
-          metadata: {},
-        },
-        T0,
-      );
+      ledger.grant(newGrant(amount, T0), T0);
       await tx.saveLedger('ws1', ledger.takeChanges(), T0);
     });
   }

@@ -11,6 +11,7 @@ import { SequentialIds } from '../../src/infra/ids.js';
 import type { LedgerKey, Storage } from '../../src/ports/storage.js';
 import { LedgerCache } from '../../src/storage/sqlite/ledger-cache.js';
 import { SqliteStorage } from '../../src/storage/sqlite/sqlite-storage.js';
+import { newGrant } from '../fixtures/grants.js';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 const key: LedgerKey = { workspaceId: 'ws', customerId: 'c', creditType: 'credits' };
@@ -20,20 +21,7 @@ const ids = new SequentialIds();
 async function grant(storage: Storage, amount: string, then: () => void = () => {}) {
   await storage.write('c', async (tx) => {
     const ledger = new CreditLedger(await tx.loadLedgerForUpdate(key), ids);
-    ledger.grant(
-      {
-        amount: Amount.parse(amount),
-        category: 'paid',
-        priority: 1,
-        effectiveAt: T0,
-        expiresAt: null,
-        costBasis: null,
-        appliesTo: null,
-        description: null,
-        metadata: {},
-      },
-      T0,
-    );
+    ledger.grant(newGrant(amount, T0, { priority: 1 }), T0);
     await tx.saveLedger('ws', ledger.takeChanges(), T0);
     then();
   });

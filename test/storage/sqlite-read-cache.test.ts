@@ -9,6 +9,7 @@ import { SequentialIds } from '../../src/infra/ids.js';
 import type { LedgerKey } from '../../src/ports/storage.js';
 import type { CachedSqliteReads } from '../../src/storage/sqlite/read-cache.js';
 import { SqliteStorage } from '../../src/storage/sqlite/sqlite-storage.js';
+import { newGrant } from '../fixtures/grants.js';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 const key: LedgerKey = { workspaceId: 'ws', customerId: 'c', creditType: 'credits' };
@@ -31,20 +32,7 @@ describe('SQLite read cache', () => {
       expect((await storage.read.loadLedger(key)).grants).toEqual([]);
       await storage.write('c', async (tx) => {
         const ledger = new CreditLedger(await tx.loadLedgerForUpdate(key), ids);
-        ledger.grant(
-          {
-            amount: Amount.parse('10'),
-            category: 'paid',
-            priority: 1,
-            effectiveAt: T0,
-            expiresAt: null,
-            costBasis: null,
-            appliesTo: null,
-            description: null,
-            metadata: {},
-          },
-          T0,
-        );
+        ledger.grant(newGrant('10', T0, { priority: 1 }), T0);
         await tx.saveLedger('ws', ledger.takeChanges(), T0);
       });
       const first = await storage.read.loadLedger(key);
