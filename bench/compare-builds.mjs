@@ -14,7 +14,6 @@
 // GET a random customer, the HTTP layer alone), BENCH_ROUNDS (3), BENCH_SECONDS (6),
 // BENCH_WARMUP_SECONDS (2), BENCH_CONNECTIONS (50), BENCH_CUSTOMERS (1000, with BENCH_GRANTS 12
 // grants each), BENCH_WRK. Writes bench/results/latest-compare.json.
-import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
@@ -27,9 +26,11 @@ import {
   machine,
   num,
   provenance,
+  runWrk,
   seedCustomers,
   startChild,
   table,
+  WRK_DONE,
 } from './lib.mjs';
 
 const API_KEY = 'bench_0123456789abcdef0123456789abcdef';
@@ -40,7 +41,6 @@ const WARMUP = num('BENCH_WARMUP_SECONDS', 2);
 const CONNECTIONS = num('BENCH_CONNECTIONS', 50);
 const CUSTOMERS = num('BENCH_CUSTOMERS', 1000);
 const GRANTS = num('BENCH_GRANTS', 12);
-const WRK = process.env.BENCH_WRK || 'wrk';
 
 const builds = process.argv.slice(2).map((d) => resolve(d));
 if (builds.length === 0 || !['debits', 'customer'].includes(TARGET)) {
@@ -59,32 +59,11 @@ wrk.headers["Content-Type"] = "application/json"
 local paths = {}
 for i = 0, ${CUSTOMERS - 1} do paths[#paths + 1] = string.format("/v1/customers/bench-cust-%05d${TARGET === 'debits' ? '/debits' : ''}", i) end
 request = function() return wrk.format(nil, paths[math.random(#paths)]) end
-done = function(summary, latency, requests)
-  io.write(string.format('WRKJSON {"requests":%d,"status":%d,"p99Us":%d}\\n', summary.requests, summary.errors.status, latency:percentile(99)))
-end
 `;
-const SCRIPT =
-  TARGET === 'debits' ? `wrk.method = "POST"\nwrk.body = '{"amount":"1.5"}'\n${HEADERS}` : HEADERS;
+const SCRIPT = `${TARGET === 'debits' ? `wrk.method = "POST"\nwrk.body = '{"amount":"1.5"}'\n` : ''}${HEADERS}${WRK_DONE}`;
 
 const dir = mkdtempSync(join(os.tmpdir(), 'burndown-compare-'));
-const scriptFile = join(dir, 'load.lua');
-writeFileSync(scriptFile, SCRIPT);
-
-function runWrk(url, seconds) {
-  return new Promise((done, fail) => {
-    const child = spawn(WRK, ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '-s', scriptFile, url]);
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-    });
-    child.on('error', fail);
-    child.on('close', () => {
-      const m = /WRKJSON (\{.*\})/.exec(out);
-      if (!m) fail(new Error(`wrk printed no summary:\n${out}`));
-      else done(JSON.parse(m[1]));
-    });
-  });
-}
+const wrk = (url, seconds) => runWrk(url, SCRIPT, seconds, CONNECTIONS, dir);
 
 /** CPU ticks (user + system) of one thread, or of the whole process when `tid` is omitted. */
 function ticks(pid, tid) {
@@ -148,11 +127,11 @@ try {
       const server = serve(dist, dbPath);
       const url = await server.url;
       const pid = server.child.pid;
-      await runWrk(url, WARMUP);
+      await wrk(url, WARMUP);
       const batches0 = await commitBatches(url);
       const main0 = ticks(pid, pid);
       const all0 = ticks(pid);
-      const w = await runWrk(url, SECONDS);
+      const w = await wrk(url, SECONDS);
       const main1 = ticks(pid, pid);
       const all1 = ticks(pid);
       const batches1 = await commitBatches(url);

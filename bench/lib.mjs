@@ -3,7 +3,7 @@
 // window with exact latencies, /metrics histograms, statistics, output formatting and provenance.
 // Plain ESM; nothing beyond Node is loaded unless `autocannonWindow` is called (it imports autocannon).
 import { execFile, execFileSync, spawn } from 'node:child_process';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
@@ -529,4 +529,48 @@ export function machine() {
     platform: `${os.platform()} ${os.release()} ${os.arch()}`,
     memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// wrk
+
+/** Prints wrk's summary as one JSON line (latencies in µs) so the figures need no text parsing. */
+export const WRK_DONE = `
+done = function(summary, latency, requests)
+  io.write(string.format('WRKJSON {"requests":%d,"durationUs":%d,"bytes":%d,"status":%d,"connect":%d,"read":%d,"write":%d,"timeout":%d,"meanUs":%f,"p50Us":%d,"p90Us":%d,"p99Us":%d,"maxUs":%d}\\n',
+    summary.requests, summary.duration, summary.bytes, summary.errors.status, summary.errors.connect,
+    summary.errors.read, summary.errors.write, summary.errors.timeout, latency.mean,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
+end
+`;
+
+/**
+ * Runs wrk (1 thread) against `url` with a Lua `script` that ends with {@link WRK_DONE}; resolves
+ * with wrk's summary (latencies in µs) and its pid. `BENCH_WRK` names another wrk binary.
+ */
+export function runWrk(url, script, seconds, connections, dir) {
+  const file = join(dir, `script-${Math.random().toString(36).slice(2)}.lua`);
+  writeFileSync(file, script);
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.env.BENCH_WRK || 'wrk',
+      ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '30s', '-s', file, url],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    child.stderr.on('data', (d) => {
+      out += d;
+    });
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      const m = /WRKJSON (\{.*\})/.exec(out);
+      if (code !== 0 || !m) reject(new Error(`wrk failed (exit ${code}):\n${out}`));
+      else resolve({ ...JSON.parse(m[1]), pid: child.pid });
+    });
+  });
 }

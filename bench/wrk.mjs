@@ -14,7 +14,6 @@
 // BENCH_BATCH (1000), BENCH_QUIET_WAIT_SECONDS (10), BENCH_WRK (path of wrk, default `wrk`),
 // BENCH_PROFILE (1: profile the server; summarise with cpuprofile-top.mjs).
 // Writes bench/results/latest-wrk.json.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -31,10 +30,12 @@ import {
   pool,
   provenance,
   runReconcile,
+  runWrk,
   seedCustomers,
   startChild,
   startCpuWindow,
   table,
+  WRK_DONE,
   waitForQuiet,
 } from './lib.mjs';
 
@@ -47,22 +48,11 @@ const GRANTS = num('BENCH_GRANTS', 12);
 const EVENT_CUSTOMERS = num('BENCH_EVENT_CUSTOMERS', 10_000);
 const BATCH = num('BENCH_BATCH', 1000);
 const QUIET_WAIT = Number(process.env.BENCH_QUIET_WAIT_SECONDS ?? 10);
-const WRK = process.env.BENCH_WRK || 'wrk';
 const TARGETS = (process.env.BENCH_TARGETS || 'bare,debits,check,events').split(',');
 const API_KEY = 'bench_0123456789abcdef0123456789abcdef';
 
 // ---------------------------------------------------------------------------------------------
 // wrk and its Lua scripts
-
-/** Prints wrk's summary as one JSON line (latencies in µs) so the figures need no text parsing. */
-const DONE = `
-done = function(summary, latency, requests)
-  io.write(string.format('WRKJSON {"requests":%d,"durationUs":%d,"bytes":%d,"status":%d,"connect":%d,"read":%d,"write":%d,"timeout":%d,"meanUs":%f,"p50Us":%d,"p90Us":%d,"p99Us":%d,"maxUs":%d}\\n',
-    summary.requests, summary.duration, summary.bytes, summary.errors.status, summary.errors.connect,
-    summary.errors.read, summary.errors.write, summary.errors.timeout, latency.mean,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
-end
-`;
 
 const HEADERS = `
 wrk.method = "POST"
@@ -78,7 +68,7 @@ math.randomseed(${Date.now() % 100000})
 request = function()
   return wrk.format(nil, paths[math.random(#paths)], nil, '{"amount":"1.5"}')
 end
-${DONE}`;
+${WRK_DONE}`;
 
 /** POST /v1/check of 3 uses of a credits_per_use feature by a uniformly random customer. */
 const checkLua = (customers) => `${HEADERS}
@@ -87,7 +77,7 @@ request = function()
   local body = string.format('{"customer_id":"bench-cust-%05d","feature_id":"bench-gen","quantity":"3"}', math.random(0, ${customers - 1}))
   return wrk.format(nil, "/v1/check", nil, body)
 end
-${DONE}`;
+${WRK_DONE}`;
 
 /** A batch of native events with fresh ids (no time: the server stamps receive time), random customers and data. */
 const eventsLua = (customers, batch) => `${HEADERS}
@@ -104,34 +94,7 @@ request = function()
   end
   return wrk.format(nil, "/v1/events", nil, "[" .. table.concat(parts, ",") .. "]")
 end
-${DONE}`;
-
-function runWrk(url, script, seconds, connections, dir) {
-  const file = join(dir, `script-${Math.random().toString(36).slice(2)}.lua`);
-  writeFileSync(file, script);
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      WRK,
-      ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '30s', '-s', file, url],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-    });
-    child.stderr.on('data', (d) => {
-      out += d;
-    });
-    child.once('error', reject);
-    child.once('exit', (code) => {
-      const m = /WRKJSON (\{.*\})/.exec(out);
-      if (code !== 0 || !m) reject(new Error(`wrk failed (exit ${code}):\n${out}`));
-      else resolve({ ...JSON.parse(m[1]), pid: child.pid });
-    });
-  });
-}
+${WRK_DONE}`;
 
 /** Warm-up (discarded), a wait for a quiet machine, then the measured window with CPU accounting. */
 async function measure(label, url, pid, script, connections, dir) {
