@@ -1,7 +1,7 @@
 import { invalidRequest, notFound } from '../domain/errors.js';
 import type { NewGrant } from '../domain/ledger/credit-ledger.js';
 import type { Instant } from '../domain/time/instant.js';
-import type { ApiKeyRecord, LedgerKey, WriteOperations } from '../ports/storage.js';
+import type { ApiKeyRecord, LedgerKey, WriteHints, WriteOperations } from '../ports/storage.js';
 import { createApiKey, requireKeyStillActive } from './api-keys.js';
 import type { AuditMessage } from './audit.js';
 import {
@@ -125,23 +125,31 @@ export const placeHoldCommand = (ctx: ServiceContext, input: Input<typeof placeH
     { prefetch: input.key },
   );
 
-/** A hold's writes lock its customer; the hold is looked up first to find it (404 when unknown). */
-async function holdLockKey(ctx: ServiceContext, workspaceId: string, holdId: string): Promise<string> {
+/**
+ * A hold's writes lock its customer; the hold is looked up first to find it (404 when unknown),
+ * which also names the ledger the write loads first.
+ */
+async function holdLock(
+  ctx: ServiceContext,
+  workspaceId: string,
+  holdId: string,
+): Promise<{ lockKey: string; hints: WriteHints }> {
   const hold = await ctx.storage.read.getHold(workspaceId, holdId);
   if (!hold) throw notFound('hold', holdId);
-  return customerLockKey(workspaceId, hold.customerId);
+  return {
+    lockKey: customerLockKey(workspaceId, hold.customerId),
+    hints: { prefetch: { workspaceId, customerId: hold.customerId, creditType: hold.creditType } },
+  };
 }
 
 export async function captureHoldCommand(ctx: ServiceContext, input: Input<typeof captureHold>) {
-  return command(await holdLockKey(ctx, input.workspaceId, input.holdId), async (tx, now) =>
-    captureHold(ctx, tx, { ...input, now }),
-  );
+  const { lockKey, hints } = await holdLock(ctx, input.workspaceId, input.holdId);
+  return command(lockKey, async (tx, now) => captureHold(ctx, tx, { ...input, now }), hints);
 }
 
 export async function releaseHoldCommand(ctx: ServiceContext, input: Input<typeof releaseHold>) {
-  return command(await holdLockKey(ctx, input.workspaceId, input.holdId), async (tx, now) =>
-    releaseHold(ctx, tx, { ...input, now }),
-  );
+  const { lockKey, hints } = await holdLock(ctx, input.workspaceId, input.holdId);
+  return command(lockKey, async (tx, now) => releaseHold(ctx, tx, { ...input, now }), hints);
 }
 
 export async function voidGrantCommand(ctx: ServiceContext, input: Input<typeof voidGrant>) {
