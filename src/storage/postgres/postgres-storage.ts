@@ -78,6 +78,9 @@ function toPostgres(sql: string): { name: string; text: string } {
   return statement;
 }
 
+/** A plain read. Anything else (INSERT, UPDATE, DELETE, or WITH, which may hold writes) counts as a write. */
+const READ_ONLY = /^\s*SELECT\b/i;
+
 /** Runs shared SQL on a pool or one client, as named prepared statements (parsed once per connection). */
 class PgExecutor implements SqlExecutor {
   constructor(private readonly target: pg.Pool | pg.PoolClient) {}
@@ -86,6 +89,8 @@ class PgExecutor implements SqlExecutor {
   beforeWrite: (() => void) | null = null;
 
   async all<T>(sql: string, params: readonly unknown[]): Promise<T[]> {
+    // A named statement that is not a plain read (an INSERT … RETURNING) may write too.
+    if (this.beforeWrite !== null && !READ_ONLY.test(sql)) this.beforeWrite();
     const { name, text } = toPostgres(sql);
     return (await this.target.query({ name, text, values: params as unknown[] })).rows as T[];
   }
