@@ -178,10 +178,6 @@ class PgReads extends SqlReads {
   }
 }
 
-/**
- * Writes with fewer round trips, which is what a PostgreSQL transaction's time (and so a hot
- * customer's lock) is made of: the ledger loads in one query and saves in one statement.
- */
 /** The one statement of {@link PgWrites.loadCustomerWrite}: upkeep facts and ledger of a key. */
 function readCustomerWrite(
   pg: PgExecutor,
@@ -196,9 +192,14 @@ function readCustomerWrite(
   ]);
 }
 
+/** Whether two keys name the same ledger (the prefetched read is used only for its own key). */
 const sameLedger = (a: LedgerKey, b: LedgerKey) =>
   a.workspaceId === b.workspaceId && a.customerId === b.customerId && a.creditType === b.creditType;
 
+/**
+ * Writes with fewer round trips, which is what a PostgreSQL transaction's time (and so a hot
+ * customer's lock) is made of: the ledger loads in one query and saves in one statement.
+ */
 class PgWrites extends SqlWrites {
   constructor(
     private readonly pg: PgExecutor,
