@@ -78,7 +78,7 @@ export function auditedChange<T, B>(
 ): WriteCommand<T> {
   return {
     lockKey: command.lockKey,
-    ...(command.hints === undefined ? {} : { hints: command.hints }),
+    hints: command.hints,
     work: async (tx, now) => {
       const before = await readBefore(tx);
       const outcome = await command.work(tx, now);
@@ -151,8 +151,7 @@ export function command<T extends object>(
   work: (tx: WriteOperations, now: Instant) => Promise<T | Refusal>,
   hints?: WriteHints,
 ): WriteCommand<T> {
-  const run = async (tx: WriteOperations, now: Instant) => outcomeOf(await work(tx, now));
-  return hints === undefined ? { lockKey, work: run } : { lockKey, work: run, hints };
+  return { lockKey, work: async (tx, now) => outcomeOf(await work(tx, now)), hints };
 }
 
 /**
