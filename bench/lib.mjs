@@ -548,17 +548,32 @@ end
  * Runs wrk (1 thread) against `url` with a Lua `script` that ends with {@link WRK_DONE}; resolves
  * with wrk's summary (latencies in µs) and its pid. `BENCH_WRK` names another wrk binary.
  */
-export function runWrk(url, script, seconds, connections, dir) {
+export async function runWrk(url, script, seconds, connections, dir) {
   const file = join(dir, `script-${Math.random().toString(36).slice(2)}.lua`);
   writeFileSync(file, script);
+  const { code, out, pid } = await runCollecting(process.env.BENCH_WRK || 'wrk', [
+    '-t1',
+    `-c${connections}`,
+    `-d${seconds}s`,
+    '--timeout',
+    '30s',
+    '-s',
+    file,
+    url,
+  ]);
+  const m = /WRKJSON (\{.*\})/.exec(out);
+  if (code !== 0 || !m) throw new Error(`wrk failed (exit ${code}):\n${out}`);
+  return { ...JSON.parse(m[1]), pid };
+}
+
+/**
+ * Runs a program to its end, its stdout and stderr collected together; resolves with its exit
+ * code, that output and its pid (`onSpawn` gets the child at once, e.g. to sample its CPU).
+ */
+export function runCollecting(command, args, options = {}, onSpawn = () => {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.env.BENCH_WRK || 'wrk',
-      ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '30s', '-s', file, url],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
+    const child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
+    onSpawn(child);
     let out = '';
     child.stdout.on('data', (d) => {
       out += d;
@@ -567,10 +582,6 @@ export function runWrk(url, script, seconds, connections, dir) {
       out += d;
     });
     child.once('error', reject);
-    child.once('exit', (code) => {
-      const m = /WRKJSON (\{.*\})/.exec(out);
-      if (code !== 0 || !m) reject(new Error(`wrk failed (exit ${code}):\n${out}`));
-      else resolve({ ...JSON.parse(m[1]), pid: child.pid });
-    });
+    child.once('exit', (code) => resolve({ code, out, pid: child.pid }));
   });
 }

@@ -24,7 +24,6 @@
 //
 // Writes bench/results/latest-postgres.json (latest-postgres-profile.json with BENCH_PROFILE=1).
 // Event ingest on PostgreSQL is measured by bench/events.mjs with BENCH_POSTGRES=1.
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   existsSync,
@@ -56,6 +55,7 @@ import {
   processCpuSnapshot,
   provenance,
   QUIET_CORES,
+  runCollecting,
   runReconcile,
   seedCustomers,
   selfCpuSeconds,
@@ -120,19 +120,7 @@ function pgbench(args, onSpawn = () => {}) {
   const u = new URL(ADMIN_URL);
   const conn = ['-h', u.hostname, '-p', u.port || '5432', '-U', decodeURIComponent(u.username || 'postgres')];
   const env = { ...process.env, ...(u.password ? { PGPASSWORD: decodeURIComponent(u.password) } : {}) };
-  return new Promise((resolve, reject) => {
-    const child = spawn('pgbench', [...conn, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    onSpawn(child);
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-    });
-    child.stderr.on('data', (d) => {
-      out += d;
-    });
-    child.once('error', reject);
-    child.once('exit', (code) => resolve({ code, out }));
-  });
+  return runCollecting('pgbench', [...conn, ...args], { env }, onSpawn);
 }
 
 // ---------------------------------------------------------------------------------------------
