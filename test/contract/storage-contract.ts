@@ -241,6 +241,35 @@ export function describeStorageContract(dialect: string, open: () => Promise<Sto
       expect([expiry?.type, expiry?.at]).toEqual(['expiry', T0 + HOUR]);
     });
 
+    it('finds every kind of due ledger once, oldest due first, within the limit', async () => {
+      const other = (customerId: string) => ({ ...key, customerId });
+      const actOn = <T>(k: LedgerKey, now: number, fn: (ledger: CreditLedger) => T) =>
+        storage.write(k.customerId, async (tx) => {
+          const ledger = new CreditLedger(await tx.loadLedgerForUpdate(k), ids);
+          ledger.advanceTo(now);
+          const result = fn(ledger);
+          await tx.saveLedger(k.workspaceId, ledger.takeChanges(), now);
+          return result;
+        });
+      // Expiring (two grants of one ledger), activating, and a hold expiring: three ledgers due.
+      await actOn(other('exp'), T0, (l) => {
+        l.grant(grantInput('5', { expiresAt: T0 + HOUR }), T0);
+        l.grant(grantInput('5', { expiresAt: T0 + 2 * HOUR }), T0);
+      });
+      await actOn(other('act'), T0, (l) => l.grant({ ...grantInput('5'), effectiveAt: T0 + 3 * HOUR }, T0));
+      await actOn(other('hold'), T0, (l) => {
+        l.grant(grantInput('5'), T0);
+        l.placeHold({ amount: Amount.parse('1'), expiresAt: T0 + HOUR }, T0);
+      });
+      await actOn(other('idle'), T0, (l) => l.grant(grantInput('5', { expiresAt: T0 + 9 * HOUR }), T0));
+      const due = await storage.findDueLedgers(T0 + 4 * HOUR, 10);
+      expect(due.map((k) => k.customerId).sort()).toEqual(['act', 'exp', 'hold']);
+      expect((await storage.findDueLedgers(T0 + 4 * HOUR, 1)).length).toBe(1);
+      expect(await storage.findDueLedgers(T0 + HOUR - 1, 10)).toEqual([]);
+      for (const k of due) await actOn(k, T0 + 4 * HOUR, () => undefined);
+      expect(await storage.findDueLedgers(T0 + 4 * HOUR, 10)).toEqual([]);
+    });
+
     it('stores idempotency records per workspace and expires old ones', async () => {
       await storage.write('k', async (tx) => {
         await tx.putIdempotency('ws1', 'key-1', {
@@ -633,7 +662,7 @@ export function describeStorageContract(dialect: string, open: () => Promise<Sto
       expect(history.refunded.size).toBe(0);
       await storage.write('acme', async (tx) => {
         const ledger = new CreditLedger(await tx.loadLedgerForUpdate(key), ids);
-        for (const g of await tx.getGrantsByIds('ws1', [g1.id])) ledger.grants.set(g.id, g);
+        for (const g of await tx.getGrantsByIds('ws1', [g1.id])) ledger.adoptGrant(g);
         ledger.advanceTo(T0 + 3);
         ledger.loadSettlements(await tx.settlementHistoryOf(key));
         const outcome = ledger.reverse({ target: stored!, amount: Amount.parse('2'), reason: 'why' }, T0 + 3);

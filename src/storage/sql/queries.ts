@@ -120,11 +120,21 @@ export const Q = {
   revokeApiKey: 'UPDATE api_keys SET revoked_at = ? WHERE workspace_id = ? AND id = ? AND revoked_at IS NULL',
   countApiKeys: 'SELECT COUNT(*) AS n FROM api_keys WHERE workspace_id = ? AND revoked_at IS NULL',
   ensureWorkspace: 'INSERT INTO workspaces (id, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING',
-  dueGrants: `SELECT DISTINCT workspace_id, customer_id, credit_type FROM grants
-     WHERE (is_open = 1 AND closed_reason IS NULL AND expires_at IS NOT NULL AND expires_at <= ?)
-        OR (activated = 0 AND is_open = 1 AND effective_at <= ?)
-     LIMIT ?`,
-  dueHolds: `SELECT DISTINCT workspace_id, customer_id, credit_type FROM holds WHERE status = 'active' AND expires_at <= ? LIMIT ?`,
+  // The sweeper's reads, each part a range of its partial index (grants_due_expiry,
+  // grants_due_activation, holds_due), oldest due first: one OR over both conditions, or a DISTINCT
+  // over the table, made SQLite scan every open grant (or active hold) once a second.
+  dueGrants: `SELECT workspace_id, customer_id, credit_type FROM (
+       SELECT workspace_id, customer_id, credit_type FROM grants
+       WHERE is_open = 1 AND closed_reason IS NULL AND expires_at IS NOT NULL AND expires_at <= ?
+       ORDER BY expires_at LIMIT ?) AS expiring
+     UNION
+     SELECT workspace_id, customer_id, credit_type FROM (
+       SELECT workspace_id, customer_id, credit_type FROM grants
+       WHERE activated = 0 AND is_open = 1 AND effective_at <= ?
+       ORDER BY effective_at LIMIT ?) AS activating`,
+  dueHolds: `SELECT DISTINCT workspace_id, customer_id, credit_type FROM (
+       SELECT workspace_id, customer_id, credit_type FROM holds
+       WHERE status = 'active' AND expires_at <= ? ORDER BY expires_at LIMIT ?) AS expiring`,
   entriesAfterSeq: 'SELECT * FROM entries WHERE seq > ? ORDER BY seq LIMIT ?',
   grantsAfterId: 'SELECT * FROM grants WHERE id > ? ORDER BY id LIMIT ?',
   balancesAfter: `SELECT * FROM balances WHERE (workspace_id, customer_id, credit_type) > (?, ?, ?)

@@ -1074,7 +1074,7 @@ const SCAN_BATCH = 2000;
 export async function findDueLedgers(db: SqlExecutor, now: Instant, limit: number): Promise<LedgerKey[]> {
   type Row = { workspace_id: string; customer_id: string; credit_type: string };
   const rows = [
-    ...(await db.all<Row>(Q.dueGrants, [now, now, limit])),
+    ...(await db.all<Row>(Q.dueGrants, [now, limit, now, limit])),
     ...(await db.all<Row>(Q.dueHolds, [now, limit])),
   ];
   const seen = new Map<string, LedgerKey>();
