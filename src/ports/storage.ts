@@ -525,7 +525,7 @@ export interface ReadOperations {
     page: PageRequest,
   ): Awaitable<Page<GrantState>>;
   getHold(workspaceId: string, holdId: string): Awaitable<HoldState | null>;
-  /** Loads what the engine needs for one ledger, without locking (for balances now). */
+  /** Loads what the engine needs for one ledger, without locking (for balances now); read-only, as {@link WriteOperations.loadLedgerForUpdate}'s. */
   loadLedger(key: LedgerKey): Awaitable<CreditLedgerSnapshot>;
   /** One page of a ledger's entries in (at, seq) order, oldest first or (`desc`) newest first. */
   listEntries(
@@ -1016,7 +1016,10 @@ export interface WriteOperations extends ReadOperations {
   readonly portal: PortalWriteOperations;
   readonly licensing: LicensingWriteOperations;
   readonly plans: PlanWriteOperations;
-  /** Loads one ledger and serialises concurrent writers to it until the transaction ends. */
+  /**
+   * Loads one ledger and serialises concurrent writers to it until the transaction ends. The
+   * snapshot is read-only (an adapter may hand out the one it caches; the engine copies it).
+   */
   loadLedgerForUpdate(key: LedgerKey): Awaitable<CreditLedgerSnapshot>;
   /**
    * What a write for one customer and credit type reads first: the customer's upkeep (as

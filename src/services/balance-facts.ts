@@ -11,8 +11,8 @@ import {
   thresholdTransitions,
 } from '../domain/alerts/balance-thresholds.js';
 import { Amount } from '../domain/amount/amount.js';
-import type { LedgerChanges } from '../domain/ledger/changes.js';
-import type { CreditLedger } from '../domain/ledger/credit-ledger.js';
+import type { GrantSnapshot, LedgerChanges } from '../domain/ledger/changes.js';
+import type { CreditLedger, CreditLedgerSnapshot } from '../domain/ledger/credit-ledger.js';
 import { formatInstant, type Instant } from '../domain/time/instant.js';
 import type { LedgerKey, WriteOperations } from '../ports/storage.js';
 import type { ServiceContext } from './context.js';
@@ -47,11 +47,19 @@ interface Loaded {
 const loaded = new WeakMap<CreditLedger, Loaded>();
 
 /**
- * Remembers the balance a ledger had when it was loaded for update (call right after loading),
- * and whether a balance threshold may apply to its customer (default: assume so and read them).
+ * The balance each saved change set left, by its list of open grants: a cache hands that very list
+ * back as the next write's snapshot, whose balance before is then known without summing again.
  */
-export function noteLoaded(ledger: CreditLedger, thresholds = true): void {
-  loaded.set(ledger, { point: pointOf(ledger), closed: closedGrantIds(ledger), thresholds });
+const savedPoints = new WeakMap<readonly GrantSnapshot[], BalancePoint>();
+
+/**
+ * Remembers the balance a ledger had when it was loaded for update (call right after loading,
+ * with the snapshot it was made from), and whether a balance threshold may apply to its customer
+ * (default: assume so and read them).
+ */
+export function noteLoaded(ledger: CreditLedger, snapshot: CreditLedgerSnapshot, thresholds = true): void {
+  const point = savedPoints.get(snapshot.grants) ?? pointOf(ledger);
+  loaded.set(ledger, { point, closed: closedGrantIds(ledger), thresholds });
 }
 
 function pointOf(ledger: CreditLedger): BalancePoint {
@@ -135,6 +143,7 @@ export async function appendBalanceFacts(
   }
   // A ledger saved twice in one transaction reports only what changed since the first save.
   loaded.set(ledger, { point: after, closed: closedGrantIds(ledger), thresholds: was.thresholds });
+  savedPoints.set(changes.openGrants, after);
   await appendFacts(ctx, tx, now, facts);
 }
 

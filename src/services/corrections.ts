@@ -63,7 +63,7 @@ async function loadGrants(
   now: Instant,
 ): Promise<void> {
   const missing = [...new Set(grantIds)].filter((id) => !ledger.grants.has(id));
-  for (const grant of await tx.getGrantsByIds(workspaceId, missing)) ledger.grants.set(grant.id, grant);
+  for (const grant of await tx.getGrantsByIds(workspaceId, missing)) ledger.adoptGrant(grant);
   ledger.advanceTo(now);
 }
 

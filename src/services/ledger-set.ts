@@ -40,8 +40,9 @@ export class CustomerLedgers {
       const key = { workspaceId: this.workspaceId, customerId: this.customerId, creditType };
       const prefetched = this.prefetched?.creditType === creditType ? this.prefetched.snapshot : null;
       this.prefetched = null;
-      ledger = new CreditLedger(prefetched ?? (await this.tx.loadLedgerForUpdate(key)), this.ctx.ids);
-      noteLoaded(ledger, this.known.balanceThresholds);
+      const snapshot = prefetched ?? (await this.tx.loadLedgerForUpdate(key));
+      ledger = new CreditLedger(snapshot, this.ctx.ids);
+      noteLoaded(ledger, snapshot, this.known.balanceThresholds);
       this.ledgers.set(creditType, ledger);
     }
     return ledger;

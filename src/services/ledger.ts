@@ -317,7 +317,7 @@ export async function voidGrant(
   };
   const { session, ledger } = await openSessionOf(ctx, tx, key, input.now);
   // A depleted grant is not loaded with the ledger (nothing left); it can still be voided.
-  if (!ledger.grants.has(stored.id)) ledger.grants.set(stored.id, stored);
+  ledger.adoptGrant(stored);
   const freeBefore = ledger.grants.get(stored.id)?.available ?? stored.available;
   const amountVoided = freeBefore.toString();
   const outcome = ledger.voidGrant(input.grantId, input.now);

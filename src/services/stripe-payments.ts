@@ -261,7 +261,7 @@ async function openPaymentLedger(
   const ledger = await session.ledger(payment.creditType);
   if (!ledger.grants.has(payment.grantId)) {
     for (const grant of await tx.getGrantsByIds(payment.workspaceId, [payment.grantId]))
-      ledger.grants.set(grant.id, grant);
+      ledger.adoptGrant(grant);
   }
   return { session, ledger };
 }

@@ -1128,7 +1128,7 @@ class VoidCmd implements Cmd {
       actual = { refused: 'grant_not_active', status: storedStatus };
     else {
       // As the service does: a depleted grant is not loaded with the ledger but can be voided.
-      r.ledger.grants.set(grant.id, stored);
+      r.ledger.adoptGrant(stored);
       actual = r.ledger.voidGrant(grant.id, m.now);
     }
     const expected = m.voidGrant(grant);

@@ -99,8 +99,9 @@ async function seedNearAccountLimit(t: TestApp, customerId: string): Promise<voi
   const amount = Amount.parse('9'.repeat(30)).minus(Amount.parse('99999999999999999999'));
   await t.storage.write(customerLockKey(DEFAULT_WORKSPACE, customerId), async (tx) => {
     const key = { workspaceId: DEFAULT_WORKSPACE, customerId, creditType: 'credits' };
-    const ledger = new CreditLedger(await tx.loadLedgerForUpdate(key), t.ctx.ids);
-    noteLoaded(ledger);
+    const snapshot = await tx.loadLedgerForUpdate(key);
+    const ledger = new CreditLedger(snapshot, t.ctx.ids);
+    noteLoaded(ledger, snapshot);
     const now = t.clock.now();
     ledger.advanceTo(now);
     ledger.grant(

@@ -159,8 +159,9 @@ describe.each(DIALECTS)('extreme input ($name)', (dialect) => {
     const nearLimit = Amount.parse(`${'9'.repeat(30)}`).minus(Amount.parse('99999999999999999998'));
     await t.storage.write(customerLockKey(DEFAULT_WORKSPACE, 'acme'), async (tx) => {
       const key = { workspaceId: DEFAULT_WORKSPACE, customerId: 'acme', creditType: 'credits' };
-      const ledger = new CreditLedger(await tx.loadLedgerForUpdate(key), t.ctx.ids);
-      noteLoaded(ledger);
+      const snapshot = await tx.loadLedgerForUpdate(key);
+      const ledger = new CreditLedger(snapshot, t.ctx.ids);
+      noteLoaded(ledger, snapshot);
       ledger.advanceTo(T0);
       ledger.grant(newGrant(nearLimit, T0, { category: 'promotional' }), T0);
       const debit = ledger.debit({ amount: nearLimit, allowOverage: false }, T0);

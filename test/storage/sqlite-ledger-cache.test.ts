@@ -127,9 +127,11 @@ describe('SQLite write-through ledger cache', () => {
     cache.batchCommitted();
     expect(issued()).toBe('-3');
     expect(cache.getHead(key)?.sinceCheckpoint).toBe(3);
-    const copy = cache.getLedger(key)!;
-    copy.accounts.issued = Amount.parse('-99');
-    expect(issued()).toBe('-3'); // callers get private copies
+    // The snapshot is shared, not copied: an engine acting on it copies what it changes.
+    const ledger = new CreditLedger(cache.getLedger(key)!, new SequentialIds());
+    ledger.grant(newGrant('99', T0), T0);
+    expect(ledger.accounts.issued.toString()).toBe('-102');
+    expect(issued()).toBe('-3');
     version = 2; // another connection committed
     cache.beforeBatch();
     expect(issued()).toBeUndefined();

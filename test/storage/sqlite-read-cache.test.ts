@@ -16,10 +16,10 @@ const key: LedgerKey = { workspaceId: 'ws', customerId: 'c', creditType: 'credit
 
 /**
  * The read connection's cache: answers are remembered between commits and dropped on any commit
- * (this process's writer or another process), and callers get copies they may change.
+ * (this process's writer or another process); callers share read-only snapshots (the engine copies).
  */
 describe('SQLite read cache', () => {
-  it('sees every commit, from this process and from another connection, and hands out copies', async () => {
+  it('sees every commit, from this process and from another connection, and shares read-only snapshots', async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'burndown-read-cache-')), 'db.sqlite');
     const storage = await SqliteStorage.open({ path });
     const ids = new SequentialIds();
@@ -37,8 +37,10 @@ describe('SQLite read cache', () => {
       });
       const first = await storage.read.loadLedger(key);
       expect(first.grants.map((g) => g.available.toString())).toEqual(['10']);
-      // A caller that changes what it was given does not change what the next caller gets.
-      first.grants[0]!.available = Amount.parse('1');
+      // An engine acting on what it was given (shared with the cache) changes its own copy only.
+      const reader = new CreditLedger(first, ids);
+      expect('refused' in reader.debit({ amount: Amount.parse('9'), allowOverage: false }, T0)).toBe(false);
+      expect(reader.grants.get(first.grants[0]!.id)!.available.toString()).toBe('1');
       expect((await storage.read.loadLedger(key)).grants[0]!.available.toString()).toBe('10');
 
       // Another connection (another process) commits: a read in a later turn of the event loop

@@ -54,15 +54,18 @@ export interface IdSource {
   newId(prefix: IdPrefix): string;
 }
 
-/** What the engine needs loaded to act for one customer and credit type: O(open grants + active holds). */
+/**
+ * What the engine needs loaded to act for one customer and credit type: O(open grants + active
+ * holds). Read-only: caches share one snapshot between writes, and the engine copies what it takes.
+ */
 export interface CreditLedgerSnapshot {
   readonly customerId: string;
   readonly creditType: string;
-  readonly accounts: CustomerAccounts;
+  readonly accounts: Readonly<CustomerAccounts>;
   /** Grants with something left (available or held), including pending and closed-but-held ones. */
-  readonly grants: readonly GrantState[];
+  readonly grants: readonly GrantSnapshot[];
   /** Holds still active (as stored; some may be past their expiry, which {@link CreditLedger.advanceTo} applies). */
-  readonly holds: readonly HoldState[];
+  readonly holds: readonly HoldSnapshot[];
 }
 
 /** The snapshot of a ledger with no entries yet: a new customer, or a credit type it never used. */
@@ -247,8 +250,13 @@ export class CreditLedger {
   readonly customerId: string;
   readonly creditType: string;
   readonly accounts: CustomerAccounts;
-  /** Open grants by id. */
-  readonly grants = new Map<string, GrantState>();
+  /** Open grants by id (add one loaded on demand with {@link adoptGrant}). */
+  readonly grants: ReadonlyMap<string, GrantState> = new Map<string, GrantState>();
+  /**
+   * Every grant in burn-down order, kept between operations: the order depends only on fields a
+   * grant never changes, so it is recomputed only when a grant is added (null until needed).
+   */
+  private burnOrder: GrantState[] | null = null;
   /** Active holds by id. */
   readonly holds = new Map<string, HoldState>();
   /** Entries recorded since loading or the last {@link takeChanges}, in recording order. */
@@ -268,7 +276,17 @@ export class CreditLedger {
   private readonly reversedDebits = new Set<ReversibleDebit>();
   /** Loaded by {@link loadSettlements} (corrections only); kept current as debt is paid and refunded. */
   private settlementBook: SettlementBook | null = null;
+  /**
+   * For each grant of ours that has not changed since it was loaded or last taken, the immutable
+   * object it equals (the snapshot's, or the copy the last change set holds): {@link takeChanges}
+   * lists it among the open grants as it is instead of copying every open grant on every take.
+   */
+  private readonly grantSources = new Map<GrantState, GrantSnapshot>();
 
+  /**
+   * Takes a snapshot without mutating it: its grants and holds are copied here, so whoever handed
+   * it over (a cache) may keep and share it.
+   */
   constructor(
     snapshot: CreditLedgerSnapshot,
     private readonly ids: IdSource,
@@ -276,8 +294,34 @@ export class CreditLedger {
     this.customerId = snapshot.customerId;
     this.creditType = snapshot.creditType;
     this.accounts = { ...snapshot.accounts };
-    for (const grant of snapshot.grants) this.grants.set(grant.id, grant);
-    for (const hold of snapshot.holds) this.holds.set(hold.id, hold);
+    for (const source of snapshot.grants) {
+      const grant = copyGrant(source);
+      this.grantMap.set(grant.id, grant);
+      this.grantSources.set(grant, source);
+    }
+    for (const hold of snapshot.holds) this.holds.set(hold.id, copyHold(hold));
+  }
+
+  /** {@link grants}, writable: only the engine adds grants (services through {@link adoptGrant}). */
+  private get grantMap(): Map<string, GrantState> {
+    return this.grants as Map<string, GrantState>;
+  }
+
+  /**
+   * Adds a grant the snapshot did not load (a depleted or closed one, read by id) so an operation
+   * on it can run: voiding it, clawing it back, reversing a debit that drew on it. A grant already
+   * loaded is kept as it is (ours may have changed since storage last saw it).
+   */
+  adoptGrant(grant: GrantState): void {
+    if (this.grants.has(grant.id)) return;
+    this.grantMap.set(grant.id, grant);
+    this.burnOrder = null;
+  }
+
+  /** Every grant in burn-down order (see {@link burnOrder}). */
+  private grantsInBurnOrder(): readonly GrantState[] {
+    this.burnOrder ??= [...this.grants.values()].sort(compareBurnDownOrder);
+    return this.burnOrder;
   }
 
   /** Entries recorded since loading or the last {@link takeChanges}, in recording order (not yet taken). */
@@ -324,6 +368,7 @@ export class CreditLedger {
     for (const live of this.changedGrants) {
       const grant = copyGrant(live);
       copies!.set(live, grant);
+      this.grantSources.set(live, grant);
       if (this.newGrants.has(live)) {
         grants.push({ grant, change: 'created' });
         grantsCreated.push(grant);
@@ -333,7 +378,15 @@ export class CreditLedger {
     }
     const openGrants: GrantSnapshot[] = [];
     for (const live of this.grants.values()) {
-      if (isGrantOpen(live)) openGrants.push(copies?.get(live) ?? copyGrant(live));
+      if (!isGrantOpen(live)) continue;
+      // Unchanged since its source (a grant a service added directly has none): no copy needed.
+      const grant = copies?.get(live) ?? this.grantSources.get(live);
+      if (grant !== undefined) openGrants.push(grant);
+      else {
+        const copy = copyGrant(live);
+        this.grantSources.set(live, copy);
+        openGrants.push(copy);
+      }
     }
     const holdCopies = this.heldChanges.size > 0 ? new Map<HoldState, HoldSnapshot>() : null;
     const holds: HoldSnapshot[] = [];
@@ -436,7 +489,8 @@ export class CreditLedger {
       closedAt: null,
       activated: false,
     };
-    this.grants.set(grant.id, grant);
+    this.grantMap.set(grant.id, grant);
+    this.burnOrder = null;
     this.changedGrants.add(grant);
     this.newGrants.add(grant);
     // Issued when recorded, usable from effective_at. No entry of a grant predates this one, so a
@@ -890,14 +944,12 @@ export class CreditLedger {
 
   /** The balance at `now` (optionally as seen by burns for one feature); call {@link advanceTo} first. */
   balance(now: Instant, featureId?: string): BalanceView {
-    const listed = [...this.grants.values()]
-      .filter(
-        (g) =>
-          isGrantUsableAt(g, now) &&
-          (g.available.isPositive() || g.held.isPositive()) &&
-          (featureId === undefined || appliesToFeature(g, featureId)),
-      )
-      .sort(compareBurnDownOrder);
+    const listed = this.grantsInBurnOrder().filter(
+      (g) =>
+        isGrantUsableAt(g, now) &&
+        (g.available.isPositive() || g.held.isPositive()) &&
+        (featureId === undefined || appliesToFeature(g, featureId)),
+    );
     let held = Amount.ZERO;
     for (const grant of this.grants.values()) held = held.plus(grant.held);
     let nextExpiry: BalanceView['nextExpiry'] = null;
@@ -930,11 +982,11 @@ export class CreditLedger {
   /** Grants a burn for `featureId` (null: no feature) may draw on now, in burn-down order. */
   drawableGrants(now: Instant, featureId: string | null): GrantState[] {
     const usable: GrantState[] = [];
-    for (const grant of this.grants.values()) {
+    for (const grant of this.grantsInBurnOrder()) {
       if (isGrantUsableAt(grant, now) && grant.available.isPositive() && appliesToFeature(grant, featureId))
         usable.push(grant);
     }
-    return usable.sort(compareBurnDownOrder);
+    return usable;
   }
 
   /** Takes up to `amount` from `usable` (already in burn-down order); what cannot be taken is the shortfall. */

@@ -1,4 +1,4 @@
-import { copyGrant, copyHold, type LedgerChanges } from '../../domain/ledger/changes.js';
+import type { LedgerChanges } from '../../domain/ledger/changes.js';
 import type { CreditLedgerSnapshot } from '../../domain/ledger/credit-ledger.js';
 import type { CreditType, Customer, LedgerKey, MeterRecord, RateRecord } from '../../ports/storage.js';
 import type { CustomerUpkeepFacts } from '../sql/plan-queries.js';
@@ -58,17 +58,6 @@ function deleteWorkspace(map: Map<string, unknown>, workspaceId: string): void {
 
 const ledgerKeyOf = (key: LedgerKey) => `${key.workspaceId}/${key.customerId}/${key.creditType}`;
 
-/** A private deep copy: cached state is never shared with a ledger that mutates it. */
-export function cloneSnapshot(s: CreditLedgerSnapshot): CreditLedgerSnapshot {
-  return {
-    customerId: s.customerId,
-    creditType: s.creditType,
-    accounts: { ...s.accounts },
-    grants: s.grants.map(copyGrant),
-    holds: s.holds.map(copyHold),
-  };
-}
-
 /**
  * Write-through cache of ledgers (open grants, active holds, cached balances) and customers for
  * the SQLite writer, so the hot path does not re-read and re-parse a customer's grants on every
@@ -99,10 +88,12 @@ export class LedgerCache implements CommitObserver {
     return this.job.ledgers.get(k) ?? this.batch.ledgers.get(k) ?? this.committed.ledgers.get(k);
   }
 
-  /** The ledger as of the current transaction, as a private copy, or undefined if not cached. */
+  /**
+   * The ledger as of the current transaction, or undefined if not cached. Shared, not copied: a
+   * snapshot is read-only (the engine copies what it takes from one, see CreditLedger's constructor).
+   */
   getLedger(key: LedgerKey): CreditLedgerSnapshot | undefined {
-    const found = this.find(key);
-    return found ? cloneSnapshot(found.snapshot) : undefined;
+    return this.find(key)?.snapshot;
   }
 
   /** The cached ledger's checkpoint bookkeeping, or null when the ledger or its head is not cached. */
@@ -110,15 +101,15 @@ export class LedgerCache implements CommitObserver {
     return this.find(key)?.head ?? null;
   }
 
-  /** Stages a ledger just loaded from the database (copied), with its head read at the same time. */
+  /** Stages a ledger just loaded from the database (read-only from now on), with its head read at the same time. */
   stageLoaded(key: LedgerKey, snapshot: CreditLedgerSnapshot, head: LedgerHead | null): void {
-    this.job.ledgers.set(ledgerKeyOf(key), { snapshot: cloneSnapshot(snapshot), head });
+    this.job.ledgers.set(ledgerKeyOf(key), { snapshot, head });
   }
 
   /**
    * Stages the state a ledger reached with a change set just saved (its accounts, open grants and
    * active holds after) and the head its save left. The change set's arrays are immutable copies
-   * that nothing else mutates, so they are kept as they are: {@link getLedger} copies on the way out.
+   * that nothing else mutates, so they are kept as they are.
    */
   stageSaved(workspaceId: string, changes: LedgerChanges, head: LedgerHead | null): void {
     const key = { workspaceId, customerId: changes.customerId, creditType: changes.creditType };

@@ -9,7 +9,6 @@ import type { SqlExecutor } from '../sql/executor.js';
 import { PlanReads } from '../sql/plan-queries.js';
 import { Q } from '../sql/queries.js';
 import { ledgerParams, SqlReads, snapshotFromRows } from '../sql/sql-store.js';
-import { cloneSnapshot } from './ledger-cache.js';
 
 /** Entries kept before the cache starts over (a bound on memory, not a tuning knob). */
 const LIMIT = 50_000;
@@ -171,10 +170,10 @@ export class CachedSqliteReads extends SqlReads {
     const generation = this.cache.check();
     const id = `${key.workspaceId}\u0000${key.customerId}\u0000${key.creditType}`;
     const known = this.cache.ledgers.get(id);
-    // Copies both ways: the ledger engine changes the grants and holds it is given.
-    if (known) return cloneSnapshot(known);
+    // Shared, not copied: snapshots are read-only (the ledger engine copies what it is given).
+    if (known) return known;
     const loaded = this.loadLedgerAtOnce(key);
-    this.cache.put(generation, this.cache.ledgers, id, cloneSnapshot(loaded));
+    this.cache.put(generation, this.cache.ledgers, id, loaded);
     return loaded;
   }
 
