@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import pg from 'pg';
 import type { LedgerChanges } from '../../domain/ledger/changes.js';
 import type { CreditLedgerSnapshot } from '../../domain/ledger/credit-ledger.js';
@@ -467,7 +467,7 @@ class ListenedClient extends pg.Client {
  * same in every process; a collision only serialises two unrelated customers.
  */
 export function lockIdOf(lockKey: string): bigint {
-  return createHash('sha256').update(lockKey).digest().readBigInt64BE(0);
+  return hash('sha256', lockKey, 'buffer').readBigInt64BE(0);
 }
 
 /** SQLSTATEs after which the whole transaction can safely run again. */
