@@ -52,6 +52,8 @@ describe('pipelined group commit: a write is answered only after a WAL sync that
     const second = insert(2).then(() => {
       secondAnswered = true;
     });
+    // One turn to see whether more writes join it (none do), then it runs.
+    await flushMacrotasks();
     await flushMacrotasks();
     expect(committed()).toBe(2);
     expect(started).toHaveLength(1);
@@ -95,11 +97,58 @@ describe('pipelined group commit: a write is answered only after a WAL sync that
     await flushMacrotasks();
     const second = insert(2); // commits while the first sync runs: waits for the next one
     await flushMacrotasks();
+    await flushMacrotasks();
     started[0]!.fail(new Error('EIO: fdatasync failed'));
     await expect(first).rejects.toThrow('EIO');
     await flushMacrotasks();
     started[1]!.release(); // "succeeds": proves nothing after a failure
     await expect(second).rejects.toThrow('EIO');
+    await committer.drain();
+  });
+
+  it('while a sync is in flight, writes arriving turn after turn join one batch; a lone write runs at once', async () => {
+    const { started, sync } = manualSync();
+    const coalesced = new CoalescedSync(sync);
+    const db = new BetterSqlite3(':memory:');
+    db.exec('CREATE TABLE t (n INTEGER)');
+    const batches: number[] = [];
+    const committer = new GroupCommitter(db, {
+      durableAfter: () => coalesced.request(),
+      onBatch: (size) => batches.push(size),
+    });
+    const insert = (n: number) =>
+      committer.submit(async () => {
+        db.prepare('INSERT INTO t (n) VALUES (?)').run(n);
+        return n;
+      });
+    // No sync in flight: a lone write commits in the first turn.
+    const first = insert(1);
+    await flushMacrotasks();
+    expect(batches).toEqual([1]);
+    // Its sync is in flight: writes arriving in three successive turns (as requests parsed by
+    // successive turns of the event loop would) all wait for the one that brings none, and commit together.
+    const later = [insert(2)];
+    await flushMacrotasks();
+    later.push(insert(3));
+    await flushMacrotasks();
+    later.push(insert(4));
+    await flushMacrotasks();
+    expect(batches).toEqual([1]);
+    await flushMacrotasks();
+    await flushMacrotasks();
+    expect(batches).toEqual([1, 3]);
+    started[0]!.release();
+    expect(await first).toBe(1);
+    await flushMacrotasks();
+    started[1]!.release();
+    expect(await Promise.all(later)).toEqual([2, 3, 4]);
+    // Without a sync in flight, nothing waits: the next lone write is again a batch of its own at once.
+    const last = insert(5);
+    await flushMacrotasks();
+    expect(batches).toEqual([1, 3, 1]);
+    await flushMacrotasks();
+    started[2]!.release();
+    expect(await last).toBe(5);
     await committer.drain();
   });
 

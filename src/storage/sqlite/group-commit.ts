@@ -33,6 +33,9 @@ export interface GroupCommitOptions {
   readonly durableAfter?: () => Promise<void>;
 }
 
+/** Most event-loop turns a batch waits for writes to join it while a sync is in flight (see `gather`). */
+const GATHER_TURNS = 16;
+
 interface Job<T> {
   readonly work: () => Promise<T>;
   resolve(value: T): void;
@@ -97,6 +100,7 @@ export class GroupCommitter {
     this.running = true;
     try {
       while (this.queue.length > 0) {
+        await this.gather();
         const batch = this.queue.splice(0, this.maxBatch);
         if (this.failure !== null) {
           // Writes queued before a failed sync was known: never run, never acknowledged.
@@ -109,6 +113,24 @@ export class GroupCommitter {
       }
     } finally {
       this.running = false;
+    }
+  }
+
+  /**
+   * While an earlier batch's WAL sync is still in flight, lets the event loop take in the requests
+   * it has already received, so they join this batch instead of the next one: a batch's commit
+   * costs the main thread about as much for 20 writes as for 50 (the pages shared, BEGIN, COMMIT,
+   * the sync request), and its callers would wait for that sync to end anyway. Stops at the first
+   * turn that brings no new write (the thread never idles for it), when the sync ends, or after
+   * {@link GATHER_TURNS} turns.
+   */
+  private async gather(): Promise<void> {
+    if (this.options.durableAfter === undefined) return;
+    for (let turn = 0; turn < GATHER_TURNS; turn++) {
+      if (this.pendingDurability.size === 0 || this.queue.length >= this.maxBatch) return;
+      const before = this.queue.length;
+      await new Promise((resolve) => setImmediate(resolve));
+      if (this.queue.length === before) return;
     }
   }
 
