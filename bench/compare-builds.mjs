@@ -13,7 +13,8 @@
 // Knobs: BENCH_TARGET (debits: POST a debit of 1.5 to a random customer, the default; customer:
 // GET a random customer, the HTTP layer alone), BENCH_ROUNDS (3), BENCH_SECONDS (6),
 // BENCH_WARMUP_SECONDS (2), BENCH_CONNECTIONS (50), BENCH_CUSTOMERS (1000, with BENCH_GRANTS 12
-// grants each), BENCH_WRK. Writes bench/results/latest-compare.json.
+// grants each), BENCH_WRK, BENCH_NODE_ARGS (extra Node flags for the measured servers, e.g.
+// "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile them). Writes bench/results/latest-compare.json.
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
@@ -41,6 +42,7 @@ const WARMUP = num('BENCH_WARMUP_SECONDS', 2);
 const CONNECTIONS = num('BENCH_CONNECTIONS', 50);
 const CUSTOMERS = num('BENCH_CUSTOMERS', 1000);
 const GRANTS = num('BENCH_GRANTS', 12);
+const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
 
 const builds = process.argv.slice(2).map((d) => resolve(d));
 if (builds.length === 0 || !['debits', 'customer'].includes(TARGET)) {
@@ -76,8 +78,8 @@ function ticks(pid, tid) {
 }
 const TICK_MICROS = 1e6 / 100; // CLK_TCK is 100 on Linux
 
-function serve(dist, dbPath) {
-  return startChild('burndown', [join(dist, 'cli', 'main.js'), 'serve'], {
+function serve(dist, dbPath, nodeArgs = []) {
+  return startChild('burndown', [...nodeArgs, join(dist, 'cli', 'main.js'), 'serve'], {
     PORT: '0',
     BURNDOWN_API_KEY: API_KEY,
     BURNDOWN_DATABASE_URL: `sqlite:${dbPath}`,
@@ -124,7 +126,7 @@ try {
       const dbPath = join(dir, 'run.db');
       for (const suffix of ['', '-wal', '-shm']) rmSync(dbPath + suffix, { force: true });
       copyFileSync(templates[i], dbPath);
-      const server = serve(dist, dbPath);
+      const server = serve(dist, dbPath, NODE_ARGS);
       const url = await server.url;
       const pid = server.child.pid;
       await wrk(url, WARMUP);
