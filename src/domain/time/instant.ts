@@ -62,27 +62,12 @@ export function whyNotAnInstant(text: string): string {
 const pad2 = (n: number) => (n < 10 ? `0${n}` : `${n}`);
 const pad3 = (n: number) => (n < 10 ? `00${n}` : n < 100 ? `0${n}` : `${n}`);
 
-/** Recently formatted instants (a pure function's memo, so no clock is involved); emptied when full. */
-const formatted = new Map<number, string>();
-const FORMATTED_MAX = 4096;
-
 /**
  * Formats an instant as the API does: UTC, `Z`, millisecond precision (`toISOString`'s shape for
  * years 0–9999). Computed with integer arithmetic (days → civil date), since responses format
- * many instants and `Date#toISOString` dominated their cost; and remembered, since most of them
- * recur (every debit's answer lists the expiry of each of its customer's grants).
+ * many instants and `Date#toISOString` dominated their cost.
  */
 export function formatInstant(instant: Instant): string {
-  let text = formatted.get(instant);
-  if (text === undefined) {
-    text = formatUncached(instant);
-    if (formatted.size >= FORMATTED_MAX) formatted.clear();
-    formatted.set(instant, text);
-  }
-  return text;
-}
-
-function formatUncached(instant: Instant): string {
   if (!Number.isSafeInteger(instant) || instant < -62_167_219_200_000 || instant > 253_402_300_799_999) {
     return new Date(instant).toISOString();
   }
