@@ -486,6 +486,13 @@ function isOutOfRange(rules: RatingRules, event: { readonly type: string; readon
   return false;
 }
 
+/** Sets `key` in `map`, made on first use (null until then). */
+function setIn<K, V>(map: Map<K, V> | null, key: K, value: V): Map<K, V> {
+  const made = map ?? new Map<K, V>();
+  made.set(key, value);
+  return made;
+}
+
 /**
  * Burns rated events of one customer inside one transaction: keeps the customer's ledgers (one
  * per credit type) and rating-period usage in memory and writes them once at the end.
@@ -494,14 +501,15 @@ class Burner {
   /** The customer's ledger session, opened at the first burn (resets applied, auto top-up rule read). */
   private session: LedgerSession | null;
   private readonly burns: EventBurn[] = [];
-  private readonly usage = new Map<string, { rateId: string; period: Instant; quantity: Amount }>();
+  // The maps below are made on first use: most customers' events need none of them.
+  private usage: Map<string, { rateId: string; period: Instant; quantity: Amount }> | null = null;
   /** Uses of features (by rates that price them), each at its event's time. */
-  private readonly featureUsage = new Map<string, { at: Instant; quantity: Amount }[]>();
+  private featureUsage: Map<string, { at: Instant; quantity: Amount }[]> | null = null;
   /** Credits (by credit type) and rate usage (by rate and period) reserved by the events accepted so far. */
   private readonly reservedCredits = new Map<string, Amount>();
-  private readonly reservedUsage = new Map<string, Amount>();
+  private reservedUsage: Map<string, Amount> | null = null;
   /** A rate's stored usage in a period, read once per batch (the reservation and the burn share it). */
-  private readonly storedUsage = new Map<string, Amount>();
+  private storedUsage: Map<string, Amount> | null = null;
 
   constructor(
     private readonly ctx: ServiceContext,
@@ -525,6 +533,8 @@ class Burner {
    * may exceed the price, and a reserved event may turn out a duplicate.
    */
   async reserve(event: IncomingEvent, priced: readonly PricedBy[]): Promise<boolean> {
+    if (priced.length === 0) return true;
+    if (priced.length === 1) return this.reserveOne(event, priced[0]!);
     const credits = new Map<string, Amount>();
     const usage = new Map<string, { rateId: string; period: Instant; quantity: Amount }>();
     for (const { rate, quantity, bound } of priced) {
@@ -543,7 +553,7 @@ class Burner {
     }
     const usageAfter = new Map<string, Amount>();
     for (const [key, { rateId, period, quantity }] of usage) {
-      const reserved = this.reservedUsage.get(key) ?? (await this.rateUsageStored(rateId, period, key));
+      const reserved = this.reservedUsage?.get(key) ?? (await this.rateUsageStored(rateId, period, key));
       const after = reserved.plus(quantity);
       if (!after.isWithinAccountRange()) return false;
       usageAfter.set(key, after);
@@ -552,16 +562,37 @@ class Burner {
       const reserved = this.reservedCredits.get(creditType) ?? Amount.ZERO;
       this.reservedCredits.set(creditType, reserved.plus(amount));
     }
-    for (const [key, after] of usageAfter) this.reservedUsage.set(key, after);
+    for (const [key, after] of usageAfter) this.reservedUsage = setIn(this.reservedUsage, key, after);
+    return true;
+  }
+
+  /** {@link reserve} for an event one rate prices (most events): the same rule, without its maps. */
+  private async reserveOne(event: IncomingEvent, { rate, quantity, bound }: PricedBy): Promise<boolean> {
+    const reservedCredits = this.reservedCredits.get(rate.creditType) ?? Amount.ZERO;
+    if (bound.isPositive()) {
+      const ledger = await this.ledger(rate.creditType);
+      if (!ledger.canBurn(reservedCredits.plus(bound))) return false;
+    }
+    let usage: { key: string; after: Amount } | null = null;
+    if (pricingUsesPeriodUsage(rate.pricing)) {
+      const period = ratingPeriodStart(event.time);
+      const key = `${rate.id}/${period}`;
+      const reserved = this.reservedUsage?.get(key) ?? (await this.rateUsageStored(rate.id, period, key));
+      const after = reserved.plus(quantity);
+      if (!after.isWithinAccountRange()) return false;
+      usage = { key, after };
+    }
+    this.reservedCredits.set(rate.creditType, reservedCredits.plus(bound));
+    if (usage !== null) this.reservedUsage = setIn(this.reservedUsage, usage.key, usage.after);
     return true;
   }
 
   /** The usage of a rate in a period as stored before this batch; one read per batch and key. */
   private async rateUsageStored(rateId: string, period: Instant, key: string): Promise<Amount> {
-    let stored = this.storedUsage.get(key);
+    let stored = this.storedUsage?.get(key);
     if (stored === undefined) {
       stored = await this.tx.getRateUsage(this.workspaceId, this.customerId, rateId, period);
-      this.storedUsage.set(key, stored);
+      this.storedUsage = setIn(this.storedUsage, key, stored);
     }
     return stored;
   }
@@ -572,11 +603,11 @@ class Burner {
     if (pricingUsesPeriodUsage(rate.pricing)) {
       const period = ratingPeriodStart(event.time);
       const usageKey = `${rate.id}/${period}`;
-      let usage = this.usage.get(usageKey);
+      let usage = this.usage?.get(usageKey);
       if (!usage) {
         const quantity = await this.rateUsageStored(rate.id, period, usageKey);
         usage = { rateId: rate.id, period, quantity };
-        this.usage.set(usageKey, usage);
+        this.usage = setIn(this.usage, usageKey, usage);
       }
       credits = priceQuantity(rate.pricing, quantity, usage.quantity);
       usage.quantity = usage.quantity.plus(quantity);
@@ -588,9 +619,9 @@ class Burner {
     }
     const featureId = this.featureOfRate.get(rate.id) ?? null;
     if (featureId !== null) {
-      const uses = this.featureUsage.get(featureId) ?? [];
+      const uses = this.featureUsage?.get(featureId) ?? [];
       uses.push({ at: event.time, quantity: quantity });
-      this.featureUsage.set(featureId, uses);
+      this.featureUsage = setIn(this.featureUsage, featureId, uses);
     }
     let debitId: string | null = null;
     if (credits.isPositive()) {
@@ -639,7 +670,7 @@ class Burner {
   /** Writes the ledgers and period usage; returns the burns for the caller to store (in bulk). */
   async save(): Promise<EventBurn[]> {
     if (this.sharedSession === null) await this.session?.save();
-    for (const [featureId, uses] of this.featureUsage) {
+    for (const [featureId, uses] of this.featureUsage ?? []) {
       await recordFeatureUsage(this.ctx, this.tx, {
         workspaceId: this.workspaceId,
         customerId: this.customerId,
@@ -647,7 +678,7 @@ class Burner {
         uses,
       });
     }
-    for (const u of this.usage.values()) {
+    for (const u of this.usage?.values() ?? []) {
       await this.tx.setRateUsage(this.workspaceId, this.customerId, u.rateId, u.period, u.quantity);
     }
     return this.burns;
