@@ -124,6 +124,26 @@ describe('CreditLedger.takeChanges', () => {
     expect(() => Object.assign(taken, { entries: [] })).toThrow(TypeError);
   });
 
+  it('keeps the strongest kind of change a grant had since the last take: created, then reshaped, then amounts', () => {
+    const ledger = new CreditLedger(emptyLedgerSnapshot('c1', 'credits'), new SequentialIds());
+    ledger.grant(grantInput('10'), T0);
+    debited(ledger.debit({ amount: a('1'), allowOverage: false }, T0)); // amounts, after created
+    expect(ledger.takeChanges().grants.map((c) => c.change)).toEqual(['created']);
+    const hold = held(ledger.placeHold({ amount: a('4'), expiresAt: T0 + 3 * HOUR }, T0 + 1));
+    ledger.takeChanges();
+    // Activated (reshaped), then a debit moves only its credits (amounts): storage must still
+    // write the activation, so the change stays "reshaped".
+    const later = ledger.grant({ ...grantInput('5', { priority: -1 }), effectiveAt: T0 + HOUR }, T0 + 2);
+    ledger.takeChanges();
+    ledger.advanceTo(T0 + HOUR);
+    debited(ledger.debit({ amount: a('1'), allowOverage: false }, T0 + HOUR));
+    const after = ledger.takeChanges();
+    expect(
+      after.grants.map((c) => [c.grant.id, c.change, c.grant.activated, c.grant.available.toString()]),
+    ).toEqual([[later.id, 'reshaped', true, '4']]);
+    expect(hold.status).toBe('active');
+  });
+
   it('resets the tracking: the next take answers only what changed since, empty when nothing did', () => {
     const ledger = new CreditLedger(emptyLedgerSnapshot('c1', 'credits'), new SequentialIds());
     const grant = ledger.grant(grantInput('10'), T0);

@@ -7,6 +7,7 @@ import {
   copyHold,
   copyReversed,
   type GrantChange,
+  type GrantChangeKind,
   type GrantSnapshot,
   type HoldSnapshot,
   isGrantOpen,
@@ -261,15 +262,12 @@ export class CreditLedger {
   readonly holds = new Map<string, HoldState>();
   /** Entries recorded since loading or the last {@link takeChanges}, in recording order. */
   private recorded: LedgerEntry[] = [];
-  /** Grants whose balances (or anything else) changed since loading or the last take. */
-  private readonly changedGrants = new Set<GrantState>();
-  /** Grants created since loading or the last take (a subset of {@link changedGrants}). */
-  private readonly newGrants = new Set<GrantState>();
   /**
-   * Grants whose lifecycle changed, beyond their balances: closed, activated, or emptied/refilled.
-   * The others only moved credits, which lets storage write just two columns.
+   * Grants that changed since loading or the last take, in the order they first changed, each with
+   * how ({@link grantChanged}): `created`; `reshaped` (closed, activated, or emptied/refilled); or
+   * `amounts` (only credits moved, which lets storage write just two columns).
    */
-  private readonly reshapedGrants = new Set<GrantState>();
+  private readonly changedGrants = new Map<GrantState, GrantChangeKind>();
   private readonly heldChanges = new Set<HoldState>();
   private debits: DebitRecord[] = [];
   /** Debits and captures whose reversed parts changed (persisted with the entries). */
@@ -318,6 +316,13 @@ export class CreditLedger {
     this.burnOrder = null;
   }
 
+  /** Records that a grant changed, keeping the strongest kind so far: created, then reshaped, then amounts. */
+  private grantChanged(grant: GrantState, kind: GrantChangeKind): void {
+    const was = this.changedGrants.get(grant);
+    if (was === 'created' || was === kind || (was === 'reshaped' && kind === 'amounts')) return;
+    this.changedGrants.set(grant, kind);
+  }
+
   /** Every grant in burn-down order (see {@link burnOrder}). */
   private grantsInBurnOrder(): readonly GrantState[] {
     this.burnOrder ??= [...this.grants.values()].sort(compareBurnDownOrder);
@@ -361,26 +366,21 @@ export class CreditLedger {
    * both lists), entries and debit records are immutable values handed over with their arrays.
    */
   takeChanges(): LedgerChanges {
-    // Which copy each changed grant got, so an open one is not copied twice (none: no map at all).
-    const copies = this.changedGrants.size > 0 ? new Map<GrantState, GrantSnapshot>() : null;
     const grants: GrantChange[] = [];
     const grantsCreated: GrantSnapshot[] = [];
-    for (const live of this.changedGrants) {
+    for (const [live, change] of this.changedGrants) {
+      // Its copy becomes its source: the open grants below list this same object.
       const grant = copyGrant(live);
-      copies!.set(live, grant);
       this.grantSources.set(live, grant);
-      if (this.newGrants.has(live)) {
-        grants.push({ grant, change: 'created' });
-        grantsCreated.push(grant);
-      } else {
-        grants.push({ grant, change: this.reshapedGrants.has(live) ? 'reshaped' : 'amounts' });
-      }
+      grants.push({ grant, change });
+      if (change === 'created') grantsCreated.push(grant);
     }
     const openGrants: GrantSnapshot[] = [];
     for (const live of this.grants.values()) {
       if (!isGrantOpen(live)) continue;
-      // Unchanged since its source (a grant a service added directly has none): no copy needed.
-      const grant = copies?.get(live) ?? this.grantSources.get(live);
+      // Its source: the copy just made if it changed, else unchanged since (no copy needed); a grant
+      // a service added with adoptGrant has none until its first take.
+      const grant = this.grantSources.get(live);
       if (grant !== undefined) openGrants.push(grant);
       else {
         const copy = copyGrant(live);
@@ -423,8 +423,6 @@ export class CreditLedger {
     this.recorded = [];
     this.debits = [];
     this.changedGrants.clear();
-    this.newGrants.clear();
-    this.reshapedGrants.clear();
     this.heldChanges.clear();
     this.reversedDebits.clear();
     return changes;
@@ -460,8 +458,7 @@ export class CreditLedger {
       else if (event.kind === 'expiry') this.closeGrant(event.grant, 'expired', event.at);
       else if (event.grant.closedReason === null) {
         event.grant.activated = true;
-        this.changedGrants.add(event.grant);
-        this.reshapedGrants.add(event.grant);
+        this.grantChanged(event.grant, 'reshaped');
         this.settleOverage(event.at);
       }
     }
@@ -491,8 +488,7 @@ export class CreditLedger {
     };
     this.grantMap.set(grant.id, grant);
     this.burnOrder = null;
-    this.changedGrants.add(grant);
-    this.newGrants.add(grant);
+    this.grantChanged(grant, 'created');
     // Issued when recorded, usable from effective_at. No entry of a grant predates this one, so a
     // balance read for any past instant never sees a grant's later movements without its issue.
     this.record('grant', input.amount, 'issued', `grant:${grant.id}`, grant.id, grant.id, now, now);
@@ -689,7 +685,7 @@ export class CreditLedger {
     if (becameOverage.isPositive()) this.settleOverage(now);
     // Emptied by the clawback while open: its status reads "depleted", like a grant used up.
     if (fromGrant.isPositive() && grant.available.isZero() && grant.held.isZero())
-      this.reshapedGrants.add(grant);
+      this.grantChanged(grant, 'reshaped');
     return { grantId: grant.id, amount, fromGrant, becameOverage, at: now };
   }
 
@@ -1049,8 +1045,7 @@ export class CreditLedger {
     );
     grant.closedReason = reason;
     grant.closedAt = at;
-    this.changedGrants.add(grant);
-    this.reshapedGrants.add(grant);
+    this.grantChanged(grant, 'reshaped');
   }
 
   /**
@@ -1156,9 +1151,10 @@ export class CreditLedger {
       const hadCredits = grant.available.isPositive() || grant.held.isPositive();
       if (isHeld) grant.held = grant.held.plus(delta);
       else grant.available = grant.available.plus(delta);
-      this.changedGrants.add(grant);
-      if (hadCredits !== (grant.available.isPositive() || grant.held.isPositive()))
-        this.reshapedGrants.add(grant);
+      this.grantChanged(
+        grant,
+        hadCredits !== (grant.available.isPositive() || grant.held.isPositive()) ? 'reshaped' : 'amounts',
+      );
       return;
     }
     const name = account as keyof CustomerAccounts;
