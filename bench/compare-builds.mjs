@@ -11,7 +11,10 @@
 //        node bench/compare-builds.mjs /tmp/old/dist dist
 //
 // Knobs: BENCH_TARGET (debits: POST a debit of 1.5 to a random customer, the default; customer:
-// GET a random customer, the HTTP layer alone), BENCH_ROUNDS (3), BENCH_SECONDS (6),
+// GET a random customer, the HTTP layer alone; events: POST batches of BENCH_BATCH (1000) native
+// events, each with an explicit `time` so that older builds accept them too, over BENCH_CUSTOMERS
+// (10,000 for events) customers with one grant each, a sum meter and a per-unit rate, like
+// bench/wrk.mjs; its figures are per event), BENCH_ROUNDS (3), BENCH_SECONDS (6),
 // BENCH_WARMUP_SECONDS (2), BENCH_CONNECTIONS (50), BENCH_CUSTOMERS (1000, with BENCH_GRANTS 12
 // grants each), BENCH_WRK, BENCH_NODE_ARGS (extra Node flags for the measured servers, e.g.
 // "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile them). Writes bench/results/latest-compare.json.
@@ -36,18 +39,23 @@ import {
 
 const API_KEY = 'bench_0123456789abcdef0123456789abcdef';
 const TARGET = process.env.BENCH_TARGET || 'debits';
+const EVENTS = TARGET === 'events';
+const BATCH = num('BENCH_BATCH', 1000);
+/** Operations per request: figures are per event for the events target, per request otherwise. */
+const PER = EVENTS ? BATCH : 1;
+const UNIT = EVENTS ? 'event' : 'req';
 const ROUNDS = num('BENCH_ROUNDS', 3);
 const SECONDS = num('BENCH_SECONDS', 6);
 const WARMUP = num('BENCH_WARMUP_SECONDS', 2);
-const CONNECTIONS = num('BENCH_CONNECTIONS', 50);
-const CUSTOMERS = num('BENCH_CUSTOMERS', 1000);
-const GRANTS = num('BENCH_GRANTS', 12);
+const CONNECTIONS = num('BENCH_CONNECTIONS', EVENTS ? 6 : 50);
+const CUSTOMERS = num('BENCH_CUSTOMERS', EVENTS ? 10_000 : 1000);
+const GRANTS = num('BENCH_GRANTS', EVENTS ? 1 : 12);
 const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
 
 const builds = process.argv.slice(2).map((d) => resolve(d));
-if (builds.length === 0 || !['debits', 'customer'].includes(TARGET)) {
+if (builds.length === 0 || !['debits', 'customer', 'events'].includes(TARGET)) {
   process.stderr.write(
-    'usage: [BENCH_TARGET=debits|customer] node bench/compare-builds.mjs <dist> [<dist> …]\n',
+    'usage: [BENCH_TARGET=debits|customer|events] node bench/compare-builds.mjs <dist> [<dist> …]\n',
   );
   process.exit(2);
 }
@@ -62,7 +70,27 @@ local paths = {}
 for i = 0, ${CUSTOMERS - 1} do paths[#paths + 1] = string.format("/v1/customers/bench-cust-%05d${TARGET === 'debits' ? '/debits' : ''}", i) end
 request = function() return wrk.format(nil, paths[math.random(#paths)]) end
 `;
-const SCRIPT = `${TARGET === 'debits' ? `wrk.method = "POST"\nwrk.body = '{"amount":"1.5"}'\n` : ''}${HEADERS}${WRK_DONE}`;
+/** Batches of native events with fresh ids, random customers and data, stamped with the current second. */
+const EVENTS_SCRIPT = `wrk.headers["Authorization"] = "Bearer ${API_KEY}"
+wrk.headers["Content-Type"] = "application/json"
+wrk.method = "POST"
+local models = { "gpt-x", "gpt-x-mini", "claude-y", "llama-z" }
+local sent = 0
+local tag = "c" .. tostring(math.random(1, 1000000000))
+request = function()
+  local parts = {}
+  local now = os.date("!%Y-%m-%dT%H:%M:%SZ")
+  for i = 1, ${BATCH} do
+    sent = sent + 1
+    parts[i] = string.format('{"id":"%s-%d","type":"llm.tokens","customer_id":"bench-cust-%05d","time":"%s","data":{"model":"%s","tokens":%d}}',
+      tag, sent, math.random(0, ${CUSTOMERS - 1}), now, models[math.random(4)], math.random(1, 2000))
+  end
+  return wrk.format(nil, "/v1/events", nil, "[" .. table.concat(parts, ",") .. "]")
+end
+`;
+const SCRIPT = EVENTS
+  ? `${EVENTS_SCRIPT}${WRK_DONE}`
+  : `${TARGET === 'debits' ? `wrk.method = "POST"\nwrk.body = '{"amount":"1.5"}'\n` : ''}${HEADERS}${WRK_DONE}`;
 
 const dir = mkdtempSync(join(os.tmpdir(), 'burndown-compare-'));
 const wrk = (url, seconds) => runWrk(url, SCRIPT, seconds, CONNECTIONS, dir);
@@ -100,6 +128,26 @@ async function commitBatches(url) {
   }
 }
 
+/** The meter and rate of the events target (the shape of bench/wrk.mjs's). */
+async function seedRating(url) {
+  const meter = await request(url, 'POST', '/v1/meters', {
+    id: 'bench-tokens',
+    event_type: 'llm.tokens',
+    aggregation: 'sum',
+    value_property: '$.tokens',
+    group_by: { model: '$.model' },
+  });
+  const rate = await request(url, 'POST', '/v1/rates', {
+    id: 'bench-tokens-all',
+    meter_id: 'bench-tokens',
+    filter: {},
+    credit_type: 'credits',
+    credits_per_unit: '0.001',
+  });
+  if (meter.status !== 201 || rate.status !== 201)
+    throw new Error(`seeding the rating failed: ${meter.status} ${meter.text} / ${rate.status} ${rate.text}`);
+}
+
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 log(`Compare builds over HTTP (${TARGET}) — ${new Date().toISOString()}`);
@@ -115,7 +163,14 @@ try {
     const server = serve(dist, template);
     const url = await server.url;
     const ids = Array.from({ length: CUSTOMERS }, (_, c) => customerId(c));
-    await seedCustomers({ request, baseUrls: [url], ids, grants: GRANTS, grantAmount: '1000000' });
+    await seedCustomers({
+      request,
+      baseUrls: [url],
+      ids,
+      grants: GRANTS,
+      grantAmount: EVENTS ? '1000000000' : '1000000',
+    });
+    if (EVENTS) await seedRating(url);
     await server.stop();
     templates.push(template);
     log(`  seeded ${fmt(CUSTOMERS)} customers × ${GRANTS} grants for ${dist}`);
@@ -139,11 +194,11 @@ try {
       const batches1 = await commitBatches(url);
       await server.stop();
       const run = {
-        reqPerSec: w.requests / SECONDS,
+        reqPerSec: (w.requests * PER) / SECONDS,
         p99Ms: w.p99Us / 1000,
         nonOk: w.status,
-        mainThreadMicrosPerRequest: ((main1 - main0) * TICK_MICROS) / w.requests,
-        processMicrosPerRequest: ((all1 - all0) * TICK_MICROS) / w.requests,
+        mainThreadMicrosPerRequest: ((main1 - main0) * TICK_MICROS) / (w.requests * PER),
+        processMicrosPerRequest: ((all1 - all0) * TICK_MICROS) / (w.requests * PER),
         commitBatch:
           batches0 && batches1 && batches1.count > batches0.count
             ? (batches1.sum - batches0.sum) / (batches1.count - batches0.count)
@@ -151,8 +206,8 @@ try {
       };
       runs[i].push(run);
       log(
-        `  round ${round + 1} ${dist}: ${fmt(run.reqPerSec)} req/s, p99 ${fmt(run.p99Ms, 2)} ms, main thread ${fmt(run.mainThreadMicrosPerRequest, 1)} µs/req, ` +
-          `process ${fmt(run.processMicrosPerRequest, 1)} µs/req${run.commitBatch === null ? '' : `, commit batch ${fmt(run.commitBatch, 1)}`}, non-2xx ${run.nonOk}`,
+        `  round ${round + 1} ${dist}: ${fmt(run.reqPerSec)} ${UNIT}/s, p99 ${fmt(run.p99Ms, 2)} ms, main thread ${fmt(run.mainThreadMicrosPerRequest, 1)} µs/${UNIT}, ` +
+          `process ${fmt(run.processMicrosPerRequest, 1)} µs/${UNIT}${run.commitBatch === null ? '' : `, commit batch ${fmt(run.commitBatch, 1)}`}, non-2xx ${run.nonOk}`,
       );
     }
   }
@@ -172,7 +227,7 @@ try {
   log(`medians of ${ROUNDS} rounds (${TARGET})`);
   log(
     table([
-      ['build', 'req/s', 'p99 ms', 'main thread µs/req', 'process µs/req', 'commit batch'],
+      ['build', `${UNIT}/s`, 'p99 ms', `main thread µs/${UNIT}`, `process µs/${UNIT}`, 'commit batch'],
       ...summary.map((s) => [
         s.build,
         fmt(s.reqPerSec),
