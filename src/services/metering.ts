@@ -533,8 +533,6 @@ class Burner {
    * may exceed the price, and a reserved event may turn out a duplicate.
    */
   async reserve(event: IncomingEvent, priced: readonly PricedBy[]): Promise<boolean> {
-    if (priced.length === 0) return true;
-    if (priced.length === 1) return this.reserveOne(event, priced[0]!);
     const credits = new Map<string, Amount>();
     const usage = new Map<string, { rateId: string; period: Instant; quantity: Amount }>();
     for (const { rate, quantity, bound } of priced) {
@@ -563,27 +561,6 @@ class Burner {
       this.reservedCredits.set(creditType, reserved.plus(amount));
     }
     for (const [key, after] of usageAfter) this.reservedUsage = setIn(this.reservedUsage, key, after);
-    return true;
-  }
-
-  /** {@link reserve} for an event one rate prices (most events): the same rule, without its maps. */
-  private async reserveOne(event: IncomingEvent, { rate, quantity, bound }: PricedBy): Promise<boolean> {
-    const reservedCredits = this.reservedCredits.get(rate.creditType) ?? Amount.ZERO;
-    if (bound.isPositive()) {
-      const ledger = await this.ledger(rate.creditType);
-      if (!ledger.canBurn(reservedCredits.plus(bound))) return false;
-    }
-    let usage: { key: string; after: Amount } | null = null;
-    if (pricingUsesPeriodUsage(rate.pricing)) {
-      const period = ratingPeriodStart(event.time);
-      const key = `${rate.id}/${period}`;
-      const reserved = this.reservedUsage?.get(key) ?? (await this.rateUsageStored(rate.id, period, key));
-      const after = reserved.plus(quantity);
-      if (!after.isWithinAccountRange()) return false;
-      usage = { key, after };
-    }
-    this.reservedCredits.set(rate.creditType, reservedCredits.plus(bound));
-    if (usage !== null) this.reservedUsage = setIn(this.reservedUsage, usage.key, usage.after);
     return true;
   }
 
