@@ -251,8 +251,10 @@ export class CreditLedger {
   readonly customerId: string;
   readonly creditType: string;
   readonly accounts: CustomerAccounts;
-  /** Open grants by id (add one loaded on demand with {@link adoptGrant}). */
-  readonly grants: ReadonlyMap<string, GrantState> = new Map<string, GrantState>();
+  /** Open grants by id: only the engine adds to it (services through {@link adoptGrant}). */
+  private readonly grantsById = new Map<string, GrantState>();
+  /** Open grants by id, read-only (add one loaded on demand with {@link adoptGrant}). */
+  readonly grants: ReadonlyMap<string, GrantState> = this.grantsById;
   /**
    * Every grant in burn-down order, kept between operations: the order depends only on fields a
    * grant never changes, so it is recomputed only when a grant is added (null until needed).
@@ -294,15 +296,10 @@ export class CreditLedger {
     this.accounts = { ...snapshot.accounts };
     for (const source of snapshot.grants) {
       const grant = copyGrant(source);
-      this.grantMap.set(grant.id, grant);
+      this.grantsById.set(grant.id, grant);
       this.grantSources.set(grant, source);
     }
     for (const hold of snapshot.holds) this.holds.set(hold.id, copyHold(hold));
-  }
-
-  /** {@link grants}, writable: only the engine adds grants (services through {@link adoptGrant}). */
-  private get grantMap(): Map<string, GrantState> {
-    return this.grants as Map<string, GrantState>;
   }
 
   /**
@@ -312,7 +309,7 @@ export class CreditLedger {
    */
   adoptGrant(grant: GrantState): void {
     if (this.grants.has(grant.id)) return;
-    this.grantMap.set(grant.id, grant);
+    this.grantsById.set(grant.id, grant);
     this.burnOrder = null;
   }
 
@@ -486,7 +483,7 @@ export class CreditLedger {
       closedAt: null,
       activated: false,
     };
-    this.grantMap.set(grant.id, grant);
+    this.grantsById.set(grant.id, grant);
     this.burnOrder = null;
     this.grantChanged(grant, 'created');
     // Issued when recorded, usable from effective_at. No entry of a grant predates this one, so a
