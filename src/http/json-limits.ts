@@ -11,25 +11,34 @@ export const MAX_JSON_DEPTH = 32;
 
 /** What is wrong with a JSON value, as a message naming where; null when it is fine. */
 export function jsonValueProblem(value: unknown, where = 'the body'): string | null {
-  const stack: { value: unknown; depth: number }[] = [{ value, depth: 0 }];
-  while (stack.length > 0) {
-    const { value: current, depth } = stack.pop()!;
-    if (typeof current === 'string') {
-      if (current.includes('\u0000'))
-        return `${where} holds a NUL character (\\u0000), which no text may contain`;
-      continue;
+  const problem = problemIn(value, 1);
+  if (problem === null) return null;
+  return problem === 'nul'
+    ? `${where} holds a NUL character (\\u0000), which no text may contain`
+    : `${where} is nested more than ${MAX_JSON_DEPTH} levels deep`;
+}
+
+/**
+ * The first problem in `value` at nesting level `depth`. Recursive, allocating nothing (it runs on
+ * every event of every batch): the recursion stops at {@link MAX_JSON_DEPTH}, so it cannot overflow.
+ */
+function problemIn(value: unknown, depth: number): 'nul' | 'depth' | null {
+  if (typeof value === 'string') return value.includes('\u0000') ? 'nul' : null;
+  if (typeof value !== 'object' || value === null) return null;
+  if (depth > MAX_JSON_DEPTH) return 'depth';
+  if (Array.isArray(value)) {
+    for (const item of value) {
+      const problem = problemIn(item, depth + 1);
+      if (problem !== null) return problem;
     }
-    if (typeof current !== 'object' || current === null) continue;
-    if (depth + 1 > MAX_JSON_DEPTH) return `${where} is nested more than ${MAX_JSON_DEPTH} levels deep`;
-    if (Array.isArray(current)) {
-      for (const item of current) stack.push({ value: item, depth: depth + 1 });
-    } else {
-      for (const [key, item] of Object.entries(current)) {
-        if (key.includes('\u0000'))
-          return `${where} holds a NUL character (\\u0000), which no text may contain`;
-        stack.push({ value: item, depth: depth + 1 });
-      }
-    }
+    return null;
+  }
+  const record = value as Record<string, unknown>;
+  for (const key in record) {
+    if (!Object.hasOwn(record, key)) continue;
+    if (key.includes('\u0000')) return 'nul';
+    const problem = problemIn(record[key], depth + 1);
+    if (problem !== null) return problem;
   }
   return null;
 }

@@ -96,9 +96,10 @@ export async function appendBalanceFacts(
   // The balance as saved: grants that are not open hold nothing, so the open ones are enough.
   const after = recordedPoint(changes.openGrants, changes.accounts.overage);
   const before = was.point;
-  const key: LedgerKey = { workspaceId, customerId: ledger.customerId, creditType: ledger.creditType };
-  const facts: OutboxMessage[] = [];
+  // Made on the first fact: almost every save (a debit, a burn) has none, and allocates nothing here.
+  let facts: OutboxMessage[] | null = null;
   const fact = (type: string, data: Record<string, unknown>): void => {
+    facts ??= [];
     facts.push({
       workspaceId,
       type,
@@ -116,12 +117,19 @@ export async function appendBalanceFacts(
     });
   }
   if (!before.available.equals(after.available) || !before.overageOwed.equals(after.overageOwed)) {
-    const moved = { balance_before: before.available.toString(), balance_after: after.available.toString() };
+    const moved = () => ({
+      balance_before: before.available.toString(),
+      balance_after: after.available.toString(),
+    });
     // Runway thresholds are the runway sweep's (src/services/runway-alerts.ts), not a write's.
-    const candidates = was.thresholds
-      ? (await tx.alerts.thresholdsForLedger(key)).filter((c) => isBalanceLevelThreshold(c.threshold))
-      : [];
-    if (candidates.length > 0) {
+    const key: LedgerKey | null = was.thresholds
+      ? { workspaceId, customerId: ledger.customerId, creditType: ledger.creditType }
+      : null;
+    const candidates =
+      key === null
+        ? []
+        : (await tx.alerts.thresholdsForLedger(key)).filter((c) => isBalanceLevelThreshold(c.threshold));
+    if (key !== null && candidates.length > 0) {
       const applicable = applicableThresholds(ledger.customerId, candidates as ArmedThreshold[]);
       const granted = applicable.some((a) => a.threshold.kind === 'percent')
         ? await tx.alerts.grantedInForce(key, now)
@@ -130,21 +138,22 @@ export async function appendBalanceFacts(
         const threshold = { ...thresholdView(t.threshold), level: t.level.toString() };
         if (t.kind === 'low') {
           await tx.alerts.markThresholdFired(workspaceId, t.threshold.id, ledger.customerId, now);
-          fact('balance.low', { threshold, ...moved });
+          fact('balance.low', { threshold, ...moved() });
         } else {
           await tx.alerts.markThresholdRecovered(workspaceId, t.threshold.id, ledger.customerId);
-          fact('balance.recovered', { threshold, ...moved });
+          fact('balance.recovered', { threshold, ...moved() });
         }
       }
     }
-    if (depleted(before, after)) fact('balance.depleted', moved);
+    if (depleted(before, after)) fact('balance.depleted', moved());
     if (overageStarted(before, after))
-      fact('overage.started', { ...moved, overage: after.overageOwed.toString() });
+      fact('overage.started', { ...moved(), overage: after.overageOwed.toString() });
   }
   // A ledger saved twice in one transaction reports only what changed since the first save.
-  loaded.set(ledger, { point: after, closed: closedGrantIds(ledger), thresholds: was.thresholds });
+  was.point = after;
+  was.closed = closedGrantIds(ledger);
   savedPoints.set(changes.openGrants, after);
-  await appendFacts(ctx, tx, now, facts);
+  if (facts !== null) await appendFacts(ctx, tx, now, facts);
 }
 
 function expiredGrantFacts(

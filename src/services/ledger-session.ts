@@ -91,6 +91,15 @@ export class LedgerSession {
     return ledger;
   }
 
+  /**
+   * The ledger of a credit type if it is open and marked {@link burned} already, else undefined:
+   * a caller that burns in it again and again (a batch's events) skips an await each time.
+   */
+  burningLedger(creditType: string): CreditLedger | undefined {
+    const open = this.opened.get(creditType);
+    return open?.burned ? open.ledger : undefined;
+  }
+
   /** Marks a burn in this credit type (debit, hold, capture, rated event): auto top-up applies at save. */
   burned(creditType: string): void {
     const open = this.opened.get(creditType);

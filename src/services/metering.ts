@@ -506,7 +506,7 @@ class Burner {
   /** Uses of features (by rates that price them), each at its event's time. */
   private featureUsage: Map<string, { at: Instant; quantity: Amount }[]> | null = null;
   /** Credits (by credit type) and rate usage (by rate and period) reserved by the events accepted so far. */
-  private readonly reservedCredits = new Map<string, Amount>();
+  private reservedCredits: Map<string, Amount> | null = null;
   private reservedUsage: Map<string, Amount> | null = null;
   /** A rate's stored usage in a period, read once per batch (the reservation and the burn share it). */
   private storedUsage: Map<string, Amount> | null = null;
@@ -533,34 +533,38 @@ class Burner {
    * may exceed the price, and a reserved event may turn out a duplicate.
    */
   async reserve(event: IncomingEvent, priced: readonly PricedBy[]): Promise<boolean> {
-    const credits = new Map<string, Amount>();
-    const usage = new Map<string, { rateId: string; period: Instant; quantity: Amount }>();
+    // An event has a handful of rates at most: small lists, not maps (a map or three per event
+    // were a measurable share of what a batch allocates).
+    const credits: { creditType: string; amount: Amount }[] = [];
+    const usage: { key: string; rateId: string; period: Instant; quantity: Amount; after: Amount }[] = [];
     for (const { rate, quantity, bound } of priced) {
-      credits.set(rate.creditType, (credits.get(rate.creditType) ?? Amount.ZERO).plus(bound));
+      const credit = credits.find((c) => c.creditType === rate.creditType);
+      if (credit) credit.amount = credit.amount.plus(bound);
+      else credits.push({ creditType: rate.creditType, amount: bound });
       if (!pricingUsesPeriodUsage(rate.pricing)) continue;
       const period = ratingPeriodStart(event.time);
       const key = `${rate.id}/${period}`;
-      const entry = usage.get(key) ?? { rateId: rate.id, period, quantity: Amount.ZERO };
-      entry.quantity = entry.quantity.plus(quantity);
-      usage.set(key, entry);
+      const entry = usage.find((u) => u.key === key);
+      if (entry) entry.quantity = entry.quantity.plus(quantity);
+      else usage.push({ key, rateId: rate.id, period, quantity, after: Amount.ZERO });
     }
-    for (const [creditType, amount] of credits) {
+    for (const { creditType, amount } of credits) {
       if (!amount.isPositive()) continue;
-      const ledger = await this.ledger(creditType);
-      if (!ledger.canBurn((this.reservedCredits.get(creditType) ?? Amount.ZERO).plus(amount))) return false;
+      const ledger = this.session?.burningLedger(creditType) ?? (await this.ledger(creditType));
+      if (!ledger.canBurn((this.reservedCredits?.get(creditType) ?? Amount.ZERO).plus(amount))) return false;
     }
-    const usageAfter = new Map<string, Amount>();
-    for (const [key, { rateId, period, quantity }] of usage) {
-      const reserved = this.reservedUsage?.get(key) ?? (await this.rateUsageStored(rateId, period, key));
-      const after = reserved.plus(quantity);
-      if (!after.isWithinAccountRange()) return false;
-      usageAfter.set(key, after);
+    for (const entry of usage) {
+      const reserved =
+        this.reservedUsage?.get(entry.key) ??
+        (await this.rateUsageStored(entry.rateId, entry.period, entry.key));
+      entry.after = reserved.plus(entry.quantity);
+      if (!entry.after.isWithinAccountRange()) return false;
     }
-    for (const [creditType, amount] of credits) {
-      const reserved = this.reservedCredits.get(creditType) ?? Amount.ZERO;
-      this.reservedCredits.set(creditType, reserved.plus(amount));
+    for (const { creditType, amount } of credits) {
+      const reserved = this.reservedCredits?.get(creditType) ?? Amount.ZERO;
+      this.reservedCredits = setIn(this.reservedCredits, creditType, reserved.plus(amount));
     }
-    for (const [key, after] of usageAfter) this.reservedUsage = setIn(this.reservedUsage, key, after);
+    for (const { key, after } of usage) this.reservedUsage = setIn(this.reservedUsage, key, after);
     return true;
   }
 
@@ -602,7 +606,7 @@ class Burner {
     }
     let debitId: string | null = null;
     if (credits.isPositive()) {
-      const ledger = await this.ledger(rate.creditType);
+      const ledger = this.session?.burningLedger(rate.creditType) ?? (await this.ledger(rate.creditType));
       const debit = this.payer(
         ledger,
         {
@@ -631,6 +635,7 @@ class Burner {
     });
   }
 
+  /** Opens the customer's session and a credit type's ledger, marking the burn (callers first try {@link LedgerSession.burningLedger}). */
   private async ledger(creditType: string): Promise<CreditLedger> {
     // Resets due before these burns come first, so usage after a reset draws on the new allowance.
     this.session ??= await LedgerSession.open(
