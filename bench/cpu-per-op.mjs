@@ -10,8 +10,10 @@
 // Prints process CPU (user + system, from process.cpuUsage) per event and per debit, over the
 // measured part only (seeding and a warm-up are excluded), and the best and median of BENCH_ROUNDS.
 // Usage: npm run build && node bench/cpu-per-op.mjs [--dist <another build>/dist] [ingest|debits]
+//   BENCH_CPU_PROFILE=/tmp/prof node bench/cpu-per-op.mjs ingest   (a profile of each measured window)
 //   node --cpu-prof --cpu-prof-dir=bench/results/profile/cpu-per-op bench/cpu-per-op.mjs ingest
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -105,6 +107,28 @@ async function seedCustomers(ctx, count, grantsEach, random) {
   return ids;
 }
 
+/**
+ * BENCH_CPU_PROFILE=<dir>: a CPU profile of each measured window alone (no seeding, no warm-up),
+ * written as <dir>/<workload>-<round>.cpuprofile, so two builds' windows compare function by function.
+ */
+const PROFILE_DIR = process.env.BENCH_CPU_PROFILE || null;
+let profiled = 0;
+async function profileWindow(name, measure) {
+  if (PROFILE_DIR === null) return measure();
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  try {
+    return await measure();
+  } finally {
+    const { profile } = await session.post('Profiler.stop');
+    mkdirSync(PROFILE_DIR, { recursive: true });
+    writeFileSync(join(PROFILE_DIR, `${name}-${profiled++}.cpuprofile`), JSON.stringify(profile));
+    session.disconnect();
+  }
+}
+
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function ingestRound() {
@@ -166,7 +190,7 @@ async function ingestRound() {
   // For `cpuprofile-top.mjs --only-after-ms=` (the profile's clock starts about when the process does).
   console.error(`measured window starts ${Math.round(t0)} ms after start`);
   globalThis.__burndownSqlTimingReset?.(); // bench/sqlite-statement-timer.mjs, when preloaded
-  const accepted = await run(BATCHES);
+  const accepted = await profileWindow('ingest', () => run(BATCHES));
   const cpu = cpuMicros() - cpu0;
   const ms = performance.now() - t0;
   await storage.close();
@@ -220,7 +244,7 @@ async function debitRound() {
   // For `cpuprofile-top.mjs --only-after-ms=` (the profile's clock starts about when the process does).
   console.error(`measured window starts ${Math.round(t0)} ms after start`);
   globalThis.__burndownSqlTimingReset?.(); // bench/sqlite-statement-timer.mjs, when preloaded
-  const ok = await run(DEBITS);
+  const ok = await profileWindow('debits', () => run(DEBITS));
   const cpu = cpuMicros() - cpu0;
   const ms = performance.now() - t0;
   await storage.close();
