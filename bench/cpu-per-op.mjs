@@ -11,6 +11,7 @@
 // measured part only (seeding and a warm-up are excluded), and the best and median of BENCH_ROUNDS.
 // Usage: npm run build && node bench/cpu-per-op.mjs [--dist <another build>/dist] [ingest|debits]
 //   BENCH_CPU_PROFILE=/tmp/prof node bench/cpu-per-op.mjs ingest   (a profile of each measured window)
+//   BENCH_INGEST_BODIES=1 node bench/cpu-per-op.mjs ingest   (batches parsed from JSON text, as the route does)
 //   node --cpu-prof --cpu-prof-dir=bench/results/profile/cpu-per-op bench/cpu-per-op.mjs ingest
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
@@ -33,6 +34,7 @@ const { grantCredits } = await load('services/ledger.js');
 const { createMeter, createRate, ingestEvents } = await load('services/metering.js');
 const { debitCredits } = await load('services/ledger.js');
 const { presentDebit } = await load('http/presenters.js');
+const { parseNativeEvent } = await load('http/event-parsing.js');
 // Builds before the unit of work (f4598f6) have no commands: the route wrote through storage itself.
 const commands = await load('services/commands.js').catch(() => null);
 const unitOfWork = await load('services/unit-of-work.js').catch(() => null);
@@ -158,7 +160,26 @@ async function ingestRound() {
   });
   const models = ['small', 'medium', 'large', 'xl'];
   let seq = 0;
+  // BENCH_INGEST_BODIES=1: each batch arrives as the JSON text a client sends (as bench/wrk.mjs's
+  // script writes it) and is parsed and validated as the route does, so the objects of parsing
+  // share the young generation with the ingest's own, as over the wire.
+  const fromBodies = process.env.BENCH_INGEST_BODIES === '1';
+  const parsedBatch = () => {
+    const parts = [];
+    const time = new Date().toISOString();
+    for (let i = 0; i < 1000; i++) {
+      const customer = customers[Math.floor(random() * customers.length)];
+      const model = models[Math.floor(random() * 4)];
+      const tokens = 1 + Math.floor(random() * 2000);
+      parts.push(
+        `{"id":"e-${seq++}","type":"llm.tokens","customer_id":"${customer}","time":"${time}","data":{"model":"${model}","tokens":${tokens}}}`,
+      );
+    }
+    const now = Date.now();
+    return JSON.parse(`[${parts.join(',')}]`).map((raw) => parseNativeEvent(raw, now));
+  };
   const batch = () => {
+    if (fromBodies) return parsedBatch();
     const events = [];
     for (let i = 0; i < 1000; i++) {
       events.push({

@@ -2,7 +2,7 @@ import { Amount } from '../domain/amount/amount.js';
 import type { Entitlement, Feature, PlanVersion } from '../domain/catalog/catalog.js';
 import { type CheckReason, decideCheck } from '../domain/entitlements/check.js';
 import { notFound } from '../domain/errors.js';
-import { CreditLedger } from '../domain/ledger/credit-ledger.js';
+import { availableWithNothingDue, CreditLedger } from '../domain/ledger/credit-ledger.js';
 import type { Subscription } from '../domain/plans/subscription.js';
 import { priceQuantity, ratingPeriodStart } from '../domain/rating/rate.js';
 import type { Instant } from '../domain/time/instant.js';
@@ -163,9 +163,20 @@ async function evaluate(
   const resolved = await resolveEntitlement(ctx, reads, input, subscriptions);
   const credits = await creditsFor(reads, feature, customerId, input.quantity, now);
   const key = { workspaceId, customerId, creditType: feature.creditType };
-  const open = ledger ?? new CreditLedger(await reads.loadLedger(key), ctx.ids);
-  open.advanceTo(now);
-  const available = open.availableAt(now, featureId);
+  // A plain check reads the stored ledger as it is when nothing of it is due by now (almost
+  // always: no engine, no copy); a held check's ledger, or one with something due, is advanced.
+  let open = ledger;
+  let available: Amount | null = null;
+  if (open === null) {
+    const snapshot = await reads.loadLedger(key);
+    available = availableWithNothingDue(snapshot, now, featureId);
+    if (available === null) open = new CreditLedger(snapshot, ctx.ids);
+  }
+  if (open !== null) {
+    open.advanceTo(now);
+    available = open.availableAt(now, featureId);
+  }
+  if (available === null) throw new Error('check invariant: no balance was read');
   const periodStart = resolved ? usagePeriodStart(resolved, now) : null;
   let used =
     periodStart === null
@@ -174,7 +185,7 @@ async function evaluate(
   // Held checks whose holds expired by now give their usage back, recorded or not yet: the stored
   // usage already reflects every hold persisted (persistLedger gives it back), and the ledger's
   // changed holds not taken yet are exactly the ones it does not reflect.
-  for (const hold of open.changedHolds) {
+  for (const hold of open?.changedHolds ?? []) {
     if (hold.status !== 'expired' || hold.featureId !== featureId || hold.usage?.periodStart !== periodStart)
       continue;
     used = Amount.max(Amount.ZERO, used.minus(hold.usage.quantity));
@@ -193,7 +204,6 @@ async function evaluate(
     decision,
     credits,
     available,
-    ledger: open,
     config: resolved?.entitlement.config ?? null,
     usage: limit !== null && periodStart !== null ? { used, limit: limit.amount, periodStart } : null,
   };
@@ -249,7 +259,9 @@ export async function checkAndHold(
     if (usage !== null)
       await adjustFeatureUsage(tx, { ...input, periodStart: usage.periodStart }, usage.quantity);
     if (result.decision.reserve.isPositive()) {
-      const hold = result.ledger.placeHold(
+      // A held check always brings its (advanced) ledger; evaluate refused a missing feature before.
+      if (ledger === null) throw new Error('check invariant: a held check without its ledger');
+      const hold = ledger.placeHold(
         {
           amount: result.decision.reserve,
           expiresAt: now + input.ttlMs,
@@ -263,7 +275,7 @@ export async function checkAndHold(
       if ('refused' in hold)
         throw new Error('check invariant: a hold within the available balance was refused');
       holdId = hold.id;
-      session.burned(result.ledger.creditType);
+      session.burned(ledger.creditType);
       await session.save();
     }
   }

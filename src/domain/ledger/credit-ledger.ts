@@ -235,10 +235,73 @@ export interface ConsumeOptions {
   readonly featureId?: string | null;
 }
 
-type DueEvent =
-  | { readonly at: Instant; readonly order: 0; readonly hold: HoldState }
-  | { readonly at: Instant; readonly order: 1; readonly grant: GrantState; readonly kind: 'expiry' }
-  | { readonly at: Instant; readonly order: 2; readonly grant: GrantState; readonly kind: 'activation' };
+type DueEvent<G extends GrantSnapshot = GrantState, H extends HoldSnapshot = HoldState> =
+  | { readonly at: Instant; readonly order: 0; readonly hold: H }
+  | { readonly at: Instant; readonly order: 1; readonly grant: G; readonly kind: 'expiry' }
+  | { readonly at: Instant; readonly order: 2; readonly grant: G; readonly kind: 'activation' };
+
+/**
+ * What falls due by `now` among a ledger's holds and grants, unsorted: hold expiries, grant
+ * expiries and activations. {@link CreditLedger.advanceTo} applies them in time order; a read of
+ * a stored snapshot with none due needs no engine at all ({@link availableWithNothingDue}).
+ */
+function dueBy<G extends GrantSnapshot, H extends HoldSnapshot>(
+  holds: Iterable<H>,
+  grants: Iterable<G>,
+  now: Instant,
+): DueEvent<G, H>[] {
+  const due: DueEvent<G, H>[] = [];
+  for (const hold of holds) {
+    if (hold.status === 'active' && hold.expiresAt <= now) due.push({ at: hold.expiresAt, order: 0, hold });
+  }
+  for (const grant of grants) {
+    if (grant.closedReason !== null) continue;
+    if (grant.expiresAt !== null && grant.expiresAt <= now) {
+      // A grant recorded after its own expiry (a backfill) leaves at the instant it was recorded.
+      due.push({ at: Math.max(grant.expiresAt, grant.createdAt), order: 1, grant, kind: 'expiry' });
+    }
+    const activationAt = Math.max(grant.effectiveAt, grant.createdAt);
+    if (!grant.activated && activationAt <= now) {
+      due.push({ at: activationAt, order: 2, grant, kind: 'activation' });
+    }
+  }
+  return due;
+}
+
+/**
+ * Σ drawable remaining − overage at `at` over these grants (see {@link CreditLedger.availableAt},
+ * which is this over the engine's grants).
+ */
+function availableOf(
+  grants: Iterable<GrantSnapshot>,
+  overage: Amount,
+  at: Instant,
+  featureId: string | null | undefined,
+): Amount {
+  let total = overage.units;
+  for (const grant of grants) {
+    if (!isGrantUsableAt(grant, at)) continue;
+    if (featureId !== undefined && !appliesToFeature(grant, featureId)) continue;
+    total += grant.available.units;
+  }
+  return Amount.fromUnits(total);
+}
+
+/**
+ * The available balance (as {@link CreditLedger.availableAt}) of a stored ledger at `now`, read off
+ * its snapshot when nothing of it falls due by `now`; null when something does (then build a
+ * {@link CreditLedger} and advance it, which applies what is due first). What an entitlement check
+ * reads on every call: a ledger it will not change need not be copied into an engine (copying 12
+ * grants was the largest part of a check's own work).
+ */
+export function availableWithNothingDue(
+  snapshot: CreditLedgerSnapshot,
+  now: Instant,
+  featureId?: string | null,
+): Amount | null {
+  if (dueBy(snapshot.holds, snapshot.grants, now).length > 0) return null;
+  return availableOf(snapshot.grants, snapshot.accounts.overage, now, featureId);
+}
 
 /**
  * The credit ledger of one customer in one credit type: a pure state machine over the loaded
@@ -431,21 +494,7 @@ export class CreditLedger {
    * due, not when it was noticed, so reads never depend on a background job having run.
    */
   advanceTo(now: Instant): void {
-    const due: DueEvent[] = [];
-    for (const hold of this.holds.values()) {
-      if (hold.status === 'active' && hold.expiresAt <= now) due.push({ at: hold.expiresAt, order: 0, hold });
-    }
-    for (const grant of this.grants.values()) {
-      if (grant.closedReason !== null) continue;
-      if (grant.expiresAt !== null && grant.expiresAt <= now) {
-        // A grant recorded after its own expiry (a backfill) leaves at the instant it was recorded.
-        due.push({ at: Math.max(grant.expiresAt, grant.createdAt), order: 1, grant, kind: 'expiry' });
-      }
-      const activationAt = Math.max(grant.effectiveAt, grant.createdAt);
-      if (!grant.activated && activationAt <= now) {
-        due.push({ at: activationAt, order: 2, grant, kind: 'activation' });
-      }
-    }
+    const due = dueBy(this.holds.values(), this.grants.values(), now);
     if (due.length === 0) return;
     due.sort(
       (a, b) => a.at - b.at || a.order - b.order || (dueId(a) < dueId(b) ? -1 : dueId(a) > dueId(b) ? 1 : 0),
@@ -914,13 +963,7 @@ export class CreditLedger {
    * grants that burn may draw on.
    */
   availableAt(at: Instant, featureId?: string | null): Amount {
-    let total = this.accounts.overage.units;
-    for (const grant of this.grants.values()) {
-      if (!isGrantUsableAt(grant, at)) continue;
-      if (featureId !== undefined && !appliesToFeature(grant, featureId)) continue;
-      total += grant.available.units;
-    }
-    return Amount.fromUnits(total);
+    return availableOf(this.grants.values(), this.accounts.overage, at, featureId);
   }
 
   /**
@@ -1203,6 +1246,6 @@ function invariantViolated(what: string): never {
   throw new InvariantViolation(`ledger invariant violated: ${what}`);
 }
 
-function dueId(event: DueEvent): string {
+function dueId(event: DueEvent<GrantSnapshot, HoldSnapshot>): string {
   return event.order === 0 ? event.hold.id : event.grant.id;
 }
