@@ -549,8 +549,12 @@ end
  * with wrk's summary (latencies in µs) and its pid. `BENCH_WRK` names another wrk binary.
  */
 export async function runWrk(url, script, seconds, connections, dir) {
-  const file = join(dir, `script-${Math.random().toString(36).slice(2)}.lua`);
-  writeFileSync(file, script);
+  const run = Math.random().toString(36).slice(2);
+  const file = join(dir, `script-${run}.lua`);
+  // Each wrk invocation gets its own RUN_TAG: scripts that make event ids from it send fresh ids
+  // in the measured window, never the ids of the warm-up before it (those would be duplicates,
+  // far cheaper to ingest, and a build that handles duplicates differently would look faster).
+  writeFileSync(file, script.replaceAll('__RUN_TAG__', run));
   const { code, out, pid } = await runCollecting(process.env.BENCH_WRK || 'wrk', [
     '-t1',
     `-c${connections}`,

@@ -83,7 +83,7 @@ ${WRK_DONE}`;
 const eventsLua = (customers, batch) => `${HEADERS}
 local models = { "gpt-x", "gpt-x-mini", "claude-y", "llama-z" }
 local sent = 0
-local tag = "w${Date.now().toString(36)}"
+local tag = "w__RUN_TAG__"
 math.randomseed(${(Date.now() + 2) % 100000})
 request = function()
   local parts = {}
