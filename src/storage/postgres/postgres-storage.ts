@@ -43,7 +43,9 @@ import {
   upkeepFactsFromRow,
 } from '../sql/plan-queries.js';
 import {
+  burnToParams,
   type CheckpointHead,
+  eventToParams,
   findDueLedgers,
   SqlReads,
   type SqlStatement,
@@ -228,19 +230,7 @@ class PgWrites extends SqlWrites {
       const rows = await this.pg.allOnce<{ event_key: string }>(
         `INSERT INTO events (workspace_id, event_key, id, source, type, customer_id, time, data, rules_seq, received_at, unmetered)
          VALUES ${part.map(() => row).join(', ')} ON CONFLICT DO NOTHING RETURNING event_key`,
-        part.flatMap((e) => [
-          e.workspaceId,
-          e.eventKey,
-          e.id,
-          e.source,
-          e.type,
-          e.customerId,
-          e.time,
-          JSON.stringify(e.data),
-          e.rulesSeq,
-          e.receivedAt,
-          e.unmetered ? 1 : 0,
-        ]),
+        part.flatMap(eventToParams),
       );
       for (const r of rows) inserted.add(r.event_key);
     }
@@ -254,16 +244,7 @@ class PgWrites extends SqlWrites {
       await this.pg.runOnce(
         `INSERT INTO event_burns (workspace_id, event_key, rate_id, customer_id, debit_id, quantity, credits, created_at)
          VALUES ${part.map(() => row).join(', ')} ON CONFLICT DO NOTHING`,
-        part.flatMap((b) => [
-          b.workspaceId,
-          b.eventKey,
-          b.rateId,
-          b.customerId,
-          b.debitId,
-          b.quantity.toString(),
-          b.credits.toString(),
-          b.createdAt,
-        ]),
+        part.flatMap(burnToParams),
       );
     }
   }

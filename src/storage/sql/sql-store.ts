@@ -1047,7 +1047,8 @@ export class SqlWrites extends SqlReads implements WriteOperations {
   }
 }
 
-function eventToParams(e: StoredEvent): unknown[] {
+/** A stored event as the parameters of {@link Q.insertEvent}, in its column order (every dialect's insert). */
+export function eventToParams(e: StoredEvent): unknown[] {
   return [
     e.workspaceId,
     e.eventKey,
@@ -1063,7 +1064,8 @@ function eventToParams(e: StoredEvent): unknown[] {
   ];
 }
 
-function burnToParams(b: EventBurn): unknown[] {
+/** A burn as the parameters of {@link Q.insertBurn}, in its column order (every dialect's insert). */
+export function burnToParams(b: EventBurn): unknown[] {
   return [
     b.workspaceId,
     b.eventKey,
