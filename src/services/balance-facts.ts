@@ -122,14 +122,11 @@ export async function appendBalanceFacts(
       balance_after: after.available.toString(),
     });
     // Runway thresholds are the runway sweep's (src/services/runway-alerts.ts), not a write's.
-    const key: LedgerKey | null = was.thresholds
-      ? { workspaceId, customerId: ledger.customerId, creditType: ledger.creditType }
-      : null;
-    const candidates =
-      key === null
-        ? []
-        : (await tx.alerts.thresholdsForLedger(key)).filter((c) => isBalanceLevelThreshold(c.threshold));
-    if (key !== null && candidates.length > 0) {
+    const key: LedgerKey = { workspaceId, customerId: ledger.customerId, creditType: ledger.creditType };
+    const candidates = was.thresholds
+      ? (await tx.alerts.thresholdsForLedger(key)).filter((c) => isBalanceLevelThreshold(c.threshold))
+      : [];
+    if (candidates.length > 0) {
       const applicable = applicableThresholds(ledger.customerId, candidates as ArmedThreshold[]);
       const granted = applicable.some((a) => a.threshold.kind === 'percent')
         ? await tx.alerts.grantedInForce(key, now)
