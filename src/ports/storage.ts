@@ -1076,6 +1076,11 @@ export interface WriteOperations extends ReadOperations {
   insertEvents(events: readonly StoredEvent[]): Awaitable<Set<string>>;
   /** Counts one more (refused) delivery of each of these stored events, once per occurrence. */
   countDuplicates(workspaceId: string, eventKeys: readonly string[]): Awaitable<void>;
+  /**
+   * Removes events this transaction stored and then refused (ingest inserts first, so that only
+   * new events reserve their burns; one whose reservation fails is removed again before commit).
+   */
+  deleteUncommittedEvents(workspaceId: string, eventKeys: readonly string[]): Awaitable<void>;
   /** Marks an event reversed (it leaves meter usage); false when it already was. */
   markEventReversed(workspaceId: string, eventKey: string, at: Instant): Awaitable<boolean>;
   /** Records burns (in one statement where the dialect can); a pair already burned is left as it is. */

@@ -307,6 +307,15 @@ export async function ingestEvents(
  */
 const CUSTOMERS_PER_TRANSACTION = 100;
 
+/** An event of a batch that passed its checks, ready to store (and, if rated, to reserve and burn). */
+interface Candidate {
+  readonly index: number;
+  readonly stored: StoredEvent;
+  readonly priced: readonly PricedBy[];
+  /** Rates exist for its type: it reserves (and burns) on its customer's ledger. */
+  readonly rated: boolean;
+}
+
 /** Stores and burns the events of some customers in one transaction (their locks are held). */
 async function ingestChunk(
   ctx: ServiceContext,
@@ -320,7 +329,15 @@ async function ingestChunk(
   const rules = compileRules(await tx.listRatingRules(workspaceId));
   const featureOfRate = rules.seq > 0 ? await featuresByRate(tx, workspaceId) : new Map<string, string>();
   const burners = new Map<string, Burner>();
-  const candidates: { index: number; stored: StoredEvent; priced: readonly PricedBy[] }[] = [];
+  const burnerOf = (customerId: string): Burner => {
+    let burner = burners.get(customerId);
+    if (!burner) {
+      burner = new Burner(ctx, tx, workspaceId, customerId, now, featureOfRate);
+      burners.set(customerId, burner);
+    }
+    return burner;
+  };
+  let pending: Candidate[] = [];
   for (const [customerId, indexes] of chunk) {
     if (!(await tx.getCustomer(workspaceId, customerId))) {
       for (const i of indexes) outcomes[i] = 'customer_not_found';
@@ -333,19 +350,6 @@ async function ingestChunk(
         outcomes[i] = reading.refusal;
         continue;
       }
-      if (rules.byEventType.has(event.type)) {
-        let burner = burners.get(customerId);
-        if (!burner) {
-          burner = new Burner(ctx, tx, workspaceId, customerId, now, featureOfRate);
-          burners.set(customerId, burner);
-        }
-        // Before anything is stored: an event whose burns could carry a running total past the
-        // account range is refused alone (its batch's other events are kept).
-        if (!(await burner.reserve(event, reading.priced))) {
-          outcomes[i] = 'value_out_of_range';
-          continue;
-        }
-      }
       const stored = {
         ...event,
         workspaceId,
@@ -354,25 +358,44 @@ async function ingestChunk(
         receivedAt: now,
         unmetered: reading.unmetered,
       };
-      candidates.push({ index: i, stored, priced: reading.priced });
+      pending.push({ index: i, stored, priced: reading.priced, rated: rules.byEventType.has(event.type) });
     }
   }
-  const inserted = await tx.insertEvents(candidates.map((c) => c.stored));
+  // Stored first, so that only new events reserve their burns (a duplicate burns nothing, and
+  // reserving for it opened its customer's ledger for nothing). An event whose burns could carry a
+  // running total past the account range is refused alone and removed again, in this transaction;
+  // a later occurrence of its key in the batch then gets its own chance, in the next round.
+  const kept: Candidate[] = [];
   const duplicates: string[] = [];
-  for (const { index, stored, priced } of candidates) {
-    // The first occurrence of a key in the batch is the one stored; later ones are duplicates.
-    if (!inserted.delete(stored.eventKey)) {
-      outcomes[index] = 'duplicate';
-      duplicates.push(stored.eventKey);
-      continue;
+  while (pending.length > 0) {
+    const inserted = await tx.insertEvents(pending.map((c) => c.stored));
+    const refused = new Set<string>();
+    const retry: Candidate[] = [];
+    for (const candidate of pending) {
+      const { index, stored, priced } = candidate;
+      // The first occurrence of a key in the batch is the one stored; later ones are duplicates.
+      if (!inserted.delete(stored.eventKey)) {
+        if (refused.has(stored.eventKey)) retry.push(candidate);
+        else {
+          outcomes[index] = 'duplicate';
+          duplicates.push(stored.eventKey);
+        }
+        continue;
+      }
+      if (candidate.rated && !(await burnerOf(stored.customerId).reserve(stored, priced))) {
+        outcomes[index] = 'value_out_of_range';
+        refused.add(stored.eventKey);
+        continue;
+      }
+      kept.push(candidate);
     }
+    if (refused.size > 0) await tx.deleteUncommittedEvents(workspaceId, [...refused]);
+    pending = retry;
+  }
+  for (const { index, stored, priced } of kept) {
     outcomes[index] = stored.unmetered ? 'unmetered' : 'accepted';
     if (stored.unmetered) continue;
-    let burner = burners.get(stored.customerId);
-    if (!burner) {
-      burner = new Burner(ctx, tx, workspaceId, stored.customerId, now, featureOfRate);
-      burners.set(stored.customerId, burner);
-    }
+    const burner = burnerOf(stored.customerId);
     for (const { rate, quantity } of priced) await burner.burn(stored, rate, quantity);
   }
   const burns: EventBurn[] = [];
@@ -530,7 +553,7 @@ class Burner {
    * Whether the burns of an event, at most what {@link priceBound} allows per rate, fit the account
    * range on top of what the events before it reserved (its customer's `consumed` and `overage`
    * accounts, and its rates' usage counters); if they do, reserves them. Conservative: a bound
-   * may exceed the price, and a reserved event may turn out a duplicate.
+   * may exceed the price. Only events the batch stored reserve (never a duplicate).
    */
   async reserve(event: IncomingEvent, priced: readonly PricedBy[]): Promise<boolean> {
     // An event has a handful of rates at most: small lists, not maps (a map or three per event

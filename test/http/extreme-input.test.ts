@@ -211,6 +211,59 @@ describe.each(DIALECTS)('extreme input ($name)', (dialect) => {
     await expectReadable(t, 'acme');
   });
 
+  it('item 1: only new events reserve: a duplicate near the account range is a duplicate, and an id refused in a batch gets its next occurrence', async () => {
+    const nearLimit = Amount.parse(`${'9'.repeat(30)}`).minus(Amount.parse('99999999999999999998'));
+    await t.storage.write(customerLockKey(DEFAULT_WORKSPACE, 'acme'), async (tx) => {
+      const key = { workspaceId: DEFAULT_WORKSPACE, customerId: 'acme', creditType: 'credits' };
+      const snapshot = await tx.loadLedgerForUpdate(key);
+      const ledger = new CreditLedger(snapshot, t.ctx.ids);
+      noteLoaded(ledger, snapshot);
+      ledger.advanceTo(T0);
+      ledger.grant(newGrant(nearLimit, T0, { category: 'promotional' }), T0);
+      const debit = ledger.debit({ amount: nearLimit, allowOverage: false }, T0);
+      expect('refused' in debit).toBe(false);
+      await persistLedger(t.ctx, tx, DEFAULT_WORKSPACE, ledger, T0);
+    });
+    await expectStatus(t.post('/v1/rates', { id: 'one', meter_id: 'm', credits_per_unit: '1' }), 201);
+    // About 10^20 of room is left in `consumed`: 9 × 10^19 of it goes to one event.
+    const first = await expectStatus(t.post('/v1/events', [event('x-1', '90000000000000000000')]), 202);
+    expect(first.accepted).toBe(1);
+    // Sent again, it is a duplicate (it burns nothing again, so its size no longer matters), and it
+    // takes no room from the new event after it.
+    const again = await expectStatus(
+      t.post('/v1/events', [event('x-1', '90000000000000000000'), event('x-2', '5000000000000000000')]),
+      202,
+    );
+    expect(again).toMatchObject({ accepted: 1, duplicates: 1, rejected: [] });
+    // The same new id twice: the first occurrence does not fit and is refused; the second, small,
+    // is the one stored (as if the first had never been sent), and nothing of the first remains.
+    const before = await observe(t, 'acme');
+    const twice = await expectStatus(
+      t.post('/v1/events', [event('y', '90000000000000000000'), event('y', '1')]),
+      202,
+    );
+    expect(twice).toMatchObject({ accepted: 1, duplicates: 0 });
+    expect(twice.rejected).toEqual([
+      { index: 0, error: expect.objectContaining({ code: 'value_out_of_range' }) },
+    ]);
+    const listed = (await t.get('/v1/events?customer_id=acme&limit=100')).json().data as {
+      id: string;
+      data: { n: unknown };
+      duplicates: number;
+      burns: { credits: string }[];
+    }[];
+    const ys = listed.filter((e) => e.id === 'y');
+    expect(ys).toHaveLength(1);
+    expect(ys[0]).toMatchObject({ data: { n: '1' }, duplicates: 0, burns: [{ credits: '1' }] });
+    const after = (await t.get('/v1/customers/acme/balance')).json();
+    expect(after.available).toBe(
+      Amount.parse((before as { balance: { available: string } }).balance.available)
+        .minus(Amount.parse('1'))
+        .toString(),
+    );
+    await expectReadable(t, 'acme');
+  });
+
   it('items 2 and 5: an event nested 10,000 deep is rejected alone; the three valid ones are kept', async () => {
     await expectStatus(t.post('/v1/rates', { id: 'one', meter_id: 'm', credits_per_unit: '1' }), 201);
     const nested = { ...event('deep', 1), data: { n: 1, x: '@RAW@' } };

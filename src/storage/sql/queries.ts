@@ -153,6 +153,7 @@ export const Q = {
   insertEvent: `INSERT INTO events (workspace_id, event_key, id, source, type, customer_id, time, data, rules_seq, received_at, unmetered)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
   countDuplicate: 'UPDATE events SET duplicates = duplicates + 1 WHERE workspace_id = ? AND event_key = ?',
+  deleteEvent: 'DELETE FROM events WHERE workspace_id = ? AND event_key = ?',
   markEventReversed:
     'UPDATE events SET reversed_at = ? WHERE workspace_id = ? AND event_key = ? AND reversed_at IS NULL',
   getEvent: 'SELECT * FROM events WHERE workspace_id = ? AND event_key = ?',

@@ -1010,6 +1010,10 @@ export class SqlWrites extends SqlReads implements WriteOperations {
     for (const key of eventKeys) await this.db.run(Q.countDuplicate, [workspaceId, key]);
   }
 
+  async deleteUncommittedEvents(workspaceId: string, eventKeys: readonly string[]): Promise<void> {
+    for (const key of eventKeys) await this.db.run(Q.deleteEvent, [workspaceId, key]);
+  }
+
   async markEventReversed(workspaceId: string, eventKey: string, at: Instant): Promise<boolean> {
     return (await this.db.run(Q.markEventReversed, [at, workspaceId, eventKey])) === 1;
   }
