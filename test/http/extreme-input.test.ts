@@ -51,6 +51,26 @@ async function expectReadable(t: TestApp, customerId: string): Promise<void> {
   expect(report.ok).toBe(true);
 }
 
+/**
+ * Brings a customer's `issued` and `consumed` to 10^30 − 10^20 + 1, just under the account range
+ * (no client request can: one value has at most 20 integer digits), through the same ledger engine
+ * and persistence the services use.
+ */
+async function seedNearAccountRange(t: TestApp, customerId: string): Promise<void> {
+  const nearLimit = Amount.parse(`${'9'.repeat(30)}`).minus(Amount.parse('99999999999999999998'));
+  await t.storage.write(customerLockKey(DEFAULT_WORKSPACE, customerId), async (tx) => {
+    const key = { workspaceId: DEFAULT_WORKSPACE, customerId, creditType: 'credits' };
+    const snapshot = await tx.loadLedgerForUpdate(key);
+    const ledger = new CreditLedger(snapshot, t.ctx.ids);
+    noteLoaded(ledger, snapshot);
+    ledger.advanceTo(T0);
+    ledger.grant(newGrant(nearLimit, T0, { category: 'promotional' }), T0);
+    const debit = ledger.debit({ amount: nearLimit, allowOverage: false }, T0);
+    expect('refused' in debit).toBe(false);
+    await persistLedger(t.ctx, tx, DEFAULT_WORKSPACE, ledger, T0);
+  });
+}
+
 /** What a client can observe of a customer (to prove a refusal changed nothing). */
 async function observe(t: TestApp, customerId: string): Promise<unknown> {
   return {
@@ -154,20 +174,7 @@ describe.each(DIALECTS)('extreme input ($name)', (dialect) => {
   });
 
   it('item 1: a write that would carry an account past 10^30 is 422 amount_out_of_range and changes nothing', async () => {
-    // Seed the customer near the account range (no client request can: one value has at most 20
-    // integer digits), through the same ledger engine and persistence the services use.
-    const nearLimit = Amount.parse(`${'9'.repeat(30)}`).minus(Amount.parse('99999999999999999998'));
-    await t.storage.write(customerLockKey(DEFAULT_WORKSPACE, 'acme'), async (tx) => {
-      const key = { workspaceId: DEFAULT_WORKSPACE, customerId: 'acme', creditType: 'credits' };
-      const snapshot = await tx.loadLedgerForUpdate(key);
-      const ledger = new CreditLedger(snapshot, t.ctx.ids);
-      noteLoaded(ledger, snapshot);
-      ledger.advanceTo(T0);
-      ledger.grant(newGrant(nearLimit, T0, { category: 'promotional' }), T0);
-      const debit = ledger.debit({ amount: nearLimit, allowOverage: false }, T0);
-      expect('refused' in debit).toBe(false);
-      await persistLedger(t.ctx, tx, DEFAULT_WORKSPACE, ledger, T0);
-    });
+    await seedNearAccountRange(t, 'acme');
     await expectReadable(t, 'acme');
     const before = await observe(t, 'acme');
     // `issued` and `consumed` are near 10^30: one more maximal grant or debit would pass it.
@@ -212,18 +219,7 @@ describe.each(DIALECTS)('extreme input ($name)', (dialect) => {
   });
 
   it('item 1: only new events reserve: a duplicate near the account range is a duplicate, and an id refused in a batch gets its next occurrence', async () => {
-    const nearLimit = Amount.parse(`${'9'.repeat(30)}`).minus(Amount.parse('99999999999999999998'));
-    await t.storage.write(customerLockKey(DEFAULT_WORKSPACE, 'acme'), async (tx) => {
-      const key = { workspaceId: DEFAULT_WORKSPACE, customerId: 'acme', creditType: 'credits' };
-      const snapshot = await tx.loadLedgerForUpdate(key);
-      const ledger = new CreditLedger(snapshot, t.ctx.ids);
-      noteLoaded(ledger, snapshot);
-      ledger.advanceTo(T0);
-      ledger.grant(newGrant(nearLimit, T0, { category: 'promotional' }), T0);
-      const debit = ledger.debit({ amount: nearLimit, allowOverage: false }, T0);
-      expect('refused' in debit).toBe(false);
-      await persistLedger(t.ctx, tx, DEFAULT_WORKSPACE, ledger, T0);
-    });
+    await seedNearAccountRange(t, 'acme');
     await expectStatus(t.post('/v1/rates', { id: 'one', meter_id: 'm', credits_per_unit: '1' }), 201);
     // About 10^20 of room is left in `consumed`: 9 × 10^19 of it goes to one event.
     const first = await expectStatus(t.post('/v1/events', [event('x-1', '90000000000000000000')]), 202);
