@@ -53,6 +53,7 @@ import {
   snapshotSource,
 } from '../sql/sql-store.js';
 import { WebhookWrites } from '../sql/webhook-queries.js';
+import { coalescingSocket } from './coalescing-socket.js';
 
 /** Options of the PostgreSQL adapter. */
 export interface PostgresStorageOptions {
@@ -547,6 +548,8 @@ export class PostgresStorage implements Storage {
       // queries one by one, which behaves as without it, except where a write sends its first
       // read together with BEGIN (see write).
       pipeline: true,
+      // The messages of a query (and of queries sent together) leave in one send, not one each.
+      stream: coalescingSocket,
       ...(options.schema ? { options: `-c search_path=${options.schema}` } : {}),
     });
     // An idle client losing its backend must not crash the process; the pool replaces it.
