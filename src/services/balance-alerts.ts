@@ -10,6 +10,7 @@ import type { WriteOperations } from '../ports/storage.js';
 import type { ServiceContext } from './context.js';
 import { customerLockKey } from './context.js';
 import { requireCreditType, requireCustomer } from './lookups.js';
+import { forEachConcurrently } from './sweep-concurrency.js';
 import { appendFacts, command } from './unit-of-work.js';
 
 /**
@@ -78,7 +79,7 @@ export async function sweepExpiryNotices(
     const due = await ctx.storage.write('#expiry-notices', async (tx) =>
       tx.alerts.expiringWithoutNotice(now, leadMs, limit),
     );
-    for (const grant of due) {
+    await forEachConcurrently(due, async (grant) => {
       const wrote = await ctx.storage.write(
         customerLockKey(grant.workspaceId, grant.customerId),
         async (tx) => {
@@ -103,7 +104,7 @@ export async function sweepExpiryNotices(
         },
       );
       if (wrote) written += 1;
-    }
+    });
   }
   return written;
 }

@@ -21,6 +21,7 @@ import { LedgerSession } from './ledger-session.js';
 import { requireCreditType, requireCustomer } from './lookups.js';
 import { appendFacts } from './outbox.js';
 import { recordGrantRevenuePolicy } from './revenue.js';
+import { forEachConcurrently } from './sweep-concurrency.js';
 import { grantVoidedFact } from './webhook-facts.js';
 
 /** A refusal the client can act on, returned as a value (and stored for idempotent replay). */
@@ -463,7 +464,7 @@ export async function readBalanceSeries(
 /** Sweeps ledgers with something due, so expiries appear in the ledger even without traffic. */
 export async function sweepDueLedgers(ctx: ServiceContext, limit = 500): Promise<number> {
   const due = await ctx.storage.findDueLedgers(ctx.clock.now(), limit);
-  for (const key of due) await settleDue(ctx, key);
+  await forEachConcurrently(due, (key) => settleDue(ctx, key));
   return due.length;
 }
 

@@ -12,6 +12,7 @@ import { customerLockKey, type ServiceContext } from './context.js';
 import { CustomerLedgers } from './ledger-set.js';
 import { requireCustomer } from './lookups.js';
 import { appendFacts, type OutboxMessage } from './outbox.js';
+import { forEachConcurrently } from './sweep-concurrency.js';
 import { subscriptionCanceledFact, subscriptionRenewedFact } from './webhook-facts.js';
 
 /** Grant metadata that ties an allowance grant to its subscription, allowance and period. */
@@ -606,7 +607,9 @@ export async function sweepDueSubscriptions(
   const now = ctx.clock.now();
   const due = await ctx.storage.read.plans.findDueSubscriptions(now, options.limit ?? 500);
   let failed = 0;
-  for (const { workspaceId, customerId } of due) {
+  // In flight together (bounded): a month's resets at midnight share SQLite's commits instead of
+  // waiting for one sync each.
+  await forEachConcurrently(due, async ({ workspaceId, customerId }) => {
     try {
       await ctx.storage.write(customerLockKey(workspaceId, customerId), (tx) =>
         renewDueSubscriptions(ctx, tx, workspaceId, customerId, now),
@@ -616,7 +619,7 @@ export async function sweepDueSubscriptions(
       failed += 1;
       options.onError?.(error);
     }
-  }
+  });
   return { customers: due.length, failed };
 }
 

@@ -1,0 +1,34 @@
+/**
+ * How many independent writes a sweep keeps in flight. A sweep (due expiries, expiry notices)
+ * writes one customer at a time; awaited one by one, each write is its own commit and waits for
+ * its own sync, so an expiry storm of thousands of customers drained at a few hundred a second.
+ * In flight together, SQLite commits them in shared batches and PostgreSQL runs them on several
+ * connections. Bounded, so a sweep leaves room for requests on PostgreSQL's pool.
+ */
+export const SWEEP_CONCURRENCY = 16;
+
+/**
+ * Runs `work` for every item with at most `limit` in flight, in the items' order. Every item is
+ * tried even when some fail (a failure of one customer must not hold back the others); the first
+ * failure is thrown once all have ended.
+ */
+export async function forEachConcurrently<T>(
+  items: readonly T[],
+  work: (item: T) => Promise<void>,
+  limit = SWEEP_CONCURRENCY,
+): Promise<void> {
+  let next = 0;
+  let failure: { error: unknown } | null = null;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      try {
+        await work(item);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failure !== null) throw (failure as { error: unknown }).error;
+}
