@@ -5,6 +5,12 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Amount } from '../../src/domain/amount/amount.js';
+import { ManualClock } from '../../src/domain/time/clock.js';
+import { TimeOrderedIds } from '../../src/infra/ids.js';
+import { createCustomer } from '../../src/services/customers.js';
+import { debitCredits, grantCredits } from '../../src/services/ledger.js';
+import { SqliteStorage } from '../../src/storage/sqlite/sqlite-storage.js';
 import { WebhookReceiver } from '../fixtures/webhook-receiver.js';
 import { E2E_API_KEY, ServerProcess } from './server-process.js';
 
@@ -43,7 +49,12 @@ describe('dashboard and portal in Chromium', () => {
     // disabled, so the deliveries view has a stable failure to show and replay (no retries racing).
     receiver = await WebhookReceiver.start();
     receiver.answer = () => ({ status: 410 });
-    server = await ServerProcess.start({
+    // Acme's history starts two days ago, written before the server starts: its forecast then
+    // fits whole days of use whatever the time of day (with today's use alone, the first hour of
+    // a UTC day has too little to scale up, and the runway would be missing).
+    const databasePath = join(mkdtempSync(join(tmpdir(), 'burndown-dashboard-')), 'db.sqlite');
+    await seedHistory(databasePath, Date.now());
+    server = await ServerProcess.startOn(`sqlite:${databasePath}`, {
       BURNDOWN_WEBHOOKS_ALLOW_PRIVATE: '1',
       BURNDOWN_WEBHOOK_INTERVAL_MS: '100',
     });
@@ -69,7 +80,6 @@ describe('dashboard and portal in Chromium', () => {
       if (res.status >= 300) throw new Error(`seed failed: ${res.status} ${res.text}`);
     };
     await ok(server.post('/v1/webhook-endpoints', { url: receiver.url, description: 'billing system' }));
-    await ok(server.post('/v1/customers', { id: 'acme', name: 'Acme Inc.' }));
     await ok(server.post('/v1/customers', { id: 'globex', name: 'Globex' }));
     await ok(
       server.post('/v1/credit-packs', {
@@ -80,7 +90,6 @@ describe('dashboard and portal in Chromium', () => {
       }),
     );
     await ok(server.post('/v1/features', { id: 'report', type: 'metered', credits_per_use: '2.5' }));
-    await ok(server.post('/v1/customers/acme/grants', { amount: '1000', category: 'paid' }));
     await ok(
       server.post('/v1/customers/acme/grants', {
         amount: '200',
@@ -445,3 +454,57 @@ describe('dashboard and portal in Chromium', () => {
     await page.close();
   });
 });
+
+/**
+ * Acme's first two days: the customer and a paid grant of 1,000 two days before `now`, and a
+ * debit of 112.5 on each of those days, written through the services with a clock set to each
+ * day (the API stamps everything with the present).
+ */
+async function seedHistory(path: string, now: number): Promise<void> {
+  const storage = await SqliteStorage.open({ path });
+  const clock = new ManualClock(now - 2 * DAY);
+  const ctx = { storage, clock, ids: new TimeOrderedIds(() => clock.now()) };
+  const key = { workspaceId: 'default', customerId: 'acme', creditType: 'credits' };
+  const start = clock.now();
+  try {
+    await storage.write('default/acme', async (tx) => {
+      await createCustomer(tx, {
+        workspaceId: 'default',
+        id: 'acme',
+        name: 'Acme Inc.',
+        metadata: {},
+        now: start,
+      });
+      await grantCredits(ctx, tx, {
+        key,
+        grant: {
+          amount: Amount.of('1000'),
+          category: 'paid',
+          priority: 10,
+          effectiveAt: start,
+          expiresAt: null,
+          costBasis: null,
+          appliesTo: null,
+          description: null,
+          metadata: {},
+        },
+        now: start,
+      });
+    });
+    for (const at of [start, start + DAY]) {
+      clock.set(at);
+      await storage.write('default/acme', async (tx) =>
+        debitCredits(ctx, tx, {
+          key,
+          amount: Amount.of('112.5'),
+          allowOverage: false,
+          description: null,
+          metadata: {},
+          now: at,
+        }),
+      );
+    }
+  } finally {
+    await storage.close();
+  }
+}
