@@ -32,6 +32,7 @@ import { LedgerSession } from './ledger-session.js';
 import { currentSigningKey, type LicensingOptions, signCompactJws } from './licensing-keys.js';
 import { requireCreditType, requireCustomer } from './lookups.js';
 import { type BurnPayer, ingestOwnEvents } from './metering.js';
+import { forEachConcurrently } from './sweep-concurrency.js';
 import { appendFacts, type OutboxMessage, type WriteCommand, type WriteOutcome } from './unit-of-work.js';
 
 /**
@@ -910,11 +911,11 @@ function captureFromLease(
 export async function sweepSilentMachines(ctx: ServiceContext, limit = 100): Promise<number> {
   const due = await ctx.storage.read.licensing.findLicensesWithSilentMachines(ctx.clock.now(), limit);
   let culled = 0;
-  for (const { workspaceId, customerId, licenseId } of due) {
+  await forEachConcurrently(due, async ({ workspaceId, customerId, licenseId }) => {
     culled += await ctx.storage.write(customerLockKey(workspaceId, customerId), async (tx) => {
       const license = await tx.licensing.getLicense(workspaceId, licenseId);
       return license ? (await cullSilent(tx, license, ctx.clock.now())).length : 0;
     });
-  }
+  });
   return culled;
 }
