@@ -11,6 +11,7 @@ import { TimeOrderedIds } from '../../src/infra/ids.js';
 import { createCustomer } from '../../src/services/customers.js';
 import { debitCredits, grantCredits } from '../../src/services/ledger.js';
 import { SqliteStorage } from '../../src/storage/sqlite/sqlite-storage.js';
+import { newGrant } from '../fixtures/grants.js';
 import { WebhookReceiver } from '../fixtures/webhook-receiver.js';
 import { E2E_API_KEY, ServerProcess } from './server-process.js';
 
@@ -477,17 +478,7 @@ async function seedHistory(path: string, now: number): Promise<void> {
       });
       await grantCredits(ctx, tx, {
         key,
-        grant: {
-          amount: Amount.of('1000'),
-          category: 'paid',
-          priority: 10,
-          effectiveAt: start,
-          expiresAt: null,
-          costBasis: null,
-          appliesTo: null,
-          description: null,
-          metadata: {},
-        },
+        grant: newGrant('1000', start),
         now: start,
       });
     });

@@ -6,7 +6,6 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Amount } from '../../src/domain/amount/amount.js';
 import { ManualClock } from '../../src/domain/time/clock.js';
 import { SequentialIds } from '../../src/infra/ids.js';
 import { sweepExpiryNotices } from '../../src/services/balance-alerts.js';
@@ -15,6 +14,7 @@ import { createCustomer } from '../../src/services/customers.js';
 import { grantCredits, readBalance, sweepDueLedgers } from '../../src/services/ledger.js';
 import { forEachConcurrently } from '../../src/services/sweep-concurrency.js';
 import { SqliteStorage } from '../../src/storage/sqlite/sqlite-storage.js';
+import { newGrant } from '../fixtures/grants.js';
 
 describe('forEachConcurrently', () => {
   it('runs every item, at most `limit` at a time, starting them in order', async () => {
@@ -88,17 +88,7 @@ describe('sweeps share commits across customers (SQLite)', () => {
         });
         await grantCredits(ctx, tx, {
           key: { workspaceId: 'default', customerId, creditType: 'credits' },
-          grant: {
-            amount: Amount.of('10'),
-            category: 'promotional',
-            priority: 10,
-            effectiveAt: T0,
-            expiresAt: T0 + 2 * HOUR,
-            costBasis: null,
-            appliesTo: null,
-            description: null,
-            metadata: {},
-          },
+          grant: newGrant('10', T0, { category: 'promotional', expiresAt: T0 + 2 * HOUR }),
           now: T0,
         });
       });
