@@ -12,9 +12,11 @@ import { sweepExpiryNotices } from '../../src/services/balance-alerts.js';
 import type { ServiceContext } from '../../src/services/context.js';
 import { createCustomer } from '../../src/services/customers.js';
 import { grantCredits, readBalance, sweepDueLedgers } from '../../src/services/ledger.js';
+import { sweepDueSubscriptions } from '../../src/services/subscriptions.js';
 import { forEachConcurrently } from '../../src/services/sweep-concurrency.js';
 import { SqliteStorage } from '../../src/storage/sqlite/sqlite-storage.js';
 import { newGrant } from '../fixtures/grants.js';
+import { createTestApp } from '../fixtures/harness.js';
 
 describe('forEachConcurrently', () => {
   it('runs every item, at most `limit` at a time, starting them in order', async () => {
@@ -121,5 +123,40 @@ describe('sweeps share commits across customers (SQLite)', () => {
     // The read of what is due is a write of its own (under its lock), then the notices share commits.
     expect(batches.length).toBeLessThanOrEqual(1 + CUSTOMERS / 4);
     expect(await sweepExpiryNotices(ctx, [2 * HOUR])).toBe(0);
+  });
+});
+
+describe('subscription resets share commits across customers (SQLite)', () => {
+  it("issues every customer's next allowance once, in far fewer commits than customers", async () => {
+    const start = Date.parse('2026-03-01T00:00:00Z');
+    const batches: number[] = [];
+    const storage = await SqliteStorage.open({ path: ':memory:', onBatch: (size) => batches.push(size) });
+    const t = await createTestApp({ start, storage });
+    try {
+      const post = async (url: string, body: unknown) => {
+        const r = await t.post(url, body);
+        expect(r.statusCode, r.body).toBeLessThan(300);
+      };
+      await post('/v1/plans', {
+        id: 'daily',
+        time_zone: 'UTC',
+        billing_period: 'P1D',
+        allowances: [{ amount: '100', period: 'P1D', rollover: null }],
+      });
+      const customers = 40;
+      for (let c = 0; c < customers; c++) {
+        await post('/v1/customers', { id: `c${c}` });
+        await post(`/v1/customers/c${c}/subscriptions`, { plan_id: 'daily' });
+      }
+      t.clock.set(start + 86_400_000 + 1000);
+      batches.length = 0;
+      expect(await sweepDueSubscriptions(t.ctx)).toEqual({ customers, failed: 0 });
+      expect(batches.length).toBeLessThanOrEqual(customers / 4);
+      expect(await sweepDueSubscriptions(t.ctx)).toEqual({ customers: 0, failed: 0 });
+      const balance = (await t.get('/v1/customers/c7/balance')).json() as { available: string };
+      expect(balance.available).toBe('100');
+    } finally {
+      await t.close();
+    }
   });
 });
