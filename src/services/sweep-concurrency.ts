@@ -3,9 +3,9 @@
  * writes one customer at a time; awaited one by one, each write is its own commit and waits for
  * its own sync, so an expiry storm of thousands of customers drained at a few hundred a second.
  * In flight together, SQLite commits them in shared batches and PostgreSQL runs them on several
- * connections. Bounded, so a sweep leaves room for requests on PostgreSQL's pool.
+ * connections. Bounded below PostgreSQL's default pool of 10, so a sweep leaves connections to requests.
  */
-export const SWEEP_CONCURRENCY = 16;
+export const SWEEP_CONCURRENCY = 8;
 
 /**
  * Runs `work` for every item with at most `limit` in flight, in the items' order. Every item is
