@@ -42,6 +42,8 @@ describe('pipelined group commit: a write is answered only after a WAL sync that
       firstAnswered = true;
       return n;
     });
+    // One turn to see whether more writes join it (none do), then it runs.
+    await flushMacrotasks();
     await flushMacrotasks();
     expect(committed()).toBe(1); // COMMIT done
     expect(started).toHaveLength(1); // its sync started
@@ -83,6 +85,7 @@ describe('pipelined group commit: a write is answered only after a WAL sync that
     const { insert, committer } = committerWith(() => coalesced.request());
     const first = insert(1);
     await flushMacrotasks();
+    await flushMacrotasks();
     started[0]!.fail(new Error('EIO: fdatasync failed'));
     await expect(first).rejects.toThrow('EIO');
     await expect(insert(2)).rejects.toThrow('EIO');
@@ -95,6 +98,7 @@ describe('pipelined group commit: a write is answered only after a WAL sync that
     const { insert, committer } = committerWith(() => coalesced.request());
     const first = insert(1);
     await flushMacrotasks();
+    await flushMacrotasks();
     const second = insert(2); // commits while the first sync runs: waits for the next one
     await flushMacrotasks();
     await flushMacrotasks();
@@ -106,7 +110,7 @@ describe('pipelined group commit: a write is answered only after a WAL sync that
     await committer.drain();
   });
 
-  it('while a sync is in flight, writes arriving turn after turn join one batch; a lone write runs at once', async () => {
+  it('writes arriving turn after turn join one batch, with or without a sync in flight; a lone write waits one empty turn', async () => {
     const { started, sync } = manualSync();
     const coalesced = new CoalescedSync(sync);
     const db = new BetterSqlite3(':memory:');
@@ -121,34 +125,42 @@ describe('pipelined group commit: a write is answered only after a WAL sync that
         db.prepare('INSERT INTO t (n) VALUES (?)').run(n);
         return n;
       });
-    // No sync in flight: a lone write commits in the first turn.
-    const first = insert(1);
+    // No sync in flight, writes arriving in two successive turns (as the next requests of clients
+    // just answered arrive a turn after the requests already parsed): they still share a batch.
+    const first = [insert(1)];
     await flushMacrotasks();
-    expect(batches).toEqual([1]);
+    first.push(insert(2));
+    await flushMacrotasks();
+    expect(batches).toEqual([]);
+    await flushMacrotasks();
+    await flushMacrotasks();
+    expect(batches).toEqual([2]);
     // Its sync is in flight: writes arriving in three successive turns (as requests parsed by
     // successive turns of the event loop would) all wait for the one that brings none, and commit together.
-    const later = [insert(2)];
-    await flushMacrotasks();
-    later.push(insert(3));
+    const later = [insert(3)];
     await flushMacrotasks();
     later.push(insert(4));
     await flushMacrotasks();
-    expect(batches).toEqual([1]);
+    later.push(insert(5));
+    await flushMacrotasks();
+    expect(batches).toEqual([2]);
     await flushMacrotasks();
     await flushMacrotasks();
-    expect(batches).toEqual([1, 3]);
+    expect(batches).toEqual([2, 3]);
     started[0]!.release();
-    expect(await first).toBe(1);
+    expect(await Promise.all(first)).toEqual([1, 2]);
     await flushMacrotasks();
     started[1]!.release();
-    expect(await Promise.all(later)).toEqual([2, 3, 4]);
-    // Without a sync in flight, nothing waits: the next lone write is again a batch of its own at once.
-    const last = insert(5);
+    expect(await Promise.all(later)).toEqual([3, 4, 5]);
+    // A lone write waits only for one turn that brings nothing more, then commits alone.
+    const last = insert(6);
     await flushMacrotasks();
-    expect(batches).toEqual([1, 3, 1]);
+    await flushMacrotasks();
+    await flushMacrotasks();
+    expect(batches).toEqual([2, 3, 1]);
     await flushMacrotasks();
     started[2]!.release();
-    expect(await last).toBe(5);
+    expect(await last).toBe(6);
     await committer.drain();
   });
 

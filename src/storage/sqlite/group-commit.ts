@@ -33,7 +33,7 @@ export interface GroupCommitOptions {
   readonly durableAfter?: () => Promise<void>;
 }
 
-/** Most event-loop turns a batch waits for writes to join it while a sync is in flight (see `gather`). */
+/** Most event-loop turns a batch waits for writes to join it (see `gather`). */
 const GATHER_TURNS = 16;
 
 interface Job<T> {
@@ -117,17 +117,21 @@ export class GroupCommitter {
   }
 
   /**
-   * While an earlier batch's WAL sync is still in flight, lets the event loop take in the requests
-   * it has already received, so they join this batch instead of the next one: a batch's commit
-   * costs the main thread about as much for 20 writes as for 50 (the pages shared, BEGIN, COMMIT,
-   * the sync request), and its callers would wait for that sync to end anyway. Stops at the first
-   * turn that brings no new write (the thread never idles for it), when the sync ends, or after
+   * Before a batch starts, lets the event loop take in the requests it has already received, turn
+   * by turn, so they join this batch instead of the next one: a batch's commit costs the main
+   * thread about as much for 20 writes as for 50 (the pages shared, BEGIN, COMMIT, the sync
+   * request), and its callers would wait for a sync anyway. This also runs when no sync is in
+   * flight: the callers of a batch whose sync just ended were answered while this batch's requests
+   * were being parsed, and their next requests arrive one turn later. Without that turn they always
+   * missed the batch, and the clients stayed split into two alternating half-size groups (26
+   * against 48 writes per commit with 50 connections, about 9 µs more main-thread CPU per debit).
+   * Stops at the first turn that brings no new write (the thread never idles for it), or after
    * {@link GATHER_TURNS} turns.
    */
   private async gather(): Promise<void> {
     if (this.options.durableAfter === undefined) return;
     for (let turn = 0; turn < GATHER_TURNS; turn++) {
-      if (this.pendingDurability.size === 0 || this.queue.length >= this.maxBatch) return;
+      if (this.queue.length >= this.maxBatch) return;
       const before = this.queue.length;
       await new Promise((resolve) => setImmediate(resolve));
       if (this.queue.length === before) return;
