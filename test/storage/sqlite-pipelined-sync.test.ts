@@ -42,8 +42,6 @@ describe('pipelined group commit: a write is answered only after a WAL sync that
       firstAnswered = true;
       return n;
     });
-    // One turn to see whether more writes join it (none do), then it runs.
-    await flushMacrotasks();
     await flushMacrotasks();
     expect(committed()).toBe(1); // COMMIT done
     expect(started).toHaveLength(1); // its sync started
@@ -85,7 +83,6 @@ describe('pipelined group commit: a write is answered only after a WAL sync that
     const { insert, committer } = committerWith(() => coalesced.request());
     const first = insert(1);
     await flushMacrotasks();
-    await flushMacrotasks();
     started[0]!.fail(new Error('EIO: fdatasync failed'));
     await expect(first).rejects.toThrow('EIO');
     await expect(insert(2)).rejects.toThrow('EIO');
@@ -98,7 +95,6 @@ describe('pipelined group commit: a write is answered only after a WAL sync that
     const { insert, committer } = committerWith(() => coalesced.request());
     const first = insert(1);
     await flushMacrotasks();
-    await flushMacrotasks();
     const second = insert(2); // commits while the first sync runs: waits for the next one
     await flushMacrotasks();
     await flushMacrotasks();
@@ -110,7 +106,7 @@ describe('pipelined group commit: a write is answered only after a WAL sync that
     await committer.drain();
   });
 
-  it('writes arriving turn after turn join one batch, with or without a sync in flight; a lone write waits one empty turn', async () => {
+  it('while a sync is in flight, writes arriving turn after turn join one batch; a lone write runs at once', async () => {
     const { started, sync } = manualSync();
     const coalesced = new CoalescedSync(sync);
     const db = new BetterSqlite3(':memory:');
@@ -125,43 +121,86 @@ describe('pipelined group commit: a write is answered only after a WAL sync that
         db.prepare('INSERT INTO t (n) VALUES (?)').run(n);
         return n;
       });
-    // No sync in flight, writes arriving in two successive turns (as the next requests of clients
-    // just answered arrive a turn after the requests already parsed): they still share a batch.
-    const first = [insert(1)];
+    // No sync in flight: a lone write commits in the first turn.
+    const first = insert(1);
     await flushMacrotasks();
-    first.push(insert(2));
-    await flushMacrotasks();
-    expect(batches).toEqual([]);
-    await flushMacrotasks();
-    await flushMacrotasks();
-    expect(batches).toEqual([2]);
+    expect(batches).toEqual([1]);
     // Its sync is in flight: writes arriving in three successive turns (as requests parsed by
     // successive turns of the event loop would) all wait for the one that brings none, and commit together.
-    const later = [insert(3)];
+    const later = [insert(2)];
+    await flushMacrotasks();
+    later.push(insert(3));
     await flushMacrotasks();
     later.push(insert(4));
     await flushMacrotasks();
-    later.push(insert(5));
-    await flushMacrotasks();
-    expect(batches).toEqual([2]);
+    expect(batches).toEqual([1]);
     await flushMacrotasks();
     await flushMacrotasks();
-    expect(batches).toEqual([2, 3]);
+    expect(batches).toEqual([1, 3]);
     started[0]!.release();
-    expect(await Promise.all(first)).toEqual([1, 2]);
+    expect(await first).toBe(1);
     await flushMacrotasks();
     started[1]!.release();
-    expect(await Promise.all(later)).toEqual([3, 4, 5]);
-    // A lone write waits only for one turn that brings nothing more, then commits alone.
-    const last = insert(6);
+    expect(await Promise.all(later)).toEqual([2, 3, 4]);
+    // Without a sync in flight, nothing waits: the next lone write is again a batch of its own at once.
+    const last = insert(5);
     await flushMacrotasks();
-    await flushMacrotasks();
-    await flushMacrotasks();
-    expect(batches).toEqual([2, 3, 1]);
+    expect(batches).toEqual([1, 3, 1]);
     await flushMacrotasks();
     started[2]!.release();
-    expect(await last).toBe(6);
+    expect(await last).toBe(5);
     await committer.drain();
+  });
+
+  it('with no sync in flight, a batch waits a turn for more writes only after a long batch (against which a sync is short)', async () => {
+    /** A committer whose batches take `batchMs` and whose syncs take `syncMs`, on a fake clock. */
+    const timed = (batchMs: number, syncMs: number) => {
+      const { started, sync } = manualSync();
+      const coalesced = new CoalescedSync(sync);
+      const db = new BetterSqlite3(':memory:');
+      db.exec('CREATE TABLE t (n INTEGER)');
+      let clock = 0;
+      const batches: number[] = [];
+      const committer = new GroupCommitter(db, {
+        durableAfter: () => coalesced.request(),
+        onBatch: (size) => batches.push(size),
+        monotonicMs: () => clock,
+      });
+      const insert = (n: number) =>
+        committer.submit(async () => {
+          clock += batchMs;
+          db.prepare('INSERT INTO t (n) VALUES (?)').run(n);
+          return n;
+        });
+      const release = (i: number) => {
+        clock += syncMs;
+        started[i]!.release();
+      };
+      return { committer, insert, release, batches };
+    };
+    // Writes arriving in two successive turns, after a batch and its sync have completed.
+    const twoTurns = async (t: ReturnType<typeof timed>) => {
+      const first = t.insert(1);
+      await flushMacrotasks();
+      t.release(0);
+      await first;
+      const later = [t.insert(2)];
+      await flushMacrotasks();
+      later.push(t.insert(3));
+      for (let i = 0; i < 4; i++) await flushMacrotasks();
+      // Each later batch waits for a sync of its own: release them in turn.
+      for (let i = 1; i < t.batches.length; i++) {
+        t.release(i);
+        await flushMacrotasks();
+      }
+      await Promise.all(later);
+      await t.committer.drain();
+      return t.batches;
+    };
+    // After a batch of 100 ms (event ingest): the two turns' writes share a batch.
+    expect(await twoTurns(timed(100, 1))).toEqual([1, 2]);
+    // After a batch of 2 ms (single debits): no waiting; the first turn's write commits alone.
+    expect(await twoTurns(timed(2, 1))).toEqual([1, 1, 1]);
   });
 
   it('a durable SQLite file runs NORMAL plus one WAL sync per answered write batch', async () => {
