@@ -31,7 +31,7 @@ export interface GroupCommitOptions {
    * unknown, and only a restart (which recovers from the WAL) can tell.
    */
   readonly durableAfter?: () => Promise<void>;
-  /** A monotonic clock in milliseconds, for timing batches and syncs (tests pass their own). */
+  /** A monotonic clock in milliseconds, for timing batches (tests pass their own). */
   readonly monotonicMs?: () => number;
 }
 
@@ -132,7 +132,8 @@ export class GroupCommitter {
    * by turn, so they join this batch instead of the next one: a batch's commit costs the main
    * thread about as much for 20 writes as for 50 (the pages shared, BEGIN, COMMIT, the sync
    * request), and its callers would wait for a sync anyway. Stops at the first turn that brings no
-   * new write (the thread never idles for it), or after {@link GATHER_TURNS} turns.
+   * new write (the thread never idles for it), when the sync ends (unless it waits without one, see
+   * below), or after {@link GATHER_TURNS} turns.
    *
    * While a sync is in flight this always pays. With none in flight it is a trade: the callers of
    * the batch whose sync just ended were answered while this batch's requests were being parsed,
@@ -146,9 +147,9 @@ export class GroupCommitter {
    */
   private async gather(): Promise<void> {
     if (this.options.durableAfter === undefined) return;
-    if (this.pendingDurability.size === 0 && this.lastBatchMs < LONG_BATCH_MS) return;
+    const withoutSync = this.lastBatchMs >= LONG_BATCH_MS;
     for (let turn = 0; turn < GATHER_TURNS; turn++) {
-      if (this.queue.length >= this.maxBatch) return;
+      if ((this.pendingDurability.size === 0 && !withoutSync) || this.queue.length >= this.maxBatch) return;
       const before = this.queue.length;
       await new Promise((resolve) => setImmediate(resolve));
       if (this.queue.length === before) return;
