@@ -1032,6 +1032,14 @@ export interface WriteOperations extends ReadOperations {
     now: Instant,
   ): Awaitable<{ readonly upkeep: CustomerUpkeep; readonly ledger: CreditLedgerSnapshot }>;
   /**
+   * Tells the adapter which ledgers the work is about to load (an ingest chunk's customers), so it
+   * can read them all at once: PostgreSQL reads every key's {@link loadCustomerWrite} row in one
+   * statement and answers the loads of those keys from it until the work's next write (which may
+   * change them); SQLite's caches already make loads cheap, so it does nothing. Must be called
+   * under the locks of those customers.
+   */
+  prefetchCustomerWrites(keys: readonly LedgerKey[]): Awaitable<void>;
+  /**
    * Persists one change set the engine handed over (`CreditLedger.takeChanges`): its entries,
    * grants, holds, debits and cached balances, exactly as taken. Each change set holds only what
    * changed since the previous one, so saving a ledger twice in a transaction writes nothing twice.

@@ -26,6 +26,7 @@ import type { Instant } from '../domain/time/instant.js';
 import { nextWindowStart, type WindowUnit, windowStart } from '../domain/time/zoned.js';
 import type {
   EventBurn,
+  LedgerKey,
   MeterRecord,
   RateRecord,
   StoredEvent,
@@ -369,6 +370,7 @@ async function ingestChunk(
   const duplicates: string[] = [];
   while (pending.length > 0) {
     const inserted = await tx.insertEvents(pending.map((c) => c.stored));
+    await tx.prefetchCustomerWrites(ledgersToBurn(pending, inserted, burners));
     const refused = new Set<string>();
     const retry: Candidate[] = [];
     for (const candidate of pending) {
@@ -403,6 +405,33 @@ async function ingestChunk(
   await tx.insertBurns(burns);
   // One counter per stored event (not a row per delivery): GET /v1/events?status=duplicate.
   if (duplicates.length > 0) await tx.countDuplicates(workspaceId, duplicates);
+}
+
+/**
+ * The ledgers the burns of a chunk's newly stored events will open first (one per customer and
+ * credit type its rates price in, for customers whose burner has no session yet), so the storage
+ * can read them together.
+ */
+function ledgersToBurn(
+  candidates: readonly Candidate[],
+  inserted: ReadonlySet<string>,
+  burners: ReadonlyMap<string, Burner>,
+): LedgerKey[] {
+  const keys = new Map<string, LedgerKey>();
+  for (const { stored, priced, rated } of candidates) {
+    if (!rated || !inserted.has(stored.eventKey) || burners.get(stored.customerId)?.opened) continue;
+    for (const { rate } of priced) {
+      const k = `${stored.customerId}\u0000${rate.creditType}`;
+      if (!keys.has(k)) {
+        keys.set(k, {
+          workspaceId: stored.workspaceId,
+          customerId: stored.customerId,
+          creditType: rate.creditType,
+        });
+      }
+    }
+  }
+  return [...keys.values()];
 }
 
 /**
@@ -660,16 +689,24 @@ class Burner {
 
   /** Opens the customer's session and a credit type's ledger, marking the burn (callers first try {@link LedgerSession.burningLedger}). */
   private async ledger(creditType: string): Promise<CreditLedger> {
-    // Resets due before these burns come first, so usage after a reset draws on the new allowance.
-    this.session ??= await LedgerSession.open(
-      this.ctx,
-      this.tx,
-      { workspaceId: this.workspaceId, customerId: this.customerId },
-      this.now,
-    );
-    const ledger = await this.session.ledger(creditType);
+    let ledger: CreditLedger;
+    if (this.session === null) {
+      // Resets due before these burns come first, so usage after a reset draws on the new
+      // allowance; the upkeep and this first ledger come from one read (prefetched by the chunk).
+      const key = { workspaceId: this.workspaceId, customerId: this.customerId, creditType };
+      const opened = await LedgerSession.openWithLedger(this.ctx, this.tx, key, this.now);
+      this.session = opened.session;
+      ledger = opened.ledger;
+    } else {
+      ledger = await this.session.ledger(creditType);
+    }
     this.session.burned(creditType);
     return ledger;
+  }
+
+  /** Whether its ledger session is open (its first ledger loaded). */
+  get opened(): boolean {
+    return this.session !== null;
   }
 
   /** Writes the ledgers and period usage; returns the burns for the caller to store (in bulk). */

@@ -181,19 +181,50 @@ class PgReads extends SqlReads {
   }
 }
 
+/** The parameters of {@link LOAD_CUSTOMER_WRITE}, in order, for one key's three columns. */
+const loadCustomerWriteParams = (workspaceId: string, customerId: string, creditType: string): string[] => [
+  workspaceId,
+  customerId,
+  creditType,
+  workspaceId,
+  customerId,
+  creditType,
+  workspaceId,
+  customerId,
+  creditType,
+  ...customerUpkeepParams(workspaceId, customerId),
+];
+
+/**
+ * {@link LOAD_CUSTOMER_WRITE} for many keys in one statement: each `?` of the one-key statement
+ * becomes the matching column of a row of the keys (passed as three arrays), so the two read the
+ * same columns the same way; `i` is the key's 1-based position.
+ */
+const LOAD_CUSTOMER_WRITES = (() => {
+  const refs = loadCustomerWriteParams('k.ws', 'k.cust', 'k.ct');
+  let n = 0;
+  const perKey = LOAD_CUSTOMER_WRITE.replace(/\?/g, () => refs[n++] ?? '?');
+  if (n !== refs.length) throw new Error('LOAD_CUSTOMER_WRITE and its parameters disagree');
+  return `SELECT k.i, l.* FROM unnest(?::text[], ?::text[], ?::text[]) WITH ORDINALITY AS k(ws, cust, ct, i)
+    CROSS JOIN LATERAL (${perKey}) AS l`;
+})();
+
+/** Keys per {@link LOAD_CUSTOMER_WRITES} statement (a chunk of ingest holds at most 100 customers). */
+const KEYS_PER_PREFETCH = 500;
+
 /** The one statement of {@link PgWrites.loadCustomerWrite}: upkeep facts and ledger of a key. */
 function readCustomerWrite(
   pg: PgExecutor,
   key: LedgerKey,
 ): Promise<(LedgerRow & CustomerUpkeepRow) | undefined> {
-  const params = [key.workspaceId, key.customerId, key.creditType];
-  return pg.get<LedgerRow & CustomerUpkeepRow>(LOAD_CUSTOMER_WRITE, [
-    ...params,
-    ...params,
-    ...params,
-    ...customerUpkeepParams(key.workspaceId, key.customerId),
-  ]);
+  return pg.get<LedgerRow & CustomerUpkeepRow>(
+    LOAD_CUSTOMER_WRITE,
+    loadCustomerWriteParams(key.workspaceId, key.customerId, key.creditType),
+  );
 }
+
+/** A ledger key as one string (ids never hold a NUL character: inputs with one are refused). */
+const ledgerKeyText = (key: LedgerKey) => `${key.workspaceId}\u0000${key.customerId}\u0000${key.creditType}`;
 
 /** Whether two keys name the same ledger (the prefetched read is used only for its own key). */
 const sameLedger = (a: LedgerKey, b: LedgerKey) =>
@@ -209,6 +240,11 @@ class PgWrites extends SqlWrites {
     private readonly customers: Map<string, Customer>,
   ) {
     super(pg);
+    // What was read ahead describes the rows before this statement: after a write, loads read again.
+    pg.beforeWrite = () => {
+      this.prefetched = null;
+      this.prefetchedMany = null;
+    };
   }
 
   /**
@@ -273,8 +309,33 @@ class PgWrites extends SqlWrites {
     this.customers.delete(`${customer.workspaceId}/${customer.id}`);
   }
 
-  override loadLedgerForUpdate(key: LedgerKey): Promise<CreditLedgerSnapshot> {
-    return loadLedgerAtOnce(this.pg, key);
+  override async loadLedgerForUpdate(key: LedgerKey): Promise<CreditLedgerSnapshot> {
+    const row = this.prefetchedMany?.get(ledgerKeyText(key));
+    return row === undefined ? loadLedgerAtOnce(this.pg, key) : snapshotOfLedgerRow(key, row);
+  }
+
+  /**
+   * Rows of {@link LOAD_CUSTOMER_WRITE} read ahead for many keys ({@link prefetchCustomerWrites}),
+   * by {@link ledgerKeyText}; dropped at the work's next write.
+   */
+  private prefetchedMany: Map<string, LedgerRow & CustomerUpkeepRow> | null = null;
+
+  /** Every key's upkeep and ledger in one statement per {@link KEYS_PER_PREFETCH} keys. */
+  override async prefetchCustomerWrites(keys: readonly LedgerKey[]): Promise<void> {
+    const rows = new Map<string, LedgerRow & CustomerUpkeepRow>();
+    for (let start = 0; start < keys.length; start += KEYS_PER_PREFETCH) {
+      const part = keys.slice(start, start + KEYS_PER_PREFETCH);
+      const found = await this.pg.all<LedgerRow & CustomerUpkeepRow & { i: string | number }>(
+        LOAD_CUSTOMER_WRITES,
+        [part.map((k) => k.workspaceId), part.map((k) => k.customerId), part.map((k) => k.creditType)],
+      );
+      for (const row of found) {
+        const key = part[Number(row.i) - 1];
+        if (key !== undefined) rows.set(ledgerKeyText(key), row);
+      }
+    }
+    // Set after the reads: a read is not a write, so nothing dropped it meanwhile.
+    this.prefetchedMany = rows;
   }
 
   /**
@@ -294,7 +355,7 @@ class PgWrites extends SqlWrites {
     const row =
       prefetched !== null && sameLedger(prefetched.key, key)
         ? prefetched.row
-        : await readCustomerWrite(this.pg, key);
+        : (this.prefetchedMany?.get(ledgerKeyText(key)) ?? (await readCustomerWrite(this.pg, key)));
     return {
       upkeep: upkeepAt(upkeepFactsFromRow(key.workspaceId, key.customerId, row), now),
       ledger: snapshotOfLedgerRow(key, row),
@@ -595,11 +656,8 @@ export class PostgresStorage implements Storage {
           // If the lock failed, the read failed with the aborted transaction: the lock's error is the cause.
           if (began.status === 'rejected') throw began.reason;
           if (row.status === 'rejected') throw row.reason;
+          // Only until the work writes (PgWrites drops it then): after that, a load must read again.
           writes.prefetched = { key: prefetch, row: row.value };
-          // Only until the work writes: after that, a load must read again.
-          executor.beforeWrite = () => {
-            writes.prefetched = null;
-          };
         }
         const result = await work(writes);
         committing = true;

@@ -630,6 +630,9 @@ export class SqlWrites extends SqlReads implements WriteOperations {
     return this.loadLedger(key);
   }
 
+  /** Nothing to do here: SQLite's caches serve the loads (PostgreSQL overrides it). */
+  prefetchCustomerWrites(_keys: readonly LedgerKey[]): void {}
+
   /** Two reads here (served by caches on SQLite); PostgreSQL makes them one statement. */
   async loadCustomerWrite(
     key: LedgerKey,
