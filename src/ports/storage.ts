@@ -1040,6 +1040,13 @@ export interface WriteOperations extends ReadOperations {
    */
   prefetchCustomerWrites(keys: readonly LedgerKey[]): Awaitable<void>;
   /**
+   * Whether statements issued without awaiting each other leave together (PostgreSQL's pipelined
+   * connection: one flight instead of one round trip each). Work with independent writes (an
+   * ingest chunk's customers) issues them concurrently only then; SQLite answers each statement
+   * at once, so there concurrency would only interleave them.
+   */
+  readonly pipelined: boolean;
+  /**
    * Persists one change set the engine handed over (`CreditLedger.takeChanges`): its entries,
    * grants, holds, debits and cached balances, exactly as taken. Each change set holds only what
    * changed since the previous one, so saving a ledger twice in a transaction writes nothing twice.

@@ -9,7 +9,8 @@
 export const SWEEP_CONCURRENCY = 8;
 
 /**
- * Runs `work` for every item with at most `limit` in flight, in the items' order. Every item is
+ * Runs `work` for every item with at most `limit` in flight, in the items' order (sweeps; and the
+ * saves of an ingest chunk's customers on a pipelining storage, src/services/metering.ts). Every item is
  * tried even when some fail (a failure of one customer must not hold back the others); the first
  * failure is thrown once all have ended.
  */

@@ -1,33 +1,55 @@
+import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Amount } from '../../src/domain/amount/amount.js';
 import { TimeOrderedIds } from '../../src/infra/ids.js';
-import type { Storage } from '../../src/ports/storage.js';
 import type { ServiceContext } from '../../src/services/context.js';
 import { createCustomer } from '../../src/services/customers.js';
 import { grantCredits } from '../../src/services/ledger.js';
 import { createMeter, createRate, type IncomingEvent, ingestEvents } from '../../src/services/metering.js';
-import { openPostgresInFreshSchema } from '../contract/postgres.js';
+import { PostgresStorage } from '../../src/storage/postgres/postgres-storage.js';
+import { POSTGRES_URL } from '../contract/postgres.js';
+import { startDelayingProxy } from '../fixtures/delaying-proxy.js';
 import { newGrant } from '../fixtures/grants.js';
 
 /**
  * Event ingest on PostgreSQL reads the ledgers of a chunk's customers together: one statement
  * for all of them (`prefetchCustomerWrites`) instead of two round trips per customer (its upkeep,
- * then its ledger). Counted at the driver: every query a pooled client sends.
+ * then its ledger); and it saves them together, so their statements leave in one flight on the
+ * pipelined connection instead of one round trip each. Queries are counted at the driver, flights
+ * at the wire (a proxy that delays every answer).
  */
 
 const WS = 'ws';
 const T0 = Date.parse('2026-03-01T00:00:00Z');
 const CUSTOMERS = 60;
 
-let storage: Storage;
+const schema = `bd_ingest_trips_${randomBytes(5).toString('hex')}`;
+let proxy: Awaited<ReturnType<typeof startDelayingProxy>>;
+/** Seeds the data directly. */
+let direct: PostgresStorage;
+/** Ingests through the proxy. */
+let storage: PostgresStorage;
 let ctx: ServiceContext;
 let now = T0;
+const contextOf = (s: PostgresStorage) =>
+  ({ storage: s, clock: { now: () => now }, ids: new TimeOrderedIds(() => now) }) as ServiceContext;
 
 beforeAll(async () => {
-  storage = await openPostgresInFreshSchema();
-  ctx = { storage, clock: { now: () => now }, ids: new TimeOrderedIds(() => now) } as ServiceContext;
-  await storage.write(`${WS}/#meters`, async (tx) => {
+  const admin = new pg.Client({ connectionString: POSTGRES_URL });
+  await admin.connect();
+  await admin.query(`CREATE SCHEMA ${schema}`);
+  await admin.end();
+  direct = await PostgresStorage.open({ connectionString: POSTGRES_URL, schema, poolSize: 2 });
+  const target = new URL(POSTGRES_URL);
+  proxy = await startDelayingProxy({ host: target.hostname, port: Number(target.port || 5432) }, 5);
+  const viaProxy = new URL(POSTGRES_URL);
+  viaProxy.hostname = '127.0.0.1';
+  viaProxy.port = String(proxy.port);
+  storage = await PostgresStorage.open({ connectionString: viaProxy.toString(), schema, poolSize: 1 });
+  ctx = contextOf(storage);
+  const seeding = contextOf(direct);
+  await direct.write(`${WS}/#meters`, async (tx) => {
     await tx.ensureWorkspace(WS, now);
     await createMeter(tx, {
       workspaceId: WS,
@@ -50,19 +72,25 @@ beforeAll(async () => {
   });
   for (let i = 0; i < CUSTOMERS; i++) {
     const customerId = `c${i}`;
-    await storage.write(`${WS}/${customerId}`, async (tx) => {
+    await direct.write(`${WS}/${customerId}`, async (tx) => {
       await createCustomer(tx, { workspaceId: WS, id: customerId, name: null, metadata: {}, now });
-      await grantCredits(ctx, tx, {
+      await grantCredits(seeding, tx, {
         key: { workspaceId: WS, customerId, creditType: 'credits' },
         grant: newGrant('1000', T0),
         now,
       });
     });
   }
-});
+}, 60_000);
 
 afterAll(async () => {
-  await storage.close();
+  await storage?.close();
+  await direct?.close();
+  await proxy?.close();
+  const admin = new pg.Client({ connectionString: POSTGRES_URL });
+  await admin.connect();
+  await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  await admin.end();
 });
 
 /** One event of 10 tokens per customer. */
@@ -76,10 +104,11 @@ const batch = (tag: string): IncomingEvent[] =>
     data: { tokens: 10 },
   }));
 
-/** The queries pooled clients send while `work` runs. */
-async function countQueries(work: () => Promise<unknown>): Promise<number> {
+/** The queries pooled clients send while `work` runs, and the flights they leave in. */
+async function countQueries(work: () => Promise<unknown>): Promise<{ queries: number; flights: number }> {
   const query = pg.Client.prototype.query;
   let sent = 0;
+  const flightsBefore = proxy.flights();
   pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
     sent++;
     return (query as (...a: unknown[]) => unknown).apply(this, args);
@@ -89,25 +118,28 @@ async function countQueries(work: () => Promise<unknown>): Promise<number> {
   } finally {
     pg.Client.prototype.query = query;
   }
-  return sent;
+  return { queries: sent, flights: proxy.flights() - flightsBefore };
 }
 
 describe('PostgreSQL event ingest', () => {
-  it('reads a chunk of customers in one statement: about one round trip per event, not three', async () => {
+  it('reads a chunk of customers in one statement and saves them in one flight', async () => {
     // The first batch fills the process's caches (customers, rating rules); the second is measured.
     now = T0 + 1000;
     expect(new Set(await ingestEvents(ctx, WS, batch('warm')))).toEqual(new Set(['accepted']));
     now = T0 + 2000;
     let outcomes: unknown[] = [];
-    const queries = await countQueries(async () => {
+    const { queries, flights } = await countQueries(async () => {
       outcomes = await ingestEvents(ctx, WS, batch('measured'));
     });
     expect(new Set(outcomes)).toEqual(new Set(['accepted']));
     // BEGIN with the locks, the events, the read of every ledger, one save per customer, the
     // burns, COMMIT: 68 queries when written. Reading each customer's upkeep and ledger apart: 187.
     expect(queries).toBeLessThanOrEqual(CUSTOMERS * 1.2);
+    // Those queries left in 9 flights when written (the saves of all 60 customers in one); saved
+    // one after another, each query was a flight of its own: 68.
+    expect(flights).toBeLessThanOrEqual(12);
     // Each customer paid 2 × 10 tokens × 0.5 credits.
-    const balance = await storage.read.loadLedger({
+    const balance = await direct.read.loadLedger({
       workspaceId: WS,
       customerId: 'c7',
       creditType: 'credits',

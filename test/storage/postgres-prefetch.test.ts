@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import net from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Amount } from '../../src/domain/amount/amount.js';
@@ -7,6 +6,7 @@ import { CreditLedger } from '../../src/domain/ledger/credit-ledger.js';
 import { TimeOrderedIds } from '../../src/infra/ids.js';
 import { lockIdOf, PostgresStorage } from '../../src/storage/postgres/postgres-storage.js';
 import { POSTGRES_URL } from '../contract/postgres.js';
+import { startDelayingProxy } from '../fixtures/delaying-proxy.js';
 import { newGrant } from '../fixtures/grants.js';
 
 /**
@@ -19,44 +19,6 @@ import { newGrant } from '../fixtures/grants.js';
 
 const ANSWER_DELAY_MS = 20;
 const T0 = Date.parse('2026-03-01T00:00:00Z');
-
-/** A TCP proxy to PostgreSQL that delays answers and counts the client's flights. */
-async function startDelayingProxy(target: { host: string; port: number }) {
-  let flights = 0;
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    const upstream = net.connect(target.port, target.host);
-    sockets.add(client).add(upstream);
-    let answered = true;
-    client.on('data', (chunk) => {
-      if (answered) flights++;
-      answered = false;
-      upstream.write(chunk);
-    });
-    upstream.on('data', (chunk) => {
-      // Delivered later and in order (the same delay for every chunk): the client cannot react before.
-      setTimeout(() => {
-        answered = true;
-        client.write(chunk);
-      }, ANSWER_DELAY_MS);
-    });
-    const close = () => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('error', close).on('close', close);
-    upstream.on('error', close).on('close', close);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    flights: () => flights,
-    async close() {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
 
 /** Resolves once a session of this database waits for the advisory lock of `lockKey`. */
 async function untilTheLockIsAwaited(lockKey: string): Promise<void> {
@@ -94,7 +56,10 @@ describe('PostgreSQL: a write prefetches its first read with the lock', () => {
     await admin.query(`CREATE SCHEMA ${schema}`);
     await admin.end();
     const target = new URL(POSTGRES_URL);
-    proxy = await startDelayingProxy({ host: target.hostname, port: Number(target.port || 5432) });
+    proxy = await startDelayingProxy(
+      { host: target.hostname, port: Number(target.port || 5432) },
+      ANSWER_DELAY_MS,
+    );
     const viaProxy = new URL(POSTGRES_URL);
     viaProxy.hostname = '127.0.0.1';
     viaProxy.port = String(proxy.port);

@@ -235,6 +235,9 @@ const sameLedger = (a: LedgerKey, b: LedgerKey) =>
  * customer's lock) is made of: the ledger loads in one query and saves in one statement.
  */
 class PgWrites extends SqlWrites {
+  /** The pool's connections pipeline (see `open`). */
+  override readonly pipelined = true;
+
   constructor(
     private readonly pg: PgExecutor,
     private readonly customers: Map<string, Customer>,

@@ -630,6 +630,9 @@ export class SqlWrites extends SqlReads implements WriteOperations {
     return this.loadLedger(key);
   }
 
+  /** SQLite answers each statement at once (PostgreSQL overrides it). */
+  readonly pipelined: boolean = false;
+
   /** Nothing to do here: SQLite's caches serve the loads (PostgreSQL overrides it). */
   prefetchCustomerWrites(_keys: readonly LedgerKey[]): void {}
 
