@@ -108,21 +108,51 @@ class PgExecutor implements SqlExecutor {
     return (await this.target.query({ name, text, values: params as unknown[] })).rowCount ?? 0;
   }
 
-  /** A query whose text varies (not worth preparing under a name). */
+  /** A query whose text varies with its rows: prepared under a name once its text recurs. */
   async allOnce<T>(sql: string, params: readonly unknown[]): Promise<T[]> {
     this.beforeWrite?.();
-    let n = 0;
-    return (
-      await this.target.query({ text: sql.replace(/\?/g, () => `$${++n}`), values: params as unknown[] })
-    ).rows as T[];
+    return (await this.target.query({ ...varyingStatement(sql), values: params as unknown[] })).rows as T[];
   }
 
-  /** A statement whose text varies (not worth preparing under a name). */
+  /** A statement whose text varies with its rows: prepared under a name once its text recurs. */
   async runOnce(sql: string, params: readonly unknown[]): Promise<void> {
     this.beforeWrite?.();
-    let n = 0;
-    await this.target.query({ text: sql.replace(/\?/g, () => `$${++n}`), values: params as unknown[] });
+    await this.target.query({ ...varyingStatement(sql), values: params as unknown[] });
   }
+}
+
+/** Most texts of varying statements prepared under a name (per process; each connection prepares them once). */
+const MAX_NAMED_VARYING = 64;
+/** How often each varying text was seen lately (emptied when it grows past this many texts). */
+const seenVarying = new Map<string, number>();
+const namedVarying = new Map<string, { name: string; text: string }>();
+
+/**
+ * A statement whose text depends on its rows (a ledger's save as one CTE, a multi-row INSERT).
+ * Sent unnamed, PostgreSQL parses and plans it on every execution; but a few shapes recur all the
+ * time (a debit's save is the same text every time), so the second time a text is seen it gets a
+ * name and is prepared once per connection, up to {@link MAX_NAMED_VARYING} texts. One-off shapes
+ * (a batch's events) stay unnamed and never fill the cache.
+ */
+function varyingStatement(sql: string): { name?: string; text: string } {
+  const named = namedVarying.get(sql);
+  if (named !== undefined) return named;
+  const seen = (seenVarying.get(sql) ?? 0) + 1;
+  if (seen >= 2 && namedVarying.size < MAX_NAMED_VARYING) {
+    const statement = { name: `bdv_${namedVarying.size}`, text: numbered(sql) };
+    namedVarying.set(sql, statement);
+    seenVarying.delete(sql);
+    return statement;
+  }
+  if (seenVarying.size >= 4096) seenVarying.clear();
+  seenVarying.set(sql, seen);
+  return { text: numbered(sql) };
+}
+
+/** `?` placeholders as `$1, $2, …`. */
+function numbered(sql: string): string {
+  let n = 0;
+  return sql.replace(/\?/g, () => `$${++n}`);
 }
 
 /** JSON of a row, numeric columns as text so no amount passes through a JSON number (a float). */
