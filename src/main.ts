@@ -34,7 +34,7 @@ import { SqliteStorage } from './storage/sqlite/sqlite-storage.js';
 /** Opens the storage named by a database URL: `sqlite:<path>` or `postgres://…`. */
 export async function openStorage(
   databaseUrl: string,
-  options: { metrics?: Metrics; poolSize?: number } = {},
+  options: { metrics?: Metrics; poolSize?: number; writeBatches?: number } = {},
 ): Promise<Storage> {
   if (databaseUrl.startsWith('sqlite:')) {
     const path = sqlitePathOf(databaseUrl);
@@ -75,6 +75,7 @@ export async function openStorage(
     return PostgresStorage.open({
       connectionString: databaseUrl,
       ...(options.poolSize ? { poolSize: options.poolSize } : {}),
+      ...(options.writeBatches === undefined ? {} : { writeBatches: options.writeBatches }),
     });
   }
   throw new BurndownError(
@@ -120,7 +121,11 @@ export interface RunningServer {
 export async function startServer(config: Config): Promise<RunningServer> {
   const metrics = new Metrics();
   const storage = instrumentStorage(
-    await openStorage(config.databaseUrl, { metrics, poolSize: config.pgPoolSize }),
+    await openStorage(config.databaseUrl, {
+      metrics,
+      poolSize: config.pgPoolSize,
+      writeBatches: config.pgWriteBatches,
+    }),
     metrics,
     systemClock,
   );

@@ -39,6 +39,8 @@ Environment:
                               (sqlite:<path> or postgres://…; default ${DEFAULT_DATABASE_URL},
                               relative to the working directory)
   BURNDOWN_PG_POOL_SIZE       PostgreSQL connections per process (default 10)
+  BURNDOWN_PG_WRITE_BATCHES   PostgreSQL group commit: ledger-write batches in flight per process
+                              (default 2; 0: every write in its own transaction)
   BURNDOWN_API_KEY            serve: admin key of the default workspace (generated once when unset)
   PORT, HOST                  serve: where to listen (default 7420 on 127.0.0.1)
   BURNDOWN_SWEEP_INTERVAL_MS  serve: how often due expiries and resets are written (default 1000)

@@ -19,6 +19,11 @@ export interface Config {
   readonly bodyLimit: number;
   /** Connections per process to PostgreSQL. `BURNDOWN_PG_POOL_SIZE`, default 10. */
   readonly pgPoolSize: number;
+  /**
+   * Group commit on PostgreSQL: ledger-write batches in flight at once per process, each one
+   * transaction. `BURNDOWN_PG_WRITE_BATCHES`, default 2; 0 runs every write in its own transaction.
+   */
+  readonly pgWriteBatches: number;
   /** Log level: `BURNDOWN_LOG_LEVEL` (fatal…trace, silent), default `info`. */
   readonly logLevel: string;
   /** Longest time to receive a whole request (headers and body), in ms. `BURNDOWN_REQUEST_TIMEOUT_MS`, default 30,000. */
@@ -192,6 +197,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     sweepIntervalMs: integer(env, 'BURNDOWN_SWEEP_INTERVAL_MS', 1000, 10, 3_600_000),
     bodyLimit: integer(env, 'BURNDOWN_BODY_LIMIT', 1024 * 1024, 1024, 256 * 1024 * 1024),
     pgPoolSize: integer(env, 'BURNDOWN_PG_POOL_SIZE', 10, 1, 1000),
+    pgWriteBatches: integer(env, 'BURNDOWN_PG_WRITE_BATCHES', 2, 0, 1000),
     logLevel,
     requestTimeoutMs: integer(env, 'BURNDOWN_REQUEST_TIMEOUT_MS', 30_000, 1000, 3_600_000),
     maxConnections: integer(env, 'BURNDOWN_MAX_CONNECTIONS', 1024, 1, 1_000_000),

@@ -54,6 +54,7 @@ import {
 } from '../sql/sql-store.js';
 import { WebhookWrites } from '../sql/webhook-queries.js';
 import { coalescingSocket } from './coalescing-socket.js';
+import { type BatchableWrite, WriteBatcher } from './write-batcher.js';
 
 /** Options of the PostgreSQL adapter. */
 export interface PostgresStorageOptions {
@@ -67,7 +68,20 @@ export interface PostgresStorageOptions {
   readonly maxAttempts?: number;
   /** Entries between ledger checkpoints (default {@link DEFAULT_CHECKPOINT_INTERVAL}); tests use tiny ones. */
   readonly checkpointInterval?: number;
+  /**
+   * Group commit of ledger writes (`BURNDOWN_PG_WRITE_BATCHES`, default {@link DEFAULT_WRITE_BATCHES}):
+   * the most batches of writes in flight at once in this process, each one transaction. 0 runs
+   * every write in its own transaction.
+   */
+  readonly writeBatches?: number;
 }
+
+/** Batches in flight per process by default: enough to keep PostgreSQL busy while one commits. */
+export const DEFAULT_WRITE_BATCHES = 2;
+/** Most writes in one batch. */
+const MAX_WRITES_PER_BATCH = 64;
+/** Most writes of one customer in one batch (they run one after another inside it). */
+const MAX_WRITES_PER_LOCK = 8;
 
 /** Shared SQL is written with `?`; PostgreSQL wants `$1, $2, …`. Converted once per statement text. */
 const converted = new Map<string, { name: string; text: string }>();
@@ -253,6 +267,27 @@ function readCustomerWrite(
   );
 }
 
+/** {@link readCustomerWrite} for many keys, in one statement per {@link KEYS_PER_PREFETCH} keys, by {@link ledgerKeyText}. */
+async function readCustomerWrites(
+  pg: PgExecutor,
+  keys: readonly LedgerKey[],
+): Promise<Map<string, LedgerRow & CustomerUpkeepRow>> {
+  const rows = new Map<string, LedgerRow & CustomerUpkeepRow>();
+  for (let start = 0; start < keys.length; start += KEYS_PER_PREFETCH) {
+    const part = keys.slice(start, start + KEYS_PER_PREFETCH);
+    const found = await pg.all<LedgerRow & CustomerUpkeepRow & { i: string | number }>(LOAD_CUSTOMER_WRITES, [
+      part.map((k) => k.workspaceId),
+      part.map((k) => k.customerId),
+      part.map((k) => k.creditType),
+    ]);
+    for (const row of found) {
+      const key = part[Number(row.i) - 1];
+      if (key !== undefined) rows.set(ledgerKeyText(key), row);
+    }
+  }
+  return rows;
+}
+
 /** A ledger key as one string (ids never hold a NUL character: inputs with one are refused). */
 const ledgerKeyText = (key: LedgerKey) => `${key.workspaceId}\u0000${key.customerId}\u0000${key.creditType}`;
 
@@ -353,22 +388,10 @@ class PgWrites extends SqlWrites {
    */
   private prefetchedMany: Map<string, LedgerRow & CustomerUpkeepRow> | null = null;
 
-  /** Every key's upkeep and ledger in one statement per {@link KEYS_PER_PREFETCH} keys. */
+  /** Every key's upkeep and ledger, read ahead in one statement per {@link KEYS_PER_PREFETCH} keys. */
   override async prefetchCustomerWrites(keys: readonly LedgerKey[]): Promise<void> {
-    const rows = new Map<string, LedgerRow & CustomerUpkeepRow>();
-    for (let start = 0; start < keys.length; start += KEYS_PER_PREFETCH) {
-      const part = keys.slice(start, start + KEYS_PER_PREFETCH);
-      const found = await this.pg.all<LedgerRow & CustomerUpkeepRow & { i: string | number }>(
-        LOAD_CUSTOMER_WRITES,
-        [part.map((k) => k.workspaceId), part.map((k) => k.customerId), part.map((k) => k.creditType)],
-      );
-      for (const row of found) {
-        const key = part[Number(row.i) - 1];
-        if (key !== undefined) rows.set(ledgerKeyText(key), row);
-      }
-    }
     // Set after the reads: a read is not a write, so nothing dropped it meanwhile.
-    this.prefetchedMany = rows;
+    this.prefetchedMany = await readCustomerWrites(this.pg, keys);
   }
 
   /**
@@ -546,6 +569,49 @@ export function lockIdOf(lockKey: string): bigint {
   return hash('sha256', lockKey, 'buffer').readBigInt64BE(0);
 }
 
+/**
+ * `BEGIN` and a transaction-scoped advisory lock per id, in one message of the simple protocol.
+ * The ids are taken once each, in ascending order, so two transactions can never wait for each
+ * other in a cycle. An id is a number computed from a key, so no client text is spliced into SQL.
+ */
+function beginWithLocks(lockIds: readonly bigint[]): string {
+  const ids = [...new Set(lockIds)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  return `BEGIN; ${ids.map((id) => `SELECT pg_advisory_xact_lock(${id});`).join(' ')}`;
+}
+
+/** A ledger write waiting for group commit, and how to answer its caller. */
+interface BatchedWrite extends BatchableWrite {
+  readonly lockKey: string;
+  readonly prefetch: LedgerKey;
+  readonly work: (tx: WriteOperations) => Promise<unknown>;
+  resolve(value: unknown): void;
+  reject(error: unknown): void;
+}
+
+/** What one write's work settled to inside a batch. */
+type BatchSettlement =
+  | { readonly write: BatchedWrite; readonly ok: true; readonly value: unknown }
+  | { readonly write: BatchedWrite; readonly ok: false; readonly error: unknown };
+
+/** Writes grouped by lock id, each group in arrival order. */
+function chainsOf(writes: readonly BatchedWrite[]): BatchedWrite[][] {
+  const chains = new Map<bigint, BatchedWrite[]>();
+  for (const write of writes) {
+    const chain = chains.get(write.lockId);
+    if (chain === undefined) chains.set(write.lockId, [write]);
+    else chain.push(write);
+  }
+  return [...chains.values()];
+}
+
+/** A work swallowed the error of a failed statement; the transaction it aborted committed nothing. */
+export class TransactionAborted extends Error {
+  constructor() {
+    super('the transaction was rolled back: one of its statements failed and the error was not propagated');
+    this.name = 'TransactionAborted';
+  }
+}
+
 /** SQLSTATEs after which the whole transaction can safely run again. */
 const RETRYABLE = new Set([
   '40001', // serialization_failure
@@ -599,7 +665,19 @@ export class PostgresStorage implements Storage {
     this.rateLimitLeases = new PgRateLimitLeases(this.reads);
     this.maxAttempts = options.maxAttempts ?? 5;
     this.checkpointInterval = options.checkpointInterval ?? DEFAULT_CHECKPOINT_INTERVAL;
+    const slots = options.writeBatches ?? DEFAULT_WRITE_BATCHES;
+    this.batcher =
+      slots > 0
+        ? new WriteBatcher((writes) => this.runBatch(writes), {
+            slots,
+            maxWrites: MAX_WRITES_PER_BATCH,
+            maxPerLock: MAX_WRITES_PER_LOCK,
+          })
+        : null;
   }
+
+  /** Group commit of ledger writes; null when `writeBatches` is 0. */
+  private readonly batcher: WriteBatcher<BatchedWrite> | null;
 
   private readonly checkpointInterval: number;
 
@@ -653,17 +731,42 @@ export class PostgresStorage implements Storage {
     return storage;
   }
 
-  async write<T>(
+  /**
+   * A write. A ledger write (one customer's lock, with a `prefetch` hint: debits, grants, holds,
+   * captures) goes through group commit ({@link WriteBatcher}, {@link runBatch}); any other write
+   * runs in its own transaction.
+   */
+  write<T>(
     lockKey: string | readonly string[],
     work: (tx: WriteOperations) => Promise<T>,
     hints: WriteHints = {},
   ): Promise<T> {
+    const prefetch = hints.prefetch;
+    if (this.batcher === null || prefetch === undefined || typeof lockKey !== 'string') {
+      return this.writeAlone(lockKey, work, hints);
+    }
+    const batcher = this.batcher;
+    return new Promise<T>((resolve, reject) => {
+      batcher.submit({
+        lockKey,
+        lockId: lockIdOf(lockKey),
+        prefetch,
+        work,
+        resolve: resolve as (value: unknown) => void,
+        reject,
+      });
+    });
+  }
+
+  /** One write in its own transaction, retried on a deadlock or a lost connection before COMMIT. */
+  private async writeAlone<T>(
+    lockKey: string | readonly string[],
+    work: (tx: WriteOperations) => Promise<T>,
+    hints: WriteHints,
+  ): Promise<T> {
     // Several customers' locks are always taken in ascending id order, so two transactions can
     // never wait for each other in a cycle (one that takes a single lock cannot either).
-    const ids = [...new Set((typeof lockKey === 'string' ? [lockKey] : lockKey).map(lockIdOf))].sort(
-      (a, b) => (a < b ? -1 : a > b ? 1 : 0),
-    );
-    const begin = `BEGIN; ${ids.map((id) => `SELECT pg_advisory_xact_lock(${id});`).join(' ')}`;
+    const begin = beginWithLocks((typeof lockKey === 'string' ? [lockKey] : lockKey).map(lockIdOf));
     for (let attempt = 1; ; attempt++) {
       const client = await this.checkout();
       let committing = false;
@@ -694,7 +797,10 @@ export class PostgresStorage implements Storage {
         }
         const result = await work(writes);
         committing = true;
-        await client.query('COMMIT');
+        const committed = await client.query('COMMIT');
+        // PostgreSQL answers COMMIT of a transaction a failed statement aborted with ROLLBACK, not
+        // an error: had a work swallowed that statement's error, its write would be lost unseen.
+        if (committed.command === 'ROLLBACK') throw new TransactionAborted();
         return result;
       } catch (error) {
         if (!committing) {
@@ -714,6 +820,130 @@ export class PostgresStorage implements Storage {
       } finally {
         client.release(broken);
       }
+    }
+  }
+
+  /**
+   * Group commit: a batch of ledger writes in one transaction. Writes of different customers run
+   * concurrently, their statements pipelined on the one connection; writes of one customer run one
+   * after another, in arrival order. Each write is answered after the COMMIT that made it durable.
+   *
+   * A write whose work fails without having written anything (a 404, a validation error, a
+   * reused Idempotency-Key) fails alone and the others commit. Any other failure (a statement that
+   * failed and so aborted the transaction, a work that failed after writing, a lost connection)
+   * rolls the batch back and runs each of its writes alone, as if it had never been batched: a
+   * work may always run again (as on a retry). If COMMIT fails, every write of the batch reports it,
+   * as a single write does.
+   */
+  private async runBatch(writes: BatchedWrite[]): Promise<void> {
+    const only = writes.length === 1 ? writes[0] : undefined;
+    if (only !== undefined) {
+      await this.writeAlone(only.lockKey, only.work, { prefetch: only.prefetch }).then(
+        only.resolve,
+        only.reject,
+      );
+      return;
+    }
+    let settled: BatchSettlement[] | null;
+    try {
+      settled = await this.commitTogether(writes);
+    } catch (error) {
+      for (const write of writes) write.reject(error);
+      return;
+    }
+    if (settled === null) {
+      // Rolled back: each write runs alone, a customer's writes still one after another.
+      await Promise.all(
+        chainsOf(writes).map(async (chain) => {
+          for (const write of chain) {
+            await this.writeAlone(write.lockKey, write.work, { prefetch: write.prefetch }).then(
+              write.resolve,
+              write.reject,
+            );
+          }
+        }),
+      );
+      return;
+    }
+    for (const outcome of settled) {
+      if (outcome.ok) outcome.write.resolve(outcome.value);
+      else outcome.write.reject(outcome.error);
+    }
+  }
+
+  /**
+   * The transaction of {@link runBatch}: what each write's work settled to, once committed; null
+   * when the batch was rolled back (or never began); throws the error of a failed COMMIT.
+   */
+  private async commitTogether(writes: readonly BatchedWrite[]): Promise<BatchSettlement[] | null> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.checkout();
+    } catch {
+      return null;
+    }
+    let broken = false;
+    const rollBack = async (): Promise<null> => {
+      try {
+        await client.query('ROLLBACK');
+      } catch {
+        broken = true;
+      }
+      return null;
+    };
+    try {
+      // BEGIN and every lock, and right behind them (pipelined) one read of every write's ledger.
+      const opened = client.query(beginWithLocks(writes.map((write) => write.lockId)));
+      const read = readCustomerWrites(
+        new PgExecutor(client),
+        writes.map((write) => write.prefetch),
+      );
+      const [began, rows] = await Promise.allSettled([opened, read]);
+      if (began.status === 'rejected' || rows.status === 'rejected') return await rollBack();
+      const settled: BatchSettlement[] = [];
+      let clean = true;
+      await Promise.all(
+        chainsOf(writes).map(async (chain) => {
+          let first = true;
+          for (const write of chain) {
+            const executor = new PgExecutor(client);
+            const tx = new PgWrites(executor, this.customers);
+            tx.checkpointInterval = this.checkpointInterval;
+            // Only the first write of a customer finds its ledger as read with the lock.
+            if (first)
+              tx.prefetched = { key: write.prefetch, row: rows.value.get(ledgerKeyText(write.prefetch)) };
+            first = false;
+            let wrote = false;
+            const dropPrefetched = executor.beforeWrite;
+            executor.beforeWrite = () => {
+              wrote = true;
+              dropPrefetched?.();
+            };
+            try {
+              settled.push({ write, ok: true, value: await write.work(tx) });
+            } catch (error) {
+              if (wrote || error instanceof pg.DatabaseError || isRetryable(error)) clean = false;
+              settled.push({ write, ok: false, error });
+            }
+          }
+        }),
+      );
+      if (!clean) return await rollBack();
+      let committed: pg.QueryResult;
+      try {
+        committed = await client.query('COMMIT');
+      } catch (error) {
+        broken = true;
+        throw error;
+      }
+      // A transaction aborted by a failed statement whose error a work swallowed "commits" as a
+      // ROLLBACK: nothing of it happened, so each write runs again alone.
+      return committed.command === 'ROLLBACK' ? null : settled;
+    } catch (error) {
+      if (broken) throw error;
+      return await rollBack();
+    } finally {
+      client.release(broken);
     }
   }
 
