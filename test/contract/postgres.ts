@@ -35,6 +35,17 @@ const emptied: string[] = [];
  */
 const SCHEMA_PREFIX = process.env['BURNDOWN_TEST_SCHEMA_PREFIX'] ?? 'bd_test_';
 
+/** Runs one statement on a connection of its own (a test's schema created or dropped around it). */
+export async function adminQuery(sql: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: POSTGRES_URL });
+  await admin.connect();
+  try {
+    await admin.query(sql);
+  } finally {
+    await admin.end();
+  }
+}
+
 export async function openPostgresInFreshSchema(
   options: { checkpointInterval?: number } = {},
 ): Promise<PostgresStorage> {

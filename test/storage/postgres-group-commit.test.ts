@@ -8,7 +8,7 @@ import type { ServiceContext } from '../../src/services/context.js';
 import { createCustomer } from '../../src/services/customers.js';
 import { debitCredits, grantCredits } from '../../src/services/ledger.js';
 import { PostgresStorage, TransactionAborted } from '../../src/storage/postgres/postgres-storage.js';
-import { POSTGRES_URL } from '../contract/postgres.js';
+import { adminQuery, POSTGRES_URL } from '../contract/postgres.js';
 import { newGrant } from '../fixtures/grants.js';
 
 /**
@@ -32,10 +32,7 @@ const contextOf = (storage: PostgresStorage) =>
 const keyOf = (customerId: string): LedgerKey => ({ workspaceId: WS, customerId, creditType: 'credits' });
 
 beforeAll(async () => {
-  const admin = new pg.Client({ connectionString: POSTGRES_URL });
-  await admin.connect();
-  await admin.query(`CREATE SCHEMA ${schema}`);
-  await admin.end();
+  await adminQuery(`CREATE SCHEMA ${schema}`);
   batched = await PostgresStorage.open({
     connectionString: POSTGRES_URL,
     schema,
@@ -62,10 +59,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await batched?.close();
   await alone?.close();
-  const admin = new pg.Client({ connectionString: POSTGRES_URL });
-  await admin.connect();
-  await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-  await admin.end();
+  await adminQuery(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
 });
 
 /** Transaction-control statements the pooled clients send while `work` runs. */
@@ -120,6 +114,17 @@ const available = async (customerId: string) =>
     (await alone.read.loadLedger(keyOf(customerId))).grants.map((grant) => grant.available),
   ).toString();
 
+/** Each customer of `group` has `amount` less available than in `before` (same order). */
+async function expectDebited(group: readonly string[], before: readonly string[], amount: string) {
+  for (const [i, customerId] of group.entries()) {
+    expect(await available(customerId)).toBe(
+      Amount.parse(before[i] ?? '0')
+        .minus(Amount.parse(amount))
+        .toString(),
+    );
+  }
+}
+
 const customers = (from: number, count: number) => Array.from({ length: count }, (_, i) => `c${from + i}`);
 
 describe('PostgreSQL group commit', () => {
@@ -129,13 +134,7 @@ describe('PostgreSQL group commit', () => {
     const { commits } = await countTransactions(() => Promise.all(group.map((c) => debit(batched, c, '3'))));
     // All 20 arrive in one turn of the event loop: one batch, one COMMIT (each alone: 20).
     expect(commits).toBe(1);
-    for (const [i, c] of group.entries()) {
-      expect(await available(c)).toBe(
-        Amount.parse(before[i] ?? '0')
-          .minus(Amount.of('3'))
-          .toString(),
-      );
-    }
+    await expectDebited(group, before, '3');
   });
 
   it('runs one customer’s writes one after another inside a batch, each seeing the one before', async () => {
@@ -181,13 +180,7 @@ describe('PostgreSQL group commit', () => {
     ]);
     expect(commits).toBe(1);
     expect(rollbacks).toBe(0);
-    for (const [i, c] of group.entries()) {
-      expect(await available(c)).toBe(
-        Amount.parse(before[i] ?? '0')
-          .minus(Amount.of('2'))
-          .toString(),
-      );
-    }
+    await expectDebited(group, before, '2');
   });
 
   it('rolls a batch back when a write fails after writing, and runs the others again alone', async () => {
@@ -214,13 +207,7 @@ describe('PostgreSQL group commit', () => {
     );
     // The batch, then the faulty write run alone again.
     expect(rollbacks).toBe(2);
-    for (const [i, c] of group.entries()) {
-      expect(await available(c)).toBe(
-        Amount.parse(before[i] ?? '0')
-          .minus(Amount.of('5'))
-          .toString(),
-      );
-    }
+    await expectDebited(group, before, '5');
     // Nothing of the faulty write remains.
     expect(await available('c36')).toBe(before[4]);
   });
@@ -247,13 +234,7 @@ describe('PostgreSQL group commit', () => {
     expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'rejected']);
     expect((settled[2] as PromiseRejectedResult).reason).toBeInstanceOf(pg.DatabaseError);
     expect((settled[3] as PromiseRejectedResult).reason).toBeInstanceOf(TransactionAborted);
-    for (const [i, c] of group.entries()) {
-      expect(await available(c)).toBe(
-        Amount.parse(before[i] ?? '0')
-          .minus(Amount.of('1'))
-          .toString(),
-      );
-    }
+    await expectDebited(group, before, '1');
     expect(await available('c39')).toBe(before[2]);
   });
 });

@@ -8,7 +8,7 @@ import { createCustomer } from '../../src/services/customers.js';
 import { grantCredits } from '../../src/services/ledger.js';
 import { createMeter, createRate, type IncomingEvent, ingestEvents } from '../../src/services/metering.js';
 import { PostgresStorage } from '../../src/storage/postgres/postgres-storage.js';
-import { POSTGRES_URL } from '../contract/postgres.js';
+import { adminQuery, POSTGRES_URL } from '../contract/postgres.js';
 import { startDelayingProxy } from '../fixtures/delaying-proxy.js';
 import { newGrant } from '../fixtures/grants.js';
 
@@ -36,10 +36,7 @@ const contextOf = (s: PostgresStorage) =>
   ({ storage: s, clock: { now: () => now }, ids: new TimeOrderedIds(() => now) }) as ServiceContext;
 
 beforeAll(async () => {
-  const admin = new pg.Client({ connectionString: POSTGRES_URL });
-  await admin.connect();
-  await admin.query(`CREATE SCHEMA ${schema}`);
-  await admin.end();
+  await adminQuery(`CREATE SCHEMA ${schema}`);
   direct = await PostgresStorage.open({ connectionString: POSTGRES_URL, schema, poolSize: 2 });
   const target = new URL(POSTGRES_URL);
   proxy = await startDelayingProxy({ host: target.hostname, port: Number(target.port || 5432) }, 5);
@@ -87,10 +84,7 @@ afterAll(async () => {
   await storage?.close();
   await direct?.close();
   await proxy?.close();
-  const admin = new pg.Client({ connectionString: POSTGRES_URL });
-  await admin.connect();
-  await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-  await admin.end();
+  await adminQuery(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
 });
 
 /** One event of 10 tokens per customer. */

@@ -5,7 +5,7 @@ import { Amount } from '../../src/domain/amount/amount.js';
 import { CreditLedger } from '../../src/domain/ledger/credit-ledger.js';
 import { TimeOrderedIds } from '../../src/infra/ids.js';
 import { lockIdOf, PostgresStorage } from '../../src/storage/postgres/postgres-storage.js';
-import { POSTGRES_URL } from '../contract/postgres.js';
+import { adminQuery, POSTGRES_URL } from '../contract/postgres.js';
 import { startDelayingProxy } from '../fixtures/delaying-proxy.js';
 import { newGrant } from '../fixtures/grants.js';
 
@@ -51,10 +51,7 @@ describe('PostgreSQL: a write prefetches its first read with the lock', () => {
   let storage: PostgresStorage;
 
   beforeAll(async () => {
-    const admin = new pg.Client({ connectionString: POSTGRES_URL });
-    await admin.connect();
-    await admin.query(`CREATE SCHEMA ${schema}`);
-    await admin.end();
+    await adminQuery(`CREATE SCHEMA ${schema}`);
     const target = new URL(POSTGRES_URL);
     proxy = await startDelayingProxy(
       { host: target.hostname, port: Number(target.port || 5432) },
@@ -73,10 +70,7 @@ describe('PostgreSQL: a write prefetches its first read with the lock', () => {
   afterAll(async () => {
     await storage?.close();
     await proxy?.close();
-    const admin = new pg.Client({ connectionString: POSTGRES_URL });
-    await admin.connect();
-    await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    await admin.end();
+    await adminQuery(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
   });
 
   /** Grants `amount` in a write of its own (no hint). */
