@@ -4,9 +4,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Amount } from '../../src/domain/amount/amount.js';
 import { TimeOrderedIds } from '../../src/infra/ids.js';
 import type { LedgerKey, WriteOperations } from '../../src/ports/storage.js';
+import { verifyAuditChains } from '../../src/services/audit.js';
+import { grantCommand } from '../../src/services/commands.js';
 import type { ServiceContext } from '../../src/services/context.js';
 import { createCustomer } from '../../src/services/customers.js';
 import { debitCredits, grantCredits } from '../../src/services/ledger.js';
+import { execute } from '../../src/services/unit-of-work.js';
 import { PostgresStorage, TransactionAborted } from '../../src/storage/postgres/postgres-storage.js';
 import { adminQuery, POSTGRES_URL } from '../contract/postgres.js';
 import { newGrant } from '../fixtures/grants.js';
@@ -236,5 +239,29 @@ describe('PostgreSQL group commit', () => {
     expect((settled[3] as PromiseRejectedResult).reason).toBeInstanceOf(TransactionAborted);
     await expectDebited(group, before, '1');
     expect(await available('c39')).toBe(before[2]);
+  });
+  it('keeps the audit chain linear when several audited writes share a batch', async () => {
+    const group = customers(0, 6);
+    const ctx = contextOf(batched);
+    let settled: PromiseSettledResult<unknown>[] = [];
+    const { commits, rollbacks } = await countTransactions(async () => {
+      settled = await Promise.allSettled(
+        group.map((customerId) =>
+          execute(
+            ctx,
+            grantCommand(ctx, {
+              key: keyOf(customerId),
+              grant: { ...newGrant('10', T0), effectiveAt: null },
+            }),
+          ),
+        ),
+      );
+    });
+    expect(settled.map((s) => s.status)).toEqual(group.map(() => 'fulfilled'));
+    // One batch, committed as such: each grant claimed the chain's head in its turn.
+    expect({ commits, rollbacks }).toEqual({ commits: 1, rollbacks: 0 });
+    const verified = await verifyAuditChains(alone.read);
+    expect(verified.ok).toBe(true);
+    expect(verified.records).toBeGreaterThanOrEqual(group.length);
   });
 });

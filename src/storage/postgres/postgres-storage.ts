@@ -4,12 +4,17 @@ import type { LedgerChanges } from '../../domain/ledger/changes.js';
 import type { CreditLedgerSnapshot } from '../../domain/ledger/credit-ledger.js';
 import type { Instant } from '../../domain/time/instant.js';
 import type {
+  AuditQuery,
+  AuditRecord,
+  AuditWriteOperations,
   Customer,
   CustomerUpkeep,
   DatabaseState,
   EventBurn,
   LedgerKey,
   OperationalGauges,
+  Page,
+  PageRequest,
   RateLimitLeases,
   ReadOperations,
   ReconciliationSource,
@@ -54,7 +59,7 @@ import {
 } from '../sql/sql-store.js';
 import { WebhookWrites } from '../sql/webhook-queries.js';
 import { coalescingSocket } from './coalescing-socket.js';
-import { type BatchableWrite, WriteBatcher } from './write-batcher.js';
+import { type BatchableWrite, BatchTurns, WriteBatcher } from './write-batcher.js';
 
 /** Options of the PostgreSQL adapter. */
 export interface PostgresStorageOptions {
@@ -388,6 +393,16 @@ class PgWrites extends SqlWrites {
    */
   private prefetchedMany: Map<string, LedgerRow & CustomerUpkeepRow> | null = null;
 
+  /**
+   * Makes this work's audit appends take turns with the other works of its batch; returns the
+   * function that gives a turn still held back (when the work ends).
+   */
+  takeAuditTurns(turns: BatchTurns): () => void {
+    const audit = new TurnTakingAudit(this.audit, turns);
+    (this as { audit: AuditWriteOperations }).audit = audit;
+    return () => audit.giveBack();
+  }
+
   /** Every key's upkeep and ledger, read ahead in one statement per {@link KEYS_PER_PREFETCH} keys. */
   override async prefetchCustomerWrites(keys: readonly LedgerKey[]): Promise<void> {
     // Set after the reads: a read is not a write, so nothing dropped it meanwhile.
@@ -577,6 +592,49 @@ export function lockIdOf(lockKey: string): bigint {
 function beginWithLocks(lockIds: readonly bigint[]): string {
   const ids = [...new Set(lockIds)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   return `BEGIN; ${ids.map((id) => `SELECT pg_advisory_xact_lock(${id});`).join(' ')}`;
+}
+
+/**
+ * The audit log of one work in a batch. Two works of one transaction could both claim the chain's
+ * head before either stored its record (its row lock is the transaction's, so it does not separate
+ * them), and the second would link to a stale hash. So a work takes the batch's turn when it claims
+ * and gives it back once its record is stored (or when the work ends).
+ */
+class TurnTakingAudit implements AuditWriteOperations {
+  private release: (() => void) | null = null;
+
+  constructor(
+    private readonly audit: AuditWriteOperations,
+    private readonly turns: BatchTurns,
+  ) {}
+
+  list(query: AuditQuery, page: PageRequest): Page<AuditRecord> | Promise<Page<AuditRecord>> {
+    return this.audit.list(query, page);
+  }
+
+  heads() {
+    return this.audit.heads();
+  }
+
+  async claimNext(workspaceId: string): Promise<{ seq: number; prevHash: string }> {
+    if (this.release === null) this.release = await this.turns.take();
+    return this.audit.claimNext(workspaceId);
+  }
+
+  async append(record: AuditRecord): Promise<void> {
+    try {
+      await this.audit.append(record);
+    } finally {
+      this.giveBack();
+    }
+  }
+
+  /** Gives the turn back, if held. */
+  giveBack(): void {
+    const release = this.release;
+    this.release = null;
+    release?.();
+  }
 }
 
 /** A ledger write waiting for group commit, and how to answer its caller. */
@@ -901,6 +959,7 @@ export class PostgresStorage implements Storage {
       const [began, rows] = await Promise.allSettled([opened, read]);
       if (began.status === 'rejected' || rows.status === 'rejected') return await rollBack();
       const settled: BatchSettlement[] = [];
+      const auditTurns = new BatchTurns();
       let clean = true;
       await Promise.all(
         chainsOf(writes).map(async (chain) => {
@@ -919,11 +978,14 @@ export class PostgresStorage implements Storage {
               wrote = true;
               dropPrefetched?.();
             };
+            const giveBackAuditTurn = tx.takeAuditTurns(auditTurns);
             try {
               settled.push({ write, ok: true, value: await write.work(tx) });
             } catch (error) {
               if (wrote || error instanceof pg.DatabaseError || isRetryable(error)) clean = false;
               settled.push({ write, ok: false, error });
+            } finally {
+              giveBackAuditTurn();
             }
           }
         }),
