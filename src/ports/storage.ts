@@ -1166,6 +1166,12 @@ export interface OperationalGauges {
 export interface WriteHints {
   /** The ledger whose upkeep and state the work loads first (`loadCustomerWrite`). */
   readonly prefetch?: LedgerKey;
+  /**
+   * The work claims a row shared by a whole workspace (the audit chain's head), so it must not
+   * share a transaction with other customers' writes (group commit, PostgreSQL): two batches
+   * claiming two workspaces' heads in opposite orders would wait for each other.
+   */
+  readonly ownTransaction?: boolean;
 }
 
 /**

@@ -78,7 +78,8 @@ export function auditedChange<T, B>(
 ): WriteCommand<T> {
   return {
     lockKey: command.lockKey,
-    hints: command.hints,
+    // An audit record claims its workspace's chain head: never in a transaction shared with others.
+    hints: { ...command.hints, ownTransaction: true },
     work: async (tx, now) => {
       const before = await readBefore(tx);
       const outcome = await command.work(tx, now);

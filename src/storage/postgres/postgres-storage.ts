@@ -4,17 +4,12 @@ import type { LedgerChanges } from '../../domain/ledger/changes.js';
 import type { CreditLedgerSnapshot } from '../../domain/ledger/credit-ledger.js';
 import type { Instant } from '../../domain/time/instant.js';
 import type {
-  AuditQuery,
-  AuditRecord,
-  AuditWriteOperations,
   Customer,
   CustomerUpkeep,
   DatabaseState,
   EventBurn,
   LedgerKey,
   OperationalGauges,
-  Page,
-  PageRequest,
   RateLimitLeases,
   ReadOperations,
   ReconciliationSource,
@@ -59,7 +54,7 @@ import {
 } from '../sql/sql-store.js';
 import { WebhookWrites } from '../sql/webhook-queries.js';
 import { coalescingSocket } from './coalescing-socket.js';
-import { type BatchableWrite, BatchTurns, WriteBatcher } from './write-batcher.js';
+import { type BatchableWrite, WriteBatcher } from './write-batcher.js';
 
 /** Options of the PostgreSQL adapter. */
 export interface PostgresStorageOptions {
@@ -393,16 +388,6 @@ class PgWrites extends SqlWrites {
    */
   private prefetchedMany: Map<string, LedgerRow & CustomerUpkeepRow> | null = null;
 
-  /**
-   * Makes this work's audit appends take turns with the other works of its batch; returns the
-   * function that gives a turn still held back (when the work ends).
-   */
-  takeAuditTurns(turns: BatchTurns): () => void {
-    const audit = new TurnTakingAudit(this.audit, turns);
-    (this as { audit: AuditWriteOperations }).audit = audit;
-    return () => audit.giveBack();
-  }
-
   /** Every key's upkeep and ledger, read ahead in one statement per {@link KEYS_PER_PREFETCH} keys. */
   override async prefetchCustomerWrites(keys: readonly LedgerKey[]): Promise<void> {
     // Set after the reads: a read is not a write, so nothing dropped it meanwhile.
@@ -594,49 +579,6 @@ function beginWithLocks(lockIds: readonly bigint[]): string {
   return `BEGIN; ${ids.map((id) => `SELECT pg_advisory_xact_lock(${id});`).join(' ')}`;
 }
 
-/**
- * The audit log of one work in a batch. Two works of one transaction could both claim the chain's
- * head before either stored its record (its row lock is the transaction's, so it does not separate
- * them), and the second would link to a stale hash. So a work takes the batch's turn when it claims
- * and gives it back once its record is stored (or when the work ends).
- */
-class TurnTakingAudit implements AuditWriteOperations {
-  private release: (() => void) | null = null;
-
-  constructor(
-    private readonly audit: AuditWriteOperations,
-    private readonly turns: BatchTurns,
-  ) {}
-
-  list(query: AuditQuery, page: PageRequest): Page<AuditRecord> | Promise<Page<AuditRecord>> {
-    return this.audit.list(query, page);
-  }
-
-  heads() {
-    return this.audit.heads();
-  }
-
-  async claimNext(workspaceId: string): Promise<{ seq: number; prevHash: string }> {
-    if (this.release === null) this.release = await this.turns.take();
-    return this.audit.claimNext(workspaceId);
-  }
-
-  async append(record: AuditRecord): Promise<void> {
-    try {
-      await this.audit.append(record);
-    } finally {
-      this.giveBack();
-    }
-  }
-
-  /** Gives the turn back, if held. */
-  giveBack(): void {
-    const release = this.release;
-    this.release = null;
-    release?.();
-  }
-}
-
 /** A ledger write waiting for group commit, and how to answer its caller. */
 interface BatchedWrite extends BatchableWrite {
   readonly lockKey: string;
@@ -790,9 +732,10 @@ export class PostgresStorage implements Storage {
   }
 
   /**
-   * A write. A ledger write (one customer's lock, with a `prefetch` hint: debits, grants, holds,
-   * captures) goes through group commit ({@link WriteBatcher}, {@link runBatch}); any other write
-   * runs in its own transaction.
+   * A write. A ledger write (one customer's lock, with a `prefetch` hint: debits, holds, captures,
+   * releases) goes through group commit ({@link WriteBatcher}, {@link runBatch}); any other write,
+   * and one that asks for `ownTransaction` (an audited change: grants, manual debits), runs in its
+   * own transaction.
    */
   write<T>(
     lockKey: string | readonly string[],
@@ -800,7 +743,12 @@ export class PostgresStorage implements Storage {
     hints: WriteHints = {},
   ): Promise<T> {
     const prefetch = hints.prefetch;
-    if (this.batcher === null || prefetch === undefined || typeof lockKey !== 'string') {
+    if (
+      this.batcher === null ||
+      prefetch === undefined ||
+      hints.ownTransaction === true ||
+      typeof lockKey !== 'string'
+    ) {
       return this.writeAlone(lockKey, work, hints);
     }
     const batcher = this.batcher;
@@ -858,7 +806,10 @@ export class PostgresStorage implements Storage {
         const committed = await client.query('COMMIT');
         // PostgreSQL answers COMMIT of a transaction a failed statement aborted with ROLLBACK, not
         // an error: had a work swallowed that statement's error, its write would be lost unseen.
-        if (committed.command === 'ROLLBACK') throw new TransactionAborted();
+        if (committed.command === 'ROLLBACK') {
+          committing = false;
+          throw new TransactionAborted();
+        }
         return result;
       } catch (error) {
         if (!committing) {
@@ -959,7 +910,6 @@ export class PostgresStorage implements Storage {
       const [began, rows] = await Promise.allSettled([opened, read]);
       if (began.status === 'rejected' || rows.status === 'rejected') return await rollBack();
       const settled: BatchSettlement[] = [];
-      const auditTurns = new BatchTurns();
       let clean = true;
       await Promise.all(
         chainsOf(writes).map(async (chain) => {
@@ -978,14 +928,11 @@ export class PostgresStorage implements Storage {
               wrote = true;
               dropPrefetched?.();
             };
-            const giveBackAuditTurn = tx.takeAuditTurns(auditTurns);
             try {
               settled.push({ write, ok: true, value: await write.work(tx) });
             } catch (error) {
               if (wrote || error instanceof pg.DatabaseError || isRetryable(error)) clean = false;
               settled.push({ write, ok: false, error });
-            } finally {
-              giveBackAuditTurn();
             }
           }
         }),

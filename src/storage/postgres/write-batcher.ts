@@ -92,25 +92,3 @@ export class WriteBatcher<W extends BatchableWrite> {
     return taken;
   }
 }
-
-/**
- * Turns between the works of one batch, which share a transaction: a work holds the turn from the
- * moment it claims something that only one writer of the transaction may hold at a time (the audit
- * chain's head, see `TurnTakingAudit` in postgres-storage.ts) until it has written it. Row locks
- * cannot separate them, since they belong to the same transaction.
- */
-export class BatchTurns {
-  private tail: Promise<void> = Promise.resolve();
-
-  /** Waits for the turn; the returned function gives it back. */
-  async take(): Promise<() => void> {
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const previous = this.tail;
-    this.tail = previous.then(() => released);
-    await previous;
-    return release;
-  }
-}
