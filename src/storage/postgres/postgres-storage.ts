@@ -612,6 +612,14 @@ export class TransactionAborted extends Error {
   }
 }
 
+/**
+ * Whether a failed `COMMIT` was refused by the driver before it was sent: its connection had
+ * already failed, so PostgreSQL rolls the transaction back and nothing of it committed.
+ */
+function commitNeverSent(error: unknown): boolean {
+  return /is not queryable/.test((error as { message?: string }).message ?? '');
+}
+
 /** SQLSTATEs after which the whole transaction can safely run again. */
 const RETRYABLE = new Set([
   '40001', // serialization_failure
@@ -820,6 +828,9 @@ export class PostgresStorage implements Storage {
           }
         } else {
           broken = true;
+          // A COMMIT the driver refused to send (its connection had failed) never reached
+          // PostgreSQL, which rolls the transaction back with the connection: safe to run again.
+          if (commitNeverSent(error)) committing = false;
         }
         if (!committing && isRetryable(error) && attempt < this.maxAttempts) {
           await new Promise((resolve) => setTimeout(resolve, 2 ** attempt + Math.random() * 10));
@@ -943,6 +954,8 @@ export class PostgresStorage implements Storage {
         committed = await client.query('COMMIT');
       } catch (error) {
         broken = true;
+        // Never sent: nothing of the batch can commit, so each write runs again alone.
+        if (commitNeverSent(error)) return null;
         throw error;
       }
       // A transaction aborted by a failed statement whose error a work swallowed "commits" as a
