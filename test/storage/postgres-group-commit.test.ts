@@ -13,6 +13,7 @@ import { execute } from '../../src/services/unit-of-work.js';
 import { PostgresStorage, TransactionAborted } from '../../src/storage/postgres/postgres-storage.js';
 import { adminQuery, POSTGRES_URL } from '../contract/postgres.js';
 import { newGrant } from '../fixtures/grants.js';
+import { watchingQueries } from '../fixtures/watched-queries.js';
 
 /**
  * Group commit on PostgreSQL: ledger writes that arrive together share one transaction (one
@@ -69,19 +70,12 @@ afterAll(async () => {
 async function countTransactions(
   work: () => Promise<unknown>,
 ): Promise<{ commits: number; rollbacks: number }> {
-  const query = pg.Client.prototype.query;
   let commits = 0;
   let rollbacks = 0;
-  pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
-    if (args[0] === 'COMMIT') commits++;
-    if (args[0] === 'ROLLBACK') rollbacks++;
-    return (query as (...a: unknown[]) => unknown).apply(this, args);
-  } as typeof query;
-  try {
-    await work();
-  } finally {
-    pg.Client.prototype.query = query;
-  }
+  await watchingQueries((first) => {
+    if (first === 'COMMIT') commits++;
+    if (first === 'ROLLBACK') rollbacks++;
+  }, work);
   return { commits, rollbacks };
 }
 

@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Amount } from '../../src/domain/amount/amount.js';
 import { TimeOrderedIds } from '../../src/infra/ids.js';
@@ -11,6 +10,7 @@ import { PostgresStorage } from '../../src/storage/postgres/postgres-storage.js'
 import { adminQuery, POSTGRES_URL } from '../contract/postgres.js';
 import { startDelayingProxy } from '../fixtures/delaying-proxy.js';
 import { newGrant } from '../fixtures/grants.js';
+import { watchingQueries } from '../fixtures/watched-queries.js';
 
 /**
  * Event ingest on PostgreSQL reads the ledgers of a chunk's customers together: one statement
@@ -100,18 +100,11 @@ const batch = (tag: string): IncomingEvent[] =>
 
 /** The queries pooled clients send while `work` runs, and the flights they leave in. */
 async function countQueries(work: () => Promise<unknown>): Promise<{ queries: number; flights: number }> {
-  const query = pg.Client.prototype.query;
   let sent = 0;
   const flightsBefore = proxy.flights();
-  pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+  await watchingQueries(() => {
     sent++;
-    return (query as (...a: unknown[]) => unknown).apply(this, args);
-  } as typeof query;
-  try {
-    await work();
-  } finally {
-    pg.Client.prototype.query = query;
-  }
+  }, work);
   return { queries: sent, flights: proxy.flights() - flightsBefore };
 }
 
