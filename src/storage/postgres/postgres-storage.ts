@@ -853,7 +853,7 @@ export class PostgresStorage implements Storage {
    * failed and so aborted the transaction, a work that failed after writing, a lost connection)
    * rolls the batch back and runs each of its writes alone, as if it had never been batched: a
    * work may always run again (as on a retry). If COMMIT fails, every write of the batch reports it,
-   * as a single write does.
+   * as a single write does (unless the driver never sent it: then they run again alone).
    */
   private async runBatch(writes: BatchedWrite[]): Promise<void> {
     const only = writes.length === 1 ? writes[0] : undefined;
