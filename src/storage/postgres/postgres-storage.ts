@@ -77,7 +77,7 @@ export interface PostgresStorageOptions {
 }
 
 /** Batches in flight per process by default: enough to keep PostgreSQL busy while one commits. */
-export const DEFAULT_WRITE_BATCHES = 2;
+const DEFAULT_WRITE_BATCHES = 2;
 /** Most writes in one batch. */
 const MAX_WRITES_PER_BATCH = 64;
 /** Most writes of one customer in one batch (they run one after another inside it). */
@@ -593,9 +593,9 @@ type BatchSettlement =
   | { readonly write: BatchedWrite; readonly ok: true; readonly value: unknown }
   | { readonly write: BatchedWrite; readonly ok: false; readonly error: unknown };
 
-/** Writes grouped by lock id, each group in arrival order. */
-function chainsOf(writes: readonly BatchedWrite[]): BatchedWrite[][] {
-  const chains = new Map<bigint, BatchedWrite[]>();
+/** Writes grouped by lock id, each group in arrival order (never empty). */
+function chainsOf(writes: readonly BatchedWrite[]): [BatchedWrite, ...BatchedWrite[]][] {
+  const chains = new Map<bigint, [BatchedWrite, ...BatchedWrite[]]>();
   for (const write of writes) {
     const chain = chains.get(write.lockId);
     if (chain === undefined) chains.set(write.lockId, [write]);
@@ -858,10 +858,7 @@ export class PostgresStorage implements Storage {
   private async runBatch(writes: BatchedWrite[]): Promise<void> {
     const only = writes.length === 1 ? writes[0] : undefined;
     if (only !== undefined) {
-      await this.writeAlone(only.lockKey, only.work, { prefetch: only.prefetch }).then(
-        only.resolve,
-        only.reject,
-      );
+      await this.settleAlone(only);
       return;
     }
     let settled: BatchSettlement[] | null;
@@ -875,12 +872,7 @@ export class PostgresStorage implements Storage {
       // Rolled back: each write runs alone, a customer's writes still one after another.
       await Promise.all(
         chainsOf(writes).map(async (chain) => {
-          for (const write of chain) {
-            await this.writeAlone(write.lockKey, write.work, { prefetch: write.prefetch }).then(
-              write.resolve,
-              write.reject,
-            );
-          }
+          for (const write of chain) await this.settleAlone(write);
         }),
       );
       return;
@@ -889,6 +881,14 @@ export class PostgresStorage implements Storage {
       if (outcome.ok) outcome.write.resolve(outcome.value);
       else outcome.write.reject(outcome.error);
     }
+  }
+
+  /** Runs a batched write in its own transaction and answers its caller. */
+  private settleAlone(write: BatchedWrite): Promise<void> {
+    return this.writeAlone(write.lockKey, write.work, { prefetch: write.prefetch }).then(
+      write.resolve,
+      write.reject,
+    );
   }
 
   /**
@@ -913,17 +913,19 @@ export class PostgresStorage implements Storage {
     };
     try {
       // BEGIN and every lock, and right behind them (pipelined) one read of every write's ledger.
+      const chains = chainsOf(writes);
       const opened = client.query(beginWithLocks(writes.map((write) => write.lockId)));
+      // Only the first write of each customer can use what is read with the lock (see below).
       const read = readCustomerWrites(
         new PgExecutor(client),
-        writes.map((write) => write.prefetch),
+        chains.map(([head]) => head.prefetch),
       );
       const [began, rows] = await Promise.allSettled([opened, read]);
       if (began.status === 'rejected' || rows.status === 'rejected') return await rollBack();
       const settled: BatchSettlement[] = [];
       let clean = true;
       await Promise.all(
-        chainsOf(writes).map(async (chain) => {
+        chains.map(async (chain) => {
           let first = true;
           for (const write of chain) {
             const executor = new PgExecutor(client);
