@@ -7,13 +7,14 @@
 //   - debits: BENCH_DEBITS debits of 1.5 over 1,000 customers with 12 grants each (the shape of
 //     bench/debits.mjs), BENCH_DEBIT_CLIENTS (50) in flight, through `runWrite(debitCommand)` as the
 //     route calls it (fewer in flight: smaller commit batches, each commit's fixed cost shared by fewer).
-// Prints process CPU (user + system, from process.cpuUsage) per event and per debit, over the
+// Prints process CPU (user + system, from process.cpuUsage) per event and per debit (and the main
+// thread's alone, and the writes per commit), over the
 // measured part only (seeding and a warm-up are excluded), and the best and median of BENCH_ROUNDS.
 // Usage: npm run build && node bench/cpu-per-op.mjs [--dist <another build>/dist] [ingest|debits]
 //   BENCH_CPU_PROFILE=/tmp/prof node bench/cpu-per-op.mjs ingest   (a profile of each measured window)
 //   BENCH_INGEST_BODIES=1 node bench/cpu-per-op.mjs ingest   (batches parsed from JSON text, as the route does)
 //   node --cpu-prof --cpu-prof-dir=bench/results/profile/cpu-per-op bench/cpu-per-op.mjs ingest
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -64,10 +65,22 @@ const cpuMicros = () => {
   const u = process.cpuUsage();
   return u.user + u.system;
 };
+/** CPU of the main thread alone (µs, from /proc): the rest of the process's is other threads'. */
+const mainThreadMicros = () => {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1e6) / 100; // utime + stime, USER_HZ 100
+  } catch {
+    return Number.NaN;
+  }
+};
+/** Commits of the measured window (each a batch of writes), counted through the storage's onBatch. */
+let commits = 0;
 
 async function openStore() {
   const dir = mkdtempSync(join(tmpdir(), 'burndown-cpu-per-op-'));
-  const storage = await SqliteStorage.open({ path: join(dir, 'bench.db') });
+  const storage = await SqliteStorage.open({ path: join(dir, 'bench.db'), onBatch: () => commits++ });
   const ctx = { storage, clock: { now: () => Date.now() }, ids: new TimeOrderedIds(() => Date.now()) };
   return { dir, storage, ctx };
 }
@@ -207,16 +220,25 @@ async function ingestRound() {
   };
   await run(5);
   const cpu0 = cpuMicros();
+  const main0 = mainThreadMicros();
+  commits = 0;
   const t0 = performance.now();
   // For `cpuprofile-top.mjs --only-after-ms=` (the profile's clock starts about when the process does).
   console.error(`measured window starts ${Math.round(t0)} ms after start`);
   globalThis.__burndownSqlTimingReset?.(); // bench/sqlite-statement-timer.mjs, when preloaded
   const accepted = await profileWindow('ingest', () => run(BATCHES));
   const cpu = cpuMicros() - cpu0;
+  const mainCpu = mainThreadMicros() - main0;
   const ms = performance.now() - t0;
   await storage.close();
   rmSync(dir, { recursive: true, force: true });
-  return { perOp: cpu / accepted, ops: accepted, wallPerSec: (accepted / ms) * 1000 };
+  return {
+    perOp: cpu / accepted,
+    mainPerOp: mainCpu / accepted,
+    batch: accepted / commits,
+    ops: accepted,
+    wallPerSec: (accepted / ms) * 1000,
+  };
 }
 
 async function debitRound() {
@@ -261,16 +283,20 @@ async function debitRound() {
   };
   await run(2000);
   const cpu0 = cpuMicros();
+  const main0 = mainThreadMicros();
+  commits = 0;
   const t0 = performance.now();
   // For `cpuprofile-top.mjs --only-after-ms=` (the profile's clock starts about when the process does).
   console.error(`measured window starts ${Math.round(t0)} ms after start`);
   globalThis.__burndownSqlTimingReset?.(); // bench/sqlite-statement-timer.mjs, when preloaded
   const ok = await profileWindow('debits', () => run(DEBITS));
   const cpu = cpuMicros() - cpu0;
+  const mainCpu = mainThreadMicros() - main0;
+  const batch = ok / commits;
   const ms = performance.now() - t0;
   await storage.close();
   rmSync(dir, { recursive: true, force: true });
-  return { perOp: cpu / ok, ops: ok, wallPerSec: (ok / ms) * 1000 };
+  return { perOp: cpu / ok, mainPerOp: mainCpu / ok, batch, ops: ok, wallPerSec: (ok / ms) * 1000 };
 }
 
 for (const [name, round] of [
@@ -283,6 +309,7 @@ for (const [name, round] of [
   const per = results.map((x) => x.perOp);
   console.log(
     `${name}: CPU µs per ${name === 'ingest' ? 'event' : 'debit'}: median ${median(per).toFixed(1)}, best ${Math.min(...per).toFixed(1)} ` +
-      `(rounds ${per.map((x) => x.toFixed(1)).join(' / ')}; ${results[0].ops} ops each; wall ${results.map((x) => Math.round(x.wallPerSec)).join(' / ')} per s) [${dist}]`,
+      `(rounds ${per.map((x) => x.toFixed(1)).join(' / ')}; ${results[0].ops} ops each; wall ${results.map((x) => Math.round(x.wallPerSec)).join(' / ')} per s); ` +
+      `main thread ${results.map((x) => x.mainPerOp.toFixed(1)).join(' / ')} µs; ${name === 'ingest' ? 'events' : 'debits'} per commit ${results.map((x) => x.batch.toFixed(1)).join(' / ')} [${dist}]`,
   );
 }

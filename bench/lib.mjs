@@ -12,7 +12,8 @@ import { promisify } from 'node:util';
 
 export const here = dirname(fileURLToPath(import.meta.url));
 export const root = join(here, '..');
-export const cli = join(root, 'dist', 'cli', 'main.js');
+/** The CLI the benchmarks start; BENCH_DIST points them at another build's dist/ (to compare builds). */
+export const cli = join(process.env.BENCH_DIST ?? join(root, 'dist'), 'cli', 'main.js');
 
 /** A positive number from the environment, or `fallback` when unset. */
 export const num = (name, fallback) => {

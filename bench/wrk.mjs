@@ -12,7 +12,8 @@
 // Knobs: BENCH_SECONDS (10), BENCH_WARMUP_SECONDS (2), BENCH_CONNECTIONS (50; events: BENCH_EVENT_CONNECTIONS, 6),
 // BENCH_CUSTOMERS (1000, 12 grants each for debits and checks), BENCH_EVENT_CUSTOMERS (10000),
 // BENCH_BATCH (1000), BENCH_QUIET_WAIT_SECONDS (10), BENCH_WRK (path of wrk, default `wrk`),
-// BENCH_PROFILE (1: profile the server; summarise with cpuprofile-top.mjs).
+// BENCH_PROFILE (1: profile the server; summarise with cpuprofile-top.mjs), BENCH_NODE_ARGS (flags for
+// the server's node, e.g. --perf-basic-prof for `perf record -p`).
 // Writes bench/results/latest-wrk.json.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -150,7 +151,9 @@ async function startBurndown(dbPath) {
     process.env.BENCH_PROFILE === '1'
       ? ['--cpu-prof', `--cpu-prof-dir=${join(here, 'results', 'profile')}`]
       : [];
-  const bd = startChild('burndown', [...profile, cli, 'serve'], {
+  // BENCH_NODE_ARGS: more flags for the server's node (e.g. --perf-basic-prof for `perf record`).
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const bd = startChild('burndown', [...profile, ...nodeArgs, cli, 'serve'], {
     PORT: '0',
     BURNDOWN_API_KEY: API_KEY,
     BURNDOWN_DATABASE_URL: `sqlite:${dbPath}`,

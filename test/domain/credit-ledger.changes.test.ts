@@ -116,9 +116,11 @@ describe('CreditLedger.takeChanges', () => {
     expect(taken.holds[0]!.portions[0]!.amount.toString()).toBe('2');
     expect(taken.openGrants[0]!.closedReason).toBeNull();
     expect(taken.debitsReversed[0]!.reversed.history.map((h) => h.reason)).toEqual(['first']);
-    // The live objects did change: the change set is not them.
+    // The engine's state did change: the change set is not it. (A grant changed after a take is a
+    // new copy, so the engine's grant is read again by id.)
     expect(hold.status).toBe('captured');
-    expect(grant.closedReason).toBe('voided');
+    expect(ledger.grants.get(grant.id)!.closedReason).toBe('voided');
+    expect(grant.closedReason).toBeNull();
     // Frozen: no part of what was handed over can be replaced.
     expect(Object.isFrozen(taken)).toBe(true);
     expect(() => Object.assign(taken, { entries: [] })).toThrow(TypeError);

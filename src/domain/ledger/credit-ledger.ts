@@ -314,15 +314,23 @@ export class CreditLedger {
   readonly customerId: string;
   readonly creditType: string;
   readonly accounts: CustomerAccounts;
-  /** Open grants by id: only the engine adds to it (services through {@link adoptGrant}). */
-  private readonly grantsById = new Map<string, GrantState>();
+  /**
+   * Open grants by id: only the engine adds to it (services through {@link adoptGrant}). Copy on
+   * write: a grant is the snapshot's own object (shared with whoever handed the snapshot over, so
+   * never written) until the engine first changes it; {@link mutableGrant} then puts a private copy
+   * in its place. A debit that draws on one of twelve grants copies one, not twelve.
+   */
+  private readonly grantsById = new Map<string, GrantSnapshot>();
   /** Open grants by id, read-only (add one loaded on demand with {@link adoptGrant}). */
-  readonly grants: ReadonlyMap<string, GrantState> = this.grantsById;
+  readonly grants: ReadonlyMap<string, GrantSnapshot> = this.grantsById;
+  /** The grants of {@link grantsById} that are the engine's private copies, writable until the next take. */
+  private readonly ownGrants = new Set<GrantSnapshot>();
   /**
    * Every grant in burn-down order, kept between operations: the order depends only on fields a
-   * grant never changes, so it is recomputed only when a grant is added (null until needed).
+   * grant never changes, so it is recomputed only when a grant is added (null until needed); a
+   * grant's copy takes its place in it.
    */
-  private burnOrder: GrantState[] | null = null;
+  private burnOrder: GrantSnapshot[] | null = null;
   /** Active holds by id. */
   readonly holds = new Map<string, HoldState>();
   /** Entries recorded since loading or the last {@link takeChanges}, in recording order. */
@@ -332,23 +340,17 @@ export class CreditLedger {
    * how ({@link grantChanged}): `created`; `reshaped` (closed, activated, or emptied/refilled); or
    * `amounts` (only credits moved, which lets storage write just two columns).
    */
-  private readonly changedGrants = new Map<GrantState, GrantChangeKind>();
+  private readonly changedGrants = new Map<GrantSnapshot, GrantChangeKind>();
   private readonly heldChanges = new Set<HoldState>();
   private debits: DebitRecord[] = [];
   /** Debits and captures whose reversed parts changed (persisted with the entries). */
   private readonly reversedDebits = new Set<ReversibleDebit>();
   /** Loaded by {@link loadSettlements} (corrections only); kept current as debt is paid and refunded. */
   private settlementBook: SettlementBook | null = null;
-  /**
-   * For each grant of ours that has not changed since it was loaded or last taken, the immutable
-   * object it equals (the snapshot's, or the copy the last change set holds): {@link takeChanges}
-   * lists it among the open grants as it is instead of copying every open grant on every take.
-   */
-  private readonly grantSources = new Map<GrantState, GrantSnapshot>();
 
   /**
-   * Takes a snapshot without mutating it: its grants and holds are copied here, so whoever handed
-   * it over (a cache) may keep and share it.
+   * Takes a snapshot without mutating it: its holds are copied here and its grants on their first
+   * change ({@link mutableGrant}), so whoever handed it over (a cache) may keep and share it.
    */
   constructor(
     snapshot: CreditLedgerSnapshot,
@@ -357,11 +359,7 @@ export class CreditLedger {
     this.customerId = snapshot.customerId;
     this.creditType = snapshot.creditType;
     this.accounts = { ...snapshot.accounts };
-    for (const source of snapshot.grants) {
-      const grant = copyGrant(source);
-      this.grantsById.set(grant.id, grant);
-      this.grantSources.set(grant, source);
-    }
+    for (const grant of snapshot.grants) this.grantsById.set(grant.id, grant);
     for (const hold of snapshot.holds) this.holds.set(hold.id, copyHold(hold));
   }
 
@@ -370,21 +368,40 @@ export class CreditLedger {
    * on it can run: voiding it, clawing it back, reversing a debit that drew on it. A grant already
    * loaded is kept as it is (ours may have changed since storage last saw it).
    */
-  adoptGrant(grant: GrantState): void {
+  adoptGrant(grant: GrantSnapshot): void {
     if (this.grants.has(grant.id)) return;
     this.grantsById.set(grant.id, grant);
     this.burnOrder = null;
   }
 
+  /**
+   * The writable form of a loaded grant: the engine's own copy, made on the grant's first change
+   * since loading or the last take and put in the snapshot object's place (in the map and the burn
+   * order). Every write to a grant goes through here; references taken before it may be stale, so
+   * code that reads a grant after changing it reads it again by id.
+   */
+  private mutableGrant(grantId: string): GrantState {
+    const grant = this.requireGrant(grantId);
+    if (this.ownGrants.has(grant)) return grant as GrantState;
+    const copy = copyGrant(grant);
+    this.grantsById.set(grantId, copy);
+    this.ownGrants.add(copy);
+    if (this.burnOrder !== null) {
+      const at = this.burnOrder.indexOf(grant);
+      if (at >= 0) this.burnOrder[at] = copy;
+    }
+    return copy;
+  }
+
   /** Records that a grant changed, keeping the strongest kind so far: created, then reshaped, then amounts. */
-  private grantChanged(grant: GrantState, kind: GrantChangeKind): void {
+  private grantChanged(grant: GrantSnapshot, kind: GrantChangeKind): void {
     const was = this.changedGrants.get(grant);
     if (was === 'created' || was === kind || (was === 'reshaped' && kind === 'amounts')) return;
     this.changedGrants.set(grant, kind);
   }
 
   /** Every grant in burn-down order (see {@link burnOrder}). */
-  private grantsInBurnOrder(): readonly GrantState[] {
+  private grantsInBurnOrder(): readonly GrantSnapshot[] {
     this.burnOrder ??= [...this.grants.values()].sort(compareBurnDownOrder);
     return this.burnOrder;
   }
@@ -421,33 +438,22 @@ export class CreditLedger {
    * Hands over what changed since loading (or since the previous call) as an immutable change
    * set, and starts tracking afresh: a second call answers only what changed after the first,
    * and an empty change set when nothing did ({@link isDirty} is false right after). The change
-   * set shares nothing the engine mutates later: grants, holds and reversed parts are copied (a
-   * changed grant or hold that is still open or active is copied once, and is the same object in
-   * both lists), entries and debit records are immutable values handed over with their arrays.
+   * set shares nothing the engine mutates later: the engine's own copies of changed grants are
+   * handed over as they are and stop being its own (a later change copies again, see
+   * {@link mutableGrant}; an open one is the same object in both lists); holds and reversed parts
+   * are copied; entries and debit records are immutable values handed over with their arrays.
    */
   takeChanges(): LedgerChanges {
     const grants: GrantChange[] = [];
     const grantsCreated: GrantSnapshot[] = [];
-    for (const [live, change] of this.changedGrants) {
-      // Its copy becomes its source: the open grants below list this same object.
-      const grant = copyGrant(live);
-      this.grantSources.set(live, grant);
+    for (const [grant, change] of this.changedGrants) {
       grants.push({ grant, change });
       if (change === 'created') grantsCreated.push(grant);
     }
+    // From here on every grant of the map is a snapshot the engine no longer writes.
+    this.ownGrants.clear();
     const openGrants: GrantSnapshot[] = [];
-    for (const live of this.grants.values()) {
-      if (!isGrantOpen(live)) continue;
-      // Its source: the copy just made if it changed, else unchanged since (no copy needed); a grant
-      // a service added with adoptGrant has none until its first take.
-      const grant = this.grantSources.get(live);
-      if (grant !== undefined) openGrants.push(grant);
-      else {
-        const copy = copyGrant(live);
-        this.grantSources.set(live, copy);
-        openGrants.push(copy);
-      }
-    }
+    for (const grant of this.grants.values()) if (isGrantOpen(grant)) openGrants.push(grant);
     const holdCopies = this.heldChanges.size > 0 ? new Map<HoldState, HoldSnapshot>() : null;
     const holds: HoldSnapshot[] = [];
     for (const live of this.heldChanges) {
@@ -501,16 +507,22 @@ export class CreditLedger {
     );
     for (const event of due) {
       if (event.order === 0) this.endHold(event.hold, 'expired', event.at);
-      else if (event.kind === 'expiry') this.closeGrant(event.grant, 'expired', event.at);
-      else if (event.grant.closedReason === null) {
-        event.grant.activated = true;
-        this.grantChanged(event.grant, 'reshaped');
+      else if (event.kind === 'expiry') this.closeGrant(event.grant.id, 'expired', event.at);
+      // Read again by id: an expiry earlier in this loop may have replaced it with a closed copy.
+      else if (this.requireGrant(event.grant.id).closedReason === null) {
+        const grant = this.mutableGrant(event.grant.id);
+        grant.activated = true;
+        this.grantChanged(grant, 'reshaped');
         this.settleOverage(event.at);
       }
     }
   }
 
-  /** Adds a grant. Its entry is dated `effective_at`; if it is already effective it pays overage debt first. */
+  /**
+   * Adds a grant. Its entry is dated `effective_at`; if it is already effective it pays overage debt
+   * first. The object answered is the grant as of the next {@link takeChanges}; a change after that
+   * is made on a copy (see {@link mutableGrant}), which {@link grants} then holds.
+   */
   grant(input: NewGrant, now: Instant): GrantState {
     const grant: GrantState = {
       id: this.ids.newId('grt'),
@@ -533,6 +545,7 @@ export class CreditLedger {
       activated: false,
     };
     this.grantsById.set(grant.id, grant);
+    this.ownGrants.add(grant);
     this.burnOrder = null;
     this.grantChanged(grant, 'created');
     // Issued when recorded, usable from effective_at. No entry of a grant predates this one, so a
@@ -703,11 +716,11 @@ export class CreditLedger {
   }
 
   /** Voids a grant: what is left unpinned leaves now; pinned portions stay capturable. */
-  voidGrant(grantId: string, now: Instant): GrantState | GrantNotActive {
+  voidGrant(grantId: string, now: Instant): GrantSnapshot | GrantNotActive {
     const grant = this.requireGrant(grantId);
     if (grant.closedReason !== null) return { refused: 'grant_not_active', status: grant.closedReason };
-    this.closeGrant(grant, 'voided', now);
-    return grant;
+    this.closeGrant(grantId, 'voided', now);
+    return this.requireGrant(grantId);
   }
 
   /**
@@ -730,8 +743,9 @@ export class CreditLedger {
     this.record('clawback', becameOverage, 'overage', 'clawed_back', grant.id, grant.id, now, now);
     if (becameOverage.isPositive()) this.settleOverage(now);
     // Emptied by the clawback while open: its status reads "depleted", like a grant used up.
-    if (fromGrant.isPositive() && grant.available.isZero() && grant.held.isZero())
-      this.grantChanged(grant, 'reshaped');
+    const after = this.requireGrant(grantId);
+    if (fromGrant.isPositive() && after.available.isZero() && after.held.isZero())
+      this.grantChanged(after, 'reshaped');
     return { grantId: grant.id, amount, fromGrant, becameOverage, at: now };
   }
 
@@ -975,7 +989,8 @@ export class CreditLedger {
     if (amount.greaterThan(grant.available)) throw new Error('ledger invariant: trim beyond what is free');
     this.record('expiry', amount, `grant:${grant.id}`, 'expired', grant.id, grant.id, at, at);
     // Trimmed to nothing: it has expired (its status no longer depends on when this ran).
-    if (grant.available.isZero() && grant.held.isZero()) this.closeGrant(grant, 'expired', at);
+    const after = this.requireGrant(grantId);
+    if (after.available.isZero() && after.held.isZero()) this.closeGrant(grantId, 'expired', at);
   }
 
   /** The balance at `now` (optionally as seen by burns for one feature); call {@link advanceTo} first. */
@@ -1016,8 +1031,8 @@ export class CreditLedger {
   }
 
   /** Grants a burn for `featureId` (null: no feature) may draw on now, in burn-down order. */
-  drawableGrants(now: Instant, featureId: string | null): GrantState[] {
-    const usable: GrantState[] = [];
+  drawableGrants(now: Instant, featureId: string | null): GrantSnapshot[] {
+    const usable: GrantSnapshot[] = [];
     for (const grant of this.grantsInBurnOrder()) {
       if (isGrantUsableAt(grant, now) && grant.available.isPositive() && appliesToFeature(grant, featureId))
         usable.push(grant);
@@ -1027,7 +1042,7 @@ export class CreditLedger {
 
   /** Takes up to `amount` from `usable` (already in burn-down order); what cannot be taken is the shortfall. */
   private draw(
-    usable: readonly GrantState[],
+    usable: readonly GrantSnapshot[],
     amount: Amount,
     type: 'debit' | 'hold' | 'capture',
     ref: string,
@@ -1072,17 +1087,19 @@ export class CreditLedger {
     if (returned) this.settleOverage(at);
   }
 
-  private closeGrant(grant: GrantState, reason: 'expired' | 'voided', at: Instant): void {
+  private closeGrant(grantId: string, reason: 'expired' | 'voided', at: Instant): void {
+    const open = this.requireGrant(grantId);
     this.record(
       reason === 'expired' ? 'expiry' : 'void',
-      grant.available,
-      `grant:${grant.id}`,
+      open.available,
+      `grant:${grantId}`,
       reason,
-      grant.id,
-      grant.id,
+      grantId,
+      grantId,
       at,
       at,
     );
+    const grant = this.mutableGrant(grantId);
     grant.closedReason = reason;
     grant.closedAt = at;
     this.grantChanged(grant, 'reshaped');
@@ -1187,7 +1204,7 @@ export class CreditLedger {
   private applyToAccount(account: AccountName, delta: Amount): void {
     if (account.startsWith('grant:') || account.startsWith('held:')) {
       const isHeld = account.startsWith('held:');
-      const grant = this.requireGrant(account.slice(isHeld ? 5 : 6));
+      const grant = this.mutableGrant(account.slice(isHeld ? 5 : 6));
       const hadCredits = grant.available.isPositive() || grant.held.isPositive();
       if (isHeld) grant.held = grant.held.plus(delta);
       else grant.available = grant.available.plus(delta);
@@ -1223,7 +1240,7 @@ export class CreditLedger {
     }
   }
 
-  private requireGrant(grantId: string): GrantState {
+  private requireGrant(grantId: string): GrantSnapshot {
     const grant = this.grants.get(grantId);
     if (!grant) throw new Error(`ledger invariant: grant ${grantId} is not loaded`);
     return grant;
