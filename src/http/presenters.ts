@@ -20,7 +20,7 @@ export function presentCreditType(c: CreditType) {
   return { id: c.id, name: c.name, created_at: formatInstant(c.createdAt) };
 }
 
-export function presentGrant(g: GrantState, now: Instant) {
+export function presentGrant(g: Readonly<GrantState>, now: Instant) {
   const status = grantStatusAt(g, now);
   // A grant past its expiry whose expiry entry is not yet written shows nothing left.
   const expiredUnrecorded = status === 'expired' && g.closedReason === null;

@@ -1018,7 +1018,7 @@ export interface WriteOperations extends ReadOperations {
   readonly plans: PlanWriteOperations;
   /**
    * Loads one ledger and serialises concurrent writers to it until the transaction ends. The
-   * snapshot is read-only (an adapter may hand out the one it caches; the engine copies it).
+   * snapshot is read-only (an adapter may hand out the one it caches; the engine never writes to it).
    */
   loadLedgerForUpdate(key: LedgerKey): Awaitable<CreditLedgerSnapshot>;
   /**

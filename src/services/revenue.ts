@@ -43,13 +43,13 @@ export interface RevenueReport {
 }
 
 /** The pack a grant was bought from (purchases record it in the grant's metadata). */
-function packOf(grant: GrantState): string | null {
+function packOf(grant: Readonly<GrantState>): string | null {
   const pack = grant.metadata['pack_id'];
   return typeof pack === 'string' ? pack : null;
 }
 
 /** A paid grant with a cost basis as revenue recognition sees it. */
-export function revenueGrantOf(grant: GrantState): RevenueGrant | null {
+export function revenueGrantOf(grant: Readonly<GrantState>): RevenueGrant | null {
   if (grant.category !== 'paid' || grant.costBasis === null) return null;
   return {
     id: grant.id,

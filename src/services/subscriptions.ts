@@ -1,8 +1,8 @@
 import { Amount } from '../domain/amount/amount.js';
 import type { Allowance, PlanVersion } from '../domain/catalog/catalog.js';
 import { BurndownError, ErrorCode, invalidRequest, notFound } from '../domain/errors.js';
+import type { GrantSnapshot } from '../domain/ledger/changes.js';
 import type { CreditLedger } from '../domain/ledger/credit-ledger.js';
-import type { GrantState } from '../domain/ledger/types.js';
 import { planRollover, proratedIncrease } from '../domain/plans/allowances.js';
 import type { Subscription } from '../domain/plans/subscription.js';
 import { formatInstant, type Instant } from '../domain/time/instant.js';
@@ -42,8 +42,8 @@ function grantsOf(
   subscriptionId: string,
   key: string,
   kinds: readonly AllowanceKind[],
-): GrantState[] {
-  const found: GrantState[] = [];
+): GrantSnapshot[] {
+  const found: GrantSnapshot[] = [];
   for (const grant of ledger.grants.values()) {
     const m = grant.metadata;
     if (m[META.subscription] !== subscriptionId || m[META.allowance] !== key) continue;

@@ -80,7 +80,7 @@ export type ThresholdTransition =
  * expiries that are due but not yet applied (those move the balance when they are applied, and
  * that write is the one that crosses). Open, activated grants only; depleted grants add nothing.
  */
-export function recordedPoint(grants: Iterable<GrantState>, overage: Amount): BalancePoint {
+export function recordedPoint(grants: Iterable<Readonly<GrantState>>, overage: Amount): BalancePoint {
   let total = overage.units;
   for (const grant of grants) {
     if (grant.closedReason !== null || !grant.activated) continue;

@@ -21,7 +21,7 @@ export function compareBurnDownOrder(
 }
 
 /** Whether a grant may be drawn on at `at`: effective, not yet expired (expiry is exclusive), not closed. */
-export function isGrantUsableAt(grant: GrantState, at: Instant): boolean {
+export function isGrantUsableAt(grant: Readonly<GrantState>, at: Instant): boolean {
   return (
     grant.closedReason === null &&
     grant.effectiveAt <= at &&
@@ -33,7 +33,7 @@ export function isGrantUsableAt(grant: GrantState, at: Instant): boolean {
  * The status a client sees at `at`. Expiry shows as soon as the instant passes, whether or not the
  * expiry entry has been written yet, so no answer depends on a background job having run.
  */
-export function grantStatusAt(grant: GrantState, at: Instant): GrantStatus {
+export function grantStatusAt(grant: Readonly<GrantState>, at: Instant): GrantStatus {
   if (grant.closedReason === 'voided') return 'voided';
   if (grant.closedReason === 'expired' || (grant.expiresAt !== null && at >= grant.expiresAt))
     return 'expired';

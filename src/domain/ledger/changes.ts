@@ -3,8 +3,9 @@ import type { DebitRecord, DebitReversed } from './credit-ledger.js';
 import type { CustomerAccounts, GrantState, HoldState, LedgerEntry } from './types.js';
 
 /**
- * A grant as a change set holds it: a private copy of the engine's state when the changes were
- * taken, never touched again (the engine goes on mutating its own objects, not this one).
+ * A grant as snapshots and change sets hold it: never written again. The engine changes a grant
+ * only on its own copy (copy on write, `CreditLedger.mutableGrant`) and stops owning that copy
+ * when a change set hands it over, so a snapshot's or change set's grant object stays as it is.
  */
 export type GrantSnapshot = Readonly<GrantState>;
 
@@ -38,8 +39,10 @@ export interface ReversedDebitChange {
  * afterwards. The storage port receives this, never the engine object, so a save writes exactly
  * what was taken: saving twice in one transaction cannot write an entry twice, and what was
  * saved does not move when the engine goes on. The object is frozen and every list is readonly
- * and new (owned by the change set alone, never by the engine); grants, holds and reversed parts
- * are copies; entries and debit records are immutable values the engine never touches again.
+ * and new (owned by the change set alone, never by the engine); holds and reversed parts are
+ * copies; grants are objects the engine no longer writes (see {@link GrantSnapshot}: a changed
+ * grant is the engine's copy, handed over; an unchanged one the object it was loaded as); entries
+ * and debit records are immutable values the engine never touches again.
  */
 export interface LedgerChanges {
   readonly customerId: string;
@@ -80,12 +83,12 @@ export function isEmptyChangeSet(changes: LedgerChanges): boolean {
 }
 
 /** Whether a grant still has credits (available or held): the grants a ledger loads. */
-export function isGrantOpen(g: GrantState): boolean {
+export function isGrantOpen(g: GrantSnapshot): boolean {
   return g.available.isPositive() || g.held.isPositive();
 }
 
 /** A private copy of a grant, field by field: one object shape for every copy, cheaper than a spread. */
-export function copyGrant(g: GrantState): GrantState {
+export function copyGrant(g: GrantSnapshot): GrantState {
   return {
     id: g.id,
     customerId: g.customerId,

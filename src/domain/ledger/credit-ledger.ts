@@ -57,7 +57,8 @@ export interface IdSource {
 
 /**
  * What the engine needs loaded to act for one customer and credit type: O(open grants + active
- * holds). Read-only: caches share one snapshot between writes, and the engine copies what it takes.
+ * holds). Read-only: caches share one snapshot between writes; the engine copies its holds, and each
+ * grant only when it first changes it.
  */
 export interface CreditLedgerSnapshot {
   readonly customerId: string;
@@ -523,7 +524,7 @@ export class CreditLedger {
    * first. The object answered is the grant as of the next {@link takeChanges}; a change after that
    * is made on a copy (see {@link mutableGrant}), which {@link grants} then holds.
    */
-  grant(input: NewGrant, now: Instant): GrantState {
+  grant(input: NewGrant, now: Instant): GrantSnapshot {
     const grant: GrantState = {
       id: this.ids.newId('grt'),
       customerId: this.customerId,

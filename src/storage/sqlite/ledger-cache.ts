@@ -90,7 +90,7 @@ export class LedgerCache implements CommitObserver {
 
   /**
    * The ledger as of the current transaction, or undefined if not cached. Shared, not copied: a
-   * snapshot is read-only (the engine copies what it takes from one, see CreditLedger's constructor).
+   * snapshot is read-only (the engine copies a grant before it first changes it, see CreditLedger.mutableGrant).
    */
   getLedger(key: LedgerKey): CreditLedgerSnapshot | undefined {
     return this.find(key)?.snapshot;

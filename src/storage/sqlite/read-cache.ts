@@ -170,7 +170,7 @@ export class CachedSqliteReads extends SqlReads {
     const generation = this.cache.check();
     const id = `${key.workspaceId}\u0000${key.customerId}\u0000${key.creditType}`;
     const known = this.cache.ledgers.get(id);
-    // Shared, not copied: snapshots are read-only (the ledger engine copies what it is given).
+    // Shared, not copied: snapshots are read-only (the ledger engine copies a grant before changing it).
     if (known) return known;
     const loaded = this.loadLedgerAtOnce(key);
     this.cache.put(generation, this.cache.ledgers, id, loaded);
