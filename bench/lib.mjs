@@ -30,8 +30,18 @@ export const log = (line = '') => process.stdout.write(`${line}\n`);
 // child processes
 
 /** Starts `node <args>` and resolves once it prints "... listening on http://host:port". */
+/**
+ * The Node flags `npm start` and the `burndown` bin give the server (package.json, the first line
+ * of src/cli/main.ts): benchmarks start `… cli/main.js serve` with them, as it runs in production.
+ * BENCH_SERVE_FLAGS replaces them ('' for none), to measure without.
+ */
+export const SERVE_NODE_FLAGS = (process.env.BENCH_SERVE_FLAGS ?? '--max-semi-space-size=64')
+  .split(' ')
+  .filter(Boolean);
+
 export function startChild(name, args, env) {
-  const child = spawn(process.execPath, args, {
+  const servesBurndown = args.at(-1) === 'serve' && args.some((a) => a.endsWith(join('cli', 'main.js')));
+  const child = spawn(process.execPath, servesBurndown ? [...SERVE_NODE_FLAGS, ...args] : args, {
     cwd: root,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
