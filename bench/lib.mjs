@@ -31,8 +31,8 @@ export const log = (line = '') => process.stdout.write(`${line}\n`);
 
 /** Starts `node <args>` and resolves once it prints "... listening on http://host:port". */
 /**
- * The Node flags `npm start` and the `burndown` bin give the server (package.json, the first line
- * of src/cli/main.ts): benchmarks start `… cli/main.js serve` with them, as it runs in production.
+ * The Node flags `npm start` gives the server (package.json): benchmarks start
+ * `… cli/main.js serve` with them, as the service runs when started the documented way.
  * BENCH_SERVE_FLAGS replaces them ('' for none), to measure without.
  */
 export const SERVE_NODE_FLAGS = (process.env.BENCH_SERVE_FLAGS ?? '--max-semi-space-size=64')
