@@ -122,6 +122,21 @@ export class Metrics {
     labelNames: ['kind'] as const,
     registers: [this.registry],
   });
+  private readonly outboxUnfanned = new Gauge({
+    name: 'burndown_outbox_events_unfanned',
+    help: 'Outbox events not yet fanned out into webhook deliveries (database, global)',
+    registers: [this.registry],
+  });
+  private readonly webhookPending = new Gauge({
+    name: 'burndown_webhook_deliveries_pending',
+    help: 'Webhook deliveries not yet delivered nor given up: waiting, retrying or being sent (database, global)',
+    registers: [this.registry],
+  });
+  private readonly webhookLag = new Gauge({
+    name: 'burndown_webhook_delivery_lag_seconds',
+    help: 'Now minus the earliest instant a pending webhook delivery was due (0 when none is overdue; database, global)',
+    registers: [this.registry],
+  });
   private readonly databaseUp = new Gauge({
     name: 'burndown_metrics_database_read_ok',
     help: '1 when the database gauges of this scrape were read; 0 when the read failed or none are configured (they are then absent)',
@@ -236,5 +251,10 @@ export class Metrics {
     for (const [kind, due] of Object.entries(gauges.oldestDue)) {
       this.sweeperLag.set({ kind }, due === null ? 0 : Math.max(0, now - due) / 1000);
     }
+    const { webhooks } = gauges;
+    this.outboxUnfanned.set(webhooks.unfannedEvents);
+    this.webhookPending.set(webhooks.pendingDeliveries);
+    const dueAt = webhooks.oldestDueDelivery;
+    this.webhookLag.set(dueAt === null ? 0 : Math.max(0, now - dueAt) / 1000);
   }
 }

@@ -1153,6 +1153,15 @@ export interface OperationalGauges {
   readonly oldestDue: Readonly<
     Record<'grant_expiry' | 'grant_activation' | 'hold_expiry' | 'subscription_reset', Instant | null>
   >;
+  /** The outbound webhooks' backlog: what the dispatcher has not done yet. */
+  readonly webhooks: {
+    /** Outbox events not yet fanned out into deliveries. */
+    readonly unfannedEvents: number;
+    /** Deliveries not yet delivered nor given up (waiting, retrying or being sent). */
+    readonly pendingDeliveries: number;
+    /** The earliest instant at or before now at which a pending delivery was due; null when none is. */
+    readonly oldestDueDelivery: Instant | null;
+  };
 }
 
 /**

@@ -9,11 +9,16 @@ import { TimeOrderedIds } from '../../src/infra/ids.js';
 import { observeCommittedEntries } from '../../src/infra/observed-storage.js';
 import { instrumentStorage } from '../../src/main.js';
 import type { Storage, WriteOperations } from '../../src/ports/storage.js';
+import type { WebhookResponse, WebhookTransport } from '../../src/ports/webhooks.js';
 import { ensureAdminKey } from '../../src/services/api-keys.js';
 import type { ServiceContext } from '../../src/services/context.js';
 import { sweepDueLedgers } from '../../src/services/ledger.js';
+import { WebhookDispatcher } from '../../src/services/webhook-dispatcher.js';
+import { DEFAULT_SECRET_OVERLAP_MS } from '../../src/services/webhook-endpoints.js';
 import { DIALECTS } from '../fixtures/dialects.js';
 import { T0, TEST_API_KEY } from '../fixtures/harness.js';
+
+type BuildAppWebhooks = { transport: WebhookTransport; secretOverlapMs: number };
 
 /**
  * Operational visibility: one structured log line per request (never the key), and business
@@ -25,7 +30,7 @@ afterEach(async () => {
   for (const close of closers.splice(0).reverse()) await close();
 });
 
-async function observedApp(raw: Storage) {
+async function observedApp(raw: Storage, webhooks?: BuildAppWebhooks) {
   const clock = new ManualClock(T0);
   const metrics = new Metrics();
   const storage = instrumentStorage(raw, metrics, clock);
@@ -37,6 +42,7 @@ async function observedApp(raw: Storage) {
     logLevel: 'info',
     logStream: { write: (line: string) => void lines.push(line) },
     metrics,
+    ...(webhooks === undefined ? {} : { webhooks }),
   });
   closers.push(async () => {
     await app.close();
@@ -274,3 +280,62 @@ describe('the committed-entries seam', () => {
     ).resolves.toBeUndefined();
   });
 });
+
+for (const dialect of DIALECTS) {
+  describe(`webhook backlog metrics (${dialect.name})`, () => {
+    it('counts events not fanned out and deliveries pending, and how late the oldest due one is', async () => {
+      let status = 503;
+      const transport: WebhookTransport = {
+        checkDestination: async () => {},
+        send: async (): Promise<WebhookResponse> => ({
+          statusCode: status,
+          retryAfter: null,
+          excerpt: null,
+          error: null,
+          latencyMs: 1,
+        }),
+      };
+      const t = await observedApp(await dialect.open(), {
+        transport,
+        secretOverlapMs: DEFAULT_SECRET_OVERLAP_MS,
+      });
+      const dispatcher = new WebhookDispatcher(t.ctx, { transport, random: () => 0.5 });
+      const backlog = async () => {
+        const m = await t.scrape();
+        return {
+          unfanned: sample(m, 'burndown_outbox_events_unfanned'),
+          pending: sample(m, 'burndown_webhook_deliveries_pending'),
+          lag: sample(m, 'burndown_webhook_delivery_lag_seconds'),
+        };
+      };
+      expect(await backlog()).toEqual({ unfanned: 0, pending: 0, lag: 0 });
+      const endpoint = await t.post('/v1/webhook-endpoints', {
+        url: 'https://hooks.example.com/burndown',
+        event_types: ['grant.created'],
+      });
+      expect(endpoint.statusCode, endpoint.body).toBe(201);
+      expect((await t.post('/v1/customers', { id: 'acme' })).statusCode).toBe(201);
+      expect((await t.post('/v1/customers/acme/grants', { amount: '10' })).statusCode).toBe(201);
+      // The grant's fact waits in the outbox until a dispatcher round fans it out.
+      const before = await backlog();
+      expect(before.unfanned).toBeGreaterThanOrEqual(1);
+      expect(before.pending).toBe(0);
+
+      // Fanned out into one delivery, whose first attempt fails: it waits for its retry.
+      await dispatcher.runOnce();
+      expect(await backlog()).toEqual({ unfanned: 0, pending: 1, lag: 0 });
+
+      // An hour later, with no dispatcher running, the retry is overdue: the lag shows by how much.
+      t.clock.set(T0 + 3_600_000);
+      const late = await backlog();
+      expect(late.pending).toBe(1);
+      expect(late.lag).toBeGreaterThan(0);
+      expect(late.lag).toBeLessThan(3_600);
+
+      // The receiver answers again: delivered, nothing pending, no lag.
+      status = 200;
+      await dispatcher.drain();
+      expect(await backlog()).toEqual({ unfanned: 0, pending: 0, lag: 0 });
+    });
+  });
+}

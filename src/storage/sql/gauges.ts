@@ -9,7 +9,9 @@ import type { SqlExecutor } from './executor.js';
  * - open holds: `holds_active` (status = 'active'): O(active holds);
  * - overage: `balances_owing` (overage ≠ 0, migration 6): O(ledgers that owe);
  * - oldest due instants: MIN over `grants_due_expiry`, `grants_due_activation`, `holds_due` and
- *   `subscriptions_due`: one index probe each.
+ *   `subscriptions_due`: one index probe each;
+ * - the webhook backlog: `outbox_events_to_fan_out` (fanned_out = 0) and `webhook_deliveries_due`
+ *   (state = 'pending'): O(backlog) for the counts, one probe for the oldest due delivery.
  *
  * Sums are float64 (metrics only; ~15 significant digits): SQLite casts the exact decimal text,
  * PostgreSQL sums exact NUMERIC and converts once.
@@ -28,6 +30,9 @@ function queries(dialect: 'sqlite' | 'postgres') {
     grantActivation: 'SELECT MIN(effective_at) AS due FROM grants WHERE activated = 0 AND is_open = 1',
     holdExpiry: `SELECT MIN(expires_at) AS due FROM holds WHERE status = 'active'`,
     subscriptionReset: 'SELECT MIN(next_due_at) AS due FROM subscriptions WHERE next_due_at IS NOT NULL',
+    unfannedEvents: 'SELECT COUNT(*) AS n FROM outbox_events WHERE fanned_out = 0',
+    pendingDeliveries: `SELECT COUNT(*) AS n FROM webhook_deliveries WHERE state = 'pending'`,
+    oldestDueDelivery: `SELECT MIN(next_attempt_at) AS due FROM webhook_deliveries WHERE state = 'pending'`,
   };
 }
 
@@ -35,6 +40,7 @@ const cached = { sqlite: queries('sqlite'), postgres: queries('postgres') };
 
 type GroupRow = { credit_type: string; n: number | string; total: number | string };
 type DueRow = { due: number | string | null };
+type CountRow = { n: number | string };
 
 /** Reads the gauges through `db` (a reader: nothing is locked or written). */
 export async function readOperationalGauges(
@@ -51,6 +57,7 @@ export async function readOperationalGauges(
     const at = Number(row.due);
     return at <= now ? at : null;
   };
+  const count = async (sql: string): Promise<number> => Number((await db.get<CountRow>(sql, []))?.n ?? 0);
   return {
     openHolds: groups(await db.all<GroupRow>(q.openHolds, [])),
     overage: groups(await db.all<GroupRow>(q.overage, [])),
@@ -59,6 +66,11 @@ export async function readOperationalGauges(
       grant_activation: await due(q.grantActivation),
       hold_expiry: await due(q.holdExpiry),
       subscription_reset: await due(q.subscriptionReset),
+    },
+    webhooks: {
+      unfannedEvents: await count(q.unfannedEvents),
+      pendingDeliveries: await count(q.pendingDeliveries),
+      oldestDueDelivery: await due(q.oldestDueDelivery),
     },
   };
 }
