@@ -224,6 +224,9 @@ export class Metrics {
       this.overageCredits,
       this.overageLedgers,
       this.sweeperLag,
+      this.outboxUnfanned,
+      this.webhookPending,
+      this.webhookLag,
     ]) {
       gauge.reset();
     }
