@@ -18,10 +18,11 @@
 // BENCH_WARMUP_SECONDS (2), BENCH_CONNECTIONS (50), BENCH_CUSTOMERS (1000, with BENCH_GRANTS 12
 // grants each), BENCH_WRK, BENCH_NODE_ARGS (extra Node flags for the measured servers, e.g.
 // "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile them). Writes bench/results/latest-compare.json.
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import {
+  cpuSecondsOf,
   createRequester,
   customerId,
   fmt,
@@ -95,16 +96,8 @@ const SCRIPT = EVENTS
 const dir = mkdtempSync(join(os.tmpdir(), 'burndown-compare-'));
 const wrk = (url, seconds) => runWrk(url, SCRIPT, seconds, CONNECTIONS, dir);
 
-/** CPU ticks (user + system) of one thread, or of the whole process when `tid` is omitted. */
-function ticks(pid, tid) {
-  const stat = readFileSync(
-    tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`,
-    'utf8',
-  );
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[11]) + Number(fields[12]);
-}
-const TICK_MICROS = 1e6 / 100; // CLK_TCK is 100 on Linux
+/** CPU µs (user + system) of one thread, or of the whole process when `tid` is omitted. */
+const cpuMicrosOf = (pid, tid) => cpuSecondsOf(pid, tid) * 1e6;
 
 function serve(dist, dbPath, nodeArgs = []) {
   return startChild('burndown', [...nodeArgs, join(dist, 'cli', 'main.js'), 'serve'], {
@@ -186,19 +179,19 @@ try {
       const pid = server.child.pid;
       await wrk(url, WARMUP);
       const batches0 = await commitBatches(url);
-      const main0 = ticks(pid, pid);
-      const all0 = ticks(pid);
+      const main0 = cpuMicrosOf(pid, pid);
+      const all0 = cpuMicrosOf(pid);
       const w = await wrk(url, SECONDS);
-      const main1 = ticks(pid, pid);
-      const all1 = ticks(pid);
+      const main1 = cpuMicrosOf(pid, pid);
+      const all1 = cpuMicrosOf(pid);
       const batches1 = await commitBatches(url);
       await server.stop();
       const run = {
         reqPerSec: (w.requests * PER) / SECONDS,
         p99Ms: w.p99Us / 1000,
         nonOk: w.status,
-        mainThreadMicrosPerRequest: ((main1 - main0) * TICK_MICROS) / (w.requests * PER),
-        processMicrosPerRequest: ((all1 - all0) * TICK_MICROS) / (w.requests * PER),
+        mainThreadMicrosPerRequest: (main1 - main0) / (w.requests * PER),
+        processMicrosPerRequest: (all1 - all0) / (w.requests * PER),
         commitBatch:
           batches0 && batches1 && batches1.count > batches0.count
             ? (batches1.sum - batches0.sum) / (batches1.count - batches0.count)

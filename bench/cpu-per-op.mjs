@@ -14,12 +14,12 @@
 //   BENCH_CPU_PROFILE=/tmp/prof node bench/cpu-per-op.mjs ingest   (a profile of each measured window)
 //   BENCH_INGEST_BODIES=1 node bench/cpu-per-op.mjs ingest   (batches parsed from JSON text, as the route does)
 //   node --cpu-prof --cpu-prof-dir=bench/results/profile/cpu-per-op bench/cpu-per-op.mjs ingest
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { num, root } from './lib.mjs';
+import { cpuSecondsOf, num, root } from './lib.mjs';
 
 const distArg = process.argv.indexOf('--dist');
 const dist = distArg > 0 ? process.argv[distArg + 1] : join(root, 'dist');
@@ -65,16 +65,8 @@ const cpuMicros = () => {
   const u = process.cpuUsage();
   return u.user + u.system;
 };
-/** CPU of the main thread alone (µs, from /proc): the rest of the process's is other threads'. */
-const mainThreadMicros = () => {
-  try {
-    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1e6) / 100; // utime + stime, USER_HZ 100
-  } catch {
-    return Number.NaN;
-  }
-};
+/** CPU of the main thread alone (µs): the rest of the process's is other threads'. */
+const mainThreadMicros = () => cpuSecondsOf(process.pid, process.pid) * 1e6;
 /** Commits of the measured window (each a batch of writes), counted through the storage's onBatch. */
 let commits = 0;
 

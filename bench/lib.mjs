@@ -110,10 +110,13 @@ export const CLK_TCK = (() => {
   }
 })();
 
-/** CPU seconds (user + system) a process has used so far, from /proc. */
-export function cpuSecondsOf(pid) {
+/** CPU seconds (user + system) a process (or, with `tid`, one of its threads) has used so far, from /proc. */
+export function cpuSecondsOf(pid, tid) {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(
+      tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`,
+      'utf8',
+    );
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime, stime (fields 14, 15)
   } catch {
