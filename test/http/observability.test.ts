@@ -14,11 +14,9 @@ import { ensureAdminKey } from '../../src/services/api-keys.js';
 import type { ServiceContext } from '../../src/services/context.js';
 import { sweepDueLedgers } from '../../src/services/ledger.js';
 import { WebhookDispatcher } from '../../src/services/webhook-dispatcher.js';
-import { DEFAULT_SECRET_OVERLAP_MS } from '../../src/services/webhook-endpoints.js';
+import { DEFAULT_SECRET_OVERLAP_MS, type WebhookSettings } from '../../src/services/webhook-endpoints.js';
 import { DIALECTS } from '../fixtures/dialects.js';
 import { T0, TEST_API_KEY } from '../fixtures/harness.js';
-
-type BuildAppWebhooks = { transport: WebhookTransport; secretOverlapMs: number };
 
 /**
  * Operational visibility: one structured log line per request (never the key), and business
@@ -30,7 +28,7 @@ afterEach(async () => {
   for (const close of closers.splice(0).reverse()) await close();
 });
 
-async function observedApp(raw: Storage, webhooks?: BuildAppWebhooks) {
+async function observedApp(raw: Storage, webhooks?: WebhookSettings) {
   const clock = new ManualClock(T0);
   const metrics = new Metrics();
   const storage = instrumentStorage(raw, metrics, clock);
