@@ -478,8 +478,7 @@ export async function buildApp(ctx: ServiceContext, options: AppOptions): Promis
     const route = request.routeOptions.url ?? 'unmatched';
     const status = reply.statusCode;
     const seconds = reply.elapsedTime / 1000;
-    metrics.httpRequests.inc({ method: request.method, route, status: String(status) });
-    metrics.httpDuration.observe({ route }, seconds);
+    metrics.observeRequest(request.method, route, status, seconds);
     if (logRequests) {
       const auth = request.auth;
       request.log.info(

@@ -55,19 +55,19 @@ const FLOW_HELP: Record<CreditFlow, string> = {
 
 export class Metrics {
   readonly registry = new Registry();
-  readonly httpRequests = new Counter({
+  private readonly httpRequests = new Counter({
     name: 'burndown_http_requests_total',
     help: 'HTTP requests by method, route template and status',
     labelNames: ['method', 'route', 'status'] as const,
     registers: [this.registry],
   });
-  readonly httpDuration = new Histogram({
-    name: 'burndown_http_request_duration_seconds',
-    help: 'HTTP request latency by route template',
-    labelNames: ['route'] as const,
-    buckets: DEFAULT_BUCKETS,
-    registers: [this.registry],
-  });
+  /** Requests answered, by route, method and status: published into {@link httpRequests} at each scrape. */
+  private readonly requestCounts = new Map<string, Map<string, Map<number, number>>>();
+  private readonly httpDuration = new RequestLatencyHistogram(
+    'burndown_http_request_duration_seconds',
+    'HTTP request latency by route template',
+    DEFAULT_BUCKETS,
+  );
   readonly commitBatch = new Histogram({
     name: 'burndown_commit_batch_size',
     help: 'Writes sharing one transaction and fsync (SQLite group commit)',
@@ -183,6 +183,27 @@ export class Metrics {
     });
   }
 
+  /**
+   * Records one answered request. It runs on every request, so it only bumps numbers in maps keyed
+   * by the route template (a bounded set): prom-client's own `inc`/`observe` validate and hash
+   * their labels on every call, which cost several microseconds per request; the text is built at
+   * scrape time instead.
+   */
+  observeRequest(method: string, route: string, status: number, seconds: number): void {
+    let byMethod = this.requestCounts.get(route);
+    if (byMethod === undefined) {
+      byMethod = new Map();
+      this.requestCounts.set(route, byMethod);
+    }
+    let byStatus = byMethod.get(method);
+    if (byStatus === undefined) {
+      byStatus = new Map();
+      byMethod.set(method, byStatus);
+    }
+    byStatus.set(status, (byStatus.get(status) ?? 0) + 1);
+    this.httpDuration.observe(route, seconds);
+  }
+
   /** Counts committed ledger entries (see `observeCommittedEntries`): cheap, exact, no I/O. */
   observeEntries(entries: readonly LedgerEntry[]): void {
     for (const entry of entries) {
@@ -210,11 +231,19 @@ export class Metrics {
         counter.inc({ credit_type: creditType }, Number(Amount.fromUnits(units).toString()));
       }
     }
+    this.httpRequests.reset();
+    for (const [route, byMethod] of this.requestCounts) {
+      for (const [method, byStatus] of byMethod) {
+        for (const [status, count] of byStatus) {
+          this.httpRequests.inc({ method, route, status: String(status) }, count);
+        }
+      }
+    }
     await this.readDatabaseGauges();
     const storage = this.storageGauges()
       .map((g) => `# HELP ${g.name} ${g.help}\n# TYPE ${g.name} gauge\n${g.name} ${g.value}\n`)
       .join('');
-    return storage + (await this.registry.metrics());
+    return `${storage}${await this.registry.metrics()}\n${this.httpDuration.render()}`;
   }
 
   private async readDatabaseGauges(): Promise<void> {
@@ -260,4 +289,64 @@ export class Metrics {
     const dueAt = webhooks.oldestDueDelivery;
     this.webhookLag.set(dueAt === null ? 0 : Math.max(0, now - dueAt) / 1000);
   }
+}
+
+/**
+ * A Prometheus histogram with one label (`route`), kept as plain counts: `observe` runs on every
+ * request and costs a map lookup and a bucket search; the text (the same exposition format
+ * prom-client writes: cumulative `_bucket` lines with `le` first, then `_sum` and `_count`) is
+ * built only at scrape time.
+ */
+export class RequestLatencyHistogram {
+  private readonly byRoute = new Map<string, { readonly counts: number[]; sum: number; count: number }>();
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly bounds: readonly number[],
+  ) {}
+
+  observe(route: string, seconds: number): void {
+    let series = this.byRoute.get(route);
+    if (series === undefined) {
+      series = { counts: new Array<number>(this.bounds.length).fill(0), sum: 0, count: 0 };
+      this.byRoute.set(route, series);
+    }
+    // The first bound at or above the value; above the last one it counts in +Inf only.
+    for (let i = 0; i < this.bounds.length; i++) {
+      if (seconds <= this.bounds[i]!) {
+        series.counts[i]! += 1;
+        break;
+      }
+    }
+    series.sum += seconds;
+    series.count += 1;
+  }
+
+  /** The family in Prometheus text format (0.0.4), ending with a newline. */
+  render(): string {
+    const lines = [`# HELP ${this.name} ${escapeText(this.help)}`, `# TYPE ${this.name} histogram`];
+    for (const [route, series] of this.byRoute) {
+      const label = `route="${escapeLabelValue(route)}"`;
+      let cumulative = 0;
+      this.bounds.forEach((bound, i) => {
+        cumulative += series.counts[i]!;
+        lines.push(`${this.name}_bucket{le="${bound}",${label}} ${cumulative}`);
+      });
+      lines.push(`${this.name}_bucket{le="+Inf",${label}} ${series.count}`);
+      lines.push(`${this.name}_sum{${label}} ${series.sum}`);
+      lines.push(`${this.name}_count{${label}} ${series.count}`);
+    }
+    return `${lines.join('\n')}\n`;
+  }
+}
+
+/** Escapes HELP text as the exposition format requires (backslash and newline). */
+function escapeText(text: string): string {
+  return text.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
+}
+
+/** Escapes a label value as the exposition format requires (backslash, newline, double quote). */
+function escapeLabelValue(value: string): string {
+  return escapeText(value).replace(/"/g, '\\"');
 }
