@@ -205,7 +205,7 @@ export async function runWrite<T>(
       async (tx) => {
         const now = ctx.clock.now();
         const outcome = await attempt(command.work, tx, now);
-        await persistOutbox(ctx, tx, outcome, now, request);
+        if (hasRecords(outcome)) await persistOutbox(ctx, tx, outcome, now, request);
         return { outcome, now };
       },
       command.hints,
@@ -225,7 +225,7 @@ export async function runWrite<T>(
       }
       const now = ctx.clock.now();
       const outcome = await attempt(command.work, tx, now);
-      await persistOutbox(ctx, tx, outcome, now, request);
+      if (hasRecords(outcome)) await persistOutbox(ctx, tx, outcome, now, request);
       // The answer is stored with the write: pure formatting, the only step under the lock after the work.
       const presented = present(outcome, now);
       const text = JSON.stringify(presented.body);
@@ -238,6 +238,16 @@ export async function runWrite<T>(
       return { status: presented.status, text, replayed: false };
     },
     command.hints,
+  );
+}
+
+/**
+ * Whether a success carries outbox facts or audit records to write: most writes (a debit, a hold)
+ * carry neither, and skip the call and its await.
+ */
+function hasRecords<T>(outcome: WriteOutcome<T>): boolean {
+  return (
+    outcome.ok && (outcome.outbox !== undefined || (outcome.audit !== undefined && outcome.audit.length > 0))
   );
 }
 
@@ -270,7 +280,7 @@ export async function execute<T>(
     async (tx) => {
       const now = ctx.clock.now();
       const outcome = await attempt(command.work, tx, now);
-      await persistOutbox(ctx, tx, outcome, now, request);
+      if (hasRecords(outcome)) await persistOutbox(ctx, tx, outcome, now, request);
       return outcome;
     },
     command.hints,

@@ -15,6 +15,27 @@ describe('instants', () => {
     }
   });
 
+  it('format the same instants again and again, past the reuse bound, exactly as the first time', () => {
+    // Recently formatted instants are reused: a value seen before, interleaved with thousands of new
+    // ones (so the bounded reuse empties itself several times), still formats as toISOString does.
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: -62_167_219_200_000, max: 253_402_300_799_999 }), {
+          minLength: 1,
+          maxLength: 8,
+        }),
+        fc.integer({ min: 0, max: 2 ** 31 }),
+        (repeated, seed) => {
+          for (let i = 0; i < 10_000; i++) {
+            const ms = i % 3 === 0 ? repeated[i % repeated.length]! : seed + i * 1_009;
+            expect(formatInstant(ms)).toBe(new Date(ms).toISOString());
+          }
+        },
+      ),
+      { numRuns: 5 },
+    );
+  });
+
   it('parse RFC 3339 with offsets and round-trip through the formatter', () => {
     fc.assert(
       fc.property(fc.integer({ min: 0, max: Date.parse('8999-12-31T23:59:59.999Z') }), (ms) => {
