@@ -7,7 +7,9 @@ import { Amount } from '../../src/domain/amount/amount.js';
 import { CreditLedger } from '../../src/domain/ledger/credit-ledger.js';
 import { SequentialIds } from '../../src/infra/ids.js';
 import type { LedgerKey } from '../../src/ports/storage.js';
-import type { CachedSqliteReads } from '../../src/storage/sqlite/read-cache.js';
+import { PQ } from '../../src/storage/sql/plan-queries.js';
+import { Q } from '../../src/storage/sql/queries.js';
+import { type CachedSqliteReads, READ_CACHED_TABLES } from '../../src/storage/sqlite/read-cache.js';
 import { SqliteStorage } from '../../src/storage/sqlite/sqlite-storage.js';
 import { newGrant } from '../fixtures/grants.js';
 
@@ -88,8 +90,9 @@ describe('SQLite read cache under interleaving', () => {
       );
       other.close();
       // As this process's writer does after each commit: the next read, in this same turn, looks
-      // at data_version again.
-      (storage.read as CachedSqliteReads).noteCommit();
+      // at data_version again. The writer wrote no cached table; the change is another
+      // connection's, which the writer connection's own data_version reveals.
+      (storage.read as CachedSqliteReads).noteCommit(false);
       await plans.getFeature('ws', 'x'); // notices the commit
       expect(await pending).toBeNull();
       expect((await plans.getFeature('ws', 'f1'))?.id).toBe('f1');
@@ -157,5 +160,96 @@ describe('SQLite read cache: rates and feature usage (read by every check)', () 
     } finally {
       await storage.close();
     }
+  });
+});
+
+describe('SQLite read cache: commits that change nothing it holds', () => {
+  const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
+
+  it("keeps its answers across this process's commits of other tables, and drops them for cached tables or another process", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'burndown-read-cache-')), 'db.sqlite');
+    const storage = await SqliteStorage.open({ path });
+    const ids = new SequentialIds();
+    try {
+      await storage.write('c', async (tx) => {
+        const ledger = new CreditLedger(await tx.loadLedgerForUpdate(key), ids);
+        ledger.grant(newGrant('10', T0, { priority: 1 }), T0);
+        await tx.saveLedger('ws', ledger.takeChanges(), T0);
+      });
+      const cached = await storage.read.loadLedger(key);
+      // This process writes tables the cache does not read (an idempotency record, a key's last
+      // use): the very snapshot object is answered again, in this turn and the next.
+      await storage.write('#idempotency', async (tx) => {
+        await tx.putIdempotency('ws', 'k1', {
+          fingerprint: 'f',
+          statusCode: 201,
+          responseBody: '{}',
+          createdAt: T0,
+        });
+        await tx.markApiKeyUsed('key_none', T0);
+      });
+      expect(await storage.read.loadLedger(key)).toBe(cached);
+      await nextTurn();
+      expect(await storage.read.loadLedger(key)).toBe(cached);
+
+      // A write of a cached table (another customer's grant): everything is read again, and the
+      // answer is what the database holds.
+      const other: LedgerKey = { ...key, customerId: 'd' };
+      await storage.write('d', async (tx) => {
+        const ledger = new CreditLedger(await tx.loadLedgerForUpdate(other), ids);
+        ledger.grant(newGrant('5', T0, { priority: 1 }), T0);
+        await tx.saveLedger('ws', ledger.takeChanges(), T0);
+      });
+      const reread = await storage.read.loadLedger(key);
+      expect(reread).not.toBe(cached);
+      expect(reread.grants.map((g) => g.available.toString())).toEqual(['10']);
+      expect((await storage.read.loadLedger(other)).grants.map((g) => g.available.toString())).toEqual(['5']);
+
+      // Another process commits a table the cache does not read, then one it does, while this
+      // process's writer commits only harmless tables: its commits never vouch for another
+      // process's, so the change is seen.
+      const foreign = new BetterSqlite3(path);
+      foreign
+        .prepare("UPDATE grants SET available = '4' WHERE workspace_id = 'ws' AND customer_id = 'c'")
+        .run();
+      foreign.close();
+      await storage.write('#idempotency', async (tx) => {
+        await tx.putIdempotency('ws', 'k2', {
+          fingerprint: 'f',
+          statusCode: 201,
+          responseBody: '{}',
+          createdAt: T0,
+        });
+      });
+      expect((await storage.read.loadLedger(key)).grants.map((g) => g.available.toString())).toEqual(['4']);
+
+      // Another process's commit of a table the cache does not read still drops it (it cannot be
+      // told apart from any other commit of another process).
+      const kept = await storage.read.loadLedger(key);
+      const idle = new BetterSqlite3(path);
+      idle.prepare("DELETE FROM idempotency_keys WHERE key = 'k1'").run();
+      idle.close();
+      await nextTurn();
+      expect(await storage.read.loadLedger(key)).not.toBe(kept);
+    } finally {
+      await storage.close();
+    }
+  });
+
+  it('lists every table its cached reads read', () => {
+    const tablesOf = (sql: string) =>
+      [...sql.matchAll(/\b(?:FROM|JOIN)\s+"?(\w+)"?/gi)].map((m) => m[1]!.toLowerCase());
+    const cachedReads = [
+      Q.getBalances,
+      Q.openGrants,
+      Q.activeHolds,
+      Q.getCustomer,
+      Q.getRate,
+      PQ.subscriptionsOf,
+      PQ.getFeature,
+      PQ.getFeatureUsage,
+    ];
+    const read = new Set(cachedReads.flatMap(tablesOf));
+    expect([...read].sort()).toEqual([...READ_CACHED_TABLES].sort());
   });
 });

@@ -10,18 +10,46 @@ import { PlanReads } from '../sql/plan-queries.js';
 import { Q } from '../sql/queries.js';
 import { ledgerParams, SqlReads, snapshotFromRows } from '../sql/sql-store.js';
 
+/**
+ * The tables the cached answers below are read from (the queries `Q.getBalances`, `Q.openGrants`,
+ * `Q.activeHolds`, `Q.getCustomer`, `Q.getRate`, `PQ.subscriptionsOf`, `PQ.getFeature`,
+ * `PQ.getFeatureUsage`; a test keeps this list and those queries in step): a commit that wrote
+ * none of them leaves every cached answer true.
+ */
+export const READ_CACHED_TABLES: ReadonlySet<string> = new Set([
+  'balances',
+  'grants',
+  'holds',
+  'customers',
+  'subscriptions',
+  'features',
+  'rates',
+  'feature_usage',
+]);
+
 /** Entries kept before the cache starts over (a bound on memory, not a tuning knob). */
 const LIMIT = 50_000;
 
 /**
  * What the read connection remembers between commits. SQLite's `PRAGMA data_version` on this
  * connection changes whenever any other connection (this process's writer, or another process)
- * commits, so every read first compares it and drops everything on a change: a cached answer is
- * always what the database would answer now. It pays off on read-mostly traffic (checks, balance
- * reads between writes); under constant writes it simply misses.
+ * commits, so every read first compares it and, on a change, drops everything unless the change
+ * is known to leave every cached answer true: a cached answer is always what the database would
+ * answer now. It pays off on read-mostly traffic (checks, balance reads between writes); under
+ * constant ledger writes it simply misses.
+ *
+ * Known harmless: commits of this process's writer that wrote none of the cached tables (the
+ * writer says so with each commit, {@link noteCommit}): outbox fan-out, webhook deliveries,
+ * expiry notices, API key use, idempotency records. Without that, every such background commit
+ * emptied the cache and the next read of every customer went to disk. A commit by another process
+ * is never known harmless: the writer connection's own `data_version`, which only other
+ * connections' commits change, tells whether there was one.
  */
 class Freshness {
   private version = Number.NaN;
+  private writerVersion = Number.NaN;
+  /** Whether a commit of this process's writer since the last change seen may have changed cached tables. */
+  private ownCommitsChangedTables = false;
   /**
    * Bumped on every clear. A read notes it before its query and stores its answer only if it is
    * unchanged after: an answer read before a commit that another read has since noticed is never
@@ -47,23 +75,38 @@ class Freshness {
     this.checkedThisTurn = false;
   };
 
-  constructor(private readonly dataVersion: () => number) {}
+  constructor(
+    private readonly dataVersion: () => number,
+    /** `data_version` of this process's writer connection: it changes only when another process commits. */
+    private readonly writerDataVersion: () => number,
+  ) {}
 
-  /** Drops everything if anything was committed since the last read; returns the generation. */
+  /**
+   * Drops everything if something that may change a cached answer was committed since the last
+   * read; returns the generation.
+   */
   check(): number {
     if (this.checkedThisTurn) return this.generation;
     const version = this.dataVersion();
     if (version !== this.version) {
       this.version = version;
-      this.clear();
+      const writerVersion = this.writerDataVersion();
+      const foreignCommit = writerVersion !== this.writerVersion;
+      this.writerVersion = writerVersion;
+      if (foreignCommit || this.ownCommitsChangedTables) this.clear();
+      this.ownCommitsChangedTables = false;
     }
     this.checkedThisTurn = true;
     setImmediate(this.endTurn);
     return this.generation;
   }
 
-  /** This process's writer committed: the next read looks at `data_version` again. */
-  noteCommit(): void {
+  /**
+   * This process's writer committed (`changedCachedTables`: whether the batch may have written a
+   * table this cache reads): the next read looks at `data_version` again.
+   */
+  noteCommit(changedCachedTables: boolean): void {
+    if (changedCachedTables) this.ownCommitsChangedTables = true;
     this.checkedThisTurn = false;
   }
 
@@ -155,15 +198,18 @@ function copySubscription(s: Subscription): Subscription {
 export class CachedSqliteReads extends SqlReads {
   private readonly cache: Freshness;
 
-  constructor(db: SqlExecutor, dataVersion: () => number) {
-    const cache = new Freshness(dataVersion);
+  constructor(db: SqlExecutor, dataVersion: () => number, writerDataVersion: () => number) {
+    const cache = new Freshness(dataVersion, writerDataVersion);
     super(db, new CachedPlanReads(db, cache));
     this.cache = cache;
   }
 
-  /** Called after every commit of this process's writer, so its writes are seen at once. */
-  noteCommit(): void {
-    this.cache.noteCommit();
+  /**
+   * Called after every commit of this process's writer, so its writes are seen at once; says
+   * whether the commit may have written a table this cache reads.
+   */
+  noteCommit(changedCachedTables: boolean): void {
+    this.cache.noteCommit(changedCachedTables);
   }
 
   override async loadLedger(key: LedgerKey): Promise<CreditLedgerSnapshot> {

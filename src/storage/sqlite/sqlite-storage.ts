@@ -31,7 +31,7 @@ import { findDueLedgers, SqlWrites, snapshotSource } from '../sql/sql-store.js';
 import { BackgroundCheckpoint } from './background-checkpoint.js';
 import { type GroupCommitOptions, GroupCommitter } from './group-commit.js';
 import { LedgerCache, type RatingRulesRecord } from './ledger-cache.js';
-import { CachedSqliteReads } from './read-cache.js';
+import { CachedSqliteReads, READ_CACHED_TABLES } from './read-cache.js';
 import { CoalescedSync, walFileSync } from './wal-sync.js';
 
 /** Options of the SQLite adapter. */
@@ -209,21 +209,49 @@ function dataVersionOf(db: Database): () => number {
   return () => statement.get() as number;
 }
 
+const WRITTEN_TABLE =
+  /^\s*(?:INSERT(?:\s+OR\s+\w+)?\s+INTO|REPLACE\s+INTO|UPDATE(?:\s+OR\s+\w+)?|DELETE\s+FROM)\s+"?(\w+)"?/i;
+
+/**
+ * Whether running a prepared statement may change what the read cache holds: never for a read-only
+ * statement (SQLite says which), and for a write only when its table is one the cache reads or
+ * cannot be told from its text (then assume it is).
+ */
+function mayChangeReadCache(statement: Statement, sql: string): boolean {
+  if (statement.readonly) return false;
+  const table = WRITTEN_TABLE.exec(sql)?.[1]?.toLowerCase();
+  return table === undefined || READ_CACHED_TABLES.has(table);
+}
+
 /** Runs the shared SQL on one better-sqlite3 connection, preparing each statement once. */
 class SqliteExecutor implements SqlExecutor {
-  private readonly statements = new Map<string, Statement>();
+  private readonly statements = new Map<string, { statement: Statement; changesReadCache: boolean }>();
+  /** Set when a statement that may change the read cache's tables ran; see {@link takeReadCacheWrites}. */
+  private wroteReadCacheTables = false;
 
   constructor(private readonly db: Database) {}
 
   private prepare(sql: string): Statement {
-    let statement = this.statements.get(sql);
-    if (!statement) {
-      statement = this.db.prepare(sql);
+    let prepared = this.statements.get(sql);
+    if (!prepared) {
+      const statement = this.db.prepare(sql);
+      prepared = { statement, changesReadCache: mayChangeReadCache(statement, sql) };
       // Dynamic list queries vary by filter; cap the cache so it cannot grow without bound.
       if (this.statements.size > 500) this.statements.clear();
-      this.statements.set(sql, statement);
+      this.statements.set(sql, prepared);
     }
-    return statement;
+    if (prepared.changesReadCache) this.wroteReadCacheTables = true;
+    return prepared.statement;
+  }
+
+  /**
+   * Whether any statement run since the last call may have changed a table the read cache reads
+   * (conservative: a statement that ran inside a transaction later rolled back counts too).
+   */
+  takeReadCacheWrites(): boolean {
+    const wrote = this.wroteReadCacheTables;
+    this.wroteReadCacheTables = false;
+    return wrote;
   }
 
   all<T>(sql: string, params: readonly unknown[]): T[] {
@@ -263,6 +291,8 @@ export class SqliteStorage implements Storage {
   readonly read: ReadOperations;
   private readonly writes: WriteOperations;
   private readonly readerExecutor: SqliteExecutor;
+  /** The read connection's cache (null for an in-memory database, read through the writer). */
+  private readonly reads: CachedSqliteReads | null;
   private readonly committer: GroupCommitter;
 
   private readonly path: string;
@@ -283,10 +313,13 @@ export class SqliteStorage implements Storage {
     this.writes = writes;
     this.readerExecutor = reader === writer ? writerExecutor : new SqliteExecutor(reader);
     const reads =
-      reader === writer ? null : new CachedSqliteReads(this.readerExecutor, dataVersionOf(reader));
+      reader === writer
+        ? null
+        : new CachedSqliteReads(this.readerExecutor, dataVersionOf(reader), dataVersionOf(writer));
+    this.reads = reads;
     this.read = reads ?? this.writes;
     const onBatch = (size: number) => {
-      reads?.noteCommit();
+      reads?.noteCommit(writerExecutor.takeReadCacheWrites());
       options.onBatch?.(size);
     };
     this.committer = new GroupCommitter(
@@ -372,6 +405,8 @@ export class SqliteStorage implements Storage {
 
   async migrate(): Promise<void> {
     migrateSqlite(this.writer);
+    // Outside group commit: whatever a migration changed, the read cache must not vouch for it.
+    this.reads?.noteCommit(true);
   }
 
   operationalGauges(now: Instant): Promise<OperationalGauges> {
