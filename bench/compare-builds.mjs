@@ -11,7 +11,8 @@
 //        node bench/compare-builds.mjs /tmp/old/dist dist
 //
 // Knobs: BENCH_TARGET (debits: POST a debit of 1.5 to a random customer, the default; customer:
-// GET a random customer, the HTTP layer alone; events: POST batches of BENCH_BATCH (1000) native
+// GET a random customer, the HTTP layer alone; check: POST /v1/check of 3 uses of a
+// credits_per_use feature that every customer's plan includes, as in bench/wrk.mjs; events: POST batches of BENCH_BATCH (1000) native
 // events, each with an explicit `time` so that older builds accept them too, over BENCH_CUSTOMERS
 // (10,000 for events) customers with one grant each, a sum meter and a per-unit rate, like
 // bench/wrk.mjs; its figures are per event), BENCH_ROUNDS (3), BENCH_SECONDS (6),
@@ -30,12 +31,14 @@ import {
   log,
   machine,
   num,
+  pool,
   provenance,
   runWrk,
   seedCustomers,
   startChild,
   table,
   WRK_DONE,
+  waitForOutboxDrained,
 } from './lib.mjs';
 
 const API_KEY = 'bench_0123456789abcdef0123456789abcdef';
@@ -54,9 +57,9 @@ const GRANTS = num('BENCH_GRANTS', EVENTS ? 1 : 12);
 const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
 
 const builds = process.argv.slice(2).map((d) => resolve(d));
-if (builds.length === 0 || !['debits', 'customer', 'events'].includes(TARGET)) {
+if (builds.length === 0 || !['debits', 'customer', 'check', 'events'].includes(TARGET)) {
   process.stderr.write(
-    'usage: [BENCH_TARGET=debits|customer|events] node bench/compare-builds.mjs <dist> [<dist> …]\n',
+    'usage: [BENCH_TARGET=debits|customer|check|events] node bench/compare-builds.mjs <dist> [<dist> …]\n',
   );
   process.exit(2);
 }
@@ -89,9 +92,20 @@ request = function()
   return wrk.format(nil, "/v1/events", nil, "[" .. table.concat(parts, ",") .. "]")
 end
 `;
+/** A check of 3 uses of the plan's feature by a uniformly random customer. */
+const CHECK_SCRIPT = `wrk.headers["Authorization"] = "Bearer ${API_KEY}"
+wrk.headers["Content-Type"] = "application/json"
+wrk.method = "POST"
+request = function()
+  local body = string.format('{"customer_id":"bench-cust-%05d","feature_id":"bench-gen","quantity":"3"}', math.random(0, ${CUSTOMERS - 1}))
+  return wrk.format(nil, "/v1/check", nil, body)
+end
+`;
 const SCRIPT = EVENTS
   ? `${EVENTS_SCRIPT}${WRK_DONE}`
-  : `${TARGET === 'debits' ? `wrk.method = "POST"\nwrk.body = '{"amount":"1.5"}'\n` : ''}${HEADERS}${WRK_DONE}`;
+  : TARGET === 'check'
+    ? `${CHECK_SCRIPT}${WRK_DONE}`
+    : `${TARGET === 'debits' ? `wrk.method = "POST"\nwrk.body = '{"amount":"1.5"}'\n` : ''}${HEADERS}${WRK_DONE}`;
 
 const dir = mkdtempSync(join(os.tmpdir(), 'burndown-compare-'));
 const wrk = (url, seconds) => runWrk(url, SCRIPT, seconds, CONNECTIONS, dir);
@@ -141,6 +155,29 @@ async function seedRating(url) {
     throw new Error(`seeding the rating failed: ${meter.status} ${meter.text} / ${rate.status} ${rate.text}`);
 }
 
+/** The check target's feature and plan, and every customer subscribed (the shape of bench/wrk.mjs's). */
+async function seedPlan(url, ids) {
+  const feature = await request(url, 'POST', '/v1/features', {
+    id: 'bench-gen',
+    type: 'metered',
+    credits_per_use: '0.5',
+  });
+  const plan = await request(url, 'POST', '/v1/plans', {
+    id: 'bench-pro',
+    name: 'Bench Pro',
+    entitlements: [{ feature_id: 'bench-gen' }],
+    price: { amount: '29.00', currency: 'USD' },
+  });
+  if (feature.status !== 201 || plan.status !== 201)
+    throw new Error(
+      `seeding the plan failed: ${feature.status} ${feature.text} / ${plan.status} ${plan.text}`,
+    );
+  await pool(ids, 32, async (id) => {
+    const sub = await request(url, 'POST', `/v1/customers/${id}/subscriptions`, { plan_id: 'bench-pro' });
+    if (sub.status !== 201) throw new Error(`subscribing ${id} failed: ${sub.status} ${sub.text}`);
+  });
+}
+
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 log(`Compare builds over HTTP (${TARGET}) — ${new Date().toISOString()}`);
@@ -164,9 +201,14 @@ try {
       grantAmount: EVENTS ? '1000000000' : '1000000',
     });
     if (EVENTS) await seedRating(url);
+    if (TARGET === 'check') await seedPlan(url, ids);
+    // Each round starts on a copy of this file: drained here, the rounds measure steady state.
+    const drained = await waitForOutboxDrained(url);
     await server.stop();
     templates.push(template);
-    log(`  seeded ${fmt(CUSTOMERS)} customers × ${GRANTS} grants for ${dist}`);
+    log(
+      `  seeded ${fmt(CUSTOMERS)} customers × ${GRANTS} grants for ${dist} (outbox drained in ${fmt(drained, 0)} s)`,
+    );
   }
   const runs = builds.map(() => []);
   for (let round = 0; round < ROUNDS; round++) {
@@ -188,7 +230,9 @@ try {
       await server.stop();
       const run = {
         reqPerSec: (w.requests * PER) / SECONDS,
+        p50Ms: w.p50Us / 1000,
         p99Ms: w.p99Us / 1000,
+        maxMs: w.maxUs / 1000,
         nonOk: w.status,
         mainThreadMicrosPerRequest: (main1 - main0) / (w.requests * PER),
         processMicrosPerRequest: (all1 - all0) / (w.requests * PER),
@@ -199,7 +243,7 @@ try {
       };
       runs[i].push(run);
       log(
-        `  round ${round + 1} ${dist}: ${fmt(run.reqPerSec)} ${UNIT}/s, p99 ${fmt(run.p99Ms, 2)} ms, main thread ${fmt(run.mainThreadMicrosPerRequest, 1)} µs/${UNIT}, ` +
+        `  round ${round + 1} ${dist}: ${fmt(run.reqPerSec)} ${UNIT}/s, p50 ${fmt(run.p50Ms, 2)} ms, p99 ${fmt(run.p99Ms, 2)} ms, max ${fmt(run.maxMs, 1)} ms, main thread ${fmt(run.mainThreadMicrosPerRequest, 1)} µs/${UNIT}, ` +
           `process ${fmt(run.processMicrosPerRequest, 1)} µs/${UNIT}${run.commitBatch === null ? '' : `, commit batch ${fmt(run.commitBatch, 1)}`}, non-2xx ${run.nonOk}`,
       );
     }

@@ -444,6 +444,34 @@ export async function seedCustomers({ request, baseUrls, ids, grants, grantAmoun
   return { customers: ids, grants: made };
 }
 
+/**
+ * Waits until a server has fanned out its outbox (`burndown_outbox_events_unfanned` at 0 on two
+ * reads a second apart, at most `timeoutSeconds`). Seeding writes thousands of outbox events
+ * (grant.created, subscription.started, …); a server started on the seeded file fans them out in
+ * the background, and each of those commits empties the SQLite read cache, so a window measured
+ * during that drain measures the drain. Builds without the gauge (or without public metrics)
+ * return at once. Resolves with the seconds waited.
+ */
+export async function waitForOutboxDrained(url, timeoutSeconds = 120) {
+  const started = Date.now();
+  let zeros = 0;
+  while (Date.now() - started < timeoutSeconds * 1000) {
+    let unfanned = null;
+    try {
+      const text = await (await fetch(`${url}/metrics`)).text();
+      const m = /^burndown_outbox_events_unfanned (\S+)$/m.exec(text);
+      unfanned = m ? Number(m[1]) : null;
+    } catch {
+      unfanned = null;
+    }
+    if (unfanned === null) return (Date.now() - started) / 1000;
+    zeros = unfanned === 0 ? zeros + 1 : 0;
+    if (zeros >= 2) return (Date.now() - started) / 1000;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  throw new Error(`the outbox of ${url} did not drain in ${timeoutSeconds} s`);
+}
+
 // ---------------------------------------------------------------------------------------------
 // /metrics
 
