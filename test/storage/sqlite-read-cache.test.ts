@@ -9,8 +9,8 @@ import { SequentialIds } from '../../src/infra/ids.js';
 import type { LedgerKey } from '../../src/ports/storage.js';
 import { PQ } from '../../src/storage/sql/plan-queries.js';
 import { Q } from '../../src/storage/sql/queries.js';
-import { type CachedSqliteReads, READ_CACHED_TABLES } from '../../src/storage/sqlite/read-cache.js';
-import { SqliteStorage } from '../../src/storage/sqlite/sqlite-storage.js';
+import { CachedSqliteReads, READ_CACHED_TABLES } from '../../src/storage/sqlite/read-cache.js';
+import { mayChangeReadCache, SqliteStorage } from '../../src/storage/sqlite/sqlite-storage.js';
 import { newGrant } from '../fixtures/grants.js';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
@@ -251,5 +251,77 @@ describe('SQLite read cache: commits that change nothing it holds', () => {
     ];
     const read = new Set(cachedReads.flatMap(tablesOf));
     expect([...read].sort()).toEqual([...READ_CACHED_TABLES].sort());
+  });
+});
+
+describe('SQLite read cache: which statements may change it, and a failed freshness check', () => {
+  it('tells the written table apart, schema prefix or quotes included, and assumes the worst when it cannot', () => {
+    const write = { readonly: false };
+    expect(mayChangeReadCache({ readonly: true }, 'SELECT * FROM grants')).toBe(false);
+    for (const sql of [
+      "UPDATE grants SET available = '1'",
+      'update main.grants set held = 0',
+      'INSERT INTO "main"."balances" (x) VALUES (1)',
+      'INSERT OR REPLACE INTO customers VALUES (1)',
+      'DELETE FROM  main . holds WHERE 1',
+      'REPLACE INTO feature_usage VALUES (1)',
+      'WITH x AS (SELECT 1) UPDATE outbox_events SET fanned_out = 1',
+      '/* a comment */ UPDATE outbox_events SET fanned_out = 1',
+    ]) {
+      expect(mayChangeReadCache(write, sql), sql).toBe(true);
+    }
+    for (const sql of [
+      'UPDATE outbox_events SET fanned_out = 1 WHERE seq = ?',
+      'INSERT INTO main.idempotency_keys (x) VALUES (1)',
+      'DELETE FROM webhook_deliveries',
+      'UPDATE api_keys SET last_used_at = ?',
+    ]) {
+      expect(mayChangeReadCache(write, sql), sql).toBe(false);
+    }
+  });
+
+  it("does not keep a stale answer when reading the writer connection's data_version fails once", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'burndown-read-cache-')), 'db.sqlite');
+    const storage = await SqliteStorage.open({ path });
+    await storage.write('c', async (tx) => {
+      await tx.insertCustomer({ workspaceId: 'ws', id: 'c', name: 'A', metadata: {}, createdAt: T0 });
+    });
+    await storage.close();
+    const writer = new BetterSqlite3(path);
+    const reader = new BetterSqlite3(path, { readonly: true });
+    try {
+      const executor = {
+        all: <T>(sql: string, params: readonly unknown[]) => reader.prepare(sql).all(...params) as T[],
+        get: <T>(sql: string, params: readonly unknown[]) =>
+          reader.prepare(sql).get(...params) as T | undefined,
+        run: (): number => {
+          throw new Error('read-only');
+        },
+      };
+      const readerVersion = reader.prepare('PRAGMA data_version').pluck();
+      const writerVersion = writer.prepare('PRAGMA data_version').pluck();
+      let failNext = false;
+      const reads = new CachedSqliteReads(
+        executor,
+        () => readerVersion.get() as number,
+        () => {
+          if (failNext) {
+            failNext = false;
+            throw new Error('disk I/O error');
+          }
+          return writerVersion.get() as number;
+        },
+      );
+      expect((await reads.getCustomer('ws', 'c'))?.name).toBe('A');
+      // This process's writer renames the customer (a cached table) and says so.
+      writer.prepare("UPDATE customers SET name = 'B' WHERE workspace_id = 'ws' AND id = 'c'").run();
+      reads.noteCommit(true);
+      failNext = true;
+      await expect(reads.getCustomer('ws', 'c')).rejects.toThrow('disk I/O error');
+      expect((await reads.getCustomer('ws', 'c'))?.name).toBe('B');
+    } finally {
+      writer.close();
+      reader.close();
+    }
   });
 });

@@ -89,9 +89,11 @@ class Freshness {
     if (this.checkedThisTurn) return this.generation;
     const version = this.dataVersion();
     if (version !== this.version) {
-      this.version = version;
+      // Both versions are read before either is noted: if a read throws, the change stays unseen
+      // and the next read decides again (noted first, a throw would have kept a stale cache).
       const writerVersion = this.writerDataVersion();
       const foreignCommit = writerVersion !== this.writerVersion;
+      this.version = version;
       this.writerVersion = writerVersion;
       if (foreignCommit || this.ownCommitsChangedTables) this.clear();
       this.ownCommitsChangedTables = false;

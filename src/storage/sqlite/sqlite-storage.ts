@@ -209,15 +209,16 @@ function dataVersionOf(db: Database): () => number {
   return () => statement.get() as number;
 }
 
+/** The table a plain INSERT, REPLACE, UPDATE or DELETE writes (a schema prefix such as `main.` skipped). */
 const WRITTEN_TABLE =
-  /^\s*(?:INSERT(?:\s+OR\s+\w+)?\s+INTO|REPLACE\s+INTO|UPDATE(?:\s+OR\s+\w+)?|DELETE\s+FROM)\s+"?(\w+)"?/i;
+  /^\s*(?:INSERT(?:\s+OR\s+\w+)?\s+INTO|REPLACE\s+INTO|UPDATE(?:\s+OR\s+\w+)?|DELETE\s+FROM)\s+(?:"?\w+"?\s*\.\s*)?"?(\w+)"?/i;
 
 /**
- * Whether running a prepared statement may change what the read cache holds: never for a read-only
- * statement (SQLite says which), and for a write only when its table is one the cache reads or
- * cannot be told from its text (then assume it is).
+ * Whether running a statement may change what the read cache holds: never for a read-only
+ * statement (SQLite says which, `readonly`), and for a write only when its table is one the cache
+ * reads or cannot be told from its text (a CTE, a comment first, other quoting: then assume it is).
  */
-function mayChangeReadCache(statement: Statement, sql: string): boolean {
+export function mayChangeReadCache(statement: { readonly readonly: boolean }, sql: string): boolean {
   if (statement.readonly) return false;
   const table = WRITTEN_TABLE.exec(sql)?.[1]?.toLowerCase();
   return table === undefined || READ_CACHED_TABLES.has(table);
