@@ -2,9 +2,11 @@
 // figure that drifts least: the CPU the server's main thread spends per request (from
 // /proc/<pid>/task/<pid>/stat), beside throughput and the whole process's CPU. The builds run
 // one after the other, alternated round by round, each against its own copy of a database it
-// seeded itself (schemas may differ between builds), with wrk as the load (1 thread,
-// BENCH_CONNECTIONS connections). Medians per build are printed at the end, with the SQLite commit
-// batch size when the build's /metrics has it (public metrics: BURNDOWN_METRICS_PUBLIC=1).
+// seeded itself (schemas may differ between builds; the seeding server runs until its outbox is
+// fanned out, so the rounds measure steady state), with wrk as the load (1 thread,
+// BENCH_CONNECTIONS connections). Each round prints p50, p99 and the slowest request; medians per
+// build are printed at the end, with the SQLite commit batch size when the build's /metrics has it
+// (public metrics: BURNDOWN_METRICS_PUBLIC=1).
 //
 //   npm run build && node bench/compare-builds.mjs <dist> [<dist> …]
 //   e.g. git worktree add /tmp/old f4598f6 && (cd /tmp/old && npm ci && npx tsc -p tsconfig.build.json)
@@ -12,10 +14,10 @@
 //
 // Knobs: BENCH_TARGET (debits: POST a debit of 1.5 to a random customer, the default; customer:
 // GET a random customer, the HTTP layer alone; check: POST /v1/check of 3 uses of a
-// credits_per_use feature that every customer's plan includes, as in bench/wrk.mjs; events: POST batches of BENCH_BATCH (1000) native
-// events, each with an explicit `time` so that older builds accept them too, over BENCH_CUSTOMERS
-// (10,000 for events) customers with one grant each, a sum meter and a per-unit rate, like
-// bench/wrk.mjs; its figures are per event), BENCH_ROUNDS (3), BENCH_SECONDS (6),
+// credits_per_use feature that every customer's plan includes, as in bench/wrk.mjs; events: POST
+// batches of BENCH_BATCH (1000) native events, each with an explicit `time` so that older builds
+// accept them too, over BENCH_CUSTOMERS (10,000 for events) customers with one grant each, a sum
+// meter and a per-unit rate, like bench/wrk.mjs; its figures are per event), BENCH_ROUNDS (3), BENCH_SECONDS (6),
 // BENCH_WARMUP_SECONDS (2), BENCH_CONNECTIONS (50), BENCH_CUSTOMERS (1000, with BENCH_GRANTS 12
 // grants each), BENCH_WRK, BENCH_NODE_ARGS (extra Node flags for the measured servers, e.g.
 // "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile them). Writes bench/results/latest-compare.json.
