@@ -170,24 +170,32 @@ describe('SQLite read cache: commits that change nothing it holds', () => {
     const path = join(mkdtempSync(join(tmpdir(), 'burndown-read-cache-')), 'db.sqlite');
     const storage = await SqliteStorage.open({ path });
     const ids = new SequentialIds();
-    try {
-      await storage.write('c', async (tx) => {
-        const ledger = new CreditLedger(await tx.loadLedgerForUpdate(key), ids);
-        ledger.grant(newGrant('10', T0, { priority: 1 }), T0);
+    /** A grant, written by this process's writer (balances and grants: cached tables). */
+    const grant = (to: LedgerKey, amount: string) =>
+      storage.write(to.customerId, async (tx) => {
+        const ledger = new CreditLedger(await tx.loadLedgerForUpdate(to), ids);
+        ledger.grant(newGrant(amount, T0, { priority: 1 }), T0);
         await tx.saveLedger('ws', ledger.takeChanges(), T0);
       });
-      const cached = await storage.read.loadLedger(key);
-      // This process writes tables the cache does not read (an idempotency record, a key's last
-      // use): the very snapshot object is answered again, in this turn and the next.
-      await storage.write('#idempotency', async (tx) => {
-        await tx.putIdempotency('ws', 'k1', {
+    /** An idempotency record, written by this process's writer (a table the cache does not read). */
+    const storeAnswer = (idempotencyKey: string) =>
+      storage.write('#idempotency', async (tx) => {
+        await tx.putIdempotency('ws', idempotencyKey, {
           fingerprint: 'f',
           statusCode: 201,
           responseBody: '{}',
           createdAt: T0,
         });
-        await tx.markApiKeyUsed('key_none', T0);
       });
+    const available = async (of: LedgerKey) =>
+      (await storage.read.loadLedger(of)).grants.map((g) => g.available.toString());
+    try {
+      await grant(key, '10');
+      const cached = await storage.read.loadLedger(key);
+      // This process writes tables the cache does not read (an idempotency record, a key's last
+      // use): the very snapshot object is answered again, in this turn and the next.
+      await storeAnswer('k1');
+      await storage.write('api-keys', async (tx) => tx.markApiKeyUsed('key_none', T0));
       expect(await storage.read.loadLedger(key)).toBe(cached);
       await nextTurn();
       expect(await storage.read.loadLedger(key)).toBe(cached);
@@ -195,33 +203,21 @@ describe('SQLite read cache: commits that change nothing it holds', () => {
       // A write of a cached table (another customer's grant): everything is read again, and the
       // answer is what the database holds.
       const other: LedgerKey = { ...key, customerId: 'd' };
-      await storage.write('d', async (tx) => {
-        const ledger = new CreditLedger(await tx.loadLedgerForUpdate(other), ids);
-        ledger.grant(newGrant('5', T0, { priority: 1 }), T0);
-        await tx.saveLedger('ws', ledger.takeChanges(), T0);
-      });
+      await grant(other, '5');
       const reread = await storage.read.loadLedger(key);
       expect(reread).not.toBe(cached);
-      expect(reread.grants.map((g) => g.available.toString())).toEqual(['10']);
-      expect((await storage.read.loadLedger(other)).grants.map((g) => g.available.toString())).toEqual(['5']);
+      expect(await available(key)).toEqual(['10']);
+      expect(await available(other)).toEqual(['5']);
 
-      // Another process commits a table the cache does not read, then one it does, while this
-      // process's writer commits only harmless tables: its commits never vouch for another
-      // process's, so the change is seen.
+      // Another process changes a grant while this process's writer commits only tables the cache
+      // does not read: those commits never vouch for another process's, so the change is seen.
       const foreign = new BetterSqlite3(path);
       foreign
         .prepare("UPDATE grants SET available = '4' WHERE workspace_id = 'ws' AND customer_id = 'c'")
         .run();
       foreign.close();
-      await storage.write('#idempotency', async (tx) => {
-        await tx.putIdempotency('ws', 'k2', {
-          fingerprint: 'f',
-          statusCode: 201,
-          responseBody: '{}',
-          createdAt: T0,
-        });
-      });
-      expect((await storage.read.loadLedger(key)).grants.map((g) => g.available.toString())).toEqual(['4']);
+      await storeAnswer('k2');
+      expect(await available(key)).toEqual(['4']);
 
       // Another process's commit of a table the cache does not read still drops it (it cannot be
       // told apart from any other commit of another process).
