@@ -249,6 +249,11 @@ class SqliteExecutor implements SqlExecutor {
    * Whether any statement run since the last call may have changed a table the read cache reads
    * (conservative: a statement that ran inside a transaction later rolled back counts too).
    */
+  /** Counts writes made on this connection outside the executor (a migration) as such a statement. */
+  noteReadCacheWrites(): void {
+    this.wroteReadCacheTables = true;
+  }
+
   takeReadCacheWrites(): boolean {
     const wrote = this.wroteReadCacheTables;
     this.wroteReadCacheTables = false;
@@ -292,6 +297,7 @@ export class SqliteStorage implements Storage {
   readonly read: ReadOperations;
   private readonly writes: WriteOperations;
   private readonly readerExecutor: SqliteExecutor;
+  private readonly writerExecutor: SqliteExecutor;
   /** The read connection's cache (null for an in-memory database, read through the writer). */
   private readonly reads: CachedSqliteReads | null;
   private readonly committer: GroupCommitter;
@@ -308,6 +314,7 @@ export class SqliteStorage implements Storage {
   ) {
     this.path = options.path;
     const writerExecutor = new SqliteExecutor(writer);
+    this.writerExecutor = writerExecutor;
     const cache = new LedgerCache(dataVersionOf(writer));
     const writes = new CachedSqliteWrites(writerExecutor, cache);
     if (options.checkpointInterval !== undefined) writes.checkpointInterval = options.checkpointInterval;
@@ -406,7 +413,9 @@ export class SqliteStorage implements Storage {
 
   async migrate(): Promise<void> {
     migrateSqlite(this.writer);
-    // Outside group commit: whatever a migration changed, the read cache must not vouch for it.
+    // Outside the executor: whatever a migration changed, the read cache must not vouch for it,
+    // now and, should a batch's transaction be open around it, once that batch commits too.
+    this.writerExecutor.noteReadCacheWrites();
     this.reads?.noteCommit(true);
   }
 
