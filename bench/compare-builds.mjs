@@ -8,7 +8,8 @@
 // build are printed at the end, with the SQLite commit batch size when the build's /metrics has it
 // (public metrics: BURNDOWN_METRICS_PUBLIC=1).
 //
-//   npm run build && node bench/compare-builds.mjs <dist> [<dist> …]
+//   npm run build && node bench/compare-builds.mjs <dist>[@<node flags>] [<dist>[@<node flags>] …]
+//   e.g. node bench/compare-builds.mjs dist@--max-semi-space-size=16 dist@--max-semi-space-size=64
 //   e.g. git worktree add /tmp/old f4598f6 && (cd /tmp/old && npm ci && npx tsc -p tsconfig.build.json)
 //        node bench/compare-builds.mjs /tmp/old/dist dist
 //
@@ -58,14 +59,32 @@ const CUSTOMERS = num('BENCH_CUSTOMERS', EVENTS ? 10_000 : 1000);
 const GRANTS = num('BENCH_GRANTS', EVENTS ? 1 : 12);
 const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
 
-const builds = process.argv.slice(2).map((d) => resolve(d));
+/**
+ * Each argument is a build's dist, optionally followed by `@` and the Node flags its servers start
+ * with instead of SERVE_NODE_FLAGS (`dist@--max-semi-space-size=16`, `dist@` for none): the same
+ * build under two settings compares like two builds.
+ */
+const specs = process.argv.slice(2).map((arg) => {
+  const at = arg.indexOf('@');
+  const dist = resolve(at < 0 ? arg : arg.slice(0, at));
+  const flags =
+    at < 0
+      ? null
+      : arg
+          .slice(at + 1)
+          .split(' ')
+          .filter((f) => f !== '');
+  return { label: at < 0 ? dist : `${dist}@${arg.slice(at + 1)}`, dist, flags };
+});
+const builds = specs.map((s) => s.label);
+const distOf = new Map(specs.map((s) => [s.label, s]));
 if (builds.length === 0 || !['debits', 'customer', 'check', 'events'].includes(TARGET)) {
   process.stderr.write(
     'usage: [BENCH_TARGET=debits|customer|check|events] node bench/compare-builds.mjs <dist> [<dist> …]\n',
   );
   process.exit(2);
 }
-for (const dist of builds) {
+for (const { dist } of specs) {
   if (!existsSync(join(dist, 'cli', 'main.js')))
     throw new Error(`${dist}/cli/main.js not found: build it first`);
 }
@@ -115,14 +134,20 @@ const wrk = (url, seconds) => runWrk(url, SCRIPT, seconds, CONNECTIONS, dir);
 /** CPU µs (user + system) of one thread, or of the whole process when `tid` is omitted. */
 const cpuMicrosOf = (pid, tid) => cpuSecondsOf(pid, tid) * 1e6;
 
-function serve(dist, dbPath, nodeArgs = []) {
-  return startChild('burndown', [...nodeArgs, join(dist, 'cli', 'main.js'), 'serve'], {
-    PORT: '0',
-    BURNDOWN_API_KEY: API_KEY,
-    BURNDOWN_DATABASE_URL: `sqlite:${dbPath}`,
-    BURNDOWN_LOG_LEVEL: 'warn',
-    BURNDOWN_METRICS_PUBLIC: '1',
-  });
+function serve(build, dbPath, nodeArgs = []) {
+  const { dist, flags } = distOf.get(build);
+  return startChild(
+    'burndown',
+    [...nodeArgs, join(dist, 'cli', 'main.js'), 'serve'],
+    {
+      PORT: '0',
+      BURNDOWN_API_KEY: API_KEY,
+      BURNDOWN_DATABASE_URL: `sqlite:${dbPath}`,
+      BURNDOWN_LOG_LEVEL: 'warn',
+      BURNDOWN_METRICS_PUBLIC: '1',
+    },
+    flags ?? undefined,
+  );
 }
 
 /** The commit batch histogram's sum and count, when the build exposes it. */

@@ -39,9 +39,9 @@ export const SERVE_NODE_FLAGS = (process.env.BENCH_SERVE_FLAGS ?? '--max-semi-sp
   .split(' ')
   .filter(Boolean);
 
-export function startChild(name, args, env) {
+export function startChild(name, args, env, serveFlags = SERVE_NODE_FLAGS) {
   const servesBurndown = args.at(-1) === 'serve' && args.some((a) => a.endsWith(join('cli', 'main.js')));
-  const child = spawn(process.execPath, servesBurndown ? [...SERVE_NODE_FLAGS, ...args] : args, {
+  const child = spawn(process.execPath, servesBurndown ? [...serveFlags, ...args] : args, {
     cwd: root,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
