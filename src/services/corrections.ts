@@ -7,8 +7,8 @@ import type { Instant } from '../domain/time/instant.js';
 import type { LedgerKey, ListedEvent, WriteOperations } from '../ports/storage.js';
 import type { ServiceContext } from './context.js';
 import { recordFeatureUsage } from './entitlements.js';
-import { openCustomerLedger } from './ledger.js';
-import { persistLedger } from './ledger-persistence.js';
+import { openCustomerSession } from './ledger.js';
+import type { LedgerSession } from './ledger-session.js';
 import { featuresByRate } from './metering.js';
 import { compilePricing } from './pricing.js';
 
@@ -38,8 +38,8 @@ async function openLedgerForCorrection(
   key: LedgerKey,
   grantIds: readonly string[],
   now: Instant,
-): Promise<CreditLedger> {
-  const ledger = await openCustomerLedger(ctx, tx, key, now);
+): Promise<{ session: LedgerSession; ledger: CreditLedger }> {
+  const { session, ledger } = await openCustomerSession(ctx, tx, key, now);
   // Read once the ledger is open (its writers serialised); what opening recorded is not stored
   // yet, and loadSettlements adds it.
   const history = await tx.settlementHistoryOf(key);
@@ -51,7 +51,7 @@ async function openLedgerForCorrection(
     now,
   );
   ledger.loadSettlements(history);
-  return ledger;
+  return { session, ledger };
 }
 
 /** Loads the grants of `grantIds` the ledger does not hold yet, then applies what is due. */
@@ -82,10 +82,10 @@ export async function reverseDebit(
   if (!target) throw notFound('debit', input.debitId);
   const key = { workspaceId, customerId: target.debit.customerId, creditType: target.debit.creditType };
   const grantIds = target.debit.drawdowns.map((d) => d.grantId);
-  const ledger = await openLedgerForCorrection(ctx, tx, key, grantIds, now);
+  const { session, ledger } = await openLedgerForCorrection(ctx, tx, key, grantIds, now);
   const outcome = ledger.reverse({ target, amount: input.amount, reason: input.reason }, now);
   if ('refused' in outcome) return outcome;
-  await persistLedger(ctx, tx, workspaceId, ledger, now);
+  await session.save();
   const { featureId } = target.debit;
   if (featureId !== null && outcome.quantityReturned?.isPositive()) {
     // The use goes back to the usage counter of the period it was counted in: the debit's time,
@@ -121,27 +121,28 @@ export async function reverseEvent(
   if (event.reversedAt !== null)
     return { refused: 'nothing_to_reverse', reversible: Amount.ZERO, requested: null };
   const burns = await tx.burnsOfEvents(workspaceId, [event.eventKey]);
-  const ledgers = new Map<string, CreditLedger>();
+  const opened = new Map<string, { session: LedgerSession; ledger: CreditLedger }>();
   const reversals: ReversalRecord[] = [];
   for (const burn of burns) {
     if (burn.debitId === null) continue;
     const target = await tx.getDebit(workspaceId, burn.debitId);
     if (!target) throw new Error(`burn of ${event.eventKey} by ${burn.rateId} names a missing debit`);
     const creditType = target.debit.creditType;
-    let ledger = ledgers.get(creditType);
+    let open = opened.get(creditType);
     const grantIds = target.debit.drawdowns.map((d) => d.grantId);
-    if (!ledger) {
-      ledger = await openLedgerForCorrection(
+    if (!open) {
+      open = await openLedgerForCorrection(
         ctx,
         tx,
         { workspaceId, customerId: event.customerId, creditType },
         grantIds,
         now,
       );
-      ledgers.set(creditType, ledger);
+      opened.set(creditType, open);
     } else {
-      await loadGrants(tx, ledger, workspaceId, grantIds, now);
+      await loadGrants(tx, open.ledger, workspaceId, grantIds, now);
     }
+    const { ledger } = open;
     if (!ledger.reversibleOf(target).isPositive()) continue;
     const outcome = ledger.reverse({ target, amount: null, reason: input.reason }, now);
     if ('refused' in outcome) throw new Error('a reversal of all that is left cannot be refused');
@@ -150,7 +151,7 @@ export async function reverseEvent(
   if (!(await tx.markEventReversed(workspaceId, event.eventKey, now))) {
     return { refused: 'nothing_to_reverse', reversible: Amount.ZERO, requested: null };
   }
-  for (const ledger of ledgers.values()) await persistLedger(ctx, tx, workspaceId, ledger, now);
+  for (const { session } of opened.values()) await session.save();
   const features = burns.length > 0 ? await featuresByRate(tx, workspaceId) : new Map<string, string>();
   const period = ratingPeriodStart(event.time);
   for (const burn of burns) {

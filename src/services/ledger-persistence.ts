@@ -1,7 +1,7 @@
 import type { CreditLedger } from '../domain/ledger/credit-ledger.js';
 import type { Instant } from '../domain/time/instant.js';
 import type { WriteOperations } from '../ports/storage.js';
-import { appendBalanceFacts } from './balance-facts.js';
+import { appendBalanceFacts, type LoadedBalance, type noteLoaded } from './balance-facts.js';
 import type { ServiceContext } from './context.js';
 import { adjustFeatureUsage } from './feature-usage.js';
 import { appendFacts } from './outbox.js';
@@ -15,7 +15,8 @@ import { grantCreatedFact } from './webhook-facts.js';
  * saves ledgers through here, so this is also where every new grant becomes a `grant.created` fact
  * (whatever made it: the API, a purchase, auto top-up, an allowance at a subscription's start or
  * renewal), in the same transaction, exactly when it is persisted; and why the balance facts are
- * decided here too (in the same transaction, see src/services/balance-facts.ts).
+ * decided here too (in the same transaction, see src/services/balance-facts.ts), against `loaded`:
+ * the balance {@link noteLoaded} recorded when the ledger was loaded, which this save moves on.
  */
 export async function persistLedger(
   ctx: ServiceContext,
@@ -23,6 +24,7 @@ export async function persistLedger(
   workspaceId: string,
   ledger: CreditLedger,
   now: Instant,
+  loaded: LoadedBalance,
 ): Promise<void> {
   const changes = ledger.takeChanges();
   await tx.saveLedger(workspaceId, changes, now);
@@ -34,7 +36,8 @@ export async function persistLedger(
       changes.grantsCreated.map((grant) => grantCreatedFact(workspaceId, grant)),
     );
   }
-  await appendBalanceFacts(ctx, tx, workspaceId, ledger, changes, now);
+  const facts = appendBalanceFacts(ctx, tx, workspaceId, ledger, changes, now, loaded);
+  if (facts !== undefined) await facts;
   for (const hold of changes.holds) {
     if (hold.usage === null || hold.featureId === null) continue;
     if (hold.status !== 'released' && hold.status !== 'expired') continue;

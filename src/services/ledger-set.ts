@@ -1,7 +1,7 @@
 import { CreditLedger, type CreditLedgerSnapshot } from '../domain/ledger/credit-ledger.js';
 import type { Instant } from '../domain/time/instant.js';
 import type { WriteOperations } from '../ports/storage.js';
-import { noteLoaded } from './balance-facts.js';
+import { type LoadedBalance, noteLoaded } from './balance-facts.js';
 import type { ServiceContext } from './context.js';
 import { persistLedger } from './ledger-persistence.js';
 
@@ -12,7 +12,11 @@ import { persistLedger } from './ledger-persistence.js';
  * because it advances its ledgers instant by instant rather than to the present at once.
  */
 export class CustomerLedgers {
-  private readonly ledgers = new Map<string, CreditLedger>();
+  /** Each loaded ledger, with the balance it had when loaded (moved on by each save). */
+  private readonly ledgers = new Map<
+    string,
+    { readonly ledger: CreditLedger; readonly loaded: LoadedBalance }
+  >();
 
   constructor(
     private readonly ctx: ServiceContext,
@@ -35,23 +39,21 @@ export class CustomerLedgers {
 
   /** The ledger of a credit type, as stored (not advanced): loaded on first use. */
   async get(creditType: string): Promise<CreditLedger> {
-    let ledger = this.ledgers.get(creditType);
-    if (!ledger) {
-      const key = { workspaceId: this.workspaceId, customerId: this.customerId, creditType };
-      const prefetched = this.prefetched?.creditType === creditType ? this.prefetched.snapshot : null;
-      this.prefetched = null;
-      const snapshot = prefetched ?? (await this.tx.loadLedgerForUpdate(key));
-      ledger = new CreditLedger(snapshot, this.ctx.ids);
-      noteLoaded(ledger, snapshot, this.known.balanceThresholds);
-      this.ledgers.set(creditType, ledger);
-    }
+    const open = this.ledgers.get(creditType);
+    if (open) return open.ledger;
+    const key = { workspaceId: this.workspaceId, customerId: this.customerId, creditType };
+    const prefetched = this.prefetched?.creditType === creditType ? this.prefetched.snapshot : null;
+    this.prefetched = null;
+    const snapshot = prefetched ?? (await this.tx.loadLedgerForUpdate(key));
+    const ledger = new CreditLedger(snapshot, this.ctx.ids);
+    this.ledgers.set(creditType, { ledger, loaded: noteLoaded(ledger, this.known.balanceThresholds) });
     return ledger;
   }
 
   /** Persists every ledger that changed, once. */
   async save(now: Instant): Promise<void> {
-    for (const ledger of this.ledgers.values()) {
-      if (ledger.isDirty) await persistLedger(this.ctx, this.tx, this.workspaceId, ledger, now);
+    for (const { ledger, loaded } of this.ledgers.values()) {
+      if (ledger.isDirty) await persistLedger(this.ctx, this.tx, this.workspaceId, ledger, now, loaded);
     }
   }
 }

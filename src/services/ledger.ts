@@ -65,7 +65,7 @@ export { customerLockKey };
  * Opens the customer's ledger session for a request that names its customer and credit type (both
  * must exist: 404), and its ledger of that credit type, with everything due up to `now` applied.
  */
-async function openCustomerSession(
+export async function openCustomerSession(
   ctx: ServiceContext,
   tx: WriteOperations,
   key: LedgerKey,
@@ -74,19 +74,6 @@ async function openCustomerSession(
   await requireCustomer(tx, key.workspaceId, key.customerId);
   await requireCreditType(tx, key.workspaceId, key.creditType);
   return LedgerSession.openWithLedger(ctx, tx, key, now);
-}
-
-/**
- * The ledger of {@link openCustomerSession} alone, for a caller that persists it itself
- * (corrections, until they move onto {@link LedgerSession}).
- */
-export async function openCustomerLedger(
-  ctx: ServiceContext,
-  tx: WriteOperations,
-  key: LedgerKey,
-  now: Instant,
-): Promise<CreditLedger> {
-  return (await openCustomerSession(ctx, tx, key, now)).ledger;
 }
 
 /** The session and ledger of a hold's or grant's customer and credit type (known to exist). */

@@ -101,7 +101,7 @@ async function seedNearAccountLimit(t: TestApp, customerId: string): Promise<voi
     const key = { workspaceId: DEFAULT_WORKSPACE, customerId, creditType: 'credits' };
     const snapshot = await tx.loadLedgerForUpdate(key);
     const ledger = new CreditLedger(snapshot, t.ctx.ids);
-    noteLoaded(ledger, snapshot);
+    const loaded = noteLoaded(ledger);
     const now = t.clock.now();
     ledger.advanceTo(now);
     ledger.grant(
@@ -119,7 +119,7 @@ async function seedNearAccountLimit(t: TestApp, customerId: string): Promise<voi
       now,
     );
     ledger.debit({ amount, allowOverage: false }, now);
-    await persistLedger(t.ctx, tx, DEFAULT_WORKSPACE, ledger, now);
+    await persistLedger(t.ctx, tx, DEFAULT_WORKSPACE, ledger, now, loaded);
   });
 }
 

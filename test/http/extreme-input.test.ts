@@ -62,12 +62,12 @@ async function seedNearAccountRange(t: TestApp, customerId: string): Promise<voi
     const key = { workspaceId: DEFAULT_WORKSPACE, customerId, creditType: 'credits' };
     const snapshot = await tx.loadLedgerForUpdate(key);
     const ledger = new CreditLedger(snapshot, t.ctx.ids);
-    noteLoaded(ledger, snapshot);
+    const loaded = noteLoaded(ledger);
     ledger.advanceTo(T0);
     ledger.grant(newGrant(nearLimit, T0, { category: 'promotional' }), T0);
     const debit = ledger.debit({ amount: nearLimit, allowOverage: false }, T0);
     expect('refused' in debit).toBe(false);
-    await persistLedger(t.ctx, tx, DEFAULT_WORKSPACE, ledger, T0);
+    await persistLedger(t.ctx, tx, DEFAULT_WORKSPACE, ledger, T0, loaded);
   });
 }
 
