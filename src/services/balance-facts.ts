@@ -53,8 +53,8 @@ export interface LoadedBalance {
 /**
  * The balance a ledger had when it was loaded for update (call right after loading, before the
  * engine moves it), and whether a balance threshold may apply to its customer (default: assume so
- * and read them). Kept by the caller, not in a side table: a weak map keyed by every write's
- * ledger cost about 5 % of a debit's CPU.
+ * and read them). Kept by the caller (the ledger session), not in a side table: weak maps keyed
+ * by every write's ledger cost about 3 % of a debit's main-thread CPU (bench/README.md).
  */
 export function noteLoaded(ledger: CreditLedger, thresholds = true): LoadedBalance {
   return { point: pointOf(ledger), closed: closedGrantIds(ledger), thresholds };
