@@ -18,7 +18,8 @@
 // credits_per_use feature that every customer's plan includes, as in bench/wrk.mjs; events: POST
 // batches of BENCH_BATCH (1000) native events, each with an explicit `time` so that older builds
 // accept them too, over BENCH_CUSTOMERS (10,000 for events) customers with one grant each, a sum
-// meter and a per-unit rate, like bench/wrk.mjs; its figures are per event), BENCH_ROUNDS (3), BENCH_SECONDS (6),
+// meter and a per-unit rate, like bench/wrk.mjs; its figures are per event), BENCH_INTERLEAVE (1: all
+// servers up at once, rounds alternating between them; see below), BENCH_ROUNDS (3), BENCH_SECONDS (6),
 // BENCH_WARMUP_SECONDS (2), BENCH_CONNECTIONS (50), BENCH_CUSTOMERS (1000, with BENCH_GRANTS 12
 // grants each), BENCH_WRK, BENCH_NODE_ARGS (extra Node flags for the measured servers, e.g.
 // "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile them). Writes bench/results/latest-compare.json.
@@ -58,6 +59,13 @@ const CONNECTIONS = num('BENCH_CONNECTIONS', EVENTS ? 6 : 50);
 const CUSTOMERS = num('BENCH_CUSTOMERS', EVENTS ? 10_000 : 1000);
 const GRANTS = num('BENCH_GRANTS', EVENTS ? 1 : 12);
 const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+/**
+ * BENCH_INTERLEAVE=1: every build's server is started once and stays up; the rounds alternate
+ * between them (order reversed every other round). Use short rounds and many of them
+ * (BENCH_SECONDS=2 BENCH_ROUNDS=20): this VM's slow spells last tens of seconds, longer than a
+ * round, so builds measured minutes apart, one restart each, see different machines.
+ */
+const INTERLEAVE = process.env.BENCH_INTERLEAVE === '1';
 
 /**
  * Each argument is a build's dist, optionally followed by `@` and the Node flags its servers start
@@ -238,41 +246,67 @@ try {
     );
   }
   const runs = builds.map(() => []);
-  for (let round = 0; round < ROUNDS; round++) {
-    for (const [i, dist] of builds.entries()) {
-      const dbPath = join(dir, 'run.db');
-      for (const suffix of ['', '-wal', '-shm']) rmSync(dbPath + suffix, { force: true });
-      copyFileSync(templates[i], dbPath);
-      const server = serve(dist, dbPath, NODE_ARGS);
-      const url = await server.url;
-      const pid = server.child.pid;
-      await wrk(url, WARMUP);
-      const batches0 = await commitBatches(url);
-      const main0 = cpuMicrosOf(pid, pid);
-      const all0 = cpuMicrosOf(pid);
-      const w = await wrk(url, SECONDS);
-      const main1 = cpuMicrosOf(pid, pid);
-      const all1 = cpuMicrosOf(pid);
-      const batches1 = await commitBatches(url);
-      await server.stop();
-      const run = {
-        reqPerSec: (w.requests * PER) / SECONDS,
-        p50Ms: w.p50Us / 1000,
-        p99Ms: w.p99Us / 1000,
-        maxMs: w.maxUs / 1000,
-        nonOk: w.status,
-        mainThreadMicrosPerRequest: (main1 - main0) / (w.requests * PER),
-        processMicrosPerRequest: (all1 - all0) / (w.requests * PER),
-        commitBatch:
-          batches0 && batches1 && batches1.count > batches0.count
-            ? (batches1.sum - batches0.sum) / (batches1.count - batches0.count)
-            : null,
-      };
-      runs[i].push(run);
-      log(
-        `  round ${round + 1} ${dist}: ${fmt(run.reqPerSec)} ${UNIT}/s, p50 ${fmt(run.p50Ms, 2)} ms, p99 ${fmt(run.p99Ms, 2)} ms, max ${fmt(run.maxMs, 1)} ms, main thread ${fmt(run.mainThreadMicrosPerRequest, 1)} µs/${UNIT}, ` +
-          `process ${fmt(run.processMicrosPerRequest, 1)} µs/${UNIT}${run.commitBatch === null ? '' : `, commit batch ${fmt(run.commitBatch, 1)}`}, non-2xx ${run.nonOk}`,
-      );
+  /** One measured window of wrk against build `i`'s running server, logged and returned. */
+  const measure = async (i, url, pid, round) => {
+    const dist = builds[i];
+    const batches0 = await commitBatches(url);
+    const main0 = cpuMicrosOf(pid, pid);
+    const all0 = cpuMicrosOf(pid);
+    const w = await wrk(url, SECONDS);
+    const main1 = cpuMicrosOf(pid, pid);
+    const all1 = cpuMicrosOf(pid);
+    const batches1 = await commitBatches(url);
+    const operations = w.requests * PER;
+    const run = {
+      reqPerSec: operations / SECONDS,
+      p50Ms: w.p50Us / 1000,
+      p99Ms: w.p99Us / 1000,
+      maxMs: w.maxUs / 1000,
+      nonOk: w.status,
+      operations,
+      mainThreadMicros: main1 - main0,
+      mainThreadMicrosPerRequest: (main1 - main0) / operations,
+      processMicrosPerRequest: (all1 - all0) / operations,
+      commitBatch:
+        batches0 && batches1 && batches1.count > batches0.count
+          ? (batches1.sum - batches0.sum) / (batches1.count - batches0.count)
+          : null,
+    };
+    log(
+      `  round ${round + 1} ${dist}: ${fmt(run.reqPerSec)} ${UNIT}/s, p50 ${fmt(run.p50Ms, 2)} ms, p99 ${fmt(run.p99Ms, 2)} ms, max ${fmt(run.maxMs, 1)} ms, main thread ${fmt(run.mainThreadMicrosPerRequest, 1)} µs/${UNIT}, ` +
+        `process ${fmt(run.processMicrosPerRequest, 1)} µs/${UNIT}${run.commitBatch === null ? '' : `, commit batch ${fmt(run.commitBatch, 1)}`}, non-2xx ${run.nonOk}`,
+    );
+    return run;
+  };
+  /** Build `i`'s server on a fresh copy of its seeded file, warmed up. */
+  const start = async (i, dbPath) => {
+    for (const suffix of ['', '-wal', '-shm']) rmSync(dbPath + suffix, { force: true });
+    copyFileSync(templates[i], dbPath);
+    const server = serve(builds[i], dbPath, NODE_ARGS);
+    const url = await server.url;
+    await wrk(url, WARMUP);
+    return { server, url, pid: server.child.pid };
+  };
+  if (INTERLEAVE) {
+    // Every build's server runs for the whole comparison; the rounds alternate between them,
+    // the order reversed every other round, so slow spells of the machine fall on all alike.
+    const live = [];
+    try {
+      for (const i of builds.keys()) live.push(await start(i, join(dir, `run-${i}.db`)));
+      for (let round = 0; round < ROUNDS; round++) {
+        const order = round % 2 === 0 ? [...builds.keys()] : [...builds.keys()].reverse();
+        for (const i of order) runs[i].push(await measure(i, live[i].url, live[i].pid, round));
+      }
+    } finally {
+      for (const { server } of live) await server.stop();
+    }
+  } else {
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const i of builds.keys()) {
+        const { server, url, pid } = await start(i, join(dir, 'run.db'));
+        runs[i].push(await measure(i, url, pid, round));
+        await server.stop();
+      }
     }
   }
   const summary = builds.map((dist, i) => {
@@ -284,19 +318,32 @@ try {
       p99Ms: pick('p99Ms'),
       mainThreadMicrosPerRequest: pick('mainThreadMicrosPerRequest'),
       processMicrosPerRequest: pick('processMicrosPerRequest'),
+      /** Over all rounds: their main-thread CPU summed, over their operations summed. */
+      mainThreadMicrosPerRequestOverall:
+        runs[i].reduce((sum, r) => sum + r.mainThreadMicros, 0) /
+        runs[i].reduce((sum, r) => sum + r.operations, 0),
       commitBatch: batches.length > 0 ? median(batches) : null,
     };
   });
   log('');
-  log(`medians of ${ROUNDS} rounds (${TARGET})`);
+  log(`medians of ${ROUNDS} rounds (${TARGET})${INTERLEAVE ? ', servers interleaved' : ''}`);
   log(
     table([
-      ['build', `${UNIT}/s`, 'p99 ms', `main thread µs/${UNIT}`, `process µs/${UNIT}`, 'commit batch'],
+      [
+        'build',
+        `${UNIT}/s`,
+        'p99 ms',
+        `main thread µs/${UNIT}`,
+        'overall',
+        `process µs/${UNIT}`,
+        'commit batch',
+      ],
       ...summary.map((s) => [
         s.build,
         fmt(s.reqPerSec),
         fmt(s.p99Ms, 2),
         fmt(s.mainThreadMicrosPerRequest, 1),
+        fmt(s.mainThreadMicrosPerRequestOverall, 1),
         fmt(s.processMicrosPerRequest, 1),
         s.commitBatch === null ? '—' : fmt(s.commitBatch, 1),
       ]),

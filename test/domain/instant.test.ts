@@ -36,6 +36,24 @@ describe('instants', () => {
     );
   });
 
+  it('format instants that share a slot of the recent ones, alternately, each as itself', () => {
+    // Recent texts are kept direct-mapped by value (4,093 slots): instants 4,093 ms apart share a
+    // slot and evict each other; negative instants map to slots too.
+    fc.assert(
+      fc.property(
+        fc.integer({ min: -62_167_219_200_000, max: 253_402_300_799_999 - 4_093 * 8 }),
+        fc.integer({ min: 1, max: 8 }),
+        (ms, k) => {
+          for (let i = 0; i < 6; i++) {
+            const value = i % 2 === 0 ? ms : ms + 4_093 * k;
+            expect(formatInstant(value)).toBe(new Date(value).toISOString());
+          }
+        },
+      ),
+      { numRuns: 2_000 },
+    );
+  });
+
   it('parse RFC 3339 with offsets and round-trip through the formatter', () => {
     fc.assert(
       fc.property(fc.integer({ min: 0, max: Date.parse('8999-12-31T23:59:59.999Z') }), (ms) => {
