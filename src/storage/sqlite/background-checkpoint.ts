@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { CheckpointWorkerData } from './checkpoint-worker.js';
+import type { CheckpointReport, CheckpointRequest, CheckpointWorkerData } from './checkpoint-worker.js';
 
 /**
  * Runs WAL checkpoints on a worker thread with its own connection, so copying the WAL back into
@@ -9,20 +9,77 @@ import type { CheckpointWorkerData } from './checkpoint-worker.js';
  * serves requests. The writer's automatic checkpoint is turned off while this runs. Durability is
  * unchanged: a commit is durable once its WAL frames are fsync'd, checkpoints or not.
  */
+/** Longest a write waits for a requested checkpoint (ms). */
+const CHECKPOINT_WAIT_MS = 1000;
+
 export class BackgroundCheckpoint {
   private readonly worker: Worker;
+  /** The WAL's length in frames, as the latest checkpoint found it. */
+  private walFrames = 0;
+  private periodicReports = 0;
+  private nextId = 1;
+  private readonly waiting = new Map<number, () => void>();
 
   constructor(path: string, intervalMs = 250) {
     const workerData: CheckpointWorkerData = { path, intervalMs };
     this.worker = new Worker(checkpointWorkerUrl(), { workerData });
     this.worker.unref();
+    this.worker.on('message', (message: CheckpointReport | 'closed') => {
+      if (message === 'closed') return;
+      this.walFrames = message.frames;
+      if (message.id === null) this.periodicReports++;
+      if (message.id !== null) {
+        this.waiting.get(message.id)?.();
+        this.waiting.delete(message.id);
+      }
+    });
+    // A worker that is gone answers nobody: whoever waits for it goes on.
+    const release = () => {
+      for (const resolve of this.waiting.values()) resolve();
+      this.waiting.clear();
+    };
+    this.worker.on('exit', release);
+    this.worker.on('error', release);
+  }
+
+  /** How many periodic checkpoints have reported so far (one about every `intervalMs`). */
+  get reports(): number {
+    return this.periodicReports;
+  }
+
+  /** The WAL's length in frames when the latest checkpoint ran (about every `intervalMs`). */
+  get frames(): number {
+    return this.walFrames;
+  }
+
+  /**
+   * Runs a checkpoint now and resolves when it is done (or when the worker is gone). Called while
+   * no write runs, it copies the whole WAL into the database file, so the next write starts the
+   * WAL over from its beginning.
+   */
+  checkpointNow(): Promise<void> {
+    const id = this.nextId++;
+    return new Promise<void>((resolve) => {
+      // Never longer than this: writes wait for it (a checkpoint blocked by a reader gives up).
+      const timer = setTimeout(() => {
+        this.waiting.delete(id);
+        resolve();
+      }, CHECKPOINT_WAIT_MS);
+      this.waiting.set(id, () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      const request: CheckpointRequest = { type: 'checkpoint', id };
+      this.worker.postMessage(request);
+    });
   }
 
   /** Stops the worker after a last checkpoint that empties the WAL. */
   async stop(): Promise<void> {
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, 5000);
-      this.worker.once('message', () => {
+      this.worker.on('message', (message: unknown) => {
+        if (message !== 'closed') return;
         clearTimeout(timer);
         resolve();
       });
@@ -30,8 +87,11 @@ export class BackgroundCheckpoint {
         clearTimeout(timer);
         resolve();
       });
-      this.worker.postMessage('stop');
+      const request: CheckpointRequest = { type: 'stop' };
+      this.worker.postMessage(request);
     });
+    for (const resolve of this.waiting.values()) resolve();
+    this.waiting.clear();
     await this.worker.terminate();
   }
 }

@@ -33,6 +33,12 @@ export interface GroupCommitOptions {
   readonly durableAfter?: () => Promise<void>;
   /** A monotonic clock in milliseconds, for timing batches (tests pass their own). */
   readonly monotonicMs?: () => number;
+  /**
+   * Asked before each batch, between transactions: a promise holds the next batch back until it
+   * resolves (the storage lets the WAL be checkpointed whole, so the next write starts it over).
+   * Writes keep queueing meanwhile.
+   */
+  readonly betweenBatches?: () => Promise<void> | undefined;
 }
 
 /** Most event-loop turns a batch waits for writes to join it (see `gather`). */
@@ -111,6 +117,8 @@ export class GroupCommitter {
     this.running = true;
     try {
       while (this.queue.length > 0) {
+        const held = this.options.betweenBatches?.();
+        if (held !== undefined) await held;
         await this.gather();
         const batch = this.queue.splice(0, this.maxBatch);
         if (this.failure !== null) {
