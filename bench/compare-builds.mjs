@@ -23,7 +23,7 @@
 // BENCH_WARMUP_SECONDS (2), BENCH_CONNECTIONS (50), BENCH_CUSTOMERS (1000, with BENCH_GRANTS 12
 // grants each), BENCH_WRK, BENCH_NODE_ARGS (extra Node flags for the measured servers, e.g.
 // "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile them). Writes bench/results/latest-compare.json.
-import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import {
@@ -139,6 +139,20 @@ const SCRIPT = EVENTS
 const dir = mkdtempSync(join(os.tmpdir(), 'burndown-compare-'));
 const wrk = (url, seconds) => runWrk(url, SCRIPT, seconds, CONNECTIONS, dir);
 
+/**
+ * Bytes the process has handed to write(2) and its kin so far (`wchar` of /proc/<pid>/io): its WAL
+ * frames, the checkpoints that copy them into the database file, and its sockets' answers. NaN where
+ * /proc cannot tell.
+ */
+function bytesWrittenBy(pid) {
+  try {
+    const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+    return Number(/^wchar: (\d+)$/m.exec(io)?.[1] ?? Number.NaN);
+  } catch {
+    return Number.NaN;
+  }
+}
+
 /** CPU µs (user + system) of one thread, or of the whole process when `tid` is omitted. */
 const cpuMicrosOf = (pid, tid) => cpuSecondsOf(pid, tid) * 1e6;
 
@@ -252,9 +266,11 @@ try {
     const batches0 = await commitBatches(url);
     const main0 = cpuMicrosOf(pid, pid);
     const all0 = cpuMicrosOf(pid);
+    const written0 = bytesWrittenBy(pid);
     const w = await wrk(url, SECONDS);
     const main1 = cpuMicrosOf(pid, pid);
     const all1 = cpuMicrosOf(pid);
+    const written1 = bytesWrittenBy(pid);
     const batches1 = await commitBatches(url);
     const operations = w.requests * PER;
     const run = {
@@ -267,6 +283,7 @@ try {
       mainThreadMicros: main1 - main0,
       mainThreadMicrosPerRequest: (main1 - main0) / operations,
       processMicrosPerRequest: (all1 - all0) / operations,
+      writtenKiBPerRequest: (written1 - written0) / 1024 / operations,
       commitBatch:
         batches0 && batches1 && batches1.count > batches0.count
           ? (batches1.sum - batches0.sum) / (batches1.count - batches0.count)
@@ -274,7 +291,7 @@ try {
     };
     log(
       `  round ${round + 1} ${dist}: ${fmt(run.reqPerSec)} ${UNIT}/s, p50 ${fmt(run.p50Ms, 2)} ms, p99 ${fmt(run.p99Ms, 2)} ms, max ${fmt(run.maxMs, 1)} ms, main thread ${fmt(run.mainThreadMicrosPerRequest, 1)} µs/${UNIT}, ` +
-        `process ${fmt(run.processMicrosPerRequest, 1)} µs/${UNIT}${run.commitBatch === null ? '' : `, commit batch ${fmt(run.commitBatch, 1)}`}, non-2xx ${run.nonOk}`,
+        `process ${fmt(run.processMicrosPerRequest, 1)} µs/${UNIT}, written ${fmt(run.writtenKiBPerRequest, 1)} KiB/${UNIT}${run.commitBatch === null ? '' : `, commit batch ${fmt(run.commitBatch, 1)}`}, non-2xx ${run.nonOk}`,
     );
     return run;
   };
