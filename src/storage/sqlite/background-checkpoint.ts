@@ -3,15 +3,15 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { CheckpointReport, CheckpointRequest, CheckpointWorkerData } from './checkpoint-worker.js';
 
+/** Longest a write waits for a requested checkpoint (ms). */
+const CHECKPOINT_WAIT_MS = 1000;
+
 /**
  * Runs WAL checkpoints on a worker thread with its own connection, so copying the WAL back into
  * the database file (and that file's fsync) no longer happens inside a COMMIT on the thread that
  * serves requests. The writer's automatic checkpoint is turned off while this runs. Durability is
  * unchanged: a commit is durable once its WAL frames are fsync'd, checkpoints or not.
  */
-/** Longest a write waits for a requested checkpoint (ms). */
-const CHECKPOINT_WAIT_MS = 1000;
-
 export class BackgroundCheckpoint {
   private readonly worker: Worker;
   /** The WAL's length in frames, as the latest checkpoint found it. */
@@ -27,8 +27,9 @@ export class BackgroundCheckpoint {
     this.worker.on('message', (message: CheckpointReport | 'closed') => {
       if (message === 'closed') return;
       this.walFrames = message.frames;
-      if (message.id === null) this.periodicReports++;
-      if (message.id !== null) {
+      if (message.id === null) {
+        this.periodicReports++;
+      } else {
         this.waiting.get(message.id)?.();
         this.waiting.delete(message.id);
       }
