@@ -13,6 +13,7 @@ import {
 import { Amount } from '../domain/amount/amount.js';
 import type { LedgerChanges } from '../domain/ledger/changes.js';
 import type { CreditLedger } from '../domain/ledger/credit-ledger.js';
+import { extend } from '../domain/objects.js';
 import { formatInstant, type Instant } from '../domain/time/instant.js';
 import type { LedgerKey, WriteOperations } from '../ports/storage.js';
 import type { ServiceContext } from './context.js';
@@ -122,7 +123,7 @@ export function appendBalanceFacts(
       trailing ??= [];
       trailing.push([
         'overage.started',
-        { ...movedData(before, after), overage: after.overageOwed.toString() },
+        extend(movedData(before, after), { overage: after.overageOwed.toString() }),
       ]);
     }
   }
@@ -178,7 +179,7 @@ async function appendFactsAndThresholds(
         ? await tx.alerts.grantedInForce(key, now)
         : Amount.ZERO;
       for (const t of thresholdTransitions(applicable, before, after, granted)) {
-        const threshold = { ...thresholdView(t.threshold), level: t.level.toString() };
+        const threshold = extend(thresholdView(t.threshold), { level: t.level.toString() });
         if (t.kind === 'low') {
           await tx.alerts.markThresholdFired(workspaceId, t.threshold.id, ledger.customerId, now);
           thresholdFacts.push(['balance.low', { threshold, ...movedData(before, after) }]);

@@ -3,6 +3,7 @@ import type { Entitlement, Feature, PlanVersion } from '../domain/catalog/catalo
 import { type CheckReason, decideCheck } from '../domain/entitlements/check.js';
 import { notFound } from '../domain/errors.js';
 import { availableWithNothingDue, CreditLedger } from '../domain/ledger/credit-ledger.js';
+import { extend } from '../domain/objects.js';
 import type { Subscription } from '../domain/plans/subscription.js';
 import { priceQuantity, ratingPeriodStart } from '../domain/rating/rate.js';
 import type { Instant } from '../domain/time/instant.js';
@@ -97,7 +98,7 @@ export async function recordFeatureUsage(
   const byPeriod = new Map<Instant, Amount>();
   for (const use of input.uses) {
     if (!use.quantity.isPositive()) continue;
-    const resolved = await resolveEntitlement(ctx, tx, { ...input, now: use.at }, subscriptions);
+    const resolved = await resolveEntitlement(ctx, tx, extend(input, { now: use.at }), subscriptions);
     const periodStart = resolved ? usagePeriodStart(resolved, use.at) : null;
     if (periodStart === null) continue;
     byPeriod.set(periodStart, (byPeriod.get(periodStart) ?? Amount.ZERO).plus(use.quantity));
@@ -232,7 +233,7 @@ export async function checkNow(ctx: ServiceContext, input: CheckInput): Promise<
     );
     subscriptions = await reads.plans.subscriptionsOf(workspaceId, customerId);
   }
-  return present(await evaluate(ctx, reads, null, { ...input, now }, { subscriptions }), null);
+  return present(await evaluate(ctx, reads, null, extend(input, { now }), { subscriptions }), null);
 }
 
 /**
@@ -257,7 +258,7 @@ export async function checkAndHold(
     const usage =
       result.usage === null ? null : { quantity: input.quantity, periodStart: result.usage.periodStart };
     if (usage !== null)
-      await adjustFeatureUsage(tx, { ...input, periodStart: usage.periodStart }, usage.quantity);
+      await adjustFeatureUsage(tx, extend(input, { periodStart: usage.periodStart }), usage.quantity);
     if (result.decision.reserve.isPositive()) {
       // A held check always brings its (advanced) ledger; evaluate refused a missing feature before.
       if (ledger === null) throw new Error('check invariant: a held check without its ledger');

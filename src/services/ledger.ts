@@ -12,6 +12,7 @@ import {
 } from '../domain/ledger/credit-ledger.js';
 import { accountsAt, balanceFromAccounts } from '../domain/ledger/point-in-time.js';
 import type { BalanceView, GrantState, HoldState } from '../domain/ledger/types.js';
+import { extend } from '../domain/objects.js';
 import type { Instant } from '../domain/time/instant.js';
 import type { LedgerKey, ReadOperations, WriteOperations } from '../ports/storage.js';
 import { requireApplicableFeatures } from './catalog.js';
@@ -146,7 +147,17 @@ export async function debitCredits(
   const { key, now } = input;
   const featureId = input.featureId ?? null;
   const burned = await burn(ctx, tx, key, featureId, now, (ledger) =>
-    ledger.debit({ ...input, quantity: featureId === null ? null : (input.quantity ?? Amount.of('1')) }, now),
+    ledger.debit(
+      {
+        amount: input.amount,
+        allowOverage: input.allowOverage,
+        description: input.description,
+        metadata: input.metadata,
+        featureId,
+        quantity: featureId === null ? null : (input.quantity ?? Amount.of('1')),
+      },
+      now,
+    ),
   );
   if ('refused' in burned) return burned;
   const { ledger, outcome } = burned;
@@ -193,7 +204,7 @@ export async function placeHold(
 ): Promise<{ hold: HoldState; balance: BalanceView } | InsufficientCredits> {
   const { key, now } = input;
   const burned = await burn(ctx, tx, key, input.featureId ?? null, now, (ledger) =>
-    ledger.placeHold({ ...input, expiresAt: now + input.ttlMs }, now),
+    ledger.placeHold(extend(input, { expiresAt: now + input.ttlMs }), now),
   );
   if ('refused' in burned) return burned;
   const { ledger, outcome } = burned;

@@ -13,6 +13,7 @@ import {
   UsageAccumulator,
   type UsageRow,
 } from '../domain/metering/meter.js';
+import { extend } from '../domain/objects.js';
 import {
   priceBound,
   priceQuantity,
@@ -352,14 +353,13 @@ async function ingestChunk(
         outcomes[i] = reading.refusal;
         continue;
       }
-      const stored = {
-        ...event,
+      const stored = extend(event, {
         workspaceId,
         eventKey: eventKeyOf(event),
         rulesSeq: rules.seq,
         receivedAt: now,
         unmetered: reading.unmetered,
-      };
+      });
       pending.push({ index: i, stored, priced: reading.priced, rated: rules.byEventType.has(event.type) });
     }
   }
@@ -677,11 +677,10 @@ class Burner {
           amount: credits,
           featureId,
           description: `usage event ${event.id} rated by ${rate.id}`,
-          metadata: {
-            event_id: event.id,
-            ...(event.source === null ? {} : { event_source: event.source }),
-            rate_id: rate.id,
-          },
+          metadata:
+            event.source === null
+              ? { event_id: event.id, rate_id: rate.id }
+              : { event_id: event.id, event_source: event.source, rate_id: rate.id },
         },
         this.now,
       );
@@ -755,7 +754,7 @@ export type BurnPayer = (ledger: CreditLedger, burn: BurnToPay, now: Instant) =>
 
 /** Ingest's payer: a debit with overage allowed. */
 const payByDebit: BurnPayer = (ledger, burn, now) => {
-  const debit = ledger.debit({ ...burn, allowOverage: true }, now);
+  const debit = ledger.debit(extend(burn, { allowOverage: true }), now);
   if ('refused' in debit) throw new Error('a debit with overage allowed cannot be refused');
   return debit;
 };
@@ -792,14 +791,13 @@ export async function ingestOwnEvents(
       outcomes.push('value_out_of_range');
       continue;
     }
-    const stored: StoredEvent = {
-      ...event,
+    const stored: StoredEvent = extend(event, {
       workspaceId,
       eventKey: eventKeyOf(event),
       rulesSeq: rules.seq,
       receivedAt: now,
       unmetered: reading.unmetered,
-    };
+    });
     if (!(await tx.insertEvent(stored))) {
       outcomes.push('duplicate');
       continue;

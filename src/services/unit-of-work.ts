@@ -1,4 +1,5 @@
 import { BurndownError, ErrorCode } from '../domain/errors.js';
+import { extend } from '../domain/objects.js';
 import type { Instant } from '../domain/time/instant.js';
 import type { WriteHints, WriteOperations } from '../ports/storage.js';
 import { type AuditMessage, appendAudit, type RequestContext, SYSTEM_REQUEST } from './audit.js';
@@ -79,12 +80,12 @@ export function auditedChange<T, B>(
   return {
     lockKey: command.lockKey,
     // An audit record claims its workspace's chain head: never in a transaction shared with others.
-    hints: { ...command.hints, ownTransaction: true },
+    hints: extend(command.hints ?? {}, { ownTransaction: true }),
     work: async (tx, now) => {
       const before = await readBefore(tx);
       const outcome = await command.work(tx, now);
       if (!outcome.ok) return outcome;
-      return { ...outcome, audit: [...(outcome.audit ?? []), describe(outcome.value, before)] };
+      return extend(outcome, { audit: [...(outcome.audit ?? []), describe(outcome.value, before)] });
     },
   };
 }

@@ -11,6 +11,7 @@ import type {
   HoldState,
   HoldStatus,
 } from '../domain/ledger/types.js';
+import { extend } from '../domain/objects.js';
 import type {
   ApiKeyRecord,
   CreditType,
@@ -598,11 +599,10 @@ export function eventFromRow(row: EventRow): StoredEvent {
 
 /** A stored event with what happened to it after arrival (for listing). */
 export function listedEventFromRow(row: EventRow): ListedEvent {
-  return {
-    ...eventFromRow(row),
+  return extend(eventFromRow(row), {
     duplicates: Number(row.duplicates),
     reversedAt: row.reversed_at === null ? null : Number(row.reversed_at),
-  };
+  });
 }
 
 export interface BurnRow {

@@ -1,6 +1,7 @@
 import { Amount } from '../../domain/amount/amount.js';
 import { invalidRequest } from '../../domain/errors.js';
 import type { AccountName, EntryType, GrantState } from '../../domain/ledger/types.js';
+import { extend } from '../../domain/objects.js';
 import type { BreakagePolicy, BreakagePolicyName } from '../../domain/revenue/recognition.js';
 import type {
   EventBurn,
@@ -291,7 +292,7 @@ export class FinanceReads implements FinanceReadOperations {
       [...params, req.limit + 1],
     );
     return pageOf(
-      rows.map((r) => ({ ...grantFromRow(r), workspaceId: r.workspace_id })),
+      rows.map((r) => extend(grantFromRow(r), { workspaceId: r.workspace_id })),
       req.limit,
       (g) => [g.id],
     );

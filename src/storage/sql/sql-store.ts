@@ -8,6 +8,7 @@ import type {
 } from '../../domain/ledger/credit-ledger.js';
 import type { Movement } from '../../domain/ledger/point-in-time.js';
 import type { GrantState, GrantStatus, HoldState, LedgerEntry } from '../../domain/ledger/types.js';
+import { extend } from '../../domain/objects.js';
 import type { Instant } from '../../domain/time/instant.js';
 import type {
   AlertReadOperations,
@@ -1140,7 +1141,7 @@ export async function* scanEntries(db: SqlExecutor): AsyncIterable<LedgerEntry &
   let after = 0;
   for (;;) {
     const rows = await db.all<EntryRow>(Q.entriesAfterSeq, [after, SCAN_BATCH]);
-    for (const row of rows) yield { ...entryFromRow(row), workspaceId: row.workspace_id };
+    for (const row of rows) yield extend(entryFromRow(row), { workspaceId: row.workspace_id });
     if (rows.length < SCAN_BATCH) return;
     after = Number(rows[rows.length - 1]!.seq);
   }
@@ -1151,7 +1152,7 @@ export async function* scanGrants(db: SqlExecutor): AsyncIterable<GrantState & {
   let after = '';
   for (;;) {
     const rows = await db.all<GrantRow>(Q.grantsAfterId, [after, SCAN_BATCH]);
-    for (const row of rows) yield { ...grantFromRow(row), workspaceId: row.workspace_id };
+    for (const row of rows) yield extend(grantFromRow(row), { workspaceId: row.workspace_id });
     if (rows.length < SCAN_BATCH) return;
     after = rows[rows.length - 1]!.id;
   }
@@ -1199,7 +1200,7 @@ async function* scanReversedDebits(
   let after = '';
   for (;;) {
     const rows = await db.all<DebitRow>(Q.reversedDebitsAfter, [after, SCAN_BATCH]);
-    for (const row of rows) yield { ...debitFromRow(row), workspaceId: row.workspace_id };
+    for (const row of rows) yield extend(debitFromRow(row), { workspaceId: row.workspace_id });
     if (rows.length < SCAN_BATCH) return;
     after = rows[rows.length - 1]!.id;
   }
