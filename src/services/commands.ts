@@ -89,7 +89,7 @@ export const grantCommand = (
       async (tx, now) =>
         grantCredits(ctx, tx, {
           key: input.key,
-          grant: { ...input.grant, effectiveAt: input.grant.effectiveAt ?? now },
+          grant: extend(input.grant, { effectiveAt: input.grant.effectiveAt ?? now }),
           now,
         }),
       { prefetch: input.key },
@@ -126,10 +126,14 @@ export const debitCommand = (
   );
   if (!manual) return plain;
   return audited(plain, (done) =>
-    change(input.key.workspaceId, 'debit.created', 'debit', done.debit.id, null, {
-      ...done.debit,
-      manual: true,
-    }),
+    change(
+      input.key.workspaceId,
+      'debit.created',
+      'debit',
+      done.debit.id,
+      null,
+      extend(done.debit, { manual: true }),
+    ),
   );
 };
 
@@ -399,12 +403,15 @@ export const createApiKeyCommand = (
       if (input.expiresAt != null && input.expiresAt <= now) {
         throw invalidRequest('expires_at must be in the future', { field: 'expires_at' });
       }
-      return createApiKey(ctx, tx, {
-        ...input,
-        scope: permissions === null ? input.scope : scopeCovering(permissions),
-        permissions,
-        now,
-      });
+      return createApiKey(
+        ctx,
+        tx,
+        extend(input, {
+          scope: permissions === null ? input.scope : scopeCovering(permissions),
+          permissions,
+          now,
+        }),
+      );
     }),
     ({ record }) =>
       change(input.workspaceId, 'api_key.created', 'api_key', record.id, null, keyForAudit(record)),

@@ -192,7 +192,7 @@ export async function createRate(
   await requireCreditType(tx, input.workspaceId, input.creditType);
   validatePricing(input.pricing);
   const { now, ...fields } = input;
-  if (!(await tx.insertRate({ ...fields, seq: 0, createdAt: now }))) {
+  if (!(await tx.insertRate(extend(fields, { seq: 0, createdAt: now })))) {
     throw new BurndownError(ErrorCode.alreadyExists, `rate "${input.id}" already exists`, { id: input.id });
   }
   const stored = await tx.getRate(input.workspaceId, input.id);

@@ -1,3 +1,4 @@
+import { extend } from '../objects.js';
 import type { Instant } from '../time/instant.js';
 
 /**
@@ -273,7 +274,7 @@ function simulate(
   const addCredits = (amount: number, g: Omit<SimGrant, 'remaining'>) => {
     const paid = Math.min(overage, amount);
     overage -= paid;
-    grants.push({ ...g, remaining: amount - paid });
+    grants.push(extend(g, { remaining: amount - paid }));
     grants.sort(burnOrder);
   };
   const maybeTopUp = (t: Instant) => {

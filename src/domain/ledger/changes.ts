@@ -1,4 +1,5 @@
 import { Amount } from '../amount/amount.js';
+import { extend } from '../objects.js';
 import type { DebitRecord, DebitReversed } from './credit-ledger.js';
 import type { CustomerAccounts, GrantState, HoldState, LedgerEntry } from './types.js';
 
@@ -113,7 +114,7 @@ export function copyGrant(g: GrantSnapshot): GrantState {
 
 /** A private copy of a hold: its portions are the only part the engine mutates below the top level. */
 export function copyHold(h: HoldState): HoldState {
-  return { ...h, portions: h.portions.map((p) => ({ grantId: p.grantId, amount: p.amount })) };
+  return extend(h, { portions: h.portions.map((p) => ({ grantId: p.grantId, amount: p.amount })) });
 }
 
 /** A private copy of what has been reversed of a debit (its maps and history are the engine's). */

@@ -1,4 +1,5 @@
 import { Amount } from '../amount/amount.js';
+import { extend } from '../objects.js';
 import type { Instant } from '../time/instant.js';
 import { compareBurnDownOrder } from './burn-down.js';
 import type { BalanceView, GrantState, LedgerEntry } from './types.js';
@@ -47,7 +48,7 @@ export function balanceFromEntries(input: {
   for (const e of input.entries) {
     movements.push({ at: e.at, fromAccount: e.fromAccount, toAccount: e.toAccount, units: e.amount.units });
   }
-  return balanceFromAccounts({ ...input, balances: accountsAt(new Map(), movements, input.at) });
+  return balanceFromAccounts(extend(input, { balances: accountsAt(new Map(), movements, input.at) }));
 }
 
 /**

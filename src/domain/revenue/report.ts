@@ -3,6 +3,8 @@
  * grants' {@link PeriodRecognition}s exactly (minor units are integers), so each group keeps the
  * identity opening + additions − recognised − breakage − refunds = closing to the minor unit.
  */
+
+import { extend } from '../objects.js';
 import type { Instant } from '../time/instant.js';
 import type { PeriodRecognition, RevenueGrant } from './recognition.js';
 
@@ -212,8 +214,8 @@ export function journalOf(monthRows: readonly RevenueRow[]): JournalLine[] {
         periodEnd: row.periodEnd,
         memo,
       };
-      lines.push({ ...base, account: dr, debit: value, credit: 0n });
-      lines.push({ ...base, account: cr, debit: 0n, credit: value });
+      lines.push(extend(base, { account: dr, debit: value, credit: 0n }));
+      lines.push(extend(base, { account: cr, debit: 0n, credit: value }));
     }
   }
   return lines;

@@ -2,6 +2,7 @@ import { hash } from 'node:crypto';
 import pg from 'pg';
 import type { LedgerChanges } from '../../domain/ledger/changes.js';
 import type { CreditLedgerSnapshot } from '../../domain/ledger/credit-ledger.js';
+import { extend } from '../../domain/objects.js';
 import type { Instant } from '../../domain/time/instant.js';
 import type {
   Customer,
@@ -125,13 +126,14 @@ class PgExecutor implements SqlExecutor {
   /** A query whose text varies with its rows: prepared under a name once its text recurs. */
   async allOnce<T>(sql: string, params: readonly unknown[]): Promise<T[]> {
     this.beforeWrite?.();
-    return (await this.target.query({ ...varyingStatement(sql), values: params as unknown[] })).rows as T[];
+    return (await this.target.query(extend(varyingStatement(sql), { values: params as unknown[] })))
+      .rows as T[];
   }
 
   /** A statement whose text varies with its rows: prepared under a name once its text recurs. */
   async runOnce(sql: string, params: readonly unknown[]): Promise<void> {
     this.beforeWrite?.();
-    await this.target.query({ ...varyingStatement(sql), values: params as unknown[] });
+    await this.target.query(extend(varyingStatement(sql), { values: params as unknown[] }));
   }
 }
 

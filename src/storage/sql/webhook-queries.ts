@@ -1,3 +1,4 @@
+import { extend } from '../../domain/objects.js';
 import type {
   AttemptOutcome,
   ClaimedDelivery,
@@ -273,11 +274,12 @@ export class WebhookReads implements WebhookReadOperations {
         AttemptRow & { event_type: string | null; delivery_state: string | null }
       >(sql, [workspaceId, endpointId, beforeId, beforeId, ...outcomes, page.limit + 1]);
       for (const r of rows) {
-        merged.push({
-          ...attemptFromRow(r),
-          eventType: r.event_type,
-          deliveryState: r.delivery_state as DeliveryState | null,
-        });
+        merged.push(
+          extend(attemptFromRow(r), {
+            eventType: r.event_type,
+            deliveryState: r.delivery_state as DeliveryState | null,
+          }),
+        );
       }
     }
     merged.sort((a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));

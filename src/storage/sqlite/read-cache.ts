@@ -1,6 +1,7 @@
 import type { Amount } from '../../domain/amount/amount.js';
 import type { Feature } from '../../domain/catalog/catalog.js';
 import type { CreditLedgerSnapshot } from '../../domain/ledger/credit-ledger.js';
+import { extend } from '../../domain/objects.js';
 import type { Subscription } from '../../domain/plans/subscription.js';
 import type { Instant } from '../../domain/time/instant.js';
 import type { Customer, LedgerKey, PlanReadOperations, RateRecord } from '../../ports/storage.js';
@@ -189,11 +190,10 @@ class CachedPlanReads extends PlanReads implements PlanReadOperations {
 }
 
 function copySubscription(s: Subscription): Subscription {
-  return {
-    ...s,
+  return extend(s, {
     nextAllowancePeriod: [...s.nextAllowancePeriod],
     grantedCreditTypes: [...s.grantedCreditTypes],
-  };
+  });
 }
 
 /** The reads of the SQLite read connection, remembering ledgers, customers, subscriptions, features, rates and feature usage. */

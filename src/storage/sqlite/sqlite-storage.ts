@@ -4,6 +4,7 @@ import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
 import type { BalanceThreshold } from '../../domain/alerts/balance-thresholds.js';
 import type { LedgerChanges } from '../../domain/ledger/changes.js';
 import type { CreditLedgerSnapshot } from '../../domain/ledger/credit-ledger.js';
+import { extend } from '../../domain/objects.js';
 import type { AutoTopUp, Subscription } from '../../domain/plans/subscription.js';
 import type { Instant } from '../../domain/time/instant.js';
 import type {
@@ -346,8 +347,8 @@ export class SqliteStorage implements Storage {
     this.committer = new GroupCommitter(
       writer,
       walSync
-        ? { ...options, onBatch, betweenBatches, durableAfter: () => walSync.request() }
-        : { ...options, onBatch, betweenBatches },
+        ? extend(options, { onBatch, betweenBatches, durableAfter: () => walSync.request() })
+        : extend(options, { onBatch, betweenBatches }),
       cache,
     );
   }
