@@ -27,6 +27,7 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileS
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import {
+  commitBatchStats,
   cpuSecondsOf,
   createRequester,
   customerId,
@@ -35,9 +36,9 @@ import {
   log,
   machine,
   num,
-  pool,
   provenance,
   runWrk,
+  seedCheckPlan,
   seedCustomers,
   startChild,
   table,
@@ -172,18 +173,6 @@ function serve(build, dbPath, nodeArgs = []) {
   );
 }
 
-/** The commit batch histogram's sum and count, when the build exposes it. */
-async function commitBatches(url) {
-  try {
-    const text = await (await fetch(`${url}/metrics`)).text();
-    const sum = /^burndown_commit_batch_size_sum (\S+)$/m.exec(text);
-    const count = /^burndown_commit_batch_size_count (\S+)$/m.exec(text);
-    return sum && count ? { sum: Number(sum[1]), count: Number(count[1]) } : null;
-  } catch {
-    return null;
-  }
-}
-
 /** The meter and rate of the events target (the shape of bench/wrk.mjs's). */
 async function seedRating(url) {
   const meter = await request(url, 'POST', '/v1/meters', {
@@ -202,29 +191,6 @@ async function seedRating(url) {
   });
   if (meter.status !== 201 || rate.status !== 201)
     throw new Error(`seeding the rating failed: ${meter.status} ${meter.text} / ${rate.status} ${rate.text}`);
-}
-
-/** The check target's feature and plan, and every customer subscribed (the shape of bench/wrk.mjs's). */
-async function seedPlan(url, ids) {
-  const feature = await request(url, 'POST', '/v1/features', {
-    id: 'bench-gen',
-    type: 'metered',
-    credits_per_use: '0.5',
-  });
-  const plan = await request(url, 'POST', '/v1/plans', {
-    id: 'bench-pro',
-    name: 'Bench Pro',
-    entitlements: [{ feature_id: 'bench-gen' }],
-    price: { amount: '29.00', currency: 'USD' },
-  });
-  if (feature.status !== 201 || plan.status !== 201)
-    throw new Error(
-      `seeding the plan failed: ${feature.status} ${feature.text} / ${plan.status} ${plan.text}`,
-    );
-  await pool(ids, 32, async (id) => {
-    const sub = await request(url, 'POST', `/v1/customers/${id}/subscriptions`, { plan_id: 'bench-pro' });
-    if (sub.status !== 201) throw new Error(`subscribing ${id} failed: ${sub.status} ${sub.text}`);
-  });
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -250,7 +216,7 @@ try {
       grantAmount: EVENTS ? '1000000000' : '1000000',
     });
     if (EVENTS) await seedRating(url);
-    if (TARGET === 'check') await seedPlan(url, ids);
+    if (TARGET === 'check') await seedCheckPlan(request, url, ids);
     // Each round starts on a copy of this file: drained here, the rounds measure steady state.
     const drained = await waitForOutboxDrained(url);
     await server.stop();
@@ -263,7 +229,7 @@ try {
   /** One measured window of wrk against build `i`'s running server, logged and returned. */
   const measure = async (i, url, pid, round) => {
     const dist = builds[i];
-    const batches0 = await commitBatches(url);
+    const batches0 = await commitBatchStats(url);
     const main0 = cpuMicrosOf(pid, pid);
     const all0 = cpuMicrosOf(pid);
     const written0 = bytesWrittenBy(pid);
@@ -271,7 +237,7 @@ try {
     const main1 = cpuMicrosOf(pid, pid);
     const all1 = cpuMicrosOf(pid);
     const written1 = bytesWrittenBy(pid);
-    const batches1 = await commitBatches(url);
+    const batches1 = await commitBatchStats(url);
     const operations = w.requests * PER;
     const run = {
       reqPerSec: operations / SECONDS,

@@ -22,6 +22,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFile
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import {
+  commitBatchStats,
   createRequester,
   customerId,
   fmt,
@@ -30,6 +31,7 @@ import {
   num,
   pool,
   SERVE_NODE_FLAGS,
+  seedCheckPlan,
   seedCustomers,
   startChild,
   table,
@@ -94,37 +96,6 @@ async function drive(url, count, offset) {
   if (failed > 0) throw new Error(`${failed} of ${count} requests failed`);
 }
 
-async function seedPlan(url) {
-  const feature = await request(url, 'POST', '/v1/features', {
-    id: 'bench-gen',
-    type: 'metered',
-    credits_per_use: '0.5',
-  });
-  const plan = await request(url, 'POST', '/v1/plans', {
-    id: 'bench-pro',
-    name: 'Bench Pro',
-    entitlements: [{ feature_id: 'bench-gen' }],
-    price: { amount: '29.00', currency: 'USD' },
-  });
-  if (feature.status !== 201 || plan.status !== 201) throw new Error(`seeding the plan failed: ${plan.text}`);
-  await pool(
-    Array.from({ length: CUSTOMERS }, (_, c) => customerId(c)),
-    16,
-    async (id) => {
-      const sub = await request(url, 'POST', `/v1/customers/${id}/subscriptions`, { plan_id: 'bench-pro' });
-      if (sub.status !== 201) throw new Error(`subscribing ${id} failed: ${sub.text}`);
-    },
-  );
-}
-
-/** Sum and count of the commit batch histogram, when the build exposes it. */
-async function commitBatches(url) {
-  const text = await (await fetch(`${url}/metrics`)).text().catch(() => '');
-  const sum = /^burndown_commit_batch_size_sum (\S+)$/m.exec(text);
-  const count = /^burndown_commit_batch_size_count (\S+)$/m.exec(text);
-  return sum && count ? { sum: Number(sum[1]), count: Number(count[1]) } : null;
-}
-
 /** Instructions per thread in callgrind's dump files `<prefix>*` (one file per thread and dump). */
 function instructionsByThread(prefix) {
   const dumpDir = resolve(prefix, '..');
@@ -158,7 +129,12 @@ async function measure(dist, index) {
     grants: GRANTS,
     grantAmount: '1000000',
   });
-  if (TARGET === 'check') await seedPlan(seedUrl);
+  if (TARGET === 'check')
+    await seedCheckPlan(
+      request,
+      seedUrl,
+      Array.from({ length: CUSTOMERS }, (_, c) => customerId(c)),
+    );
   await seeder.stop();
 
   const db = join(dir, `run-${index}.db`);
@@ -198,7 +174,7 @@ async function measure(dist, index) {
     await new Promise((r) => setTimeout(r, 200));
   }
   await drive(url, WARMUP, 0);
-  const before = await commitBatches(url);
+  const before = await commitBatchStats(url);
   const control = (flag) => {
     const r = spawnSync('callgrind_control', [flag, String(child.pid)], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`callgrind_control ${flag} failed: ${r.stderr}${r.stdout}`);
@@ -208,7 +184,7 @@ async function measure(dist, index) {
   await drive(url, REQUESTS, WARMUP);
   const seconds = (Date.now() - t0) / 1000;
   control('-d');
-  const after = await commitBatches(url);
+  const after = await commitBatchStats(url);
   child.kill('SIGTERM');
   await exited;
   const byThread = instructionsByThread(prefix);

@@ -445,6 +445,44 @@ export async function seedCustomers({ request, baseUrls, ids, grants, grantAmoun
 }
 
 /**
+ * Seeds what `/v1/check` benchmarks check: a metered feature `bench-gen` (0.5 credits per use), a
+ * plan `bench-pro` that includes it, and every customer of `ids` subscribed to the plan.
+ */
+export async function seedCheckPlan(request, url, ids, concurrency = 32) {
+  const feature = await request(url, 'POST', '/v1/features', {
+    id: 'bench-gen',
+    type: 'metered',
+    credits_per_use: '0.5',
+  });
+  const plan = await request(url, 'POST', '/v1/plans', {
+    id: 'bench-pro',
+    name: 'Bench Pro',
+    entitlements: [{ feature_id: 'bench-gen' }],
+    price: { amount: '29.00', currency: 'USD' },
+  });
+  if (feature.status !== 201 || plan.status !== 201)
+    throw new Error(
+      `seeding the plan failed: ${feature.status} ${feature.text} / ${plan.status} ${plan.text}`,
+    );
+  await pool(ids, concurrency, async (id) => {
+    const sub = await request(url, 'POST', `/v1/customers/${id}/subscriptions`, { plan_id: 'bench-pro' });
+    if (sub.status !== 201) throw new Error(`subscribing ${id} failed: ${sub.status} ${sub.text}`);
+  });
+}
+
+/** The SQLite commit batch histogram's sum and count from a server's /metrics, or null when it has none. */
+export async function commitBatchStats(url) {
+  try {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    const sum = /^burndown_commit_batch_size_sum (\S+)$/m.exec(text);
+    const count = /^burndown_commit_batch_size_count (\S+)$/m.exec(text);
+    return sum && count ? { sum: Number(sum[1]), count: Number(count[1]) } : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
  * Waits until a server has fanned out its outbox (`burndown_outbox_events_unfanned` at 0 on two
  * reads a second apart, at most `timeoutSeconds`). Seeding writes thousands of outbox events
  * (grant.created, subscription.started, …); a server started on the seeded file fans them out in
