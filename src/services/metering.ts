@@ -353,13 +353,7 @@ async function ingestChunk(
         outcomes[i] = reading.refusal;
         continue;
       }
-      const stored = extend(event, {
-        workspaceId,
-        eventKey: eventKeyOf(event),
-        rulesSeq: rules.seq,
-        receivedAt: now,
-        unmetered: reading.unmetered,
-      });
+      const stored = storedEventOf(event, workspaceId, rules, reading, now);
       pending.push({ index: i, stored, priced: reading.priced, rated: rules.byEventType.has(event.type) });
     }
   }
@@ -481,6 +475,23 @@ interface EventReading {
 }
 
 const NOTHING_PRICED: readonly PricedBy[] = [];
+
+/** An accepted event as it is stored: the rules it was read under and whether any meter reads it. */
+function storedEventOf(
+  event: IncomingEvent,
+  workspaceId: string,
+  rules: RatingRules,
+  reading: EventReading,
+  now: Instant,
+): StoredEvent {
+  return extend(event, {
+    workspaceId,
+    eventKey: eventKeyOf(event),
+    rulesSeq: rules.seq,
+    receivedAt: now,
+    unmetered: reading.unmetered,
+  });
+}
 
 /**
  * Reads an event once against the rules: each meter of its type reads the value once, and each
@@ -791,13 +802,7 @@ export async function ingestOwnEvents(
       outcomes.push('value_out_of_range');
       continue;
     }
-    const stored: StoredEvent = extend(event, {
-      workspaceId,
-      eventKey: eventKeyOf(event),
-      rulesSeq: rules.seq,
-      receivedAt: now,
-      unmetered: reading.unmetered,
-    });
+    const stored = storedEventOf(event, workspaceId, rules, reading, now);
     if (!(await tx.insertEvent(stored))) {
       outcomes.push('duplicate');
       continue;
