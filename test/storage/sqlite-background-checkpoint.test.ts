@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { checkpointWorkerUrl } from '../../src/storage/sqlite/background-checkpoint.js';
-import { SqliteStorage } from '../../src/storage/sqlite/sqlite-storage.js';
+import { SqliteStorage, walRestarter } from '../../src/storage/sqlite/sqlite-storage.js';
 
 /**
  * The WAL checkpoint thread runs from a real module (src/storage/sqlite/checkpoint-worker.ts,
@@ -87,5 +87,51 @@ describe('SQLite background checkpoint worker', () => {
     } finally {
       await storage.close();
     }
+  });
+
+  it('pauses writes only for the second of two checkpoints, the first running while they go on', async () => {
+    // A checkpoint the test finishes by hand: `frames` and `reports` as the worker would report them.
+    const asked: (() => void)[] = [];
+    const checkpoint = {
+      frames: 100,
+      reports: 10,
+      checkpointNow: () => new Promise<void>((resolve) => asked.push(resolve)),
+    };
+    const beforeBatch = walRestarter(checkpoint, { walRestartFrames: 1_000 });
+    if (beforeBatch === undefined) throw new Error('a positive bound makes a restarter');
+    // Under the bound: nothing is asked, no batch waits.
+    expect(beforeBatch()).toBeUndefined();
+    expect(asked).toHaveLength(0);
+    // Past it: a first checkpoint is asked for, and batches go on while it runs.
+    checkpoint.frames = 5_000;
+    expect(beforeBatch()).toBeUndefined();
+    expect(asked).toHaveLength(1);
+    expect(beforeBatch()).toBeUndefined();
+    expect(asked).toHaveLength(1);
+    // Once it has reported, the next batch waits for a second one (what was written meanwhile).
+    asked[0]?.();
+    await Promise.resolve();
+    const pause = beforeBatch();
+    expect(pause).toBeInstanceOf(Promise);
+    expect(asked).toHaveLength(2);
+    let paused = true;
+    void pause?.then(() => {
+      paused = false;
+    });
+    await Promise.resolve();
+    expect(paused).toBe(true);
+    asked[1]?.();
+    await pause;
+    expect(paused).toBe(false);
+    // The WAL length reported before the restart is stale: no new round until two periodic reports.
+    expect(beforeBatch()).toBeUndefined();
+    checkpoint.reports = 11;
+    expect(beforeBatch()).toBeUndefined();
+    expect(asked).toHaveLength(2);
+    checkpoint.reports = 12;
+    expect(beforeBatch()).toBeUndefined();
+    expect(asked).toHaveLength(3);
+    // A bound of 0 turns restarts off.
+    expect(walRestarter(checkpoint, { walRestartFrames: 0 })).toBeUndefined();
   });
 });

@@ -51,7 +51,8 @@ export interface SqliteStorageOptions extends GroupCommitOptions {
   readonly checkpointInterval?: number;
   /**
    * WAL length (frames, 4 KiB pages) past which writes pause once, between two batches, for a
-   * checkpoint of the whole WAL, so the next write starts it over (default 16,384: 64 MiB; 0: never).
+   * checkpoint of the whole WAL, so the next write starts it over (default 16,384: 64 MiB; 0: never;
+   * see `walRestarter` for the two stages that keep the pause short).
    * The background checkpoint alone never catches up under write load that does not pause: the WAL
    * grew by about 75 MB a second under saturating debits and started over only when traffic paused.
    */
@@ -497,22 +498,41 @@ function migrateSqlite(db: Database): void {
 
 /**
  * The group committer's `betweenBatches` for a file with a background checkpoint: once the WAL is
- * longer than `walRestartFrames`, the next batch waits for a checkpoint of the whole WAL (no write
- * runs meanwhile, so it can catch up), and its first write then starts the WAL over. HTTP is
- * served meanwhile; only writes wait, for one checkpoint (most of the WAL is copied already).
+ * longer than `walRestartFrames`, writes pause once, between two batches, for a checkpoint of the
+ * whole WAL, and the first write after it starts the WAL over. HTTP is served meanwhile; only
+ * writes wait.
+ *
+ * Two stages keep that pause short. The periodic checkpoint runs every 250 ms, so under
+ * saturating writes a quarter of a second of frames is still to be copied when the WAL passes the
+ * bound: a pause for all of it took 6–14 ms of debits (bench/README.md, "The WAL restart's
+ * pause"). So first a checkpoint is asked for while writes go on, and only when it has reported
+ * do writes pause, for a second one that copies what was written meanwhile (a few milliseconds
+ * of frames) and syncs the database file.
  */
-function walRestarter(
-  checkpoint: BackgroundCheckpoint,
-  options: SqliteStorageOptions,
+export function walRestarter(
+  checkpoint: Pick<BackgroundCheckpoint, 'frames' | 'reports' | 'checkpointNow'>,
+  options: Pick<SqliteStorageOptions, 'walRestartFrames'>,
 ): (() => Promise<void> | undefined) | undefined {
   const limit = options.walRestartFrames ?? WAL_RESTART_FRAMES;
   if (limit <= 0) return undefined;
   let forcedAt = Number.NEGATIVE_INFINITY;
+  /** The first stage: a checkpoint asked for while writes go on; `done` once it has reported. */
+  let catchingUp: { done: boolean } | null = null;
   return () => {
+    if (catchingUp !== null) {
+      if (!catchingUp.done) return undefined;
+      catchingUp = null;
+      forcedAt = checkpoint.reports;
+      return checkpoint.checkpointNow();
+    }
     // Two periodic reports since the last pause: the length seen is the one after it (a restart
     // that a reader's snapshot prevented is not retried before that).
     if (checkpoint.frames <= limit || checkpoint.reports < forcedAt + 2) return undefined;
-    forcedAt = checkpoint.reports;
-    return checkpoint.checkpointNow();
+    const stage: { done: boolean } = { done: false };
+    catchingUp = stage;
+    void checkpoint.checkpointNow().then(() => {
+      stage.done = true;
+    });
+    return undefined;
   };
 }
