@@ -4,6 +4,7 @@ import { BurndownError, ErrorCode, invalidRequest } from '../domain/errors.js';
 import type { Instant } from '../domain/time/instant.js';
 import type { RequestContext } from '../services/audit.js';
 import type { ServiceContext } from '../services/context.js';
+import { jsonOf } from '../services/json-text.js';
 import {
   type BusinessRefusal,
   businessRefusalError,
@@ -63,7 +64,7 @@ export class IdempotentWriter {
     const header = request.headers['idempotency-key'];
     if (header === undefined) {
       const result = await work();
-      return send(reply, result.status, JSON.stringify(result.body), false);
+      return send(reply, result.status, jsonOf(result.body), false);
     }
     const { identity, flightKey } = this.identify(request, header);
     this.inFlight.add(flightKey);
@@ -71,7 +72,7 @@ export class IdempotentWriter {
       const stored = await storedAnswer(this.ctx, identity);
       if (stored) return send(reply, stored.status, stored.text, true);
       const result = await work();
-      const text = JSON.stringify(result.body);
+      const text = jsonOf(result.body);
       // A refused batch (400 invalid_batch) stored nothing, so a retry must run again.
       if (result.status >= 400) return send(reply, result.status, text, false);
       try {

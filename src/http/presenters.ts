@@ -3,7 +3,8 @@ import type { DebitRecord } from '../domain/ledger/credit-ledger.js';
 import type { BalanceView, Drawdown, GrantState, HoldState } from '../domain/ledger/types.js';
 import { formatInstant, type Instant } from '../domain/time/instant.js';
 import type { CreditType, Customer, StoredEntry } from '../ports/storage.js';
-import { presentBalance } from '../services/balance-document.js';
+import { balanceJson, presentBalance } from '../services/balance-document.js';
+import { JsonText, jsonWithEmbedded } from '../services/json-text.js';
 
 /** Domain objects to the JSON shapes of docs/api.md. Amounts become canonical decimal strings here. */
 
@@ -67,6 +68,31 @@ export function presentDebit(d: DebitRecord, balance: BalanceView) {
     metadata: d.metadata,
     created_at: formatInstant(d.createdAt),
   };
+}
+
+/**
+ * {@link presentDebit} as JSON text, the same byte for byte: the balance's text is built by
+ * {@link balanceJson}, which reuses the text of the grants unchanged since an earlier answer.
+ * For a debit or capture answered on its own (a body, not a part of one).
+ */
+export function presentDebitText(d: DebitRecord, balance: BalanceView): JsonText {
+  return new JsonText(
+    jsonWithEmbedded(
+      {
+        id: d.id,
+        customer_id: d.customerId,
+        credit_type: d.creditType,
+        amount: d.amount.toString(),
+        drawdowns: presentDrawdowns(d.drawdowns),
+        overage: d.overage.toString(),
+        hold_id: d.holdId,
+        feature_id: d.featureId,
+      },
+      'balance_after',
+      balanceJson(balance),
+      { description: d.description, metadata: d.metadata, created_at: formatInstant(d.createdAt) },
+    ),
+  );
 }
 
 export function presentHold(h: HoldState, now: Instant) {

@@ -4,6 +4,7 @@ import type { Instant } from '../domain/time/instant.js';
 import type { WriteHints, WriteOperations } from '../ports/storage.js';
 import { type AuditMessage, appendAudit, type RequestContext, SYSTEM_REQUEST } from './audit.js';
 import type { ServiceContext } from './context.js';
+import { type JsonText, jsonOf } from './json-text.js';
 import { type Refusal, refusalError } from './ledger.js';
 import { appendFacts, type OutboxMessage } from './outbox.js';
 
@@ -108,6 +109,7 @@ export interface IdempotencyIdentity {
 /** An answer as the transport sends it. */
 export interface Presented {
   readonly status: number;
+  /** The JSON body: a value to serialise, or a {@link JsonText} already serialised. */
   readonly body: unknown;
   /** What a replay answers, when it must differ from the first answer (a secret shown once). */
   readonly replayBody?: unknown;
@@ -213,7 +215,7 @@ export async function runWrite<T>(
     );
     // Presented after the commit, outside the lock.
     const presented = present(outcome, now);
-    return { status: presented.status, text: JSON.stringify(presented.body), replayed: false };
+    return { status: presented.status, text: jsonOf(presented.body), replayed: false };
   }
   const { workspaceId, key, fingerprint } = idempotency;
   return ctx.storage.write(
@@ -229,11 +231,11 @@ export async function runWrite<T>(
       if (hasRecords(outcome)) await persistOutbox(ctx, tx, outcome, now, request);
       // The answer is stored with the write: pure formatting, the only step under the lock after the work.
       const presented = present(outcome, now);
-      const text = JSON.stringify(presented.body);
+      const text = jsonOf(presented.body);
       await tx.putIdempotency(workspaceId, key, {
         fingerprint,
         statusCode: presented.status,
-        responseBody: presented.replayBody === undefined ? text : JSON.stringify(presented.replayBody),
+        responseBody: presented.replayBody === undefined ? text : jsonOf(presented.replayBody),
         createdAt: now,
       });
       return { status: presented.status, text, replayed: false };

@@ -5,7 +5,7 @@ import { debitCommand } from '../../services/commands.js';
 import { DEFAULT_CREDIT_TYPE } from '../../services/context.js';
 import { requirePositiveAmount } from '../../services/ledger.js';
 import type { RouteDeps } from '../app.js';
-import { presentDebit } from '../presenters.js';
+import { presentDebitText } from '../presenters.js';
 import { readMetadata } from '../route-helpers.js';
 import { CreateDebitBody, DebitBody, ErrorBody, errorResponses, IdParams } from '../schemas.js';
 
@@ -51,7 +51,7 @@ export function registerDebitRoutes(app: FastifyInstance, { ctx, writer }: Route
           metadata,
           manual: body.manual ?? false,
         }),
-        (done) => ({ status: 201, body: presentDebit(done.debit, done.balance) }),
+        (done) => ({ status: 201, body: presentDebitText(done.debit, done.balance) }),
       );
     },
   );

@@ -5,7 +5,7 @@ import { DEFAULT_CREDIT_TYPE } from '../../services/context.js';
 import { requirePositiveAmount } from '../../services/ledger.js';
 import { getHold } from '../../services/queries.js';
 import type { RouteDeps } from '../app.js';
-import { presentDebit, presentHold } from '../presenters.js';
+import { presentDebitText, presentHold } from '../presenters.js';
 import { readMetadata } from '../route-helpers.js';
 import {
   CaptureHoldBody,
@@ -108,7 +108,7 @@ export function registerHoldRoutes(app: FastifyInstance, { ctx, writer }: RouteD
       });
       return writer.run(request, reply, capture, (done) => ({
         status: 201,
-        body: presentDebit(done.debit, done.balance),
+        body: presentDebitText(done.debit, done.balance),
       }));
     },
   );
