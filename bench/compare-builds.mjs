@@ -154,6 +154,26 @@ function bytesWrittenBy(pid) {
   }
 }
 
+/** Below this many cores, the servers are idle (their timers and checkpoint worker ticking). */
+const SETTLED_CORES = 0.03;
+
+/**
+ * Waits until the servers together use less than {@link SETTLED_CORES} over 200 ms (at most
+ * BENCH_SETTLE_SECONDS, 5): after a round a server may still checkpoint its WAL, sync, or
+ * collect garbage, and without a wait that work falls into the next round. Without it, the
+ * build measured right after a round of its own (first in a pass, as the order alternates) came
+ * out up to 13 % slower than when it followed another build.
+ */
+async function settle(pids) {
+  const deadline = Date.now() + num('BENCH_SETTLE_SECONDS', 5) * 1000;
+  while (Date.now() < deadline) {
+    const before = pids.reduce((sum, pid) => sum + cpuSecondsOf(pid), 0);
+    await new Promise((r) => setTimeout(r, 200));
+    const used = pids.reduce((sum, pid) => sum + cpuSecondsOf(pid), 0) - before;
+    if (used / 0.2 < SETTLED_CORES) return;
+  }
+}
+
 /** CPU µs (user + system) of one thread, or of the whole process when `tid` is omitted. */
 const cpuMicrosOf = (pid, tid) => cpuSecondsOf(pid, tid) * 1e6;
 
@@ -278,7 +298,12 @@ try {
       for (const i of builds.keys()) live.push(await start(i, join(dir, `run-${i}.db`)));
       for (let round = 0; round < ROUNDS; round++) {
         const order = round % 2 === 0 ? [...builds.keys()] : [...builds.keys()].reverse();
-        for (const i of order) runs[i].push(await measure(i, live[i].url, live[i].pid, round));
+        for (const i of order) {
+          // What a round leaves behind (checkpoints, syncs, garbage collection) must not run
+          // into the next round, which may be another build's.
+          await settle(live.map((l) => l.pid));
+          runs[i].push(await measure(i, live[i].url, live[i].pid, round));
+        }
       }
     } finally {
       for (const { server } of live) await server.stop();
