@@ -42,6 +42,8 @@ async function loadBuild(dist) {
     ...(await load('services/ledger.js')),
     ...(await load('services/metering.js')),
     presentDebit: (await load('http/presenters.js')).presentDebit,
+    // Builds before 58133f7 present the debit's answer as an object only.
+    presentDebitText: (await load('http/presenters.js')).presentDebitText,
     parseNativeEvent: (await load('http/event-parsing.js')).parseNativeEvent,
     // Builds before the unit of work (f4598f6) have no commands: the route wrote through storage itself.
     commands: await load('services/commands.js').catch(() => null),
@@ -273,7 +275,10 @@ async function prepareDebits(b) {
         if (b.commands && b.unitOfWork) {
           const answer = await b.unitOfWork.runWrite(ctx, b.commands.debitCommand(ctx, input), (outcome) =>
             outcome.ok
-              ? { status: 201, body: b.presentDebit(outcome.value.debit, outcome.value.balance) }
+              ? {
+                  status: 201,
+                  body: (b.presentDebitText ?? b.presentDebit)(outcome.value.debit, outcome.value.balance),
+                }
               : { status: 402, body: {} },
           );
           if (answer.status === 201) ok++;

@@ -7,7 +7,9 @@
 // keep-alive connections; each window records the server's CPU per request (from /proc).
 //
 //   npm run build && node bench/wrk.mjs
-//   BENCH_TARGETS=bare,debits node bench/wrk.mjs    (a subset: bare, debits, check, events)
+//   BENCH_TARGETS=bare,debits node bench/wrk.mjs    (a subset: bare, debits, check, events, split)
+//   BENCH_TARGETS=bare,debits,split node bench/wrk.mjs    (split: not the server, the upper bound of a
+//     design with the debit use case on a worker thread, bench/split-thread.mjs; not in the default set)
 //
 // Knobs: BENCH_SECONDS (10), BENCH_WARMUP_SECONDS (2), BENCH_CONNECTIONS (50; events: BENCH_EVENT_CONNECTIONS, 6),
 // BENCH_CUSTOMERS (1000, 12 grants each for debits and checks), BENCH_EVENT_CUSTOMERS (10000),
@@ -221,6 +223,25 @@ async function main() {
       log(`  reconcile exit ${reconcile.exitCode}`);
       results.ledgerReconciles = reconcile.exitCode === 0;
     }
+    if (TARGETS.includes('split')) {
+      // Not the server: the upper bound of a design with SQL and the use case on a worker thread.
+      const dbPath = join(dir, 'split.db');
+      log(
+        `[split] bench/split-thread.mjs: HTTP on one thread, the debit use case on a worker (sqlite:${dbPath})`,
+      );
+      const split = startChild('split', [join(here, 'split-thread.mjs'), join(here, '..', 'dist'), dbPath], {
+        PORT: '0',
+        BENCH_CUSTOMERS: String(CUSTOMERS),
+        BENCH_GRANTS: String(GRANTS),
+      });
+      children.push(split);
+      const url = await split.url;
+      results.split = await measure('split', url, split.child.pid, debitsLua(CUSTOMERS), CONNECTIONS, dir);
+      await split.stop();
+      const reconcile = await runReconcile(`sqlite:${dbPath}`);
+      log(`  reconcile exit ${reconcile.exitCode}`);
+      results.splitLedgerReconciles = reconcile.exitCode === 0;
+    }
     if (TARGETS.includes('events')) {
       const dbPath = join(dir, 'events.db');
       log(`[events] Burndown on sqlite:${dbPath}`);
@@ -295,7 +316,12 @@ async function main() {
     join(here, 'results', 'latest-wrk.json'),
     `${JSON.stringify({ at: new Date().toISOString(), machine: mach, code: provenance(), results }, null, 2)}\n`,
   );
-  if (results.ledgerReconciles === false || results.eventsLedgerReconciles === false) process.exitCode = 1;
+  if (
+    results.ledgerReconciles === false ||
+    results.eventsLedgerReconciles === false ||
+    results.splitLedgerReconciles === false
+  )
+    process.exitCode = 1;
 }
 
 await main();
