@@ -54,6 +54,20 @@ function presentDrawdowns(drawdowns: readonly Drawdown[]) {
 }
 
 export function presentDebit(d: DebitRecord, balance: BalanceView) {
+  return Object.assign(debitHead(d), { balance_after: presentBalance(balance) }, debitTail(d));
+}
+
+/**
+ * {@link presentDebit} as JSON text, the same byte for byte: the balance's text is built by
+ * {@link balanceJson}, which reuses the text of the grants unchanged since an earlier answer.
+ * For a debit or capture answered on its own (a body, not a part of one).
+ */
+export function presentDebitText(d: DebitRecord, balance: BalanceView): JsonText {
+  return new JsonText(jsonWithEmbedded(debitHead(d), 'balance_after', balanceJson(balance), debitTail(d)));
+}
+
+/** The fields of a debit document before `balance_after` (in the documented order). */
+function debitHead(d: DebitRecord) {
   return {
     id: d.id,
     customer_id: d.customerId,
@@ -63,36 +77,12 @@ export function presentDebit(d: DebitRecord, balance: BalanceView) {
     overage: d.overage.toString(),
     hold_id: d.holdId,
     feature_id: d.featureId,
-    balance_after: presentBalance(balance),
-    description: d.description,
-    metadata: d.metadata,
-    created_at: formatInstant(d.createdAt),
   };
 }
 
-/**
- * {@link presentDebit} as JSON text, the same byte for byte: the balance's text is built by
- * {@link balanceJson}, which reuses the text of the grants unchanged since an earlier answer.
- * For a debit or capture answered on its own (a body, not a part of one).
- */
-export function presentDebitText(d: DebitRecord, balance: BalanceView): JsonText {
-  return new JsonText(
-    jsonWithEmbedded(
-      {
-        id: d.id,
-        customer_id: d.customerId,
-        credit_type: d.creditType,
-        amount: d.amount.toString(),
-        drawdowns: presentDrawdowns(d.drawdowns),
-        overage: d.overage.toString(),
-        hold_id: d.holdId,
-        feature_id: d.featureId,
-      },
-      'balance_after',
-      balanceJson(balance),
-      { description: d.description, metadata: d.metadata, created_at: formatInstant(d.createdAt) },
-    ),
-  );
+/** The fields of a debit document after `balance_after`. */
+function debitTail(d: DebitRecord) {
+  return { description: d.description, metadata: d.metadata, created_at: formatInstant(d.createdAt) };
 }
 
 export function presentHold(h: HoldState, now: Instant) {

@@ -8,6 +8,14 @@ import { jsonWithEmbedded } from './json-text.js';
  * `burndown balance` on the command line writes it, and the CLI must not depend on the transport.
  */
 export function presentBalance(b: BalanceView) {
+  return Object.assign(balanceHead(b), {
+    grants: b.grants.map(grantDocument),
+    next_expiry: nextExpiryDocument(b),
+  });
+}
+
+/** The fields of a balance document before its grants (in the documented order). */
+function balanceHead(b: BalanceView) {
   return {
     customer_id: b.customerId,
     credit_type: b.creditType,
@@ -15,17 +23,21 @@ export function presentBalance(b: BalanceView) {
     available: b.available.toString(),
     held: b.held.toString(),
     overage: b.overage.toString(),
-    grants: b.grants.map((g) => ({
-      grant_id: g.grantId,
-      remaining: g.remaining.toString(),
-      expires_at: g.expiresAt === null ? null : formatInstant(g.expiresAt),
-      priority: g.priority,
-      category: g.category,
-    })),
-    next_expiry: b.nextExpiry
-      ? { at: formatInstant(b.nextExpiry.at), amount: b.nextExpiry.amount.toString() }
-      : null,
   };
+}
+
+function grantDocument(g: BalanceGrant) {
+  return {
+    grant_id: g.grantId,
+    remaining: g.remaining.toString(),
+    expires_at: g.expiresAt === null ? null : formatInstant(g.expiresAt),
+    priority: g.priority,
+    category: g.category,
+  };
+}
+
+function nextExpiryDocument(b: BalanceView) {
+  return b.nextExpiry ? { at: formatInstant(b.nextExpiry.at), amount: b.nextExpiry.amount.toString() } : null;
 }
 
 /** One grant of a balance as {@link presentBalance} lists it. */
@@ -65,13 +77,7 @@ function grantJson(g: BalanceGrant): string {
   ) {
     return known.text;
   }
-  const text = JSON.stringify({
-    grant_id: g.grantId,
-    remaining: g.remaining.toString(),
-    expires_at: g.expiresAt === null ? null : formatInstant(g.expiresAt),
-    priority: g.priority,
-    category: g.category,
-  });
+  const text = JSON.stringify(grantDocument(g));
   rememberGrantText(g.grantId, {
     remainingUnits: g.remaining.units,
     expiresAt: g.expiresAt,
@@ -92,28 +98,12 @@ function rememberGrantText(grantId: string, entry: GrantText): void {
 
 /**
  * `JSON.stringify(presentBalance(b))`, built for less: a debit's answer lists every grant of the
- * customer, and the text of each grant that did not change since an earlier answer is reused
- * (formatting its instant and amount and serialising it cost about 60 % of presenting a balance
- * of twelve grants). The text is the same, byte for byte (a property test holds it to that).
+ * customer, and the text of each grant that did not change since an earlier answer is reused (a
+ * debit's answer of twelve grants: 5.3 µs against 9.6 µs, `node bench/answer-text.mjs`). The
+ * text is the same, byte for byte (a property test holds it to that).
  */
 export function balanceJson(b: BalanceView): string {
   let grants = '';
   for (const g of b.grants) grants = grants === '' ? grantJson(g) : `${grants},${grantJson(g)}`;
-  return jsonWithEmbedded(
-    {
-      customer_id: b.customerId,
-      credit_type: b.creditType,
-      at: formatInstant(b.at),
-      available: b.available.toString(),
-      held: b.held.toString(),
-      overage: b.overage.toString(),
-    },
-    'grants',
-    `[${grants}]`,
-    {
-      next_expiry: b.nextExpiry
-        ? { at: formatInstant(b.nextExpiry.at), amount: b.nextExpiry.amount.toString() }
-        : null,
-    },
-  );
+  return jsonWithEmbedded(balanceHead(b), 'grants', `[${grants}]`, { next_expiry: nextExpiryDocument(b) });
 }
