@@ -34,6 +34,7 @@ import { pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
 import { summariseProfile } from './cpuprofile-top.mjs';
 import {
+  API_KEY,
   autocannonWindow,
   cli,
   createRequester,
@@ -72,7 +73,6 @@ const PROFILE = process.env.BENCH_PROFILE === '1';
 const KEEP_DB = process.env.BENCH_KEEP_DB === '1';
 const SKIP_HTTP = process.env.BENCH_SKIP_HTTP === '1';
 const SKIP_INPROCESS = process.env.BENCH_SKIP_INPROCESS === '1';
-const API_KEY = 'bench_0123456789abcdef0123456789abcdef';
 const GRANT_AMOUNT = '1000000';
 const CHECK_ROUTE = '/v1/check';
 const TARGETS = { p99MsBelow: 5, throughputRatioMin: 0.6, inProcessChecksPerSecMin: 100_000 };

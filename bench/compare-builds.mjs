@@ -27,6 +27,7 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileS
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import {
+  API_KEY,
   commitBatchStats,
   cpuSecondsOf,
   createRequester,
@@ -46,7 +47,6 @@ import {
   waitForOutboxDrained,
 } from './lib.mjs';
 
-const API_KEY = 'bench_0123456789abcdef0123456789abcdef';
 const TARGET = process.env.BENCH_TARGET || 'debits';
 const EVENTS = TARGET === 'events';
 const BATCH = num('BENCH_BATCH', 1000);

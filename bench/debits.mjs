@@ -22,6 +22,7 @@ import autocannon from 'autocannon';
 import Database from 'better-sqlite3';
 import { summariseProfile } from './cpuprofile-top.mjs';
 import {
+  API_KEY,
   cli,
   cpuSecondsOf,
   createRequester,
@@ -53,7 +54,6 @@ const CUSTOMERS = num('BENCH_CUSTOMERS', 1000);
 const GRANTS = num('BENCH_GRANTS', 12);
 const PROFILE = process.env.BENCH_PROFILE === '1';
 const KEEP_DB = process.env.BENCH_KEEP_DB === '1';
-const API_KEY = 'bench_0123456789abcdef0123456789abcdef';
 const DEBIT_AMOUNT = '1.5';
 const GRANT_AMOUNT = '1000000';
 const TARGETS = { throughputRatioMin: 0.5, p99RatioMax: 2 };

@@ -45,6 +45,7 @@ import Database from 'better-sqlite3';
 import { summariseProfile } from './cpuprofile-top.mjs';
 import { batchBody, customerIds, EVENT_TYPE } from './event-gen.mjs';
 import {
+  API_KEY,
   cli,
   cpuSecondsOf,
   createRequester,
@@ -92,7 +93,6 @@ const SOAK_EVENTS = PROFILE
 const PG_SERVERS = num('BENCH_PG_SERVERS', 2);
 const PG_POOL_SIZE = num('BENCH_PG_POOL_SIZE', 16);
 const PG_URL = process.env.BENCH_PG_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
-const API_KEY = 'bench_0123456789abcdef0123456789abcdef';
 const GRANT_AMOUNT = '1000000000';
 const METER = {
   id: 'bench-tokens',

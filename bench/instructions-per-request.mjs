@@ -22,6 +22,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFile
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import {
+  API_KEY,
   commitBatchStats,
   createRequester,
   customerId,
@@ -37,7 +38,6 @@ import {
   table,
 } from './lib.mjs';
 
-const API_KEY = 'bench_0123456789abcdef0123456789abcdef';
 const TARGET = process.env.BENCH_TARGET || 'debits';
 const REQUESTS = num('BENCH_REQUESTS', 2000);
 const WARMUP = num('BENCH_WARMUP', 3000);

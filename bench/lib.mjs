@@ -394,6 +394,9 @@ export async function pool(items, concurrency, fn) {
   await Promise.all(workers);
 }
 
+/** The API key every benchmark's server starts with (`BURNDOWN_API_KEY`) and its load sends. */
+export const API_KEY = 'bench_0123456789abcdef0123456789abcdef';
+
 export const customerId = (i) => `bench-cust-${String(i).padStart(5, '0')}`;
 
 const DAY_MS = 86_400_000;

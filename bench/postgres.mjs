@@ -41,6 +41,7 @@ import autocannon from 'autocannon';
 import pg from 'pg';
 import { summariseProfile } from './cpuprofile-top.mjs';
 import {
+  API_KEY,
   cli,
   createRequester,
   customerId,
@@ -82,7 +83,6 @@ const QUIET_WAIT = Number(process.env.BENCH_QUIET_WAIT_SECONDS ?? 5);
 const ADMIN_URL = process.env.BENCH_PG_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
 const PROFILE = process.env.BENCH_PROFILE === '1';
 const KEEP_DB = process.env.BENCH_KEEP_DB === '1';
-const API_KEY = 'bench_0123456789abcdef0123456789abcdef';
 const DEBIT_AMOUNT = '1.5';
 const GRANT_AMOUNT = '1000000';
 const HOT_GRANT_AMOUNT = '1000000000000'; // 10^12: the hot customer can never run out

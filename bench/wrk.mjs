@@ -21,6 +21,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import {
+  API_KEY,
   cli,
   cpuSecondsOf,
   createRequester,
@@ -52,7 +53,6 @@ const EVENT_CUSTOMERS = num('BENCH_EVENT_CUSTOMERS', 10_000);
 const BATCH = num('BENCH_BATCH', 1000);
 const QUIET_WAIT = Number(process.env.BENCH_QUIET_WAIT_SECONDS ?? 10);
 const TARGETS = (process.env.BENCH_TARGETS || 'bare,debits,check,events').split(',');
-const API_KEY = 'bench_0123456789abcdef0123456789abcdef';
 
 // ---------------------------------------------------------------------------------------------
 // wrk and its Lua scripts
