@@ -20,8 +20,8 @@ import { createServer } from 'node:http';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { API_KEY, customerId, grantBody } from './lib.mjs';
 
-const API_KEY = 'bench_0123456789abcdef0123456789abcdef';
 const DEBIT_PATH = /^\/v1\/customers\/([A-Za-z0-9._:-]{1,128})\/debits$/;
 const DECIMAL = /^\d{1,20}(\.\d{1,12})?$/;
 
@@ -110,28 +110,27 @@ if (isMainThread) {
   const storage = await SqliteStorage.open({ path: dbPath });
   const ctx = { storage, clock: { now: () => Date.now() }, ids: new TimeOrderedIds(() => Date.now()) };
   const WS = 'default';
-  const DAY = 86_400_000;
   const now = Date.now();
-  // The shape of bench/lib.mjs's seedCustomers: ids bench-cust-00000…, grants of 1,000,000 credits.
+  // The customers and grants bench/lib.mjs's seedCustomers makes over HTTP, made here directly.
   for (let start = 0; start < customers; start += 100) {
     const chunk = [];
-    for (let i = start; i < Math.min(customers, start + 100); i++)
-      chunk.push(`bench-cust-${String(i).padStart(5, '0')}`);
+    for (let c = start; c < Math.min(customers, start + 100); c++) chunk.push(c);
     await Promise.all(
-      chunk.map((id, c) =>
-        storage.write(`${WS}/${id}`, async (tx) => {
+      chunk.map((c) =>
+        storage.write(`${WS}/${customerId(c)}`, async (tx) => {
+          const id = customerId(c);
           await tx.ensureWorkspace(WS, now);
           await createCustomer(tx, { workspaceId: WS, id, name: null, metadata: {}, now });
           for (let g = 0; g < grants; g++) {
-            const k = (start + c) * 31 + g * 17;
+            const body = grantBody(c, g, now, '1000000');
             await grantCredits(ctx, tx, {
               key: { workspaceId: WS, customerId: id, creditType: 'credits' },
               grant: {
-                amount: Amount.of('1000000'),
-                category: ['paid', 'promotional', 'allowance'][k % 3],
-                priority: (k * 7) % 100,
+                amount: Amount.of(body.amount),
+                category: body.category,
+                priority: body.priority,
                 effectiveAt: now,
-                expiresAt: g % 4 === 0 ? null : now + (2 + (k % 179)) * DAY + (k % 3600) * 1000,
+                expiresAt: body.expires_at === null ? null : Date.parse(body.expires_at),
                 costBasis: null,
                 appliesTo: null,
                 description: null,
