@@ -110,18 +110,28 @@ export const CLK_TCK = (() => {
   }
 })();
 
-/** CPU seconds (user + system) a process (or, with `tid`, one of its threads) has used so far, from /proc. */
-export function cpuSecondsOf(pid, tid) {
+/**
+ * CPU seconds in user and in system mode that a process (or, with `tid`, one of its threads) has
+ * used so far, from /proc; NaN for both when it cannot be read (the thread ended).
+ */
+export function cpuTimesOf(pid, tid) {
   try {
     const stat = readFileSync(
       tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`,
       'utf8',
     );
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime, stime (fields 14, 15)
+    // utime and stime, fields 14 and 15 of stat(5)
+    return { user: Number(fields[11]) / CLK_TCK, system: Number(fields[12]) / CLK_TCK };
   } catch {
-    return Number.NaN;
+    return { user: Number.NaN, system: Number.NaN };
   }
+}
+
+/** CPU seconds (user + system) a process (or, with `tid`, one of its threads) has used so far, from /proc. */
+export function cpuSecondsOf(pid, tid) {
+  const { user, system } = cpuTimesOf(pid, tid);
+  return user + system;
 }
 export const selfCpuSeconds = () => {
   const u = process.cpuUsage();

@@ -16,6 +16,7 @@
 import { appendFileSync, readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import v8 from 'node:v8';
+import { cpuTimesOf } from './lib.mjs';
 
 const file = process.env.BENCH_THREAD_PROBE_FILE;
 
@@ -29,26 +30,19 @@ if (file) {
   const gc = new v8.GCProfiler();
   gc.start();
 
-  /** utime and stime of one thread, in clock ticks (fields 14 and 15 of its stat). */
-  const ticksOf = (tid) => {
-    const fields = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return { user: Number(fields[11]), system: Number(fields[12]) };
-  };
-  // Linux reports CPU time in USER_HZ ticks, 100 per second on every common build.
-  const microsPerTick = 1e6 / 100;
-
+  let reported = false;
   const report = () => {
+    // A second SIGTERM (a benchmark that stops twice) finds the profiler stopped: report once.
+    if (reported) return;
+    reported = true;
     const per = (x) => Math.round((x / Math.max(requests, 1)) * 100) / 100;
-    const main = ticksOf(process.pid);
+    const main = cpuTimesOf(process.pid, process.pid);
     const threads = {};
-    for (const tid of readdirSync('/proc/self/task').sort((a, b) => Number(a) - Number(b))) {
+    for (const tid of readdirSync(`/proc/${process.pid}/task`).sort((a, b) => Number(a) - Number(b))) {
       if (tid === String(process.pid)) continue;
-      try {
-        const t = ticksOf(tid);
-        threads[tid] = per((t.user + t.system) * microsPerTick);
-      } catch {
-        // the thread ended meanwhile
-      }
+      const t = cpuTimesOf(process.pid, tid);
+      // NaN: the thread ended meanwhile
+      if (!Number.isNaN(t.user)) threads[tid] = per((t.user + t.system) * 1e6);
     }
     const sched = readFileSync(`/proc/self/task/${process.pid}/status`, 'utf8');
     const switches = (label) =>
@@ -78,8 +72,8 @@ if (file) {
       `${JSON.stringify({
         build: process.argv[1],
         requests,
-        mainUserMicrosPerRequest: per(main.user * microsPerTick),
-        mainSystemMicrosPerRequest: per(main.system * microsPerTick),
+        mainUserMicrosPerRequest: per(main.user * 1e6),
+        mainSystemMicrosPerRequest: per(main.system * 1e6),
         otherThreadsMicrosPerRequest: threads,
         mainVoluntarySwitchesPerRequest: per(switches('voluntary_ctxt_switches')),
         mainInvoluntarySwitchesPerRequest: per(switches('nonvoluntary_ctxt_switches')),
